@@ -1,0 +1,1 @@
+"""The ``datashare`` sub-commands, one module per group; each calls into ``pipelines``."""

@@ -1,0 +1,36 @@
+"""SQLAlchemy 2 models of the program's child records, consents and ledgers.
+
+Imports nothing of ours; every layer above may import it.
+"""
+
+from schemas.base import Base
+from schemas.ledgers import DisclosureEntry, ParticipationEvent, QuarantinedRow, RedactionEntry, Run
+from schemas.records import (
+    Attendance,
+    Child,
+    Enrollment,
+    Guardian,
+    ParentStatement,
+    Program,
+    Site,
+)
+from schemas.sharing import Consent, EnrollmentNotice, Recipient
+
+__all__ = [
+    "Attendance",
+    "Base",
+    "Child",
+    "Consent",
+    "DisclosureEntry",
+    "Enrollment",
+    "EnrollmentNotice",
+    "Guardian",
+    "ParentStatement",
+    "ParticipationEvent",
+    "Program",
+    "QuarantinedRow",
+    "Recipient",
+    "RedactionEntry",
+    "Run",
+    "Site",
+]

@@ -1,0 +1,125 @@
+"""The ledgers the rules require: participation history, runs, the disclosure log, the
+redaction audit and quarantined input.
+
+The disclosure log and the redaction audit are append-only and hash-chained: ``entry_hash``
+covers the entry's content and ``prev_hash``, the previous entry's hash, in ``seq`` order.
+They name children by program code and local id (or pseudonym), never by name or birth date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Date, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from schemas.base import Base
+from schemas.codes import OptInScope, ParticipationAction
+from schemas.types import coded
+
+
+class ParticipationEvent(Base):
+    """One change to a program's participation, kept forever: the current state is the latest
+    event per (program, recipient); an opt-in or opt-out with no recipient applies to all."""
+
+    __tablename__ = "participation_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("recipients.id"))
+    action: Mapped[ParticipationAction] = mapped_column(coded(ParticipationAction))
+    effective_date: Mapped[dt.date] = mapped_column(Date)
+    decided_by: Mapped[str] = mapped_column(String(120))
+    authority: Mapped[str | None] = mapped_column(String(255))
+    scope: Mapped[OptInScope | None] = mapped_column(coded(OptInScope))
+    excluded_fields: Mapped[list[str]] = mapped_column(default=list)
+    reason: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime]
+
+
+class Run(Base):
+    """One submission (or dry run) to one destination on one run date."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    destination: Mapped[str] = mapped_column(String(80))
+    run_date: Mapped[dt.date] = mapped_column(Date)
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DisclosureEntry(Base):
+    """One child record disclosed to one recipient (45 CFR 1303.24(b)): who got it, why, when,
+    which fields, and the digest of exactly what was sent. ``action`` is ``disclose`` or
+    ``delete`` (a record withdrawn from the recipient after revocation)."""
+
+    __tablename__ = "disclosure_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(unique=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    program_code: Mapped[str] = mapped_column(String(40))
+    child_local_id: Mapped[str] = mapped_column(String(40))
+    recipient_code: Mapped[str] = mapped_column(String(40))
+    agreement_id: Mapped[str] = mapped_column(String(80))
+    legal_basis: Mapped[str] = mapped_column(String(40))
+    purpose: Mapped[str] = mapped_column(Text)
+    fields: Mapped[list[str]]
+    action: Mapped[str] = mapped_column(String(10), default="disclose")
+    run_date: Mapped[dt.date] = mapped_column(Date)
+    disclosed_at: Mapped[dt.datetime]
+    payload_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class RedactionEntry(Base):
+    """A child withheld, or one field removed, with the reason code and the rule behind it.
+
+    ``field`` is empty when the whole child (or program) was withheld; ``subject`` is the
+    program-local child id or a pseudonym.
+    """
+
+    __tablename__ = "redaction_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(unique=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    program_code: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(80))
+    agreement_id: Mapped[str] = mapped_column(String(80))
+    field: Mapped[str | None] = mapped_column(String(60))
+    reason_code: Mapped[str] = mapped_column(String(40))
+    rule: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class QuarantinedRow(Base):
+    """An input row that failed a rule, kept whole so nothing is lost and it can be fixed.
+
+    ``raw`` holds the row as read (it is the program's own record, kept in the program's own
+    database); messages and reports name only ``source``, ``line``, ``field`` and ``rule``.
+    """
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(255))
+    line: Mapped[int | None]
+    program_code: Mapped[str | None] = mapped_column(String(40))
+    child_local_id: Mapped[str | None] = mapped_column(String(40))
+    field: Mapped[str | None] = mapped_column(String(60))
+    rule: Mapped[str] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]]
+    row_digest: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    quarantined_at: Mapped[dt.datetime]
+    resolved_at: Mapped[dt.datetime | None]
