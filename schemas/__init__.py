@@ -4,6 +4,7 @@ Imports nothing of ours; every layer above may import it.
 """
 
 from schemas.base import Base
+from schemas.delivery import Delivery, SentResource
 from schemas.ledgers import DisclosureEntry, ParticipationEvent, QuarantinedRow, RedactionEntry, Run
 from schemas.records import (
     Attendance,
@@ -21,6 +22,7 @@ __all__ = [
     "Base",
     "Child",
     "Consent",
+    "Delivery",
     "DisclosureEntry",
     "Enrollment",
     "EnrollmentNotice",
@@ -32,5 +34,6 @@ __all__ = [
     "Recipient",
     "RedactionEntry",
     "Run",
+    "SentResource",
     "Site",
 ]

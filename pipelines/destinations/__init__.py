@@ -1,0 +1,1 @@
+"""Destinations: where batches go (local folder, SFTP drop, staging database, Ed-Fi API)."""

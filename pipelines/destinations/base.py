@@ -1,0 +1,107 @@
+"""One destination interface: what a state system is handed and what it says back.
+
+A submission hands a destination one :class:`Batch` (the artifacts of one program for one
+run: files for a file drop, tables for a staging database, resources for Ed-Fi) and gets a
+:class:`DeliveryResult` naming exactly which children's records the destination accepted; only
+those are written to the disclosure log. ``holds`` lets the next run reconcile a batch whose
+delivery outcome was never recorded (a crash between sending and logging).
+
+Errors: :class:`DeliveryError` is the root; :class:`TransientDeliveryError` (worth a retry:
+connection refused or dropped, timeouts, 429/5xx) and :class:`TerminalDeliveryError` (not worth
+one: authentication, a rejected layout). Messages never contain record values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+ChildKey = tuple[str, str]
+"""(program code, program-local child id): how a delivered record is named."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One outgoing file or table: rows already in the target layout, only permitted columns.
+
+    ``key_columns`` identify a row at the destination (upserts); ``child_keys`` names, row by
+    row, the child each row belongs to (empty for aggregate artifacts) and never leaves.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    key_columns: tuple[str, ...] = ()
+    child_keys: tuple[ChildKey, ...] = ()
+
+    def csv_bytes(self) -> bytes:
+        """The artifact as CSV (UTF-8, header, ``\\n`` line ends): what file drops receive."""
+        buffer = io.StringIO()
+        self.frame.to_csv(buffer, index=False, lineterminator="\n")
+        return buffer.getvalue().encode("utf-8")
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of :meth:`csv_bytes`, the digest manifests and ledgers record."""
+        return hashlib.sha256(self.csv_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one program sends to one destination in one run."""
+
+    run_id: str
+    run_date: str
+    program_code: str
+    artifacts: tuple[Artifact, ...]
+
+    @property
+    def digest(self) -> str:
+        """A digest over every artifact's name and digest, stable across reruns."""
+        parts = sorted(f"{a.name}:{a.sha256}" for a in self.artifacts)
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    @property
+    def child_keys(self) -> frozenset[ChildKey]:
+        """Every child with a row in any artifact."""
+        return frozenset(k for a in self.artifacts for k in a.child_keys)
+
+
+@dataclass
+class DeliveryResult:
+    """What the destination accepted: children whose records it took, and per-child problems
+    (problem text from the destination, never our record values)."""
+
+    accepted: set[ChildKey] = field(default_factory=set)
+    rejected: dict[ChildKey, str] = field(default_factory=dict)
+    location: str = ""
+    sent_nothing_new: bool = False
+
+
+class Destination(Protocol):
+    """A state system that receives batches."""
+
+    name: str
+
+    def deliver(self, batch: Batch) -> DeliveryResult:
+        """Send ``batch``; idempotent: resending an unchanged batch sends nothing new."""
+        ...
+
+    def holds(self, batch: Batch) -> bool:
+        """Whether the destination already holds exactly this batch (for reconciliation)."""
+        ...
+
+
+class DeliveryError(Exception):
+    """Root of every delivery failure."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """A failure worth retrying: the destination was unreachable or overloaded."""
+
+
+class TerminalDeliveryError(DeliveryError):
+    """A failure a retry will not fix: bad credentials, a refused host key, a rejected layout."""

@@ -1,0 +1,55 @@
+"""What we sent where: the ledgers that make delivery idempotent and reconcilable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from schemas.base import Base
+
+
+class Delivery(Base):
+    """One program's batch to one destination, through its states: ``pending`` (about to be
+    sent), ``delivered`` (the destination accepted it), ``logged`` (disclosures recorded),
+    ``failed``. A batch stuck before ``logged`` is reconciled by the next run; an unchanged
+    batch already ``logged`` is not sent again. ``staged_path`` is the encrypted file holding
+    what must be logged once the destination is known to hold the batch."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("destination", "program_code", "batch_digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    destination: Mapped[str] = mapped_column(String(80))
+    program_code: Mapped[str] = mapped_column(String(40))
+    batch_digest: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    artifacts: Mapped[dict[str, Any]]
+    staged_path: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class SentResource(Base):
+    """A record-level resource held by an API destination (Ed-Fi), by natural key: the digest
+    of what was last sent makes an unchanged record not be resent, and ``status`` says whether
+    it is still there or was deleted after a revocation."""
+
+    __tablename__ = "sent_resources"
+    __table_args__ = (UniqueConstraint("destination", "resource", "key_digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    destination: Mapped[str] = mapped_column(String(80))
+    resource: Mapped[str] = mapped_column(String(80))
+    key_digest: Mapped[str] = mapped_column(String(64))
+    natural_key: Mapped[dict[str, Any]]
+    program_code: Mapped[str] = mapped_column(String(40))
+    child_local_id: Mapped[str] = mapped_column(String(40))
+    payload_digest: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10))
+    run_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime]
