@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -11,13 +13,21 @@ from sqlalchemy import Engine, create_engine, text
 from pipelines.db import make_engine
 from schemas import Base
 
+PROJECT = Path(__file__).resolve().parent.parent
+# Airflow reads its settings when first imported: give the test session its own home, with the
+# project's airflow.cfg, before anything imports it.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="datashare-test-airflow-")
+os.environ["AIRFLOW_CONFIG"] = str(PROJECT / "airflow.cfg")
+os.environ["DATASHARE_HOME"] = str(PROJECT)
+os.environ["GX_ANALYTICS_ENABLED"] = "False"
+
 PG_SERVER = os.environ.get("DATASHARE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 
 @pytest.fixture(scope="session")
 def pg_url(worker_id: str) -> Iterator[str]:
     """A PostgreSQL database of this test worker's own, made anew for the session."""
-    name = f"datashare_test_{worker_id}"
+    name = f"datashare_test_{worker_id}_{os.getpid()}"
     admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

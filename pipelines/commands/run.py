@@ -1,0 +1,156 @@
+"""``datashare run``: one submission to one destination, through Airflow, with a summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
+from pipelines.db import make_engine
+from pipelines.destinations.registry import DestinationConfigError, load_destination
+from pipelines.runner import run_dag
+from pipelines.settings import load_settings
+from privacy.reasons import Reason
+from schemas import Run
+
+STEPS = {
+    "plan": "planning",
+    "programs": "planning",
+    "prepare": "preparing",
+    "deliver": "delivering",
+    "finish": "finishing",
+}
+
+
+def _describe(code: str) -> str:
+    try:
+        return Reason(code).description
+    except ValueError:
+        return code.replace("_", " ")
+
+
+def show_summary(console: Console, summary: dict[str, Any]) -> None:
+    """Print a run summary as tables: no PII, counts and reasons only."""
+    programs = summary["programs"]
+    children = summary.get("children", {})
+    head = Table(title=f"Run {summary['run_id']}", show_header=False)
+    head.add_row("destination", f"{summary['destination']} (agreement {summary['agreement']})")
+    head.add_row(
+        "run date", summary["run_date"] + ("  [yellow]dry run[/]" if summary["dry_run"] else "")
+    )
+    head.add_row(
+        "programs",
+        f"{programs['considered']} considered, {len(programs['processed'])} processed, "
+        f"{len(programs['skipped'])} not sharing, {len(programs['stopped'])} stopped",
+    )
+    head.add_row(
+        "children",
+        f"{children.get('considered', 0)} considered, "
+        f"{children.get('disclosed', 0)} disclosed, {children.get('logged', 0)} logged, "
+        f"{children.get('rejected', 0)} rejected by the destination",
+    )
+    head.add_row("quarantined", str(sum(summary["quarantined_by_rule"].values())))
+    head.add_row(
+        "rows delivered",
+        ", ".join(f"{k}: {v}" for k, v in summary["rows_delivered"].items()) or "none",
+    )
+    head.add_row("validation", summary["validation"])
+    head.add_row("status", summary["status"])
+    head.add_row("report", summary.get("report", ""))
+    console.print(head)
+    for title, counts in (
+        ("Children withheld, by reason", summary["withheld_by_reason"]),
+        ("Fields removed from disclosed children, by reason", summary["fields_removed_by_reason"]),
+        ("Input rows quarantined, by rule", summary["quarantined_by_rule"]),
+        (
+            "Programs not sharing",
+            {f"{p}: {_describe(r)}": 1 for p, r in programs["skipped"].items()},
+        ),
+    ):
+        if counts:
+            table = Table("reason", "count", title=title)
+            for reason, n in sorted(counts.items(), key=lambda item: -item[1]):
+                table.add_row(_describe(reason) if ":" not in reason else reason, str(n))
+            console.print(table)
+    if programs["stopped"]:
+        console.print(
+            f"[red]Stopped before delivery:[/] {', '.join(programs['stopped'])} "
+            "(see the run's reports and the Airflow log)"
+        )
+
+
+def run(
+    destination: Annotated[
+        str, typer.Argument(help="A file of config/destinations, without .yaml.")
+    ],
+    date: Annotated[str | None, typer.Option(help="Run date YYYY-MM-DD (default: today).")] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Write the exact payloads to --output; send and log nothing."
+        ),
+    ] = False,
+    output: Annotated[Path | None, typer.Option(help="Folder for the dry run's payloads.")] = None,
+    database_url: DatabaseUrl = DEFAULT_URL,
+) -> None:
+    """Run one submission to DESTINATION through Airflow and print what left and what did not."""
+    console = Console()
+    settings = load_settings(database_url)
+    try:
+        load_destination(destination, settings.destinations_dir)
+        run_date = dt.date.fromisoformat(date) if date else dt.date.today()
+    except (DestinationConfigError, ValueError) as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    if dry_run and output is None:
+        output = Path("out") / "dry-run" / f"{destination}-{run_date.isoformat()}"
+    started = dt.datetime.now(dt.UTC)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"Starting Airflow for {destination} on {run_date}...", total=None)
+        done = 0
+
+        def on_task(name: str, index: int, finished: bool) -> None:
+            nonlocal done
+            done += finished
+            where = f" program #{index + 1}" if index >= 0 else ""
+            progress.update(task, description=f"{STEPS.get(name, name)}{where} ({done} tasks done)")
+
+        result = run_dag(
+            settings,
+            destination,
+            run_date,
+            dry_run=dry_run,
+            output=str(output.resolve()) if output else "",
+            on_task=on_task,
+        )
+    engine = make_engine(settings.database_url)
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(Run.summary, Run.status)
+            .where(
+                Run.destination == destination, Run.run_date == run_date, Run.started_at >= started
+            )
+            .order_by(Run.started_at.desc())
+        ).first()
+    if row is None or "programs" not in (row.summary or {}):
+        console.print(f"[red]The run did not complete.[/] Airflow's log: {result.log}")
+        raise typer.Exit(1)
+    show_summary(console, row.summary)
+    if dry_run:
+        console.print(f"Dry run: the exact payloads are in {output}; nothing was sent or logged.")
+    console.print(f"Airflow's log: {result.log}")
+    if result.returncode != 0 or row.status != "success":
+        raise typer.Exit(1)

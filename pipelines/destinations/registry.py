@@ -1,0 +1,233 @@
+"""Destination configs (``config/destinations/*.yaml``) and the factory that builds them.
+
+One YAML file per destination; its name is the file stem. Common keys: ``type`` (``local``,
+``sftp``, ``staging_db``, ``edfi``), ``recipient`` (recipient code), ``agreements`` (the
+agreement ids it carries), ``formats`` (file specs it sends, ``schemas/formats``), ``schedule``
+(cron, nightly by default), ``pool_size``, ``retries``, ``retry_backoff_seconds``,
+``timeout_seconds``, ``enabled`` (false: an example or paused destination that no schedule
+runs). The type's own settings sit under a key named like the type::
+
+    type: sftp
+    sftp:
+      host: sftp.example.org
+      known_hosts: /etc/datashare/known_hosts
+      username: headstart
+      private_key_env: DATASHARE_SFTP_KEY     # the variable's name, never the key
+
+Secrets are referenced by environment variable or Airflow connection id only. Errors
+(:class:`DestinationConfigError`) name the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipelines.destinations.base import Destination
+from pipelines.destinations.sftp import SftpSettings
+from pipelines.destinations.staging_db import StagingDbSettings
+from schemas.filespec import FORMATS_DIR, FileSpecError, dotted_key, key_line, load_spec
+
+DEFAULT_FOLDER = Path("config/destinations")
+DEFAULT_SCHEDULE = "0 2 * * *"
+_CRON_FIELD = r"[\d*/,\-A-Za-z?]+"
+_CRON = re.compile(
+    rf"^(@(hourly|daily|weekly|monthly|yearly|annually)|{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}})$"
+)
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,79}$"
+
+
+class DestinationConfigError(ValueError):
+    """A destination file that cannot be read or does not validate."""
+
+
+class DestinationType(StrEnum):
+    """Kinds of destination."""
+
+    LOCAL = "local"
+    SFTP = "sftp"
+    STAGING_DB = "staging_db"
+    EDFI = "edfi"
+
+
+class LocalSettings(BaseModel):
+    """The ``local`` settings: the folder batches land in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: Path
+
+
+class DestinationConfig(BaseModel):
+    """One destination: who receives, under which agreements, what, when and how."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME)
+    type: DestinationType
+    description: str = ""
+    enabled: bool = True
+    recipient: str = Field(min_length=1)
+    agreements: tuple[str, ...] = Field(min_length=1)
+    formats: tuple[str, ...] = ()
+    schedule: str = DEFAULT_SCHEDULE
+    pool_size: int = Field(default=1, ge=1, le=64)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=2.0, ge=0)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    local: LocalSettings | None = None
+    sftp: SftpSettings | None = None
+    staging_db: StagingDbSettings | None = None
+    edfi: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DestinationConfig:
+        if not _CRON.match(self.schedule.strip()):
+            raise ValueError("schedule must be a 5-field cron expression or @daily-style preset")
+        blocks = {t.value: getattr(self, t.value) for t in DestinationType}
+        if blocks[self.type.value] is None:
+            raise ValueError(f"type {self.type.value} needs a '{self.type.value}:' settings block")
+        others = [k for k, v in blocks.items() if v is not None and k != self.type.value]
+        if others:
+            raise ValueError(f"settings for another type: {', '.join(others)}")
+        if self.type is not DestinationType.EDFI and not self.formats:
+            raise ValueError("formats: name the file specs this destination receives")
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError("formats: a spec is named twice")
+        return self
+
+    @property
+    def settings(self) -> Any:
+        """The settings block of this destination's type."""
+        return getattr(self, self.type.value)
+
+
+def load_destination(name: str, folder: Path = DEFAULT_FOLDER) -> DestinationConfig:
+    """Read and validate ``<folder>/<name>.yaml`` (a path ending in ``.yaml`` works too),
+    including that its formats are known specs."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else Path(folder) / f"{name}.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        known = ", ".join(list_destinations(Path(folder))) or "none"
+        raise DestinationConfigError(f"{path}: no such destination (known: {known})") from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise DestinationConfigError(f"{path}{line}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise DestinationConfigError(f"{path}:1: a destination is a mapping of keys")
+    if data.setdefault("name", path.stem) != path.stem:
+        raise DestinationConfigError(
+            f"{path}:{key_line(root, ('name',))}: name: must be {path.stem}"
+        )
+    try:
+        config = DestinationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise DestinationConfigError(_problems(path, root, exc)) from None
+    for index, spec in enumerate(config.formats):
+        try:
+            load_spec(spec, FORMATS_DIR)
+        except FileSpecError:
+            raise DestinationConfigError(
+                f"{path}:{key_line(root, ('formats', index))}: formats[{index}]: "
+                f"no file spec named {spec}"
+            ) from None
+    if config.type is DestinationType.EDFI and config.edfi is not None:
+        _check_edfi(path, root, config)
+    return config
+
+
+def _problems(path: Path, root: yaml.Node | None, exc: ValidationError, prefix: tuple = ()) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = (*prefix, *err["loc"])
+        lines.append(
+            f"{path}:{key_line(root, loc)}: {dotted_key(loc) or '(destination)'}: {err['msg']}"
+        )
+    return "\n".join(lines)
+
+
+def _check_edfi(path: Path, root: yaml.Node | None, config: DestinationConfig) -> None:
+    """Validate the ``edfi`` block with the Ed-Fi settings model when that module exists."""
+    try:
+        module = importlib.import_module("pipelines.edfi.settings")
+    except ImportError:
+        return
+    model = getattr(module, "EdfiSettings", None)
+    if model is None:
+        return
+    try:
+        model.model_validate({"name": config.name, **(config.edfi or {})})
+    except ValidationError as exc:
+        raise DestinationConfigError(_problems(path, root, exc, ("edfi",))) from None
+
+
+def list_destinations(folder: Path = DEFAULT_FOLDER) -> list[str]:
+    """The destination names in ``folder`` (file stems), sorted."""
+    return sorted(p.stem for p in Path(folder).glob("*.yaml") if not p.name.startswith("."))
+
+
+def build_destination(config: DestinationConfig) -> Destination:
+    """The destination object ``config`` describes."""
+    if config.type is DestinationType.LOCAL:
+        from pipelines.destinations.local import LocalFolderDestination
+
+        assert config.local is not None
+        return LocalFolderDestination(config.name, config.local.root)
+    if config.type is DestinationType.SFTP:
+        from pipelines.destinations.sftp import SftpDestination
+
+        assert config.sftp is not None
+        return SftpDestination(
+            config.name,
+            config.sftp,
+            timeout=config.timeout_seconds,
+            retries=config.retries,
+            retry_backoff=config.retry_backoff_seconds,
+        )
+    if config.type is DestinationType.STAGING_DB:
+        from pipelines.destinations.staging_db import StagingDbDestination
+
+        assert config.staging_db is not None
+        specs = [load_spec(name) for name in config.formats]
+        return StagingDbDestination(
+            config.name,
+            config.staging_db,
+            specs,
+            timeout=config.timeout_seconds,
+            retries=config.retries,
+            retry_backoff=config.retry_backoff_seconds,
+        )
+    return _build_edfi(config)
+
+
+def _build_edfi(config: DestinationConfig) -> Destination:
+    """Ed-Fi destinations come from ``pipelines.edfi.destination``: its
+    ``build_destination(config)``, else ``EdfiDestination.from_config(config)``."""
+    try:
+        module = importlib.import_module("pipelines.edfi.destination")
+    except ImportError as exc:
+        raise DestinationConfigError(
+            f"destination {config.name}: type edfi needs pipelines.edfi.destination, which "
+            f"is not available ({exc.name})"
+        ) from None
+    builder = getattr(module, "build_destination", None)
+    if builder is None and hasattr(module, "EdfiDestination"):
+        builder = getattr(module.EdfiDestination, "from_config", None)
+    if builder is None:
+        raise DestinationConfigError(
+            f"destination {config.name}: pipelines.edfi.destination has no "
+            "build_destination(config) or EdfiDestination.from_config(config)"
+        )
+    destination: Destination = builder(config)
+    return destination

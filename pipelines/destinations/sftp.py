@@ -1,0 +1,531 @@
+"""SFTP drop destination (paramiko): verified host key, atomic uploads, manifest last.
+
+A batch lands in ``{remote_root}/{run_date}/{program_code}/``. Every file is first uploaded as
+``.name.part``; only when all are complete are they renamed to their final names
+(``posix-rename@openssh.com`` where the server has it), then ``manifest.json`` is written the
+same way, last. A folder being replaced loses its manifest first, so a manifest always means
+"complete". Idempotency and ``holds`` read the remote manifest back.
+
+Security: the server's host key must match the ``known_hosts`` file or the pinned SHA-256
+fingerprint (an unknown or different key is a :class:`TerminalDeliveryError`, nothing sent).
+Credentials come from environment variables or an Airflow connection named in the config,
+read at connect time, never stored in the config. With ``pgp_public_key`` set, each file is
+OpenPGP-encrypted to the state's key (:class:`OpenPGPEncryptor`, GnuPG through python-gnupg)
+and stored as ``name.pgp``; the manifest (no PII: names, counts, digests) stays plain.
+
+Faults: refused, reset or dropped connections and timeouts are
+:class:`TransientDeliveryError`; ``deliver`` retries them itself (tenacity, bounded,
+exponential backoff), callers may retry again. Authentication and permission failures are
+terminal.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import hmac
+import io
+import os
+import posixpath
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from pipelines.destinations.base import (
+    Batch,
+    DeliveryError,
+    DeliveryResult,
+    TerminalDeliveryError,
+    TransientDeliveryError,
+)
+from pipelines.destinations.local import (
+    MANIFEST,
+    build_manifest,
+    check_batch_names,
+    manifest_bytes,
+    manifest_matches,
+    parse_manifest,
+    stale_files,
+    stored_files,
+)
+
+T = TypeVar("T")
+
+
+class SftpSettings(BaseModel):
+    """The ``settings`` of an ``sftp`` destination. Secrets are named, never written here:
+    ``password_env`` / ``private_key_env`` / ``passphrase_env`` name environment variables,
+    ``connection_id`` an Airflow connection (login, password, extra ``private_key``,
+    ``private_key_passphrase``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str | None = None
+    remote_root: str = "."
+    known_hosts: Path | None = None
+    host_key_fingerprint: str | None = Field(default=None, pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+    password_env: str | None = None
+    private_key_env: str | None = None
+    private_key_file: Path | None = None
+    passphrase_env: str | None = None
+    connection_id: str | None = None
+    pgp_public_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SftpSettings:
+        if self.known_hosts is None and self.host_key_fingerprint is None:
+            raise ValueError("host key verification needs known_hosts or host_key_fingerprint")
+        sources = [self.password_env, self.private_key_env, self.private_key_file]
+        if self.connection_id is None and not any(sources):
+            raise ValueError(
+                "name a credential: connection_id, password_env, private_key_env "
+                "or private_key_file"
+            )
+        if self.connection_id is None and self.username is None:
+            raise ValueError("username is required unless connection_id gives the login")
+        return self
+
+
+@dataclass(frozen=True)
+class SftpCredentials:
+    """What we log in with; secrets hide themselves."""
+
+    username: str
+    password: SecretStr | None = None
+    private_key: SecretStr | None = None
+    passphrase: SecretStr | None = None
+
+
+def resolve_credentials(
+    settings: SftpSettings, environ: dict[str, str] | None = None
+) -> SftpCredentials:
+    """Read the secrets the settings name (environment, key file, Airflow connection)."""
+    env = os.environ if environ is None else environ
+
+    def from_env(name: str | None) -> SecretStr | None:
+        if name is None:
+            return None
+        value = env.get(name)
+        if not value:
+            raise TerminalDeliveryError(f"environment variable {name} is not set")
+        return SecretStr(value)
+
+    username = settings.username
+    password = from_env(settings.password_env)
+    private_key = from_env(settings.private_key_env)
+    passphrase = from_env(settings.passphrase_env)
+    if settings.private_key_file is not None:
+        try:
+            private_key = SecretStr(settings.private_key_file.expanduser().read_text())
+        except OSError:
+            raise TerminalDeliveryError(
+                f"cannot read private key file {settings.private_key_file}"
+            ) from None
+    if settings.connection_id is not None:
+        connection = _airflow_connection(settings.connection_id)
+        extra = connection.extra_dejson or {}
+        username = username or connection.login
+        password = password or (SecretStr(connection.password) if connection.password else None)
+        if extra.get("private_key"):
+            private_key = private_key or SecretStr(str(extra["private_key"]))
+        if extra.get("private_key_passphrase"):
+            passphrase = passphrase or SecretStr(str(extra["private_key_passphrase"]))
+    if not username:
+        raise TerminalDeliveryError("no SFTP username: set username or the connection's login")
+    if password is None and private_key is None:
+        raise TerminalDeliveryError("no SFTP password or private key was found")
+    return SftpCredentials(username, password, private_key, passphrase)
+
+
+def _airflow_connection(connection_id: str) -> Any:
+    try:
+        from airflow.sdk import Connection
+    except ImportError:  # pragma: no cover - Airflow is a dependency
+        raise TerminalDeliveryError("Airflow is not installed; use *_env settings") from None
+    try:
+        return Connection.get(connection_id)
+    except Exception:
+        raise TerminalDeliveryError(f"Airflow connection {connection_id} not found") from None
+
+
+def load_private_key(text: str, passphrase: str | None) -> paramiko.PKey:
+    """A paramiko key from OpenSSH or PEM text (Ed25519, ECDSA, RSA)."""
+    data = text.encode()
+    password = passphrase.encode() if passphrase else None
+    loaded: Any
+    try:
+        try:
+            loaded = serialization.load_ssh_private_key(data, password=password)
+        except ValueError:
+            loaded = serialization.load_pem_private_key(data, password=password)
+    except (ValueError, TypeError):
+        raise TerminalDeliveryError(
+            "the SFTP private key does not load (format or passphrase)"
+        ) from None
+    key_class: type[paramiko.PKey]
+    if isinstance(loaded, ed25519.Ed25519PrivateKey):
+        key_class = paramiko.Ed25519Key
+    elif isinstance(loaded, ec.EllipticCurvePrivateKey):
+        key_class = paramiko.ECDSAKey
+    elif isinstance(loaded, rsa.RSAPrivateKey):
+        key_class = paramiko.RSAKey
+    else:
+        raise TerminalDeliveryError("the SFTP private key is of an unsupported type")
+    return key_class.from_private_key(io.StringIO(text), password=passphrase)
+
+
+class OpenPGPEncryptor:
+    """Encrypts files to one OpenPGP public key with GnuPG (``gpg``) through python-gnupg.
+
+    Optional capability: without the ``gpg`` binary or the ``gnupg`` module, building one
+    raises :class:`TerminalDeliveryError` saying so (fail closed: nothing is sent in clear).
+    Each use imports the key into a throw-away GnuPG home, so no keyring is shared or kept.
+    """
+
+    def __init__(self, public_key_file: Path) -> None:
+        self.public_key_file = Path(public_key_file)
+        try:
+            import gnupg  # noqa: F401
+        except ImportError:
+            raise TerminalDeliveryError(
+                "OpenPGP encryption needs the python-gnupg package; install it or remove "
+                "pgp_public_key"
+            ) from None
+        if shutil.which("gpg") is None:
+            raise TerminalDeliveryError(
+                "OpenPGP encryption needs the gpg binary (Debian: apt-get install gpg); "
+                "install it or remove pgp_public_key"
+            )
+        try:
+            self._armored = self.public_key_file.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            raise TerminalDeliveryError(f"cannot read OpenPGP key {self.public_key_file}") from None
+        with self._gpg() as (_, fingerprint):
+            self.fingerprint = fingerprint
+
+    @contextmanager
+    def _gpg(self) -> Iterator[tuple[Any, str]]:
+        import gnupg
+
+        with tempfile.TemporaryDirectory(prefix="dsgpg") as home:
+            gpg = gnupg.GPG(gnupghome=home)
+            imported = gpg.import_keys(self._armored)
+            fingerprints = sorted(set(imported.fingerprints))
+            if len(fingerprints) != 1:
+                raise TerminalDeliveryError(
+                    f"OpenPGP key file {self.public_key_file} must hold exactly one key "
+                    f"(found {len(fingerprints)})"
+                )
+            yield gpg, fingerprints[0]
+
+    def encrypt_all(self, payloads: list[bytes]) -> list[bytes]:
+        """Each payload encrypted (binary OpenPGP message) to the key."""
+        out = []
+        with self._gpg() as (gpg, fingerprint):
+            for data in payloads:
+                result = gpg.encrypt(data, fingerprint, always_trust=True, armor=False)
+                if not result.ok:
+                    raise TerminalDeliveryError(
+                        f"OpenPGP encryption to {fingerprint} failed ({result.status})"
+                    )
+                out.append(bytes(result.data))
+        return out
+
+
+def _known_host_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def _translate(destination: str, exc: BaseException) -> DeliveryError:
+    if isinstance(exc, DeliveryError):
+        return exc
+    if isinstance(exc, paramiko.AuthenticationException):
+        return TerminalDeliveryError(f"{destination}: the SFTP server refused our credentials")
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EACCES:
+        return TerminalDeliveryError(f"{destination}: permission denied on the SFTP server")
+    if isinstance(exc, paramiko.SSHException | EOFError | OSError):
+        return TransientDeliveryError(
+            f"{destination}: SFTP connection failed or dropped ({type(exc).__name__})"
+        )
+    return TerminalDeliveryError(f"{destination}: SFTP delivery failed ({type(exc).__name__})")
+
+
+class SftpDestination:
+    """A state's SFTP drop."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: SftpSettings,
+        *,
+        timeout: float = 30.0,
+        retries: int = 2,
+        retry_backoff: float = 1.0,
+        credentials: Callable[[], SftpCredentials] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self._credentials = credentials or (lambda: resolve_credentials(settings))
+        self.encryptor = (
+            OpenPGPEncryptor(settings.pgp_public_key) if settings.pgp_public_key else None
+        )
+
+    # -- public protocol -------------------------------------------------------------------
+
+    def deliver(self, batch: Batch) -> DeliveryResult:
+        """Upload the batch (``.part`` then rename), manifest last; retries transient faults."""
+        check_batch_names(batch, self.name)
+        return self._retrying(lambda: self._deliver_once(batch))
+
+    def holds(self, batch: Batch) -> bool:
+        """Whether the remote manifest lists exactly this batch and its files are there."""
+        check_batch_names(batch, self.name)
+
+        def check() -> bool:
+            with self._session() as sftp:
+                folder = self.folder(batch)
+                manifest = parse_manifest(_read(sftp, posixpath.join(folder, MANIFEST)))
+                return manifest_matches(manifest, batch) and _files_present(sftp, folder, manifest)
+
+        return self._retrying(check)
+
+    def folder(self, batch: Batch) -> str:
+        """The remote folder of ``batch``."""
+        return posixpath.join(self.settings.remote_root, batch.run_date, batch.program_code)
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _deliver_once(self, batch: Batch) -> DeliveryResult:
+        accepted = set(batch.child_keys)
+        folder = self.folder(batch)
+        location = f"sftp://{self.settings.host}:{self.settings.port}/{folder.lstrip('/')}"
+        with self._session() as sftp:
+            _makedirs(sftp, folder)
+            manifest_path = posixpath.join(folder, MANIFEST)
+            old = parse_manifest(_read(sftp, manifest_path))
+            if manifest_matches(old, batch) and _files_present(sftp, folder, old):
+                return DeliveryResult(accepted=accepted, location=location, sent_nothing_new=True)
+            _remove(sftp, manifest_path)
+            reusable = {
+                entry["name"]: entry
+                for entry in stored_files(old).values()
+                if entry.get("name") and _same_file(sftp, folder, entry)
+            }
+            stored, uploads = self._prepare(batch, reusable)
+            for stored_as, data in uploads:
+                _put_part(sftp, folder, stored_as, data)
+            for stored_as, _ in uploads:
+                _commit_part(sftp, folder, stored_as)
+            manifest = manifest_bytes(build_manifest(batch, stored))
+            _put_part(sftp, folder, MANIFEST, manifest)
+            _commit_part(sftp, folder, MANIFEST)
+            for name in stale_files(old, (s for s, _, _ in stored.values())):
+                _remove(sftp, posixpath.join(folder, name))
+        return DeliveryResult(accepted=accepted, location=location)
+
+    def _prepare(
+        self, batch: Batch, reusable: dict[str, dict[str, Any]]
+    ) -> tuple[dict[str, tuple[str, str, int]], list[tuple[str, bytes]]]:
+        """What each artifact is stored as, and the uploads still needed."""
+        suffix = ".pgp" if self.encryptor else ""
+        stored: dict[str, tuple[str, str, int]] = {}
+        todo = []
+        for artifact in batch.artifacts:
+            entry = reusable.get(artifact.name)
+            if (
+                entry is not None
+                and entry.get("sha256") == artifact.sha256
+                and entry.get("stored_as") == artifact.name + suffix
+            ):
+                stored[artifact.name] = (entry["stored_as"], entry["stored_sha256"], entry["bytes"])
+            else:
+                todo.append(artifact)
+        payloads = [a.csv_bytes() for a in todo]
+        if self.encryptor is not None and payloads:
+            payloads = self.encryptor.encrypt_all(payloads)
+        uploads = []
+        for artifact, data in zip(todo, payloads, strict=True):
+            stored_as = artifact.name + suffix
+            stored[artifact.name] = (stored_as, hashlib.sha256(data).hexdigest(), len(data))
+            uploads.append((stored_as, data))
+        return stored, uploads
+
+    # -- connection -----------------------------------------------------------------------
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.retry_backoff, max=max(self.retry_backoff, 60)),
+            retry=retry_if_exception_type(TransientDeliveryError),
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    @contextmanager
+    def _session(self) -> Iterator[paramiko.SFTPClient]:
+        transport: paramiko.Transport | None = None
+        try:
+            transport = self._connect()
+            sftp = paramiko.SFTPClient.from_transport(transport)
+            if sftp is None:
+                raise TransientDeliveryError(f"{self.name}: the server opened no SFTP channel")
+            sftp.get_channel().settimeout(self.timeout)
+            with sftp:
+                yield sftp
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise _translate(self.name, exc) from exc
+        finally:
+            if transport is not None:
+                transport.close()
+
+    def _connect(self) -> paramiko.Transport:
+        settings = self.settings
+        sock = socket.create_connection((settings.host, settings.port), timeout=self.timeout)
+        transport = paramiko.Transport(sock)
+        transport.banner_timeout = self.timeout
+        transport.handshake_timeout = self.timeout
+        transport.auth_timeout = self.timeout
+        known = self._known_keys()
+        if known:
+            options = transport.get_security_options()
+            types = list(known)
+            options.key_types = types + [t for t in options.key_types if t not in types]
+        transport.start_client(timeout=self.timeout)
+        self._verify_host_key(transport.get_remote_server_key(), known)
+        credentials = self._credentials()
+        if credentials.private_key is not None:
+            passphrase = (
+                credentials.passphrase.get_secret_value() if credentials.passphrase else None
+            )
+            key = load_private_key(credentials.private_key.get_secret_value(), passphrase)
+            transport.auth_publickey(credentials.username, key)
+        else:
+            assert credentials.password is not None
+            transport.auth_password(credentials.username, credentials.password.get_secret_value())
+        return transport
+
+    def _known_keys(self) -> dict[str, paramiko.PKey]:
+        path = self.settings.known_hosts
+        if path is None:
+            return {}
+        try:
+            host_keys = paramiko.HostKeys(str(path.expanduser()))
+        except (OSError, paramiko.SSHException):
+            raise TerminalDeliveryError(f"{self.name}: cannot read known_hosts {path}") from None
+        entry = host_keys.lookup(_known_host_name(self.settings.host, self.settings.port))
+        return dict(entry) if entry else {}
+
+    def _verify_host_key(self, key: paramiko.PKey, known: dict[str, paramiko.PKey]) -> None:
+        pinned = self.settings.host_key_fingerprint
+        if pinned is not None:
+            if not hmac.compare_digest(key.fingerprint.rstrip("="), pinned.rstrip("=")):
+                raise TerminalDeliveryError(
+                    f"{self.name}: host key of {self.settings.host} does not match the pinned "
+                    "fingerprint; nothing was sent"
+                )
+            return
+        expected = known.get(key.get_name())
+        if expected is None:
+            raise TerminalDeliveryError(
+                f"{self.name}: host {self.settings.host} is not in known_hosts with a "
+                f"{key.get_name()} key; nothing was sent"
+            )
+        if not hmac.compare_digest(expected.asbytes(), key.asbytes()):
+            raise TerminalDeliveryError(
+                f"{self.name}: host key of {self.settings.host} differs from known_hosts "
+                "(possible interception); nothing was sent"
+            )
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"SftpDestination({self.name!r}, {s.host}:{s.port}, root={s.remote_root!r})"
+
+
+# -- remote file helpers -------------------------------------------------------------------
+
+
+def _is_missing(exc: OSError) -> bool:
+    return isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT
+
+
+def _read(sftp: paramiko.SFTPClient, path: str) -> bytes | None:
+    try:
+        with sftp.open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        if _is_missing(exc):
+            return None
+        raise
+
+
+def _remove(sftp: paramiko.SFTPClient, path: str) -> None:
+    try:
+        sftp.remove(path)
+    except OSError as exc:
+        if not _is_missing(exc):
+            raise
+
+
+def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:
+    try:
+        return sftp.stat(path).st_size
+    except OSError as exc:
+        if _is_missing(exc):
+            return None
+        raise
+
+
+def _same_file(sftp: paramiko.SFTPClient, folder: str, entry: dict[str, Any]) -> bool:
+    return _size(sftp, posixpath.join(folder, str(entry["stored_as"]))) == entry.get("bytes")
+
+
+def _files_present(sftp: paramiko.SFTPClient, folder: str, manifest: dict[str, Any] | None) -> bool:
+    entries = stored_files(manifest).values()
+    return all(_same_file(sftp, folder, entry) for entry in entries)
+
+
+def _makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
+    path = "/" if folder.startswith("/") else ""
+    for part in [p for p in folder.split("/") if p and p != "."]:
+        path = posixpath.join(path, part) if path else part
+        if _size(sftp, path) is None:
+            try:
+                sftp.mkdir(path, mode=0o700)
+            except OSError:
+                if _size(sftp, path) is None:  # not made by a concurrent worker either
+                    raise
+
+
+def _put_part(sftp: paramiko.SFTPClient, folder: str, name: str, data: bytes) -> None:
+    """Upload ``data`` as ``.name.part`` (size confirmed by the server)."""
+    sftp.putfo(io.BytesIO(data), posixpath.join(folder, f".{name}.part"), file_size=len(data))
+
+
+def _commit_part(sftp: paramiko.SFTPClient, folder: str, name: str) -> None:
+    """Rename ``.name.part`` to ``name``, replacing what was there."""
+    part, final = posixpath.join(folder, f".{name}.part"), posixpath.join(folder, name)
+    try:
+        sftp.posix_rename(part, final)
+    except OSError as exc:
+        if _is_missing(exc):
+            raise
+        _remove(sftp, final)  # a server without posix-rename: remove then rename
+        sftp.rename(part, final)

@@ -1,0 +1,286 @@
+"""Staging-database destination: upsert a batch's rows into the state's staging tables.
+
+Any SQLAlchemy URL, read at connect time from the environment variable (or Airflow connection)
+the config names. The tables are made from the file specs when missing
+(:func:`pipelines.mapping.staging_table`: typed columns, primary key on the spec's key). One
+transaction per batch: every artifact's rows are upserted (``INSERT ... ON CONFLICT DO UPDATE``
+on PostgreSQL and SQLite) and a marker row goes into ``datashare_batches`` (destination,
+program, run id, batch digest, row counts); so either all of the batch is there with its
+marker or none of it, and ``holds`` is exact: the program's latest marker carries the
+batch's digest. An unchanged batch writes nothing.
+
+Faults: refused or dropped connections, timeouts and locks are
+:class:`TransientDeliveryError` (retried here, bounded); constraint or type errors are
+terminal. Messages carry the error class and SQLSTATE only, never statement parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from pipelines.destinations.base import (
+    Batch,
+    DeliveryError,
+    DeliveryResult,
+    TerminalDeliveryError,
+    TransientDeliveryError,
+)
+from pipelines.mapping import RenderError, staging_table, typed_rows
+from schemas.filespec import FileSpec
+
+T = TypeVar("T")
+MARKER_TABLE = "datashare_batches"
+
+
+class StagingDbSettings(BaseModel):
+    """The ``settings`` of a ``staging_db`` destination: where the URL is found."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url_env: str | None = None
+    connection_id: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> StagingDbSettings:
+        if (self.url_env is None) == (self.connection_id is None):
+            raise ValueError("name exactly one of url_env or connection_id")
+        return self
+
+
+def resolve_url(settings: StagingDbSettings) -> SecretStr:
+    """The database URL the settings name."""
+    if settings.url_env is not None:
+        url = os.environ.get(settings.url_env)
+        if not url:
+            raise TerminalDeliveryError(f"environment variable {settings.url_env} is not set")
+        return SecretStr(url)
+    try:
+        from airflow.sdk import Connection
+
+        return SecretStr(Connection.get(str(settings.connection_id)).get_uri())
+    except Exception:
+        raise TerminalDeliveryError(
+            f"Airflow connection {settings.connection_id} not found"
+        ) from None
+
+
+def marker_table(metadata: MetaData) -> Table:
+    """``datashare_batches``: one row per batch delivered."""
+    if MARKER_TABLE in metadata.tables:
+        return metadata.tables[MARKER_TABLE]
+    return Table(
+        MARKER_TABLE,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("destination", String(80), nullable=False),
+        Column("program_code", String(40), nullable=False),
+        Column("run_id", String(64), nullable=False),
+        Column("run_date", String(10), nullable=False),
+        Column("batch_digest", String(64), nullable=False),
+        Column("row_counts", JSON, nullable=False),
+        Column("delivered_at", DateTime(timezone=True), nullable=False),
+        Index("ix_datashare_batches_program", "destination", "program_code", "id"),
+    )
+
+
+class StagingDbDestination:
+    """A state's staging database."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: StagingDbSettings,
+        specs: Sequence[FileSpec],
+        *,
+        timeout: float = 30.0,
+        retries: int = 2,
+        retry_backoff: float = 1.0,
+        url: Callable[[], SecretStr] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self._url = url or (lambda: resolve_url(settings))
+        self.metadata = MetaData()
+        self.specs = {spec.file_name: spec for spec in specs}
+        self.tables = {
+            name: staging_table(spec, self.metadata) for name, spec in self.specs.items()
+        }
+        self.markers = marker_table(self.metadata)
+        self._engine: Engine | None = None
+
+    def deliver(self, batch: Batch) -> DeliveryResult:
+        """Upsert every artifact and the batch marker in one transaction."""
+        unknown = [a.name for a in batch.artifacts if a.name not in self.specs]
+        if unknown:
+            raise TerminalDeliveryError(
+                f"{self.name}: no file spec for artifact(s) {', '.join(unknown)}"
+            )
+        prepared = [(self.tables[a.name], self._rows(a.name, a.frame)) for a in batch.artifacts]
+        return self._retrying(lambda: self._deliver_once(batch, prepared))
+
+    def holds(self, batch: Batch) -> bool:
+        """Whether the program's latest marker is this batch's digest."""
+
+        def check() -> bool:
+            with self._engine_().connect() as conn:
+                if not conn.dialect.has_table(conn, MARKER_TABLE):
+                    return False
+                return self._latest_digest(conn, batch) == batch.digest
+
+        return self._retrying(lambda: self._guard(check))
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _rows(self, name: str, frame: Any) -> list[dict[str, Any]]:
+        spec = self.specs[name]
+        try:
+            rows = typed_rows(spec, frame)
+        except RenderError as exc:
+            raise TerminalDeliveryError(f"{self.name}: {exc}") from None
+        keys = [tuple(row[k] for k in spec.key) for row in rows]
+        if len(set(keys)) != len(keys):
+            raise TerminalDeliveryError(f"{self.name}: {name} has two rows with the same key")
+        return rows
+
+    def _deliver_once(
+        self, batch: Batch, prepared: list[tuple[Table, list[dict[str, Any]]]]
+    ) -> DeliveryResult:
+        accepted = set(batch.child_keys)
+        location = f"{self.name}:{','.join(t.name for t, _ in prepared)}"
+
+        def write() -> bool:
+            with self._engine_().begin() as conn:
+                self.metadata.create_all(conn, checkfirst=True)
+                if self._latest_digest(conn, batch) == batch.digest:
+                    return False
+                for table, rows in prepared:
+                    if rows:
+                        conn.execute(_upsert(conn, table), rows)
+                conn.execute(
+                    insert(self.markers),
+                    {
+                        "destination": self.name,
+                        "program_code": batch.program_code,
+                        "run_id": batch.run_id,
+                        "run_date": batch.run_date,
+                        "batch_digest": batch.digest,
+                        "row_counts": {a.name: len(a.frame) for a in batch.artifacts},
+                        "delivered_at": dt.datetime.now(dt.UTC),
+                    },
+                )
+                return True
+
+        wrote = self._guard(write)
+        return DeliveryResult(accepted=accepted, location=location, sent_nothing_new=not wrote)
+
+    def _latest_digest(self, conn: Connection, batch: Batch) -> str | None:
+        m = self.markers.c
+        query = (
+            select(m.batch_digest)
+            .where(m.destination == self.name, m.program_code == batch.program_code)
+            .order_by(m.id.desc())
+            .limit(1)
+        )
+        return conn.execute(query).scalar_one_or_none()
+
+    def _engine_(self) -> Engine:
+        if self._engine is None:
+            url = self._url().get_secret_value()
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            connect_args: dict[str, Any] = {}
+            if url.startswith("postgresql"):
+                connect_args["connect_timeout"] = max(1, int(self.timeout))
+            elif url.startswith("sqlite"):
+                connect_args["timeout"] = self.timeout
+            try:
+                self._engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+            except (sa_exc.ArgumentError, ImportError, ValueError):
+                raise TerminalDeliveryError(
+                    f"{self.name}: the staging database URL is not usable"
+                ) from None
+        return self._engine
+
+    def _guard(self, work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except DeliveryError:
+            raise
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+            raise TransientDeliveryError(
+                f"{self.name}: staging database unreachable or busy ({_describe(exc)})"
+            ) from None
+        except sa_exc.SQLAlchemyError as exc:
+            raise TerminalDeliveryError(
+                f"{self.name}: staging database refused the batch ({_describe(exc)})"
+            ) from None
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.retry_backoff, max=max(self.retry_backoff, 60)),
+            retry=retry_if_exception_type(TransientDeliveryError),
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def __repr__(self) -> str:
+        return f"StagingDbDestination({self.name!r}, tables={sorted(self.tables)})"
+
+
+def _describe(exc: sa_exc.SQLAlchemyError) -> str:
+    """Error class and SQLSTATE, never the statement or its parameters."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    name = type(orig).__name__ if orig is not None else type(exc).__name__
+    return f"{name}, SQLSTATE {state}" if state else name
+
+
+def _upsert(conn: Connection, table: Table) -> Any:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table)
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table)
+    else:
+        raise TerminalDeliveryError(f"staging databases on {dialect} are not supported")
+    keys = [c.name for c in table.primary_key.columns]
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
+    if not updates:
+        return statement.on_conflict_do_nothing(index_elements=keys)
+    return statement.on_conflict_do_update(index_elements=keys, set_=updates)

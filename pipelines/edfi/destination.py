@@ -1,0 +1,448 @@
+"""The Ed-Fi API destination: permitted rows in, resources POSTed in dependency order.
+
+``deliver(batch)`` maps the batch's ``records`` artifact (:mod:`pipelines.edfi.mapping`),
+skips what the ledger says the API already holds unchanged, sends the rest resource by resource
+(programs, students, school associations, then the others), each resource's records with
+bounded concurrency, and writes the ledger as answers come in. A record the API refuses (4xx)
+is reported with the server's problem message and its child's later resources are not sent
+(the API would refuse them: 403/409). Retries ran out on a transient fault: the batch stops with
+:class:`TransientDeliveryError` after recording what was accepted; a rerun sends the rest.
+
+The result is an :class:`EdfiDeliveryResult`: ``accepted`` = children of whom the API now holds
+at least one resource of this batch (sent now or held unchanged), ``rejected`` = children with a
+refused resource (problem text, no values), plus ``not_sent`` (what mapping withheld, for the
+redaction audit) and ``resources`` (one outcome per resource).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+
+from pipelines.destinations.base import (
+    Batch,
+    ChildKey,
+    DeliveryError,
+    DeliveryResult,
+    TerminalDeliveryError,
+)
+from pipelines.edfi.client import ClientCredentials, EdfiClient, Outcome
+from pipelines.edfi.ledger import DELETED, SENT, LedgerEntry, SentLedger
+from pipelines.edfi.mapping import (
+    SSA,
+    STUDENTS,
+    EdfiMapper,
+    Mapped,
+    MappingError,
+    NotSent,
+    Payload,
+)
+from pipelines.edfi.openapi import SERVER_MANAGED
+from pipelines.edfi.settings import EdfiSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResourceResult:
+    """The fate of one resource: ``sent`` (accepted now), ``unchanged`` (held already),
+    ``rejected`` (refused; ``problem`` says why) or ``skipped`` (an earlier resource of the
+    same child was refused)."""
+
+    resource: str
+    child_key: ChildKey | None
+    status: str
+    natural_key: dict[str, Any]
+    http_status: int | None = None
+    problem: str | None = None
+
+
+@dataclass
+class EdfiDeliveryResult(DeliveryResult):
+    """A :class:`DeliveryResult` with the Ed-Fi detail."""
+
+    not_sent: list[NotSent] = field(default_factory=list)
+    resources: list[ResourceResult] = field(default_factory=list)
+    unmapped_fields: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """resource -> status -> count."""
+        table: dict[str, dict[str, int]] = {}
+        for item in self.resources:
+            row = table.setdefault(item.resource, {})
+            row[item.status] = row.get(item.status, 0) + 1
+        return table
+
+
+@dataclass(frozen=True)
+class WithdrawResult:
+    """One resource of a child whose consent was revoked: ``deleted``, ``already_absent`` or
+    ``failed`` (``problem`` says why)."""
+
+    child_key: ChildKey
+    resource: str
+    status: str
+    http_status: int | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """The files a dry run wrote (resource -> JSONL path) and what mapping withheld."""
+
+    files: dict[str, Path]
+    not_sent: list[NotSent]
+
+
+class EdfiDestination:
+    """An Ed-Fi ODS/API (Data Standard 5.x) or Ed-Fi API 8 (6.x) destination."""
+
+    def __init__(
+        self,
+        settings: EdfiSettings,
+        engine: Engine,
+        *,
+        credentials: ClientCredentials | None = None,
+        transport: httpx.BaseTransport | None = None,
+        client: EdfiClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.mapper = EdfiMapper(settings)
+        self.ledger = SentLedger(engine, settings.name)
+        self._credentials, self._transport = credentials, transport
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_config(
+        cls, config: Any, *, engine: Engine | None = None, **kwargs: Any
+    ) -> EdfiDestination:
+        """From the destination registry's config (its ``edfi`` block plus ``name`` and, unless
+        the block sets one, ``timeout_seconds``) or from a plain mapping of settings. The
+        ledger lives in the program's database (``DATASHARE_DATABASE_URL``) unless ``engine``
+        is given."""
+        block = getattr(config, "edfi", None)
+        if block is None and isinstance(config, Mapping):
+            block = config.get("edfi", config)
+        if block is None:
+            raise TerminalDeliveryError("Ed-Fi destination config without settings")
+        values = dict(block)
+        name = getattr(config, "name", None) or (
+            config.get("name") if isinstance(config, Mapping) else None
+        )
+        values.setdefault("name", name)
+        timeout = getattr(config, "timeout_seconds", None)
+        if timeout is not None:
+            values.setdefault("timeout_seconds", timeout)
+        settings = EdfiSettings.model_validate(values)
+        if engine is None:
+            from pipelines.db import make_engine
+            from pipelines.settings import load_settings
+
+            engine = make_engine(load_settings().database_url)
+        return cls(settings, engine, **kwargs)
+
+    @property
+    def client(self) -> EdfiClient:
+        """The API client, made (and credentials read) on first use."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = EdfiClient.from_settings(
+                    self.settings, self._credentials, transport=self._transport
+                )
+            return self._client
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        if self._client is not None:
+            self._client.close()
+
+    def map(self, batch: Batch) -> Mapped:
+        """The payloads ``batch`` becomes and what was withheld (no network)."""
+        try:
+            return self.mapper.map_batch(batch)
+        except MappingError as error:
+            raise TerminalDeliveryError(f"{self.name}: {error}") from error
+
+    def write_dry_run(self, batch: Batch, folder: Path | str) -> DryRun:
+        """Write the exact payloads ``deliver`` would send (ignoring the ledger), one JSONL
+        file per resource named after it (``students.jsonl``, ...), readable by the owner
+        only: they hold PII."""
+        mapped = self.map(batch)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        files: dict[str, Path] = {}
+        for resource, payloads in mapped.by_resource(self.mapper.order):
+            path = folder / f"{resource}.jsonl"
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                for payload in payloads:
+                    handle.write(json.dumps(payload.body, ensure_ascii=False) + "\n")
+            files[resource] = path
+        return DryRun(files, mapped.not_sent)
+
+    def deliver(self, batch: Batch) -> EdfiDeliveryResult:
+        """Send ``batch``; unchanged records are not resent (see module doc)."""
+        mapped = self.map(batch)
+        result = EdfiDeliveryResult(
+            location=self.settings.base_url,
+            not_sent=list(mapped.not_sent),
+            unmapped_fields=mapped.unmapped_fields,
+        )
+        known = self.ledger.lookup((p.resource, p.key_digest) for p in mapped.payloads)
+        blocked: dict[ChildKey, str] = {}
+        posted = 0
+        for resource, payloads in mapped.by_resource(self.mapper.order):
+            todo: list[Payload] = []
+            for payload in payloads:
+                prior = known.get((payload.resource, payload.key_digest))
+                if payload.child_key in blocked:
+                    result.resources.append(
+                        _result(payload, "skipped", problem=blocked[payload.child_key])
+                    )
+                elif (
+                    prior
+                    and prior.status == SENT
+                    and prior.payload_digest == payload.payload_digest
+                ):
+                    result.resources.append(_result(payload, "unchanged"))
+                else:
+                    todo.append(payload)
+            posted += len(todo)
+            outcomes, error = self._post_all(resource, todo)
+            self._record(batch, result, blocked, outcomes)
+            if error is not None:
+                raise error
+        result.sent_nothing_new = posted == 0
+        _summarize(result)
+        log.info("%s %s: %s", self.name, batch.program_code, result.counts())
+        return result
+
+    def holds(self, batch: Batch) -> bool:
+        """Whether the API holds every resource of ``batch`` as mapped now: by the ledger, and
+        for what the ledger lacks (a crash before it was written), by reading the API."""
+        mapped = self.map(batch)
+        known = self.ledger.lookup((p.resource, p.key_digest) for p in mapped.payloads)
+        missing = [
+            p
+            for p in mapped.payloads
+            if not (
+                (e := known.get((p.resource, p.key_digest)))
+                and e.status == SENT
+                and e.payload_digest == p.payload_digest
+            )
+        ]
+        if not missing:
+            return True
+        with ThreadPoolExecutor(self.settings.concurrency) as pool:
+            return all(pool.map(self._held_by_api, missing))
+
+    def withdraw(self, child_keys: Iterable[ChildKey]) -> list[WithdrawResult]:
+        """Delete every resource the ledger says the API holds for these children (consent
+        revoked and the agreement says ``delete_on_revocation``): the other associations
+        first, then school associations, then students. Each deletion is reported for the
+        disclosure log; the ledger marks them ``deleted``."""
+        entries = [e for e in self.ledger.for_children(child_keys) if e.child_key is not None]
+        order = self.mapper.order
+        results: list[WithdrawResult] = []
+        for resource in sorted({e.resource for e in entries}, key=order.index, reverse=True):
+            batch_entries = [e for e in entries if e.resource == resource]
+            with ThreadPoolExecutor(self.settings.concurrency) as pool:
+                answers = list(pool.map(self._delete_one, batch_entries))
+            gone = []
+            for entry, (status, outcome) in zip(batch_entries, answers, strict=True):
+                assert entry.child_key is not None
+                results.append(
+                    WithdrawResult(
+                        entry.child_key,
+                        entry.resource,
+                        status,
+                        outcome.status if outcome else None,
+                        outcome.problem if outcome else None,
+                    )
+                )
+                if status != "failed":
+                    gone.append(_with_status(entry, DELETED))
+            self.ledger.record(gone, run_id="withdraw")
+        log.info(
+            "%s withdraw: %d deleted, %d failed",
+            self.name,
+            sum(r.status != "failed" for r in results),
+            sum(r.status == "failed" for r in results),
+        )
+        return results
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _post_all(
+        self, resource: str, payloads: Sequence[Payload]
+    ) -> tuple[list[tuple[Payload, Outcome | None]], DeliveryError | None]:
+        """POST every payload with bounded concurrency; on a transient give-up or a terminal
+        error, stop starting new requests and return what finished plus the error."""
+        if not payloads:
+            return [], None
+        stop = threading.Event()
+        errors: list[DeliveryError] = []
+
+        def post(payload: Payload) -> Outcome | None:
+            if stop.is_set():
+                return None
+            try:
+                return self.client.post(resource, content=payload.content)
+            except DeliveryError as error:
+                stop.set()
+                errors.append(error)
+                return None
+
+        with ThreadPoolExecutor(self.settings.concurrency) as pool:
+            outcomes = list(pool.map(post, payloads))
+        return list(zip(payloads, outcomes, strict=True)), (errors[0] if errors else None)
+
+    def _record(
+        self,
+        batch: Batch,
+        result: EdfiDeliveryResult,
+        blocked: dict[ChildKey, str],
+        outcomes: list[tuple[Payload, Outcome | None]],
+    ) -> None:
+        accepted: list[LedgerEntry] = []
+        for payload, outcome in outcomes:
+            if outcome is None:
+                continue
+            if outcome.ok:
+                result.resources.append(_result(payload, "sent", outcome))
+                accepted.append(_entry(payload, outcome, batch.program_code))
+                continue
+            result.resources.append(_result(payload, "rejected", outcome, outcome.problem))
+            key = payload.child_key
+            log.warning(
+                "%s: %s of %s refused: %s",
+                self.name,
+                payload.resource,
+                "/".join(key) if key else "program",
+                outcome.problem,
+            )
+            if key is not None and payload.resource in (STUDENTS, SSA):
+                blocked[key] = f"{payload.resource} was refused"
+        self.ledger.record(accepted, batch.run_id)
+
+    def _held_by_api(self, payload: Payload) -> bool:
+        return any(_same(payload.body, item) for item in self._find(payload))
+
+    def _find(self, payload: Payload) -> list[dict[str, Any]]:
+        """The API's resources with ``payload``'s natural key (query by the unambiguous key
+        parts, then match the whole key here)."""
+        params: dict[str, Any] = {}
+        clashes: set[str] = set()
+        for path, value in payload.natural_key.items():
+            name = path.rsplit(".", 1)[-1]
+            if name in params and params[name] != value:
+                clashes.add(name)
+            params[name] = value
+        query = {k: v for k, v in params.items() if k not in clashes}
+        schemas = self.mapper.schemas
+        return [
+            item
+            for item in self.client.find(payload.resource, query)
+            if schemas.identity(payload.resource, item) == payload.natural_key
+        ]
+
+    def _delete_one(self, entry: LedgerEntry) -> tuple[str, Outcome | None]:
+        resource_id = entry.resource_id
+        try:
+            if resource_id is None:
+                probe = Payload(entry.resource, {}, entry.child_key, entry.natural_key, "", "")
+                found = self._find(probe)
+                if not found:
+                    return "already_absent", None
+                resource_id = str(found[0]["id"])
+            outcome = self.client.delete(entry.resource, resource_id)
+        except DeliveryError as error:
+            return "failed", Outcome(0, resource_id, str(error))
+        if outcome.ok:
+            return "deleted", outcome
+        if outcome.status == 404:
+            return "already_absent", outcome
+        return "failed", outcome
+
+
+def _result(
+    payload: Payload, status: str, outcome: Outcome | None = None, problem: str | None = None
+) -> ResourceResult:
+    return ResourceResult(
+        payload.resource,
+        payload.child_key,
+        status,
+        payload.natural_key,
+        outcome.status if outcome else None,
+        problem,
+    )
+
+
+def _entry(payload: Payload, outcome: Outcome, program_code: str) -> LedgerEntry:
+    key = payload.child_key
+    return LedgerEntry(
+        payload.resource,
+        payload.key_digest,
+        payload.payload_digest,
+        payload.natural_key,
+        key[0] if key else program_code,
+        key[1] if key else "",
+        outcome.resource_id,
+        SENT,
+    )
+
+
+def _with_status(entry: LedgerEntry, status: str) -> LedgerEntry:
+    return LedgerEntry(
+        entry.resource,
+        entry.key_digest,
+        entry.payload_digest,
+        entry.natural_key,
+        entry.program_code,
+        entry.child_local_id,
+        entry.resource_id,
+        status,
+        entry.id,
+    )
+
+
+def _summarize(result: EdfiDeliveryResult) -> None:
+    for item in result.resources:
+        if item.child_key is None:
+            continue
+        if item.status in ("sent", "unchanged"):
+            result.accepted.add(item.child_key)
+        elif item.status == "rejected":
+            problem = f"{item.resource}: {item.problem}"
+            previous = result.rejected.get(item.child_key)
+            result.rejected[item.child_key] = f"{previous}; {problem}" if previous else problem
+
+
+def _normalized(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            k: _normalized(v)
+            for k, v in value.items()
+            if k not in SERVER_MANAGED and v not in ([], None)
+        }
+    if isinstance(value, list):
+        return sorted((_normalized(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    return value
+
+
+def _same(sent: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+    """Whether the API's copy ``held`` carries exactly ``sent`` (server-managed keys and
+    empty collections aside)."""
+    return _normalized(sent) == _normalized(held)

@@ -1,0 +1,136 @@
+"""Import one export file through one mapping, in batches, and report what happened.
+
+The file is streamed: rows are parsed one at a time and written ``batch_size`` at a time, each
+batch in its own transaction, so memory stays flat and a rerun after a crash completes the
+job without duplicates (every write is an upsert, quarantine is deduplicated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipelines.db import session_scope
+from pipelines.imports.errors import RowError, StoreError
+from pipelines.imports.mapping import Mapping, find_mapping, load_mapping
+from pipelines.imports.reader import ExportReader
+from pipelines.imports.rows import BadRow, ParsedRow, RowParser
+from pipelines.imports.store import Store, StoreCounts
+from schemas.codes import ProgramType
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_MAX_ERRORS = 1000
+
+
+@dataclass
+class ImportReport(StoreCounts):
+    """Counts of one import, the quarantined rows by rule, and the per-row errors.
+
+    Rows are ``new`` (created a child or an enrollment), ``updated`` (changed one) or
+    ``unchanged``; ``quarantine_known`` counts bad rows already in quarantine, unresolved.
+    ``errors`` keeps the first ``max_errors`` errors; ``errors_omitted`` counts the rest.
+    Nothing in it is a value from the file.
+    """
+
+    source: str = ""
+    mapping: str = ""
+    rows_read: int = 0
+    rows_quarantined: int = 0
+    quarantined_by_rule: Counter[str] = field(default_factory=Counter)
+    errors: list[RowError] = field(default_factory=list)
+    errors_omitted: int = 0
+
+    @property
+    def rows_loaded(self) -> int:
+        """Rows now in the database as the file has them (new, updated or unchanged)."""
+        return self.rows_new + self.rows_updated + self.rows_unchanged
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (for JSON output)."""
+        data = asdict(self)
+        data["quarantined_by_rule"] = dict(self.quarantined_by_rule)
+        data["errors"] = [str(error) for error in self.errors]
+        data["rows_loaded"] = self.rows_loaded
+        return data
+
+
+def import_file(
+    engine: Engine,
+    mapping: Mapping | str | Path,
+    path: str | Path,
+    *,
+    state: str | None = None,
+    program_type: ProgramType | str | None = None,
+    today: dt.date | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_errors: int = DEFAULT_MAX_ERRORS,
+) -> ImportReport:
+    """Load the export at ``path`` into the database behind ``engine``.
+
+    ``mapping`` is a loaded mapping, a mapping file or a mapping name (``gold``). ``state``
+    and ``program_type`` override the program's mapped ones; ``today`` is the date birth
+    dates may not pass (default: today). Raises ``MappingError`` or ``SourceError`` when the
+    whole file cannot be imported; bad rows are quarantined and reported, not raised.
+    The schema must already be current (``schemas.migrate.upgrade``).
+    """
+    if not isinstance(mapping, Mapping):
+        mapping = load_mapping(find_mapping(mapping))
+    path = Path(path)
+    report = ImportReport(source=path.name, mapping=mapping.name)
+    store = Store(source=path.name, origin=f"import:{mapping.name}")
+    with ExportReader(path, mapping) as reader:
+        parser = RowParser(
+            mapping,
+            reader.header,
+            path.name,
+            today=today or dt.date.today(),
+            state=state,
+            program_type=ProgramType(program_type) if program_type else None,
+        )
+        good: list[ParsedRow] = []
+        bad: list[BadRow] = []
+        for row in reader.rows():
+            report.rows_read += 1
+            result = parser.parse(row)
+            if isinstance(result, BadRow):
+                bad.append(result)
+                _note(report, result, max_errors)
+            else:
+                good.append(result)
+            if len(good) + len(bad) >= batch_size:
+                _write(engine, store, good, bad)
+                good, bad = [], []
+        _write(engine, store, good, bad)
+    for item in fields(StoreCounts):
+        setattr(report, item.name, getattr(store.counts, item.name))
+    return report
+
+
+def _note(report: ImportReport, row: BadRow, max_errors: int) -> None:
+    report.rows_quarantined += 1
+    report.quarantined_by_rule[str(row.errors[0].rule)] += 1
+    room = max(0, max_errors - len(report.errors))
+    report.errors.extend(row.errors[:room])
+    report.errors_omitted += len(row.errors) - min(room, len(row.errors))
+
+
+def _write(engine: Engine, store: Store, good: list[ParsedRow], bad: list[BadRow]) -> None:
+    if not (good or bad):
+        return
+    try:
+        with session_scope(engine) as session:
+            store.write(session, good, bad)
+    except SQLAlchemyError as error:
+        # The driver's message may quote row values: keep only its kind and the lines.
+        lines = [row.line for row in (*good, *bad)]
+        cause = type(getattr(error, "orig", None) or error).__name__
+        raise StoreError(
+            f"{store.source}: the database refused the batch of lines {min(lines)}-{max(lines)}"
+            f" ({cause}); earlier batches are committed, a rerun resumes without duplicates"
+        ) from None

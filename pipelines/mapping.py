@@ -1,0 +1,314 @@
+"""Shape permitted rows into a state file spec's layout (and back into typed staging rows).
+
+:func:`render` takes the frame the agreement permitted (``FieldPlan.apply`` output, possibly
+with bookkeeping columns such as ``program_code`` / ``child_local_id`` that only name children)
+and the plan's columns, and writes every spec column as text exactly as the state wants it:
+
+- a spec column whose source the plan does not permit is left **empty** when optional; when
+  required, no row can be produced and every child is returned as unrenderable with reason
+  ``REQUIRED_FIELD_NOT_PERMITTED`` and the field. Never a placeholder value.
+- a row missing a required value, or with a value longer than ``max_length``, is unrenderable
+  with its reason; the other rows go on.
+- a code outside the column's code mapping, or a value of the wrong type, is a
+  :class:`RenderError` naming spec, column and rule, never the value (fail closed).
+
+:func:`typed_rows` turns a rendered frame back into typed values for a staging database, and
+:func:`staging_table` builds that database's table for a spec.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeEngine
+
+from pipelines.destinations.base import Artifact, ChildKey
+from schemas.filespec import ColumnSpec, ColumnType, FileSpec
+
+CHILD_KEY_COLUMNS = ("program_code", "child_local_id")
+UNRENDERABLE_COLUMNS = ["program_code", "child_local_id", "reason", "field", "column"]
+
+
+class RenderReason(StrEnum):
+    """Why a child's row could not be written in a spec's layout."""
+
+    REQUIRED_FIELD_NOT_PERMITTED = "REQUIRED_FIELD_NOT_PERMITTED"
+    REQUIRED_VALUE_MISSING = "REQUIRED_VALUE_MISSING"
+    VALUE_TOO_LONG = "VALUE_TOO_LONG"
+
+
+class RenderError(ValueError):
+    """The permitted frame does not fit the spec (names spec, column and rule, not values)."""
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """A spec's frame (text cells, ``None`` for empty), the child of each row, and the
+    children whose rows could not be produced (``program_code, child_local_id, reason,
+    field, column``)."""
+
+    spec: FileSpec
+    frame: pd.DataFrame
+    child_keys: tuple[ChildKey, ...]
+    unrenderable: pd.DataFrame
+
+    def artifact(self) -> Artifact:
+        """The frame as a destination artifact named by the spec's file name."""
+        return Artifact(
+            name=self.spec.file_name,
+            frame=self.frame,
+            key_columns=self.spec.key,
+            child_keys=self.child_keys,
+        )
+
+
+def render(
+    spec: FileSpec,
+    permitted: pd.DataFrame,
+    plan_columns: Iterable[str],
+    *,
+    child_keys: Sequence[ChildKey] | None = None,
+) -> RenderResult:
+    """Write ``permitted`` in ``spec``'s layout; only sources in ``plan_columns`` are used.
+
+    ``child_keys`` names the child of each row (in order); by default it is read from the
+    frame's ``program_code`` and ``child_local_id`` columns. Aggregate specs have none.
+    """
+    allowed = frozenset(plan_columns)
+    keys = _child_keys(spec, permitted, child_keys)
+    n = len(permitted)
+    not_permitted = [c for c in spec.columns if c.required and c.source not in allowed]
+    if not_permitted:
+        problems = [
+            (i, RenderReason.REQUIRED_FIELD_NOT_PERMITTED, c)
+            for c in not_permitted
+            for i in range(n)
+        ]
+        empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in spec.column_names})
+        return RenderResult(spec, empty, (), _unrenderable(problems, keys))
+    cells: dict[str, list[str | None]] = {}
+    problems = []
+    for column in spec.columns:
+        if column.source not in allowed:
+            cells[column.name] = [None] * n
+            continue
+        if column.source not in permitted.columns:
+            raise RenderError(
+                f"{spec.name}: column {column.name}: source {column.source} is permitted but "
+                "missing from the frame (rule source)"
+            )
+        values = _render_column(spec, column, permitted[column.source].tolist())
+        for i, text in enumerate(values):
+            if text is None and column.required and not column.suppressible:
+                problems.append((i, RenderReason.REQUIRED_VALUE_MISSING, column))
+            elif text is not None and column.max_length and len(text) > column.max_length:
+                problems.append((i, RenderReason.VALUE_TOO_LONG, column))
+        if column.suppressible:
+            values = [spec.suppressed_marker if v is None else v for v in values]
+        cells[column.name] = values
+    bad = sorted({i for i, _, _ in problems})
+    keep = np.ones(n, dtype=bool)
+    keep[bad] = False
+    frame = pd.DataFrame(
+        {name: pd.Series(values, dtype=object)[keep] for name, values in cells.items()},
+        columns=list(spec.column_names),
+    ).reset_index(drop=True)
+    kept_keys = tuple(k for k, ok in zip(keys, keep, strict=False) if ok) if keys else ()
+    return RenderResult(spec, frame, kept_keys, _unrenderable(problems, keys))
+
+
+def _child_keys(
+    spec: FileSpec, frame: pd.DataFrame, given: Sequence[ChildKey] | None
+) -> tuple[ChildKey, ...]:
+    if spec.level == "aggregate":
+        return ()
+    if given is not None:
+        if len(given) != len(frame):
+            raise RenderError(f"{spec.name}: {len(given)} child keys for {len(frame)} rows")
+        return tuple((str(p), str(c)) for p, c in given)
+    missing = [c for c in CHILD_KEY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RenderError(
+            f"{spec.name}: record-level rows need child keys; pass child_keys or the columns "
+            f"{', '.join(missing)} (rule child_keys)"
+        )
+    if frame[list(CHILD_KEY_COLUMNS)].map(_missing).to_numpy().any():
+        raise RenderError(f"{spec.name}: a row has no program code or child id (rule child_keys)")
+    return tuple(
+        (str(p), str(c))
+        for p, c in zip(frame["program_code"], frame["child_local_id"], strict=True)
+    )
+
+
+def _unrenderable(
+    problems: list[tuple[int, RenderReason, ColumnSpec]], keys: tuple[ChildKey, ...]
+) -> pd.DataFrame:
+    rows = [
+        (*(keys[i] if keys else ("", "")), str(reason), column.source, column.name)
+        for i, reason, column in problems
+    ]
+    return pd.DataFrame(rows, columns=UNRENDERABLE_COLUMNS, dtype=object)
+
+
+def _missing(value: Any) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+
+
+def _render_column(spec: FileSpec, column: ColumnSpec, values: list[Any]) -> list[str | None]:
+    write = _WRITERS[column.type]
+    out: list[str | None] = []
+    for value in values:
+        if _missing(value):
+            out.append(None)
+            continue
+        text = write(column, value)
+        if text is None:
+            raise RenderError(
+                f"{spec.name}: column {column.name} (source {column.source}): "
+                f"{_RULE_TEXT[column.type]} (rule {_RULE[column.type]})"
+            )
+        out.append(text)
+    return out
+
+
+def _write_string(column: ColumnSpec, value: Any) -> str | None:
+    if isinstance(value, bool | np.bool_ | dt.date | float | np.floating):
+        return None
+    return str(value)
+
+
+def _write_date(column: ColumnSpec, value: Any) -> str | None:
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, dt.date):  # datetime and pandas Timestamp are dates too
+        return value.strftime(column.date_format)
+    return None
+
+
+def _write_integer(column: ColumnSpec, value: Any) -> str | None:
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return None
+
+
+def _write_boolean(column: ColumnSpec, value: Any) -> str | None:
+    if isinstance(value, bool | np.bool_):
+        true, false = column.boolean_tokens
+        return true if value else false
+    return None
+
+
+def _write_code(column: ColumnSpec, value: Any) -> str | None:
+    codes = column.codes or {}
+    return codes.get(str(value)) if isinstance(value, str) else None
+
+
+_WRITERS: dict[ColumnType, Callable[[ColumnSpec, Any], str | None]] = {
+    ColumnType.STRING: _write_string,
+    ColumnType.DATE: _write_date,
+    ColumnType.INTEGER: _write_integer,
+    ColumnType.BOOLEAN: _write_boolean,
+    ColumnType.CODE: _write_code,
+}
+_RULE = {kind: kind.value for kind in ColumnType} | {ColumnType.CODE: "codes"}
+_RULE_TEXT = {
+    ColumnType.STRING: "value is not text",
+    ColumnType.DATE: "value is not a date",
+    ColumnType.INTEGER: "value is not a whole number",
+    ColumnType.BOOLEAN: "value is not a yes/no flag",
+    ColumnType.CODE: "value is outside the column's code mapping",
+}
+
+
+def typed_rows(spec: FileSpec, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rendered ``frame`` as typed rows for :func:`staging_table` (dates, ints, bools;
+    empty cells and suppressed markers as ``None``)."""
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    if missing:
+        raise RenderError(f"{spec.name}: frame lacks spec column(s) {', '.join(missing)}")
+    parsers = [(c.name, _reader(spec, c)) for c in spec.columns]
+    records = frame[list(spec.column_names)].to_dict("records")
+    return [{name: read(record[name]) for name, read in parsers} for record in records]
+
+
+def _reader(spec: FileSpec, column: ColumnSpec) -> Callable[[Any], Any]:
+    def read(value: Any) -> Any:
+        if _missing(value) or (column.suppressible and value == spec.suppressed_marker):
+            return None
+        text = str(value)
+        try:
+            if column.type is ColumnType.DATE:
+                return dt.datetime.strptime(text, column.date_format).date()
+            if column.type is ColumnType.INTEGER:
+                return int(text)
+            if column.type is ColumnType.BOOLEAN:
+                true, false = column.boolean_tokens
+                if text not in (true, false):
+                    raise ValueError(column.name)
+                return text == true
+        except ValueError:
+            raise RenderError(
+                f"{spec.name}: column {column.name}: cell does not read as "
+                f"{column.type.value} (rule {column.type.value})"
+            ) from None
+        return text
+
+    return read
+
+
+def _sql_type(column: ColumnSpec) -> TypeEngine[Any]:
+    if column.type is ColumnType.DATE:
+        return Date()
+    if column.type is ColumnType.INTEGER:
+        return Integer()
+    if column.type is ColumnType.BOOLEAN:
+        return Boolean()
+    return String(column.max_length) if column.max_length else Text()
+
+
+def staging_table(spec: FileSpec, metadata: MetaData) -> Table:
+    """The staging-database table of ``spec``: one column per spec column, typed from it,
+    primary key on the spec's key columns (the key upserts match on)."""
+    if spec.table_name in metadata.tables:
+        return metadata.tables[spec.table_name]
+    columns = [
+        Column(
+            c.name,
+            _sql_type(c),
+            nullable=not (c.required and not c.suppressible) and c.name not in spec.key,
+        )
+        for c in spec.columns
+    ]
+    return Table(
+        spec.table_name,
+        metadata,
+        *columns,
+        PrimaryKeyConstraint(*spec.key, name=f"pk_{spec.table_name}"),
+        comment=spec.description or None,
+    )

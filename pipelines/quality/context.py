@@ -1,0 +1,129 @@
+"""One in-memory Great Expectations context per process, offline, quiet and forgetful.
+
+The context is ephemeral (nothing written to disk), GE's usage statistics are off
+(``GX_ANALYTICS_ENABLED=false``, ``enable_analytics(False)``), progress bars are off, and
+nothing reaches the network. Suites are run with ``Batch.validate`` rather than
+``ValidationDefinition.run``: the latter stores every result, unexpected values included, in
+the context's validation-results store, which would keep PII in memory for the process's life.
+
+:func:`run_suite` returns GE's raw result for the caller to read indices from; only
+:func:`summarize` output (names, columns, counts) may be kept or written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.core.batch_definition import BatchDefinition
+    from great_expectations.data_context import AbstractDataContext
+
+_LOCK = threading.Lock()
+
+
+class QualityError(Exception):
+    """A batch could not be validated at all (missing column, unparseable type, GE error).
+
+    Messages name the suite, rule and column, never a value.
+    """
+
+
+@cache
+def get_context() -> AbstractDataContext:
+    """The process's one ephemeral context, created on first use with analytics off."""
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.enable_analytics(False)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+@cache
+def _batch_definition() -> BatchDefinition:
+    with _LOCK:
+        source = get_context().data_sources.add_pandas("datashare_quality")
+        asset = source.add_dataframe_asset("frame")
+        return asset.add_batch_definition_whole_dataframe("whole_frame")
+
+
+def run_suite(
+    frame: pd.DataFrame,
+    suite: Any,
+    *,
+    result_format: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None = None,
+) -> ExpectationSuiteValidationResult:
+    """Validate ``frame`` against ``suite``; :class:`QualityError` if any expectation raised.
+
+    Every expectation of ``suite`` must carry ``meta={"rule": ..., "field": ...}``.
+    """
+    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(
+        suite, result_format=dict(result_format), expectation_parameters=dict(parameters or {})
+    )
+    for item in result.results:
+        if (item.exception_info or {}).get("raised_exception"):
+            meta = meta_of(item)
+            raise QualityError(
+                f"suite {suite.name}: rule {meta.get('rule')} on column {meta.get('field')} "
+                f"could not be evaluated"
+            )
+    return result
+
+
+def summarize(result: ExpectationSuiteValidationResult) -> list[dict[str, Any]]:
+    """PII-free summary of each expectation, in suite order.
+
+    Keeps only rule name, column, expectation type, success and the unexpected count and
+    percentage; GE's lists of unexpected values, index rows and kwargs (value sets may hold
+    names) are dropped.
+    """
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for item in result.results:
+        meta = meta_of(item)
+        raw = item.result or {}
+        count = raw.get("unexpected_count")
+        percent = raw.get("unexpected_percent")
+        rows.append(
+            (
+                int(meta.get("order", 0)),
+                {
+                    "name": str(meta.get("rule")),
+                    "column": None if meta.get("field") is None else str(meta["field"]),
+                    "expectation": str(meta.get("type")),
+                    "success": bool(item.success),
+                    "unexpected_count": None if count is None else int(count),
+                    "unexpected_percent": None if percent is None else round(float(percent), 4),
+                },
+            )
+        )
+    rows.sort(key=lambda pair: pair[0])
+    return [row for _, row in rows]
+
+
+def meta_of(item: Any) -> dict[str, Any]:
+    """An expectation result's ``meta`` (rule, field, order, ...) plus its expectation type."""
+    config = item.expectation_config
+    if config is None:
+        raise QualityError("a validation result lacks its expectation")
+    return {**(config.meta or {}), "type": config.type}
+
+
+def unexpected_ids(item: Any, id_column: str) -> list[Any]:
+    """The ``id_column`` values of the rows an expectation result marks unexpected.
+
+    Reads only the index column from GE's ``unexpected_index_list`` (whose entries also hold
+    the failing values, which are not touched).
+    """
+    entries = (item.result or {}).get("unexpected_index_list") or []
+    return [entry[id_column] for entry in entries]

@@ -1,0 +1,131 @@
+"""Run one submission through Airflow itself (``airflow dags test``), with this project's
+``airflow.cfg``, and follow its progress.
+
+Airflow's metadata lives in the local state folder (SQLite by default); it is created or
+migrated on first use, and each destination gets its pool. Airflow's own output is written to
+a log file in the state folder, not to the screen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.destinations.registry import load_destination
+from pipelines.settings import Settings
+
+PROJECT = Path(__file__).resolve().parent.parent
+TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\w+) map_index=(-?\d+)")
+TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\w+) map_index=(-?\d+)")
+
+
+@dataclass(frozen=True)
+class AirflowRun:
+    """How an Airflow run ended and where its log is."""
+
+    returncode: int
+    log: Path
+
+
+def airflow_home(settings: Settings) -> Path:
+    """Airflow's home for this project: ``<state>/airflow``."""
+    return settings.state_dir / "airflow"
+
+
+def airflow_environ(settings: Settings) -> dict[str, str]:
+    """The environment Airflow runs in: this project's config, home, settings and dags."""
+    home = airflow_home(settings)
+    return {
+        **os.environ,
+        **settings.environ(),
+        "DATASHARE_HOME": str(PROJECT),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
+        "GX_ANALYTICS_ENABLED": "False",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def _airflow(settings: Settings, *args: str, log: Path) -> int:
+    command = [str(Path(sys.executable).with_name("airflow")), *args]
+    with log.open("a") as out:
+        out.write(f"$ airflow {' '.join(args)}\n")
+        out.flush()
+        return subprocess.call(
+            command, env=airflow_environ(settings), stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def prepare_airflow(settings: Settings, destination: str, log: Path) -> None:
+    """Create or migrate Airflow's metadata database and the destination's pool, once."""
+    home = airflow_home(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / "datashare-ready.json"
+    ready = json.loads(marker.read_text()) if marker.exists() else {}
+    import airflow
+
+    if ready.get("airflow") != airflow.__version__:
+        if _airflow(settings, "db", "migrate", log=log) != 0:
+            raise RuntimeError(f"airflow db migrate failed; see {log}")
+        ready = {"airflow": airflow.__version__, "pools": []}
+    if destination not in ready["pools"]:
+        config = load_destination(destination, settings.destinations_dir)
+        pool = f"datashare_{destination}"
+        size = str(config.pool_size)
+        if _airflow(settings, "pools", "set", pool, size, f"deliveries to {destination}", log=log):
+            raise RuntimeError(f"airflow pools set failed; see {log}")
+        ready["pools"].append(destination)
+    marker.write_text(json.dumps(ready))
+
+
+def run_dag(
+    settings: Settings,
+    destination: str,
+    run_date: dt.date,
+    *,
+    dry_run: bool,
+    output: str,
+    on_task: Callable[[str, int, bool], None] = lambda task, index, done: None,
+) -> AirflowRun:
+    """``airflow dags test`` the destination's DAG for ``run_date``; ``on_task`` hears each task
+    start (done False) and end (done True)."""
+    logs = settings.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    log = logs / f"{destination}-{run_date.isoformat()}-{stamp}.log"
+    prepare_airflow(settings, destination, log)
+    conf = json.dumps({"dry_run": dry_run, "output": output})
+    command = [
+        str(Path(sys.executable).with_name("airflow")),
+        "dags",
+        "test",
+        f"datashare_{destination}",
+        run_date.isoformat(),
+        "--conf",
+        conf,
+    ]
+    with (
+        log.open("a") as out,
+        subprocess.Popen(
+            command,
+            env=airflow_environ(settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process,
+    ):
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(line)
+            if match := TASK_START.search(line):
+                on_task(match.group(1), int(match.group(2)), False)
+            elif match := TASK_END.search(line):
+                on_task(match.group(1), int(match.group(2)), True)
+    return AirflowRun(process.returncode, log)

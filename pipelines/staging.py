@@ -1,0 +1,203 @@
+"""Data handed between Airflow tasks, staged encrypted at rest.
+
+Tasks hand each other a :class:`StagedRef` (path, digest, row count: no PII), never the data.
+The data is a parquet serialization (or raw bytes) sealed with AES-GCM: a random 96-bit nonce
+per file, and associated data binding the file name and run id, so a file that was altered,
+renamed or swapped with another run's fails to open (:class:`StagedFileTampered`).
+
+File layout: ``MAGIC (6 bytes) | kind (1 byte: P parquet, B bytes) | nonce (12) | ciphertext``.
+
+The key is 32 bytes: ``$DATASHARE_STAGING_KEY`` (base64), else the key file named by
+``$DATASHARE_STAGING_KEY_FILE`` or given (mode 0600; base64 text as :func:`create_key_file`
+makes for the demo, or a JSON object whose ``"staging"`` entry is the base64 key). No key:
+:class:`StagingKeyError`, nothing is written (fail closed).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import os
+import secrets
+import stat
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_ENV = "DATASHARE_STAGING_KEY"
+KEY_FILE_ENV = "DATASHARE_STAGING_KEY_FILE"
+KEY_FILE_ENTRY = "staging"
+KEY_BYTES = 32
+MAGIC = b"DSSTG1"
+_PARQUET, _BYTES = b"P", b"B"
+_NONCE_BYTES = 12
+_HEADER = len(MAGIC) + 1 + _NONCE_BYTES
+
+
+class StagingError(Exception):
+    """Root of staging failures; messages name the file, never its content."""
+
+
+class StagingKeyError(StagingError):
+    """No usable staging key: nothing is staged or read."""
+
+
+class StagedFileTampered(StagingError):
+    """A staged file that does not open with the key and its binding: altered or swapped."""
+
+
+@dataclass(frozen=True)
+class StagedRef:
+    """Where a staged artifact is, its SHA-256 (of the encrypted file) and its row count
+    (``None`` for raw bytes); small and PII-free, fit for XCom."""
+
+    path: str
+    sha256: str
+    rows: int | None
+    run_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StagedRef:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+def staging_key(key_file: Path | str | None = None) -> bytes:
+    """The staging key: ``$DATASHARE_STAGING_KEY``, else the key file; else
+    :class:`StagingKeyError` saying where it looked."""
+    text = os.environ.get(KEY_ENV)
+    if text:
+        return _decode_key(text, f"environment variable {KEY_ENV}")
+    path = key_file or os.environ.get(KEY_FILE_ENV)
+    if path is None:
+        raise StagingKeyError(
+            f"no staging key: set {KEY_ENV} (base64 of 32 bytes) or {KEY_FILE_ENV}"
+        )
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise StagingKeyError(f"no staging key: {KEY_ENV} is unset and {path} does not exist")
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise StagingKeyError(f"staging key file {path} is readable by others; chmod 600 it")
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):  # a JSON key file shared with other keys
+        try:
+            text = json.loads(text)[KEY_FILE_ENTRY]
+        except (ValueError, KeyError, TypeError):
+            raise StagingKeyError(f"key file {path} has no {KEY_FILE_ENTRY!r} entry") from None
+    return _decode_key(str(text), f"staging key file {path}")
+
+
+def _decode_key(text: str, source: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise StagingKeyError(f"{source} is not base64") from None
+    if len(key) != KEY_BYTES:
+        raise StagingKeyError(f"{source} must hold {KEY_BYTES} bytes, base64-encoded")
+    return key
+
+
+def create_key_file(path: Path | str) -> Path:
+    """Create a random staging key file (mode 0600, folder 0700) if missing; for the demo."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii") + "\n")
+    return path
+
+
+def _binding(name: str, run_id: str, kind: bytes) -> bytes:
+    return b"datashare-staging-v1\0" + kind + b"\0" + name.encode() + b"\0" + run_id.encode()
+
+
+def stage(
+    data: pd.DataFrame | bytes,
+    directory: Path | str,
+    key: bytes,
+    *,
+    run_id: str = "",
+    name: str | None = None,
+) -> StagedRef:
+    """Encrypt ``data`` into ``directory`` (mode 0700) under ``name`` (default random);
+    written atomically with mode 0600."""
+    if len(key) != KEY_BYTES:
+        raise StagingKeyError(f"a staging key is {KEY_BYTES} bytes")
+    if isinstance(data, pd.DataFrame):
+        kind, rows = _PARQUET, len(data)
+        buffer = io.BytesIO()
+        data.to_parquet(buffer, engine="pyarrow", index=False)
+        plain = buffer.getvalue()
+    else:
+        kind, rows, plain = _BYTES, None, bytes(data)
+    name = name or f"{uuid.uuid4().hex}.stg"
+    if "/" in name or name.startswith("."):
+        raise StagingError(f"staged file name {name!r} must be a plain file name")
+    folder = Path(directory)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = MAGIC + kind + nonce + AESGCM(key).encrypt(nonce, plain, _binding(name, run_id, kind))
+    path = folder / name
+    partial = folder / f".{name}.part"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(sealed)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+    return StagedRef(str(path), hashlib.sha256(sealed).hexdigest(), rows, run_id)
+
+
+def _open(ref: StagedRef, key: bytes) -> tuple[bytes, bytes]:
+    path = Path(ref.path)
+    try:
+        sealed = path.read_bytes()
+    except FileNotFoundError:
+        raise StagingError(f"staged file {path} is missing") from None
+    if hashlib.sha256(sealed).hexdigest() != ref.sha256:
+        raise StagedFileTampered(f"staged file {path} does not match its SHA-256")
+    if len(sealed) < _HEADER or not sealed.startswith(MAGIC):
+        raise StagedFileTampered(f"staged file {path} is not a datashare staged file")
+    kind = sealed[len(MAGIC) : len(MAGIC) + 1]
+    nonce = sealed[len(MAGIC) + 1 : _HEADER]
+    try:
+        plain = AESGCM(key).decrypt(nonce, sealed[_HEADER:], _binding(path.name, ref.run_id, kind))
+    except InvalidTag:
+        raise StagedFileTampered(
+            f"staged file {path} fails authentication: altered, renamed, from another run, "
+            "or sealed with another key"
+        ) from None
+    return kind, plain
+
+
+def load(ref: StagedRef, key: bytes) -> pd.DataFrame:
+    """The frame staged at ``ref``; :class:`StagedFileTampered` if it does not authenticate."""
+    kind, plain = _open(ref, key)
+    if kind != _PARQUET:
+        raise StagingError(f"staged file {ref.path} holds bytes, not a frame; use load_bytes")
+    return pd.read_parquet(io.BytesIO(plain), engine="pyarrow")
+
+
+def load_bytes(ref: StagedRef, key: bytes) -> bytes:
+    """The bytes staged at ``ref`` (a frame's parquet serialization for frames)."""
+    return _open(ref, key)[1]
+
+
+def remove(ref: StagedRef) -> None:
+    """Delete the staged file (already gone is fine)."""
+    Path(ref.path).unlink(missing_ok=True)

@@ -1,0 +1,43 @@
+"""Turning a prepared (staged, encrypted) program batch back into a destination ``Batch``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipelines.destinations.base import Artifact, Batch
+from pipelines.staging import StagedRef, load, load_bytes, remove, staging_key
+from pipelines.submission.context import RunContext
+
+
+def load_batch(context: RunContext, prepared: dict[str, Any], run_id: str | None = None) -> Batch:
+    """The batch ``prepared`` describes, decrypted from its staged files."""
+    key = staging_key(context.settings.staging_key_file)
+    artifacts = tuple(
+        Artifact(
+            name=a["name"],
+            frame=load(StagedRef.from_dict(a["ref"]), key),
+            key_columns=tuple(a["key_columns"]),
+            child_keys=tuple((p, c) for p, c in a["child_keys"]),
+        )
+        for a in prepared["artifacts"]
+    )
+    return Batch(
+        run_id=run_id or context.run.run_id,
+        run_date=context.run.run_date.isoformat(),
+        program_code=prepared["program"],
+        artifacts=artifacts,
+    )
+
+
+def load_ledger(context: RunContext, prepared: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The disclosures and redactions staged with the batch."""
+    key = staging_key(context.settings.staging_key_file)
+    return json.loads(load_bytes(StagedRef.from_dict(prepared["ledger"]), key))
+
+
+def remove_staged(prepared: dict[str, Any]) -> None:
+    """Delete the batch's staged files (they are no longer needed once logged)."""
+    for artifact in prepared["artifacts"]:
+        remove(StagedRef.from_dict(artifact["ref"]))
+    remove(StagedRef.from_dict(prepared["ledger"]))

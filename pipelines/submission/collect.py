@@ -1,0 +1,38 @@
+"""What a program's chunks add up to while its batch is prepared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+ChildKey = tuple[str, str]
+
+
+@dataclass
+class Collected:
+    """One program's outgoing frames, ledger lines and counts, gathered chunk by chunk."""
+
+    artifacts: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    keys: dict[str, list[ChildKey]] = field(default_factory=dict)
+    disclosures: list[dict[str, Any]] = field(default_factory=list)
+    redactions: list[dict[str, Any]] = field(default_factory=list)
+    aggregate: list[pd.DataFrame] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=lambda: {"considered": 0, "disclosed": 0})
+    reasons: dict[str, int] = field(default_factory=dict)
+    removals: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)
+
+    def keep(self, name: str, frame: pd.DataFrame, keys: list[ChildKey]) -> None:
+        """Add rows to the outgoing frame ``name``; ``keys`` names each row's child."""
+        self.artifacts.setdefault(name, []).append(frame)
+        self.keys.setdefault(name, []).extend(keys)
+
+
+def count_into(target: dict[str, int], values: pd.Series) -> None:
+    """Add the value counts of ``values`` to ``target``."""
+    for key, n in values.value_counts().items():
+        if n:
+            target[str(key)] = target.get(str(key), 0) + int(n)

@@ -1,0 +1,129 @@
+"""Everything a step needs to know about its run, rebuilt from a small dict in each task."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from pipelines.db import make_engine
+from pipelines.destinations.base import Destination
+from pipelines.destinations.registry import DestinationConfig, build_destination, load_destination
+from pipelines.settings import Settings, load_settings
+from privacy.agreements import Agreement, load_agreement
+from privacy.bases import RecipientInfo
+from privacy.keys import ChainKeyProvider, EnvKeyProvider, FileKeyProvider, KeyProvider
+from schemas import Recipient
+
+
+class SubmissionError(Exception):
+    """A submission cannot go on (fail closed); the message names what and where, no PII."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The PII-free identity of a run, handed between tasks."""
+
+    run_id: str
+    destination: str
+    run_date: dt.date
+    dry_run: bool = False
+    output: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {**asdict(self), "run_date": self.run_date.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunInfo:
+        """The inverse of :meth:`to_dict` (extra keys ignored)."""
+        return cls(
+            run_id=data["run_id"],
+            destination=data["destination"],
+            run_date=dt.date.fromisoformat(data["run_date"]),
+            dry_run=bool(data.get("dry_run", False)),
+            output=data.get("output", ""),
+        )
+
+
+class RunContext:
+    """Settings, destination, agreement, recipient and keys of one run."""
+
+    def __init__(self, run: RunInfo, settings: Settings | None = None) -> None:
+        self.run = run
+        self.settings = settings or load_settings()
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The program database."""
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def destination(self) -> DestinationConfig:
+        """The destination's validated configuration."""
+        return load_destination(self.run.destination, self.settings.destinations_dir)
+
+    @cached_property
+    def agreement(self) -> Agreement:
+        """The one agreement the destination carries."""
+        names = self.destination.agreements
+        if len(names) != 1:
+            raise SubmissionError(
+                f"destination {self.run.destination}: carries {len(names)} agreements; "
+                "one agreement per destination is supported"
+            )
+        agreement = load_agreement(self.settings.agreements_dir / f"{names[0]}.yaml")
+        if agreement.recipient != self.destination.recipient:
+            raise SubmissionError(
+                f"destination {self.run.destination} sends to {self.destination.recipient} but "
+                f"agreement {agreement.id} is with {agreement.recipient}"
+            )
+        return agreement
+
+    @cached_property
+    def recipient(self) -> RecipientInfo:
+        """The recipient as the registry has it."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    Recipient.code, Recipient.category, Recipient.entity_level, Recipient.state
+                ).where(Recipient.code == self.destination.recipient)
+            ).first()
+        if row is None:
+            raise SubmissionError(
+                f"recipient {self.destination.recipient} is not in the recipients registry"
+            )
+        return RecipientInfo(row.code, row.category, row.entity_level)
+
+    @cached_property
+    def recipient_state(self) -> str | None:
+        """The state a state-level recipient serves: its programs only (no cross-state data)."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(Recipient.state).where(Recipient.code == self.destination.recipient)
+            ).scalar_one_or_none()
+
+    @cached_property
+    def keys(self) -> KeyProvider:
+        """Pseudonymization keys: the environment first, then the key file."""
+        return ChainKeyProvider([EnvKeyProvider(), FileKeyProvider(self.settings.keys_file)])
+
+    def build_destination(self) -> Destination:
+        """The destination object; a relative local folder is taken from the project root
+        (the folder holding ``config/``), wherever the task runs."""
+        config = self.destination
+        if config.local is not None and not config.local.root.is_absolute():
+            root = self.settings.config_dir.parent / config.local.root
+            config = config.model_copy(
+                update={"local": config.local.model_copy(update={"root": root})}
+            )
+        return build_destination(config)
+
+    @property
+    def staging_dir(self) -> Path:
+        """This run's folder of encrypted staged files."""
+        return self.settings.staging_dir / self.run.run_id

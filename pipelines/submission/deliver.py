@@ -1,0 +1,117 @@
+"""Deliver one program's batch, then record exactly what the destination accepted.
+
+The delivery ledger (``deliveries``) makes this safe to repeat: a batch already logged is not
+sent again (an unchanged night sends nothing new); a batch sent but not logged (a crash between
+the two) is reconciled by the next run (``reconcile``), which asks the destination whether it
+holds the batch. A dry run writes the exact payloads to a local folder and logs nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from pipelines.db import session_scope
+from pipelines.destinations.base import Batch, DeliveryResult
+from pipelines.destinations.local import LocalFolderDestination
+from pipelines.settings import Settings
+from pipelines.submission.batches import load_batch, load_ledger, remove_staged
+from pipelines.submission.context import RunContext, RunInfo
+from pipelines.submission.record import record_delivery
+from schemas import Delivery
+
+
+def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
+    """Write exactly what would be sent under ``--output``; send and log nothing."""
+    folder = Path(context.run.output or context.settings.state_dir / "dry-run" / context.run.run_id)
+    if context.destination.type.value == "edfi":
+        destination = context.build_destination()
+        destination.write_dry_run(batch, folder / batch.program_code)  # type: ignore[attr-defined]
+    else:
+        LocalFolderDestination(f"{context.run.destination}-dry-run", folder).deliver(batch)
+    return {"location": str(folder)}
+
+
+def _delivery_row(session, context: RunContext, batch: Batch, prepared: dict[str, Any]) -> Delivery:  # type: ignore[no-untyped-def]
+    now = dt.datetime.now(dt.UTC)
+    row = session.scalars(
+        select(Delivery).where(
+            Delivery.destination == context.run.destination,
+            Delivery.program_code == batch.program_code,
+            Delivery.batch_digest == batch.digest,
+        )
+    ).one_or_none()
+    if row is None:
+        row = Delivery(
+            destination=context.run.destination,
+            program_code=batch.program_code,
+            batch_digest=batch.digest,
+            created_at=now,
+        )
+        session.add(row)
+    elif row.status == "logged":
+        return row
+    row.run_id = context.run.run_id
+    row.status = "pending"
+    row.artifacts = {"prepared": prepared}
+    row.staged_path = prepared["ledger"]["path"]
+    row.updated_at = now
+    session.flush()
+    return row
+
+
+def deliver_program(
+    run: dict[str, Any], prepared: dict[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
+    """Send ``prepared`` to the run's destination and record the outcome."""
+    context = RunContext(RunInfo.from_dict(run), settings)
+    batch = load_batch(context, prepared)
+    outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
+    if context.run.dry_run:
+        outcome |= {"status": "dry_run", **_dry_run(context, batch)}
+        remove_staged(prepared)
+        return outcome
+    with session_scope(context.engine) as session:
+        row = _delivery_row(session, context, batch, prepared)
+        delivery_id, already = row.id, row.status == "logged"
+    ledger = load_ledger(context, prepared)
+    if already:
+        with session_scope(context.engine) as session:
+            record_delivery(
+                session,
+                context,
+                run_id=context.run.run_id,
+                run_date=context.run.run_date,
+                program=batch.program_code,
+                ledger=ledger,
+                accepted=None,
+                rejected={},
+                delivery_id=None,
+            )
+        remove_staged(prepared)
+        return outcome | {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
+    destination = context.build_destination()
+    result: DeliveryResult = destination.deliver(batch)
+    with session_scope(context.engine) as session:
+        logged = record_delivery(
+            session,
+            context,
+            run_id=context.run.run_id,
+            run_date=context.run.run_date,
+            program=batch.program_code,
+            ledger=ledger,
+            accepted=result.accepted,
+            rejected=result.rejected,
+            delivery_id=delivery_id,
+        )
+    remove_staged(prepared)
+    return outcome | {
+        "status": "delivered",
+        "logged": logged,
+        "rejected": len(result.rejected),
+        "location": result.location,
+        "sent_nothing_new": result.sent_nothing_new,
+    }

@@ -1,0 +1,92 @@
+"""Finish: the run summary (counts, withheld by reason, delivery outcomes), kept as data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from pipelines.db import session_scope
+from pipelines.settings import Settings
+from pipelines.submission.context import RunContext, RunInfo
+from pipelines.submission.reports import write_report
+from privacy.ledger import Redaction, append_redactions
+from schemas import Run
+
+
+def summarize(plan: dict[str, Any], delivered: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Add up the programs' outcomes; a program with no outcome stopped before delivery."""
+    done = [d for d in delivered if d]
+    totals: Counter[str] = Counter()
+    withheld: Counter[str] = Counter()
+    removed: Counter[str] = Counter()
+    quarantined: Counter[str] = Counter()
+    rows: Counter[str] = Counter()
+    for outcome in done:
+        counts = outcome["counts"]
+        totals.update(
+            considered=counts["considered"],
+            disclosed=counts["disclosed"],
+            logged=outcome.get("logged", 0),
+            rejected=outcome.get("rejected", 0),
+        )
+        withheld.update(counts["withheld_by_reason"])
+        removed.update(counts["fields_removed_by_reason"])
+        quarantined.update(counts["quarantined_by_rule"])
+        rows.update({k: v or 0 for k, v in counts["rows"].items()})
+    finished = {d["program"] for d in done}
+    stopped = sorted(set(plan["programs"]) - finished)
+    return {
+        "run_id": plan["run_id"],
+        "destination": plan["destination"],
+        "run_date": plan["run_date"],
+        "dry_run": plan["dry_run"],
+        "agreement": plan["agreement"],
+        "programs": {
+            "considered": len(plan["programs"]) + len(plan["skipped_programs"]),
+            "processed": sorted(finished),
+            "stopped": stopped,
+            "skipped": plan["skipped_programs"],
+        },
+        "children": dict(totals),
+        "withheld_by_reason": dict(withheld),
+        "fields_removed_by_reason": dict(removed),
+        "quarantined_by_rule": dict(quarantined),
+        "rows_delivered": dict(rows),
+        "deliveries": {d["program"]: d["status"] for d in done},
+        "reconciled": plan.get("reconciled", {}),
+        "validation": "passed" if not stopped else "stopped",
+    }
+
+
+def finish_run(
+    plan: dict[str, Any], delivered: list[dict[str, Any] | None], settings: Settings | None = None
+) -> dict[str, Any]:
+    """Record skipped programs in the redaction audit and close the run with its summary."""
+    context = RunContext(RunInfo.from_dict(plan), settings)
+    summary = summarize(plan, delivered)
+    status = "success" if not summary["programs"]["stopped"] else "partial"
+    summary["status"] = status
+    summary["report"] = write_report(context, "summary", summary)
+    with session_scope(context.engine) as session:
+        if not context.run.dry_run:
+            append_redactions(
+                session,
+                [
+                    Redaction(
+                        run_id=context.run.run_id,
+                        program_code=program,
+                        subject=program,
+                        agreement_id=plan["agreement"],
+                        reason_code=reason,
+                        rule="program participation registry (45 CFR 1302.53(b))",
+                    )
+                    for program, reason in sorted(plan["skipped_programs"].items())
+                ],
+            )
+        run = session.get(Run, context.run.run_id)
+        if run is not None:
+            run.status = status
+            run.finished_at = dt.datetime.now(dt.UTC)
+            run.summary = summary
+    return summary

@@ -1,0 +1,85 @@
+"""Plan: which programs take part in this run, and the run's ledger row. No PII."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from pipelines.db import session_scope
+from pipelines.settings import Settings
+from pipelines.submission.context import RunContext, RunInfo
+from pipelines.submission.reconcile import reconcile
+from privacy.bases import agreement_reason
+from privacy.participation import ParticipationState, ProgramStatus, current_participation
+from privacy.reasons import Reason
+from schemas import Program, Run
+
+
+def plan_run(
+    destination: str,
+    run_date: dt.date,
+    *,
+    dry_run: bool = False,
+    output: str = "",
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Open a run: reconcile what earlier runs left unlogged, then list the programs to process.
+
+    Programs of other states than a state recipient's are not considered at all; programs that
+    do not share (not registered, withdrawn, AIAN without opt-in) are listed with their reason
+    and processed no further. An agreement not in force on the run date leaves no program.
+    """
+    stamp = run_date.strftime("%Y%m%d")
+    run = RunInfo(
+        f"{destination}-{stamp}-{uuid.uuid4().hex[:8]}", destination, run_date, dry_run, output
+    )
+    context = RunContext(run, settings)
+    agreement, recipient = context.agreement, context.recipient
+    reconciled = {} if dry_run else reconcile(context)
+    with session_scope(context.engine) as session:
+        query = select(Program.code).order_by(Program.code)
+        if context.recipient_state:
+            query = query.where(Program.state == context.recipient_state)
+        in_state = list(session.scalars(query))
+        statuses = current_participation(session, recipient.code, run_date)
+        blocked = agreement_reason(agreement, recipient, run_date)
+        skipped: dict[str, str] = {}
+        programs: list[str] = []
+        for code in in_state:
+            status = statuses[code]
+            if blocked is not None:
+                skipped[code] = str(blocked)
+            elif status.shares:
+                programs.append(code)
+            else:
+                skipped[code] = str(_program_reason(status))
+        session.add(
+            Run(
+                id=run.run_id,
+                destination=destination,
+                run_date=run_date,
+                dry_run=dry_run,
+                status="running",
+                started_at=dt.datetime.now(dt.UTC),
+                summary={"skipped_programs": skipped, "reconciled": reconciled},
+            )
+        )
+    return {
+        **run.to_dict(),
+        "agreement": agreement.id,
+        "programs": programs,
+        "skipped_programs": skipped,
+        "reconciled": reconciled,
+    }
+
+
+def _program_reason(status: ProgramStatus) -> Reason:
+    """Why a program that does not share does not."""
+    if status.state is ParticipationState.NOT_REGISTERED:
+        return Reason.PROGRAM_NOT_REGISTERED
+    if status.state is not ParticipationState.PARTICIPATING:
+        return Reason.PROGRAM_WITHDRAWN
+    return Reason.AIAN_NO_OPT_IN

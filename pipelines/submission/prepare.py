@@ -1,0 +1,223 @@
+"""Prepare programs' batches: extract, validate input, decide, transform, map, validate output,
+and stage each program's result encrypted for the deliver step. Nothing leaves here.
+
+Several programs can be prepared together (one extract, one input gate and one output gate per
+chunk instead of per program: Great Expectations costs about a second per suite run whatever
+the size); the results are still one batch per program. Fail closed: an input chunk with too
+many bad rows, a decision error, a missing key or a failed output privacy gate stops the
+programs concerned with a clear, PII-free message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from pipelines.extract import ExtractChunk, extract
+from pipelines.quality.input_suite import validate_input
+from pipelines.settings import Settings
+from pipelines.submission.collect import Collected, count_into
+from pipelines.submission.context import RunContext, RunInfo, SubmissionError
+from pipelines.submission.gate import output_gate
+from pipelines.submission.quarantine import quarantine_rows
+from pipelines.submission.records import RecordMaker
+from pipelines.submission.reports import write_report
+from pipelines.submission.stage_batch import stage_program
+from privacy.agreements import Agreement, StatementHandling
+from privacy.decision import Decision, DecisionInputs, decide
+from privacy.participation import current_participation
+from privacy.transforms import FieldPlan, compile_plan
+from schemas.filespec import FileSpec, load_spec
+
+STATEMENTS_SPEC = "hs_parent_statements"
+MAX_FAILURE_SHARE = 0.05
+
+
+class BatchStopped(SubmissionError):
+    """A batch stops before anything is sent."""
+
+
+def contributing_rows(decision: Decision, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of children that count in aggregates (any scope but none), removed fields emptied."""
+    ids = decision.field_mask.index
+    columns = ["child_id", *dict.fromkeys(["program_code", *decision.fields])]
+    rows = frame.loc[frame["child_id"].isin(ids), columns]
+    mask = decision.field_mask.reindex(rows["child_id"]).to_numpy(dtype=bool)
+    out = rows.reset_index(drop=True)
+    for j, name in enumerate(decision.fields):
+        if (~mask[:, j]).any():
+            out[name] = out[name].astype(object).where(mask[:, j], None)
+    return out
+
+
+class Preparation:
+    """Builds the batches of a set of programs, chunk by chunk."""
+
+    def __init__(self, context: RunContext, programs: Sequence[str]) -> None:
+        self.context = context
+        self.programs = list(programs)
+        self.run_date = context.run.run_date
+        self.specs: list[FileSpec] = [load_spec(name) for name in context.destination.formats]
+        self.carries_statements = STATEMENTS_SPEC in context.destination.formats
+        with Session(context.engine) as session:
+            self.participation = current_participation(
+                session, context.recipient.code, self.run_date
+            )
+        self.agreement = self._effective_agreement(context.agreement)
+        self.plans: dict[frozenset[str], FieldPlan] = {}
+        self.collected = {code: Collected() for code in self.programs}
+        self.reports: list[dict[str, Any]] = []
+        self.records = RecordMaker(self)
+
+    def _effective_agreement(self, agreement: Agreement) -> Agreement:
+        """The agreement as this destination can honour it: statements travel only where the
+        destination has a file for them; elsewhere the disputed field is withheld."""
+        if agreement.parent_statements is StatementHandling.CARRY and not self.carries_statements:
+            return agreement.model_copy(update={"parent_statements": StatementHandling.WITHHOLD})
+        return agreement
+
+    def plan_for(self, program: str) -> FieldPlan:
+        """The field plan of a program (an AIAN opt-in may exclude fields)."""
+        status = self.participation[program]
+        excluded = frozenset(status.opt_in.excluded_fields if status.opt_in else ())
+        if excluded not in self.plans:
+            self.plans[excluded] = compile_plan(
+                self.agreement,
+                self.context.keys,
+                recipient_code=self.context.recipient.code,
+                excluded_fields=excluded,
+            )
+        return self.plans[excluded]
+
+    @property
+    def is_edfi(self) -> bool:
+        """Whether the destination is an Ed-Fi API (records, not files)."""
+        return self.context.destination.type.value == "edfi"
+
+    @property
+    def record_specs(self) -> list[FileSpec]:
+        """The record-level file specs other than parent statements."""
+        return [s for s in self.specs if s.level == "record" and s.name != STATEMENTS_SPEC]
+
+    @property
+    def aggregate_specs(self) -> list[FileSpec]:
+        """The aggregate file specs."""
+        return [s for s in self.specs if s.level == "aggregate"]
+
+    def add(self, chunk: ExtractChunk) -> None:
+        """Validate, decide, transform and map one chunk."""
+        checked = validate_input(chunk.children, self.run_date, max_failure_share=MAX_FAILURE_SHARE)
+        self.reports.append(checked.report)
+        bad = checked.quarantined
+        for program, rows in bad.groupby("program_code"):
+            count_into(self.collected[str(program)].quarantined, rows["rule"])
+        if not bad.empty and not self.context.run.dry_run:
+            quarantine_rows(self.context, chunk.children, bad)
+        if checked.stopped:
+            raise BatchStopped(
+                f"programs {', '.join(sorted(bad['program_code'].unique()))}: "
+                f"{bad['child_id'].nunique()} of {len(chunk.children)} rows failed input "
+                f"validation (over {MAX_FAILURE_SHARE:.0%}); the batch stops, nothing is sent"
+            )
+        passed = checked.passed
+        decision = decide(
+            DecisionInputs(passed, chunk.consents, chunk.notices, chunk.statements),
+            self.agreement,
+            self.context.recipient,
+            self.run_date,
+            participation=self.participation,
+        )
+        self._withheld(decision)
+        names = pd.concat([passed["first_name"], passed["last_name"]]).dropna().astype(str)
+        for program, frame in passed.groupby("program_code"):
+            c = self.collected[str(program)]
+            c.counts["considered"] += len(frame)
+            c.names.update(names.unique())
+        by_plan: dict[int, list[str]] = defaultdict(list)
+        for program in passed["program_code"].unique():
+            by_plan[id(self.plan_for(str(program)))].append(str(program))
+        for programs in by_plan.values():
+            plan = self.plan_for(programs[0])
+            rows = passed.loc[passed["program_code"].isin(programs)]
+            if self.agreement.output.value == "record" and (self.record_specs or self.is_edfi):
+                self.records.add(decision, rows, plan)
+            if self.aggregate_specs:
+                contributing = contributing_rows(decision, rows)
+                permitted = plan.apply(contributing, self.run_date)
+                owners = contributing["program_code"].to_numpy()
+                for program in pd.unique(owners):
+                    part = permitted.loc[owners == program]
+                    self.collected[str(program)].aggregate.append(part)
+
+    def _withheld(self, decision: Decision) -> None:
+        children = decision.children
+        rule = f"{self.agreement.id} ({self.agreement.legal_basis.value})"
+        removals = decision.field_removals.merge(
+            children[["child_id", "program_code", "child_local_id", "disclose"]], on="child_id"
+        )
+        removals = removals.loc[removals["disclose"]]
+        for program, rows in children.groupby("program_code", observed=True):
+            c = self.collected[str(program)]
+            count_into(c.reasons, rows["reason"].astype(str))
+            withheld = rows.loc[~rows["disclose"]]
+            c.redactions.extend(
+                {"subject": str(local_id), "field": None, "reason": str(reason), "rule": rule}
+                for local_id, reason in zip(
+                    withheld["child_local_id"], withheld["reason"], strict=True
+                )
+            )
+        for program, rows in removals.groupby("program_code", observed=True):
+            c = self.collected[str(program)]
+            count_into(c.removals, rows["reason"].astype(str))
+            c.redactions.extend(
+                {"subject": str(local_id), "field": str(name), "reason": str(reason), "rule": rule}
+                for local_id, name, reason in zip(
+                    rows["child_local_id"], rows["field"], rows["reason"], strict=True
+                )
+            )
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Validate every outgoing frame, stage each program's batch encrypted, and return the
+        PII-free references the deliver step needs."""
+        frames = {code: self.records.frames(code, c) for code, c in self.collected.items()}
+        gate = output_gate(self, frames)
+        results = []
+        for code in self.programs:
+            report = write_report(self.context, code, {"input": self.reports, "output": gate[code]})
+            failures = [f for result in gate[code].values() for f in result["failures"]]
+            if failures:
+                raise BatchStopped(
+                    f"program {code}: the output privacy gate failed, nothing is sent: "
+                    + "; ".join(failures[:5])
+                    + f" (report: {report})"
+                )
+            results.append(stage_program(self, code, frames[code], report))
+        return results
+
+
+def prepare_programs(
+    run: dict[str, Any], programs: Sequence[str], settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """Prepare the batches of ``programs`` for the run described by ``run``."""
+    context = RunContext(RunInfo.from_dict(run), settings)
+    preparation = Preparation(context, programs)
+    started = dt.datetime.now(dt.UTC)
+    for chunk in extract(context.engine, programs, context.run.run_date):
+        preparation.add(chunk)
+    prepared = preparation.finish()
+    seconds = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
+    for item in prepared:
+        item["counts"]["seconds"] = seconds
+    return prepared
+
+
+def prepare_program(
+    run: dict[str, Any], program_code: str, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Prepare one program's batch (what each mapped Airflow task does)."""
+    return prepare_programs(run, [program_code], settings)[0]

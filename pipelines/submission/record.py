@@ -1,0 +1,83 @@
+"""Record: the disclosure log for exactly what the destination accepted, the redaction audit
+for what was withheld or removed, in the same transaction that marks the delivery logged."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from pipelines.destinations.base import ChildKey
+from pipelines.submission.context import RunContext
+from privacy.ledger import Disclosure, Redaction, append_disclosures, append_redactions
+from privacy.reasons import Reason
+from schemas import Delivery
+
+REJECTED = Reason.DESTINATION_REJECTED.value
+
+
+def record_delivery(
+    session: Session,
+    context: RunContext,
+    *,
+    run_id: str,
+    run_date: dt.date,
+    program: str,
+    ledger: dict[str, list[dict[str, Any]]],
+    accepted: set[ChildKey] | None,
+    rejected: dict[ChildKey, str],
+    delivery_id: int | None,
+) -> int:
+    """Append the run's ledger entries for one program; ``accepted`` None logs no disclosure
+    (a dry run or an unchanged batch). Returns how many disclosures were logged."""
+    agreement = context.agreement
+    disclosures = [
+        Disclosure(
+            run_id=run_id,
+            program_code=d["program_code"],
+            child_local_id=d["child_local_id"],
+            recipient_code=agreement.recipient,
+            agreement_id=agreement.id,
+            legal_basis=agreement.legal_basis.value,
+            purpose=agreement.purpose,
+            fields=tuple(d["fields"]),
+            run_date=run_date,
+            payload_digest=d["digest"],
+        )
+        for d in ledger["disclosures"]
+        if accepted is not None and (d["program_code"], d["child_local_id"]) in accepted
+    ]
+    redactions = [
+        Redaction(
+            run_id=run_id,
+            program_code=program,
+            subject=r["subject"],
+            agreement_id=agreement.id,
+            reason_code=r["reason"],
+            rule=r["rule"],
+            field=r["field"],
+        )
+        for r in ledger["redactions"]
+    ]
+    redactions += [
+        Redaction(
+            run_id=run_id,
+            program_code=program_code,
+            subject=local_id,
+            agreement_id=agreement.id,
+            reason_code=REJECTED,
+            rule=problem[:500],
+        )
+        for (program_code, local_id), problem in sorted(rejected.items())
+    ]
+    append_disclosures(session, disclosures)
+    append_redactions(session, redactions)
+    if delivery_id is not None:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(status="logged", updated_at=dt.datetime.now(dt.UTC))
+        )
+    return len(disclosures)

@@ -1,0 +1,203 @@
+"""Record-level output: disclosed children's permitted fields, shaped into the destination's
+file specs (or kept as plan columns for an API destination), with one disclosure-log line per
+child naming the fields it carried and the digest of exactly its rows."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from pipelines.mapping import render
+from pipelines.submission.aggregate import program_counts
+from pipelines.submission.collect import ChildKey, Collected, count_into
+from privacy.decision import Decision
+from privacy.reasons import Reason
+from privacy.transforms import FieldPlan
+from schemas import ParentStatement
+
+if TYPE_CHECKING:
+    from pipelines.submission.prepare import Preparation
+
+RECORDS = "records"
+REQUIRED_FIELD_MISSING = Reason.REQUIRED_FIELD_MISSING.value
+STATEMENT_SOURCES = ("statement_field", "statement", "statement_filed_date")
+
+
+class RecordMaker:
+    """Turns a chunk's disclosed children into outgoing rows, per program."""
+
+    def __init__(self, preparation: Preparation) -> None:
+        self.p = preparation
+
+    def add(self, decision: Decision, rows: pd.DataFrame, plan: FieldPlan) -> None:
+        """Disclosed children of ``rows`` (programs sharing ``plan``) into outgoing rows."""
+        disclosed = decision.redact(rows)
+        if disclosed.empty:
+            return
+        ids = rows.set_index("child_id").loc[disclosed["child_id"]]
+        keys: list[ChildKey] = list(
+            zip(ids["program_code"].astype(str), ids["child_local_id"].astype(str), strict=True)
+        )
+        permitted = plan.apply(disclosed, self.p.run_date)
+        if self.p.is_edfi:
+            self._split({RECORDS: permitted}, keys, decision, disclosed, set(plan.fields))
+            return
+        dropped = self._unrenderable(permitted, plan, keys)
+        if dropped:
+            keep = [k not in dropped for k in keys]
+            disclosed = disclosed.loc[keep].reset_index(drop=True)
+            permitted = permitted.loc[keep].reset_index(drop=True)
+            keys = [k for k, ok in zip(keys, keep, strict=True) if ok]
+        frames = {
+            spec.file_name: render(spec, permitted, plan.columns, child_keys=keys).frame
+            for spec in self.p.record_specs
+        }
+        used = {
+            plan.source(col.source)
+            for spec in self.p.record_specs
+            for col in spec.columns
+            if col.source in plan.columns
+        }
+        self._split(frames, keys, decision, disclosed, used)
+        if self.p.carries_statements and not decision.statements.empty:
+            self._statements(decision, disclosed, permitted, keys, plan)
+
+    def _unrenderable(
+        self, permitted: pd.DataFrame, plan: FieldPlan, keys: list[ChildKey]
+    ) -> set[ChildKey]:
+        """Children a required column cannot be written for: withheld from every file."""
+        dropped: set[ChildKey] = set()
+        for spec in self.p.record_specs:
+            bad = render(spec, permitted, plan.columns, child_keys=keys).unrenderable
+            for row in bad.drop_duplicates(["program_code", "child_local_id"]).itertuples():
+                key = (str(row.program_code), str(row.child_local_id))
+                if key in dropped:
+                    continue
+                dropped.add(key)
+                c = self.p.collected[key[0]]
+                count_into(c.reasons, pd.Series([REQUIRED_FIELD_MISSING]))
+                c.reasons["disclosed"] = c.reasons.get("disclosed", 0) - 1
+                c.redactions.append(
+                    {
+                        "subject": key[1],
+                        "field": row.field,
+                        "reason": REQUIRED_FIELD_MISSING,
+                        "rule": f"{spec.name}: column {row.column} ({str(row.reason).lower()})",
+                    }
+                )
+        return dropped
+
+    def _split(
+        self,
+        frames: dict[str, pd.DataFrame],
+        keys: list[ChildKey],
+        decision: Decision,
+        disclosed: pd.DataFrame,
+        used: set[str],
+    ) -> None:
+        """Hand each program its rows, and log one disclosure line per child."""
+        programs = pd.Series([k[0] for k in keys])
+        fields = [f for f in decision.fields if f in used]
+        carried = decision.field_mask.reindex(disclosed["child_id"])[fields].to_numpy(dtype=bool)
+        digests = _digests(frames, len(keys))
+        for program, positions in programs.groupby(programs).groups.items():
+            at = list(positions)
+            c = self.p.collected[str(program)]
+            part_keys = [keys[i] for i in at]
+            for name, frame in frames.items():
+                c.keep(name, frame.iloc[at].reset_index(drop=True), part_keys)
+            c.disclosures.extend(
+                {
+                    "program_code": keys[i][0],
+                    "child_local_id": keys[i][1],
+                    "fields": [f for f, keep in zip(fields, carried[i], strict=True) if keep],
+                    "digest": digests[i],
+                }
+                for i in at
+            )
+            c.counts["disclosed"] += len(at)
+
+    def _statements(
+        self,
+        decision: Decision,
+        disclosed: pd.DataFrame,
+        permitted: pd.DataFrame,
+        keys: list[ChildKey],
+        plan: FieldPlan,
+    ) -> None:
+        """Parent statements that travel with disclosed fields (45 CFR 1303.24(c))."""
+        spec = next(s for s in self.p.specs if s.name == "hs_parent_statements")
+        wanted = decision.statements.merge(
+            disclosed[["child_id"]].reset_index(names="position"), on="child_id"
+        )
+        if wanted.empty:
+            return
+        with self.p.context.engine.connect() as connection:
+            texts = pd.DataFrame(
+                connection.execute(
+                    select(
+                        ParentStatement.child_id,
+                        ParentStatement.field,
+                        ParentStatement.statement,
+                        ParentStatement.filed_date,
+                    ).where(ParentStatement.child_id.in_(wanted["child_id"].tolist()))
+                ).all(),
+                columns=["child_id", "field", "statement", "statement_filed_date"],
+            )
+        rows = wanted.merge(texts, on=["child_id", "field"])
+        ident = permitted[["program_code", "child_local_id"]].iloc[rows["position"].to_numpy()]
+        frame = pd.concat(
+            [
+                ident.reset_index(drop=True),
+                rows[["field", "statement", "statement_filed_date"]]
+                .rename(columns={"field": "statement_field"})
+                .reset_index(drop=True),
+            ],
+            axis=1,
+        )
+        row_keys = [keys[i] for i in rows["position"]]
+        result = render(spec, frame, [*plan.columns, *STATEMENT_SOURCES], child_keys=row_keys)
+        programs = pd.Series([k[0] for k in row_keys])
+        for program, positions in programs.groupby(programs).groups.items():
+            at = list(positions)
+            self.p.collected[str(program)].keep(
+                spec.file_name,
+                result.frame.iloc[at].reset_index(drop=True),
+                [row_keys[i] for i in at],
+            )
+
+    def frames(self, program: str, c: Collected) -> dict[str, Any]:
+        """The program's outgoing frames, whole: record files (or records) and aggregates."""
+        frames: dict[str, Any] = {}
+        for name, parts in c.artifacts.items():
+            frames[name] = (pd.concat(parts, ignore_index=True), c.keys[name])
+        for spec in self.p.record_specs:
+            if spec.file_name not in frames:
+                empty = pd.DataFrame(
+                    {col: pd.Series([], dtype=object) for col in spec.column_names}
+                )
+                frames[spec.file_name] = (empty, [])
+        for spec in self.p.aggregate_specs:
+            permitted = pd.concat(c.aggregate, ignore_index=True) if c.aggregate else pd.DataFrame()
+            table, hidden = program_counts(program, permitted, self.p.agreement.min_cell_size)
+            c.counts["suppressed_cells"] = hidden
+            frames[spec.file_name] = (
+                render(spec, table, list(table.columns), child_keys=[]).frame,
+                [],
+            )
+        return frames
+
+
+def _digests(frames: dict[str, pd.DataFrame], n: int) -> list[str]:
+    """SHA-256 per row position over every frame's row (in file-name order)."""
+    digests = [hashlib.sha256() for _ in range(n)]
+    for name in sorted(frames):
+        frame = frames[name]
+        text = frame.astype(object).where(frame.notna(), "").astype(str)
+        lines = text.agg("\x1f".join, axis=1) if len(text) else pd.Series([], dtype=object)
+        for digest, line in zip(digests, lines, strict=True):
+            digest.update(f"{name}\x1e{line}\x1d".encode())
+    return [d.hexdigest() for d in digests]

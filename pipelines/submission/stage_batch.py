@@ -1,0 +1,51 @@
+"""Stage a prepared program batch encrypted at rest, and describe it without PII."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from pipelines.staging import stage, staging_key
+from privacy.reasons import Reason
+
+if TYPE_CHECKING:
+    from pipelines.submission.prepare import Preparation
+
+
+def stage_program(p: Preparation, code: str, frames: dict[str, Any], report: str) -> dict[str, Any]:
+    """Encrypt the program's frames and ledger lines into the run's staging folder; return the
+    reference the deliver step takes (paths, digests, counts)."""
+    context, c = p.context, p.collected[code]
+    key = staging_key(context.settings.staging_key_file)
+    directory = context.staging_dir / code
+    artifacts = []
+    for name, (frame, keys) in frames.items():
+        spec = next((s for s in p.specs if s.file_name == name), None)
+        ref = stage(frame, directory, key, run_id=context.run.run_id, name=name)
+        artifacts.append(
+            {
+                "name": name,
+                "ref": ref.to_dict(),
+                "key_columns": list(spec.key) if spec else [],
+                "child_keys": [list(k) for k in keys],
+            }
+        )
+    ledger = json.dumps({"disclosures": c.disclosures, "redactions": c.redactions}).encode()
+    ledger_ref = stage(ledger, directory, key, run_id=context.run.run_id, name="ledger.json")
+    counts = {
+        **c.counts,
+        "withheld_by_reason": {
+            k: v for k, v in c.reasons.items() if k != Reason.DISCLOSED.value and v
+        },
+        "fields_removed_by_reason": c.removals,
+        "quarantined_by_rule": c.quarantined,
+        "rows": {a["name"]: a["ref"]["rows"] for a in artifacts},
+    }
+    return {
+        "program": code,
+        "run_date": context.run.run_date.isoformat(),
+        "artifacts": artifacts,
+        "ledger": ledger_ref.to_dict(),
+        "counts": counts,
+        "report": report,
+    }

@@ -1,0 +1,180 @@
+"""Reason codes of the disclosure decision, each with a one-line plain-English description.
+
+A reason is recorded for every child (``disclosed`` or why not), every program and every field
+removed from a disclosed child; audit reports print ``reason.description``. ``reason.level``
+says what a reason applies to: the whole agreement, one program, one child or one field.
+The string value is what the ledgers store (at most 40 characters).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Level(StrEnum):
+    """What a reason applies to."""
+
+    OK = "ok"
+    AGREEMENT = "agreement"
+    PROGRAM = "program"
+    CHILD = "child"
+    FIELD = "field"
+
+
+class Reason(StrEnum):
+    """Why a child, program or field was disclosed or withheld."""
+
+    description: str
+    level: Level
+
+    def __new__(cls, value: str, level: Level, description: str) -> Reason:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.level = level
+        member.description = description
+        return member
+
+    DISCLOSED = "disclosed", Level.OK, "disclosed under the agreement"
+
+    # the agreement as a whole, on the run date
+    AGREEMENT_NOT_YET_EFFECTIVE = (
+        "agreement_not_yet_effective",
+        Level.AGREEMENT,
+        "the agreement is not yet in effect on the run date",
+    )
+    AGREEMENT_EXPIRED = (
+        "agreement_expired",
+        Level.AGREEMENT,
+        "the agreement expired before the run date",
+    )
+    RECIPIENT_SUSPENDED = (
+        "recipient_suspended",
+        Level.AGREEMENT,
+        "the recipient is barred from access (suspension window) on the run date",
+    )
+    AGREEMENT_REVIEW_OVERDUE = (
+        "agreement_review_overdue",
+        Level.AGREEMENT,
+        "the agreement was not reviewed in the 12 months up to the run date",
+    )
+    RECIPIENT_NOT_ELIGIBLE = (
+        "recipient_not_eligible",
+        Level.AGREEMENT,
+        "the recipient may not receive data on this legal basis",
+    )
+    DESTRUCTION_TERMS_MISSING = (
+        "destruction_terms_missing",
+        Level.AGREEMENT,
+        "an audit or study agreement without terms for destroying the data",
+    )
+
+    # the program's participation with the recipient
+    PROGRAM_NOT_REGISTERED = (
+        "program_not_registered",
+        Level.PROGRAM,
+        "the program is not registered as participating with this recipient",
+    )
+    PROGRAM_WITHDRAWN = (
+        "program_withdrawn",
+        Level.PROGRAM,
+        "the program withdrew from sharing with this recipient",
+    )
+    AIAN_NO_OPT_IN = (
+        "aian_no_opt_in",
+        Level.PROGRAM,
+        "an AIAN program without an active opt-in shares nothing",
+    )
+    AIAN_AGGREGATE_ONLY = (
+        "aian_aggregate_only",
+        Level.PROGRAM,
+        "the AIAN program opted in to aggregate outputs only, not child records",
+    )
+
+    # the child's legal basis: written consent (45 CFR 1303.22(a))
+    NO_CONSENT = "no_consent", Level.CHILD, "no written consent on file"
+    CONSENT_OTHER_RECIPIENT = (
+        "consent_other_recipient",
+        Level.CHILD,
+        "the consent names another recipient or class of recipients",
+    )
+    CONSENT_CATEGORY_NOT_COVERED = (
+        "consent_category_not_covered",
+        Level.CHILD,
+        "the consent does not name every record category the agreement sends",
+    )
+    CONSENT_UNSIGNED = "consent_unsigned", Level.CHILD, "the consent is not signed"
+    CONSENT_UNDATED = "consent_undated", Level.CHILD, "the consent is not dated"
+    CONSENT_NOT_BY_PARENT = (
+        "consent_not_by_parent",
+        Level.CHILD,
+        "the consent was not signed by a parent",
+    )
+    CONSENT_SIGNED_AFTER_RUN_DATE = (
+        "consent_signed_after_run_date",
+        Level.CHILD,
+        "the consent was signed after the run date",
+    )
+    CONSENT_EXPIRED = "consent_expired", Level.CHILD, "the consent expired before the run date"
+    CONSENT_REVOKED = (
+        "consent_revoked",
+        Level.CHILD,
+        "the parent revoked the consent on or before the run date",
+    )
+
+    # the child's legal basis: notice to the school or LEA (45 CFR 1303.22(b))
+    NOTICE_MISSING = (
+        "notice_missing",
+        Level.CHILD,
+        "no enrollment notice to this school or LEA on file",
+    )
+    NOTICE_PERIOD_NOT_ELAPSED = (
+        "notice_period_not_elapsed",
+        Level.CHILD,
+        "the parent was notified too recently to have had the chance to refuse",
+    )
+    NOTICE_REFUSED = "notice_refused", Level.CHILD, "the parent refused the disclosure"
+
+    # one field of a child that is otherwise disclosed
+    AIAN_FIELD_EXCLUDED = (
+        "aian_field_excluded",
+        Level.FIELD,
+        "the AIAN program's opt-in excludes this field",
+    )
+    NOTICE_CATEGORY_NOT_PERMITTED = (
+        "notice_category_not_permitted",
+        Level.FIELD,
+        "only identity and enrollment fields may go to a school on notice",
+    )
+    DISABILITY_CONSENT_MISSING = (
+        "disability_consent_missing",
+        Level.FIELD,
+        "no valid consent naming disability records (IDEA)",
+    )
+    PARENT_STATEMENT_NOT_CARRIED = (
+        "parent_statement_not_carried",
+        Level.FIELD,
+        "a parent's statement is on file and the agreement does not carry it",
+    )
+
+    # after the decision: what the target format or the destination itself requires
+    REQUIRED_FIELD_MISSING = (
+        "required_field_missing",
+        Level.CHILD,
+        "the target needs a field the agreement does not permit, or the child lacks it",
+    )
+    DESTINATION_REJECTED = (
+        "destination_rejected",
+        Level.CHILD,
+        "the destination refused the record (its message is in the rule)",
+    )
+
+
+_BY_VALUE: dict[str, Reason] = {reason.value: reason for reason in Reason}
+
+
+def describe(code: str) -> str:
+    """The description of a reason code; ``ValueError`` for an unknown code."""
+    try:
+        return _BY_VALUE[code].description
+    except KeyError:
+        raise ValueError(f"unknown reason code {code}") from None

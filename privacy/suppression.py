@@ -1,0 +1,433 @@
+"""Small-cell suppression of aggregate count tables, with complementary suppression.
+
+A count table is a full cross-classification: one cell per combination of the dimension
+values, plus every margin (the totals over any set of dimensions, down to the grand total),
+marked ``Total`` in the dimensions summed over. Margins are assumed published or known (a
+program's enrollment is public), so protection always counts them, even with
+``margins=False`` (which only leaves them out of the returned table).
+
+1. **Primary**: a cell (interior or margin) with ``0 < n < threshold`` is hidden (threshold
+   10 by default: the most common state minimum cell size). **Zeros are shown** by default: a
+   zero reveals no child, and hiding zeros weakens little while costing much. What a zero can
+   reveal is that a whole group shares an attribute (all other cells of its line are zero):
+   use :func:`code_percentage` for shares, or ``suppress_zeros=True`` to hide zeros too.
+2. **Complementary**: every line of the table (the cells along one dimension with the others
+   fixed, together with its total) is one linear equation, so a line with exactly one hidden
+   cell gives that cell away. While any line has exactly one, the smallest other cell of the
+   line is hidden too, preferring non-zero cells (a hidden zero pins the sum of the hidden
+   cells). This repeats across every dimension and level of totals until stable.
+3. **No derivation across lines**: lines with two hidden cells each can still pin a cell
+   jointly (a hidden cell that is a "bridge" between two groups of hidden cells). Each hidden
+   cell is checked by linear algebra (the null space of the equations restricted to hidden
+   cells, per connected group): a cell that the equations fix is protected with one more cell.
+   With zeros shown every hidden cell is positive, so a cell the equations leave free also has
+   a range of feasible non-negative values, not one. With ``suppress_zeros=True`` a hidden
+   zero sits at its bound (counts are never negative), so non-negativity alone can pin it:
+   lines whose hidden cells are all zeros get a non-zero hidden cell, and each hidden zero is
+   checked by a small linear program (scipy, loaded only then); slower, for small tables.
+
+The result names cells by dimension values (category labels, never a child) and says for
+each hidden cell why: primary, or complementary and for which line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise, product
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "TOTAL",
+    "SuppressedCell",
+    "SuppressionResult",
+    "WideSuppression",
+    "code_percentage",
+    "determined_cells",
+    "pinned_zeros",
+    "suppress",
+    "suppress_wide",
+]
+
+DEFAULT_THRESHOLD = 10
+TOTAL = "Total"
+_TOLERANCE = 1e-9
+
+Cell = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SuppressedCell:
+    """One hidden cell: its dimension values (``Total`` on a margin), why, and the rule."""
+
+    cell: tuple[tuple[str, Any], ...]
+    reason: Literal["primary", "complementary"]
+    rule: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The cell as a flat mapping: dimension values, ``reason`` and ``rule``."""
+        return {**dict(self.cell), "reason": self.reason, "rule": self.rule}
+
+
+@dataclass
+class SuppressionResult:
+    """The table to publish (``count`` None where hidden), and what was hidden and why."""
+
+    table: pd.DataFrame
+    suppressed: list[SuppressedCell] = field(default_factory=list)
+    threshold: int = DEFAULT_THRESHOLD
+
+
+@dataclass
+class WideSuppression:
+    """A wide table with its ``Total`` row and column, None where hidden, and the mask."""
+
+    table: pd.DataFrame
+    mask: pd.DataFrame
+    suppressed: list[SuppressedCell] = field(default_factory=list)
+    threshold: int = DEFAULT_THRESHOLD
+
+
+class _Cube:
+    """Counts over every dimension value plus a ``Total`` position (last) per dimension."""
+
+    def __init__(self, values: np.ndarray, dims: Sequence[str], levels: Sequence[list[Any]]):
+        self.values = values
+        self.dims = list(dims)
+        self.levels = [list(level) for level in levels]
+        self.hidden = np.zeros(values.shape, dtype=bool)
+        self.why: dict[Cell, tuple[Literal["primary", "complementary"], str]] = {}
+
+    def label(self, cell: Cell) -> tuple[tuple[str, Any], ...]:
+        return tuple(
+            (dim, TOTAL if i == len(level) else level[i])
+            for dim, level, i in zip(self.dims, self.levels, cell, strict=True)
+        )
+
+    def describe(self, cell: Cell) -> str:
+        return ", ".join(f"{dim}={value}" for dim, value in self.label(cell))
+
+    def line(self, axis: int, cell: Cell) -> list[Cell]:
+        """The cells of the line along ``axis`` through ``cell`` (members, then the total)."""
+        return [(*cell[:axis], i, *cell[axis + 1 :]) for i in range(self.values.shape[axis])]
+
+    def hide(self, cell: Cell, reason: Literal["primary", "complementary"], rule: str) -> None:
+        if not self.hidden[cell]:
+            self.hidden[cell] = True
+            self.why[cell] = (reason, rule)
+
+    def candidates(self, cells: Sequence[Cell]) -> list[Cell]:
+        """Shown cells among ``cells``, best complement first: non-zero, then smallest."""
+        shown = [c for c in cells if not self.hidden[c]]
+        return sorted(shown, key=lambda c: (self.values[c] == 0, int(self.values[c]), c))
+
+
+def _levels(series: pd.Series) -> list[Any]:
+    unique = list(pd.unique(series))
+    try:
+        return sorted(unique)
+    except TypeError:
+        return unique
+
+
+def _build(counts: pd.DataFrame, dims: Sequence[str], count: str) -> _Cube:
+    levels = [_levels(counts[d]) for d in dims]
+    values = np.zeros([len(level) + 1 for level in levels], dtype=np.int64)
+    codes = tuple(
+        pd.Categorical(counts[d], categories=level).codes
+        for d, level in zip(dims, levels, strict=True)
+    )
+    np.add.at(values, codes, counts[count].to_numpy(dtype=np.int64))
+    for axis in range(len(dims)):
+        total: list[Any] = [slice(None)] * len(dims)
+        members: list[Any] = [slice(None)] * len(dims)
+        total[axis], members[axis] = -1, slice(0, -1)
+        values[tuple(total)] = values[tuple(members)].sum(axis=axis)
+    return _Cube(values, dims, levels)
+
+
+def _two_rule(cube: _Cube) -> None:
+    """Until stable: a line with exactly one hidden cell, or whose hidden cells are all zeros
+    (their sum would be known to be 0), gets one more: the smallest non-zero shown cell."""
+    changed = True
+    while changed:
+        changed = False
+        for axis in range(cube.values.ndim):
+            hidden = cube.hidden.sum(axis=axis)
+            hidden_sum = np.where(cube.hidden, cube.values, 0).sum(axis=axis)
+            for rest in np.argwhere((hidden == 1) | ((hidden > 0) & (hidden_sum == 0))):
+                anchor = (*rest[:axis], 0, *rest[axis:])
+                cells = cube.line(axis, tuple(int(i) for i in anchor))
+                inside = [c for c in cells if cube.hidden[c]]
+                all_zero = all(cube.values[c] == 0 for c in inside)
+                if len(inside) != 1 and not all_zero:
+                    continue  # fixed earlier in this pass
+                choice = cube.candidates(cells)
+                if not choice or (len(inside) > 1 and cube.values[choice[0]] == 0):
+                    continue
+                what = "second hidden cell" if len(inside) == 1 else "non-zero hidden cell"
+                rule = (
+                    f"{what} of the {cube.dims[axis]} line through "
+                    f"{cube.describe(inside[0])} (its total is published)"
+                )
+                cube.hide(choice[0], "complementary", rule)
+                changed = True
+
+
+def _equations(
+    hidden: np.ndarray, values: np.ndarray
+) -> tuple[list[Cell], list[list[tuple[int, int]]]]:
+    """Hidden cells and, per line holding any, its (cell index, coefficient) terms."""
+    cells = [tuple(int(i) for i in c) for c in np.argwhere(hidden)]
+    index = {c: n for n, c in enumerate(cells)}
+    rows: list[list[tuple[int, int]]] = []
+    seen: set[tuple[int, Cell]] = set()
+    for cell in cells:
+        for axis in range(values.ndim):
+            key = (axis, (*cell[:axis], -1, *cell[axis + 1 :]))
+            if key in seen:
+                continue
+            seen.add(key)
+            size = values.shape[axis]
+            terms = []
+            for i in range(size):
+                member = (*cell[:axis], i, *cell[axis + 1 :])
+                if member in index:
+                    terms.append((index[member], -1 if i == size - 1 else 1))
+            rows.append(terms)
+    return cells, rows
+
+
+def determined_cells(hidden: np.ndarray, values: np.ndarray) -> list[Cell]:
+    """Hidden cells whose value the published cells and line totals fix exactly.
+
+    Solves per connected group of hidden cells: a cell is fixed when every vector of the null
+    space of the group's equations is zero at that cell.
+    """
+    cells, rows = _equations(hidden, values)
+    parent = list(range(len(cells)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for terms in rows:
+        for (a, _), (b, _) in pairwise(terms):
+            parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(cells)):
+        groups.setdefault(root(i), []).append(i)
+    fixed: list[Cell] = []
+    for members in groups.values():
+        position = {m: n for n, m in enumerate(members)}
+        group_rows = [t for t in rows if t and t[0][0] in position]
+        matrix = np.zeros((len(group_rows), len(members)))
+        for r, terms in enumerate(group_rows):
+            for i, coefficient in terms:
+                matrix[r, position[i]] = coefficient
+        _, singular, vt = np.linalg.svd(matrix, full_matrices=True)
+        rank = int((singular > _TOLERANCE * max(matrix.shape)).sum())
+        null = vt[rank:]
+        free = (
+            (np.abs(null) > _TOLERANCE).any(axis=0) if len(null) else np.zeros(len(members), bool)
+        )
+        fixed += [cells[m] for m, is_free in zip(members, free, strict=True) if not is_free]
+    return sorted(fixed)
+
+
+def pinned_zeros(hidden: np.ndarray, values: np.ndarray) -> list[Cell]:
+    """Hidden zero cells that non-negativity pins to 0 (only zeros sit at a bound).
+
+    A hidden zero is pinned when no change of the hidden cells that keeps every line's sum
+    can raise it while keeping the other hidden zeros non-negative (a small linear program;
+    hidden non-zero cells can move a little either way).
+    """
+    zeros = [tuple(int(i) for i in c) for c in np.argwhere(hidden & (values == 0))]
+    if not zeros:
+        return []
+    from scipy.optimize import linprog  # only needed when zeros are hidden
+
+    cells, rows = _equations(hidden, values)
+    matrix = np.zeros((len(rows), len(cells)))
+    for r, terms in enumerate(rows):
+        for i, coefficient in terms:
+            matrix[r, i] = coefficient
+    bounds = [(0.0, 1.0) if values[c] == 0 else (-1.0, 1.0) for c in cells]
+    pinned = []
+    for zero in zeros:
+        objective = np.zeros(len(cells))
+        objective[cells.index(zero)] = -1.0
+        best = linprog(objective, A_eq=matrix, b_eq=np.zeros(len(rows)), bounds=bounds)
+        if best.status != 0 or -best.fun < _TOLERANCE:
+            pinned.append(zero)
+    return pinned
+
+
+def _exposed(hidden: np.ndarray, values: np.ndarray) -> list[Cell]:
+    return sorted(set(determined_cells(hidden, values)) | set(pinned_zeros(hidden, values)))
+
+
+def _protect_fixed(cube: _Cube) -> bool:
+    """Hide one more cell to free the first fixed cell; False when none is fixed."""
+    fixed = _exposed(cube.hidden, cube.values)
+    if not fixed:
+        return False
+    target = fixed[0]
+    near = {c for axis in range(cube.values.ndim) for c in cube.line(axis, target)}
+    choice = cube.candidates(sorted(near))
+    if not choice:  # every neighbour hidden already: widen to any shown cell
+        choice = cube.candidates([tuple(int(i) for i in c) for c in np.argwhere(~cube.hidden)])
+    pick = choice[0]
+    for candidate in choice[:25]:
+        trial = cube.hidden.copy()
+        trial[candidate] = True
+        if target not in _exposed(trial, cube.values):
+            pick = candidate
+            break
+    rule = f"{cube.describe(target)} could be derived from the published cells and totals"
+    cube.hide(pick, "complementary", rule)
+    return True
+
+
+def suppress(
+    counts: pd.DataFrame,
+    dimensions: Sequence[str] | None = None,
+    *,
+    count: str = "count",
+    threshold: int = DEFAULT_THRESHOLD,
+    margins: bool = True,
+    suppress_zeros: bool = False,
+    total_label: str = TOTAL,
+) -> SuppressionResult:
+    """Suppress small cells of a long count table (dimension columns + ``count``).
+
+    Returns every combination of the dimension values (absent ones are zero cells), plus the
+    margins when ``margins``, with ``count`` None where hidden, a ``suppressed`` flag and a
+    ``suppression`` reason (``primary``/``complementary``/None). Rows with the same dimension
+    values are added together.
+    """
+    if threshold < 1:
+        raise ValueError("threshold must be at least 1")
+    dims = list(dimensions) if dimensions is not None else [c for c in counts if c != count]
+    if not dims:
+        raise ValueError("a count table needs at least one dimension column")
+    missing = [c for c in (*dims, count) if c not in counts]
+    if missing:
+        raise ValueError(f"count table lacks column(s): {', '.join(missing)}")
+    if counts[dims].isna().any().any():
+        raise ValueError("dimension values must not be missing")
+    numbers = pd.to_numeric(counts[count], errors="coerce")
+    if numbers.isna().any() or (numbers < 0).any() or (numbers % 1 != 0).any():
+        raise ValueError(f"column {count} must hold non-negative whole numbers")
+    for dim in dims:
+        if (counts[dim] == total_label).any():
+            raise ValueError(f"dimension {dim} already uses the label {total_label!r}")
+    frame = counts.assign(**{count: numbers.astype("int64")})
+    cube = _build(frame, dims, count)
+    low = 0 if suppress_zeros else 1
+    rule = f"{low} <= n < {threshold}" if suppress_zeros else f"0 < n < {threshold}"
+    for cell in np.argwhere((cube.values >= low) & (cube.values < threshold)):
+        cube.hide(tuple(int(i) for i in cell), "primary", rule)
+    _two_rule(cube)
+    while _protect_fixed(cube):
+        _two_rule(cube)
+    return SuppressionResult(_table(cube, count, margins, total_label), _listing(cube), threshold)
+
+
+def _table(cube: _Cube, count: str, margins: bool, total_label: str) -> pd.DataFrame:
+    sizes = [len(level) for level in cube.levels]
+    ranges = [range(n + 1) if margins else range(n) for n in sizes]
+    records: list[dict[Hashable, Any]] = []
+    shown: list[int | None] = []
+    reasons: list[str | None] = []
+    for cell in product(*ranges):
+        hidden = bool(cube.hidden[cell])
+        records.append(
+            {
+                dim: total_label if i == n else level[i]
+                for dim, level, i, n in zip(cube.dims, cube.levels, cell, sizes, strict=True)
+            }
+        )
+        shown.append(None if hidden else int(cube.values[cell]))
+        reasons.append(cube.why[cell][0] if hidden else None)
+    table = pd.DataFrame.from_records(records, columns=cube.dims)
+    table[count] = pd.Series(shown, index=table.index, dtype=object)
+    table["suppressed"] = pd.Series([r is not None for r in reasons], index=table.index, dtype=bool)
+    table["suppression"] = pd.Series(reasons, index=table.index, dtype=object)
+    return table
+
+
+def _listing(cube: _Cube) -> list[SuppressedCell]:
+    return [
+        SuppressedCell(cube.label(cell), reason, rule)
+        for cell, (reason, rule) in sorted(cube.why.items())
+    ]
+
+
+def suppress_wide(
+    frame: pd.DataFrame,
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+    suppress_zeros: bool = False,
+    total_label: str = TOTAL,
+) -> WideSuppression:
+    """Suppress a wide count table (rows x columns); adds the ``Total`` row and column."""
+    rows = frame.index.name or "row"
+    columns = frame.columns.name or "column"
+    long = frame.rename_axis(index=rows, columns=columns).stack().rename("count").reset_index()
+    result = suppress(
+        long,
+        [rows, columns],
+        threshold=threshold,
+        suppress_zeros=suppress_zeros,
+        total_label=total_label,
+    )
+    table = result.table
+    row_order = [*_levels(long[rows]), total_label]
+    column_order = [*_levels(long[columns]), total_label]
+    mask = (
+        table.pivot(index=rows, columns=columns, values="suppressed")
+        .reindex(index=row_order, columns=column_order)
+        .astype(bool)
+    )
+    values = (
+        table.pivot(index=rows, columns=columns, values="count")
+        .reindex(index=row_order, columns=column_order)
+        .astype(object)
+    )
+    values = values.mask(mask, None).astype(object)
+    return WideSuppression(values, mask, result.suppressed, threshold)
+
+
+def code_percentage(
+    numerator: int | None,
+    denominator: int | None,
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+    bottom: float = 5.0,
+    top: float = 95.0,
+    decimals: int = 0,
+) -> str | None:
+    """A share for publication, top/bottom coded: ``"<5%"``, ``"42%"``, ``">95%"``.
+
+    None (not published) when the numerator or denominator is hidden (None), or the
+    denominator is below ``threshold``: a published share of a hidden count would give the
+    count back, and a share near 0% or 100% says that (nearly) every child of the group
+    shares the attribute, so the extremes are coded.
+    """
+    if numerator is None or denominator is None or denominator < max(threshold, 1):
+        return None
+    if not 0 <= numerator <= denominator:
+        raise ValueError("a share needs 0 <= numerator <= denominator")
+    share = 100.0 * numerator / denominator
+    if share < bottom:
+        return f"<{bottom:g}%"
+    if share > top:
+        return f">{top:g}%"
+    return f"{share:.{decimals}f}%"

@@ -1,0 +1,245 @@
+"""State file specs: a target layout declared as data (``schemas/formats/*.yaml``).
+
+A spec names the file, its key columns and its columns in order. Each column says where its
+values come from (``source``: a catalog field of ``privacy/fields.py`` or a transformed output
+column such as ``age_months``), its type and how it is written:
+
+- ``string``: text, at most ``max_length`` characters;
+- ``date``: written with ``format`` (a ``strftime`` pattern, default ``%Y-%m-%d``);
+- ``integer``: whole numbers; ``suppressible`` ones (aggregate counts) may be null, written as
+  the spec's ``suppressed_marker``;
+- ``boolean``: written as ``format`` ``"Y/N"`` (default), ``"1/0"``, ``"TRUE/FALSE"``...;
+- ``code``: a canonical code (``schemas/codes.py``) mapped to the state's code by ``codes``;
+  with ``code_set`` (a code set of ``schemas/codes.py``) every canonical code must be mapped.
+
+A state's own layout is a new YAML file, not new code. :func:`load_spec` raises
+:class:`FileSpecError` naming the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from schemas import codes as code_sets
+
+FORMATS_DIR = Path(__file__).parent / "formats"
+"""Where the specs shipped with the project live."""
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class FileSpecError(ValueError):
+    """A spec file that cannot be read or does not validate; names file, line and key."""
+
+
+class ColumnType(StrEnum):
+    """How a column's values are written."""
+
+    STRING = "string"
+    DATE = "date"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    CODE = "code"
+
+
+class ColumnSpec(BaseModel):
+    """One output column of a state file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_IDENTIFIER.pattern)
+    source: str = Field(min_length=1)
+    type: ColumnType
+    required: bool = False
+    max_length: PositiveInt | None = None
+    format: str | None = None
+    codes: dict[str, str] | None = None
+    code_set: str | None = None
+    suppressible: bool = False
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> ColumnSpec:
+        kind = self.type
+        if self.format is not None and kind not in (ColumnType.DATE, ColumnType.BOOLEAN):
+            raise ValueError("format applies to date and boolean columns only")
+        if kind is ColumnType.DATE and self.format is not None and "%" not in self.format:
+            raise ValueError("a date format is a strftime pattern such as %m/%d/%Y")
+        if kind is ColumnType.BOOLEAN and self.format is not None:
+            tokens = self.format.split("/")
+            if len(tokens) != 2 or not all(tokens) or tokens[0] == tokens[1]:
+                raise ValueError("a boolean format is two different words, true/false: Y/N")
+        if kind is ColumnType.CODE and not self.codes:
+            raise ValueError("a code column needs codes (canonical code: state code)")
+        if kind is not ColumnType.CODE and (self.codes is not None or self.code_set):
+            raise ValueError("codes and code_set apply to code columns only")
+        if self.suppressible and kind is not ColumnType.INTEGER:
+            raise ValueError("only integer columns may be suppressible")
+        if self.code_set is not None:
+            _check_code_set(self.code_set, self.codes or {})
+        if self.max_length is not None:
+            too_long = [k for k, v in (self.codes or {}).items() if len(v) > self.max_length]
+            if too_long:
+                raise ValueError(f"state codes longer than max_length for {', '.join(too_long)}")
+        return self
+
+    @property
+    def date_format(self) -> str:
+        """The ``strftime`` pattern of a date column."""
+        return self.format or "%Y-%m-%d"
+
+    @property
+    def boolean_tokens(self) -> tuple[str, str]:
+        """How true and false are written."""
+        true, false = (self.format or "Y/N").split("/")
+        return true, false
+
+
+def _check_code_set(name: str, mapping: dict[str, str]) -> None:
+    enum = getattr(code_sets, name, None)
+    if not (isinstance(enum, type) and issubclass(enum, StrEnum)):
+        raise ValueError(f"code_set {name} is not a code set of schemas/codes.py")
+    known = {member.value for member in enum}
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise ValueError(f"codes not in code set {name}: {', '.join(unknown)}")
+    missing = sorted(known - set(mapping))
+    if missing:
+        raise ValueError(f"codes of code set {name} left unmapped: {', '.join(missing)}")
+
+
+class FileSpec(BaseModel):
+    """One state file layout: name, key columns and columns in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_IDENTIFIER.pattern)
+    description: str = ""
+    file_name: str = Field(pattern=_FILE_NAME.pattern)
+    table: str | None = Field(default=None, pattern=_IDENTIFIER.pattern)
+    level: Literal["record", "aggregate"] = "record"
+    key: tuple[str, ...] = Field(min_length=1)
+    suppressed_marker: str = ""
+    columns: tuple[ColumnSpec, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> FileSpec:
+        names = [column.name for column in self.columns]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"column names used twice: {', '.join(twice)}")
+        by_name = {column.name: column for column in self.columns}
+        unknown = [k for k in self.key if k not in by_name]
+        if unknown:
+            raise ValueError(f"key columns not among the columns: {', '.join(unknown)}")
+        optional = [k for k in self.key if not by_name[k].required or by_name[k].suppressible]
+        if optional:
+            raise ValueError(f"key columns must be required: {', '.join(optional)}")
+        if len(set(self.key)) != len(self.key):
+            raise ValueError("a key column is named twice")
+        return self
+
+    @property
+    def table_name(self) -> str:
+        """The staging-database table of this spec."""
+        return self.table or self.name
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The output columns, in order."""
+        return tuple(column.name for column in self.columns)
+
+    def column(self, name: str) -> ColumnSpec:
+        """The column called ``name``; ``KeyError`` for another."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+
+def spec_path(name_or_path: str | Path, folder: Path = FORMATS_DIR) -> Path:
+    """The file of a spec: a path as given, or ``<folder>/<name>.yaml`` for a bare name."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml")):
+        return Path(name_or_path)
+    return folder / f"{text}.yaml"
+
+
+def load_spec(name_or_path: str | Path, folder: Path = FORMATS_DIR) -> FileSpec:
+    """Read and validate a spec by name (``hs_enrollment``) or path.
+
+    The spec's ``name`` defaults to the file stem and, when given, must equal it.
+    """
+    path = spec_path(name_or_path, folder)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise FileSpecError(f"{path}: cannot read the spec file (known specs: {known})") from exc
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise FileSpecError(f"{path}{line}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise FileSpecError(f"{path}:1: a spec is a mapping of keys (name, file_name, columns)")
+    name = data.setdefault("name", path.stem)
+    if name != path.stem:
+        raise FileSpecError(f"{path}:{key_line(root, ('name',))}: name: must equal the file stem")
+    try:
+        return FileSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{path}:{key_line(root, loc)}: {dotted_key(loc) or '(spec)'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+            for loc in [tuple(err["loc"])]
+        ]
+        raise FileSpecError("\n".join(problems)) from None
+
+
+def load_specs(names: list[str] | tuple[str, ...], folder: Path = FORMATS_DIR) -> list[FileSpec]:
+    """Several specs by name, in order."""
+    return [load_spec(name, folder) for name in names]
+
+
+def dotted_key(loc: tuple[Any, ...]) -> str:
+    """A validation location as a key path: ``columns[3].type``."""
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts)
+
+
+def key_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    """The 1-based line of the deepest node of ``loc`` found in the YAML tree."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    child, line = value, key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line

@@ -1,0 +1,100 @@
+"""Every destination file makes one DAG that imports cleanly, has no cycle and sane defaults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT
+
+DESTINATIONS = {
+    "vt": {"type": "local", "recipient": "VT-AOE", "agreements": ["vt-aoe-ecids"],
+           "formats": ["hs_child_identity"], "local": {"root": "out/vt"}, "pool_size": 3},
+    "mo": {"type": "local", "recipient": "MO-DESE", "agreements": ["mo-dese-consent"],
+           "formats": ["hs_child_identity"], "local": {"root": "out/mo"}, "schedule": "30 1 * * *"},
+    "off": {"type": "local", "recipient": "MO-DESE", "agreements": ["mo-dese-consent"],
+            "formats": ["hs_child_identity"], "local": {"root": "out/off"}, "enabled": False},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    config = tmp_path_factory.mktemp("config")
+    shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
+    (config / "destinations").mkdir()
+    for name, content in DESTINATIONS.items():
+        (config / "destinations" / f"{name}.yaml").write_text(yaml.safe_dump(content))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATASHARE_CONFIG_DIR", str(config))
+        return DagBag(dag_folder=str(PROJECT / "dags"))
+
+
+def test_every_dag_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"datashare_vt", "datashare_mo"}, "disabled ones make none"
+
+
+def test_the_shipped_destinations_make_dags_too() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT / "dags"))
+    assert bag.import_errors == {}
+    assert "datashare_demo" in bag.dag_ids
+
+
+@pytest.mark.parametrize("dag_id", ["datashare_vt", "datashare_mo"])
+def test_graph_is_plan_prepare_deliver_finish_without_cycles(dagbag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags[dag_id]
+    assert {t.task_id for t in dag.tasks} == {"plan", "programs", "prepare", "deliver", "finish"}
+    order = [t.task_id for t in dag.topological_sort()]
+    assert (
+        order.index("plan")
+        < order.index("prepare")
+        < order.index("deliver")
+        < order.index("finish")
+    )
+    assert dag.task_dict["finish"].trigger_rule == "all_done"
+
+
+@pytest.mark.parametrize(("dag_id", "schedule", "pool"), [
+    ("datashare_vt", "0 2 * * *", "datashare_vt"),
+    ("datashare_mo", "30 1 * * *", "datashare_mo"),
+])  # fmt: skip
+def test_defaults_are_safe_for_unattended_nights(
+    dagbag, dag_id: str, schedule: str, pool: str
+) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags[dag_id]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert dag.timetable.expression == schedule
+    for task in dag.tasks:
+        assert task.execution_timeout is not None and task.execution_timeout <= dt.timedelta(
+            hours=2
+        )
+        assert task.pool == pool
+        assert task.on_failure_callback
+        if task.task_id in {"prepare", "deliver"}:
+            assert task.retries >= 1 and task.retry_exponential_backoff
+    assert dag.params["dry_run"] is False
+
+
+def test_dag_file_does_no_work_at_parse_time() -> None:
+    """Parsing imports neither pandas, Great Expectations nor the database layer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]); "
+        "heavy = [m for m in ('pandas', 'great_expectations', 'pipelines.submission') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(PROJECT / "dags" / "datashare_submissions.py")],
+        capture_output=True, text=True, check=True, cwd=Path(PROJECT),
+    )  # fmt: skip
+    assert out.stdout.strip() == ""

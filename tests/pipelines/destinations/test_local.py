@@ -1,0 +1,147 @@
+"""Local folder destination: atomic files, manifest last, idempotent, exact ``holds``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from pipelines.destinations.base import Artifact, Batch, TerminalDeliveryError
+from pipelines.destinations.local import MANIFEST, LocalFolderDestination
+from tests.pipelines.batches import make_batch
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_when_delivered_then_files_and_manifest_match_the_batch(tmp_path: Path) -> None:
+    destination = LocalFolderDestination("demo", tmp_path)
+    batch = make_batch(4, run_id="run-1")
+    result = destination.deliver(batch)
+    folder = tmp_path / "2026-11-27" / "VT-HS-01"
+    assert result.location == str(folder)
+    assert result.accepted == set(batch.child_keys) and len(result.accepted) == 4
+    assert not result.sent_nothing_new
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "hs_child_identity.csv",
+        "hs_enrollment.csv",
+        MANIFEST,
+    ]
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["run_id"] == "run-1" and manifest["batch_digest"] == batch.digest
+    for entry, artifact in zip(manifest["files"], batch.artifacts, strict=True):
+        assert entry["name"] == artifact.name
+        assert entry["rows"] == 4
+        assert entry["sha256"] == artifact.sha256 == sha(folder / artifact.name)
+        assert (folder / artifact.name).read_bytes() == artifact.csv_bytes()
+        assert stat.S_IMODE((folder / artifact.name).stat().st_mode) == 0o600
+    assert destination.holds(batch)
+
+
+def test_when_resent_unchanged_then_nothing_is_rewritten(tmp_path: Path) -> None:
+    destination = LocalFolderDestination("demo", tmp_path)
+    destination.deliver(make_batch(3, run_id="run-1"))
+    folder = tmp_path / "2026-11-27" / "VT-HS-01"
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+    again = destination.deliver(make_batch(3, run_id="run-2"))
+    assert again.sent_nothing_new
+    assert again.accepted == set(make_batch(3).child_keys)
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+    assert after == before
+    assert json.loads((folder / MANIFEST).read_text())["run_id"] == "run-1"
+
+
+def test_when_one_file_changes_then_only_it_and_the_manifest_are_rewritten(tmp_path: Path) -> None:
+    destination = LocalFolderDestination("demo", tmp_path)
+    first = make_batch(3)
+    destination.deliver(first)
+    folder = tmp_path / "2026-11-27" / "VT-HS-01"
+    identity_inode = (folder / "hs_child_identity.csv").stat().st_ino
+    changed = Batch(
+        "run-2",
+        first.run_date,
+        first.program_code,
+        (first.artifacts[0], make_batch(3, seed=7).artifacts[1]),
+    )
+    result = destination.deliver(changed)
+    assert not result.sent_nothing_new
+    assert (folder / "hs_child_identity.csv").stat().st_ino == identity_inode
+    assert (folder / "hs_enrollment.csv").read_bytes() == changed.artifacts[1].csv_bytes()
+    assert destination.holds(changed) and not destination.holds(first)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / MANIFEST).unlink(),
+        lambda folder: (folder / "hs_enrollment.csv").unlink(),
+        lambda folder: (folder / "hs_enrollment.csv").write_text("ProgramID\nforged\n"),
+        lambda folder: (folder / MANIFEST).write_text("{not json"),
+    ],
+    ids=["manifest_missing", "file_missing", "file_altered", "manifest_garbled"],
+)
+def test_when_folder_damaged_then_not_held_and_redelivery_repairs_it(
+    tmp_path: Path, damage
+) -> None:  # type: ignore[no-untyped-def]
+    destination = LocalFolderDestination("demo", tmp_path)
+    batch = make_batch(2)
+    destination.deliver(batch)
+    folder = tmp_path / "2026-11-27" / "VT-HS-01"
+    damage(folder)
+    assert not destination.holds(batch)
+    assert not destination.deliver(batch).sent_nothing_new
+    assert destination.holds(batch)
+    assert not list(folder.glob(".*.part"))
+
+
+def test_when_batch_drops_an_artifact_then_the_stale_file_goes(tmp_path: Path) -> None:
+    destination = LocalFolderDestination("demo", tmp_path)
+    batch = make_batch(2)
+    destination.deliver(batch)
+    smaller = Batch("run-2", batch.run_date, batch.program_code, batch.artifacts[:1])
+    destination.deliver(smaller)
+    folder = tmp_path / "2026-11-27" / "VT-HS-01"
+    assert sorted(p.name for p in folder.iterdir()) == ["hs_child_identity.csv", MANIFEST]
+
+
+def test_holds_is_false_for_a_batch_never_sent(tmp_path: Path) -> None:
+    assert not LocalFolderDestination("demo", tmp_path).holds(make_batch(1))
+
+
+@pytest.mark.parametrize(
+    ("run_date", "program", "artifact"),
+    [
+        ("2026-11-27", "../etc", "a.csv"),
+        ("2026/11/27", "VT-HS-01", "a.csv"),
+        ("2026-11-27", "VT-HS-01", "../a.csv"),
+        ("2026-11-27", "VT-HS-01", MANIFEST),
+        ("2026-11-27", "VT-HS-01", ".hidden"),
+    ],
+    ids=[
+        "program_escapes",
+        "date_with_slashes",
+        "artifact_escapes",
+        "artifact_is_manifest",
+        "hidden",
+    ],
+)
+def test_when_names_are_not_plain_then_terminal(
+    tmp_path: Path, run_date: str, program: str, artifact: str
+) -> None:
+    import pandas as pd
+
+    batch = Batch("r", run_date, program, (Artifact(artifact, pd.DataFrame({"a": [1]})),))
+    with pytest.raises(TerminalDeliveryError):
+        LocalFolderDestination("demo", tmp_path / "root").deliver(batch)
+    assert not (tmp_path / "root").exists()
+
+
+def test_when_root_is_not_a_folder_then_terminal(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.write_text("a file, not a folder")
+    with pytest.raises(TerminalDeliveryError, match="cannot write"):
+        LocalFolderDestination("demo", root).deliver(make_batch(1))

@@ -1,0 +1,105 @@
+"""A seeded demo world with its own config and state folders, for submission tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from sqlalchemy import Engine, select
+
+from pipelines.db import make_engine
+from pipelines.demo import DEMO_DATE, seed
+from pipelines.settings import Settings
+from pipelines.staging import create_key_file
+from pipelines.submission.deliver import deliver_program
+from pipelines.submission.finish import finish_run
+from pipelines.submission.plan import plan_run
+from pipelines.submission.prepare import prepare_program
+from privacy.keys import ensure_demo_key
+from schemas import Child, DisclosureEntry, Program, Recipient
+from schemas.migrate import upgrade
+
+PROJECT = Path(__file__).resolve().parents[3]
+CHILDREN = 360
+
+
+@dataclass
+class World:
+    """A demo database, config folder (agreements + destinations) and state folder."""
+
+    settings: Settings
+    engine: Engine
+    config: Path
+
+    def destination(self, name: str, **content: Any) -> None:
+        """Write ``config/destinations/<name>.yaml``."""
+        path = self.config / "destinations" / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+    def run(
+        self,
+        destination: str,
+        *,
+        run_date: dt.date = DEMO_DATE,
+        dry_run: bool = False,
+        output: str = "",
+        between: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """One whole submission through the pipeline steps (what the DAG's tasks call)."""
+        plan = plan_run(
+            destination, run_date, dry_run=dry_run, output=output, settings=self.settings
+        )
+        delivered = []
+        for program in plan["programs"]:
+            prepared = prepare_program(plan, program, self.settings)
+            if between:
+                between(prepared)
+            delivered.append(deliver_program(plan, prepared, self.settings))
+        return finish_run(plan, delivered, self.settings)
+
+    def children(self) -> pd.DataFrame:
+        """Every child with its program code (the source, for comparisons)."""
+        with self.engine.connect() as connection:
+            rows = (
+                connection.execute(select(Program.code.label("program_code"), Child).join(Program))
+                .mappings()
+                .all()
+            )
+        return pd.DataFrame([dict(r) for r in rows])
+
+    def disclosures(self) -> pd.DataFrame:
+        """The disclosure log."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(DisclosureEntry).order_by(DisclosureEntry.seq)).all()
+        return pd.DataFrame([dict(r._mapping) for r in rows])
+
+
+def make_world(url: str, root: Path, children: int = CHILDREN) -> World:
+    """Seed ``url`` and lay out config and state folders under ``root``."""
+    config = root / "config"
+    shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
+    (config / "destinations").mkdir(parents=True)
+    engine = make_engine(url)
+    upgrade(engine)
+    seed(engine, children=children, seed=7)
+    settings = Settings(database_url=url, config_dir=config, state_dir=root / "state")
+    with engine.connect() as connection:
+        for code in connection.scalars(select(Recipient.code)):
+            ensure_demo_key(settings.keys_file, code)
+    create_key_file(settings.staging_key_file)
+    return World(settings, engine, config)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """A demo world on SQLite."""
+    made = make_world(f"sqlite:///{tmp_path / 'program.db'}", tmp_path)
+    yield made
+    made.engine.dispose()

@@ -1,0 +1,170 @@
+"""Encrypted staging between tasks: round trip, binding, tamper detection, fail-closed keys."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.staging import (
+    KEY_ENV,
+    KEY_FILE_ENV,
+    StagedFileTampered,
+    StagedRef,
+    StagingError,
+    StagingKeyError,
+    create_key_file,
+    load,
+    load_bytes,
+    remove,
+    stage,
+    staging_key,
+)
+from tests.pipelines.batches import permitted_frame
+
+KEY = bytes(range(32))
+OTHER_KEY = bytes(range(1, 33))
+
+
+@pytest.fixture(autouse=True)
+def _no_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv(KEY_FILE_ENV, raising=False)
+
+
+def test_frame_round_trip_keeps_values_and_types(tmp_path: Path) -> None:
+    frame = permitted_frame(5)
+    ref = stage(frame, tmp_path, KEY, run_id="run-1")
+    assert ref.rows == 5 and ref.run_id == "run-1"
+    back = load(ref, KEY)
+    pd.testing.assert_frame_equal(back, frame, check_dtype=False)
+    assert back.loc[0, "birth_date"] == dt.date(2021, 1, 1)
+    assert StagedRef.from_dict(json.loads(json.dumps(ref.to_dict()))) == ref
+
+
+def test_staged_file_is_ciphertext_with_owner_only_permissions(tmp_path: Path) -> None:
+    frame = permitted_frame(3)
+    ref = stage(frame, tmp_path / "staging", KEY)
+    data = Path(ref.path).read_bytes()
+    for secret in ("Kid0", "Family1", "C0002"):
+        assert secret.encode() not in data
+    assert stat.S_IMODE(os.stat(ref.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "staging").st_mode) == 0o700
+    assert not list((tmp_path / "staging").glob(".*.part"))
+
+
+def test_same_data_staged_twice_gets_fresh_nonces(tmp_path: Path) -> None:
+    a = stage(b"same bytes", tmp_path, KEY, name="a.stg")
+    b = stage(b"same bytes", tmp_path, KEY, name="b.stg")
+    assert a.sha256 != b.sha256
+    assert load_bytes(a, KEY) == load_bytes(b, KEY) == b"same bytes"
+
+
+def test_bytes_round_trip_and_frame_loader_refuses_bytes(tmp_path: Path) -> None:
+    ref = stage(b"\x00payload", tmp_path, KEY)
+    assert ref.rows is None
+    assert load_bytes(ref, KEY) == b"\x00payload"
+    with pytest.raises(StagingError, match="load_bytes"):
+        load(ref, KEY)
+
+
+def flip_last_byte(ref: StagedRef) -> StagedRef:
+    path = Path(ref.path)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    return ref
+
+
+def flip_and_rehash(ref: StagedRef) -> StagedRef:
+    import hashlib
+
+    flip_last_byte(ref)
+    return StagedRef(ref.path, hashlib.sha256(Path(ref.path).read_bytes()).hexdigest(), 3)
+
+
+def renamed(ref: StagedRef) -> StagedRef:
+    target = Path(ref.path).with_name("other.stg")
+    Path(ref.path).rename(target)
+    return StagedRef(str(target), ref.sha256, ref.rows, ref.run_id)
+
+
+def other_run(ref: StagedRef) -> StagedRef:
+    return StagedRef(ref.path, ref.sha256, ref.rows, "run-2")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "key", "message"),
+    [
+        (flip_last_byte, KEY, "does not match its SHA-256"),
+        (flip_and_rehash, KEY, "fails authentication"),
+        (renamed, KEY, "fails authentication"),
+        (other_run, KEY, "fails authentication"),
+        (lambda ref: ref, OTHER_KEY, "fails authentication"),
+    ],
+    ids=["altered", "altered_and_digest_forged", "renamed", "other_run_id", "wrong_key"],
+)
+def test_when_staged_file_tampered_then_refused(tmp_path: Path, tamper, key, message) -> None:  # type: ignore[no-untyped-def]
+    ref = stage(permitted_frame(3), tmp_path, KEY, run_id="run-1", name="batch.stg")
+    with pytest.raises(StagedFileTampered, match=message) as caught:
+        load(tamper(ref), key)
+    assert "Kid" not in str(caught.value)
+
+
+def test_remove_deletes_and_is_idempotent(tmp_path: Path) -> None:
+    ref = stage(b"x", tmp_path, KEY)
+    remove(ref)
+    remove(ref)
+    assert not Path(ref.path).exists()
+    with pytest.raises(StagingError, match="missing"):
+        load_bytes(ref, KEY)
+
+
+def test_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, base64.b64encode(KEY).decode())
+    assert staging_key() == KEY
+
+
+def test_demo_key_file_is_created_once_with_0600(tmp_path: Path) -> None:
+    path = create_key_file(tmp_path / "state" / "staging.key")
+    first = staging_key(path)
+    assert len(first) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    create_key_file(path)
+    assert staging_key(path) == first
+
+
+def test_key_file_may_be_the_shared_json_key_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"VT-AOE": "k1:xyz", "staging": base64.b64encode(KEY).decode()}))
+    path.chmod(0o600)
+    assert staging_key(path) == KEY
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: None, "no staging key"),
+        (lambda p: (p.write_text(base64.b64encode(KEY).decode()), p.chmod(0o644)), "chmod 600"),
+        (lambda p: (p.write_text("not base64!"), p.chmod(0o600)), "not base64"),
+        (lambda p: (p.write_text(base64.b64encode(b"short").decode()), p.chmod(0o600)), "32 bytes"),
+        (lambda p: (p.write_text('{"other": "x"}'), p.chmod(0o600)), "no 'staging' entry"),
+    ],
+    ids=["missing", "readable_by_others", "not_base64", "too_short", "json_without_entry"],
+)
+def test_when_key_unusable_then_fail_closed(tmp_path: Path, setup, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "staging.key"
+    setup(path)
+    with pytest.raises(StagingKeyError, match=message):
+        staging_key(path)
+
+
+def test_when_no_key_anywhere_then_fail_closed() -> None:
+    with pytest.raises(StagingKeyError, match=KEY_ENV):
+        staging_key()
