@@ -1,0 +1,105 @@
+"""The demo DAG end to end through real Airflow (``datashare run`` -> ``airflow dags test``),
+and proof that no task log, XCom value, validation result or report names a child."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from pipelines.db import make_engine
+from pipelines.demo import DEMO_DATE, seed
+from schemas import Child, DisclosureEntry, Run
+from schemas.migrate import upgrade
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.airflow
+
+
+def datashare(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).with_name("datashare")), *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[type-arg]
+    root = tmp_path_factory.mktemp("nightly")
+    config = root / "config"
+    shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
+    (config / "destinations").mkdir()
+    shutil.copy(PROJECT / "config" / "destinations" / "demo.yaml", config / "destinations")
+    url = f"sqlite:///{root / 'program.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    seed(engine, children=300, seed=11)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
+        "DATASHARE_DATABASE_URL": url,
+        "DATASHARE_CONFIG_DIR": str(config),
+        "DATASHARE_STATE_DIR": str(root / "state"),
+    }
+    assert datashare(root, env, "keys", "init-demo").returncode == 0
+    result = datashare(root, env, "run", "demo", "--date", DEMO_DATE.isoformat())
+    with engine.connect() as connection:
+        children = pd.DataFrame(connection.execute(select(Child)).mappings().all())
+        logged = connection.execute(select(DisclosureEntry)).all()
+        runs = connection.execute(select(Run.status, Run.summary)).all()
+    engine.dispose()
+    return {"root": root, "result": result, "children": children, "logged": logged, "runs": runs}
+
+
+def test_demo_dag_runs_in_airflow_and_delivers_what_it_logs(nightly: dict) -> None:  # type: ignore[type-arg]
+    result = nightly["result"]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "success" in result.stdout
+    files = sorted((nightly["root"] / "out" / "demo" / DEMO_DATE.isoformat()).rglob("*.csv"))
+    assert {f.parent.name for f in files} == {"VT-HS-01", "VT-EHS-02"}
+    identity = pd.concat(
+        pd.read_csv(f, dtype=str) for f in files if f.name == "hs_child_identity.csv"
+    )
+    assert len(identity) == len(nightly["logged"]) > 0
+    [(status, summary)] = nightly["runs"]
+    assert status == "success" and summary["children"]["logged"] == len(identity)
+
+
+def _texts(root: Path, stdout: str) -> dict[str, str]:
+    """Everything Airflow and the pipeline wrote that a person or a log shipper could read."""
+    state = root / "state"
+    texts = {"cli": stdout}
+    for path in [*(state / "logs").rglob("*"), *(state / "airflow" / "logs").rglob("*"),
+                 *(state / "reports").rglob("*")]:  # fmt: skip
+        if path.is_file():
+            texts[str(path)] = path.read_text(errors="replace")
+    with sqlite3.connect(state / "airflow" / "airflow.db") as connection:
+        xcoms = connection.execute("SELECT task_id, map_index, value FROM xcom").fetchall()
+    assert xcoms, "the run left XCom values to check"
+    texts["xcom"] = "\n".join(str(value) for *_, value in xcoms)
+    return texts
+
+
+def test_no_task_log_xcom_or_validation_result_names_a_child(nightly: dict) -> None:  # type: ignore[type-arg]
+    children = nightly["children"]
+    names = {n for n in pd.concat([children["first_name"], children["last_name"]]) if len(n) > 2}
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\b")
+    dates = {
+        fmt
+        for born in children["birth_date"]
+        if born != DEMO_DATE
+        for fmt in (born.isoformat(), born.strftime("%m/%d/%Y"))
+    }
+    delivered = next((nightly["root"] / "out").rglob("hs_child_identity.csv")).read_text()
+    assert pattern.search(delivered) and any(d in delivered for d in dates), "the scan can see"
+    texts = _texts(nightly["root"], nightly["result"].stdout)
+    assert any("reports" in where for where in texts), "validation reports were kept"
+    for where, text in texts.items():
+        found = pattern.search(text)
+        assert found is None, f"a child's name appears in {where}"
+        assert not [d for d in dates if d in text], f"a birth date appears in {where}"
