@@ -49,11 +49,13 @@ def reason_description(code: str) -> str:
 
 
 def _counts(summary: Any) -> str:
+    """The whole-number counts of a run summary, top level and its ``children`` section."""
     if not isinstance(summary, dict):
         return ""
+    flat = {**summary, **(summary.get("children") or {})}
     parts = [
         f"{key}={value}"
-        for key, value in summary.items()
+        for key, value in flat.items()
         if isinstance(value, int) and not isinstance(value, bool)
     ]
     return " ".join(parts)

@@ -22,6 +22,7 @@ import base64
 import json
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -30,14 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from pipelines.destinations.base import TerminalDeliveryError, TransientDeliveryError
 from pipelines.edfi.settings import Credentials, EdfiSettings
@@ -47,7 +41,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 300.0
 """The longest ``Retry-After`` honoured as given (longer ones are cut to this)."""
 _TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-_JSON = {"Content-Type": "application/json"}
+_JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+_ACCEPT = {"Accept": "application/json"}
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _ASSIGNED = re.compile(r"=\s*[^,;)\s]+")
 
@@ -216,7 +211,13 @@ def _scrub(text: Any) -> str:
 
 
 class EdfiClient:
-    """Talks to one Ed-Fi API from any number of threads (one connection pool, one token)."""
+    """Talks to one Ed-Fi API from any number of threads (one connection pool, one token).
+
+    Requests go straight to an httpx transport (``httpx.HTTPTransport``'s connection pool,
+    or the one given) through the :class:`TokenAuth` flow: no cookie jar, redirects or URL
+    merging per request, which halves the client's CPU per record. The first attempt runs
+    without tenacity's bookkeeping; a retryable failure continues in a tenacity loop.
+    """
 
     def __init__(
         self,
@@ -236,20 +237,17 @@ class EdfiClient:
         self.max_attempts, self.max_backoff = max_attempts, max_backoff_seconds
         self._discovery: dict[str, str] | None = None
         self._discovery_lock = threading.Lock()
+        self._urls: dict[str, httpx.URL] = {}
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self.http = httpx.Client(
-            timeout=timeout_seconds,
-            limits=limits,
-            transport=transport,
-            headers={"Accept": "application/json"},
-        )
+        self.transport = transport or httpx.HTTPTransport(limits=limits)
+        self._timeout = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
         self.auth = TokenAuth(lambda: self.urls["oauth"], credentials)
-        self._backoff = wait_exponential(multiplier=0.1, max=max_backoff_seconds) + wait_random(
-            0, 0.1
-        )
+        self._sleep = sleep
         self._retry = Retrying(
-            stop=stop_after_attempt(max_attempts),
-            wait=self._wait,
+            stop=stop_after_attempt(max(1, max_attempts - 1)),
+            wait=lambda state: self._wait_for(
+                state.outcome.exception() if state.outcome else None, state.attempt_number + 1
+            ),
             retry=retry_if_exception_type((RetryableStatus, *_TRANSIENT_ERRORS)),
             sleep=sleep,
             reraise=True,
@@ -279,7 +277,7 @@ class EdfiClient:
 
     def close(self) -> None:
         """Close the connection pool."""
-        self.http.close()
+        self.transport.close()
 
     @property
     def urls(self) -> dict[str, str]:
@@ -290,7 +288,7 @@ class EdfiClient:
             return self._discovery
 
     def _discover(self) -> dict[str, str]:
-        response = self._retrying("GET", self.base_url, auth=None)
+        response = self._retrying("GET", httpx.URL(self.base_url), auth=False)
         try:
             urls = response.json()["urls"]
             oauth, data = str(urls["oauth"]), str(urls["dataManagementApi"]).rstrip("/")
@@ -306,6 +304,12 @@ class EdfiClient:
         """Where ``resource`` (e.g. ``students``) lives."""
         return f"{self.urls['data']}/ed-fi/{resource}"
 
+    def _url(self, resource: str) -> httpx.URL:
+        url = self._urls.get(resource)
+        if url is None:
+            url = self._urls[resource] = httpx.URL(self.resource_url(resource))
+        return url
+
     def post(
         self, resource: str, body: Mapping[str, Any] | None = None, *, content: bytes | None = None
     ) -> Outcome:
@@ -313,19 +317,17 @@ class EdfiClient:
         JSON already encoded as ``content``."""
         if content is None:
             content = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        response = self._retrying(
-            "POST", self.resource_url(resource), content=content, headers=_JSON
-        )
-        return self._outcome(response)
+        return self._outcome(self._retrying("POST", self._url(resource), content=content))
 
     def delete(self, resource: str, resource_id: str) -> Outcome:
         """Delete one resource by id; a 404 (already gone) is reported, not raised."""
-        response = self._retrying("DELETE", f"{self.resource_url(resource)}/{resource_id}")
-        return self._outcome(response)
+        url = self._url(resource).join(f"{self._url(resource).path}/{resource_id}")
+        return self._outcome(self._retrying("DELETE", url))
 
     def find(self, resource: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The resources matching query ``params`` (a natural key finds at most one)."""
-        response = self._retrying("GET", self.resource_url(resource), params=dict(params))
+        url = self._url(resource).copy_merge_params({k: str(v) for k, v in params.items()})
+        response = self._retrying("GET", url)
         if response.status_code != 200:
             return []
         body = response.json()
@@ -340,35 +342,54 @@ class EdfiClient:
             raise TerminalDeliveryError("the API refused a renewed token (401)")
         return Outcome(response.status_code, resource_id, problem_message(response))
 
-    def _once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        response = self.http.request(method, url, **kwargs)
+    def _once(
+        self, method: str, url: httpx.URL, content: bytes | None = None, auth: bool = True
+    ) -> httpx.Response:
+        """One request through the auth flow (what ``httpx.Client`` does, minus cookies,
+        redirects and URL merging); the body is read and the connection released."""
+        headers = _JSON if content is not None else _ACCEPT
+        request = httpx.Request(method, url, headers=headers, content=content,
+                                extensions=self._timeout)  # fmt: skip
+        flow = self.auth.sync_auth_flow(request) if auth else iter((request,))
+        request = next(flow)
+        while True:
+            response = self.transport.handle_request(request)
+            try:
+                response.read()
+                request = flow.send(response) if auth else None
+            except StopIteration:
+                request = None
+            finally:
+                response.close()
+            if request is None:
+                break
         if response.status_code in RETRY_STATUSES:
             raise RetryableStatus(response.status_code, _retry_after(response))
         return response
 
-    def _retrying(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("auth", self.auth)
+    def _retrying(self, method: str, url: httpx.URL, **kwargs: Any) -> httpx.Response:
         try:
+            try:
+                return self._once(method, url, **kwargs)
+            except (RetryableStatus, *_TRANSIENT_ERRORS) as first:
+                if self.max_attempts <= 1:
+                    raise
+                self._sleep(self._wait_for(first, 1))
             return self._retry(self._once, method, url, **kwargs)
         except RetryableStatus as error:
             raise TransientDeliveryError(
-                f"{method} {_path(url)}: HTTP {error.status} after {self.max_attempts} attempts"
+                f"{method} {url.path}: HTTP {error.status} after {self.max_attempts} attempts"
             ) from error
         except _TRANSIENT_ERRORS as error:
             raise TransientDeliveryError(
-                f"{method} {_path(url)}: {type(error).__name__} after {self.max_attempts} attempts"
+                f"{method} {url.path}: {type(error).__name__} after {self.max_attempts} attempts"
             ) from error
         except httpx.HTTPError as error:
-            raise TerminalDeliveryError(f"{method} {_path(url)}: {type(error).__name__}") from error
+            raise TerminalDeliveryError(f"{method} {url.path}: {type(error).__name__}") from error
 
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = min(self._backoff(state), self.max_backoff)
-        error = state.outcome.exception() if state.outcome else None
+    def _wait_for(self, error: BaseException | None, attempt: int) -> float:
+        """What to wait after failed attempt ``attempt``: the server's ``Retry-After`` when it
+        gave one, else exponential backoff (0.1 s doubling, capped) with jitter."""
         if isinstance(error, RetryableStatus) and error.retry_after is not None:
             return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
-        return backoff
-
-
-def _path(url: str) -> str:
-    """The path of ``url`` without the query (query strings may carry key values)."""
-    return httpx.URL(url).path
+        return min(self.max_backoff, 0.1 * 2 ** (attempt - 1) + random.uniform(0, 0.1))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -203,27 +204,27 @@ class EdfiDestination:
         known = self.ledger.lookup((p.resource, p.key_digest) for p in mapped.payloads)
         blocked: dict[ChildKey, str] = {}
         posted = 0
-        for resource, payloads in mapped.by_resource(self.mapper.order):
-            todo: list[Payload] = []
-            for payload in payloads:
-                prior = known.get((payload.resource, payload.key_digest))
-                if payload.child_key in blocked:
-                    result.resources.append(
-                        _result(payload, "skipped", problem=blocked[payload.child_key])
-                    )
-                elif (
-                    prior
-                    and prior.status == SENT
-                    and prior.payload_digest == payload.payload_digest
-                ):
-                    result.resources.append(_result(payload, "unchanged"))
-                else:
-                    todo.append(payload)
-            posted += len(todo)
-            outcomes, error = self._post_all(resource, todo)
-            self._record(batch, result, blocked, outcomes)
-            if error is not None:
-                raise error
+        with _LedgerWriter(self.ledger, batch.run_id) as writer:
+            for resource, payloads in mapped.by_resource(self.mapper.order):
+                todo: list[Payload] = []
+                for payload in payloads:
+                    prior = known.get((payload.resource, payload.key_digest))
+                    if payload.child_key in blocked:
+                        problem = blocked[payload.child_key]
+                        result.resources.append(_result(payload, "skipped", problem=problem))
+                    elif (
+                        prior
+                        and prior.status == SENT
+                        and (prior.payload_digest == payload.payload_digest)
+                    ):
+                        result.resources.append(_result(payload, "unchanged"))
+                    else:
+                        todo.append(payload)
+                posted += len(todo)
+                outcomes, error = self._post_all(resource, todo)
+                writer.put(self._record(batch, result, blocked, outcomes))
+                if error is not None:
+                    raise error
         result.sent_nothing_new = posted == 0
         _summarize(result)
         log.info("%s %s: %s", self.name, batch.program_code, result.counts())
@@ -288,25 +289,33 @@ class EdfiDestination:
     def _post_all(
         self, resource: str, payloads: Sequence[Payload]
     ) -> tuple[list[tuple[Payload, Outcome | None]], DeliveryError | None]:
-        """POST every payload with bounded concurrency; on a transient give-up or a terminal
-        error, stop starting new requests and return what finished plus the error."""
-        if not payloads:
-            return [], None
-        stop = threading.Event()
+        """POST every payload, ``concurrency`` at a time (worker threads taking the next
+        payload from a queue); on a transient give-up or a terminal error, stop taking new
+        ones and return what finished plus the error."""
+        outcomes: list[Outcome | None] = [None] * len(payloads)
+        pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(len(payloads)):
+            pending.put(index)
         errors: list[DeliveryError] = []
+        client = self.client if payloads else None
 
-        def post(payload: Payload) -> Outcome | None:
-            if stop.is_set():
-                return None
-            try:
-                return self.client.post(resource, content=payload.content)
-            except DeliveryError as error:
-                stop.set()
-                errors.append(error)
-                return None
+        def work() -> None:
+            while not errors:
+                try:
+                    index = pending.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    outcomes[index] = client.post(resource, content=payloads[index].content)  # type: ignore[union-attr]
+                except DeliveryError as error:
+                    errors.append(error)
 
-        with ThreadPoolExecutor(self.settings.concurrency) as pool:
-            outcomes = list(pool.map(post, payloads))
+        workers = [threading.Thread(target=work, name=f"edfi-{resource}")
+                   for _ in range(min(self.settings.concurrency, len(payloads)))]  # fmt: skip
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
         return list(zip(payloads, outcomes, strict=True)), (errors[0] if errors else None)
 
     def _record(
@@ -315,7 +324,8 @@ class EdfiDestination:
         result: EdfiDeliveryResult,
         blocked: dict[ChildKey, str],
         outcomes: list[tuple[Payload, Outcome | None]],
-    ) -> None:
+    ) -> list[LedgerEntry]:
+        """Add the outcomes to ``result``; the ledger entries of what the API accepted."""
         accepted: list[LedgerEntry] = []
         for payload, outcome in outcomes:
             if outcome is None:
@@ -326,16 +336,11 @@ class EdfiDestination:
                 continue
             result.resources.append(_result(payload, "rejected", outcome, outcome.problem))
             key = payload.child_key
-            log.warning(
-                "%s: %s of %s refused: %s",
-                self.name,
-                payload.resource,
-                "/".join(key) if key else "program",
-                outcome.problem,
-            )
+            log.warning("%s: %s of %s refused: %s", self.name, payload.resource,
+                        "/".join(key) if key else "program", outcome.problem)  # fmt: skip
             if key is not None and payload.resource in (STUDENTS, SSA):
                 blocked[key] = f"{payload.resource} was refused"
-        self.ledger.record(accepted, batch.run_id)
+        return accepted
 
     def _held_by_api(self, payload: Payload) -> bool:
         return any(_same(payload.body, item) for item in self._find(payload))
@@ -375,6 +380,41 @@ class EdfiDestination:
         if outcome.status == 404:
             return "already_absent", outcome
         return "failed", outcome
+
+
+class _LedgerWriter:
+    """Writes ledger entries in a background thread while the next resource is sent; on
+    exit waits for every write and raises the first write error, if any."""
+
+    def __init__(self, ledger: SentLedger, run_id: str) -> None:
+        self._ledger, self._run_id = ledger, run_id
+        self._queue: queue.SimpleQueue[list[LedgerEntry] | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="edfi-ledger", daemon=True)
+
+    def __enter__(self) -> _LedgerWriter:
+        self._thread.start()
+        return self
+
+    def put(self, entries: list[LedgerEntry]) -> None:
+        if entries:
+            self._queue.put(entries)
+
+    def _run(self) -> None:
+        while (entries := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._ledger.record(entries, self._run_id)
+                except BaseException as error:  # re-raised in the caller's thread
+                    self._error = error
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            if kind is None:
+                raise self._error
+            log.error("Ed-Fi ledger write failed too: %s", type(self._error).__name__)
 
 
 def _result(

@@ -83,9 +83,10 @@ class RecordMaker:
                 c.redactions.append(
                     {
                         "subject": key[1],
-                        "field": row.field,
+                        "field": None,
                         "reason": REQUIRED_FIELD_MISSING,
-                        "rule": f"{spec.name}: column {row.column} ({str(row.reason).lower()})",
+                        "rule": f"{spec.name}: required column {row.column} has no {row.field} "
+                        f"({str(row.reason).lower()})",
                     }
                 )
         return dropped

@@ -169,3 +169,36 @@ def test_when_dry_run_then_payloads_written_and_nothing_sent_or_logged(
     assert world.disclosures().empty and not _redactions(world)
     with world.engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_when_destination_carries_statements_then_each_travels_with_its_field(world: World) -> None:
+    formats = ["hs_child_identity", "hs_enrollment", "hs_parent_statements"]
+    root = local(world, "vt", "vt-aoe-ecids", "VT-AOE", formats)
+    summary = world.run("vt")
+    assert "parent_statement_not_carried" not in summary["fields_removed_by_reason"]
+    statements = read(root, "hs_parent_statements.csv")
+    identity = read(root, IDENTITY)
+    from sqlalchemy import text
+
+    with world.engine.connect() as connection:
+        on_file = {
+            (program, local_id, field)
+            for program, local_id, field in connection.execute(
+                text(
+                    "SELECT p.code, c.local_id, s.field FROM parent_statements s "
+                    "JOIN children c ON c.id = s.child_id JOIN programs p ON p.id = c.program_id "
+                    "WHERE p.code IN ('VT-HS-01', 'VT-EHS-02')"
+                )
+            )
+        }
+    sent = set(zip(identity["ProgramID"], identity["LocalChildID"], strict=True))
+    from privacy.agreements import load_agreement
+
+    fields = load_agreement(world.config / "agreements" / "vt-aoe-ecids.yaml").fields
+    expected = {s for s in on_file if s[:2] in sent and s[2] in fields}
+    assert expected, "the demo world has statements on sent fields"
+    got = set(
+        zip(statements["ProgramID"], statements["LocalChildID"], statements["Field"], strict=True)
+    )
+    assert got == expected
+    assert (statements["Statement"].str.len() > 0).all()
