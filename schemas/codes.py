@@ -26,6 +26,7 @@ class ProgramOption(StrEnum):
     FAMILY_CHILD_CARE = "family_child_care"
     COMBINATION = "combination"
     LOCALLY_DESIGNED = "locally_designed"
+    UNKNOWN = "unknown"
 
 
 class Sex(StrEnum):
@@ -65,6 +66,7 @@ class EligibilityCategory(StrEnum):
     HOMELESS = "homeless"
     OVER_INCOME = "over_income"
     INCOME_101_130 = "income_101_130"
+    UNKNOWN = "unknown"
 
 
 class ExitReason(StrEnum):
