@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine, func, literal, or_, select
+from sqlalchemy import Engine, Integer, cast, func, literal, or_, select
 
 from privacy.fields import CATALOG
 from schemas import (
@@ -77,8 +77,8 @@ def _children_query(program_codes: Sequence[str], run_date: dt.date, after_id: i
     attendance = (
         select(
             Attendance.enrollment_id,
-            func.sum(Attendance.days_scheduled).label("days_scheduled"),
-            func.sum(Attendance.days_present).label("days_present"),
+            cast(func.sum(Attendance.days_scheduled), Integer).label("days_scheduled"),
+            cast(func.sum(Attendance.days_present), Integer).label("days_present"),
         )
         .where(Attendance.month <= run_date)
         .group_by(Attendance.enrollment_id)

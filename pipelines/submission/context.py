@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,22 @@ class RunInfo:
 
 
 class RunContext:
-    """Settings, destination, agreement, recipient and keys of one run."""
+    """Settings, destination, agreement, recipient and keys of one run.
+
+    ``RunContext.of(run, settings)`` returns one shared context per run and settings within a
+    process, so steps called many times (a delivery per program) read the configuration and
+    open the database once.
+    """
 
     def __init__(self, run: RunInfo, settings: Settings | None = None) -> None:
         self.run = run
         self.settings = settings or load_settings()
+
+    @classmethod
+    def of(cls, run: dict[str, Any] | RunInfo, settings: Settings | None = None) -> RunContext:
+        """The shared context of ``run`` (a dict from a task, or a ``RunInfo``)."""
+        info = run if isinstance(run, RunInfo) else RunInfo.from_dict(run)
+        return _shared(info, settings or load_settings())
 
     @cached_property
     def engine(self) -> Engine:
@@ -112,6 +123,11 @@ class RunContext:
         """Pseudonymization keys: the environment first, then the key file."""
         return ChainKeyProvider([EnvKeyProvider(), FileKeyProvider(self.settings.keys_file)])
 
+    @cached_property
+    def client(self) -> Destination:
+        """The destination object, built once per run and process."""
+        return self.build_destination()
+
     def build_destination(self) -> Destination:
         """The destination object; a relative local folder is taken from the project root
         (the folder holding ``config/``), wherever the task runs."""
@@ -127,3 +143,8 @@ class RunContext:
     def staging_dir(self) -> Path:
         """This run's folder of encrypted staged files."""
         return self.settings.staging_dir / self.run.run_id
+
+
+@lru_cache(maxsize=8)
+def _shared(run: RunInfo, settings: Settings) -> RunContext:
+    return RunContext(run, settings)

@@ -9,6 +9,7 @@ holds the batch. A dry run writes the exact payloads to a local folder and logs 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pipelines.destinations.base import Batch, DeliveryResult
 from pipelines.destinations.local import LocalFolderDestination
 from pipelines.settings import Settings
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
-from pipelines.submission.context import RunContext, RunInfo
+from pipelines.submission.context import RunContext
 from pipelines.submission.record import record_delivery
 from schemas import Delivery
 
@@ -28,7 +29,7 @@ def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
     """Write exactly what would be sent under ``--output``; send and log nothing."""
     folder = Path(context.run.output or context.settings.state_dir / "dry-run" / context.run.run_id)
     if context.destination.type.value == "edfi":
-        destination = context.build_destination()
+        destination = context.client
         destination.write_dry_run(batch, folder / batch.program_code)  # type: ignore[attr-defined]
     else:
         LocalFolderDestination(f"{context.run.destination}-dry-run", folder).deliver(batch)
@@ -67,7 +68,7 @@ def deliver_program(
     run: dict[str, Any], prepared: dict[str, Any], settings: Settings | None = None
 ) -> dict[str, Any]:
     """Send ``prepared`` to the run's destination and record the outcome."""
-    context = RunContext(RunInfo.from_dict(run), settings)
+    context = RunContext.of(run, settings)
     batch = load_batch(context, prepared)
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
     if context.run.dry_run:
@@ -93,8 +94,10 @@ def deliver_program(
             )
         remove_staged(prepared)
         return outcome | {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
-    destination = context.build_destination()
+    destination = context.client
+    started = time.perf_counter()
     result: DeliveryResult = destination.deliver(batch)
+    sent = time.perf_counter()
     with session_scope(context.engine) as session:
         logged = record_delivery(
             session,
@@ -108,6 +111,10 @@ def deliver_program(
             delivery_id=delivery_id,
         )
     remove_staged(prepared)
+    outcome["seconds"] = {
+        "deliver": round(sent - started, 3),
+        "record": round(time.perf_counter() - sent, 3),
+    }
     return outcome | {
         "status": "delivered",
         "logged": logged,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipelines.db import session_scope
 from pipelines.settings import Settings
-from pipelines.submission.context import RunContext, RunInfo
+from pipelines.submission.context import RunContext
 from pipelines.submission.reports import write_report
 from privacy.ledger import Redaction, append_redactions
 from schemas import Run
@@ -63,7 +63,7 @@ def finish_run(
     plan: dict[str, Any], delivered: list[dict[str, Any] | None], settings: Settings | None = None
 ) -> dict[str, Any]:
     """Record skipped programs in the redaction audit and close the run with its summary."""
-    context = RunContext(RunInfo.from_dict(plan), settings)
+    context = RunContext.of(plan, settings)
     summary = summarize(plan, delivered)
     status = "success" if not summary["programs"]["stopped"] else "partial"
     summary["status"] = status

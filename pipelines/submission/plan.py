@@ -36,7 +36,7 @@ def plan_run(
     run = RunInfo(
         f"{destination}-{stamp}-{uuid.uuid4().hex[:8]}", destination, run_date, dry_run, output
     )
-    context = RunContext(run, settings)
+    context = RunContext.of(run, settings)
     agreement, recipient = context.agreement, context.recipient
     reconciled = {} if dry_run else reconcile(context)
     with session_scope(context.engine) as session:

@@ -10,9 +10,10 @@ programs concerned with a clear, PII-free message.
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -22,7 +23,7 @@ from pipelines.extract import ExtractChunk, extract
 from pipelines.quality.input_suite import validate_input
 from pipelines.settings import Settings
 from pipelines.submission.collect import Collected, count_into
-from pipelines.submission.context import RunContext, RunInfo, SubmissionError
+from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.gate import output_gate
 from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
@@ -73,6 +74,16 @@ class Preparation:
         self.collected = {code: Collected() for code in self.programs}
         self.reports: list[dict[str, Any]] = []
         self.records = RecordMaker(self)
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Add the time spent in the block to ``step``'s total (reported with the counts)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] += time.perf_counter() - started
 
     def _effective_agreement(self, agreement: Agreement) -> Agreement:
         """The agreement as this destination can honour it: statements travel only where the
@@ -111,7 +122,10 @@ class Preparation:
 
     def add(self, chunk: ExtractChunk) -> None:
         """Validate, decide, transform and map one chunk."""
-        checked = validate_input(chunk.children, self.run_date, max_failure_share=MAX_FAILURE_SHARE)
+        with self.timed("input_gate"):
+            checked = validate_input(
+                chunk.children, self.run_date, max_failure_share=MAX_FAILURE_SHARE
+            )
         self.reports.append(checked.report)
         bad = checked.quarantined
         for program, rows in bad.groupby("program_code"):
@@ -125,14 +139,15 @@ class Preparation:
                 f"validation (over {MAX_FAILURE_SHARE:.0%}); the batch stops, nothing is sent"
             )
         passed = checked.passed
-        decision = decide(
-            DecisionInputs(passed, chunk.consents, chunk.notices, chunk.statements),
-            self.agreement,
-            self.context.recipient,
-            self.run_date,
-            participation=self.participation,
-        )
-        self._withheld(decision)
+        with self.timed("decide"):
+            decision = decide(
+                DecisionInputs(passed, chunk.consents, chunk.notices, chunk.statements),
+                self.agreement,
+                self.context.recipient,
+                self.run_date,
+                participation=self.participation,
+            )
+            self._withheld(decision)
         names = pd.concat([passed["first_name"], passed["last_name"]]).dropna().astype(str)
         for program, frame in passed.groupby("program_code"):
             c = self.collected[str(program)]
@@ -141,6 +156,13 @@ class Preparation:
         by_plan: dict[int, list[str]] = defaultdict(list)
         for program in passed["program_code"].unique():
             by_plan[id(self.plan_for(str(program)))].append(str(program))
+        with self.timed("transform_and_map"):
+            self._outputs(decision, passed, by_plan)
+
+    def _outputs(
+        self, decision: Decision, passed: pd.DataFrame, by_plan: dict[int, list[str]]
+    ) -> None:
+        """Transform and map the disclosed (record) or contributing (aggregate) children."""
         for programs in by_plan.values():
             plan = self.plan_for(programs[0])
             rows = passed.loc[passed["program_code"].isin(programs)]
@@ -184,8 +206,10 @@ class Preparation:
     def finish(self) -> list[dict[str, Any]]:
         """Validate every outgoing frame, stage each program's batch encrypted, and return the
         PII-free references the deliver step needs."""
-        frames = {code: self.records.frames(code, c) for code, c in self.collected.items()}
-        gate = output_gate(self, frames)
+        with self.timed("transform_and_map"):
+            frames = {code: self.records.frames(code, c) for code, c in self.collected.items()}
+        with self.timed("output_gate"):
+            gate = output_gate(self, frames)
         results = []
         for code in self.programs:
             report = write_report(self.context, code, {"input": self.reports, "output": gate[code]})
@@ -196,7 +220,8 @@ class Preparation:
                     + "; ".join(failures[:5])
                     + f" (report: {report})"
                 )
-            results.append(stage_program(self, code, frames[code], report))
+            with self.timed("stage"):
+                results.append(stage_program(self, code, frames[code], report))
         return results
 
 
@@ -204,13 +229,17 @@ def prepare_programs(
     run: dict[str, Any], programs: Sequence[str], settings: Settings | None = None
 ) -> list[dict[str, Any]]:
     """Prepare the batches of ``programs`` for the run described by ``run``."""
-    context = RunContext(RunInfo.from_dict(run), settings)
+    context = RunContext.of(run, settings)
     preparation = Preparation(context, programs)
-    started = dt.datetime.now(dt.UTC)
-    for chunk in extract(context.engine, programs, context.run.run_date):
+    chunks = extract(context.engine, programs, context.run.run_date)
+    while True:
+        with preparation.timed("extract"):
+            chunk = next(chunks, None)
+        if chunk is None:
+            break
         preparation.add(chunk)
     prepared = preparation.finish()
-    seconds = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
+    seconds = {step: round(value, 3) for step, value in preparation.seconds.items()}
     for item in prepared:
         item["counts"]["seconds"] = seconds
     return prepared

@@ -32,7 +32,7 @@ def reconcile(context: RunContext) -> dict[str, str]:
             )
         ).all()
     outcomes: dict[str, str] = {}
-    destination = context.build_destination() if rows else None
+    destination = context.client if rows else None
     for delivery_id, run_id, program, artifacts in rows:
         prepared: dict[str, Any] = artifacts["prepared"]
         try:

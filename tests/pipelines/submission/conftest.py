@@ -103,3 +103,28 @@ def world(tmp_path: Path) -> Iterator[World]:
     made = make_world(f"sqlite:///{tmp_path / 'program.db'}", tmp_path)
     yield made
     made.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A demo world on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'program.db'}"
+    else:
+        url = request.getfixturevalue("db_url_postgres")
+    made = make_world(url, tmp_path)
+    yield made
+    made.engine.dispose()
+
+
+@pytest.fixture
+def db_url_postgres(pg_url: str) -> str:
+    """The worker's PostgreSQL database, emptied."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(pg_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return pg_url

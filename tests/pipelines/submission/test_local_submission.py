@@ -36,7 +36,8 @@ def read(root: Path, name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def test_when_audit_agreement_then_files_match_source_agreement_and_log(world: World) -> None:
+def test_when_audit_agreement_then_files_match_source_agreement_and_log(any_world: World) -> None:
+    world = any_world
     root = local(world, "vt", "vt-aoe-ecids", "VT-AOE", ["hs_child_identity", "hs_enrollment"])
     summary = world.run("vt")
     assert summary["status"] == "success"
