@@ -50,12 +50,18 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
         f"{programs['considered']} considered, {len(programs['processed'])} processed, "
         f"{len(programs['skipped'])} not sharing, {len(programs['stopped'])} stopped",
     )
+    deliveries = summary.get("deliveries", {})
+    unchanged = sorted(p for p, status in deliveries.items() if status == "unchanged")
     head.add_row(
         "children",
-        f"{children.get('considered', 0)} considered, "
-        f"{children.get('disclosed', 0)} disclosed, {children.get('logged', 0)} logged, "
-        f"{children.get('rejected', 0)} rejected by the destination",
+        f"{children.get('considered', 0)} considered, {children.get('disclosed', 0)} permitted, "
+        f"{children.get('logged', 0)} sent and logged this run, "
+        f"{children.get('rejected', 0)} refused by the destination",
     )
+    if unchanged:
+        head.add_row(
+            "unchanged", f"{', '.join(unchanged)}: same data as already delivered, not resent"
+        )
     head.add_row("quarantined", str(sum(summary["quarantined_by_rule"].values())))
     head.add_row(
         "rows delivered",

@@ -1,168 +1,74 @@
 """An Ed-Fi API client that behaves: discovery, one shared OAuth2 token, retries with backoff.
 
 - The token and data URLs come from the discovery document at ``GET {base_url}``.
-- :class:`TokenAuth` is an ``httpx.Auth`` flow holding ONE client-credentials token for every
-  worker thread: fetched on first use, renewed shortly before ``expires_in`` runs out, and on a
-  401 — by the first worker that sees it; the others reuse the new token.
-- :meth:`EdfiClient.send` retries (tenacity) on 429 (waiting what ``Retry-After`` says), 5xx,
-  timeouts and dropped connections, with exponential backoff and jitter; never on other 4xx,
-  which come back as :class:`Outcome` with the server's problem details made safe to log
+- One :class:`~pipelines.edfi.auth.TokenAuth` token for every worker thread, renewed on
+  expiry or on a 401.
+- Every call retries (tenacity) on 429 (waiting what ``Retry-After`` says), 5xx, timeouts and
+  dropped connections, with exponential backoff and jitter; never on other 4xx, which come
+  back as :class:`Outcome` with the server's problem details made safe to log
   (:func:`problem_message`: quoted values and ``= value`` fragments removed).
-- Credentials come from an Airflow connection (login = key, password = secret) or the
-  environment, never from files (:func:`load_credentials`).
+- Writes (``POST``, nearly all the traffic) go straight to an ``httpcore`` connection pool —
+  the engine under httpx — with the token from the same ``TokenAuth``: no request/response
+  models, cookie jar or redirect handling per record, which halves the client's CPU per
+  record. Reads and deletes use an ``httpx.Client`` with ``TokenAuth`` as its auth flow.
 
 Errors (``pipelines.destinations.base``): :class:`TransientDeliveryError` when retries ran out
 or the API cannot be reached; :class:`TerminalDeliveryError` for refused credentials or a
-broken discovery document. Messages carry URLs and statuses, never record values or secrets.
+broken discovery document. Messages carry URL paths and statuses, never record values or
+secrets.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import logging
-import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, TypeVar
 
+import httpcore
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from pipelines.destinations.base import TerminalDeliveryError, TransientDeliveryError
-from pipelines.edfi.settings import Credentials, EdfiSettings
+from pipelines.edfi.auth import (
+    RETRY_STATUSES,
+    ClientCredentials,
+    RetryableStatus,
+    TokenAuth,
+    load_credentials,
+    retry_after,
+)
+from pipelines.edfi.settings import EdfiSettings
 
-log = logging.getLogger(__name__)
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+__all__ = [
+    "ClientCredentials",
+    "EdfiClient",
+    "Outcome",
+    "RetryableStatus",
+    "TokenAuth",
+    "load_credentials",
+    "problem_message",
+]
+
 MAX_RETRY_AFTER_SECONDS = 300.0
 """The longest ``Retry-After`` honoured as given (longer ones are cut to this)."""
-_TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-_JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-_ACCEPT = {"Accept": "application/json"}
+_TRANSIENT_ERRORS = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.RemoteProtocolError,
+)
+_OTHER_ERRORS = (httpx.HTTPError, httpcore.ProtocolError, httpcore.UnsupportedProtocol)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _ASSIGNED = re.compile(r"=\s*[^,;)\s]+")
-
-
-@dataclass(frozen=True)
-class ClientCredentials:
-    """An OAuth client key and secret; the secret never shows in a repr."""
-
-    client_id: str
-    client_secret: str = field(repr=False)
-
-
-def load_credentials(spec: Credentials) -> ClientCredentials:
-    """The credentials ``spec`` names: an Airflow connection, else environment variables."""
-    if spec.airflow_conn_id:
-        try:
-            from airflow.sdk import Connection  # Airflow only when a connection is named
-        except ImportError as error:
-            raise TerminalDeliveryError("credentials: Airflow is not installed") from error
-        try:
-            connection = Connection.get(spec.airflow_conn_id)
-        except Exception as error:  # Airflow's not-found and backend errors
-            raise TerminalDeliveryError(
-                f"credentials: Airflow connection {spec.airflow_conn_id} is not defined"
-            ) from error
-        if not connection.login or not connection.password:
-            raise TerminalDeliveryError(
-                f"credentials: Airflow connection {spec.airflow_conn_id} lacks login or password"
-            )
-        return ClientCredentials(connection.login, connection.password)
-    missing = [n for n in (spec.client_id_env, spec.client_secret_env) if not os.environ.get(n)]
-    if missing:
-        raise TerminalDeliveryError(f"credentials: environment variable(s) {missing} not set")
-    return ClientCredentials(os.environ[spec.client_id_env], os.environ[spec.client_secret_env])
-
-
-class RetryableStatus(Exception):
-    """A 429 or 5xx answer; ``retry_after`` is the server's ``Retry-After`` in seconds."""
-
-    def __init__(self, status: int, retry_after: float | None = None) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status, self.retry_after = status, retry_after
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-class TokenAuth(httpx.Auth):
-    """One client-credentials token shared by every thread of a client (see module doc)."""
-
-    requires_response_body = True
-
-    def __init__(
-        self,
-        token_url: Callable[[], str],
-        credentials: ClientCredentials,
-        *,
-        leeway_seconds: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._token_url, self._credentials = token_url, credentials
-        self._leeway, self._clock = leeway_seconds, clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self.tokens_fetched = 0
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        """Authorize ``request``; on a 401 renew the token (once for all threads), resend.
-        (httpx's ``sync_auth_flow`` wraps this and reads each response body first.)"""
-        with self._lock:
-            if self._token is None or self._clock() >= self._expires_at - self._leeway:
-                self._store((yield self._token_request()))
-            token = self._token
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        with self._lock:
-            if self._token == token:
-                self._store((yield self._token_request()))
-            token = self._token
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
-
-    async def async_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        """Not supported: the client is synchronous (threads share one token)."""
-        raise NotImplementedError("TokenAuth is for the synchronous client")
-        yield request  # pragma: no cover
-
-    def _token_request(self) -> httpx.Request:
-        pair = f"{self._credentials.client_id}:{self._credentials.client_secret}"
-        basic = base64.b64encode(pair.encode("utf-8")).decode("ascii")
-        return httpx.Request(
-            "POST",
-            self._token_url(),
-            data={"grant_type": "client_credentials"},
-            headers={"Authorization": f"Basic {basic}"},
-        )
-
-    def _store(self, response: httpx.Response) -> None:
-        if response.status_code in RETRY_STATUSES:
-            raise RetryableStatus(response.status_code, _retry_after(response))
-        if response.status_code != 200:
-            raise TerminalDeliveryError(
-                f"token request refused ({response.status_code}): check the client credentials"
-            )
-        try:
-            body = response.json()
-            token, expires_in = str(body["access_token"]), float(body.get("expires_in", 1800))
-        except (ValueError, KeyError, TypeError) as error:
-            raise TerminalDeliveryError("token response without access_token") from error
-        self._token, self._expires_at = token, self._clock() + expires_in
-        self.tokens_fetched += 1
-        log.info("Ed-Fi token obtained (valid %.0f s)", expires_in)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -180,16 +86,17 @@ class Outcome:
         return 200 <= self.status < 300
 
 
-def problem_message(response: httpx.Response) -> str:
+def problem_message(status: int, content: bytes) -> str:
     """The problem details of a refusal without record values: status, title, type, detail and
     each validation message by JSON path, quoted values and ``= value`` fragments removed."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
         body = None
+    phrase = _phrase(status)
     if not isinstance(body, Mapping):
-        return f"{response.status_code} {response.reason_phrase}"
-    parts = [f"{response.status_code} {_scrub(body.get('title')) or response.reason_phrase}"]
+        return f"{status} {phrase}"
+    parts = [f"{status} {_scrub(body.get('title')) or phrase}"]
     if body.get("type"):
         parts.append(f"[{_scrub(body['type'])}]")
     if body.get("detail"):
@@ -210,14 +117,15 @@ def _scrub(text: Any) -> str:
     return _ASSIGNED.sub("= <value>", _QUOTED.sub("<value>", str(text))).strip()
 
 
-class EdfiClient:
-    """Talks to one Ed-Fi API from any number of threads (one connection pool, one token).
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "HTTP error"
 
-    Requests go straight to an httpx transport (``httpx.HTTPTransport``'s connection pool,
-    or the one given) through the :class:`TokenAuth` flow: no cookie jar, redirects or URL
-    merging per request, which halves the client's CPU per record. The first attempt runs
-    without tenacity's bookkeeping; a retryable failure continues in a tenacity loop.
-    """
+
+class EdfiClient:
+    """Talks to one Ed-Fi API from any number of threads (one token, bounded connections)."""
 
     def __init__(
         self,
@@ -229,7 +137,6 @@ class EdfiClient:
         max_attempts: int = 6,
         max_backoff_seconds: float = 30.0,
         school_year: int | None = None,
-        transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
@@ -237,11 +144,16 @@ class EdfiClient:
         self.max_attempts, self.max_backoff = max_attempts, max_backoff_seconds
         self._discovery: dict[str, str] | None = None
         self._discovery_lock = threading.Lock()
-        self._urls: dict[str, httpx.URL] = {}
+        self._urls: dict[str, str] = {}
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self.transport = transport or httpx.HTTPTransport(limits=limits)
-        self._timeout = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
-        self.auth = TokenAuth(lambda: self.urls["oauth"], credentials)
+        self.http = httpx.Client(
+            timeout=timeout_seconds, limits=limits, headers={"Accept": "application/json"}
+        )
+        self.pool = httpcore.ConnectionPool(
+            max_connections=concurrency, max_keepalive_connections=concurrency
+        )
+        self._timeouts = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
+        self.auth = TokenAuth(lambda: self.urls["oauth"], credentials, http=self.http)
         self._sleep = sleep
         self._retry = Retrying(
             stop=stop_after_attempt(max(1, max_attempts - 1)),
@@ -276,8 +188,9 @@ class EdfiClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self.transport.close()
+        """Close the connection pools."""
+        self.pool.close()
+        self.http.close()
 
     @property
     def urls(self) -> dict[str, str]:
@@ -288,7 +201,9 @@ class EdfiClient:
             return self._discovery
 
     def _discover(self) -> dict[str, str]:
-        response = self._retrying("GET", httpx.URL(self.base_url), auth=False)
+        response = self._retrying(
+            "GET", self.base_url, lambda: self._checked(self.http.get(self.base_url))
+        )
         try:
             urls = response.json()["urls"]
             oauth, data = str(urls["oauth"]), str(urls["dataManagementApi"]).rstrip("/")
@@ -302,12 +217,9 @@ class EdfiClient:
 
     def resource_url(self, resource: str) -> str:
         """Where ``resource`` (e.g. ``students``) lives."""
-        return f"{self.urls['data']}/ed-fi/{resource}"
-
-    def _url(self, resource: str) -> httpx.URL:
         url = self._urls.get(resource)
         if url is None:
-            url = self._urls[resource] = httpx.URL(self.resource_url(resource))
+            url = self._urls[resource] = f"{self.urls['data']}/ed-fi/{resource}"
         return url
 
     def post(
@@ -317,75 +229,97 @@ class EdfiClient:
         JSON already encoded as ``content``."""
         if content is None:
             content = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        return self._outcome(self._retrying("POST", self._url(resource), content=content))
+        url = self.resource_url(resource)
+        return self._retrying("POST", url, lambda: self._post_once(url, content))
 
     def delete(self, resource: str, resource_id: str) -> Outcome:
         """Delete one resource by id; a 404 (already gone) is reported, not raised."""
-        url = self._url(resource).join(f"{self._url(resource).path}/{resource_id}")
-        return self._outcome(self._retrying("DELETE", url))
+        url = f"{self.resource_url(resource)}/{resource_id}"
+        response = self._retrying(
+            "DELETE", url, lambda: self._checked(self.http.delete(url, auth=self.auth))
+        )
+        return self._outcome(
+            response.status_code, response.headers.get("Location"), response.content
+        )
 
     def find(self, resource: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The resources matching query ``params`` (a natural key finds at most one)."""
-        url = self._url(resource).copy_merge_params({k: str(v) for k, v in params.items()})
-        response = self._retrying("GET", url)
+        url = self.resource_url(resource)
+        response = self._retrying(
+            "GET",
+            url,
+            lambda: self._checked(
+                self.http.get(url, params={k: str(v) for k, v in params.items()}, auth=self.auth)
+            ),
+        )
+        if response.status_code == 401:
+            raise TerminalDeliveryError("the API refused a renewed token (401)")
         if response.status_code != 200:
             return []
         body = response.json()
         return body if isinstance(body, list) else []
 
-    def _outcome(self, response: httpx.Response) -> Outcome:
-        location = response.headers.get("Location")
-        resource_id = location.rstrip("/").rsplit("/", 1)[-1] if location else None
-        if 200 <= response.status_code < 300:
-            return Outcome(response.status_code, resource_id)
-        if response.status_code == 401:
-            raise TerminalDeliveryError("the API refused a renewed token (401)")
-        return Outcome(response.status_code, resource_id, problem_message(response))
+    def _post_once(self, url: str, content: bytes) -> Outcome:
+        """One POST on the pool; a 401 renews the shared token and resends once."""
+        token = self.auth.bearer()
+        response = self._pool_post(url, content, token)
+        if response.status == 401:
+            response = self._pool_post(url, content, self.auth.renew(token))
+        headers = {name.lower(): value for name, value in response.headers}
+        if response.status in RETRY_STATUSES:
+            raise RetryableStatus(response.status, retry_after(headers.get(b"retry-after")))
+        location = headers.get(b"location")
+        return self._outcome(
+            response.status, location.decode() if location else None, response.content
+        )
 
-    def _once(
-        self, method: str, url: httpx.URL, content: bytes | None = None, auth: bool = True
-    ) -> httpx.Response:
-        """One request through the auth flow (what ``httpx.Client`` does, minus cookies,
-        redirects and URL merging); the body is read and the connection released."""
-        headers = _JSON if content is not None else _ACCEPT
-        request = httpx.Request(method, url, headers=headers, content=content,
-                                extensions=self._timeout)  # fmt: skip
-        flow = self.auth.sync_auth_flow(request) if auth else iter((request,))
-        request = next(flow)
-        while True:
-            response = self.transport.handle_request(request)
-            try:
-                response.read()
-                request = flow.send(response) if auth else None
-            except StopIteration:
-                request = None
-            finally:
-                response.close()
-            if request is None:
-                break
+    def _pool_post(self, url: str, content: bytes, token: str) -> httpcore.Response:
+        headers = [
+            (b"Authorization", b"Bearer " + token.encode("ascii")),
+            (b"Content-Type", b"application/json"),
+            (b"Accept", b"application/json"),
+        ]
+        return self.pool.request(
+            "POST", url, headers=headers, content=content, extensions=self._timeouts
+        )
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> httpx.Response:
         if response.status_code in RETRY_STATUSES:
-            raise RetryableStatus(response.status_code, _retry_after(response))
+            raise RetryableStatus(
+                response.status_code, retry_after(response.headers.get("Retry-After"))
+            )
         return response
 
-    def _retrying(self, method: str, url: httpx.URL, **kwargs: Any) -> httpx.Response:
+    @staticmethod
+    def _outcome(status: int, location: str | None, content: bytes) -> Outcome:
+        resource_id = location.rstrip("/").rsplit("/", 1)[-1] if location else None
+        if 200 <= status < 300:
+            return Outcome(status, resource_id)
+        if status == 401:
+            raise TerminalDeliveryError("the API refused a renewed token (401)")
+        return Outcome(status, resource_id, problem_message(status, content))
+
+    def _retrying(self, method: str, url: str, attempt: Callable[[], T]) -> T:
+        """``attempt()``, again on retryable failures; errors translated (no values)."""
         try:
             try:
-                return self._once(method, url, **kwargs)
+                return attempt()
             except (RetryableStatus, *_TRANSIENT_ERRORS) as first:
                 if self.max_attempts <= 1:
                     raise
                 self._sleep(self._wait_for(first, 1))
-            return self._retry(self._once, method, url, **kwargs)
+            return self._retry(attempt)
         except RetryableStatus as error:
             raise TransientDeliveryError(
-                f"{method} {url.path}: HTTP {error.status} after {self.max_attempts} attempts"
+                f"{method} {_path(url)}: HTTP {error.status} after {self.max_attempts} attempts"
             ) from error
         except _TRANSIENT_ERRORS as error:
             raise TransientDeliveryError(
-                f"{method} {url.path}: {type(error).__name__} after {self.max_attempts} attempts"
+                f"{method} {_path(url)}: {type(error).__name__} after {self.max_attempts} attempts"
             ) from error
-        except httpx.HTTPError as error:
-            raise TerminalDeliveryError(f"{method} {url.path}: {type(error).__name__}") from error
+        except _OTHER_ERRORS as error:
+            raise TerminalDeliveryError(f"{method} {_path(url)}: {type(error).__name__}") from error
 
     def _wait_for(self, error: BaseException | None, attempt: int) -> float:
         """What to wait after failed attempt ``attempt``: the server's ``Retry-After`` when it
@@ -393,3 +327,8 @@ class EdfiClient:
         if isinstance(error, RetryableStatus) and error.retry_after is not None:
             return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
         return min(self.max_backoff, 0.1 * 2 ** (attempt - 1) + random.uniform(0, 0.1))
+
+
+def _path(url: str) -> str:
+    """The path of ``url`` without the query (a query may carry key values)."""
+    return httpx.URL(url).path

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import Engine
 
 from pipelines.destinations.base import (
@@ -114,14 +113,13 @@ class EdfiDestination:
         engine: Engine,
         *,
         credentials: ClientCredentials | None = None,
-        transport: httpx.BaseTransport | None = None,
         client: EdfiClient | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.name
         self.mapper = EdfiMapper(settings)
         self.ledger = SentLedger(engine, settings.name)
-        self._credentials, self._transport = credentials, transport
+        self._credentials = credentials
         self._client = client
         self._client_lock = threading.Lock()
 
@@ -159,9 +157,7 @@ class EdfiDestination:
         """The API client, made (and credentials read) on first use."""
         with self._client_lock:
             if self._client is None:
-                self._client = EdfiClient.from_settings(
-                    self.settings, self._credentials, transport=self._transport
-                )
+                self._client = EdfiClient.from_settings(self.settings, self._credentials)
             return self._client
 
     def close(self) -> None:
@@ -204,7 +200,7 @@ class EdfiDestination:
         known = self.ledger.lookup((p.resource, p.key_digest) for p in mapped.payloads)
         blocked: dict[ChildKey, str] = {}
         posted = 0
-        with _LedgerWriter(self.ledger, batch.run_id) as writer:
+        with _LedgerWriter(self.ledger, batch.run_id, known) as writer:
             for resource, payloads in mapped.by_resource(self.mapper.order):
                 todo: list[Payload] = []
                 for payload in payloads:
@@ -386,8 +382,10 @@ class _LedgerWriter:
     """Writes ledger entries in a background thread while the next resource is sent; on
     exit waits for every write and raises the first write error, if any."""
 
-    def __init__(self, ledger: SentLedger, run_id: str) -> None:
-        self._ledger, self._run_id = ledger, run_id
+    def __init__(
+        self, ledger: SentLedger, run_id: str, known: Mapping[tuple[str, str], LedgerEntry]
+    ) -> None:
+        self._ledger, self._run_id, self._known = ledger, run_id, known
         self._queue: queue.SimpleQueue[list[LedgerEntry] | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="edfi-ledger", daemon=True)
@@ -404,7 +402,7 @@ class _LedgerWriter:
         while (entries := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._ledger.record(entries, self._run_id)
+                    self._ledger.record(entries, self._run_id, self._known)
                 except BaseException as error:  # re-raised in the caller's thread
                     self._error = error
 

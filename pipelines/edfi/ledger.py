@@ -9,7 +9,7 @@ is not sent again; :meth:`SentLedger.for_children` finds what to delete on a rev
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,18 +43,21 @@ class LedgerEntry:
         return (self.program_code, self.child_local_id) if self.child_local_id else None
 
 
-def _entry(row: SentResource) -> LedgerEntry:
-    return LedgerEntry(
-        row.resource,
-        row.key_digest,
-        row.payload_digest,
-        dict(row.natural_key),
-        row.program_code,
-        row.child_local_id,
-        row.resource_id,
-        row.status,
-        row.id,
-    )
+_COLUMNS = (
+    SentResource.resource,
+    SentResource.key_digest,
+    SentResource.payload_digest,
+    SentResource.natural_key,
+    SentResource.program_code,
+    SentResource.child_local_id,
+    SentResource.resource_id,
+    SentResource.status,
+    SentResource.id,
+)
+
+
+def _entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(*row[:3], dict(row[3]), *row[4:])
 
 
 class SentLedger:
@@ -70,20 +73,27 @@ class SentLedger:
         found: dict[tuple[str, str], LedgerEntry] = {}
         with session_scope(self.engine) as session:
             for start in range(0, len(digests), _CHUNK):
-                query = select(SentResource).where(
+                query = select(*_COLUMNS).where(
                     SentResource.destination == self.destination,
                     SentResource.key_digest.in_(digests[start : start + _CHUNK]),
                 )
-                for row in session.scalars(query):
-                    if (row.resource, row.key_digest) in wanted:
-                        found[(row.resource, row.key_digest)] = _entry(row)
+                for row in session.execute(query):
+                    if (row[0], row[1]) in wanted:
+                        found[(row[0], row[1])] = _entry(row)
         return found
 
-    def record(self, entries: Sequence[LedgerEntry], run_id: str) -> None:
-        """Write ``entries`` (insert new keys, update known ones), in one transaction."""
+    def record(
+        self,
+        entries: Sequence[LedgerEntry],
+        run_id: str,
+        known: Mapping[tuple[str, str], LedgerEntry] | None = None,
+    ) -> None:
+        """Write ``entries`` (insert new keys, update known ones), in one transaction;
+        ``known`` (what :meth:`lookup` found for them) saves looking them up again."""
         if not entries:
             return
-        known = self.lookup((e.resource, e.key_digest) for e in entries)
+        if known is None:
+            known = self.lookup((e.resource, e.key_digest) for e in entries)
         now = dt.datetime.now(dt.UTC)
         inserts, updates = [], []
         for entry in entries:
@@ -122,11 +132,11 @@ class SentLedger:
         with session_scope(self.engine) as session:
             for program_code, local_ids in by_program.items():
                 for start in range(0, len(local_ids), _CHUNK):
-                    query = select(SentResource).where(
+                    query = select(*_COLUMNS).where(
                         SentResource.destination == self.destination,
                         SentResource.program_code == program_code,
                         SentResource.child_local_id.in_(local_ids[start : start + _CHUNK]),
                         SentResource.status == SENT,
                     )
-                    entries.extend(_entry(row) for row in session.scalars(query))
+                    entries.extend(_entry(row) for row in session.execute(query))
         return entries

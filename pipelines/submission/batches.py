@@ -10,15 +10,19 @@ from pipelines.staging import StagedRef, load, load_bytes, remove, staging_key
 from pipelines.submission.context import RunContext
 
 
-def load_batch(context: RunContext, prepared: dict[str, Any], run_id: str | None = None) -> Batch:
-    """The batch ``prepared`` describes, decrypted from its staged files."""
+def load_batch(
+    context: RunContext, prepared: dict[str, Any], ledger: dict[str, Any], run_id: str | None = None
+) -> Batch:
+    """The batch ``prepared`` describes, decrypted from its staged files; ``ledger`` (from
+    :func:`load_ledger`) says which child each row belongs to."""
     key = staging_key(context.settings.staging_key_file)
+    child_keys = ledger["child_keys"]
     artifacts = tuple(
         Artifact(
             name=a["name"],
             frame=load(StagedRef.from_dict(a["ref"]), key),
             key_columns=tuple(a["key_columns"]),
-            child_keys=tuple((p, c) for p, c in a["child_keys"]),
+            child_keys=tuple((p, c) for p, c in child_keys[a["name"]]),
         )
         for a in prepared["artifacts"]
     )
@@ -30,8 +34,8 @@ def load_batch(context: RunContext, prepared: dict[str, Any], run_id: str | None
     )
 
 
-def load_ledger(context: RunContext, prepared: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The disclosures and redactions staged with the batch."""
+def load_ledger(context: RunContext, prepared: dict[str, Any]) -> dict[str, Any]:
+    """The disclosures, redactions and child keys staged with the batch."""
     key = staging_key(context.settings.staging_key_file)
     return json.loads(load_bytes(StagedRef.from_dict(prepared["ledger"]), key))
 

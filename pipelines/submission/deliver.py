@@ -69,7 +69,8 @@ def deliver_program(
 ) -> dict[str, Any]:
     """Send ``prepared`` to the run's destination and record the outcome."""
     context = RunContext.of(run, settings)
-    batch = load_batch(context, prepared)
+    ledger = load_ledger(context, prepared)
+    batch = load_batch(context, prepared, ledger)
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
     if context.run.dry_run:
         outcome |= {"status": "dry_run", **_dry_run(context, batch)}
@@ -78,7 +79,6 @@ def deliver_program(
     with session_scope(context.engine) as session:
         row = _delivery_row(session, context, batch, prepared)
         delivery_id, already = row.id, row.status == "logged"
-    ledger = load_ledger(context, prepared)
     if already:
         with session_scope(context.engine) as session:
             record_delivery(

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections import Counter
 from typing import Any
+
+from sqlalchemy import select
 
 from pipelines.db import session_scope
 from pipelines.settings import Settings
 from pipelines.submission.context import RunContext
+from pipelines.submission.reconcile import UNFINISHED
 from pipelines.submission.reports import write_report
 from privacy.ledger import Redaction, append_redactions
-from schemas import Run
+from schemas import Delivery, Run
+
+
+def clean_staging(context: RunContext) -> None:
+    """Remove what this run staged, except batches a later run must still reconcile (a
+    program that stopped before delivery leaves nothing behind)."""
+    root = context.staging_dir
+    if not root.is_dir():
+        return
+    with session_scope(context.engine) as session:
+        keep = set(
+            session.scalars(
+                select(Delivery.program_code).where(
+                    Delivery.run_id == context.run.run_id, Delivery.status.in_(UNFINISHED)
+                )
+            )
+        )
+    for folder in root.iterdir():
+        if folder.name not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    if not any(root.iterdir()):
+        root.rmdir()
 
 
 def summarize(plan: dict[str, Any], delivered: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -89,4 +114,5 @@ def finish_run(
             run.status = status
             run.finished_at = dt.datetime.now(dt.UTC)
             run.summary = summary
+    clean_staging(context)
     return summary

@@ -36,8 +36,8 @@ def reconcile(context: RunContext) -> dict[str, str]:
     for delivery_id, run_id, program, artifacts in rows:
         prepared: dict[str, Any] = artifacts["prepared"]
         try:
-            batch = load_batch(context, prepared, run_id=run_id)
             ledger = load_ledger(context, prepared)
+            batch = load_batch(context, prepared, ledger, run_id=run_id)
         except (StagingError, OSError):
             _mark(context, delivery_id, "failed")
             outcomes[program] = "failed: staged files unreadable, sent afresh"

@@ -25,7 +25,7 @@ def record_delivery(
     run_id: str,
     run_date: dt.date,
     program: str,
-    ledger: dict[str, list[dict[str, Any]]],
+    ledger: dict[str, Any],
     accepted: set[ChildKey] | None,
     rejected: dict[ChildKey, str],
     delivery_id: int | None,

@@ -13,24 +13,24 @@ if TYPE_CHECKING:
 
 
 def stage_program(p: Preparation, code: str, frames: dict[str, Any], report: str) -> dict[str, Any]:
-    """Encrypt the program's frames and ledger lines into the run's staging folder; return the
-    reference the deliver step takes (paths, digests, counts)."""
+    """Encrypt the program's frames, ledger lines and the child each row belongs to into the
+    run's staging folder; return the reference the deliver step takes (paths, digests,
+    counts: nothing that names a child)."""
     context, c = p.context, p.collected[code]
     key = staging_key(context.settings.staging_key_file)
     directory = context.staging_dir / code
     artifacts = []
+    child_keys: dict[str, list[list[str]]] = {}
     for name, (frame, keys) in frames.items():
         spec = next((s for s in p.specs if s.file_name == name), None)
         ref = stage(frame, directory, key, run_id=context.run.run_id, name=name)
         artifacts.append(
-            {
-                "name": name,
-                "ref": ref.to_dict(),
-                "key_columns": list(spec.key) if spec else [],
-                "child_keys": [list(k) for k in keys],
-            }
+            {"name": name, "ref": ref.to_dict(), "key_columns": list(spec.key) if spec else []}
         )
-    ledger = json.dumps({"disclosures": c.disclosures, "redactions": c.redactions}).encode()
+        child_keys[name] = [list(k) for k in keys]
+    ledger = json.dumps(
+        {"disclosures": c.disclosures, "redactions": c.redactions, "child_keys": child_keys}
+    ).encode()
     ledger_ref = stage(ledger, directory, key, run_id=context.run.run_id, name="ledger.json")
     counts = {
         **c.counts,
