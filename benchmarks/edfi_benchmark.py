@@ -15,6 +15,7 @@ process). Lightbeam lives in its own virtualenv (``pip install lightbeam`` into 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 from rich.console import Console
@@ -82,12 +84,62 @@ def _start_server(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the contract server did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stats(base: str) -> dict:
     return httpx.get(f"{base}_admin/stats", timeout=30).json()
 
 
 def _reset(base: str) -> None:
     httpx.post(f"{base}_admin/reset", timeout=30).raise_for_status()
+
+
+class Run(NamedTuple):
+    """One sender's run: wall seconds (whole), server window seconds, records written, the
+    sender's CPU seconds, the server's CPU seconds."""
+
+    wall: float
+    window: float
+    written: int
+    sender_cpu: float
+    server_cpu: float
+
+
+def _lightbeam(console: Console, lightbeam: str, config: Path, records: int) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [lightbeam, "send", "-c", str(config)], capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        console.print(f"[red]lightbeam: exit {done.returncode}[/red]\n{done.stderr[-2000:]}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu
+
+
+def _ours(
+    console: Console,
+    settings: EdfiSettings,
+    engine: object,
+    credentials: ClientCredentials,
+    batch: object,
+    records: int,
+) -> tuple[float, float]:
+    destination = EdfiDestination(settings, engine, credentials=credentials)  # type: ignore[arg-type]
+    cpu, start = time.process_time(), time.perf_counter()
+    result = destination.deliver(batch)  # type: ignore[arg-type]
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    destination.close()
+    sent = sum(1 for r in result.resources if r.status == "sent")
+    if sent != records:
+        console.print(f"[red]this project: {sent} of {records} sent[/red]")
+    return wall, cpu
 
 
 def run(children: int, concurrency: int, lightbeam: str, rounds: int) -> None:
@@ -121,38 +173,30 @@ def run(children: int, concurrency: int, lightbeam: str, rounds: int) -> None:
                 concurrency=concurrency,
             )
         )
-        results: dict[str, list[tuple[float, float, int]]] = {"this project": [], "lightbeam": []}
+        results: dict[str, list[Run]] = {"this project": [], "lightbeam": []}
         for round_ in range(rounds):
-            _reset(base)
-            start = time.perf_counter()
-            done = subprocess.run(
-                [lightbeam, "send", "-c", str(config)], capture_output=True, text=True, check=False
-            )
-            wall = time.perf_counter() - start
-            stats = _stats(base)
-            if done.returncode != 0 or stats["writes"] != records:
-                console.print(
-                    f"[red]lightbeam: exit {done.returncode}, {stats['writes']} of "
-                    f"{records} written[/red]\n{done.stderr[-2000:]}"
+            senders = ["lightbeam", "this project"]
+            for sender in senders if round_ % 2 == 0 else reversed(senders):
+                _reset(base)
+                server_cpu = _cpu_seconds(server.pid)
+                if sender == "lightbeam":
+                    run = _lightbeam(console, lightbeam, config, records)
+                else:
+                    engine = make_engine(f"sqlite:///{work / f'ledger-{round_}.db'}")
+                    Base.metadata.create_all(engine)
+                    run = _ours(console, settings, engine, credentials, batch, records)
+                stats = _stats(base)
+                if stats["writes"] != records:
+                    console.print(f"[red]{sender}: {stats['writes']} of {records} written[/red]")
+                results[sender].append(
+                    Run(
+                        run[0],
+                        stats["seconds"],
+                        stats["writes"],
+                        run[1],
+                        _cpu_seconds(server.pid) - server_cpu,
+                    )
                 )
-            results["lightbeam"].append((wall, stats["seconds"], stats["writes"]))
-
-            _reset(base)
-            engine = make_engine(f"sqlite:///{work / f'ledger-{round_}.db'}")
-            Base.metadata.create_all(engine)
-            ours = EdfiDestination(settings, engine, credentials=credentials)
-            start = time.perf_counter()
-            result = ours.deliver(batch)
-            wall = time.perf_counter() - start
-            ours.close()
-            stats = _stats(base)
-            sent = sum(1 for r in result.resources if r.status == "sent")
-            if sent != records or stats["writes"] != records:
-                console.print(
-                    f"[red]this project: {sent} sent, {stats['writes']} written, "
-                    f"{records} expected[/red]"
-                )
-            results["this project"].append((wall, stats["seconds"], stats["writes"]))
         _report(console, children, records, concurrency, results)
     finally:
         server.terminate()
@@ -164,29 +208,40 @@ def _report(
     children: int,
     records: int,
     concurrency: int,
-    results: dict[str, list[tuple[float, float, int]]],
+    results: dict[str, list[Run]],
 ) -> None:
+    rounds = len(results["lightbeam"])
     table = Table(
         title=f"Ed-Fi send: {children:,} children, {records:,} records, "
-        f"concurrency {concurrency} (best of {len(results['lightbeam'])})"
+        f"concurrency {concurrency}, best of {rounds} (order alternates)"
     )
-    table.add_column("sender")
-    table.add_column("records written", justify="right")
-    table.add_column("server window s", justify="right")
-    table.add_column("records/s (sending)", justify="right")
-    table.add_column("end-to-end s", justify="right")
-    table.add_column("records/s (end to end)", justify="right")
+    for name in (
+        "sender",
+        "records/s sending",
+        "records/s end to end",
+        "server window s",
+        "end-to-end s",
+        "sender CPU ms/record",
+        "server CPU ms/record",
+    ):
+        table.add_column(name, justify="left" if name == "sender" else "right")
     for sender, runs in results.items():
-        wall, window, written = min(runs, key=lambda r: r[1])
+        best = min(runs, key=lambda r: r.window)
         table.add_row(
             sender,
-            f"{written:,}",
-            f"{window:.2f}",
-            f"{written / window:,.0f}",
-            f"{wall:.2f}",
-            f"{written / wall:,.0f}",
+            f"{best.written / best.window:,.0f}",
+            f"{best.written / best.wall:,.0f}",
+            f"{best.window:.2f}",
+            f"{best.wall:.2f}",
+            f"{best.sender_cpu / records * 1e3:.3f}",
+            f"{best.server_cpu / records * 1e3:.3f}",
         )
     console.print(table)
+    console.print(
+        "sending = first POST reaching the server to its last answer; end to end = ours: "
+        "deliver() with mapping, strict validation and the ledger; lightbeam: its process. "
+        "Sender CPU includes that extra work."
+    )
     ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     theirs = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     console.print(

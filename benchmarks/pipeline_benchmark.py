@@ -75,6 +75,7 @@ def _world(children: int, root: Path):  # type: ignore[no-untyped-def]
             "local_id": func.concat("B", Child.id),
         }
         connection.execute(update(Child).values(**spread))
+        connection.exec_driver_sql("ANALYZE")
     config = root / "config"
     shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
     (config / "destinations").mkdir()

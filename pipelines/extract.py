@@ -43,7 +43,7 @@ class ExtractChunk:
     statements: pd.DataFrame
 
 
-def _current_enrollments(run_date: dt.date):  # type: ignore[no-untyped-def]
+def _current_enrollments(run_date: dt.date, ids: range):  # type: ignore[no-untyped-def]
     ranked = select(
         Enrollment,
         func.row_number()
@@ -52,7 +52,7 @@ def _current_enrollments(run_date: dt.date):  # type: ignore[no-untyped-def]
             order_by=(Enrollment.entry_date.desc(), Enrollment.id.desc()),
         )
         .label("rank"),
-    ).where(Enrollment.entry_date <= run_date)
+    ).where(Enrollment.entry_date <= run_date, Enrollment.child_id.between(ids.start, ids.stop - 1))
     ranked = ranked.subquery("ranked")
     return (
         select(ranked)
@@ -62,25 +62,30 @@ def _current_enrollments(run_date: dt.date):  # type: ignore[no-untyped-def]
     )
 
 
-def _primary_guardians():  # type: ignore[no-untyped-def]
+def _primary_guardians(ids: range):  # type: ignore[no-untyped-def]
     ranked = select(
         Guardian,
         func.row_number().over(partition_by=Guardian.child_id, order_by=Guardian.id).label("rank"),
-    ).where(Guardian.relationship != Relationship.OTHER_CONTACT)
+    ).where(
+        Guardian.relationship != Relationship.OTHER_CONTACT,
+        Guardian.child_id.between(ids.start, ids.stop - 1),
+    )
     ranked = ranked.subquery("ranked_guardians")
     return select(ranked).where(ranked.c.rank == 1).subquery("primary_guardian")
 
 
-def _children_query(program_codes: Sequence[str], run_date: dt.date, after_id: int, limit: int):  # type: ignore[no-untyped-def]
-    enrollment = _current_enrollments(run_date)
-    guardian = _primary_guardians()
+def _children_query(program_codes: Sequence[str], run_date: dt.date, ids: range):  # type: ignore[no-untyped-def]
+    """One row per child with an id in ``ids``; every subquery is limited to those children."""
+    enrollment = _current_enrollments(run_date, ids)
+    guardian = _primary_guardians(ids)
     attendance = (
         select(
             Attendance.enrollment_id,
             cast(func.sum(Attendance.days_scheduled), Integer).label("days_scheduled"),
             cast(func.sum(Attendance.days_present), Integer).label("days_present"),
         )
-        .where(Attendance.month <= run_date)
+        .join(Enrollment, Enrollment.id == Attendance.enrollment_id)
+        .where(Attendance.month <= run_date, Enrollment.child_id.between(ids.start, ids.stop - 1))
         .group_by(Attendance.enrollment_id)
         .subquery("attendance_total")
     )
@@ -132,9 +137,8 @@ def _children_query(program_codes: Sequence[str], run_date: dt.date, after_id: i
         .join(Site, Site.id == enrollment.c.site_id)
         .outerjoin(guardian, guardian.c.child_id == Child.id)
         .outerjoin(attendance, attendance.c.enrollment_id == enrollment.c.id)
-        .where(Program.code.in_(program_codes), Child.id > after_id)
+        .where(Program.code.in_(program_codes), Child.id.between(ids.start, ids.stop - 1))
         .order_by(Child.id)
-        .limit(limit)
     )
 
 
@@ -202,13 +206,18 @@ def extract(
     after_id = 0
     while True:
         with engine.connect() as connection:
-            children = _frame(
-                connection, _children_query(program_codes, run_date, after_id, chunk_size)
-            )
-            if children.empty:
+            ids = connection.scalars(
+                select(Child.id)
+                .join(Program, Program.id == Child.program_id)
+                .where(Program.code.in_(program_codes), Child.id > after_id)
+                .order_by(Child.id)
+                .limit(chunk_size)
+            ).all()
+            if not ids:
                 return
-            ids = range(int(children["child_id"].min()), int(children["child_id"].max()) + 1)
-            consents, notices, statements = _related(connection, ids)
+            window = range(ids[0], ids[-1] + 1)
+            children = _frame(connection, _children_query(program_codes, run_date, window))
+            consents, notices, statements = _related(connection, window)
         keep = children["child_id"]
         yield ExtractChunk(
             children=_enum_values(children),
@@ -216,6 +225,6 @@ def extract(
             notices=notices[notices["child_id"].isin(keep)].reset_index(drop=True),
             statements=statements[statements["child_id"].isin(keep)].reset_index(drop=True),
         )
-        if len(children) < chunk_size:
+        if len(ids) < chunk_size:
             return
-        after_id = int(children["child_id"].iloc[-1])
+        after_id = ids[-1]

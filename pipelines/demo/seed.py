@@ -64,6 +64,9 @@ def seed(engine: Engine, children: int = DEFAULT_CHILDREN, seed: int = DEFAULT_S
         for table in TABLES:
             load.insert_columns(conn, table, tables[table.name])
         load.reset_sequences(conn, TABLES)
+    if engine.dialect.name == "postgresql":  # fresh planner statistics after a bulk load
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
     return summary
 
 
