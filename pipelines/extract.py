@@ -155,7 +155,16 @@ def _enum_values(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _related(connection, child_ids: range) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # type: ignore[no-untyped-def]
+def _of_chunk(column, program_codes: Sequence[str], ids: range):  # type: ignore[no-untyped-def]
+    """Rows whose child is one of the chunk's: in the id window and of the programs."""
+    children = select(Child.id).join(Program, Program.id == Child.program_id)
+    children = children.where(
+        Program.code.in_(program_codes), Child.id.between(ids.start, ids.stop - 1)
+    )
+    return column.in_(children)
+
+
+def _related(connection, program_codes: Sequence[str], ids: range):  # type: ignore[no-untyped-def]
     consents = _frame(
         connection,
         select(
@@ -174,7 +183,7 @@ def _related(connection, child_ids: range) -> tuple[pd.DataFrame, pd.DataFrame, 
         )
         .outerjoin(Guardian, Guardian.id == Consent.guardian_id)
         .outerjoin(Recipient, Recipient.id == Consent.recipient_id)
-        .where(Consent.child_id >= child_ids.start, Consent.child_id < child_ids.stop),
+        .where(_of_chunk(Consent.child_id, program_codes, ids)),
     )
     consents["is_parent"] = consents["is_parent"].fillna(False).astype(bool)
     notices = _frame(
@@ -186,14 +195,12 @@ def _related(connection, child_ids: range) -> tuple[pd.DataFrame, pd.DataFrame, 
             EnrollmentNotice.refused_date,
         )
         .join(Recipient, Recipient.id == EnrollmentNotice.recipient_id)
-        .where(
-            EnrollmentNotice.child_id >= child_ids.start, EnrollmentNotice.child_id < child_ids.stop
-        ),
+        .where(_of_chunk(EnrollmentNotice.child_id, program_codes, ids)),
     )
     statements = _frame(
         connection,
         select(ParentStatement.child_id, ParentStatement.field, ParentStatement.filed_date).where(
-            ParentStatement.child_id >= child_ids.start, ParentStatement.child_id < child_ids.stop
+            _of_chunk(ParentStatement.child_id, program_codes, ids)
         ),
     )
     return _enum_values(consents), notices, statements
@@ -217,7 +224,7 @@ def extract(
                 return
             window = range(ids[0], ids[-1] + 1)
             children = _frame(connection, _children_query(program_codes, run_date, window))
-            consents, notices, statements = _related(connection, window)
+            consents, notices, statements = _related(connection, program_codes, window)
         keep = children["child_id"]
         yield ExtractChunk(
             children=_enum_values(children),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,18 +25,36 @@ os.environ["GX_ANALYTICS_ENABLED"] = "False"
 PG_SERVER = os.environ.get("DATASHARE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 
-@pytest.fixture(scope="session")
-def pg_url(worker_id: str) -> Iterator[str]:
-    """A PostgreSQL database of this test worker's own, made anew for the session."""
-    name = f"datashare_test_{worker_id}_{os.getpid()}"
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A PostgreSQL database made anew under ``name``, dropped afterwards; yields its URL."""
     admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{PG_SERVER}/{name}"
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def reset_schema(url: str) -> str:
+    """Empty the PostgreSQL database at ``url`` (drop and re-create its public schema)."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url(worker_id: str) -> Iterator[str]:
+    """A PostgreSQL database of this test worker's own, made anew for the session."""
+    with scratch_database(f"datashare_test_{worker_id}_{os.getpid()}") as url:
+        yield url
 
 
 BACKENDS = [
@@ -50,12 +69,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'datashare.db'}"
     else:
-        url = request.getfixturevalue("pg_url")
-        reset = create_engine(url)
-        with reset.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        reset.dispose()
+        url = reset_schema(request.getfixturevalue("pg_url"))
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     engine.dispose()

@@ -145,6 +145,7 @@ class EdfiClient:
         self._discovery: dict[str, str] | None = None
         self._discovery_lock = threading.Lock()
         self._urls: dict[str, str] = {}
+        self._pool_urls: dict[str, httpcore.URL] = {}
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         self.http = httpx.Client(
             timeout=timeout_seconds, limits=limits, headers={"Accept": "application/json"}
@@ -229,7 +230,9 @@ class EdfiClient:
         JSON already encoded as ``content``."""
         if content is None:
             content = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        url = self.resource_url(resource)
+        url = self._pool_urls.get(resource)
+        if url is None:
+            url = self._pool_urls[resource] = httpcore.URL(self.resource_url(resource))
         return self._retrying("POST", url, lambda: self._post_once(url, content))
 
     def delete(self, resource: str, resource_id: str) -> Outcome:
@@ -259,7 +262,7 @@ class EdfiClient:
         body = response.json()
         return body if isinstance(body, list) else []
 
-    def _post_once(self, url: str, content: bytes) -> Outcome:
+    def _post_once(self, url: httpcore.URL, content: bytes) -> Outcome:
         """One POST on the pool; a 401 renews the shared token and resends once."""
         token = self.auth.bearer()
         response = self._pool_post(url, content, token)
@@ -273,7 +276,7 @@ class EdfiClient:
             response.status, location.decode() if location else None, response.content
         )
 
-    def _pool_post(self, url: str, content: bytes, token: str) -> httpcore.Response:
+    def _pool_post(self, url: httpcore.URL, content: bytes, token: str) -> httpcore.Response:
         headers = [
             (b"Authorization", b"Bearer " + token.encode("ascii")),
             (b"Content-Type", b"application/json"),
@@ -300,7 +303,7 @@ class EdfiClient:
             raise TerminalDeliveryError("the API refused a renewed token (401)")
         return Outcome(status, resource_id, problem_message(status, content))
 
-    def _retrying(self, method: str, url: str, attempt: Callable[[], T]) -> T:
+    def _retrying(self, method: str, url: str | httpcore.URL, attempt: Callable[[], T]) -> T:
         """``attempt()``, again on retryable failures; errors translated (no values)."""
         try:
             try:
@@ -329,6 +332,8 @@ class EdfiClient:
         return min(self.max_backoff, 0.1 * 2 ** (attempt - 1) + random.uniform(0, 0.1))
 
 
-def _path(url: str) -> str:
+def _path(url: str | httpcore.URL) -> str:
     """The path of ``url`` without the query (a query may carry key values)."""
+    if isinstance(url, httpcore.URL):
+        return url.target.decode("ascii", "replace").split("?", 1)[0]
     return httpx.URL(url).path

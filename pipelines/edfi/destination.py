@@ -197,10 +197,12 @@ class EdfiDestination:
             not_sent=list(mapped.not_sent),
             unmapped_fields=mapped.unmapped_fields,
         )
-        known = self.ledger.lookup((p.resource, p.key_digest) for p in mapped.payloads)
+        known = self.ledger.lookup(
+            ((p.resource, p.key_digest) for p in mapped.payloads), batch.program_code
+        )
         blocked: dict[ChildKey, str] = {}
         posted = 0
-        with _LedgerWriter(self.ledger, batch.run_id, known) as writer:
+        with _LedgerWriter(self.ledger, batch.run_id) as writer:
             for resource, payloads in mapped.by_resource(self.mapper.order):
                 todo: list[Payload] = []
                 for payload in payloads:
@@ -230,7 +232,9 @@ class EdfiDestination:
         """Whether the API holds every resource of ``batch`` as mapped now: by the ledger, and
         for what the ledger lacks (a crash before it was written), by reading the API."""
         mapped = self.map(batch)
-        known = self.ledger.lookup((p.resource, p.key_digest) for p in mapped.payloads)
+        known = self.ledger.lookup(
+            ((p.resource, p.key_digest) for p in mapped.payloads), batch.program_code
+        )
         missing = [
             p
             for p in mapped.payloads
@@ -382,10 +386,8 @@ class _LedgerWriter:
     """Writes ledger entries in a background thread while the next resource is sent; on
     exit waits for every write and raises the first write error, if any."""
 
-    def __init__(
-        self, ledger: SentLedger, run_id: str, known: Mapping[tuple[str, str], LedgerEntry]
-    ) -> None:
-        self._ledger, self._run_id, self._known = ledger, run_id, known
+    def __init__(self, ledger: SentLedger, run_id: str) -> None:
+        self._ledger, self._run_id = ledger, run_id
         self._queue: queue.SimpleQueue[list[LedgerEntry] | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="edfi-ledger", daemon=True)
@@ -402,7 +404,7 @@ class _LedgerWriter:
         while (entries := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._ledger.record(entries, self._run_id, self._known)
+                    self._ledger.record(entries, self._run_id)
                 except BaseException as error:  # re-raised in the caller's thread
                     self._error = error
 

@@ -9,17 +9,21 @@ is not sent again; :meth:`SentLedger.for_children` finds what to delete on a rev
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.destinations.base import ChildKey
 from schemas.delivery import SentResource
 
 SENT, DELETED = "sent", "deleted"
+PROGRAMS_RESOURCE = "programs"
 _CHUNK = 500
 
 
@@ -43,6 +47,17 @@ class LedgerEntry:
         return (self.program_code, self.child_local_id) if self.child_local_id else None
 
 
+_TABLE = SentResource.__table__
+_UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+_UPDATED = (
+    "payload_digest",
+    "natural_key",
+    "program_code",
+    "child_local_id",
+    "status",
+    "run_id",
+    "updated_at",
+)
 _COLUMNS = (
     SentResource.resource,
     SentResource.key_digest,
@@ -66,61 +81,93 @@ class SentLedger:
     def __init__(self, engine: Engine, destination: str) -> None:
         self.engine, self.destination = engine, destination
 
-    def lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
-        """The entries for (resource, key digest) pairs, whatever their status."""
+    def lookup(
+        self, keys: Iterable[tuple[str, str]], program_code: str | None = None
+    ) -> dict[tuple[str, str], LedgerEntry]:
+        """The entries for (resource, key digest) pairs, whatever their status. Given the
+        batch's ``program_code``, one query reads that program's rows (and every program
+        resource) instead of looking the digests up in chunks."""
         wanted = set(keys)
-        digests = sorted({digest for _, digest in wanted})
         found: dict[tuple[str, str], LedgerEntry] = {}
-        with session_scope(self.engine) as session:
-            for start in range(0, len(digests), _CHUNK):
-                query = select(*_COLUMNS).where(
+        if program_code is not None:
+            queries = [
+                select(*_COLUMNS).where(
+                    SentResource.destination == self.destination,
+                    or_(
+                        SentResource.program_code == program_code,
+                        SentResource.resource == PROGRAMS_RESOURCE,
+                    ),
+                )
+            ]
+        else:
+            digests = sorted({digest for _, digest in wanted})
+            queries = [
+                select(*_COLUMNS).where(
                     SentResource.destination == self.destination,
                     SentResource.key_digest.in_(digests[start : start + _CHUNK]),
                 )
+                for start in range(0, len(digests), _CHUNK)
+            ]
+        with session_scope(self.engine) as session:
+            for query in queries:
                 for row in session.execute(query):
                     if (row[0], row[1]) in wanted:
                         found[(row[0], row[1])] = _entry(row)
         return found
 
-    def record(
-        self,
-        entries: Sequence[LedgerEntry],
-        run_id: str,
-        known: Mapping[tuple[str, str], LedgerEntry] | None = None,
-    ) -> None:
-        """Write ``entries`` (insert new keys, update known ones), in one transaction;
-        ``known`` (what :meth:`lookup` found for them) saves looking them up again."""
+    def record(self, entries: Sequence[LedgerEntry], run_id: str) -> None:
+        """Write ``entries`` in one transaction: an upsert on (destination, resource, key
+        digest) — a new key is inserted, a known one updated (its resource id kept when the
+        entry has none; its child, when a child moved programs under the same key)."""
         if not entries:
             return
-        if known is None:
-            known = self.lookup((e.resource, e.key_digest) for e in entries)
         now = dt.datetime.now(dt.UTC)
-        inserts, updates = [], []
-        for entry in entries:
-            values = {
-                "resource": entry.resource,
-                "key_digest": entry.key_digest,
-                "payload_digest": entry.payload_digest,
-                "natural_key": entry.natural_key,
-                "program_code": entry.program_code,
-                "child_local_id": entry.child_local_id,
-                "resource_id": entry.resource_id,
-                "status": entry.status,
+        rows = [
+            {
+                "destination": self.destination,
+                "resource": e.resource,
+                "key_digest": e.key_digest,
+                "payload_digest": e.payload_digest,
+                "natural_key": e.natural_key,
+                "program_code": e.program_code,
+                "child_local_id": e.child_local_id,
+                "resource_id": e.resource_id,
+                "status": e.status,
                 "run_id": run_id,
                 "updated_at": now,
             }
-            previous = known.get((entry.resource, entry.key_digest))
-            if previous is None:
-                inserts.append({"destination": self.destination, **values})
-            else:
-                if entry.resource_id is None:
-                    values["resource_id"] = previous.resource_id
-                updates.append({"id": previous.id, **values})
+            for e in entries
+        ]
         with session_scope(self.engine) as session:
-            if inserts:
-                session.execute(insert(SentResource), inserts)
-            if updates:
-                session.execute(update(SentResource), updates)
+            dialect = session.get_bind().dialect.name
+            if dialect not in _UPSERTS:
+                self._record_portably(session, rows)
+                return
+            statement = _UPSERTS[dialect](_TABLE)
+            excluded = statement.excluded
+            statement = statement.on_conflict_do_update(
+                index_elements=["destination", "resource", "key_digest"],
+                set_={
+                    **{name: excluded[name] for name in _UPDATED},
+                    "resource_id": func.coalesce(excluded.resource_id, _TABLE.c.resource_id),
+                },
+            )
+            session.execute(statement, rows)
+
+    def _record_portably(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Look up, then insert or update (databases without ``ON CONFLICT``)."""
+        known = self.lookup((r["resource"], r["key_digest"]) for r in rows)
+        inserts = [r for r in rows if (r["resource"], r["key_digest"]) not in known]
+        updates = []
+        for row in rows:
+            previous = known.get((row["resource"], row["key_digest"]))
+            if previous is not None:
+                resource_id = row["resource_id"] or previous.resource_id
+                updates.append({**row, "id": previous.id, "resource_id": resource_id})
+        if inserts:
+            session.execute(insert(_TABLE), inserts)
+        if updates:
+            session.execute(update(SentResource), updates)
 
     def for_children(self, child_keys: Iterable[ChildKey]) -> list[LedgerEntry]:
         """Every resource still held (``sent``) for these children."""

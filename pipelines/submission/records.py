@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy import select
 
-from pipelines.mapping import render
+from pipelines.mapping import RenderResult, render
 from pipelines.submission.aggregate import program_counts
 from pipelines.submission.collect import ChildKey, Collected, count_into
 from privacy.decision import Decision
 from privacy.reasons import Reason
 from privacy.transforms import FieldPlan
 from schemas import ParentStatement
+from schemas.filespec import FileSpec
 
 if TYPE_CHECKING:
     from pipelines.submission.prepare import Preparation
@@ -45,16 +46,20 @@ class RecordMaker:
         if self.p.is_edfi:
             self._split({RECORDS: permitted}, keys, decision, disclosed, set(plan.fields))
             return
-        dropped = self._unrenderable(permitted, plan, keys)
+        results = [
+            (spec, render(spec, permitted, plan.columns, child_keys=keys))
+            for spec in self.p.record_specs
+        ]
+        dropped = self._unrenderable(results)
+        frames = {}
+        for spec, result in results:
+            rows = [key not in dropped for key in result.child_keys]
+            frames[spec.file_name] = result.frame.loc[rows].reset_index(drop=True)
         if dropped:
             keep = [k not in dropped for k in keys]
             disclosed = disclosed.loc[keep].reset_index(drop=True)
             permitted = permitted.loc[keep].reset_index(drop=True)
             keys = [k for k, ok in zip(keys, keep, strict=True) if ok]
-        frames = {
-            spec.file_name: render(spec, permitted, plan.columns, child_keys=keys).frame
-            for spec in self.p.record_specs
-        }
         used = {
             plan.source(col.source)
             for spec in self.p.record_specs
@@ -65,13 +70,11 @@ class RecordMaker:
         if self.p.carries_statements and not decision.statements.empty:
             self._statements(decision, disclosed, permitted, keys, plan)
 
-    def _unrenderable(
-        self, permitted: pd.DataFrame, plan: FieldPlan, keys: list[ChildKey]
-    ) -> set[ChildKey]:
+    def _unrenderable(self, results: list[tuple[FileSpec, RenderResult]]) -> set[ChildKey]:
         """Children a required column cannot be written for: withheld from every file."""
         dropped: set[ChildKey] = set()
-        for spec in self.p.record_specs:
-            bad = render(spec, permitted, plan.columns, child_keys=keys).unrenderable
+        for spec, result in results:
+            bad = result.unrenderable
             for row in bad.drop_duplicates(["program_code", "child_local_id"]).itertuples():
                 key = (str(row.program_code), str(row.child_local_id))
                 if key in dropped:
@@ -194,11 +197,10 @@ class RecordMaker:
 
 def _digests(frames: dict[str, pd.DataFrame], n: int) -> list[str]:
     """SHA-256 per row position over every frame's row (in file-name order)."""
-    digests = [hashlib.sha256() for _ in range(n)]
+    lines = pd.Series([""] * n, dtype=object)
     for name in sorted(frames):
         frame = frames[name]
         text = frame.astype(object).where(frame.notna(), "").astype(str)
-        lines = text.agg("\x1f".join, axis=1) if len(text) else pd.Series([], dtype=object)
-        for digest, line in zip(digests, lines, strict=True):
-            digest.update(f"{name}\x1e{line}\x1d".encode())
-    return [d.hexdigest() for d in digests]
+        joined = text.iloc[:, 0].str.cat([text[c] for c in text.columns[1:]], sep="\x1f")
+        lines = lines + f"{name}\x1e" + joined.to_numpy(dtype=object) + "\x1d"
+    return [hashlib.sha256(line.encode()).hexdigest() for line in lines]

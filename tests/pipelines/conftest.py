@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from tests.conftest import scratch_database
 from tests.sftp_server import SftpTestServer
 
 PG_SERVER = os.environ.get("DATASHARE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -30,15 +30,8 @@ def sftp_server(tmp_path: Path) -> Iterator[SftpTestServer]:
 @pytest.fixture(scope="session")
 def staging_pg_url(worker_id: str) -> Iterator[str]:
     """A scratch PostgreSQL database of this worker, standing in for a state staging DB."""
-    name = f"datashare_staging_test_{worker_id}"
-    admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{PG_SERVER}/{name}"
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(f"datashare_staging_test_{worker_id}_{os.getpid()}") as url:
+        yield url
 
 
 class GpgRecipient:

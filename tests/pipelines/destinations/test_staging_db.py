@@ -20,6 +20,7 @@ from pipelines.destinations.staging_db import (
 )
 from pipelines.mapping import staging_table, typed_rows
 from schemas.filespec import load_spec
+from tests.conftest import reset_schema
 from tests.pipelines.batches import make_batch
 
 SPECS = [load_spec("hs_child_identity"), load_spec("hs_enrollment")]
@@ -35,13 +36,7 @@ def staging_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty staging database: a SQLite file, or the scratch PostgreSQL database reset."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'staging.db'}"
-    url = request.getfixturevalue("staging_pg_url")
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return url
+    return reset_schema(request.getfixturevalue("staging_pg_url"))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from pipelines.submission.prepare import prepare_program
 from privacy.keys import ensure_demo_key
 from schemas import Child, DisclosureEntry, Program, Recipient
 from schemas.migrate import upgrade
+from tests.conftest import reset_schema
 
 PROJECT = Path(__file__).resolve().parents[3]
 CHILDREN = 360
@@ -111,20 +112,7 @@ def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'program.db'}"
     else:
-        url = request.getfixturevalue("db_url_postgres")
+        url = reset_schema(request.getfixturevalue("pg_url"))
     made = make_world(url, tmp_path)
     yield made
     made.engine.dispose()
-
-
-@pytest.fixture
-def db_url_postgres(pg_url: str) -> str:
-    """The worker's PostgreSQL database, emptied."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(pg_url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return pg_url
