@@ -62,7 +62,7 @@ def test_demo_is_the_local_vt_aoe_drop() -> None:
     assert config.type is DestinationType.LOCAL and config.enabled
     assert config.recipient == "VT-AOE"
     assert config.agreements == ("vt-aoe-ecids",)
-    assert config.formats == ("hs_child_identity", "hs_enrollment")
+    assert config.formats == ("hs_child_identity", "hs_enrollment", "hs_parent_statements")
     assert config.schedule == DEFAULT_SCHEDULE
     destination = build_destination(config)
     assert isinstance(destination, LocalFolderDestination)
