@@ -143,7 +143,7 @@ def _ours(
 
 
 def run(children: int, concurrency: int, lightbeam: str, rounds: int) -> None:
-    console = Console()
+    console = Console(width=130)
     port = _free_port()
     base = f"http://127.0.0.1:{port}/"
     server = _start_server(port)

@@ -124,6 +124,65 @@ def _phrase(status: int) -> str:
         return "HTTP error"
 
 
+class _CoalescingStream(httpcore.NetworkStream):
+    """Holds writes until the next read, then sends them in one go: a request's headers and
+    body leave in one segment instead of two (fewer system calls on both ends)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream, self._pending = stream, bytearray()
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._pending += buffer
+
+    def _flush(self, timeout: float | None) -> None:
+        if self._pending:
+            data, self._pending = bytes(self._pending), bytearray()
+            self._stream.write(data, timeout)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._flush(timeout)
+        return self._stream.read(max_bytes, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        self._flush(timeout)
+        return _CoalescingStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _CoalescingBackend(httpcore.NetworkBackend):
+    """httpcore's synchronous socket backend with :class:`_CoalescingStream` streams."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        return _CoalescingStream(
+            self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        return _CoalescingStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
 class EdfiClient:
     """Talks to one Ed-Fi API from any number of threads (one token, bounded connections)."""
 
@@ -151,7 +210,9 @@ class EdfiClient:
             timeout=timeout_seconds, limits=limits, headers={"Accept": "application/json"}
         )
         self.pool = httpcore.ConnectionPool(
-            max_connections=concurrency, max_keepalive_connections=concurrency
+            max_connections=concurrency,
+            max_keepalive_connections=concurrency,
+            network_backend=_CoalescingBackend(),
         )
         self._timeouts = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
         self.auth = TokenAuth(lambda: self.urls["oauth"], credentials, http=self.http)

@@ -2,8 +2,11 @@
 
 ``deliver(batch)`` maps the batch's ``records`` artifact (:mod:`pipelines.edfi.mapping`),
 skips what the ledger says the API already holds unchanged, sends the rest resource by resource
-(programs, students, school associations, then the others), each resource's records with
-bounded concurrency, and writes the ledger as answers come in. A record the API refuses (4xx)
+(programs, students, school associations, then the others), each resource's records by
+``concurrency`` worker threads sharing one client and token, and records what the API accepted
+in the ledger from a background thread while the next resource goes out (the ledger is
+complete when ``deliver`` returns; a crash in between is reconciled by ``holds`` and by
+upserts being idempotent). A record the API refuses (4xx)
 is reported with the server's problem message and its child's later resources are not sent
 (the API would refuse them: 403/409). Retries ran out on a transient fault: the batch stops with
 :class:`TransientDeliveryError` after recording what was accepted; a rerun sends the rest.
@@ -12,17 +15,24 @@ The result is an :class:`EdfiDeliveryResult`: ``accepted`` = children of whom th
 at least one resource of this batch (sent now or held unchanged), ``rejected`` = children with a
 refused resource (problem text, no values), plus ``not_sent`` (what mapping withheld, for the
 redaction audit) and ``resources`` (one outcome per resource).
+
+``withdraw(child_keys)`` deletes what the ledger says the API holds for children whose consent
+was revoked (when the agreement says ``delete_on_revocation``), latest dependents first, and
+reports each deletion for the disclosure log. ``write_dry_run(batch, folder)`` writes the exact
+payloads, one JSONL file per resource, without touching the network.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +43,6 @@ from pipelines.destinations.base import (
     Batch,
     ChildKey,
     DeliveryError,
-    DeliveryResult,
     TerminalDeliveryError,
 )
 from pipelines.edfi.client import ClientCredentials, EdfiClient, Outcome
@@ -44,64 +53,19 @@ from pipelines.edfi.mapping import (
     EdfiMapper,
     Mapped,
     MappingError,
-    NotSent,
     Payload,
 )
 from pipelines.edfi.openapi import SERVER_MANAGED
+from pipelines.edfi.results import (
+    DryRun,
+    EdfiDeliveryResult,
+    ResourceResult,
+    WithdrawResult,
+    summarize,
+)
 from pipelines.edfi.settings import EdfiSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ResourceResult:
-    """The fate of one resource: ``sent`` (accepted now), ``unchanged`` (held already),
-    ``rejected`` (refused; ``problem`` says why) or ``skipped`` (an earlier resource of the
-    same child was refused)."""
-
-    resource: str
-    child_key: ChildKey | None
-    status: str
-    natural_key: dict[str, Any]
-    http_status: int | None = None
-    problem: str | None = None
-
-
-@dataclass
-class EdfiDeliveryResult(DeliveryResult):
-    """A :class:`DeliveryResult` with the Ed-Fi detail."""
-
-    not_sent: list[NotSent] = field(default_factory=list)
-    resources: list[ResourceResult] = field(default_factory=list)
-    unmapped_fields: tuple[str, ...] = ()
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """resource -> status -> count."""
-        table: dict[str, dict[str, int]] = {}
-        for item in self.resources:
-            row = table.setdefault(item.resource, {})
-            row[item.status] = row.get(item.status, 0) + 1
-        return table
-
-
-@dataclass(frozen=True)
-class WithdrawResult:
-    """One resource of a child whose consent was revoked: ``deleted``, ``already_absent`` or
-    ``failed`` (``problem`` says why)."""
-
-    child_key: ChildKey
-    resource: str
-    status: str
-    http_status: int | None = None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class DryRun:
-    """The files a dry run wrote (resource -> JSONL path) and what mapping withheld."""
-
-    files: dict[str, Path]
-    not_sent: list[NotSent]
 
 
 class EdfiDestination:
@@ -197,36 +161,44 @@ class EdfiDestination:
             not_sent=list(mapped.not_sent),
             unmapped_fields=mapped.unmapped_fields,
         )
-        known = self.ledger.lookup(
-            ((p.resource, p.key_digest) for p in mapped.payloads), batch.program_code
-        )
-        blocked: dict[ChildKey, str] = {}
-        posted = 0
-        with _LedgerWriter(self.ledger, batch.run_id) as writer:
-            for resource, payloads in mapped.by_resource(self.mapper.order):
-                todo: list[Payload] = []
-                for payload in payloads:
-                    prior = known.get((payload.resource, payload.key_digest))
-                    if payload.child_key in blocked:
-                        problem = blocked[payload.child_key]
-                        result.resources.append(_result(payload, "skipped", problem=problem))
-                    elif (
-                        prior
-                        and prior.status == SENT
-                        and (prior.payload_digest == payload.payload_digest)
-                    ):
-                        result.resources.append(_result(payload, "unchanged"))
-                    else:
-                        todo.append(payload)
-                posted += len(todo)
-                outcomes, error = self._post_all(resource, todo)
-                writer.put(self._record(batch, result, blocked, outcomes))
-                if error is not None:
-                    raise error
-        result.sent_nothing_new = posted == 0
-        _summarize(result)
+        sending = _Sending(self.ledger.held_by_program(batch.program_code))
+        with _gc_frozen(), _LedgerWriter(self.ledger, batch.run_id) as writer:
+            self._send_mapped(batch, mapped, sending, result, writer)
+        result.sent_nothing_new = sending.posted == 0
+        summarize(result)
         log.info("%s %s: %s", self.name, batch.program_code, result.counts())
         return result
+
+    def _send_mapped(
+        self,
+        batch: Batch,
+        mapped: Mapped,
+        sending: _Sending,
+        result: EdfiDeliveryResult,
+        writer: _LedgerWriter,
+    ) -> None:
+        """Send the payloads resource by resource, in dependency order."""
+        for resource, payloads in mapped.by_resource(self.mapper.order):
+            todo: list[Payload] = []
+            for payload in payloads:
+                key = (payload.resource, payload.key_digest)
+                prior = sending.known.get(key)
+                if payload.child_key in sending.blocked:
+                    problem = sending.blocked[payload.child_key]
+                    result.resources.append(_result(payload, "skipped", problem=problem))
+                elif (
+                    prior
+                    and prior.status == SENT
+                    and (prior.payload_digest == payload.payload_digest)
+                ):
+                    result.resources.append(_result(payload, "unchanged"))
+                else:
+                    todo.append(payload)
+            sending.posted += len(todo)
+            outcomes, error = self._post_all(resource, todo)
+            writer.put(self._record(batch, result, sending.blocked, outcomes))
+            if error is not None:
+                raise error
 
     def holds(self, batch: Batch) -> bool:
         """Whether the API holds every resource of ``batch`` as mapped now: by the ledger, and
@@ -310,8 +282,10 @@ class EdfiDestination:
                 except DeliveryError as error:
                     errors.append(error)
 
-        workers = [threading.Thread(target=work, name=f"edfi-{resource}")
-                   for _ in range(min(self.settings.concurrency, len(payloads)))]  # fmt: skip
+        workers = [
+            threading.Thread(target=work, name=f"edfi-{resource}")
+            for _ in range(min(self.settings.concurrency, len(payloads)))
+        ]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -336,8 +310,13 @@ class EdfiDestination:
                 continue
             result.resources.append(_result(payload, "rejected", outcome, outcome.problem))
             key = payload.child_key
-            log.warning("%s: %s of %s refused: %s", self.name, payload.resource,
-                        "/".join(key) if key else "program", outcome.problem)  # fmt: skip
+            log.warning(
+                "%s: %s of %s refused: %s",
+                self.name,
+                payload.resource,
+                "/".join(key) if key else "program",
+                outcome.problem,
+            )
             if key is not None and payload.resource in (STUDENTS, SSA):
                 blocked[key] = f"{payload.resource} was refused"
         return accepted
@@ -380,6 +359,29 @@ class EdfiDestination:
         if outcome.status == 404:
             return "already_absent", outcome
         return "failed", outcome
+
+
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """Keep the collector off the mapped payloads while sending: ``gc.freeze`` moves every
+    object alive now (tens of thousands of payloads for a large program) out of the
+    collector's sight; full collections triggered by the requests' garbage then stay short.
+    ``gc.unfreeze`` hands them back afterwards."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@dataclass
+class _Sending:
+    """What one delivery keeps while it sends: the ledger's view, the children whose
+    student or school association was refused, how many POSTs it made."""
+
+    known: dict[tuple[str, str], LedgerEntry]
+    blocked: dict[ChildKey, str] = field(default_factory=dict)
+    posted: int = 0
 
 
 class _LedgerWriter:
@@ -456,18 +458,6 @@ def _with_status(entry: LedgerEntry, status: str) -> LedgerEntry:
         status,
         entry.id,
     )
-
-
-def _summarize(result: EdfiDeliveryResult) -> None:
-    for item in result.resources:
-        if item.child_key is None:
-            continue
-        if item.status in ("sent", "unchanged"):
-            result.accepted.add(item.child_key)
-        elif item.status == "rejected":
-            problem = f"{item.resource}: {item.problem}"
-            previous = result.rejected.get(item.child_key)
-            result.rejected[item.child_key] = f"{previous}; {problem}" if previous else problem
 
 
 def _normalized(value: Any) -> Any:

@@ -115,6 +115,19 @@ class SentLedger:
                         found[(row[0], row[1])] = _entry(row)
         return found
 
+    def held_by_program(self, program_code: str) -> dict[tuple[str, str], LedgerEntry]:
+        """Every entry of ``program_code``'s children, and every program resource, by
+        (resource, key digest): what a delivery of that program compares against."""
+        query = select(*_COLUMNS).where(
+            SentResource.destination == self.destination,
+            or_(
+                SentResource.program_code == program_code,
+                SentResource.resource == PROGRAMS_RESOURCE,
+            ),
+        )
+        with session_scope(self.engine) as session:
+            return {(row[0], row[1]): _entry(row) for row in session.execute(query)}
+
     def record(self, entries: Sequence[LedgerEntry], run_id: str) -> None:
         """Write ``entries`` in one transaction: an upsert on (destination, resource, key
         digest) — a new key is inserted, a known one updated (its resource id kept when the

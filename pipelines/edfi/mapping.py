@@ -12,8 +12,9 @@ Rules:
   ``EDFI_VALUE_NOT_EXACT`` plus the field. Never a placeholder.
 - ``studentUniqueId`` is ``state_student_id`` when permitted and known, else ``child_local_id``
   when permitted — which is the recipient's pseudonym when the agreement pseudonymizes it. A
-  plain local id is prefixed ``{program_code}-`` (local ids are unique only within a program;
-  ``student_id_program_prefix: false`` turns that off). Neither permitted: no student.
+  plain local id is prefixed ``{program_code}-`` (local ids are unique only within a program),
+  so it needs ``program_code`` permitted too (``student_id_program_prefix: false`` turns the
+  prefix off, for states that accept the collision risk). Neither permitted: no student.
 - A student is sent only with its studentSchoolAssociation (without one the API hides the
   student even from us, so it could never be read back or deleted), and the other
   associations only after both: ``EDFI_DEPENDS_ON_NOT_SENT`` otherwise.
@@ -36,23 +37,21 @@ family fields, site, program option) are listed in :attr:`Mapped.unmapped_fields
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipelines.destinations.base import Batch, ChildKey
 from pipelines.edfi import descriptors as d
 from pipelines.edfi.descriptors import DescriptorCatalog
 from pipelines.edfi.openapi import ResourceSchemas
-from pipelines.edfi.settings import EdfiSettings, EducationOrganization, ProgramDefinition
+from pipelines.edfi.rows import NotSent, Reason, Row, Withheld, age
+from pipelines.edfi.settings import EdfiSettings, ProgramDefinition
 from privacy.transforms import PSEUDONYM_PATTERN
 from schemas.codes import ProgramType
 
@@ -101,36 +100,7 @@ MAPPED_FIELDS = frozenset(
 )
 ADDRESS = ("address_street", "address_city", "address_state", "address_zip")
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-
-
-class Reason(StrEnum):
-    """Why a resource (or one field of it) was not sent."""
-
-    REQUIRED_FIELD_NOT_PERMITTED = "EDFI_REQUIRED_FIELD_NOT_PERMITTED"
-    REQUIRED_VALUE_MISSING = "EDFI_REQUIRED_VALUE_MISSING"
-    VALUE_NOT_EXACT = "EDFI_VALUE_NOT_EXACT"
-    VALUE_NOT_MAPPABLE = "EDFI_VALUE_NOT_MAPPABLE"
-    DEPENDS_ON_NOT_SENT = "EDFI_DEPENDS_ON_NOT_SENT"
-    LOCAL_VALIDATION_FAILED = "EDFI_LOCAL_VALIDATION_FAILED"
-
-
-@dataclass(frozen=True)
-class NotSent:
-    """A resource (or, with ``resource_withheld`` false, one field of it) left out for a child;
-    ``field`` is a catalog field, a resource name or a JSON path with its rule — never a value."""
-
-    child_key: ChildKey
-    resource: str
-    reason: Reason
-    field: str
-    resource_withheld: bool = True
-
-    @property
-    def code(self) -> str:
-        """``REASON:field``, the form the redaction audit records."""
-        return f"{self.reason}:{self.field}"
 
 
 @dataclass(frozen=True)
@@ -169,12 +139,6 @@ class MappingError(ValueError):
     """The batch or the destination's settings cannot be mapped at all (names what, not data)."""
 
 
-class _Withheld(Exception):
-    def __init__(self, reason: Reason, field_name: str) -> None:
-        super().__init__(reason, field_name)
-        self.reason, self.field = reason, field_name
-
-
 def canonical(value: Any) -> bytes:
     """``value`` as canonical JSON (sorted keys, no spaces, UTF-8)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -184,6 +148,18 @@ def canonical(value: Any) -> bytes:
 def digest(value: Any) -> str:
     """SHA-256 of the canonical JSON of ``value``."""
     return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def records_of(batch: Batch) -> tuple[pd.DataFrame, Sequence[ChildKey]]:
+    """The frame and child keys of the batch's one ``records`` artifact (empty if none)."""
+    records = [a for a in batch.artifacts if a.name == RECORDS_ARTIFACT]
+    if len(records) > 1:
+        raise MappingError("a batch for Ed-Fi carries one 'records' artifact")
+    if not records:
+        return pd.DataFrame(), ()
+    if len(records[0].child_keys) != len(records[0].frame):
+        raise MappingError("records: one child key per row is required")
+    return records[0].frame, records[0].child_keys
 
 
 class EdfiMapper:
@@ -204,13 +180,8 @@ class EdfiMapper:
 
     def map_batch(self, batch: Batch) -> Mapped:
         """Map the batch's ``records`` artifact (a batch without one maps to nothing)."""
-        records = [a for a in batch.artifacts if a.name == RECORDS_ARTIFACT]
-        if not records:
-            return Mapped()
-        if len(records) > 1:
-            raise MappingError("a batch for Ed-Fi carries one 'records' artifact")
-        artifact = records[0]
-        return self.map_frame(artifact.frame, artifact.child_keys, batch.program_code)
+        frame, keys = records_of(batch)
+        return self.map_frame(frame, keys, batch.program_code)
 
     def map_frame(
         self, frame: pd.DataFrame, child_keys: Sequence[ChildKey], program_code: str
@@ -225,12 +196,12 @@ class EdfiMapper:
         mapped = Mapped(unmapped_fields=tuple(sorted(columns - MAPPED_FIELDS)))
         programs: dict[str, Payload] = {}
         for values, key in zip(frame.to_dict("records"), child_keys, strict=True):
-            row = _Row(values, columns, key, program_code, organization)
+            row = Row(values, columns, key, program_code, organization)
             self._map_child(row, mapped, programs)
         mapped.payloads[:0] = programs.values()
         return mapped
 
-    def _map_child(self, row: _Row, mapped: Mapped, programs: dict[str, Payload]) -> None:
+    def _map_child(self, row: Row, mapped: Mapped, programs: dict[str, Payload]) -> None:
         student = self._attempt(row, STUDENTS, self._student, mapped)
         if student is None:
             self._note(row, SSA, Reason.DEPENDS_ON_NOT_SENT, STUDENTS, mapped)
@@ -257,10 +228,10 @@ class EdfiMapper:
         mapped.not_sent.extend(row.notes)
         row.notes.clear()
 
-    def _attempt(self, row: _Row, resource: str, build: Any, mapped: Mapped) -> Payload | None:
+    def _attempt(self, row: Row, resource: str, build: Any, mapped: Mapped) -> Payload | None:
         try:
             body = build(row)
-        except _Withheld as withheld:
+        except Withheld as withheld:
             self._note(row, resource, withheld.reason, withheld.field, mapped)
             return None
         if body is None:
@@ -280,7 +251,7 @@ class EdfiMapper:
         )
 
     @staticmethod
-    def _note(row: _Row, resource: str, reason: Reason, name: str, mapped: Mapped) -> None:
+    def _note(row: Row, resource: str, reason: Reason, name: str, mapped: Mapped) -> None:
         mapped.not_sent.append(NotSent(row.key, resource, reason, name))
 
     def _add_program(self, payload: Payload, programs: dict[str, Payload]) -> None:
@@ -297,9 +268,9 @@ class EdfiMapper:
         program = self._payload(PROGRAMS, body, None)
         programs.setdefault(program.key_digest, program)
 
-    # --- builders: each returns a body, None (nothing to carry) or raises _Withheld ---------
+    # --- builders: each returns a body, None (nothing to carry) or raises Withheld ---------
 
-    def _student(self, row: _Row) -> dict[str, Any]:
+    def _student(self, row: Row) -> dict[str, Any]:
         body = {
             "studentUniqueId": self._student_id(row),
             "firstName": row.text("first_name", required=True),
@@ -311,21 +282,21 @@ class EdfiMapper:
             body["middleName"] = middle
         return body
 
-    def _student_id(self, row: _Row) -> str:
+    def _student_id(self, row: Row) -> str:
         if row.value("state_student_id") is not None:
             return str(row.value("state_student_id"))
         local = row.value("child_local_id")
         if local is not None:
             local = str(local)
             if self.settings.student_id_program_prefix and not _PSEUDONYM.match(local):
-                return f"{row.program_code}-{local}"
+                return f"{row.need('program_code')}-{local}"
             return local
         for name in ("state_student_id", "child_local_id"):
             if name in row.columns:
-                raise _Withheld(Reason.REQUIRED_VALUE_MISSING, name)
-        raise _Withheld(Reason.REQUIRED_FIELD_NOT_PERMITTED, "state_student_id|child_local_id")
+                raise Withheld(Reason.REQUIRED_VALUE_MISSING, name)
+        raise Withheld(Reason.REQUIRED_FIELD_NOT_PERMITTED, "state_student_id|child_local_id")
 
-    def _references(self, row: _Row, *, school: bool = False) -> dict[str, Any]:
+    def _references(self, row: Row, *, school: bool = False) -> dict[str, Any]:
         student = {"studentUniqueId": row.student_id}
         if school:
             return {
@@ -335,7 +306,7 @@ class EdfiMapper:
         organization = {"educationOrganizationId": row.organization.education_organization_id}
         return {"educationOrganizationReference": organization, "studentReference": student}
 
-    def _school_association(self, row: _Row) -> dict[str, Any]:
+    def _school_association(self, row: Row) -> dict[str, Any]:
         entry = row.date("entry_date", required=True)
         body = {
             **self._references(row, school=True),
@@ -350,15 +321,15 @@ class EdfiMapper:
             body["exitWithdrawTypeDescriptor"] = self._uri("ExitWithdrawTypeDescriptor", reason)
         return body
 
-    def _grade(self, row: _Row) -> str:
+    def _grade(self, row: Row) -> str:
         birth = row.date("birth_date", quiet=True)
         entry = row.date("entry_date", quiet=True)
         if birth is not None and entry is not None:
-            return d.INFANT_TODDLER if _age(birth, entry) < 3 else d.PRESCHOOL
+            return d.INFANT_TODDLER if age(birth, entry) < 3 else d.PRESCHOOL
         program_type = row.program_type(required=True)
         return d.INFANT_TODDLER if program_type is ProgramType.EARLY_HEAD_START else d.PRESCHOOL
 
-    def _demographic_content(self, row: _Row, resource: str) -> dict[str, Any]:
+    def _demographic_content(self, row: Row, resource: str) -> dict[str, Any]:
         body: dict[str, Any] = {}
         sex = row.code("sex", d.SEX, resource)
         if sex is not None:
@@ -394,18 +365,18 @@ class EdfiMapper:
             body["studentCharacteristics"] = characteristics
         return body
 
-    def _disability(self, row: _Row) -> str:
+    def _disability(self, row: Row) -> str:
         if row.flag("ifsp", None):
             return d.DISABILITY_INFANT_TODDLER
         if row.flag("iep", None):
             return d.DISABILITY_PRESCHOOL
         try:
             young = self._grade(row) == d.INFANT_TODDLER
-        except _Withheld:
+        except Withheld:
             young = False
         return d.DISABILITY_INFANT_TODDLER if young else d.DISABILITY_PRESCHOOL
 
-    def _addresses(self, row: _Row, resource: str) -> list[dict[str, Any]] | None:
+    def _addresses(self, row: Row, resource: str) -> list[dict[str, Any]] | None:
         if not any(row.value(name) is not None for name in ADDRESS):
             return None
         for name in ADDRESS:
@@ -434,13 +405,13 @@ class EdfiMapper:
             }
         ]
 
-    def _indicators(self, row: _Row, resource: str) -> list[dict[str, Any]] | None:
+    def _indicators(self, row: Row, resource: str) -> list[dict[str, Any]] | None:
         dll = row.flag("dual_language_learner", resource)
         if dll is None:
             return None
         return [{"indicatorName": "Dual Language Learner", "indicator": "Yes" if dll else "No"}]
 
-    def _organization_association(self, row: _Row) -> dict[str, Any] | None:
+    def _organization_association(self, row: Row) -> dict[str, Any] | None:
         if self.settings.data_standard == 5:
             content = self._demographic_content(row, SEOA)
             addresses = self._addresses(row, SEOA)
@@ -453,15 +424,15 @@ class EdfiMapper:
             content["studentIndicators"] = indicators
         return {**self._references(row), **content} if content else None
 
-    def _demographics(self, row: _Row) -> dict[str, Any] | None:
+    def _demographics(self, row: Row) -> dict[str, Any] | None:
         content = self._demographic_content(row, DEMOGRAPHICS)
         return {**self._references(row), **content} if content else None
 
-    def _directory(self, row: _Row) -> dict[str, Any] | None:
+    def _directory(self, row: Row) -> dict[str, Any] | None:
         addresses = self._addresses(row, DIRECTORIES)
         return {**self._references(row), "addresses": addresses} if addresses else None
 
-    def _program_body(self, row: _Row, program: ProgramDefinition) -> dict[str, Any]:
+    def _program_body(self, row: Row, program: ProgramDefinition) -> dict[str, Any]:
         organization_id = row.organization.education_organization_id
         return {
             **self._references(row),
@@ -473,7 +444,7 @@ class EdfiMapper:
             "beginDate": row.date("entry_date", required=True),
         }
 
-    def _program_association(self, row: _Row) -> dict[str, Any]:
+    def _program_association(self, row: Row) -> dict[str, Any]:
         program_type = row.program_type(required=True)
         body = self._program_body(row, self.settings.programs[program_type])
         end = row.date("exit_date", field_only=SPA)
@@ -484,7 +455,7 @@ class EdfiMapper:
             body["reasonExitedDescriptor"] = self._uri("ReasonExitedDescriptor", reason)
         return body
 
-    def _special_education(self, row: _Row) -> dict[str, Any] | None:
+    def _special_education(self, row: Row) -> dict[str, Any] | None:
         ifsp, iep = row.flag("ifsp", SSEPA), row.flag("iep", SSEPA)
         if not (ifsp or iep):
             return None
@@ -498,118 +469,3 @@ class EdfiMapper:
 
     def _uri(self, descriptor_type: str, code_value: str) -> str:
         return self.descriptors.uri(descriptor_type, code_value)
-
-
-@dataclass
-class _Row:
-    """One child's permitted values, with helpers that raise :class:`_Withheld` for required
-    fields and note optional ones that cannot be carried."""
-
-    values: Mapping[str, Any]
-    columns: frozenset[str]
-    key: ChildKey
-    program_code: str
-    organization: EducationOrganization
-    notes: list[NotSent] = field(default_factory=list)
-    student_id: str = ""
-
-    def value(self, name: str) -> Any:
-        """The value, or ``None`` when not permitted or null."""
-        if name not in self.columns:
-            return None
-        value = self.values.get(name)
-        if value is None or (not isinstance(value, list | tuple | dict) and pd.isna(value)):
-            return None
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
-    def need(self, name: str) -> Any:
-        value = self.value(name)
-        if value is None:
-            reason = (
-                Reason.REQUIRED_VALUE_MISSING
-                if name in self.columns
-                else Reason.REQUIRED_FIELD_NOT_PERMITTED
-            )
-            raise _Withheld(reason, name)
-        return value
-
-    def note(self, resource: str, reason: Reason, name: str) -> None:
-        self.notes.append(NotSent(self.key, resource, reason, name, resource_withheld=False))
-
-    def text(self, name: str, *, required: bool = False) -> str | None:
-        value = self.need(name) if required else self.value(name)
-        return None if value is None else str(value).strip()
-
-    def date(
-        self,
-        name: str,
-        *,
-        required: bool = False,
-        field_only: str | None = None,
-        quiet: bool = False,
-    ) -> str | None:
-        """An exact ISO date; a generalized one (``2022-03``, a year) is not a date."""
-        value = self.need(name) if required else self.value(name)
-        if value is None:
-            return None
-        exact = _iso_date(value)
-        if exact is None:
-            if required:
-                raise _Withheld(Reason.VALUE_NOT_EXACT, name)
-            if field_only and not quiet:
-                self.note(field_only, Reason.VALUE_NOT_EXACT, name)
-        return exact
-
-    def code(self, name: str, table: Mapping[str, Any], resource: str) -> Any:
-        """The Ed-Fi value of a canonical code, or ``None`` (noted when it has none)."""
-        value = self.value(name)
-        if value is None:
-            return None
-        mapped = table.get(str(value))
-        if mapped is None:
-            self.note(resource, Reason.VALUE_NOT_MAPPABLE, name)
-        return mapped
-
-    def flag(self, name: str, resource: str | None) -> bool | None:
-        """A boolean flag; ``None`` when not permitted, null or not a boolean (noted)."""
-        value = self.value(name)
-        if value is None:
-            return None
-        if isinstance(value, bool | np.bool_):
-            return bool(value)
-        if resource is not None:
-            self.note(resource, Reason.VALUE_NOT_MAPPABLE, name)
-        return None
-
-    def program_type(self, *, required: bool) -> ProgramType:
-        value = self.need("program_type") if required else self.value("program_type")
-        try:
-            return ProgramType(str(value))
-        except ValueError:
-            raise _Withheld(Reason.VALUE_NOT_MAPPABLE, "program_type") from None
-
-
-def _iso_date(value: Any) -> str | None:
-    if isinstance(value, pd.Timestamp | dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str) and _ISO_DATE.match(value):
-        try:
-            return dt.date.fromisoformat(value).isoformat()
-        except ValueError:
-            return None
-    return None
-
-
-def _age(birth: str, on: str) -> int:
-    b, o = dt.date.fromisoformat(birth), dt.date.fromisoformat(on)
-    return o.year - b.year - ((o.month, o.day) < (b.month, b.day))
-
-
-def resources_in_order(data_standard: int, names: Iterable[str]) -> list[str]:
-    """``names`` sorted in the dependency order of ``data_standard``."""
-    order = RESOURCE_ORDER[data_standard]
-    return sorted(set(names), key=order.index)

@@ -108,8 +108,8 @@ class EdfiSettings(BaseModel):
     student_id_program_prefix: bool = Field(
         default=True,
         description="prefix a plain child_local_id used as studentUniqueId with the program "
-        "code (local ids are unique only within a program); never applied to state ids or "
-        "pseudonyms",
+        "code (local ids are unique only within a program; program_code must then be "
+        "permitted); never applied to state ids or pseudonyms",
     )
     credentials: Credentials = Field(default_factory=Credentials)
 

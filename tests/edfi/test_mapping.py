@@ -23,8 +23,8 @@ from pipelines.edfi.mapping import (
     MappingError,
     NotSent,
     Reason,
-    _Row,
 )
+from pipelines.edfi.rows import Row
 from privacy.fields import CATALOG
 from schemas.codes import ProgramType
 from tests.edfi.conftest import SHARED, make_settings
@@ -189,6 +189,16 @@ def test_student_unique_id(row: dict[str, Any], prefix: bool, expected: str) -> 
     assert unique == {expected}
 
 
+def test_a_prefixed_local_id_needs_the_program_code_permitted() -> None:
+    frame, keys = synthetic_frame(2)
+    frame = frame.drop(columns=["state_student_id", "program_code"])
+    result = mapped(frame, keys)
+    assert result.payloads == []
+    assert "EDFI_REQUIRED_FIELD_NOT_PERMITTED:program_code" in {n.code for n in result.not_sent}
+    unprefixed = mapped(frame, keys, student_id_program_prefix=False)
+    assert {b["studentUniqueId"] for b in bodies(unprefixed, STUDENTS)} == {"C000000", "C000001"}
+
+
 def test_when_only_state_id_permitted_and_unknown_then_not_sent() -> None:
     frame, keys = synthetic_frame(1)
     frame = frame.drop(columns=["child_local_id"])
@@ -241,7 +251,7 @@ def test_grade_from_program_type_without_a_birth_date(
     """Disability descriptors are chosen by grade even when no birth date is permitted."""
     frame, keys = synthetic_frame(1, program_type=program_type)
     frame = frame.drop(columns=["birth_date"])
-    row = _Row(
+    row = Row(
         frame.to_dict("records")[0],
         frozenset(frame.columns),
         keys[0],
