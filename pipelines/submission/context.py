@@ -132,6 +132,10 @@ class RunContext:
         """The destination object; a relative local folder is taken from the project root
         (the folder holding ``config/``), wherever the task runs."""
         config = self.destination
+        if config.type.value == "edfi":  # its idempotency ledger lives in the program database
+            from pipelines.edfi.destination import EdfiDestination
+
+            return EdfiDestination.from_config(config, engine=self.engine)
         if config.local is not None and not config.local.root.is_absolute():
             root = self.settings.config_dir.parent / config.local.root
             config = config.model_copy(

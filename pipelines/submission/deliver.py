@@ -16,12 +16,14 @@ from typing import Any
 from sqlalchemy import select
 
 from pipelines.db import session_scope
-from pipelines.destinations.base import Batch, DeliveryResult
+from pipelines.destinations.base import Batch, ChildKey, DeliveryResult
 from pipelines.destinations.local import LocalFolderDestination
 from pipelines.settings import Settings
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
 from pipelines.submission.record import record_delivery
+from privacy.fields import CATALOG
+from privacy.reasons import Reason
 from schemas import Delivery
 
 
@@ -64,6 +66,38 @@ def _delivery_row(session, context: RunContext, batch: Batch, prepared: dict[str
     return row
 
 
+def _not_sent(result: DeliveryResult) -> list[dict[str, Any]]:
+    """What an API destination left out for a child (a resource the agreement's fields cannot
+    fill), as redaction-audit lines: names the resource and field, never a value."""
+    return [
+        {
+            "program_code": item.child_key[0],
+            "subject": item.child_key[1],
+            "field": item.field if item.field in CATALOG else None,
+            "reason": str(item.reason).lower()[:40],
+            "rule": f"{item.resource}: {item.code}",
+        }
+        for item in getattr(result, "not_sent", ())
+    ]
+
+
+def _withdraw_revoked(
+    context: RunContext, destination: Any, batch: Batch, ledger: dict[str, Any]
+) -> set[ChildKey]:
+    """Where the agreement says so and the destination can, delete what was sent earlier for
+    children whose parent revoked consent; returns the children whose records were deleted."""
+    if not context.agreement.delete_on_revocation or not hasattr(destination, "withdraw"):
+        return set()
+    revoked = [
+        (batch.program_code, r["subject"])
+        for r in ledger["redactions"]
+        if r["field"] is None and r["reason"] == Reason.CONSENT_REVOKED.value
+    ]
+    if not revoked:
+        return set()
+    return {w.child_key for w in destination.withdraw(revoked) if w.status == "deleted"}
+
+
 def deliver_program(
     run: dict[str, Any], prepared: dict[str, Any], settings: Settings | None = None
 ) -> dict[str, Any]:
@@ -97,6 +131,7 @@ def deliver_program(
     destination = context.client
     started = time.perf_counter()
     result: DeliveryResult = destination.deliver(batch)
+    deleted = _withdraw_revoked(context, destination, batch, ledger)
     sent = time.perf_counter()
     with session_scope(context.engine) as session:
         logged = record_delivery(
@@ -109,6 +144,8 @@ def deliver_program(
             accepted=result.accepted,
             rejected=result.rejected,
             delivery_id=delivery_id,
+            notes=_not_sent(result),
+            deleted=deleted,
         )
     remove_staged(prepared)
     outcome["seconds"] = {

@@ -4,6 +4,8 @@ for what was withheld or removed, in the same transaction that marks the deliver
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import update
@@ -29,9 +31,14 @@ def record_delivery(
     accepted: set[ChildKey] | None,
     rejected: dict[ChildKey, str],
     delivery_id: int | None,
+    notes: Sequence[dict[str, Any]] = (),
+    deleted: Collection[ChildKey] = frozenset(),
 ) -> int:
     """Append the run's ledger entries for one program; ``accepted`` None logs no disclosure
-    (a dry run or an unchanged batch). Returns how many disclosures were logged."""
+    (a dry run or an unchanged batch). ``notes`` are what the destination itself left out
+    (e.g. an Ed-Fi resource the agreement cannot fill); ``deleted`` are children whose records
+    were withdrawn from the recipient after a revocation, logged as ``delete``. Returns how
+    many disclosures were logged."""
     agreement = context.agreement
     disclosures = [
         Disclosure(
@@ -71,6 +78,34 @@ def record_delivery(
             rule=problem[:500],
         )
         for (program_code, local_id), problem in sorted(rejected.items())
+    ]
+    disclosures += [
+        Disclosure(
+            run_id=run_id,
+            program_code=program_code,
+            child_local_id=local_id,
+            recipient_code=agreement.recipient,
+            agreement_id=agreement.id,
+            legal_basis=agreement.legal_basis.value,
+            purpose="records withdrawn after the parent revoked consent",
+            fields=(),
+            run_date=run_date,
+            payload_digest=hashlib.sha256(f"delete:{program_code}:{local_id}".encode()).hexdigest(),
+            action="delete",
+        )
+        for program_code, local_id in sorted(deleted)
+    ]
+    redactions += [
+        Redaction(
+            run_id=run_id,
+            program_code=note["program_code"],
+            subject=note["subject"],
+            agreement_id=agreement.id,
+            reason_code=note["reason"],
+            rule=note["rule"],
+            field=note["field"],
+        )
+        for note in notes
     ]
     append_disclosures(session, disclosures)
     append_redactions(session, redactions)
