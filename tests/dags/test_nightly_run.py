@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from pipelines.db import make_engine
 from pipelines.demo import DEMO_DATE, seed
-from schemas import Child, DisclosureEntry, Run
+from schemas import Child, DisclosureEntry, Program, Run
 from schemas.migrate import upgrade
 from tests.conftest import PROJECT
 
@@ -29,17 +29,19 @@ def datashare(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Complete
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[type-arg]
-    root = tmp_path_factory.mktemp("nightly")
+def prepared_root(root: Path, destinations: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A seeded program database, config (agreements + ``destinations`` as YAML text) and
+    demo keys under ``root``; returns the database URL and the environment to run in."""
     config = root / "config"
     shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
     (config / "destinations").mkdir()
-    shutil.copy(PROJECT / "config" / "destinations" / "demo.yaml", config / "destinations")
+    for name, text in destinations.items():
+        (config / "destinations" / f"{name}.yaml").write_text(text)
     url = f"sqlite:///{root / 'program.db'}"
     engine = make_engine(url)
     upgrade(engine)
     seed(engine, children=300, seed=11)
+    engine.dispose()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
         "DATASHARE_DATABASE_URL": url,
@@ -47,7 +49,16 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[t
         "DATASHARE_STATE_DIR": str(root / "state"),
     }
     assert datashare(root, env, "keys", "init-demo").returncode == 0
+    return url, env
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[type-arg]
+    root = tmp_path_factory.mktemp("nightly")
+    demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
+    url, env = prepared_root(root, {"demo": demo})
     result = datashare(root, env, "run", "demo", "--date", DEMO_DATE.isoformat())
+    engine = make_engine(url)
     with engine.connect() as connection:
         children = pd.DataFrame(connection.execute(select(Child)).mappings().all())
         logged = connection.execute(select(DisclosureEntry)).all()
@@ -103,3 +114,51 @@ def test_no_task_log_xcom_or_validation_result_names_a_child(nightly: dict) -> N
         found = pattern.search(text)
         assert found is None, f"a child's name appears in {where}"
         assert not [d for d in dates if d in text], f"a birth date appears in {where}"
+
+
+EDFI_DESTINATION = """
+type: edfi
+recipient: MO-DESE
+agreements: [mo-dese-consent]
+timeout_seconds: 10
+edfi:
+  base_url: {base_url}
+  data_standard: {data_standard}
+  credentials: {{client_id_env: TEST_EDFI_KEY, client_secret_env: TEST_EDFI_SECRET}}
+  education_organizations:
+    default: {{school_id: 255901001, education_organization_id: 255901}}
+"""
+
+
+@pytest.mark.parametrize("data_standard", [5, 6])
+def test_edfi_destination_through_the_nightly_dag_matches_the_log(
+    tmp_path: Path, data_standard: int
+) -> None:
+    from tests.edfi.contract_server import EdfiContractServer
+
+    with EdfiContractServer(data_standard) as server:
+        text = EDFI_DESTINATION.format(base_url=server.base_url, data_standard=data_standard)
+        url, env = prepared_root(tmp_path, {"mo-edfi": text})
+        env |= {"TEST_EDFI_KEY": "datashare", "TEST_EDFI_SECRET": "datashare-secret"}
+        result = datashare(tmp_path, env, "run", "mo-edfi", "--date", DEMO_DATE.isoformat())
+        assert result.returncode == 0, result.stdout[-3000:]
+        students = server.held("students")
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        logged = connection.execute(
+            select(DisclosureEntry.program_code, DisclosureEntry.child_local_id)
+        ).all()
+        children = {
+            (r.program_code, r.local_id): r
+            for r in connection.execute(
+                select(Program.code.label("program_code"), Child.local_id, Child.first_name,
+                       Child.last_name, Child.birth_date).join(Program)
+            )
+        }  # fmt: skip
+    engine.dispose()
+    expected = {
+        (children[key].first_name, children[key].last_name, children[key].birth_date.isoformat())
+        for key in logged
+    }
+    held = {(s["firstName"], s["lastSurname"], s["birthDate"]) for s in students}
+    assert held == expected and len(held) == len(logged) > 0
