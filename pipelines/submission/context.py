@@ -120,8 +120,12 @@ class RunContext:
 
     @cached_property
     def keys(self) -> KeyProvider:
-        """Pseudonymization keys: the environment first, then the key file."""
-        return ChainKeyProvider([EnvKeyProvider(), FileKeyProvider(self.settings.keys_file)])
+        """Pseudonymization keys: the environment, the demo key file, then Airflow Variables
+        (and through them Airflow's secrets backends)."""
+        from pipelines.airflow_keys import VariableKeyProvider
+
+        providers = [EnvKeyProvider(), FileKeyProvider(self.settings.keys_file)]
+        return ChainKeyProvider([*providers, VariableKeyProvider()])
 
     @cached_property
     def client(self) -> Destination:
