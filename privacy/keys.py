@@ -6,16 +6,9 @@ in a repr, a log or an exception. A missing key stops the run (``MissingKeyError
 recipient and where we looked.
 
 Providers: ``EnvKeyProvider`` (``$DATASHARE_KEY_VT_AOE``), ``FileKeyProvider`` (a JSON file
-outside the repository, mode 0600) and ``ChainKeyProvider`` (the first that has it). Another
-source, e.g. Airflow Variables in ``pipelines``, is a small adapter::
-
-    class VariableKeyProvider:
-        def key(self, recipient_code: str) -> RecipientKey:
-            name = key_name(recipient_code)
-            text = Variable.get(name, default=None)
-            if text is None:
-                raise MissingKeyError(recipient_code, [f"Airflow Variable {name}"])
-            return parse_key(text, source=f"Airflow Variable {name}")
+outside the repository, mode 0600) and ``ChainKeyProvider`` (the first that has it). Airflow
+Variables and secrets backends are a small adapter in ``pipelines.airflow_keys`` (this package
+never imports Airflow).
 """
 
 from __future__ import annotations
