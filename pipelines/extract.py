@@ -43,7 +43,7 @@ class ExtractChunk:
     statements: pd.DataFrame
 
 
-def _current_enrollments(run_date: dt.date, ids: range):  # type: ignore[no-untyped-def]
+def _current_enrollments(run_date: dt.date, chunk):  # type: ignore[no-untyped-def]
     ranked = select(
         Enrollment,
         func.row_number()
@@ -52,7 +52,7 @@ def _current_enrollments(run_date: dt.date, ids: range):  # type: ignore[no-unty
             order_by=(Enrollment.entry_date.desc(), Enrollment.id.desc()),
         )
         .label("rank"),
-    ).where(Enrollment.entry_date <= run_date, Enrollment.child_id.between(ids.start, ids.stop - 1))
+    ).where(Enrollment.entry_date <= run_date, chunk(Enrollment.child_id))
     ranked = ranked.subquery("ranked")
     return (
         select(ranked)
@@ -62,22 +62,27 @@ def _current_enrollments(run_date: dt.date, ids: range):  # type: ignore[no-unty
     )
 
 
-def _primary_guardians(ids: range):  # type: ignore[no-untyped-def]
+def _primary_guardians(chunk):  # type: ignore[no-untyped-def]
     ranked = select(
         Guardian,
         func.row_number().over(partition_by=Guardian.child_id, order_by=Guardian.id).label("rank"),
     ).where(
         Guardian.relationship != Relationship.OTHER_CONTACT,
-        Guardian.child_id.between(ids.start, ids.stop - 1),
+        chunk(Guardian.child_id),
     )
     ranked = ranked.subquery("ranked_guardians")
     return select(ranked).where(ranked.c.rank == 1).subquery("primary_guardian")
 
 
 def _children_query(program_codes: Sequence[str], run_date: dt.date, ids: range):  # type: ignore[no-untyped-def]
-    """One row per child with an id in ``ids``; every subquery is limited to those children."""
-    enrollment = _current_enrollments(run_date, ids)
-    guardian = _primary_guardians(ids)
+    """One row per child of the programs with an id in ``ids``; every subquery is limited to
+    those children (by a semi-join, so programs whose ids interleave stay cheap)."""
+
+    def chunk(column):  # type: ignore[no-untyped-def]
+        return _of_chunk(column, program_codes, ids)
+
+    enrollment = _current_enrollments(run_date, chunk)
+    guardian = _primary_guardians(chunk)
     attendance = (
         select(
             Attendance.enrollment_id,
@@ -85,7 +90,7 @@ def _children_query(program_codes: Sequence[str], run_date: dt.date, ids: range)
             cast(func.sum(Attendance.days_present), Integer).label("days_present"),
         )
         .join(Enrollment, Enrollment.id == Attendance.enrollment_id)
-        .where(Attendance.month <= run_date, Enrollment.child_id.between(ids.start, ids.stop - 1))
+        .where(Attendance.month <= run_date, chunk(Enrollment.child_id))
         .group_by(Attendance.enrollment_id)
         .subquery("attendance_total")
     )
