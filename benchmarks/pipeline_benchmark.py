@@ -2,7 +2,7 @@
 delivered into a PostgreSQL staging database and a local folder.
 
 Run: ``.venv/bin/python benchmarks/pipeline_benchmark.py [N ...]`` (default 100000). Each size
-runs in a fresh process, so peak memory is that size's own. Programs are prepared in shards
+runs in a fresh process, and its seeding in another, so peak memory is the pipeline's own. Programs are prepared in shards
 of about 25,000 children (one extract, input gate and output gate per chunk), as a large
 deployment would map its tasks; delivery and recording are per program. Airflow start-up is
 not included: the steps are called directly, as the DAG's tasks call them.
@@ -31,6 +31,7 @@ sys.path.insert(0, str(PROJECT))
 
 PG = os.environ.get("DATASHARE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 PROGRAMS = 300
+SOURCE = "datashare_bench_source"
 SHARD = 25_000
 
 
@@ -43,18 +44,15 @@ def _database(name: str) -> str:
     return f"{PG}/{name}"
 
 
-def _world(children: int, root: Path):  # type: ignore[no-untyped-def]
-    """Seed the demo world, then spread its children over 300 Vermont programs."""
+def _seed(children: int) -> None:
+    """Seed the demo world, then spread its children over 300 Vermont programs (run in its
+    own process, so the pipeline's peak memory is its own)."""
     from pipelines.db import make_engine
     from pipelines.demo import seed
-    from pipelines.settings import Settings
-    from pipelines.staging import create_key_file
-    from privacy.keys import ensure_demo_key
     from schemas import Child, ParticipationEvent, Program, Recipient
     from schemas.migrate import upgrade
 
-    url = _database("datashare_bench_source")
-    engine = make_engine(url)
+    engine = make_engine(_database(SOURCE))
     upgrade(engine)
     seed(engine, children=children, seed=1)
     now = dt.datetime.now(dt.UTC)
@@ -76,6 +74,18 @@ def _world(children: int, root: Path):  # type: ignore[no-untyped-def]
         }
         connection.execute(update(Child).values(**spread))
         connection.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def _world(root: Path):  # type: ignore[no-untyped-def]
+    """Config, a fresh staging database and demo keys around the seeded source."""
+    from pipelines.db import make_engine
+    from pipelines.settings import Settings
+    from pipelines.staging import create_key_file
+    from privacy.keys import ensure_demo_key
+
+    url = f"{PG}/{SOURCE}"
+    engine = make_engine(url)
     config = root / "config"
     shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
     (config / "destinations").mkdir()
@@ -123,7 +133,8 @@ def measure(children: int) -> dict[str, object]:
     from pipelines.submission.prepare import prepare_programs
 
     root = Path(tempfile.mkdtemp(prefix="datashare-bench-"))
-    settings, engine, programs = _world(children, root)
+    subprocess.run([sys.executable, __file__, "--seed", str(children)], check=True)
+    settings, engine, programs = _world(root)
     steps: dict[str, float] = defaultdict(float)
     disclosed = 0
     wall = time.perf_counter()
@@ -158,6 +169,9 @@ def measure(children: int) -> dict[str, object]:
 
 def main() -> None:
     """Run each size in its own process and print the tables."""
+    if len(sys.argv) > 2 and sys.argv[1] == "--seed":
+        _seed(int(sys.argv[2]))
+        return
     if len(sys.argv) > 2 and sys.argv[1] == "--one":
         print(json.dumps(measure(int(sys.argv[2]))))
         return
