@@ -3,9 +3,10 @@ delivered into a PostgreSQL staging database and a local folder.
 
 Run: ``.venv/bin/python benchmarks/pipeline_benchmark.py [N ...]`` (default 100000). Each size
 runs in a fresh process, and its seeding in another, so peak memory is the pipeline's own.
-Programs are prepared in shards of about 25,000 children (one extract, input gate and output gate per chunk), as a large
-deployment would map its tasks; delivery and recording are per program. Airflow start-up is
-not included: the steps are called directly, as the DAG's tasks call them.
+Programs are prepared in shards of about 25,000 children (one extract, input gate and output
+gate per chunk), as a large deployment would map its tasks; delivery and recording are per
+program. Airflow start-up is not included: the steps are called directly, as the DAG's tasks
+call them.
 """
 
 from __future__ import annotations
