@@ -50,7 +50,15 @@ from privacy.reasons import Reason
 from privacy.removals import FIELD_REASONS, field_rules
 from schemas.codes import OptInScope, ProgramType, RecordCategory
 
-__all__ = ["Decision", "DecisionInputs", "ProgramOutcome", "RecipientInfo", "Scope", "decide"]
+__all__ = [
+    "Decision",
+    "DecisionInputs",
+    "ProgramOutcome",
+    "RecipientInfo",
+    "Scope",
+    "decide",
+    "program_outcome",
+]
 
 CHILD_COLUMNS = ("child_id", "program_code", "child_local_id")
 _REASON_DTYPE = pd.CategoricalDtype([reason.value for reason in REASONS])
@@ -166,9 +174,11 @@ def sent_fields(agreement: Agreement) -> tuple[str, ...]:
     return tuple(name for name, spec in agreement.fields.items() if spec.name != "drop")
 
 
-def _program_outcome(
+def program_outcome(
     status: ProgramStatus | None, aian: bool, agreement: Agreement
 ) -> ProgramOutcome:
+    """A program's outcome with the recipient under ``agreement``: not registered, withdrawn,
+    AIAN without an opt-in (nothing leaves), AIAN aggregate-only, or sharing."""
     output = Scope(agreement.output.value)
     if status is None or status.state is ParticipationState.NOT_REGISTERED:
         return ProgramOutcome(Reason.PROGRAM_NOT_REGISTERED, Scope.NONE)
@@ -235,7 +245,7 @@ def _programs(
     outcomes = {
         code: ProgramOutcome(blocked, Scope.NONE)
         if blocked is not None
-        else _program_outcome(participation.get(code), code in aian, agreement)
+        else program_outcome(participation.get(code), code in aian, agreement)
         for code in dict.fromkeys([*codes, *participation])
     }
     return _Programs(outcomes, [*codes, None], of_child)

@@ -13,8 +13,8 @@ from pipelines.settings import Settings
 from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
 from privacy.bases import agreement_reason
-from privacy.participation import ParticipationState, ProgramStatus, current_participation
-from privacy.reasons import Reason
+from privacy.decision import program_outcome
+from privacy.participation import current_participation
 from schemas import Program, Run
 
 
@@ -50,12 +50,13 @@ def plan_run(
         programs: list[str] = []
         for code in in_state:
             status = statuses[code]
+            outcome = program_outcome(status, status.is_aian, agreement)
             if blocked is not None:
                 skipped[code] = str(blocked)
-            elif status.shares:
+            elif outcome.shares:
                 programs.append(code)
             else:
-                skipped[code] = str(_program_reason(status))
+                skipped[code] = str(outcome.reason)
         session.add(
             Run(
                 id=run.run_id,
@@ -74,12 +75,3 @@ def plan_run(
         "skipped_programs": skipped,
         "reconciled": reconciled,
     }
-
-
-def _program_reason(status: ProgramStatus) -> Reason:
-    """Why a program that does not share does not."""
-    if status.state is ParticipationState.NOT_REGISTERED:
-        return Reason.PROGRAM_NOT_REGISTERED
-    if status.state is not ParticipationState.PARTICIPATING:
-        return Reason.PROGRAM_WITHDRAWN
-    return Reason.AIAN_NO_OPT_IN
