@@ -39,7 +39,7 @@ from privacy.participation import ParticipationState, ProgramStatus
 
 RUN = dt.date(2026, 11, 27)
 AGREEMENT = Path(__file__).resolve().parents[1] / "config" / "agreements" / "mo-dese-consent.yaml"
-RECIPIENT = RecipientInfo("MO-DESE", "state_education_data_system", "state")
+RECIPIENT = RecipientInfo("MO-DESE", "state_education_data_system", "state", "MO")
 PROGRAMS = np.array(["MO-HS-03", "MO-EHS-11", "MO-HS-12", "MO-MSHS-04"], dtype=object)
 CATEGORY_SETS = [
     ["identity", "demographics", "enrollment", "attendance", "services"],
@@ -90,11 +90,19 @@ def consents_frame(n: int, rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "child_id": child_id,
-            "is_parent": rng.random(m) < 0.97,
+            "signer_child_id": np.where(rng.random(m) < 0.98, child_id, child_id + 1),
+            "signer_relationship": np.where(rng.random(m) < 0.97, "mother", "other_contact"),
+            "signer_since": _dates(rng, m, -2000, -700, 0.8),
+            "signer_until": _dates(rng, m, -30, 700, 0.97),
             "signature_evidence": signature,
             "signed_date": _dates(rng, m, -700, 5, 0.02),
             "recipient_code": recipient,
             "recipient_category": np.where(recipient == None, "state_education_data_system", None),  # noqa: E711
+            "purpose_code": rng.choice(
+                np.array(["state_longitudinal_data_system", "idea_evaluation_referral"]),
+                m,
+                p=[0.95, 0.05],
+            ).astype(object),
             "record_categories": pool[rng.choice(len(pool), m, p=[0.6, 0.3, 0.05, 0.05])],
             "expires_date": _dates(rng, m, -30, 700, 0.7),
             "revoked_date": _dates(rng, m, -100, 100, 0.95),
@@ -127,7 +135,8 @@ def related(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFram
 def columnar(consents: pd.DataFrame) -> pd.DataFrame:
     """The consents with datetime64 dates and Arrow list categories."""
     dates = {
-        c: pd.to_datetime(consents[c]) for c in ("signed_date", "expires_date", "revoked_date")
+        c: pd.to_datetime(consents[c])
+        for c in ("signed_date", "expires_date", "revoked_date", "signer_since", "signer_until")
     }
     lists = pd.Series(
         pa.array(consents["record_categories"].tolist(), type=pa.list_(pa.string())),

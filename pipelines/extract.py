@@ -132,6 +132,7 @@ def _children_query(program_codes: Sequence[str], run_date: dt.date, ids: range)
         "disability": Child.disability,
         "iep": Child.iep,
         "ifsp": Child.ifsp,
+        "tribal_affiliation": Child.tribal_affiliation,
     }
     missing = set(CATALOG) - set(columns)
     assert not missing, f"extract lacks catalog fields {sorted(missing)}"
@@ -155,7 +156,10 @@ def _frame(connection, statement) -> pd.DataFrame:  # type: ignore[no-untyped-de
 def _enum_values(frame: pd.DataFrame) -> pd.DataFrame:
     """Coded columns as their plain string values."""
     for column in frame.columns:
-        if frame[column].dtype == object and len(frame) and hasattr(frame[column].iloc[0], "value"):
+        if frame[column].dtype != object:
+            continue
+        present = frame[column].dropna()
+        if len(present) and hasattr(present.iloc[0], "value"):
             frame[column] = frame[column].map(lambda v: getattr(v, "value", v))
     return frame
 
@@ -170,18 +174,22 @@ def _of_chunk(column, program_codes: Sequence[str], ids: range):  # type: ignore
 
 
 def _related(connection, program_codes: Sequence[str], ids: range):  # type: ignore[no-untyped-def]
+    """Consents (with their signer's guardian row as it is: its child, relationship and
+    relationship dates, for the decision to check it is this child's parent on the signing
+    date; no signer at all gives empty columns), notices and statements of the chunk."""
     consents = _frame(
         connection,
         select(
             Consent.child_id,
-            (
-                Guardian.relationship.is_not(None)
-                & (Guardian.relationship != Relationship.OTHER_CONTACT)
-            ).label("is_parent"),
+            Guardian.child_id.label("signer_child_id"),
+            Guardian.relationship.label("signer_relationship"),
+            Guardian.relationship_start.label("signer_since"),
+            Guardian.relationship_end.label("signer_until"),
             Consent.signature_evidence,
             Consent.signed_date,
             Recipient.code.label("recipient_code"),
             Consent.recipient_category,
+            Consent.purpose_code,
             Consent.record_categories,
             Consent.expires_date,
             Consent.revoked_date,
@@ -190,7 +198,6 @@ def _related(connection, program_codes: Sequence[str], ids: range):  # type: ign
         .outerjoin(Recipient, Recipient.id == Consent.recipient_id)
         .where(_of_chunk(Consent.child_id, program_codes, ids)),
     )
-    consents["is_parent"] = consents["is_parent"].fillna(False).astype(bool)
     notices = _frame(
         connection,
         select(

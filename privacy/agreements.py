@@ -36,7 +36,7 @@ from pydantic import (
 from privacy.errors import AgreementError, AgreementProblem, TransformError
 from privacy.fields import CATALOG, Kind
 from privacy.transforms.registry import get_transform
-from schemas.codes import RecordCategory
+from schemas.codes import Purpose, RecordCategory
 
 __all__ = [
     "Agreement",
@@ -163,7 +163,16 @@ class TransformSpec(BaseModel):
 
 
 class Agreement(BaseModel):
-    """A data-sharing agreement with one recipient."""
+    """A data-sharing agreement with one recipient.
+
+    ``purpose`` explains the purpose to people; ``purpose_code`` is the same purpose in the
+    controlled vocabulary (``schemas.codes.Purpose``) that a consent must name (required under
+    the consent basis, 1303.22(a)). ``statements_on_transformed_fields``: a parent's statement
+    may quote the exact value of a field the agreement sends generalized or pseudonymized
+    (a birth date sent as a month), so by default (``withhold``) such a field is held back for
+    a child with a statement on it; ``carry`` lets statement and transformed field travel
+    together, for agreements whose statements are known not to quote values.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -171,6 +180,7 @@ class Agreement(BaseModel):
     recipient: str
     legal_basis: LegalBasis
     purpose: str
+    purpose_code: Purpose | None = None
     effective: dt.date
     expires: dt.date | None = None
     last_reviewed: dt.date
@@ -181,6 +191,7 @@ class Agreement(BaseModel):
     record_categories: Annotated[tuple[RecordCategory, ...], Field(min_length=1)]
     output: OutputLevel = OutputLevel.RECORD
     parent_statements: StatementHandling = StatementHandling.WITHHOLD
+    statements_on_transformed_fields: StatementHandling = StatementHandling.WITHHOLD
     delete_on_revocation: bool = False
     min_cell_size: Annotated[int, Field(ge=1)] = 10
     fields: dict[str, TransformSpec]
@@ -268,6 +279,14 @@ def _agreement_problems(a: Mapping[str, Any]) -> list[tuple[Loc, str]]:
                 ("legal_basis",),
                 f"the {basis} basis needs destruction terms ({basis.citation}):"
                 " add destruction: saying when and how the recipient destroys the data",
+            )
+        )
+    if basis is LegalBasis.CONSENT and "purpose_code" in a and a["purpose_code"] is None:
+        problems.append(
+            (
+                ("purpose_code",),
+                "a consent agreement needs purpose_code, the purpose a consent must name"
+                f" (45 CFR 1303.22(a)); one of: {', '.join(p.value for p in Purpose)}",
             )
         )
     if categories is not None and len(set(categories)) != len(categories):

@@ -13,6 +13,8 @@
 - consent: valid when ``signed_date <= run_date``, ``expires_date >= run_date`` (valid through
   its expiry date) and not ``revoked_date <= run_date`` (revoked on the run date: withheld;
   revoked after it: still valid for this run, revocation is not retroactive).
+- consent signer: a parent of this child from ``signer_since`` through ``signer_until`` (a
+  relationship that began on the signing date counts; one that ended the day before does not).
 - notice: ``notified_date + notice_days <= run_date``.
 """
 
@@ -30,7 +32,7 @@ import pyarrow.compute as pc
 from privacy.agreements import Agreement, LegalBasis
 from privacy.errors import DecisionError
 from privacy.reasons import Reason
-from schemas.codes import EntityLevel, RecipientCategory, RecordCategory
+from schemas.codes import EntityLevel, Purpose, RecipientCategory, RecordCategory, Relationship
 
 REASONS: tuple[Reason, ...] = tuple(Reason)
 CODE: dict[Reason, int] = {reason: index for index, reason in enumerate(REASONS)}
@@ -39,13 +41,14 @@ OK = CODE[Reason.DISCLOSED]
 CATEGORY_BIT: dict[str, int] = {c.value: 1 << i for i, c in enumerate(RecordCategory)}
 DISABILITY_BIT = CATEGORY_BIT[RecordCategory.DISABILITY]
 
-#: A consent's checks in order; a consent's reason is its first failing check, and a child's
-#: reason is that of its "closest" consent: the one passing the most checks in this order.
-#: Ties cannot change the reason (same check failed). So a parent's revocation is reported
-#: over an older consent that names another recipient.
+#: A consent's validity checks in order. A consent is valid for this recipient and purpose
+#: when it passes all of them; a child whose consents are all invalid gets the first failing
+#: check of its "closest" consent, the one passing the most checks in this order (ties cannot
+#: change the reason). So a parent's revocation is reported over an older consent that names
+#: another recipient.
 CONSENT_CHECKS: tuple[Reason, ...] = (
     Reason.CONSENT_OTHER_RECIPIENT,
-    Reason.CONSENT_CATEGORY_NOT_COVERED,
+    Reason.CONSENT_OTHER_PURPOSE,
     Reason.CONSENT_UNSIGNED,
     Reason.CONSENT_UNDATED,
     Reason.CONSENT_NOT_BY_PARENT,
@@ -55,14 +58,22 @@ CONSENT_CHECKS: tuple[Reason, ...] = (
 )
 CONSENT_COLUMNS = (
     "child_id",
-    "is_parent",
+    "signer_child_id",
+    "signer_relationship",
+    "signer_since",
+    "signer_until",
     "signature_evidence",
     "signed_date",
     "recipient_code",
     "recipient_category",
+    "purpose_code",
     "record_categories",
     "expires_date",
     "revoked_date",
+)
+#: Relationships that make a person a parent under 45 CFR 1305.2 (every one but other_contact).
+PARENT_RELATIONSHIPS = frozenset(
+    r.value for r in Relationship if r is not Relationship.OTHER_CONTACT
 )
 NOTICE_COLUMNS = ("child_id", "recipient_code", "notified_date", "refused_date")
 #: Entity levels that may receive data for an audit, evaluation or study (1303.22(c)(2)-(3)).
@@ -74,11 +85,23 @@ NOTICE_CATEGORIES = frozenset({RecordCategory.IDENTITY, RecordCategory.ENROLLMEN
 
 @dataclass(frozen=True)
 class RecipientInfo:
-    """The recipient as the decision needs it: its code, category and entity level."""
+    """The recipient as the decision needs it: its code, category, entity level and
+    jurisdiction (``state``: the one state whose programs it may receive; none: no program's,
+    default deny)."""
 
     code: str
     category: RecipientCategory | str
     entity_level: EntityLevel | str
+    state: str | None = None
+
+
+def in_jurisdiction(program_state: str | None, recipient: RecipientInfo) -> bool:
+    """Whether a program of ``program_state`` may share with ``recipient`` at all: both states
+    known and the same (a hub serving several states keeps each state's data apart, and a
+    recipient without a state gets nothing; 42 U.S.C. 9836a(b)(4))."""
+    mine = (recipient.state or "").strip().upper()
+    theirs = (program_state or "").strip().upper()
+    return bool(mine) and mine == theirs
 
 
 def review_due(last_reviewed: dt.date) -> dt.date:
@@ -94,8 +117,9 @@ def agreement_reason(
 ) -> Reason | None:
     """Why nothing may leave under ``agreement`` on ``run_date``, or None when it may.
 
-    Checked in this order: not yet effective, expired, suspended, review overdue, then the
-    basis' conditions on the recipient and the agreement.
+    Checked in this order: not yet effective, expired, suspended, review overdue, the
+    recipient's jurisdiction (a recipient without a state receives nothing), then the basis'
+    conditions on the recipient and the agreement.
     """
     if run_date < agreement.effective:
         return Reason.AGREEMENT_NOT_YET_EFFECTIVE
@@ -106,6 +130,8 @@ def agreement_reason(
             return Reason.RECIPIENT_SUSPENDED
     if not agreement.last_reviewed <= run_date <= review_due(agreement.last_reviewed):
         return Reason.AGREEMENT_REVIEW_OVERDUE
+    if not (recipient.state or "").strip():
+        return Reason.RECIPIENT_NO_JURISDICTION
     basis = agreement.legal_basis
     if basis in (LegalBasis.AUDIT_EVALUATION, LegalBasis.STUDY):
         if recipient.entity_level not in AUDIT_LEVELS:
@@ -208,16 +234,30 @@ def consent_basis(
     recipient: RecipientInfo,
     run_date: dt.date,
     needed: int,
+    purpose: Purpose | str | None,
 ) -> ChildBasis:
-    """Written consent (1303.22(a)): any one valid consent suffices.
+    """Written consent (1303.22(a)), decided category by category over all valid consents.
 
-    A consent names this recipient when its ``recipient_code`` is this recipient's, or when it
-    names no recipient and its ``recipient_category`` is this recipient's class (a consent
-    naming another recipient does not become valid through its class). It must name every
-    category in ``needed`` (disability excluded: that is a field-level rule), be signed
-    (``signature_evidence``) and dated by a parent, and be in force on the run date. The
-    disability fields need a consent that passes every check except coverage and names
-    disability.
+    A consent is valid for this disclosure when it passes every check of ``CONSENT_CHECKS``:
+
+    - it names this recipient (its ``recipient_code``), or names no recipient and this
+      recipient's class (``recipient_category``); a consent naming another recipient does not
+      become valid through its class;
+    - its ``purpose_code`` is the agreement's ``purpose`` (none on either side: no match);
+    - it is signed (``signature_evidence``) and dated (``signed_date``);
+    - its signer is a parent of *this* child on the signing date: the signer's guardian row
+      belongs to the child (``signer_child_id == child_id``), holds a parent relationship of
+      1305.2 (``signer_relationship``, not ``other_contact``), and that relationship covers
+      the signing date (``signer_since <= signed_date <= signer_until``, both days included;
+      an empty bound is open: "since before the record", "still");
+    - it is in force on the run date (signed on or before it, not expired before it, not
+      revoked on or before it).
+
+    The child's record leaves when the valid consents *together* name every category in
+    ``needed`` (disability excluded: the field rule decides it): several consents may each
+    cover a part. Disability fields need a valid consent naming disability. Otherwise the
+    reason is ``consent_category_not_covered`` when some consent is valid, the closest
+    consent's first failing check when none is, and ``no_consent`` when there is none.
     """
     require(consents, CONSENT_COLUMNS, "consents")
     n = len(child_index)
@@ -229,16 +269,30 @@ def consent_basis(
         truth(code.eq(recipient.code)),
         truth(consents["recipient_category"].eq(str(recipient.category))),
     )
+    same_purpose = (
+        truth(consents["purpose_code"].eq(str(purpose)))
+        if purpose is not None
+        else np.zeros(len(consents), dtype=bool)
+    )
     masks = category_masks(consents["record_categories"])
     signed = days(consents["signed_date"], "signed_date")
     expires = days(consents["expires_date"], "expires_date")
     revoked = days(consents["revoked_date"], "revoked_date")
+    since = days(consents["signer_since"], "signer_since")
+    until = days(consents["signer_until"], "signer_until")
+    by_parent = (
+        truth(consents["signer_child_id"].eq(consents["child_id"]))
+        & truth(consents["signer_relationship"].isin(PARENT_RELATIONSHIPS))
+        & ~np.isnat(signed)
+        & (np.isnat(since) | (since <= signed))
+        & (np.isnat(until) | (signed <= until))
+    )
     fails = (
         ~named,
-        (masks & needed) != needed,
+        ~same_purpose,
         ~nonblank(consents["signature_evidence"]),
         np.isnat(signed),
-        ~truth(consents["is_parent"].eq(True)),
+        ~by_parent,
         signed > run,
         expires < run,
         revoked <= run,
@@ -249,16 +303,16 @@ def consent_basis(
     inside = pos >= 0
     best = np.full(n, -1, dtype=np.int8)
     np.maximum.at(best, pos[inside], rank[inside])
+    valid = inside & (rank == len(fails))
+    covered = np.zeros(n, dtype=np.int64)
+    np.bitwise_or.at(covered, pos[valid], masks[valid])
     lookup = np.array(
         [CODE[Reason.NO_CONSENT], *(CODE[r] for r in CONSENT_CHECKS), OK], dtype=np.int16
     )
-    disability = inside & ((masks & DISABILITY_BIT) != 0)
-    for index, failed in enumerate(fails):
-        if index != 1:  # coverage of the other categories does not matter here
-            disability &= ~failed
-    disability_ok = np.zeros(n, dtype=bool)
-    disability_ok[pos[disability]] = True
-    return ChildBasis(codes=lookup[best + 1], disability_ok=disability_ok)
+    codes = lookup[best + 1]
+    gap = (best == len(fails)) & ((covered & needed) != needed)
+    codes[gap] = CODE[Reason.CONSENT_CATEGORY_NOT_COVERED]
+    return ChildBasis(codes=codes, disability_ok=(covered & DISABILITY_BIT) != 0)
 
 
 def notice_basis(

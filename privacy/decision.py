@@ -9,8 +9,12 @@ It reasons in three layers, the first that says no giving the reason:
    the recipient; an AIAN program also needs an active opt-in. A program missing from the
    registry given, or whose children say ``program_type == "aian"`` while the registry says
    otherwise, is treated the strict way (not registered / AIAN);
-3. the child's basis: a valid consent, an elapsed unrefused notice, or none needed (audit,
-   study). Then field rules remove single fields (``removals``).
+3. the child's basis: valid consents that together cover what is sent (signed by a parent of
+   this child, for this recipient and the agreement's purpose), an elapsed unrefused notice,
+   or none needed (audit, study). Then field rules remove single fields (``removals``).
+
+The agreement layer includes the recipient's jurisdiction: a recipient without a state
+receives nothing (``recipient_no_jurisdiction``); the plan passes only programs of its state.
 
 An AIAN program that opted in for aggregate outputs only keeps its children out of child
 records (``AIAN_AGGREGATE_ONLY``, scope ``aggregate``); only those whose basis holds count in
@@ -89,12 +93,14 @@ class DecisionInputs:
 
 @dataclass(frozen=True)
 class ProgramOutcome:
-    """A program's outcome: the reason, the scope its children may contribute to, and the
-    fields its opt-in excludes."""
+    """A program's outcome: the reason, the scope its children may contribute to, the
+    fields its opt-in excludes, and whether it shares under an AIAN program's active opt-in
+    (only then may ``tribal_affiliation`` leave)."""
 
     reason: Reason
     scope: Scope
     excluded_fields: frozenset[str] = frozenset()
+    aian_opt_in: bool = False
 
     @property
     def shares(self) -> bool:
@@ -190,8 +196,8 @@ def program_outcome(
         return ProgramOutcome(Reason.AIAN_NO_OPT_IN, Scope.NONE)
     excluded = frozenset(status.opt_in.excluded_fields)
     if status.opt_in.scope is OptInScope.AGGREGATE and output is Scope.RECORD:
-        return ProgramOutcome(Reason.AIAN_AGGREGATE_ONLY, Scope.AGGREGATE, excluded)
-    return ProgramOutcome(Reason.DISCLOSED, output, excluded)
+        return ProgramOutcome(Reason.AIAN_AGGREGATE_ONLY, Scope.AGGREGATE, excluded, True)
+    return ProgramOutcome(Reason.DISCLOSED, output, excluded, True)
 
 
 def _child_basis(
@@ -207,7 +213,9 @@ def _child_basis(
         categories |= {CATALOG[name].category for name in sent_fields(agreement)}
         categories.discard(RecordCategory.DISABILITY)
         needed = category_mask(sorted(categories))
-        return consent_basis(index, inputs.consents, recipient, run_date, needed)
+        return consent_basis(
+            index, inputs.consents, recipient, run_date, needed, agreement.purpose_code
+        )
     if basis is LegalBasis.SCHOOL_ENROLLMENT_NOTICE:
         return notice_basis(index, inputs.notices, recipient, run_date, agreement.notice_days)
     return without_consent_basis(len(index))
@@ -302,6 +310,9 @@ def decide(
         for i, code in enumerate(programs.codes)
         if code is not None and programs.outcomes[code].excluded_fields
     }
+    opted_in = {
+        i for i, code in enumerate(programs.codes) if code and programs.outcomes[code].aian_opt_in
+    }
     rules = field_rules(
         child_ids,
         programs.of_child[contributing],
@@ -310,6 +321,7 @@ def decide(
         basis.disability_ok[contributing],
         excluded,
         inputs.statements,
+        opted_in=frozenset(opted_in),
     )
     rows, cols = np.nonzero(rules.matrix)
     removals = pd.DataFrame(

@@ -105,6 +105,12 @@ CATALOG: dict[str, Field] = {
             ("iep", K.FLAG, "has an IEP (IDEA Part B)"),
             ("ifsp", K.FLAG, "has an IFSP (IDEA Part C)"),
         ),
+        # A category of its own: leaves only when an agreement names it and the child's AIAN
+        # program's active opt-in does not exclude it (tribal data sovereignty, 1302.53(b)(4)).
+        *_fields(
+            C.TRIBAL_AFFILIATION,
+            ("tribal_affiliation", K.CODE, "enrolled or affiliated tribe, as the family reports"),
+        ),
     ]
 }
 

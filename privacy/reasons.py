@@ -67,6 +67,11 @@ class Reason(StrEnum):
         Level.AGREEMENT,
         "an audit or study agreement without terms for destroying the data",
     )
+    RECIPIENT_NO_JURISDICTION = (
+        "recipient_no_jurisdiction",
+        Level.AGREEMENT,
+        "the recipient has no state on record, so no program's data may go to it",
+    )
 
     # the program's participation with the recipient
     PROGRAM_NOT_REGISTERED = (
@@ -97,17 +102,22 @@ class Reason(StrEnum):
         Level.CHILD,
         "the consent names another recipient or class of recipients",
     )
+    CONSENT_OTHER_PURPOSE = (
+        "consent_other_purpose",
+        Level.CHILD,
+        "the consent names another purpose than the agreement's (1303.22(a))",
+    )
     CONSENT_CATEGORY_NOT_COVERED = (
         "consent_category_not_covered",
         Level.CHILD,
-        "the consent does not name every record category the agreement sends",
+        "the valid consents together do not name every record category the agreement sends",
     )
     CONSENT_UNSIGNED = "consent_unsigned", Level.CHILD, "the consent is not signed"
     CONSENT_UNDATED = "consent_undated", Level.CHILD, "the consent is not dated"
     CONSENT_NOT_BY_PARENT = (
         "consent_not_by_parent",
         Level.CHILD,
-        "the consent was not signed by a parent",
+        "the consent was not signed by a parent of this child on the signing date",
     )
     CONSENT_SIGNED_AFTER_RUN_DATE = (
         "consent_signed_after_run_date",
@@ -154,6 +164,16 @@ class Reason(StrEnum):
         "parent_statement_not_carried",
         Level.FIELD,
         "a parent's statement is on file and the agreement does not carry it",
+    )
+    PARENT_STATEMENT_ON_TRANSFORMED_FIELD = (
+        "parent_statement_on_transformed_field",
+        Level.FIELD,
+        "a parent's statement could reveal the exact value of a field sent transformed",
+    )
+    TRIBAL_AFFILIATION_NOT_PERMITTED = (
+        "tribal_affiliation_not_permitted",
+        Level.FIELD,
+        "tribal affiliation leaves only under an AIAN program's active opt-in",
     )
 
     # after the decision: what the target format or the destination itself requires

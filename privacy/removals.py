@@ -9,9 +9,18 @@ of precedence (a field removed by an earlier rule keeps that reason):
 3. ``DISABILITY_CONSENT_MISSING``: disability fields (IDEA) without a valid consent naming the
    disability category, unless the agreement cites an IDEA exception; under audit or study
    without the exception, always.
-4. ``PARENT_STATEMENT_NOT_CARRIED``: a field with a parent's statement on file when the
+4. ``TRIBAL_AFFILIATION_NOT_PERMITTED``: tribal affiliation, unless the child's program
+   shares under an AIAN program's active opt-in (that does not exclude it: rule 1). A
+   non-AIAN program never sends it: the tribe's data is the tribe's decision (1302.53(b)(4)).
+5. ``PARENT_STATEMENT_NOT_CARRIED``: a field with a parent's statement on file when the
    agreement does not carry statements (1303.24(c): the statement must travel with the field,
    so the field may not travel without it). A statement counts whatever its filing date.
+6. ``PARENT_STATEMENT_ON_TRANSFORMED_FIELD``: where statements are carried, a field with a
+   statement that the agreement sends transformed (anything but ``keep``: a birth date sent
+   as a month, a pseudonymized id, a ZIP cut to three digits), unless the agreement sets
+   ``statements_on_transformed_fields: carry``. The statement must travel with the field
+   (1303.24(c)) but may quote the exact value the transform hides (1303.22(f), minimum
+   necessary), so the protective default holds the field back for that child.
 
 Where the agreement carries statements, the (child, field) pairs whose statement must travel
 with a kept field are returned instead.
@@ -36,8 +45,10 @@ FIELD_REASONS: tuple[Reason, ...] = (
     Reason.NOTICE_CATEGORY_NOT_PERMITTED,
     Reason.DISABILITY_CONSENT_MISSING,
     Reason.PARENT_STATEMENT_NOT_CARRIED,
+    Reason.PARENT_STATEMENT_ON_TRANSFORMED_FIELD,
+    Reason.TRIBAL_AFFILIATION_NOT_PERMITTED,
 )
-_AIAN, _NOTICE, _DISABILITY, _STATEMENT = range(1, len(FIELD_REASONS) + 1)
+_AIAN, _NOTICE, _DISABILITY, _STATEMENT, _TRANSFORMED, _TRIBAL = range(1, len(FIELD_REASONS) + 1)
 STATEMENT_COLUMNS = ("child_id", "field")
 
 
@@ -63,11 +74,14 @@ def field_rules(
     disability_ok: np.ndarray,
     excluded: Mapping[int, frozenset[str]],
     statements: pd.DataFrame,
+    *,
+    opted_in: frozenset[int] = frozenset(),
 ) -> FieldRules:
     """Apply the field rules to the contributing children ``child_ids``.
 
     ``programs`` (each child's program as an integer code) and ``disability_ok`` are aligned
-    with ``child_ids``; ``excluded`` maps a program code to the fields its opt-in excludes.
+    with ``child_ids``; ``excluded`` maps a program code to the fields its opt-in excludes;
+    ``opted_in`` holds the program codes sharing under an AIAN program's active opt-in.
     """
     matrix = np.zeros((len(child_ids), len(fields)), dtype=np.int8, order="F")
     column = {name: j for j, name in enumerate(fields)}
@@ -87,6 +101,9 @@ def field_rules(
                 _mark(matrix, np.flatnonzero(~disability_ok), j, _DISABILITY)
             else:
                 _mark(matrix, slice(None), j, _DISABILITY)
+        elif category is RecordCategory.TRIBAL_AFFILIATION:
+            allowed = np.isin(programs, np.fromiter(opted_in, dtype=np.int64, count=len(opted_in)))
+            _mark(matrix, np.flatnonzero(~allowed), j, _TRIBAL)
     carry = pd.DataFrame({"child_id": child_ids[:0], "field": pd.Series([], dtype=object)})
     if len(statements) and len(fields):
         require(statements, STATEMENT_COLUMNS, "statements")
@@ -97,6 +114,13 @@ def field_rules(
         kept = matrix[rows, cols] == 0
         rows, cols = rows[kept], cols[kept]
         if agreement.parent_statements is StatementHandling.CARRY:
+            if agreement.statements_on_transformed_fields is not StatementHandling.CARRY:
+                names = np.asarray(fields, dtype=object)[cols]
+                hidden = np.array(
+                    [agreement.fields[name].name != "keep" for name in names], dtype=bool
+                )
+                matrix[rows[hidden], cols[hidden]] = _TRANSFORMED
+                rows, cols = rows[~hidden], cols[~hidden]
             pairs = (
                 pd.DataFrame({"row": rows, "col": cols})
                 .drop_duplicates()

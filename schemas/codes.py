@@ -143,6 +143,7 @@ class RecordCategory(StrEnum):
     SERVICES = "services"
     DISABILITY = "disability"
     FAMILY = "family"
+    TRIBAL_AFFILIATION = "tribal_affiliation"
 
 
 class ParticipationAction(StrEnum):
@@ -159,3 +160,31 @@ class OptInScope(StrEnum):
 
     RECORD = "record"
     AGGREGATE = "aggregate"
+
+
+class Purpose(StrEnum):
+    """Why records are disclosed: the controlled vocabulary a consent and an agreement share.
+
+    A consent covers a disclosure only for the purpose it names (45 CFR 1303.22(a)(2): the
+    consent specifies "why"); the agreement's ``purpose_code`` is the purpose its disclosures
+    serve, and its free-text ``purpose`` explains it to people. Deliberately small:
+
+    - ``state_longitudinal_data_system``: matching children to state student ids and following
+      them over time in a state longitudinal or early childhood integrated data system (SLDS,
+      ECIDS; 45 CFR 1302.53(b)(3));
+    - ``idea_evaluation_referral``: referring a child for an evaluation for special education or
+      early intervention services (IDEA Part B or C);
+    - ``school_enrollment``: enrollment or transfer at a school or school system (1303.22(b));
+    - ``research_study``: a study to improve child and family outcomes (1303.22(c)(3));
+    - ``audit_evaluation``: audit or evaluation of education or child development programs, or
+      compliance with federal requirements (1303.22(c)(2));
+    - ``service_coordination``: referral to and coordination with a community partner for
+      health, family or other services (1302.53(a)).
+    """
+
+    STATE_LONGITUDINAL_DATA_SYSTEM = "state_longitudinal_data_system"
+    IDEA_EVALUATION_REFERRAL = "idea_evaluation_referral"
+    SCHOOL_ENROLLMENT = "school_enrollment"
+    RESEARCH_STUDY = "research_study"
+    AUDIT_EVALUATION = "audit_evaluation"
+    SERVICE_COORDINATION = "service_coordination"

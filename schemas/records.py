@@ -86,11 +86,18 @@ class Child(Base):
     homeless: Mapped[bool] = mapped_column(default=False)
     foster_care: Mapped[bool] = mapped_column(default=False)
     income_band: Mapped[IncomeBand] = mapped_column(coded(IncomeBand), default=IncomeBand.UNKNOWN)
+    tribal_affiliation: Mapped[str | None] = mapped_column(String(120))
     source: Mapped[str] = mapped_column(String(80), default="manual")
 
 
 class Guardian(Base):
-    """A parent, guardian or other caregiver of a child (45 CFR 1305.2 'parent')."""
+    """A parent, guardian or other caregiver of one child (45 CFR 1305.2 'parent').
+
+    ``relationship_start`` and ``relationship_end`` bound when this person held the
+    relationship to this child, both days included (a foster placement, a guardianship order);
+    empty means "since before the record" and "still", respectively. A consent counts only when
+    its signer is a guardian row of the same child whose relationship covers the signing date.
+    """
 
     __tablename__ = "guardians"
 
@@ -101,6 +108,8 @@ class Guardian(Base):
     relationship: Mapped[Relationship] = mapped_column(coded(Relationship))
     phone: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(120))
+    relationship_start: Mapped[dt.date | None] = mapped_column(Date)
+    relationship_end: Mapped[dt.date | None] = mapped_column(Date)
 
     @property
     def is_parent(self) -> bool:

@@ -8,7 +8,7 @@ from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schemas.base import Base
-from schemas.codes import EntityLevel, RecipientCategory
+from schemas.codes import EntityLevel, Purpose, RecipientCategory
 from schemas.types import coded
 
 
@@ -23,6 +23,8 @@ class Recipient(Base):
     category: Mapped[RecipientCategory] = mapped_column(coded(RecipientCategory))
     entity_level: Mapped[EntityLevel] = mapped_column(coded(EntityLevel))
     state: Mapped[str | None] = mapped_column(String(2))
+    """The recipient's jurisdiction: it receives data of this state's programs only, and none
+    at all when empty (default deny; 42 U.S.C. 9836a(b)(4) forbids a nationwide database)."""
 
     @property
     def is_state_education_data_system(self) -> bool:
@@ -35,7 +37,10 @@ class Consent(Base):
 
     Valid only when signed (``signature_evidence``) and dated (``signed_date``) by a parent,
     naming a recipient or a class of recipients, a purpose and the record categories.
-    ``record_categories`` holds ``RecordCategory`` values.
+    ``record_categories`` holds ``RecordCategory`` values; ``purpose_code`` is the purpose in
+    the controlled vocabulary (``Purpose``) that the decision compares with the agreement's
+    (``purpose`` keeps the consent form's own words). No purpose code: covers no purpose.
+    ``guardian_id`` is the signer; it must be a guardian of this child on ``signed_date``.
     """
 
     __tablename__ = "consents"
@@ -48,6 +53,7 @@ class Consent(Base):
     recipient_id: Mapped[int | None] = mapped_column(ForeignKey("recipients.id"))
     recipient_category: Mapped[RecipientCategory | None] = mapped_column(coded(RecipientCategory))
     purpose: Mapped[str]
+    purpose_code: Mapped[Purpose | None] = mapped_column(coded(Purpose))
     record_categories: Mapped[list[str]]
     expires_date: Mapped[dt.date | None] = mapped_column(Date)
     revoked_date: Mapped[dt.date | None] = mapped_column(Date)

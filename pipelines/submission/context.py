@@ -97,7 +97,7 @@ class RunContext:
 
     @cached_property
     def recipient(self) -> RecipientInfo:
-        """The recipient as the registry has it."""
+        """The recipient as the registry has it, with its jurisdiction (``state``)."""
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(
@@ -108,15 +108,7 @@ class RunContext:
             raise SubmissionError(
                 f"recipient {self.destination.recipient} is not in the recipients registry"
             )
-        return RecipientInfo(row.code, row.category, row.entity_level)
-
-    @cached_property
-    def recipient_state(self) -> str | None:
-        """The state a state-level recipient serves: its programs only (no cross-state data)."""
-        with self.engine.connect() as connection:
-            return connection.execute(
-                select(Recipient.state).where(Recipient.code == self.destination.recipient)
-            ).scalar_one_or_none()
+        return RecipientInfo(row.code, row.category, row.entity_level, row.state)
 
     @cached_property
     def keys(self) -> KeyProvider:

@@ -12,9 +12,10 @@ from pipelines.db import session_scope
 from pipelines.settings import Settings
 from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
-from privacy.bases import agreement_reason
+from privacy.bases import agreement_reason, in_jurisdiction
 from privacy.decision import program_outcome
 from privacy.participation import current_participation
+from privacy.reasons import Reason
 from schemas import Program, Run
 
 
@@ -28,9 +29,12 @@ def plan_run(
 ) -> dict[str, Any]:
     """Open a run: reconcile what earlier runs left unlogged, then list the programs to process.
 
-    Programs of other states than a state recipient's are not considered at all; programs that
-    do not share (not registered, withdrawn, AIAN without opt-in) are listed with their reason
-    and processed no further. An agreement not in force on the run date leaves no program.
+    Only programs in the recipient's jurisdiction (its state, ``privacy.bases.in_jurisdiction``)
+    are considered; programs of other states are not listed at all. A recipient without a state
+    gets no program: every program is listed as skipped with ``recipient_no_jurisdiction``
+    (default deny). Programs that do not share (not registered, withdrawn, AIAN without
+    opt-in) are listed with their reason and processed no further. An agreement not in force
+    on the run date leaves no program.
     """
     stamp = run_date.strftime("%Y%m%d")
     run = RunInfo(
@@ -40,12 +44,14 @@ def plan_run(
     agreement, recipient = context.agreement, context.recipient
     reconciled = {} if dry_run else reconcile(context)
     with session_scope(context.engine) as session:
-        query = select(Program.code).order_by(Program.code)
-        if context.recipient_state:
-            query = query.where(Program.state == context.recipient_state)
-        in_state = list(session.scalars(query))
-        statuses = current_participation(session, recipient.code, run_date)
         blocked = agreement_reason(agreement, recipient, run_date)
+        every = session.execute(select(Program.code, Program.state).order_by(Program.code)).all()
+        in_state = [
+            code
+            for code, state in every
+            if in_jurisdiction(state, recipient) or blocked is Reason.RECIPIENT_NO_JURISDICTION
+        ]
+        statuses = current_participation(session, recipient.code, run_date)
         skipped: dict[str, str] = {}
         programs: list[str] = []
         for code in in_state:

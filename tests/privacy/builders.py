@@ -16,11 +16,13 @@ from schemas.codes import OptInScope
 
 RUN = dt.date(2026, 11, 27)
 DAY = dt.timedelta(days=1)
-SEDS = RecipientInfo("VT-AOE", "state_education_data_system", "state")
-LEA = RecipientInfo("VT-BSD", "local_education_agency", "local")
-FEDERAL = RecipientInfo("HHS-OHS", "federal_agency", "federal")
-RESEARCHER = RecipientInfo("UVM-CRC", "researcher", "acts_for_program")
-PRIVATE = RecipientInfo("ACME", "other", "private")
+SEDS = RecipientInfo("VT-AOE", "state_education_data_system", "state", "VT")
+LEA = RecipientInfo("VT-BSD", "local_education_agency", "local", "VT")
+FEDERAL = RecipientInfo("HHS-OHS", "federal_agency", "federal", "VT")  # a regional office
+RESEARCHER = RecipientInfo("UVM-CRC", "researcher", "acts_for_program", "VT")
+PRIVATE = RecipientInfo("ACME", "other", "private", "VT")
+NOWHERE = RecipientInfo("HHS-OHS", "federal_agency", "federal")  # no jurisdiction on record
+PURPOSE = "state_longitudinal_data_system"
 PROGRAM = "VT-HS-01"
 AIAN = "NM-AIAN-07"
 ALL_CATEGORIES = ["identity", "demographics", "enrollment", "attendance", "services"]
@@ -43,6 +45,7 @@ def agreement(**overrides: Any) -> Agreement:
         "recipient": SEDS.code,
         "legal_basis": "consent",
         "purpose": "state early childhood data system",
+        "purpose_code": PURPOSE,
         "effective": dt.date(2025, 7, 1),
         "last_reviewed": dt.date(2026, 7, 1),
         "record_categories": ["identity", "demographics", "enrollment"],
@@ -73,14 +76,19 @@ def child(child_id: int, program: str = PROGRAM, **fields: Any) -> dict[str, Any
 
 
 def consent(child_id: int, **overrides: Any) -> dict[str, Any]:
-    """A consent valid for ``SEDS`` on ``RUN`` covering the five everyday categories."""
+    """A consent valid for ``SEDS`` and ``PURPOSE`` on ``RUN`` covering the five everyday
+    categories, signed by the child's mother (a guardian row of the same child, no dates)."""
     row: dict[str, Any] = {
         "child_id": child_id,
-        "is_parent": True,
+        "signer_child_id": child_id,
+        "signer_relationship": "mother",
+        "signer_since": None,
+        "signer_until": None,
         "signature_evidence": "esign:1",
         "signed_date": RUN - 30 * DAY,
         "recipient_code": SEDS.code,
         "recipient_category": None,
+        "purpose_code": PURPOSE,
         "record_categories": list(ALL_CATEGORIES),
         "expires_date": None,
         "revoked_date": None,

@@ -48,8 +48,9 @@ ONE_CONSENT = [
     case("when_consent_signature_blank_then_withheld", R.CONSENT_UNSIGNED,
          signature_evidence="  "),
     case("when_consent_signed_by_other_contact_then_withheld", R.CONSENT_NOT_BY_PARENT,
-         is_parent=False),
-    case("when_consent_signer_unknown_then_withheld", R.CONSENT_NOT_BY_PARENT, is_parent=None),
+         signer_relationship="other_contact"),
+    case("when_consent_signer_unknown_then_withheld", R.CONSENT_NOT_BY_PARENT,
+         signer_child_id=None, signer_relationship=None),
     case("when_consent_names_another_recipient_then_withheld", R.CONSENT_OTHER_RECIPIENT,
          recipient_code="MO-DESE"),
     case("when_consent_names_recipient_class_then_disclosed", OK, recipient_code=None,
@@ -100,7 +101,7 @@ SEVERAL = [
     pytest.param([{"record_categories": ["identity"]}, {"recipient_code": "X"}],
                  R.CONSENT_CATEGORY_NOT_COVERED,
                  id="when_narrow_and_other_recipient_then_category_is_closest"),
-    pytest.param([{"signed_date": None}, {"is_parent": False}], R.CONSENT_NOT_BY_PARENT,
+    pytest.param([{"signed_date": None}, {"signer_relationship": "other_contact"}], R.CONSENT_NOT_BY_PARENT,
                  id="when_undated_and_not_by_parent_then_not_by_parent_is_closest"),
 ]  # fmt: skip
 

@@ -59,7 +59,7 @@ DISABILITY_CASES = [
     pytest.param([consent(1), consent(1, record_categories=["disability"],
                                       revoked_date=RUN + DAY)],
                  True, id="when_disability_consent_revoked_day_after_then_fields_kept"),
-    pytest.param([consent(1), consent(1, record_categories=["disability"], is_parent=False)],
+    pytest.param([consent(1), consent(1, record_categories=["disability"], signer_relationship="other_contact")],
                  False, id="when_disability_consent_not_by_parent_then_fields_removed"),
     pytest.param([consent(1), consent(1, record_categories=["disability"],
                                       recipient_code="MO-DESE")],

@@ -61,6 +61,7 @@ def agreement(fields: dict[str, Any], **overrides: Any) -> Agreement:
         "recipient": "VT-AOE",
         "legal_basis": "consent",
         "purpose": "testing",
+        "purpose_code": "state_longitudinal_data_system",
         "effective": dt.date(2025, 7, 1),
         "last_reviewed": dt.date(2026, 7, 1),
         "record_categories": [c.value for c in RecordCategory],
