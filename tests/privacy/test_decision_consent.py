@@ -101,7 +101,8 @@ SEVERAL = [
     pytest.param([{"record_categories": ["identity"]}, {"recipient_code": "X"}],
                  R.CONSENT_CATEGORY_NOT_COVERED,
                  id="when_narrow_and_other_recipient_then_category_is_closest"),
-    pytest.param([{"signed_date": None}, {"signer_relationship": "other_contact"}], R.CONSENT_NOT_BY_PARENT,
+    pytest.param([{"signed_date": None}, {"signer_relationship": "other_contact"}],
+                 R.CONSENT_NOT_BY_PARENT,
                  id="when_undated_and_not_by_parent_then_not_by_parent_is_closest"),
 ]  # fmt: skip
 

@@ -3,6 +3,12 @@
 ``reference`` is an independent, deliberately slow per-child oracle written from the rules
 (docs/domain.md sections 1, 3, 5 and the decision's documented choices); the vectorized
 ``decide`` must agree with it on every child, every removed field and every carried statement.
+
+The consent rules it encodes (45 CFR 1303.22(a), "parent" in 1305.2): a consent counts only
+when signed and dated by a parent *of this child* on the signing date (a guardian row of the
+same child whose relationship, other than ``other_contact``, covers the signing date), for
+this recipient (or its class) and the agreement's purpose code, in force on the run date; the
+record leaves when the valid consents together name every category sent.
 """
 
 from __future__ import annotations
@@ -28,17 +34,34 @@ from privacy.fields import CATALOG
 from privacy.participation import OptIn, ParticipationState, ProgramStatus
 from privacy.reasons import Reason
 from schemas.codes import OptInScope, RecordCategory
-from tests.privacy.builders import FEDERAL, LEA, PRIVATE, RESEARCHER, RUN, SEDS, child, inputs
+from tests.privacy.builders import (
+    FEDERAL,
+    LEA,
+    NOWHERE,
+    PRIVATE,
+    RESEARCHER,
+    RUN,
+    SEDS,
+    child,
+    inputs,
+)
 
 R = Reason
 PROGRAMS = ("VT-HS-01", "MO-HS-03", "NM-AIAN-07")
 FIELD_POOL = (
     "program_code", "child_local_id", "birth_date", "race", "home_language", "entry_date",
-    "days_present", "homeless", "disability", "iep", "ifsp",
+    "days_present", "homeless", "disability", "iep", "ifsp", "tribal_affiliation",
 )  # fmt: skip
+#: A transform that fits each pooled field other than ``keep`` (the decision only asks
+#: whether a field leaves transformed, not how).
+TRANSFORMED = {"birth_date": "month", "entry_date": "month", "child_local_id": "pseudonymize"}
+#: 45 CFR 1305.2 "parent", as the relationship codes spell it (written out, not imported).
+PARENTS = {"mother", "father", "grandparent_caregiver", "foster_parent", "guardian",
+           "adoptive_placement"}  # fmt: skip
+SLDS, REFERRAL = "state_longitudinal_data_system", "idea_evaluation_referral"
 DISABILITY = {"disability", "iep", "ifsp"}
 OFFSETS = (-400, -366, -365, -364, -30, -11, -10, -9, -1, 0, 1, 30)
-RECIPIENTS = (SEDS, LEA, FEDERAL, RESEARCHER, PRIVATE)
+RECIPIENTS = (SEDS, LEA, FEDERAL, RESEARCHER, PRIVATE, NOWHERE)
 
 dates = st.sampled_from(OFFSETS).map(lambda d: RUN + dt.timedelta(days=d))
 maybe_dates = st.none() | dates
@@ -58,7 +81,12 @@ def agreements(draw: st.DrawFn) -> tuple[Agreement, RecipientInfo]:
     }[basis]
     recipient = draw(st.sampled_from([*fitting * 6, *RECIPIENTS]))
     names = draw(st.lists(st.sampled_from(FIELD_POOL), min_size=1, unique=True))
-    fields = {n: TransformSpec(name=draw(st.sampled_from(["keep", "keep", "drop"]))) for n in names}
+    fields = {
+        n: TransformSpec(
+            name=draw(st.sampled_from(["keep", "keep", "drop", TRANSFORMED.get(n, "keep")]))
+        )
+        for n in names
+    }
     sent_categories = {CATALOG[n].category for n in names}
     extra = {RecordCategory(c) for c in draw(categories)}
     starts = draw(st.lists(st.tuples(dates, maybe_dates), max_size=2))
@@ -70,6 +98,7 @@ def agreements(draw: st.DrawFn) -> tuple[Agreement, RecipientInfo]:
         recipient=recipient.code,
         legal_basis=basis,
         purpose="generated",
+        purpose_code=draw(st.sampled_from([SLDS, SLDS, SLDS, REFERRAL, None])),
         effective=draw(dates),
         expires=draw(maybe_dates),
         last_reviewed=draw(dates),
@@ -80,6 +109,7 @@ def agreements(draw: st.DrawFn) -> tuple[Agreement, RecipientInfo]:
         record_categories=tuple(sent_categories | extra),
         output=draw(st.sampled_from(list(OutputLevel))),
         parent_statements=draw(st.sampled_from(list(StatementHandling))),
+        statements_on_transformed_fields=draw(st.sampled_from(list(StatementHandling))),
         delete_on_revocation=False,
         min_cell_size=10,
         fields=fields,
@@ -123,7 +153,13 @@ def populations(draw: st.DrawFn, recipient: RecipientInfo) -> dict[str, list[dic
         for _ in range(draw(st.integers(0, 3))):
             consents.append({
                 "child_id": i,
-                "is_parent": draw(st.sampled_from([*[True] * 6, False, None])),
+                "signer_child_id": draw(st.sampled_from([*[i] * 6, i + 1, None])),
+                "signer_relationship": draw(
+                    st.sampled_from([*["mother"] * 5, "foster_parent", "other_contact", None])
+                ),
+                "signer_since": draw(st.sampled_from([None] * 4) | dates),
+                "signer_until": draw(st.sampled_from([None] * 4) | dates),
+                "purpose_code": draw(st.sampled_from([SLDS, SLDS, SLDS, REFERRAL, None])),
                 "signature_evidence": draw(st.sampled_from([*["sig"] * 8, None, "", " "])),
                 "signed_date": draw(st.sampled_from([None, RUN - 40 * DAY] * 2) | dates),
                 "recipient_code": draw(st.sampled_from([recipient.code] * 3 + ["OTHER", None])),
@@ -163,6 +199,8 @@ def agreement_block(a: Agreement, r: RecipientInfo) -> Reason | None:
             return R.RECIPIENT_SUSPENDED
     if a.last_reviewed > RUN or anniversary(a.last_reviewed) < RUN:
         return R.AGREEMENT_REVIEW_OVERDUE
+    if not r.state:  # no jurisdiction on record: no program's data (default deny)
+        return R.RECIPIENT_NO_JURISDICTION
     if a.legal_basis in (LegalBasis.AUDIT_EVALUATION, LegalBasis.STUDY):
         if r.entity_level not in ("federal", "state", "acts_for_program"):
             return R.RECIPIENT_NOT_ELIGIBLE
@@ -175,21 +213,34 @@ def agreement_block(a: Agreement, r: RecipientInfo) -> Reason | None:
     return None
 
 
-def consent_failures(c: Mapping[str, Any], r: RecipientInfo, needed: set[str]) -> list[Reason]:
-    """Every check this consent fails, in the documented order."""
+def by_a_parent_of_this_child(c: Mapping[str, Any]) -> bool:
+    """The signer is a guardian row of this very child, a parent under 1305.2, and the
+    relationship held on the signing date (open bounds when unknown)."""
+    signed = c["signed_date"]
+    return (
+        c["signer_child_id"] == c["child_id"]
+        and c["signer_relationship"] in PARENTS
+        and signed is not None
+        and (c["signer_since"] is None or c["signer_since"] <= signed)
+        and (c["signer_until"] is None or signed <= c["signer_until"])
+    )
+
+
+def consent_failures(c: Mapping[str, Any], a: Agreement, r: RecipientInfo) -> list[Reason]:
+    """Every validity check this consent fails, in the documented order."""
     failed = []
     names = c["recipient_code"] == r.code if c["recipient_code"] else (
         c["recipient_category"] == r.category
     )  # fmt: skip
     if not names:
         failed.append(R.CONSENT_OTHER_RECIPIENT)
-    if not needed <= set(c["record_categories"] or ()):
-        failed.append(R.CONSENT_CATEGORY_NOT_COVERED)
+    if a.purpose_code is None or c["purpose_code"] != a.purpose_code:
+        failed.append(R.CONSENT_OTHER_PURPOSE)
     if not (c["signature_evidence"] or "").strip():
         failed.append(R.CONSENT_UNSIGNED)
     if c["signed_date"] is None:
         failed.append(R.CONSENT_UNDATED)
-    if c["is_parent"] is not True:
+    if not by_a_parent_of_this_child(c):
         failed.append(R.CONSENT_NOT_BY_PARENT)
     if c["signed_date"] is not None and c["signed_date"] > RUN:
         failed.append(R.CONSENT_SIGNED_AFTER_RUN_DATE)
@@ -201,7 +252,7 @@ def consent_failures(c: Mapping[str, Any], r: RecipientInfo, needed: set[str]) -
 
 
 ORDER = [
-    R.CONSENT_OTHER_RECIPIENT, R.CONSENT_CATEGORY_NOT_COVERED, R.CONSENT_UNSIGNED,
+    R.CONSENT_OTHER_RECIPIENT, R.CONSENT_OTHER_PURPOSE, R.CONSENT_UNSIGNED,
     R.CONSENT_UNDATED, R.CONSENT_NOT_BY_PARENT, R.CONSENT_SIGNED_AFTER_RUN_DATE,
     R.CONSENT_EXPIRED, R.CONSENT_REVOKED,
 ]  # fmt: skip
@@ -211,26 +262,27 @@ def sent(a: Agreement) -> list[str]:
     return [n for n, spec in a.fields.items() if spec.name != "drop"]
 
 
+def valid_consents(a: Agreement, r: RecipientInfo, mine: list[dict[str, Any]]) -> list[dict]:
+    return [c for c in mine if not consent_failures(c, a, r)]
+
+
+def covered(a: Agreement, r: RecipientInfo, mine: list[dict[str, Any]]) -> set[str]:
+    """Every category some valid consent names: they add up."""
+    return {cat for c in valid_consents(a, r, mine) for cat in (c["record_categories"] or ())}
+
+
 def consent_reason(a: Agreement, r: RecipientInfo, mine: list[dict[str, Any]]) -> Reason:
     needed = {str(c) for c in a.record_categories} | {str(CATALOG[n].category) for n in sent(a)}
     needed.discard("disability")
     if not mine:
         return R.NO_CONSENT
-    firsts = []
-    for c in mine:
-        failed = consent_failures(c, r, needed)
-        if not failed:
-            return R.DISCLOSED
-        firsts.append(ORDER.index(failed[0]))
-    return ORDER[max(firsts)]
+    if valid_consents(a, r, mine):
+        return R.DISCLOSED if needed <= covered(a, r, mine) else R.CONSENT_CATEGORY_NOT_COVERED
+    return ORDER[max(ORDER.index(consent_failures(c, a, r)[0]) for c in mine)]
 
 
-def disability_consent(r: RecipientInfo, mine: list[dict[str, Any]]) -> bool:
-    for c in mine:
-        failed = set(consent_failures(c, r, set())) - {R.CONSENT_CATEGORY_NOT_COVERED}
-        if not failed and "disability" in (c["record_categories"] or ()):
-            return True
-    return False
+def disability_consent(a: Agreement, r: RecipientInfo, mine: list[dict[str, Any]]) -> bool:
+    return "disability" in covered(a, r, mine)
 
 
 def notice_reason(a: Agreement, r: RecipientInfo, mine: list[dict[str, Any]]) -> Reason:
@@ -307,16 +359,23 @@ def reference(
         elif (
             category == "disability"
             and not idea
-            and not (a.legal_basis is LegalBasis.CONSENT and disability_consent(r, of["consents"]))
+            and not (
+                a.legal_basis is LegalBasis.CONSENT and disability_consent(a, r, of["consents"])
+            )
         ):
             removed[name] = R.DISABILITY_CONSENT_MISSING.value
+        elif name == "tribal_affiliation" and not (aian and status.opt_in is not None):
+            removed[name] = R.TRIBAL_AFFILIATION_NOT_PERMITTED.value
     carried: set[str] = set()
     for s in of["statements"]:
         if s["field"] in sent(a) and s["field"] not in removed:
-            if a.parent_statements is StatementHandling.CARRY:
-                carried.add(s["field"])
-            else:
+            transformed = a.fields[s["field"]].name != "keep"
+            if a.parent_statements is not StatementHandling.CARRY:
                 removed[s["field"]] = R.PARENT_STATEMENT_NOT_CARRIED.value
+            elif transformed and a.statements_on_transformed_fields is not StatementHandling.CARRY:
+                removed[s["field"]] = R.PARENT_STATEMENT_ON_TRANSFORMED_FIELD.value
+            else:
+                carried.add(s["field"])
     return Expected(reason, scope, removed, carried, valid)
 
 
@@ -398,6 +457,6 @@ def test_disability_fields_never_flow_without_the_category_consent(case: tuple[A
         for child_id in mask.index[mask[name]]:
             if agreement.legal_basis is LegalBasis.CONSENT and not idea:
                 mine = [c for c in population["consents"] if c["child_id"] == child_id]
-                assert disability_consent(recipient, mine)
+                assert disability_consent(agreement, recipient, mine)
             else:
                 assert idea and agreement.legal_basis is not LegalBasis.SCHOOL_ENROLLMENT_NOTICE
