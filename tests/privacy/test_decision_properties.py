@@ -140,6 +140,45 @@ def registries(draw: st.DrawFn) -> dict[str, ProgramStatus]:
 
 
 @st.composite
+def consent_rows(draw: st.DrawFn, i: int, recipient: RecipientInfo) -> dict[str, Any]:
+    """A consent of child ``i``: valid to start with, then up to three of its values redrawn
+    from wide pools (so single defects at every boundary are common, and valid consents
+    that only together cover the agreement's categories too)."""
+    pools = {
+        "signer_child_id": st.sampled_from([i, i + 1, None]),
+        "signer_relationship": st.sampled_from(["mother", "foster_parent", "other_contact", None]),
+        "signer_since": maybe_dates,
+        "signer_until": maybe_dates,
+        "purpose_code": st.sampled_from([SLDS, REFERRAL, None]),
+        "signature_evidence": st.sampled_from(["sig", None, "", " "]),
+        "signed_date": maybe_dates,
+        "recipient_code": st.sampled_from([recipient.code, "OTHER", None]),
+        "recipient_category": st.sampled_from([recipient.category, "health", None]),
+        "record_categories": st.none() | categories,
+        "expires_date": maybe_dates,
+        "revoked_date": maybe_dates,
+    }
+    row: dict[str, Any] = {
+        "child_id": i,
+        "signer_child_id": i,
+        "signer_relationship": "mother",
+        "signer_since": None,
+        "signer_until": None,
+        "purpose_code": SLDS,
+        "signature_evidence": "sig",
+        "signed_date": RUN - 40 * DAY,
+        "recipient_code": recipient.code,
+        "recipient_category": None,
+        "record_categories": ALL,
+        "expires_date": None,
+        "revoked_date": None,
+    }
+    for name in draw(st.lists(st.sampled_from(sorted(pools)), max_size=3, unique=True)):
+        row[name] = draw(pools[name])
+    return row
+
+
+@st.composite
 def populations(draw: st.DrawFn, recipient: RecipientInfo) -> dict[str, list[dict[str, Any]]]:
     n = draw(st.integers(0, 10))
     mislabelled = draw(st.sampled_from([None, None, None, PROGRAMS[0]]))
@@ -151,23 +190,7 @@ def populations(draw: st.DrawFn, recipient: RecipientInfo) -> dict[str, list[dic
             kid["program_type"] = "aian"  # the children say AIAN, the registry may not
         kids.append(kid)
         for _ in range(draw(st.integers(0, 3))):
-            consents.append({
-                "child_id": i,
-                "signer_child_id": draw(st.sampled_from([*[i] * 6, i + 1, None])),
-                "signer_relationship": draw(
-                    st.sampled_from([*["mother"] * 5, "foster_parent", "other_contact", None])
-                ),
-                "signer_since": draw(st.sampled_from([None] * 4) | dates),
-                "signer_until": draw(st.sampled_from([None] * 4) | dates),
-                "purpose_code": draw(st.sampled_from([SLDS, SLDS, SLDS, REFERRAL, None])),
-                "signature_evidence": draw(st.sampled_from([*["sig"] * 8, None, "", " "])),
-                "signed_date": draw(st.sampled_from([None, RUN - 40 * DAY] * 2) | dates),
-                "recipient_code": draw(st.sampled_from([recipient.code] * 3 + ["OTHER", None])),
-                "recipient_category": draw(st.sampled_from([recipient.category, "health", None])),
-                "record_categories": draw(st.sampled_from([ALL, ALL]) | st.none() | categories),
-                "expires_date": draw(st.sampled_from([None] * 4) | dates),
-                "revoked_date": draw(st.sampled_from([None] * 4) | dates),
-            })  # fmt: skip
+            consents.append(draw(consent_rows(i, recipient)))
         for _ in range(draw(st.integers(0, 2))):
             notices.append({
                 "child_id": i,
@@ -460,3 +483,86 @@ def test_disability_fields_never_flow_without_the_category_consent(case: tuple[A
                 assert disability_consent(agreement, recipient, mine)
             else:
                 assert idea and agreement.legal_basis is not LegalBasis.SCHOOL_ENROLLMENT_NOTICE
+
+
+# -- consent: signer, purpose and cover, stated directly from 1303.22(a) -----------------------
+
+
+def _consent_cases(case: tuple[Any, ...]) -> bool:
+    agreement, recipient, _, _ = case
+    return (
+        agreement.legal_basis is LegalBasis.CONSENT
+        and agreement_block(agreement, recipient) is None
+    )
+
+
+@PROFILE
+@given(cases())
+def test_every_category_sent_under_consent_is_named_by_a_valid_consent_of_a_parent(
+    case: tuple[Any, ...],
+) -> None:
+    """1303.22(a): for each record category that leaves, some consent of this child names it,
+    for this recipient and purpose, signed and dated by a parent of this child on that date,
+    in force on the run date."""
+    agreement, recipient, _, population = case
+    if not _consent_cases(case):
+        return
+    decision = run(case)
+    needed = {str(c) for c in agreement.record_categories}
+    needed |= {str(CATALOG[n].category) for n in sent(agreement)}
+    needed.discard("disability")
+    for child_id in decision.children.loc[decision.children["scope"] != "none", "child_id"]:
+        for category in needed:
+            assert any(
+                c["child_id"] == child_id
+                and category in (c["record_categories"] or ())
+                and c["signer_child_id"] == child_id
+                and c["signer_relationship"] in PARENTS
+                and c["signed_date"] is not None
+                and (c["signer_since"] is None or c["signer_since"] <= c["signed_date"])
+                and (c["signer_until"] is None or c["signed_date"] <= c["signer_until"])
+                and c["purpose_code"] == agreement.purpose_code
+                and (c["recipient_code"] == recipient.code if c["recipient_code"]
+                     else c["recipient_category"] == recipient.category)
+                and (c["signature_evidence"] or "").strip()
+                and c["signed_date"] <= RUN
+                and (c["expires_date"] is None or c["expires_date"] >= RUN)
+                and (c["revoked_date"] is None or c["revoked_date"] > RUN)
+                for c in population["consents"]
+            )  # fmt: skip
+
+
+@PROFILE
+@given(cases(), st.randoms(use_true_random=False))
+def test_splitting_consents_into_complementary_parts_changes_nothing(
+    case: tuple[Any, ...], rnd: Any
+) -> None:
+    """Several valid consents together cover what one would: splitting each consent's
+    categories over two otherwise identical consents gives the same decision."""
+    agreement, recipient, registry, population = case
+    split = []
+    for c in population["consents"]:
+        names = list(c["record_categories"] or ())
+        cut = rnd.randint(0, len(names))
+        rnd.shuffle(names)
+        split += [{**c, "record_categories": names[:cut]}, {**c, "record_categories": names[cut:]}]
+    whole, parts = run(case), run((agreement, recipient, registry,
+                                   {**population, "consents": split}))  # fmt: skip
+    columns = ["child_id", "reason", "scope", "disclose"]
+    assert whole.children[columns].astype(str).equals(parts.children[columns].astype(str))
+    assert whole.field_removals.astype(str).equals(parts.field_removals.astype(str))
+
+
+@PROFILE
+@given(cases())
+def test_a_consent_signed_by_another_childs_guardian_never_discloses(
+    case: tuple[Any, ...],
+) -> None:
+    """A guardian row of a sibling (or a data-entry slip) is not this child's parent."""
+    agreement, recipient, registry, population = case
+    if not _consent_cases(case):
+        return
+    moved = [{**c, "signer_child_id": c["child_id"] + 100} for c in population["consents"]]
+    decision = run((agreement, recipient, registry, {**population, "consents": moved}))
+    assert (decision.children["scope"] == "none").all()
+    assert not decision.children["reason"].isin(["disclosed", "aian_aggregate_only"]).any()
