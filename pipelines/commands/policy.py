@@ -50,6 +50,7 @@ class RecipientRow(NamedTuple):
 
     name: str
     category: str
+    state: str | None = None
 
 
 class RegistryUnreadable(Exception):
@@ -117,6 +118,17 @@ def explanation(a: Agreement, recipient: RecipientRow | None, *, today: dt.date)
         f"Recipient: {who}",
         f"Basis: {a.legal_basis.plain} ({a.legal_basis.citation})",
         f"Purpose: {' '.join(a.purpose.split())}",
+        "Purpose code: "
+        + (
+            f"{a.purpose_code.value} ({_words(a.purpose_code.value)})"
+            + (
+                "; a consent counts only if it names this purpose (45 CFR 1303.22(a))"
+                if a.legal_basis is LegalBasis.CONSENT
+                else ""
+            )
+            if a.purpose_code is not None
+            else "none"
+        ),
         f"In force: from {a.effective} {ends}",
         f"Review due: {a.review_due} (last reviewed {a.last_reviewed}; agreements are reviewed "
         f"every year, 45 CFR 1303.22(d)){overdue}",
@@ -145,6 +157,19 @@ def explanation(a: Agreement, recipient: RecipientRow | None, *, today: dt.date)
             else "a field with a parent's statement on file is held back"
         )
     )
+    transformed = [n for n, spec in a.leaving().items() if spec.name != "keep"]
+    if a.parent_statements is StatementHandling.CARRY and transformed:
+        lines.append(
+            "  On fields sent transformed ("
+            + ", ".join(_words(n) for n in transformed)
+            + "): "
+            + (
+                "the statement travels with the transformed value"
+                if a.statements_on_transformed_fields is StatementHandling.CARRY
+                else "the field is held back for a child with a statement on it, since the "
+                "statement could reveal the exact value"
+            )
+        )
     if a.delete_on_revocation:
         lines.append("On revocation: the recipient is asked to delete what it received")
     leaving = a.leaving()
@@ -160,11 +185,11 @@ def explanation(a: Agreement, recipient: RecipientRow | None, *, today: dt.date)
     unnamed = [n for n in CATALOG if n not in a.fields]
     lines.append(f"  - not named: {', '.join(_words(n) for n in unnamed) or 'none'}")
     lines.append("Which children qualify:")
-    lines.extend(f"  {sentence}" for sentence in _who_qualifies(a))
+    lines.extend(f"  {sentence}" for sentence in _who_qualifies(a, recipient))
     return lines
 
 
-def _who_qualifies(a: Agreement) -> list[str]:
+def _who_qualifies(a: Agreement, recipient: RecipientRow | None = None) -> list[str]:
     leaving = a.leaving()
     disability = [n for n in leaving if CATALOG[n].category is RecordCategory.DISABILITY]
     if a.legal_basis is LegalBasis.CONSENT:
@@ -172,15 +197,21 @@ def _who_qualifies(a: Agreement) -> list[str]:
         needed |= {CATALOG[n].category.value for n in leaving}
         needed.discard(RecordCategory.DISABILITY.value)
         order = [c.value for c in RecordCategory if c.value in needed]
+        purpose = a.purpose_code.value if a.purpose_code else "(none: no consent can match)"
         rule = [
             f"Children with a signed and dated written consent from a parent naming "
             f"{a.recipient} (or a class of recipients it belongs to), covering "
-            f"{', '.join(order)}, not expired and not revoked on the run date."
+            f"{', '.join(order)}, not expired and not revoked on the run date.",
+            f"The consent must name the purpose {purpose}, and its signer must be a parent or "
+            "guardian of this child on the day it was signed (not a sibling's guardian or "
+            "another contact; 45 CFR 1303.22(a), 1305.2).",
+            "Several valid consents may together cover these categories: each category must be "
+            "named by at least one of them.",
         ]
         if disability:
             rule.append(
                 f"Disability fields ({', '.join(_words(n) for n in disability)}) leave only "
-                "when that consent also names disability."
+                "when a valid consent also names disability."
             )
     elif a.legal_basis is LegalBasis.SCHOOL_ENROLLMENT_NOTICE:
         rule = [
@@ -198,11 +229,27 @@ def _who_qualifies(a: Agreement) -> list[str]:
                 f"Disability fields ({', '.join(_words(n) for n in disability)}) leave under the "
                 "IDEA exception above."
             )
+    if RecordCategory.TRIBAL_AFFILIATION in {CATALOG[n].category for n in leaving}:
+        rule.append(
+            "Tribal affiliation leaves only for children of an American Indian and Alaska Native "
+            "program whose active opt-in does not exclude it; never for other programs."
+        )
     rule.append(
         f"Only programs registered as participating with {a.recipient} on the run date; an "
         "American Indian and Alaska Native program only with its own active opt-in "
         "(45 CFR 1302.53(b)(4))."
     )
+    if recipient is not None:
+        rule.append(
+            f"Only programs in {recipient.state}, the recipient's jurisdiction."
+            if recipient.state
+            else "The recipient has no state on record: no program's data goes to it."
+        )
+    else:
+        rule.append(
+            "Only programs in the recipient's state (its jurisdiction in the registry); a "
+            "recipient without a state receives nothing."
+        )
     return rule
 
 
@@ -234,7 +281,7 @@ def _recipients(url: str) -> dict[str, RecipientRow] | None:
             return None
         with engine.connect() as connection:
             rows = connection.execute(
-                select(Recipient.code, Recipient.name, Recipient.category)
+                select(Recipient.code, Recipient.name, Recipient.category, Recipient.state)
             ).all()
     except SQLAlchemyError as exc:
         raise RegistryUnreadable(type(exc).__name__) from exc
@@ -242,4 +289,4 @@ def _recipients(url: str) -> dict[str, RecipientRow] | None:
         engine.dispose()
     if not rows:
         return None
-    return {code: RecipientRow(name, str(category)) for code, name, category in rows}
+    return {code: RecipientRow(name, str(category), state) for code, name, category, state in rows}

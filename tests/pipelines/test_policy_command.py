@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from pipelines.commands.policy import app, explanation
+from pipelines.commands.policy import RecipientRow, app, explanation
 from privacy.agreements import load_agreement, load_agreements
 from privacy.fields import CATALOG
 from schemas import Recipient
@@ -139,8 +139,24 @@ def test_explain_consent_rule_names_recipient_categories_and_disability() -> Non
         "class of recipients it belongs to), covering identity, demographics, enrollment, "
         "attendance, services, not expired and not revoked on the run date." in text
     )
-    assert "Disability fields (disability, iep, ifsp) leave only when that consent" in text
+    assert "Disability fields (disability, iep, ifsp) leave only when a valid consent" in text
     assert "Parent statements: a field with a parent's statement on file is held back" in text
+    assert "Purpose code: state_longitudinal_data_system" in text
+    assert "a consent counts only if it names this purpose" in text
+    assert "The consent must name the purpose state_longitudinal_data_system" in text
+    assert "parent or guardian of this child on the day it was signed" in text
+    assert "Several valid consents may together cover these categories" in text
+
+
+def test_explain_statements_on_transformed_fields_and_jurisdiction() -> None:
+    a = load_agreement(AGREEMENTS / "vt-aoe-ecids.yaml")
+    text = "\n".join(explanation(a, RecipientRow("AOE", "state_education_data_system", "VT"),
+                                 today=dt.date(2026, 11, 27)))  # fmt: skip
+    assert "On fields sent transformed (address zip): the field is held back" in text
+    assert "Only programs in VT, the recipient's jurisdiction." in text
+    nowhere = RecipientRow("OHS", "federal_agency", None)
+    text = "\n".join(explanation(a, nowhere, today=dt.date(2026, 11, 27)))
+    assert "The recipient has no state on record: no program's data goes to it." in text
 
 
 def test_explain_notice_aggregate_and_overdue_review() -> None:
