@@ -9,7 +9,8 @@ from pipelines.demo import draw
 from pipelines.demo.draw import Columns
 from pipelines.demo.names import AREA_CODES, GROUP_NAMES, GROUPS
 from pipelines.demo.population import Children
-from pipelines.demo.world import PROGRAMS
+from pipelines.demo.world import PROGRAMS, TRIBES
+from schemas.codes import Race
 from schemas.codes import Relationship as Rel
 
 PRIMARY = (Rel.MOTHER, Rel.FATHER, Rel.GRANDPARENT_CAREGIVER, Rel.GUARDIAN, Rel.ADOPTIVE_PLACEMENT)
@@ -94,3 +95,34 @@ def guardians(
     is_contact = relationship == Rel.OTHER_CONTACT.value
     contact_id[child[is_contact]] = ids[is_contact]
     return table, primary_id, contact_id
+
+
+def with_relationship_dates(
+    table: Columns, first_id: int, late: np.ndarray, became: np.ndarray
+) -> Columns:
+    """``table`` with ``relationship_start`` / ``relationship_end`` (empty: since before the
+    record, still), where the guardians ``late`` became the child's guardian on ``became``
+    (a guardianship that began after they signed a consent: not yet a parent when signing).
+    Such a signer who is not a foster parent is recorded as a court-appointed guardian."""
+    n = len(table["id"])
+    start = np.full(n, np.datetime64("NaT", "D"))
+    rows = np.asarray(late, dtype=np.int64) - first_id
+    start[rows] = became
+    relationship = table["relationship"].copy()
+    relationship[rows] = np.where(
+        relationship[rows] == Rel.FOSTER_PARENT.value, Rel.FOSTER_PARENT.value, Rel.GUARDIAN.value
+    )
+    return {
+        **table,
+        "relationship": relationship,
+        "relationship_start": start,
+        "relationship_end": np.full(n, np.datetime64("NaT", "D")),
+    }
+
+
+def tribal_affiliation(children: Columns, kids: Children) -> np.ndarray:
+    """Each child's tribal affiliation as the family reports it: the (fictional) tribe of an
+    AIAN program's children who are American Indian or Alaska Native; none otherwise."""
+    tribe = np.array([TRIBES.get(p.code) for p in PROGRAMS], dtype=object)[kids.program]
+    aian = children["race"] == Race.AMERICAN_INDIAN_ALASKA_NATIVE.value
+    return np.where(aian, tribe, None).astype(object)

@@ -116,6 +116,7 @@ STATEMENT_TEXT = {
     "birth_date": "The parent states the recorded birth date was entered incorrectly and has "
     "asked for an amendment.",
     "home_language": "The parent states the family's home language was recorded incorrectly.",
+    "address_zip": "The parent states the recorded home address is out of date.",
 }
 """Parent statements (45 CFR 1303.24(c)): template text, no names or values."""
 

@@ -15,7 +15,7 @@ from pipelines.demo.draw import DAY, Columns
 from pipelines.demo.names import STATEMENT_TEXT
 from pipelines.demo.population import Children
 from pipelines.demo.world import DEMO_DATE, OTHER_RECIPIENT, PROGRAMS, SCHOOL_DISTRICT, STATE_SYSTEM
-from schemas.codes import RecipientCategory, RecordCategory
+from schemas.codes import Purpose, RecipientCategory, RecordCategory
 
 
 class ConsentScenario(StrEnum):
@@ -32,6 +32,10 @@ class ConsentScenario(StrEnum):
     IDENTITY_ONLY = "identity_only"
     EXPIRED = "expired"
     NON_PARENT = "non_parent"  # signed by an other_contact guardian
+    SIBLING_GUARDIAN = "sibling_guardian"  # signed by another child's parent (a data-entry slip)
+    BEFORE_GUARDIANSHIP = "before_guardianship"  # signed before the signer became guardian
+    OTHER_PURPOSE = "other_purpose"  # for an IDEA evaluation referral, naming disability
+    SPLIT_VALID = "split_valid"  # two valid consents that only together cover the categories
     NONE = "none"
 
 
@@ -46,7 +50,7 @@ class NoticeScenario(StrEnum):
 
 S = ConsentScenario
 CONSENT_WEIGHTS = {
-    S.VALID: 55,
+    S.VALID: 47,
     S.VALID_WITH_DISABILITY: 10,
     S.VALID_BY_CLASS: 5,
     S.SIGNED_UNDATED: 3,
@@ -57,6 +61,10 @@ CONSENT_WEIGHTS = {
     S.IDENTITY_ONLY: 3,
     S.EXPIRED: 3,
     S.NON_PARENT: 2,
+    S.SIBLING_GUARDIAN: 2,
+    S.BEFORE_GUARDIANSHIP: 2,
+    S.OTHER_PURPOSE: 2,
+    S.SPLIT_VALID: 2,
     S.NONE: 7,
 }
 CONSENT_SCENARIOS = tuple(CONSENT_WEIGHTS)
@@ -76,6 +84,17 @@ PURPOSE_STATE = (
     "Link the child's early childhood records with the state education data system for "
     "kindergarten transition and program evaluation (45 CFR 1302.53(b)(3))."
 )
+PURPOSE_REFERRAL = (
+    "Refer the child to the school district for an evaluation for special education services "
+    "(IDEA Part B)."
+)
+SPLIT_FIRST = [_C.IDENTITY, _C.DEMOGRAPHICS]
+"""The split scenario's first consent; the second names the rest of the base categories."""
+PURPOSE_CODE_OTHER = {
+    "VT-HEALTH": Purpose.SERVICE_COORDINATION,
+    "MO-KCPS": Purpose.SCHOOL_ENROLLMENT,
+    "HHS-OHS": Purpose.AUDIT_EVALUATION,
+}
 PURPOSE_OTHER = {
     "VT-HEALTH": "Coordinate health and developmental screenings.",
     "MO-KCPS": "Share enrollment records with the school district before kindergarten.",
@@ -88,6 +107,16 @@ def consent_scenarios(rng: np.random.Generator, n: int) -> np.ndarray:
     return draw.shuffled_labels(rng, n, list(CONSENT_WEIGHTS.values()))
 
 
+def another_child(kids: Children) -> np.ndarray:
+    """For each child, the index of another child of the same program (the next one, cycling);
+    the child itself only when it is its program's only child."""
+    other = np.arange(len(kids.ids))
+    for program in np.unique(kids.program):
+        members = np.flatnonzero(kids.program == program)
+        other[members] = np.roll(members, -1)
+    return other
+
+
 def consents(
     rng: np.random.Generator,
     kids: Children,
@@ -96,9 +125,12 @@ def consents(
     signers: tuple[np.ndarray, np.ndarray],
     recipients: dict[str, int],
     first_id: int,
-) -> Columns:
-    """The ``consents`` table: one consent per child whose scenario is not ``none``;
-    ``signers`` is (primary guardian id, non-parent contact id) per child."""
+) -> tuple[Columns, tuple[np.ndarray, np.ndarray]]:
+    """The ``consents`` table: one consent per child whose scenario is not ``none``, two for
+    ``split_valid``; ``signers`` is (primary guardian id, non-parent contact id) per child.
+
+    Also (guardian ids, relationship start dates) for ``before_guardianship``: those signers
+    became the child's guardian after they signed."""
     demo = draw.day(DEMO_DATE)
     who = np.flatnonzero(scenario != CONSENT_SCENARIOS.index(S.NONE))
     sc = np.array(CONSENT_SCENARIOS, dtype=object)[scenario[who]]
@@ -133,18 +165,42 @@ def consents(
     other = np.array([recipients[OTHER_RECIPIENT[s]] for s in state.tolist()], dtype=object)
     by_class = sc == S.VALID_BY_CLASS
     base = [c.value for c in BASE_CATEGORIES]
-    special = {S.VALID_WITH_DISABILITY: [*base, _C.DISABILITY.value], S.IDENTITY_ONLY: base[:1]}
+    first_part = [c.value for c in SPLIT_FIRST]
+    special = {
+        S.VALID_WITH_DISABILITY: [*base, _C.DISABILITY.value],
+        S.IDENTITY_ONLY: base[:1],
+        S.OTHER_PURPOSE: [*base, _C.DISABILITY.value],
+        S.SPLIT_VALID: first_part,
+    }
     categories = draw.objects([special.get(name, base) for name in sc.tolist()])
     purpose = np.where(
         sc == S.OTHER_RECIPIENT,
         np.array([PURPOSE_OTHER[OTHER_RECIPIENT[s]] for s in state.tolist()], dtype=object),
-        PURPOSE_STATE,
+        np.where(sc == S.OTHER_PURPOSE, PURPOSE_REFERRAL, PURPOSE_STATE),
+    ).astype(object)
+    purpose_code = np.where(
+        sc == S.OTHER_RECIPIENT,
+        np.array(
+            [PURPOSE_CODE_OTHER[OTHER_RECIPIENT[s]].value for s in state.tolist()], dtype=object
+        ),
+        np.where(
+            sc == S.OTHER_PURPOSE,
+            Purpose.IDEA_EVALUATION_REFERRAL.value,
+            Purpose.STATE_LONGITUDINAL_DATA_SYSTEM.value,
+        ),
     ).astype(object)
     primary, contact = signers
-    return {
+    guardian = np.select(
+        [sc == S.NON_PARENT, sc == S.SIBLING_GUARDIAN],
+        [contact[who], primary[another_child(kids)[who]]],
+        primary[who],
+    )
+    late = sc == S.BEFORE_GUARDIANSHIP
+    became = np.minimum(signed[late] + draw.offsets(rng, int(late.sum()), 3, 30), demo - DAY)
+    table: Columns = {
         "id": first_id + np.arange(k, dtype=np.int64),
         "child_id": kids.ids[who],
-        "guardian_id": np.where(sc == S.NON_PARENT, contact[who], primary[who]),
+        "guardian_id": guardian,
         "signature_evidence": draw.where(sc != S.UNSIGNED, evidence),
         "signed_date": np.where(sc == S.SIGNED_UNDATED, np.datetime64("NaT", "D"), signed),
         "recipient_id": draw.where(~by_class, np.where(sc == S.OTHER_RECIPIENT, other, own)),
@@ -152,10 +208,18 @@ def consents(
             by_class, np.full(k, RecipientCategory.STATE_EDUCATION_DATA_SYSTEM.value, object)
         ),
         "purpose": purpose,
+        "purpose_code": purpose_code,
         "record_categories": categories,
         "expires_date": expires,
         "revoked_date": revoked,
     }
+    split = np.flatnonzero(sc == S.SPLIT_VALID)
+    rest = [c for c in base if c not in first_part]
+    second = {name: column[split] for name, column in table.items()}
+    second["id"] = first_id + k + np.arange(len(split), dtype=np.int64)
+    second["record_categories"] = draw.objects([rest] * len(split))
+    table = {name: np.concatenate([column, second[name]]) for name, column in table.items()}
+    return table, (guardian[late], became)
 
 
 def notices(

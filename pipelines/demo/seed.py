@@ -87,7 +87,7 @@ def build(
     enrollments, attendance, entry = enrollment.enrollments(
         rng["enrollments"], kids, site_ids, (first["enrollments"], first["attendance"])
     )
-    consents = scenarios.consents(
+    consents, (late_signers, became) = scenarios.consents(
         rng["consents"],
         kids,
         consent_sc,
@@ -96,6 +96,8 @@ def build(
         recipients,
         first["consents"],
     )
+    guardians = family.with_relationship_dates(guardians, first["guardians"], late_signers, became)
+    kids_table = {**kids_table, "tribal_affiliation": family.tribal_affiliation(kids_table, kids)}
     notices, notice_sc = scenarios.notices(
         rng["notices"], kids, recipients, first["enrollment_notices"]
     )

@@ -23,7 +23,7 @@ from schemas import (
     Recipient,
     Site,
 )
-from schemas.codes import RecipientCategory, Relationship
+from schemas.codes import Purpose, RecipientCategory, Relationship
 
 FLAGS = (
     "disability",
@@ -129,8 +129,8 @@ def _flag(name: str) -> ColumnElement[bool]:
 
 
 def _consent_scenarios(kids: Select[int]) -> Select[str, int]:
-    """Each consent's scenario, read from its single defect; checked in the order a
-    decision would find them."""
+    """Each consented child's scenario, read from its consents' single defect (the two
+    consents of ``split_valid`` each read as it); counted once per child."""
     demo = DEMO_DATE
     seds = RecipientCategory.STATE_EDUCATION_DATA_SYSTEM
     categories = cast(Consent.record_categories, String)
@@ -141,19 +141,27 @@ def _consent_scenarios(kids: Select[int]) -> Select[str, int]:
         (Consent.revoked_date.is_not(None), S.REVOKED_AFTER.value),
         (Consent.signature_evidence.is_(None), S.UNSIGNED.value),
         (Consent.signed_date.is_(None), S.SIGNED_UNDATED.value),
+        (Guardian.child_id != Consent.child_id, S.SIBLING_GUARDIAN.value),
         (Guardian.relationship == Relationship.OTHER_CONTACT, S.NON_PARENT.value),
+        (Guardian.relationship_start > Consent.signed_date, S.BEFORE_GUARDIANSHIP.value),
         (Consent.expires_date < demo, S.EXPIRED.value),
         (
             Consent.recipient_id.is_(None) & (Consent.recipient_category == seds),
             S.VALID_BY_CLASS.value,
         ),
         (~own_state, S.OTHER_RECIPIENT.value),
+        (Consent.purpose_code == Purpose.IDEA_EVALUATION_REFERRAL, S.OTHER_PURPOSE.value),
+        (~categories.like('%"identity"%'), S.SPLIT_VALID.value),
+        (
+            ~categories.like('%"enrollment"%') & categories.like('%"demographics"%'),
+            S.SPLIT_VALID.value,
+        ),
         (~categories.like('%"enrollment"%'), S.IDENTITY_ONLY.value),
         (categories.like('%"disability"%'), S.VALID_WITH_DISABILITY.value),
         else_=S.VALID.value,
     )
     rows = (
-        select(scenario.label("scenario"))
+        select(Consent.child_id, scenario.label("scenario"))
         .select_from(Consent)
         .join(Child, Child.id == Consent.child_id)
         .join(Program, Program.id == Child.program_id)
@@ -162,7 +170,8 @@ def _consent_scenarios(kids: Select[int]) -> Select[str, int]:
         .where(Consent.child_id.in_(kids))
         .subquery()
     )
-    return select(rows.c.scenario, func.count()).group_by(rows.c.scenario)
+    children = func.count(func.distinct(rows.c.child_id))
+    return select(rows.c.scenario, children).group_by(rows.c.scenario)
 
 
 def _notice_scenarios(kids: Select[int]) -> Select[str, int]:

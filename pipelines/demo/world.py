@@ -117,6 +117,11 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
     ),
 )  # fmt: skip
 PROGRAM_CODES: tuple[str, ...] = tuple(p.code for p in PROGRAMS)
+TRIBES = {
+    "NM-AIAN-06": "Canyon Mesa Nation (fictional)",
+    "NM-AIAN-07": "Red Rock Pueblo (fictional)",
+}
+"""The tribe of each AIAN demo program's children (fictional, like the programs)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,8 +164,9 @@ def test_every_consent_and_notice_scenario_is_present_and_coherent(engine: Engin
                                       Enrollment.exit_date).join(Child)).all()  # fmt: skip
         months = conn.execute(select(Attendance.days_scheduled, Attendance.days_present)).all()
         filed = conn.execute(select(ParentStatement.filed_date, ParentStatement.field)).all()
-    for child, signed, revoked, expires, _, guardian_child in consents:
-        assert guardian_child == child
+    siblings = sum(guardian_child != child for child, *_, guardian_child in consents)
+    assert siblings == written.consent_scenarios["sibling_guardian"] > 0
+    for _, signed, revoked, expires, _, _ in consents:
         assert signed is None or revoked is None or signed < revoked
         assert signed is None or expires is None or signed < expires
     other_contact_signed = sum(c[4] == "other_contact" for c in consents)
@@ -178,7 +179,8 @@ def test_every_consent_and_notice_scenario_is_present_and_coherent(engine: Engin
     assert recent == written.notice_scenarios["notified_recently"]
     assert all(b < entry <= DEMO_DATE and (out is None or entry < out) for b, entry, out in entries)
     assert all(0 <= present <= scheduled and scheduled > 0 for scheduled, present in months)
-    assert all(d < DEMO_DATE and field in {"race", "disability", "birth_date", "home_language"}
+    assert all(d < DEMO_DATE and field in {"race", "disability", "birth_date", "home_language",
+                                             "address_zip"}
                for d, field in filed)  # fmt: skip
 
 
