@@ -347,6 +347,7 @@ def test_unmapped_fields_are_listed() -> None:
         "income_band",
         "program_option",
         "site_code",
+        "tribal_affiliation",
     }
 
 

@@ -59,6 +59,7 @@ def clean_extract(rows: int = 20, *, program_code: str = "VT-HS-01") -> pd.DataF
                 "disability": False,
                 "iep": False,
                 "ifsp": False,
+                "tribal_affiliation": None,
             }
         )
     frame = pd.DataFrame.from_records(records)
