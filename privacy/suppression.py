@@ -36,6 +36,13 @@ So each hidden cell has a *lower bound the reader knows*:
    programming (a closed form for one-way tables, scipy for the rest): a cell whose feasible
    range is a single value is protected with one more cell.
 
+**Attribute disclosure** (a group's line showing one category that holds all its children,
+"everyone in this program is female") is prevented only with ``suppress_zeros=True``: the
+other categories are then hidden zeros whose sum a reader would know to be 0, so step 2 hides
+that category as well, at any group size. With zeros shown, "female 15, male 0" says it
+outright; aggregate outputs therefore hide zeros and list whole domains
+(``pipelines/submission/aggregate.py``), and publish no line for a group below the threshold.
+
 The result names cells by dimension values (category labels, never a child) and says for
 each hidden cell why: primary, or complementary and for which line.
 """
