@@ -26,7 +26,10 @@ So each hidden cell has a *lower bound the reader knows*:
    fixed, together with its total) is one linear equation. A line with exactly one hidden
    cell gives it away; so does a line whose hidden cells add up to exactly their known lower
    bounds ("white 20, Total 22" with two hidden categories known to be at least 1: both are
-   1). While any line is like that, its smallest shown non-zero cell is hidden too. This
+   1). And when the total is shown, ``total - shown`` publishes the sum of the hidden cells:
+   it must not be a small count itself (below the threshold), so that every hidden cell's
+   range is wide, not just more than one value. While any line is like that, its smallest
+   shown non-zero cell is hidden too. This
    repeats across every dimension and level of totals until stable. A zero is never used as
    a complement (a hidden zero would only pin the others).
 3. **No derivation across lines**: lines that are safe one by one can still pin a cell
@@ -187,27 +190,39 @@ def _lower_bounds(cube: _Cube, suppress_zeros: bool, declared: set[str]) -> np.n
     return lower
 
 
-def _two_rule(cube: _Cube) -> None:
-    """Until stable: a line with exactly one hidden cell, or whose hidden cells add up to
-    their known lower bounds (each would be pinned at its bound), gets one more: the smallest
-    non-zero shown cell of the line."""
+def _two_rule(cube: _Cube, threshold: int) -> None:
+    """Until stable: a line with exactly one hidden cell, whose hidden cells add up to their
+    known lower bounds (each would be pinned at its bound), or whose hidden cells add up to
+    less than ``threshold`` while its total is shown (``total - shown`` would publish a small
+    count), gets one more: the smallest non-zero shown cell of the line."""
     changed = True
     while changed:
         changed = False
         for axis in range(cube.values.ndim):
             hidden = cube.hidden.sum(axis=axis)
+            total = np.where(cube.hidden, cube.values, 0).sum(axis=axis)
             slack = np.where(cube.hidden, cube.values - cube.lower, 0).sum(axis=axis)
-            for rest in np.argwhere((hidden == 1) | ((hidden > 0) & (slack == 0))):
+            total_shown = ~np.take(cube.hidden, -1, axis=axis)
+            small = total_shown & (total < threshold)
+            for rest in np.argwhere((hidden == 1) | ((hidden > 0) & ((slack == 0) | small))):
                 anchor = (*rest[:axis], 0, *rest[axis:])
                 cells = cube.line(axis, tuple(int(i) for i in anchor))
                 inside = [c for c in cells if cube.hidden[c]]
                 at_bounds = all(cube.values[c] == cube.lower[c] for c in inside)
-                if len(inside) != 1 and not at_bounds:
+                hidden_sum = sum(int(cube.values[c]) for c in inside)
+                too_small = not cube.hidden[cells[-1]] and hidden_sum < threshold
+                if len(inside) != 1 and not at_bounds and not too_small:
                     continue  # fixed earlier in this pass
                 choice = cube.candidates(cells)
                 if not choice:
                     continue
-                what = "second hidden cell" if len(inside) == 1 else "hidden cell above its bound"
+                what = (
+                    "second hidden cell"
+                    if len(inside) == 1
+                    else "hidden cell above its bound"
+                    if at_bounds
+                    else "hidden cell making the hidden sum at least the threshold"
+                )
                 rule = (
                     f"{what} of the {cube.dims[axis]} line through "
                     f"{cube.describe(inside[0])} (its total is published)"
@@ -409,9 +424,9 @@ def suppress(
     rule = f"{low} <= n < {threshold}" if suppress_zeros else f"0 < n < {threshold}"
     for cell in np.argwhere((cube.values >= low) & (cube.values < threshold)):
         cube.hide(tuple(int(i) for i in cell), "primary", rule)
-    _two_rule(cube)
+    _two_rule(cube, threshold)
     while _protect_fixed(cube):
-        _two_rule(cube)
+        _two_rule(cube, threshold)
     return SuppressionResult(_table(cube, count, margins, total_label), _listing(cube), threshold)
 
 
