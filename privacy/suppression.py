@@ -71,6 +71,7 @@ __all__ = [
     "pinned_at_bounds",
     "pinned_zeros",
     "suppress",
+    "suppress_line",
     "suppress_wide",
 ]
 
@@ -428,6 +429,32 @@ def suppress(
     while _protect_fixed(cube):
         _two_rule(cube, threshold)
     return SuppressionResult(_table(cube, count, margins, total_label), _listing(cube), threshold)
+
+
+def suppress_line(
+    counts: Mapping[Any, int], domain: Sequence[Any], *, threshold: int = DEFAULT_THRESHOLD
+) -> list[int | None]:
+    """One line over a declared domain, zeros hidden: the rule of aggregate outputs.
+
+    The same as ``suppress`` with ``suppress_zeros=True`` and ``domains`` on a one-way table,
+    without pandas (a program's breakdowns are many small lines). Returns the published count
+    of each category of ``domain`` in order, then the total; None where hidden.
+    """
+    if threshold < 1:
+        raise ValueError("threshold must be at least 1")
+    outside = [key for key in counts if key not in domain]
+    if outside or len(set(domain)) != len(domain):
+        raise ValueError("a line has values outside its declared domain, or a repeated one")
+    members = [int(counts.get(category, 0)) for category in domain]
+    if any(n < 0 for n in members):
+        raise ValueError("counts must be non-negative whole numbers")
+    cube = _Cube(np.array([*members, sum(members)], dtype=np.int64), ["category"], [list(domain)])
+    for cell in np.argwhere(cube.values < threshold):
+        cube.hide(tuple(int(i) for i in cell), "primary", f"0 <= n < {threshold}")
+    _two_rule(cube, threshold)
+    while _protect_fixed(cube):
+        _two_rule(cube, threshold)
+    return [None if hidden else int(n) for n, hidden in zip(cube.values, cube.hidden, strict=True)]
 
 
 def _table(cube: _Cube, count: str, margins: bool, total_label: str) -> pd.DataFrame:

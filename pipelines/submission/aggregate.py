@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from privacy.suppression import TOTAL, suppress
+from privacy.suppression import TOTAL, suppress_line
 from privacy.transforms import FieldPlan
 from privacy.transforms.bucket import band_labels
 from schemas.filespec import FileSpec
@@ -53,31 +53,18 @@ def program_counts(
     """
     if len(permitted) < max(threshold, 1):
         return pd.DataFrame(columns=COLUMNS), 0
-    frames: list[pd.DataFrame] = []
+    rows: list[tuple[str, str, str, int | None]] = []
     hidden = 0
-    for dimension in (b for b in BREAKDOWNS if b in permitted.columns and b in domains):
-        counts = _category(permitted[dimension]).value_counts().rename_axis("category")
-        table = counts.rename("count").reset_index()
+    for dimension in sorted(b for b in BREAKDOWNS if b in permitted.columns and b in domains):
+        domain = list(domains[dimension])
+        counts = _category(permitted[dimension]).value_counts()
         try:
-            result = suppress(
-                table,
-                ["category"],
-                threshold=threshold,
-                suppress_zeros=True,
-                domains={"category": list(domains[dimension])},
-            )
+            line = suppress_line(dict(counts.items()), domain, threshold=threshold)
         except ValueError as error:
             raise ValueError(f"aggregate breakdown {dimension}: {error}") from None
-        hidden += len(result.suppressed)
-        out = result.table[["category", "count"]].copy()
-        out.insert(0, "dimension", dimension)
-        frames.append(out)
-    if not frames:
-        return pd.DataFrame(columns=COLUMNS), 0
-    rows = pd.concat(frames, ignore_index=True)
-    rows.insert(0, "program_code", program_code)
-    rows["count"] = rows["count"].astype(object).where(rows["count"].notna(), None)
-    order = rows["category"].eq(TOTAL)
-    return rows.assign(_total=order).sort_values(["dimension", "_total"], kind="stable").drop(
-        columns="_total"
-    ).reset_index(drop=True)[COLUMNS], hidden
+        hidden += sum(n is None for n in line)
+        rows += [
+            (program_code, dimension, category, n)
+            for category, n in zip([*domain, TOTAL], line, strict=True)
+        ]
+    return pd.DataFrame(rows, columns=COLUMNS, dtype=object), hidden

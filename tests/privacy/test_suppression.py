@@ -17,6 +17,7 @@ from privacy.suppression import (
     pinned_at_bounds,
     pinned_zeros,
     suppress,
+    suppress_line,
     suppress_wide,
 )
 from tests.disclosure_oracle import (
@@ -404,3 +405,15 @@ def test_hidden_zeros_whose_line_sum_is_known_are_pinned() -> None:
     values = np.array([0, 0, 5, 5])
     assert pinned_zeros(np.array([True, True, False, False]), values) == [(0,), (1,)]
     assert pinned_zeros(np.array([True, True, True, False]), values) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(SMALL_OR_LARGE, min_size=1, max_size=7), st.sampled_from([5, 10]))
+def test_property_suppress_line_is_suppress_on_one_declared_line(
+    counts: list[int], threshold: int
+) -> None:
+    domain = [f"c{i}" for i in range(len(counts))]
+    frame = pd.DataFrame({"c": domain, "count": counts})
+    table = suppress(frame, ["c"], threshold=threshold, suppress_zeros=True, domains={"c": domain})
+    line = suppress_line(dict(zip(domain, counts, strict=True)), domain, threshold=threshold)
+    assert line == list(table.table["count"])
