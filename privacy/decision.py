@@ -193,6 +193,8 @@ def program_outcome(
     if not (aian or status.is_aian):
         return ProgramOutcome(Reason.DISCLOSED, output)
     if status.opt_in is None:
+        if status.opt_in_missing:  # an opt-in row that is not the program's decision
+            return ProgramOutcome(Reason.AIAN_OPT_IN_INCOMPLETE, Scope.NONE)
         return ProgramOutcome(Reason.AIAN_NO_OPT_IN, Scope.NONE)
     excluded = frozenset(status.opt_in.excluded_fields)
     if status.opt_in.scope is OptInScope.AGGREGATE and output is Scope.RECORD:

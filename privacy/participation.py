@@ -20,6 +20,18 @@ Resolution, chosen to protect the child where the rules are silent:
   everyone is never undone by an older opt-in for one recipient). A general enabling event
   never overrides a specific disabling one.
 - An AIAN program shares only while participating *and* holding an active opt-in.
+
+An opt-in is the program's decision only when the registry shows it was made (45 CFR
+1302.53(b)(4): an AIAN program decides for itself): it names the authority that made it (a
+tribal council resolution), who decided and who recorded it, its effective date and its scope,
+and excludes only fields of the catalog. The command line refuses anything less, but a row can
+come from elsewhere (an import, SQL, an older schema), so the resolution checks again: when
+the governing opt-in is incomplete the program is *not* opted in (``ProgramStatus.
+opt_in_missing`` says what is missing; reason ``aian_opt_in_incomplete``). An incomplete
+opt-in still governs: it ends an older complete one rather than letting it run on, because
+a narrower decision (aggregate only, one more excluded field) entered badly must not leave
+the broader one in force. An undated opt-in or opt-out counts as dated at the beginning of
+time (any dated decision supersedes it); an undated ``participate`` counts for nothing.
 """
 
 from __future__ import annotations
@@ -60,14 +72,44 @@ class Change:
     program_code: str
     action: ParticipationAction
     recipient_code: str | None
-    effective_date: dt.date
-    decided_by: str
+    effective_date: dt.date | None
+    decided_by: str | None
     authority: str | None = None
     scope: OptInScope | None = None
     excluded_fields: tuple[str, ...] = ()
     reason: str | None = None
     recorded_at: dt.datetime | None = None
     id: int = 0
+    recorded_by: str | None = None
+
+    @property
+    def effective(self) -> dt.date:
+        """The effective date used for resolution (see the module docstring when missing)."""
+        if self.effective_date is not None:
+            return self.effective_date
+        return dt.date.max if self.action is A.PARTICIPATE else dt.date.min
+
+    def missing(self) -> tuple[str, ...]:
+        """What an ``opt_in`` lacks to be the program's decision (empty when complete, and
+        for every other action)."""
+        if self.action is not A.OPT_IN:
+            return ()
+        lacking = [
+            name
+            for name, value in (
+                ("authority", self.authority),
+                ("decided_by", self.decided_by),
+                ("recorded_by", self.recorded_by),
+            )
+            if not (value and value.strip())
+        ]
+        if self.effective_date is None:
+            lacking.append("effective_date")
+        if self.scope is None:
+            lacking.append("scope")
+        if any(name not in CATALOG for name in self.excluded_fields):
+            lacking.append("excluded_fields")
+        return tuple(lacking)
 
     def order(self) -> tuple[dt.date, bool, dt.datetime, int]:
         """Sort key: effective date, disabling after enabling, recording time, id."""
@@ -75,7 +117,7 @@ class Change:
         if recorded.tzinfo is not None:
             recorded = recorded.astimezone(dt.UTC)
         return (
-            self.effective_date,
+            self.effective,
             self.action in _DISABLING,
             recorded.replace(tzinfo=None),
             self.id,
@@ -92,11 +134,13 @@ class OptIn:
     effective_date: dt.date
     recipient_code: str | None
     decided_by: str
+    recorded_by: str = ""
 
 
 @dataclass(frozen=True)
 class ProgramStatus:
-    """A program's participation with one recipient on one date."""
+    """A program's participation with one recipient on one date. ``opt_in_missing`` names
+    what the governing opt-in lacks when it is incomplete (then ``opt_in`` is None)."""
 
     program_code: str
     is_aian: bool
@@ -104,6 +148,7 @@ class ProgramStatus:
     since: dt.date | None = None
     decided_by: str | None = None
     opt_in: OptIn | None = None
+    opt_in_missing: tuple[str, ...] = ()
 
     @property
     def shares(self) -> bool:
@@ -124,7 +169,7 @@ def _governing(specific: Change | None, general: Change | None) -> Change | None
     if (
         general is not None
         and general.action in _DISABLING
-        and general.effective_date >= specific.effective_date
+        and general.effective >= specific.effective
     ):
         return general
     return specific
@@ -142,7 +187,7 @@ def resolve(
         c
         for c in changes
         if c.program_code == program_code
-        and c.effective_date <= on
+        and c.effective <= on
         and c.recipient_code in (None, recipient_code)
     ]
     part = [c for c in relevant if c.action in _PARTICIPATION]
@@ -156,7 +201,7 @@ def resolve(
         if governing.action is A.PARTICIPATE
         else ParticipationState.WITHDRAWN
     )
-    opt_in = _active_opt_in(relevant, recipient_code) if is_aian else None
+    opt_in, missing = _active_opt_in(relevant, recipient_code) if is_aian else (None, ())
     return ProgramStatus(
         program_code,
         is_aian,
@@ -164,24 +209,33 @@ def resolve(
         since=governing.effective_date,
         decided_by=governing.decided_by,
         opt_in=opt_in,
+        opt_in_missing=missing,
     )
 
 
-def _active_opt_in(relevant: Sequence[Change], recipient_code: str) -> OptIn | None:
+def _active_opt_in(
+    relevant: Sequence[Change], recipient_code: str
+) -> tuple[OptIn | None, tuple[str, ...]]:
+    """The governing opt-in when it is complete; else None and what it lacks."""
     opts = [c for c in relevant if c.action not in _PARTICIPATION]
     specific = _latest(c for c in opts if c.recipient_code == recipient_code)
     general = _latest(c for c in opts if c.recipient_code is None)
     governing = _governing(specific, general)
-    if governing is None or governing.action is not A.OPT_IN or governing.scope is None:
-        return None
+    if governing is None or governing.action is not A.OPT_IN:
+        return None, ()
+    missing = governing.missing()
+    scope, effective = governing.scope, governing.effective_date
+    if missing or scope is None or effective is None:
+        return None, missing
     return OptIn(
         authority=governing.authority,
-        scope=governing.scope,
+        scope=scope,
         excluded_fields=frozenset(governing.excluded_fields),
-        effective_date=governing.effective_date,
+        effective_date=effective,
         recipient_code=governing.recipient_code,
-        decided_by=governing.decided_by,
-    )
+        decided_by=str(governing.decided_by),
+        recorded_by=str(governing.recorded_by),
+    ), ()
 
 
 # -- the registry in the database ------------------------------------------------------------
@@ -209,6 +263,7 @@ def _changes(session: Session, program_code: str | None = None) -> list[Change]:
             reason=event.reason,
             recorded_at=event.recorded_at,
             id=event.id,
+            recorded_by=event.recorded_by,
         )
         for event, code, recipient in rows
     ]
@@ -272,13 +327,14 @@ def record_change(
     excluded_fields: Iterable[str] = (),
     reason: str | None = None,
     effective_date: dt.date,
+    recorded_by: str | None = None,
 ) -> Change:
     """Record one change after checking it; ``ParticipationError`` names what is wrong.
 
     ``participate`` and ``withdraw`` need a recipient; ``opt_in`` and ``opt_out`` are for AIAN
     programs only, apply to every recipient when none is given, and ``opt_in`` needs the
-    authority that decided it (e.g. a tribal council resolution) and a scope; ``opt_out``
-    needs a reason.
+    authority that decided it (e.g. a tribal council resolution), who recorded it
+    (``recorded_by``) and a scope; ``opt_out`` needs a reason.
     """
     action = _coded(ParticipationAction, action, "action")
     scope = _coded(OptInScope, scope, "scope") if scope is not None else None
@@ -304,6 +360,8 @@ def record_change(
         if action is A.OPT_IN:
             if not (authority and authority.strip()):
                 raise ParticipationError(f"{where}: the authority that decided it is required")
+            if not (recorded_by and recorded_by.strip()):
+                raise ParticipationError(f"{where}: who recorded it (recorded_by) is required")
             if scope is None:
                 raise ParticipationError(f"{where}: a scope (record or aggregate) is required")
             unknown = [f for f in excluded if f not in CATALOG]
@@ -325,6 +383,7 @@ def record_change(
         excluded_fields=list(excluded),
         reason=reason,
         recorded_at=dt.datetime.now(dt.UTC),
+        recorded_by=recorded_by.strip() if recorded_by else None,
     )
     session.add(event)
     session.flush()
@@ -340,6 +399,7 @@ def record_change(
         reason=reason,
         recorded_at=event.recorded_at,
         id=event.id,
+        recorded_by=event.recorded_by,
     )
 
 

@@ -94,6 +94,12 @@ class Reason(StrEnum):
         Level.PROGRAM,
         "the AIAN program opted in to aggregate outputs only, not child records",
     )
+    AIAN_OPT_IN_INCOMPLETE = (
+        "aian_opt_in_incomplete",
+        Level.PROGRAM,
+        "the AIAN program's opt-in lacks its authority, who recorded it, its date or its "
+        "scope, so it is not the program's decision and nothing leaves (45 CFR 1302.53(b)(4))",
+    )
 
     # the child's legal basis: written consent (45 CFR 1303.22(a))
     NO_CONSENT = "no_consent", Level.CHILD, "no written consent on file"

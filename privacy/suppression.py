@@ -6,25 +6,45 @@ marked ``Total`` in the dimensions summed over. Margins are assumed published or
 program's enrollment is public), so protection always counts them, even with
 ``margins=False`` (which only leaves them out of the returned table).
 
+What a reader knows decides what a hidden cell gives away (PTAC, "Frequently Asked
+Questions—Disclosure Avoidance"; NCES, "Statistical Methods for Protecting Personally
+Identifiable Information in Aggregate Reporting", SLDS Technical Brief 3): the published cells,
+every line's sum, that counts are whole and never negative, and the table's own habits.
+So each hidden cell has a *lower bound the reader knows*:
+
+- with zeros shown (the default), a hidden cell is known to be at least 1;
+- with ``suppress_zeros=True`` and a dimension's categories listed only when they occur, a
+  hidden margin of one category (all other dimensions ``Total``) is still at least 1;
+- with ``suppress_zeros=True`` and a declared ``domains`` entry (every category listed,
+  zeros included), the bound is 0: a hidden cell may be anything from 0 up.
+
 1. **Primary**: a cell (interior or margin) with ``0 < n < threshold`` is hidden (threshold
-   10 by default: the most common state minimum cell size). **Zeros are shown** by default: a
-   zero reveals no child, and hiding zeros weakens little while costing much. What a zero can
-   reveal is that a whole group shares an attribute (all other cells of its line are zero):
-   use :func:`code_percentage` for shares, or ``suppress_zeros=True`` to hide zeros too.
+   10 by default: the most common state minimum cell size); with ``suppress_zeros=True``
+   zeros are hidden too (``0 <= n < threshold``). A shown zero says no child of the group has
+   that attribute, and, when zeros are always shown, that every hidden cell is at least 1.
 2. **Complementary**: every line of the table (the cells along one dimension with the others
-   fixed, together with its total) is one linear equation, so a line with exactly one hidden
-   cell gives that cell away. While any line has exactly one, the smallest other cell of the
-   line is hidden too, preferring non-zero cells (a hidden zero pins the sum of the hidden
-   cells). This repeats across every dimension and level of totals until stable.
-3. **No derivation across lines**: lines with two hidden cells each can still pin a cell
-   jointly (a hidden cell that is a "bridge" between two groups of hidden cells). Each hidden
-   cell is checked by linear algebra (the null space of the equations restricted to hidden
-   cells, per connected group): a cell that the equations fix is protected with one more cell.
-   With zeros shown every hidden cell is positive, so a cell the equations leave free also has
-   a range of feasible non-negative values, not one. With ``suppress_zeros=True`` a hidden
-   zero sits at its bound (counts are never negative), so non-negativity alone can pin it:
-   lines whose hidden cells are all zeros get a non-zero hidden cell, and each hidden zero is
-   checked by a small linear program (scipy, loaded only then); slower, for small tables.
+   fixed, together with its total) is one linear equation. A line with exactly one hidden
+   cell gives it away; so does a line whose hidden cells add up to exactly their known lower
+   bounds ("white 20, Total 22" with two hidden categories known to be at least 1: both are
+   1). And when the total is shown, ``total - shown`` publishes the sum of the hidden cells:
+   it must not be a small count itself (below the threshold), so that every hidden cell's
+   range is wide, not just more than one value. While any line is like that, its smallest
+   shown non-zero cell is hidden too. This
+   repeats across every dimension and level of totals until stable. A zero is never used as
+   a complement (a hidden zero would only pin the others).
+3. **No derivation across lines**: lines that are safe one by one can still pin a cell
+   jointly (a "bridge" between two groups of hidden cells). Each hidden cell is checked
+   against the equations (the null space of the equations restricted to hidden cells, per
+   connected group) and, when some hidden cell sits at its known lower bound, by linear
+   programming (a closed form for one-way tables, scipy for the rest): a cell whose feasible
+   range is a single value is protected with one more cell.
+
+**Attribute disclosure** (a group's line showing one category that holds all its children,
+"everyone in this program is female") is prevented only with ``suppress_zeros=True``: the
+other categories are then hidden zeros whose sum a reader would know to be 0, so step 2 hides
+that category as well, at any group size. With zeros shown, "female 15, male 0" says it
+outright; aggregate outputs therefore hide zeros and list whole domains
+(``pipelines/submission/aggregate.py``), and publish no line for a group below the threshold.
 
 The result names cells by dimension values (category labels, never a child) and says for
 each hidden cell why: primary, or complementary and for which line.
@@ -32,7 +52,7 @@ each hidden cell why: primary, or complementary and for which line.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise, product
 from typing import Any, Literal
@@ -48,8 +68,10 @@ __all__ = [
     "WideSuppression",
     "code_percentage",
     "determined_cells",
+    "pinned_at_bounds",
     "pinned_zeros",
     "suppress",
+    "suppress_line",
     "suppress_wide",
 ]
 
@@ -100,6 +122,7 @@ class _Cube:
         self.dims = list(dims)
         self.levels = [list(level) for level in levels]
         self.hidden = np.zeros(values.shape, dtype=bool)
+        self.lower = np.zeros(values.shape, dtype=np.int64)
         self.why: dict[Cell, tuple[Literal["primary", "complementary"], str]] = {}
 
     def label(self, cell: Cell) -> tuple[tuple[str, Any], ...]:
@@ -121,9 +144,9 @@ class _Cube:
             self.why[cell] = (reason, rule)
 
     def candidates(self, cells: Sequence[Cell]) -> list[Cell]:
-        """Shown cells among ``cells``, best complement first: non-zero, then smallest."""
-        shown = [c for c in cells if not self.hidden[c]]
-        return sorted(shown, key=lambda c: (self.values[c] == 0, int(self.values[c]), c))
+        """Shown non-zero cells among ``cells``, best complement (smallest) first."""
+        shown = [c for c in cells if not self.hidden[c] and self.values[c] > 0]
+        return sorted(shown, key=lambda c: (int(self.values[c]), c))
 
 
 def _levels(series: pd.Series) -> list[Any]:
@@ -134,8 +157,10 @@ def _levels(series: pd.Series) -> list[Any]:
         return unique
 
 
-def _build(counts: pd.DataFrame, dims: Sequence[str], count: str) -> _Cube:
-    levels = [_levels(counts[d]) for d in dims]
+def _build(
+    counts: pd.DataFrame, dims: Sequence[str], count: str, domains: Mapping[str, Sequence[Any]]
+) -> _Cube:
+    levels = [list(domains[d]) if d in domains else _levels(counts[d]) for d in dims]
     values = np.zeros([len(level) + 1 for level in levels], dtype=np.int64)
     codes = tuple(
         pd.Categorical(counts[d], categories=level).codes
@@ -150,26 +175,55 @@ def _build(counts: pd.DataFrame, dims: Sequence[str], count: str) -> _Cube:
     return _Cube(values, dims, levels)
 
 
-def _two_rule(cube: _Cube) -> None:
-    """Until stable: a line with exactly one hidden cell, or whose hidden cells are all zeros
-    (their sum would be known to be 0), gets one more: the smallest non-zero shown cell."""
+def _lower_bounds(cube: _Cube, suppress_zeros: bool, declared: set[str]) -> np.ndarray:
+    """The least value a reader knows each cell has, were it hidden (module docstring)."""
+    if not suppress_zeros:
+        return np.ones(cube.values.shape, dtype=np.int64)
+    lower = np.zeros(cube.values.shape, dtype=np.int64)
+    for axis, dim in enumerate(cube.dims):
+        if dim in declared:
+            continue
+        # a category listed because it occurs: its margin over every other dimension is >= 1
+        index: list[Any] = [-1] * cube.values.ndim
+        index[axis] = slice(0, -1)
+        lower[tuple(index)] = 1
+        lower[(-1,) * cube.values.ndim] = 1
+    return lower
+
+
+def _two_rule(cube: _Cube, threshold: int) -> None:
+    """Until stable: a line with exactly one hidden cell, whose hidden cells add up to their
+    known lower bounds (each would be pinned at its bound), or whose hidden cells add up to
+    less than ``threshold`` while its total is shown (``total - shown`` would publish a small
+    count), gets one more: the smallest non-zero shown cell of the line."""
     changed = True
     while changed:
         changed = False
         for axis in range(cube.values.ndim):
             hidden = cube.hidden.sum(axis=axis)
-            hidden_sum = np.where(cube.hidden, cube.values, 0).sum(axis=axis)
-            for rest in np.argwhere((hidden == 1) | ((hidden > 0) & (hidden_sum == 0))):
+            total = np.where(cube.hidden, cube.values, 0).sum(axis=axis)
+            slack = np.where(cube.hidden, cube.values - cube.lower, 0).sum(axis=axis)
+            total_shown = ~np.take(cube.hidden, -1, axis=axis)
+            small = total_shown & (total < threshold)
+            for rest in np.argwhere((hidden == 1) | ((hidden > 0) & ((slack == 0) | small))):
                 anchor = (*rest[:axis], 0, *rest[axis:])
                 cells = cube.line(axis, tuple(int(i) for i in anchor))
                 inside = [c for c in cells if cube.hidden[c]]
-                all_zero = all(cube.values[c] == 0 for c in inside)
-                if len(inside) != 1 and not all_zero:
+                at_bounds = all(cube.values[c] == cube.lower[c] for c in inside)
+                hidden_sum = sum(int(cube.values[c]) for c in inside)
+                too_small = not cube.hidden[cells[-1]] and hidden_sum < threshold
+                if len(inside) != 1 and not at_bounds and not too_small:
                     continue  # fixed earlier in this pass
                 choice = cube.candidates(cells)
-                if not choice or (len(inside) > 1 and cube.values[choice[0]] == 0):
+                if not choice:
                     continue
-                what = "second hidden cell" if len(inside) == 1 else "non-zero hidden cell"
+                what = (
+                    "second hidden cell"
+                    if len(inside) == 1
+                    else "hidden cell above its bound"
+                    if at_bounds
+                    else "hidden cell making the hidden sum at least the threshold"
+                )
                 rule = (
                     f"{what} of the {cube.dims[axis]} line through "
                     f"{cube.describe(inside[0])} (its total is published)"
@@ -241,41 +295,65 @@ def determined_cells(hidden: np.ndarray, values: np.ndarray) -> list[Cell]:
     return sorted(fixed)
 
 
-def pinned_zeros(hidden: np.ndarray, values: np.ndarray) -> list[Cell]:
-    """Hidden zero cells that non-negativity pins to 0 (only zeros sit at a bound).
+def pinned_at_bounds(hidden: np.ndarray, values: np.ndarray, lower: np.ndarray) -> list[Cell]:
+    """Hidden cells that the line equations and the known lower bounds pin to one value.
 
-    A hidden zero is pinned when no change of the hidden cells that keeps every line's sum
-    can raise it while keeping the other hidden zeros non-negative (a small linear program;
-    hidden non-zero cells can move a little either way).
+    Only cells sitting at their bound can make a cell the equations leave free pinned, so with
+    none there nothing is. A one-way table has a closed form: with the total shown, the
+    hidden cells share ``total - shown``, and each ranges over its bound plus the slack above
+    the sum of all bounds (pinned when the slack is 0, or when only one cell is hidden). Other
+    tables get a small linear program per hidden cell: can it move up or down along the
+    equations without any cell at its bound going below it?
     """
-    zeros = [tuple(int(i) for i in c) for c in np.argwhere(hidden & (values == 0))]
-    if not zeros:
+    at_bound = hidden & (values == lower)
+    if not at_bound.any():
         return []
-    from scipy.optimize import linprog  # only needed when zeros are hidden
+    if values.ndim == 1:
+        members = hidden[:-1]
+        if hidden[-1] or not members.any():
+            return []  # a hidden total leaves the members free upwards
+        slack = int((values[:-1] - lower[:-1])[members].sum())
+        if slack > 0 and members.sum() > 1:
+            return []
+        return [(int(i),) for i in np.flatnonzero(members)]
+    from scipy.optimize import linprog  # only for tables of two dimensions or more
 
     cells, rows = _equations(hidden, values)
     matrix = np.zeros((len(rows), len(cells)))
     for r, terms in enumerate(rows):
         for i, coefficient in terms:
             matrix[r, i] = coefficient
-    bounds = [(0.0, 1.0) if values[c] == 0 else (-1.0, 1.0) for c in cells]
+    bounds = [(0.0, 1.0) if values[c] == lower[c] else (-1.0, 1.0) for c in cells]
     pinned = []
-    for zero in zeros:
-        objective = np.zeros(len(cells))
-        objective[cells.index(zero)] = -1.0
-        best = linprog(objective, A_eq=matrix, b_eq=np.zeros(len(rows)), bounds=bounds)
-        if best.status != 0 or -best.fun < _TOLERANCE:
-            pinned.append(zero)
+    for n, cell in enumerate(cells):
+        moves = False
+        for sign in (-1.0, 1.0):
+            objective = np.zeros(len(cells))
+            objective[n] = sign
+            best = linprog(objective, A_eq=matrix, b_eq=np.zeros(len(rows)), bounds=bounds)
+            if best.status == 0 and -best.fun > _TOLERANCE:
+                moves = True
+                break
+        if not moves:
+            pinned.append(cell)
     return pinned
 
 
-def _exposed(hidden: np.ndarray, values: np.ndarray) -> list[Cell]:
-    return sorted(set(determined_cells(hidden, values)) | set(pinned_zeros(hidden, values)))
+def pinned_zeros(hidden: np.ndarray, values: np.ndarray) -> list[Cell]:
+    """Hidden zero cells that non-negativity pins to 0 (the bound 0 for every cell)."""
+    lower = np.zeros(values.shape, dtype=np.int64)
+    return [c for c in pinned_at_bounds(hidden, values, lower) if values[c] == 0]
+
+
+def _exposed(hidden: np.ndarray, values: np.ndarray, lower: np.ndarray) -> list[Cell]:
+    return sorted(
+        set(determined_cells(hidden, values)) | set(pinned_at_bounds(hidden, values, lower))
+    )
 
 
 def _protect_fixed(cube: _Cube) -> bool:
     """Hide one more cell to free the first fixed cell; False when none is fixed."""
-    fixed = _exposed(cube.hidden, cube.values)
+    fixed = _exposed(cube.hidden, cube.values, cube.lower)
     if not fixed:
         return False
     target = fixed[0]
@@ -283,11 +361,13 @@ def _protect_fixed(cube: _Cube) -> bool:
     choice = cube.candidates(sorted(near))
     if not choice:  # every neighbour hidden already: widen to any shown cell
         choice = cube.candidates([tuple(int(i) for i in c) for c in np.argwhere(~cube.hidden)])
+    if not choice:  # every non-zero cell hidden: each can still grow with its totals
+        return False
     pick = choice[0]
     for candidate in choice[:25]:
         trial = cube.hidden.copy()
         trial[candidate] = True
-        if target not in _exposed(trial, cube.values):
+        if target not in _exposed(trial, cube.values, cube.lower):
             pick = candidate
             break
     rule = f"{cube.describe(target)} could be derived from the published cells and totals"
@@ -304,13 +384,15 @@ def suppress(
     margins: bool = True,
     suppress_zeros: bool = False,
     total_label: str = TOTAL,
+    domains: Mapping[str, Sequence[Any]] | None = None,
 ) -> SuppressionResult:
     """Suppress small cells of a long count table (dimension columns + ``count``).
 
     Returns every combination of the dimension values (absent ones are zero cells), plus the
     margins when ``margins``, with ``count`` None where hidden, a ``suppressed`` flag and a
     ``suppression`` reason (``primary``/``complementary``/None). Rows with the same dimension
-    values are added together.
+    values are added together. ``domains`` declares a dimension's categories: all of them are
+    listed, in that order, zeros included (a value outside its domain is refused).
     """
     if threshold < 1:
         raise ValueError("threshold must be at least 1")
@@ -328,16 +410,51 @@ def suppress(
     for dim in dims:
         if (counts[dim] == total_label).any():
             raise ValueError(f"dimension {dim} already uses the label {total_label!r}")
+    domains = dict(domains or {})
+    for dim, domain in domains.items():
+        if dim not in dims:
+            raise ValueError(f"a domain is declared for {dim}, which is not a dimension")
+        if len(set(domain)) != len(domain) or total_label in domain:
+            raise ValueError(f"the domain of {dim} repeats a category or uses {total_label!r}")
+        if not counts[dim].isin(list(domain)).all():
+            raise ValueError(f"dimension {dim} has values outside its declared domain")
     frame = counts.assign(**{count: numbers.astype("int64")})
-    cube = _build(frame, dims, count)
+    cube = _build(frame, dims, count, domains)
+    cube.lower = _lower_bounds(cube, suppress_zeros, set(domains))
     low = 0 if suppress_zeros else 1
     rule = f"{low} <= n < {threshold}" if suppress_zeros else f"0 < n < {threshold}"
     for cell in np.argwhere((cube.values >= low) & (cube.values < threshold)):
         cube.hide(tuple(int(i) for i in cell), "primary", rule)
-    _two_rule(cube)
+    _two_rule(cube, threshold)
     while _protect_fixed(cube):
-        _two_rule(cube)
+        _two_rule(cube, threshold)
     return SuppressionResult(_table(cube, count, margins, total_label), _listing(cube), threshold)
+
+
+def suppress_line(
+    counts: Mapping[Any, int], domain: Sequence[Any], *, threshold: int = DEFAULT_THRESHOLD
+) -> list[int | None]:
+    """One line over a declared domain, zeros hidden: the rule of aggregate outputs.
+
+    The same as ``suppress`` with ``suppress_zeros=True`` and ``domains`` on a one-way table,
+    without pandas (a program's breakdowns are many small lines). Returns the published count
+    of each category of ``domain`` in order, then the total; None where hidden.
+    """
+    if threshold < 1:
+        raise ValueError("threshold must be at least 1")
+    outside = [key for key in counts if key not in domain]
+    if outside or len(set(domain)) != len(domain):
+        raise ValueError("a line has values outside its declared domain, or a repeated one")
+    members = [int(counts.get(category, 0)) for category in domain]
+    if any(n < 0 for n in members):
+        raise ValueError("counts must be non-negative whole numbers")
+    cube = _Cube(np.array([*members, sum(members)], dtype=np.int64), ["category"], [list(domain)])
+    for cell in np.argwhere(cube.values < threshold):
+        cube.hide(tuple(int(i) for i in cell), "primary", f"0 <= n < {threshold}")
+    _two_rule(cube, threshold)
+    while _protect_fixed(cube):
+        _two_rule(cube, threshold)
+    return [None if hidden else int(n) for n, hidden in zip(cube.values, cube.hidden, strict=True)]
 
 
 def _table(cube: _Cube, count: str, margins: bool, total_label: str) -> pd.DataFrame:

@@ -12,7 +12,9 @@ column such as ``age_months``), its type and how it is written:
 - ``code``: a canonical code (``schemas/codes.py``) mapped to the state's code by ``codes``;
   with ``code_set`` (a code set of ``schemas/codes.py``) every canonical code must be mapped.
 
-A state's own layout is a new YAML file, not new code. :func:`load_spec` raises
+An aggregate spec declares its ``breakdowns``: each dimension's full domain of categories
+(every category is published, zeros included, so a reader cannot tell from the listing which
+categories occur). A state's own layout is a new YAML file, not new code. :func:`load_spec` raises
 :class:`FileSpecError` naming the file, the line and the key.
 """
 
@@ -115,6 +117,44 @@ def _check_code_set(name: str, mapping: dict[str, str]) -> None:
         raise ValueError(f"codes of code set {name} left unmapped: {', '.join(missing)}")
 
 
+class Breakdown(BaseModel):
+    """A dimension of an aggregate file and its declared domain: the codes of a code set, a
+    list of categories, or the bands of the agreement's ``bucket`` transform; plus
+    ``unknown`` (a missing value) unless ``unknown: false``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code_set: str | None = None
+    categories: tuple[str, ...] = ()
+    bands: Literal["agreement"] | None = None
+    unknown: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Breakdown:
+        given = [self.code_set is not None, bool(self.categories), self.bands is not None]
+        if sum(given) != 1:
+            raise ValueError("a breakdown has exactly one of code_set, categories or bands")
+        if self.code_set is not None:
+            enum = getattr(code_sets, self.code_set, None)
+            if not (isinstance(enum, type) and issubclass(enum, StrEnum)):
+                raise ValueError(f"code_set {self.code_set} is not a code set of schemas/codes.py")
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("a breakdown lists a category twice")
+        return self
+
+    def domain(self, bands: list[str] | None = None) -> tuple[str, ...]:
+        """Every category, in order; ``bands`` are the agreement's band labels."""
+        if self.code_set is not None:
+            values = [member.value for member in getattr(code_sets, self.code_set)]
+        elif self.bands is not None:
+            if bands is None:
+                raise ValueError("this breakdown takes its bands from the agreement")
+            values = list(bands)
+        else:
+            values = list(self.categories)
+        return tuple(dict.fromkeys([*values, *(["unknown"] if self.unknown else [])]))
+
+
 class FileSpec(BaseModel):
     """One state file layout: name, key columns and columns in order."""
 
@@ -128,6 +168,7 @@ class FileSpec(BaseModel):
     key: tuple[str, ...] = Field(min_length=1)
     suppressed_marker: str = ""
     columns: tuple[ColumnSpec, ...] = Field(min_length=1)
+    breakdowns: dict[str, Breakdown] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> FileSpec:
@@ -144,6 +185,8 @@ class FileSpec(BaseModel):
             raise ValueError(f"key columns must be required: {', '.join(optional)}")
         if len(set(self.key)) != len(self.key):
             raise ValueError("a key column is named twice")
+        if self.breakdowns and self.level != "aggregate":
+            raise ValueError("breakdowns belong to aggregate specs")
         return self
 
     @property

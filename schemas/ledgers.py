@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schemas.base import Base
@@ -19,11 +19,34 @@ from schemas.codes import OptInScope, ParticipationAction
 from schemas.types import coded
 
 
+def _filled(column: str) -> str:
+    """SQL (SQLite and PostgreSQL): ``column`` holds more than blanks (spaces, tabs, newlines)."""
+    blanks = f"replace(replace(replace({column}, '\t', ' '), '\n', ' '), '\r', ' ')"
+    return f"({column} IS NOT NULL AND length(trim({blanks})) > 0)"
+
+
+OPT_IN_COMPLETE = (
+    "action <> 'opt_in' OR ("
+    + " AND ".join(
+        [
+            *(_filled(column) for column in ("authority", "decided_by", "recorded_by")),
+            "scope IS NOT NULL",
+            "effective_date IS NOT NULL",
+        ]
+    )
+    + ")"
+)
+"""An AIAN opt-in names its authority, who decided and who recorded it, a scope and a date
+(45 CFR 1302.53(b)(4)); ``privacy.participation`` checks the same again when resolving."""
+
+
 class ParticipationEvent(Base):
     """One change to a program's participation, kept forever: the current state is the latest
-    event per (program, recipient); an opt-in or opt-out with no recipient applies to all."""
+    event per (program, recipient); an opt-in or opt-out with no recipient applies to all.
+    ``recorded_by`` is who entered it (required for an opt-in, with ``authority``)."""
 
     __tablename__ = "participation_events"
+    __table_args__ = (CheckConstraint(OPT_IN_COMPLETE, name="opt_in_complete"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
@@ -36,6 +59,7 @@ class ParticipationEvent(Base):
     excluded_fields: Mapped[list[str]] = mapped_column(default=list)
     reason: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[dt.datetime]
+    recorded_by: Mapped[str | None] = mapped_column(String(120))
 
 
 class Run(Base):

@@ -8,6 +8,7 @@ only after its own dated, revocable opt-in).
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -88,7 +89,13 @@ def _status_line(recipient: str, status: ProgramStatus) -> str:
     line = f"{recipient}: {status.state.value} since {status.since} (by {status.decided_by})"
     if status.is_aian and status.state is ParticipationState.PARTICIPATING:
         opt_in = status.opt_in
-        if opt_in is None:
+        if opt_in is None and status.opt_in_missing:
+            line += (
+                "; [bold]opt-in on file lacks "
+                f"{', '.join(status.opt_in_missing)}: not the program's decision, shares "
+                "nothing[/] (aian_opt_in_incomplete)"
+            )
+        elif opt_in is None:
             line += "; [bold]no opt-in: shares nothing[/]"
         else:
             line += (
@@ -138,21 +145,24 @@ def list_programs(
 def _history_table(changes: list[Change]) -> Table:
     table = Table(title="Participation changes")
     columns = ("Effective", "Program", "Action", "Recipient", "Decided by", "Authority",
-               "Scope", "Excluded", "Reason", "Recorded")  # fmt: skip
+               "Scope", "Excluded", "Reason", "Recorded", "Recorded by")  # fmt: skip
     for column in columns:
         table.add_column(column)
     for c in changes:
+        missing = c.missing()
+        lacks = f" [bold](incomplete: lacks {', '.join(missing)})[/]" if missing else ""
         table.add_row(
-            str(c.effective_date),
+            str(c.effective_date or ""),
             c.program_code,
-            c.action.value,
+            c.action.value + lacks,
             c.recipient_code or "all",
-            c.decided_by,
+            c.decided_by or "",
             c.authority or "",
             c.scope.value if c.scope else "",
             ", ".join(c.excluded_fields),
             c.reason or "",
             c.recorded_at.strftime("%Y-%m-%d %H:%M") if c.recorded_at else "",
+            c.recorded_by or "",
         )
     return table
 
@@ -200,12 +210,25 @@ def opt_in(
     ] = None,
     on: When = None,
     reason: Why = None,
+    recorded_by: Annotated[
+        str | None,
+        typer.Option("--recorded-by", help="Who enters it (default: your login name)."),
+    ] = None,
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:
     """Record an AIAN program's opt-in (45 CFR 1302.53(b)(4))."""
     _record(database_url, program, ParticipationAction.OPT_IN, recipient_code=recipient,
             decided_by=by, authority=authority, scope=scope,
-            excluded_fields=exclude_field or (), effective_date=on, reason=reason)  # fmt: skip
+            excluded_fields=exclude_field or (), effective_date=on, reason=reason,
+            recorded_by=recorded_by or _login())  # fmt: skip
+
+
+def _login() -> str | None:
+    """The login name of whoever runs the command, when the system knows it."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
 
 
 @app.command("opt-out")

@@ -61,8 +61,13 @@ def seed(engine: Engine, children: int = DEFAULT_CHILDREN, seed: int = DEFAULT_S
         recipients = load.upsert_recipients(conn)
         first = load.next_ids(conn, TABLES)
         tables, summary = build(children, seed, first, recipients)
+        checked = np.array([not e.unchecked for e in EVENTS])
+        events = tables["participation_events"]
+        unchecked = {k: v[~checked] for k, v in events.items()}
+        tables["participation_events"] = {k: v[checked] for k, v in events.items()}
         for table in TABLES:
             load.insert_columns(conn, table, tables[table.name])
+        load.insert_unchecked(conn, Base.metadata.tables["participation_events"], unchecked)
         load.reset_sequences(conn, TABLES)
     if engine.dialect.name == "postgresql":  # fresh planner statistics after a bulk load
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -177,6 +182,7 @@ def _fixed(first: dict[str, int], recipients: dict[str, int]) -> dict[str, Colum
             "action": obj([e.action.value for e in EVENTS]),
             "effective_date": np.array([e.effective for e in EVENTS], dtype="M8[D]"),
             "decided_by": obj([DECIDED_BY] * len(EVENTS)),
+            "recorded_by": obj([e.recorded_by for e in EVENTS]),
             "authority": obj([e.authority for e in EVENTS]),
             "scope": obj([e.scope.value if e.scope else None for e in EVENTS]),
             "excluded_fields": obj([list(e.excluded_fields) for e in EVENTS]),

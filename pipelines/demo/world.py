@@ -176,6 +176,9 @@ class EventSpec:
     scope: OptInScope | None = None
     excluded_fields: tuple[str, ...] = ()
     reason: str | None = None
+    recorded_by: str | None = DECIDED_BY
+    unchecked: bool = False
+    """Written as before schema 0004 allowed (an import, SQL): not checked by the database."""
 
 
 _JOINED = dt.date(2025, 7, 1)
@@ -194,4 +197,9 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("NM-AIAN-07", None, _P.OPT_IN, dt.date(2026, 4, 15),
               authority="Tribal Council Resolution 2026-14", scope=OptInScope.AGGREGATE,
               excluded_fields=("race",), reason="aggregate counts only, race excluded"),
+    # Leak class 3: an enrollment-system import wrote an opt-in with no authority and no
+    # recorder before the registry required them; the tribe never decided. It must not switch
+    # sharing on: reason aian_opt_in_incomplete.
+    EventSpec("NM-AIAN-06", None, _P.OPT_IN, dt.date(2026, 9, 1), scope=OptInScope.RECORD,
+              reason="imported from the enrollment system", recorded_by=None, unchecked=True),
 )  # fmt: skip

@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from pipelines.mapping import RenderResult, render
-from pipelines.submission.aggregate import program_counts
+from pipelines.submission.aggregate import breakdown_domains, program_counts
 from pipelines.submission.collect import ChildKey, Collected, count_into
 from privacy.decision import Decision
 from privacy.reasons import Reason
@@ -186,8 +186,13 @@ class RecordMaker:
                 frames[spec.file_name] = (empty, [])
         for spec in self.p.aggregate_specs:
             permitted = pd.concat(c.aggregate, ignore_index=True) if c.aggregate else pd.DataFrame()
-            table, hidden = program_counts(program, permitted, self.p.agreement.min_cell_size)
+            domains = breakdown_domains(spec, self.p.plan_for(program))
+            table, hidden = program_counts(
+                program, permitted, self.p.agreement.min_cell_size, domains
+            )
             c.counts["suppressed_cells"] = hidden
+            if table.empty:  # too few children, or none: nothing is published, no empty table
+                continue
             frames[spec.file_name] = (
                 render(spec, table, list(table.columns), child_keys=[]).frame,
                 [],

@@ -190,6 +190,7 @@ EXPECTED_EVENTS = {
     ("MO-HS-03", "MO-DESE", "participate"), ("MO-HS-03", "MO-KCPS", "participate"),
     ("NM-HS-05", "NM-ECECD", "participate"), ("NM-AIAN-06", "NM-ECECD", "participate"),
     ("NM-AIAN-07", "NM-ECECD", "participate"), ("NM-AIAN-07", None, "opt_in"),
+    ("NM-AIAN-06", None, "opt_in"),
 }  # fmt: skip
 
 
@@ -208,8 +209,11 @@ def test_aian_programs_and_the_participation_registry_follow_the_contract(engine
     assert all((t == "aian") == aian for _, aian, t in programs)
     assert {(p, r, e.action.value) for p, r, e in events} == EXPECTED_EVENTS
     assert all(e.decided_by == "demo seed" for *_, e in events)
-    (opt_in,) = [e for *_, e in events if e.action.value == "opt_in"]
+    (opt_in,) = [e for p, _, e in events if e.action.value == "opt_in" and p == "NM-AIAN-07"]
     assert opt_in.authority == "Tribal Council Resolution 2026-14"
+    assert opt_in.recorded_by == "demo seed"
+    (imported,) = [e for p, _, e in events if e.action.value == "opt_in" and p == "NM-AIAN-06"]
+    assert imported.authority is None and imported.recorded_by is None  # leak class 3
     assert (opt_in.scope.value, opt_in.excluded_fields) == ("aggregate", ["race"])
     assert opt_in.recipient_id is None
     assert not [p for p, r, _ in events if p == "MO-MSHS-04"], "MO-MSHS-04 must be unregistered"

@@ -90,3 +90,30 @@ def test_when_scope_is_not_a_choice_then_usage_error(db_url: str) -> None:
     code, output = invoke(seeded(db_url), "opt-in", AIAN, "--authority", "x", "--scope", "all",
                           "--by", "me")  # fmt: skip
     assert code == 2 and "scope" in output
+
+
+def test_an_opt_in_without_authority_is_listed_as_not_the_programs_decision(db_url: str) -> None:
+    import datetime as dt
+
+    import numpy as np
+    from sqlalchemy import select
+
+    from pipelines.demo.load import insert_unchecked
+    from schemas import Base, Program
+
+    url = seeded(db_url)
+    invoke(url, "participate", AIAN, SEDS, "--by", "Tribal Council", "--date", "2026-01-05")
+    engine = make_engine(url)
+    with engine.begin() as conn:  # as an import wrote it before the registry's constraint
+        program = conn.scalar(select(Program.id).where(Program.code == AIAN))
+        row = {"id": 99, "program_id": program, "recipient_id": None, "action": "opt_in",
+               "effective_date": dt.date(2026, 2, 1), "decided_by": "enrollment import",
+               "authority": None, "scope": "record", "excluded_fields": [], "reason": None,
+               "recorded_at": dt.datetime(2026, 2, 1, tzinfo=dt.UTC), "recorded_by": None}
+        columns = {k: np.array([v], dtype=object) for k, v in row.items()}
+        insert_unchecked(conn, Base.metadata.tables["participation_events"], columns)
+    engine.dispose()
+    code, output = invoke(url, "list", "--date", "2026-11-27", "--history")
+    assert code == 0, output
+    assert "opt-in on file lacks authority, recorded_by" in output
+    assert "aian_opt_in_incomplete" in output and "incomplete: lacks authority" in output

@@ -53,6 +53,8 @@ def session(engine: Engine) -> Iterator[Session]:
 def change(session: Session, program: str, action: A, **kwargs: Any):  # type: ignore[no-untyped-def]
     kwargs.setdefault("decided_by", "Policy Council")
     kwargs.setdefault("effective_date", LONG_AGO)
+    if action is A.OPT_IN:
+        kwargs.setdefault("recorded_by", "data manager")
     return record_change(session, program, action, **kwargs)
 
 

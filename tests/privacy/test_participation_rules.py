@@ -22,6 +22,7 @@ def event(action: A, recipient: str | None, on: dt.date, n: int, **extra: Any) -
     if action is A.OPT_IN:
         extra.setdefault("scope", OptInScope.RECORD)
         extra.setdefault("authority", "Tribal Council Resolution 2026-14")
+        extra.setdefault("recorded_by", "data manager")
     return Change(PROGRAM, action, recipient, on, "council", id=n, **extra)
 
 

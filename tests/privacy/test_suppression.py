@@ -8,17 +8,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from privacy.suppression import (
-    TOTAL,
     code_percentage,
     determined_cells,
+    pinned_at_bounds,
     pinned_zeros,
     suppress,
+    suppress_line,
     suppress_wide,
 )
+from tests.disclosure_oracle import (
+    TOTAL,
+    feasible_ranges,
+    published,
+    records_from_blocks,
+    true_cells,
+)
+from tests.disclosure_oracle import lines as oracle_lines
 
 
 def long(dims: dict[str, list[Any]], counts: list[int]) -> pd.DataFrame:
@@ -100,6 +109,76 @@ def test_suppression_cases(
     reasons = {s.reason for s in result.suppressed}
     assert len(result.suppressed) == len(expected)
     assert reasons <= {"primary", "complementary"}
+
+
+RACE = ["american_indian_alaska_native", "asian", "black", "white", "unknown"]
+KNOWN_CASES = [
+    pytest.param(
+        {"white": 20, "black": 1, "asian": 1}, None, False,
+        {"black", "asian", "white"},
+        id="white-20-total-22-listing-only-what-occurs-hides-a-third-cell",
+    ),
+    pytest.param(
+        {"white": 20, "black": 1, "asian": 1}, RACE, True, set(RACE),
+        id="white-20-total-22-whole-domain-listed-the-2-others-would-be-a-small-count",
+    ),
+    pytest.param(
+        {"female": 12}, ["female", "male", "unknown"], True,
+        {"female", "male", "unknown"},
+        id="one-category-group-shows-no-category",
+    ),
+    pytest.param(
+        {"female": 400}, ["female", "male", "unknown"], True,
+        {"female", "male", "unknown"},
+        id="one-category-large-group-shows-no-category-either",
+    ),
+    pytest.param(
+        {"N": 25, "Y": 5}, ["Y", "N", "unknown"], True,
+        {"Y", "unknown", "N"},
+        id="small-remainder-hides-the-large-category-too",
+    ),
+    pytest.param(
+        {"N": 25, "Y": 12}, ["Y", "N", "unknown"], True,
+        {"unknown", "Y"},
+        id="lone-hidden-zero-gets-a-non-zero-complement",
+    ),
+    pytest.param(
+        {"N": 25, "Y": 12}, ["Y", "N", "unknown"], False,
+        set(),
+        id="zeros-shown-mode-shows-the-zero",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("counts", "domain", "zeros_hidden", "expected"), KNOWN_CASES)
+def test_what_a_reader_knows_is_counted(
+    counts: dict[str, int], domain: list[str] | None, zeros_hidden: bool, expected: set[str]
+) -> None:
+    frame = pd.DataFrame({"c": list(counts), "count": list(counts.values())})
+    result = suppress(
+        frame, ["c"], suppress_zeros=zeros_hidden, domains={"c": domain} if domain else None
+    )
+    table = result.table
+    assert set(table.loc[table["suppressed"], "c"]) == expected
+    if domain:
+        assert list(table["c"]) == [*domain, TOTAL]  # every category, in the declared order
+    shown = published(table, ["c"], "count")
+    lower = reader_lower_bound(zeros_hidden, domain is not None, ["c"])
+    for cell, (low, high) in feasible_ranges(shown, ["c"], lower).items():
+        assert high - low >= 1, cell
+
+
+def test_when_a_value_is_outside_its_declared_domain_then_refused() -> None:
+    frame = pd.DataFrame({"c": ["female", "other"], "count": [12, 3]})
+    with pytest.raises(ValueError, match="outside its declared domain"):
+        suppress(frame, ["c"], domains={"c": ["female", "male"]})
+
+
+def test_pinned_at_bounds_one_way_closed_form_agrees_with_the_line() -> None:
+    values = np.array([1, 1, 20, 22])
+    ones = np.ones(4, dtype=np.int64)
+    assert pinned_at_bounds(np.array([True, True, False, False]), values, ones) == [(0,), (1,)]
+    assert pinned_at_bounds(np.array([True, True, True, False]), values, ones) == []
 
 
 def test_primary_and_complementary_are_named_with_rules() -> None:
@@ -232,84 +311,109 @@ def assert_protected(
         assert sum(bool(mask[c]) for c in line) != 1, line
 
 
-def feasible_ranges(table: pd.DataFrame, dims: list[str]) -> list[tuple[float, float]]:
-    """For each hidden cell, its min and max over all non-negative fillings consistent with
-    every published cell and every line equation (members add up to the total)."""
-    linprog = pytest.importorskip("scipy.optimize").linprog
-    shown, mask, shape = cube_of(table, dims)
-    unknown = [tuple(int(i) for i in c) for c in np.argwhere(mask)]
-    index = {c: n for n, c in enumerate(unknown)}
-    rows, rhs = [], []
-    for line in lines(shape):
-        coefficients = np.zeros(len(unknown))
-        constant = 0.0
-        for position, cell in enumerate(line):
-            sign = -1.0 if position == len(line) - 1 else 1.0
-            if cell in index:
-                coefficients[index[cell]] += sign
-            else:
-                constant += sign * shown[cell]
-        if coefficients.any():
-            rows.append(coefficients)
-            rhs.append(-constant)
-    ranges = []
-    for n in range(len(unknown)):
-        objective = np.zeros(len(unknown))
-        objective[n] = 1.0
-        low = linprog(objective, A_eq=np.array(rows), b_eq=rhs, bounds=(0, None), method="highs")
-        high = linprog(-objective, A_eq=np.array(rows), b_eq=rhs, bounds=(0, None), method="highs")
-        assert low.status == 0 and high.status in (0, 3)  # 3: unbounded above
-        ranges.append((low.fun, -high.fun if high.status == 0 else float("inf")))
-    return ranges
-
-
 SMALL_OR_LARGE = st.one_of(st.just(0), st.integers(1, 9), st.integers(10, 60), st.integers(10, 400))
 
 
 @st.composite
-def count_tables(
+def child_records(
     draw: st.DrawFn, max_dims: int = 3, max_size: int = 4
-) -> tuple[pd.DataFrame, list[str]]:
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Child records (one row per child) over up to ``max_dims`` dimensions; cell sizes mix
+    zeros, small and large counts."""
     sizes = draw(st.lists(st.integers(1, max_size), min_size=1, max_size=max_dims))
     dims = {f"d{i}": [f"v{j}" for j in range(n)] for i, n in enumerate(sizes)}
-    total = int(np.prod(sizes))
-    counts = draw(st.lists(SMALL_OR_LARGE, min_size=total, max_size=total))
-    return long(dims, counts), list(dims)
+    blocks = draw(
+        st.lists(SMALL_OR_LARGE, min_size=int(np.prod(sizes)), max_size=int(np.prod(sizes)))
+    )
+    assume(sum(blocks) > 0)
+    return records_from_blocks(dims, blocks), dims
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(count_tables(), st.sampled_from([5, 10, 11]))
-def test_property_no_small_cell_published_and_none_recoverable(
-    case: tuple[pd.DataFrame, list[str]], threshold: int
+def reader_lower_bound(suppress_zeros: bool, declared: bool, dims: list[str]):  # type: ignore[no-untyped-def]
+    """What a reader knows of a hidden cell's least value, from how the table is published:
+    zeros always shown -> a hidden cell is at least 1; zeros hidden but only occurring
+    categories listed -> a category's margin (and the grand total) is at least 1; zeros hidden
+    and every declared category listed -> nothing beyond 0."""
+
+    def lower(cell: tuple[Any, ...]) -> int:
+        if not suppress_zeros:
+            return 1
+        if declared:
+            return 0
+        return 1 if sum(v != TOTAL for v in cell) <= 1 else 0
+
+    return lower
+
+
+def check_publication(
+    records: pd.DataFrame,
+    dims: dict[str, list[str]],
+    threshold: int,
+    suppress_zeros: bool,
+    declared: bool,
 ) -> None:
-    frame, dims = case
-    result = suppress(frame, threshold=threshold)
-    assert_protected(result.table, dims, threshold, {})
-    truth = suppress(frame, threshold=1).table  # nothing hidden: the true counts
-    shown = result.table[~result.table["suppressed"]]
-    assert (shown["count"] == truth.loc[shown.index, "count"]).all()
-    assert_not_pinned(result.table, dims)
-
-
-def assert_not_pinned(table: pd.DataFrame, dims: list[str]) -> None:
-    for low, high in feasible_ranges(table, dims):
-        assert high - low > 1e-6, (low, high)  # not pinned to one value
-        if len(dims) <= 2:
+    names = list(dims)
+    counts = records.groupby(names).size().rename("count").reset_index()
+    result = suppress(
+        counts,
+        names,
+        threshold=threshold,
+        suppress_zeros=suppress_zeros,
+        domains=dims if declared else None,
+    )
+    truth = true_cells(records, names)
+    shown = published(result.table, names, "count")
+    for cell, value in shown.items():
+        if value is not None:
+            assert value == truth.get(cell, 0), cell  # published cells are the true counts
+            small = value < threshold if suppress_zeros else 0 < value < threshold
+            assert not small, (cell, value)  # no small cell published
+    if declared:
+        assert len(shown) == int(np.prod([len(v) + 1 for v in dims.values()]))  # all listed
+    for members, total in oracle_lines(list(shown), names):
+        hidden = [m for m in members if shown[m] is None]
+        if hidden and shown[total] is not None:  # total - shown: the hidden cells' sum
+            derived = shown[total] - sum(shown[m] or 0 for m in members)
+            assert derived >= threshold, (total, derived)  # not a small count either
+    lower = reader_lower_bound(suppress_zeros, declared, names)
+    for cell, (low, high) in feasible_ranges(shown, names, lower).items():
+        assert high - low > 1e-6, (cell, low, high)  # not pinned to one value
+        assert low - 1e-6 <= truth.get(cell, 0) <= high + 1e-6  # the reader's view is honest
+        if len(names) <= 2:
             assert high - low >= 1 - 1e-6  # two-way tables: a whole-number range
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(count_tables(max_dims=2, max_size=3))
-def test_property_with_zeros_hidden_nothing_below_threshold_is_shown_or_pinned(
-    case: tuple[pd.DataFrame, list[str]],
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(child_records(), st.sampled_from([5, 10, 11]), st.booleans())
+def test_property_zeros_shown_no_small_cell_and_no_hidden_cell_pinned(
+    case: tuple[pd.DataFrame, dict[str, list[str]]], threshold: int, declared: bool
 ) -> None:
-    frame, dims = case
-    result = suppress(frame, suppress_zeros=True)
-    assert_protected(result.table, dims, 10, {"suppress_zeros": True})
-    assert_not_pinned(result.table, dims)
+    records, dims = case
+    check_publication(records, dims, threshold, suppress_zeros=False, declared=declared)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(child_records(max_dims=2, max_size=4), st.sampled_from([5, 10]), st.booleans())
+def test_property_zeros_hidden_no_small_cell_and_no_hidden_cell_pinned(
+    case: tuple[pd.DataFrame, dict[str, list[str]]], threshold: int, declared: bool
+) -> None:
+    records, dims = case
+    check_publication(records, dims, threshold, suppress_zeros=True, declared=declared)
 
 
 def test_hidden_zeros_whose_line_sum_is_known_are_pinned() -> None:
     values = np.array([0, 0, 5, 5])
     assert pinned_zeros(np.array([True, True, False, False]), values) == [(0,), (1,)]
     assert pinned_zeros(np.array([True, True, True, False]), values) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(SMALL_OR_LARGE, min_size=1, max_size=7), st.sampled_from([5, 10]))
+def test_property_suppress_line_is_suppress_on_one_declared_line(
+    counts: list[int], threshold: int
+) -> None:
+    domain = [f"c{i}" for i in range(len(counts))]
+    frame = pd.DataFrame({"c": domain, "count": counts})
+    table = suppress(frame, ["c"], threshold=threshold, suppress_zeros=True, domains={"c": domain})
+    line = suppress_line(dict(zip(domain, counts, strict=True)), domain, threshold=threshold)
+    assert line == list(table.table["count"])
