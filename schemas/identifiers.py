@@ -19,10 +19,10 @@ from sqlalchemy import DDL, CheckConstraint, Table, event
 
 __all__ = [
     "DESTINATION_NAME",
-    "PROGRAM_CODE",
-    "CodeRule",
     "DESTINATION_RULE",
+    "PROGRAM_CODE",
     "PROGRAM_CODE_RULE",
+    "CodeRule",
     "is_destination_name",
     "is_program_code",
 ]
