@@ -3,11 +3,18 @@
 The file is streamed: rows are parsed one at a time and written ``batch_size`` at a time, each
 batch in its own transaction, so memory stays flat and a rerun after a crash completes the
 job without duplicates (every write is an upsert, quarantine is deduplicated).
+
+A first, read-only pass finds child ids the file gives more than once in rows that disagree
+(different child values, or the same enrollment twice): the second pass quarantines every
+copy under rule ``duplicate_in_file``, since which one is right cannot be known. Rows of one
+child that agree on the child and give different enrollments are not duplicates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -35,7 +42,9 @@ class ImportReport(StoreCounts):
     Rows are ``new`` (created a child or an enrollment), ``updated`` (changed one) or
     ``unchanged``; ``quarantine_known`` counts bad rows already in quarantine, unresolved.
     ``errors`` keeps the first ``max_errors`` errors; ``errors_omitted`` counts the rest.
-    Nothing in it is a value from the file.
+    ``duplicate_rows`` counts rows quarantined because their child id repeats in the file;
+    ``warnings`` (loaded rows: file, line, field, rule) likewise keeps the first
+    ``max_errors``. Nothing in it is a value from the file.
     """
 
     source: str = ""
@@ -45,6 +54,10 @@ class ImportReport(StoreCounts):
     quarantined_by_rule: Counter[str] = field(default_factory=Counter)
     errors: list[RowError] = field(default_factory=list)
     errors_omitted: int = 0
+    duplicate_rows: int = 0
+    warned_by_rule: Counter[str] = field(default_factory=Counter)
+    warnings: list[RowError] = field(default_factory=list)
+    warnings_omitted: int = 0
 
     @property
     def rows_loaded(self) -> int:
@@ -56,6 +69,8 @@ class ImportReport(StoreCounts):
         data = asdict(self)
         data["quarantined_by_rule"] = dict(self.quarantined_by_rule)
         data["errors"] = [str(error) for error in self.errors]
+        data["warned_by_rule"] = dict(self.warned_by_rule)
+        data["warnings"] = [str(warning) for warning in self.warnings]
         data["rows_loaded"] = self.rows_loaded
         return data
 
@@ -84,20 +99,24 @@ def import_file(
     path = Path(path)
     report = ImportReport(source=path.name, mapping=mapping.name)
     store = Store(source=path.name, origin=f"import:{mapping.name}")
+    options: dict[str, Any] = {
+        "today": today or dt.date.today(),
+        "state": state,
+        "program_type": ProgramType(program_type) if program_type else None,
+    }
+    duplicates = _duplicates(path, mapping, options)
     with ExportReader(path, mapping) as reader:
-        parser = RowParser(
-            mapping,
-            reader.header,
-            path.name,
-            today=today or dt.date.today(),
-            state=state,
-            program_type=ProgramType(program_type) if program_type else None,
-        )
+        parser = RowParser(mapping, reader.header, path.name, **options)
         good: list[ParsedRow] = []
         bad: list[BadRow] = []
         for row in reader.rows():
             report.rows_read += 1
             result = parser.parse(row)
+            if isinstance(result, ParsedRow) and result.child_key in duplicates:
+                result = parser.duplicate(row, result, duplicates[result.child_key])
+                report.duplicate_rows += 1
+            elif isinstance(result, ParsedRow):
+                _warn(report, result, max_errors)
             if isinstance(result, BadRow):
                 bad.append(result)
                 _note(report, result, max_errors)
@@ -110,6 +129,42 @@ def import_file(
     for item in fields(StoreCounts):
         setattr(report, item.name, getattr(store.counts, item.name))
     return report
+
+
+def _duplicates(
+    path: Path, mapping: Mapping, options: dict[str, Any]
+) -> dict[tuple[str, str], int]:
+    """First pass: child keys given by more than one row that disagree -> how many rows."""
+    seen: dict[tuple[str, str], tuple[str, set[tuple[str, Any]], int]] = {}
+    clash: set[tuple[str, str]] = set()
+    with ExportReader(path, mapping) as reader:
+        parser = RowParser(mapping, reader.header, path.name, **options)
+        for row in reader.rows():
+            parsed = parser.parse(row)
+            if not isinstance(parsed, ParsedRow):
+                continue
+            key = parsed.child_key
+            child = json.dumps(parsed.child, sort_keys=True, default=str).encode()
+            signature = hashlib.sha256(child).hexdigest()
+            enrollment = parsed.enrollment_key
+            if key not in seen:
+                seen[key] = (signature, {enrollment}, 1)
+                continue
+            first, enrollments, count = seen[key]
+            if signature != first or enrollment in enrollments:
+                clash.add(key)
+            enrollments.add(enrollment)
+            seen[key] = (first, enrollments, count + 1)
+    return {key: seen[key][2] for key in clash}
+
+
+def _warn(report: ImportReport, row: ParsedRow, max_errors: int) -> None:
+    for warning in row.warnings:
+        report.warned_by_rule[str(warning.rule)] += 1
+        if len(report.warnings) < max_errors:
+            report.warnings.append(warning)
+        else:
+            report.warnings_omitted += 1
 
 
 def _note(report: ImportReport, row: BadRow, max_errors: int) -> None:

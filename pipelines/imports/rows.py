@@ -28,10 +28,15 @@ from pipelines.imports.mapping import (
 from pipelines.imports.parsers import FieldParser, compile_field
 from pipelines.imports.reader import SourceRow
 from schemas.codes import ProgramType
+from schemas.filespec import looks_like_formula
 
 PROGRAM_CODE_LENGTH = 40
 PROGRAM_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 STATE = re.compile(r"[A-Z]{2}")
+FORMULA_DETAIL = (
+    "begins with a character a spreadsheet runs as a formula (= + - @); loaded, and written "
+    "with a single quote in front in CSV files"
+)
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -44,6 +49,17 @@ class ParsedRow:
     site: dict[str, Any]
     child: dict[str, Any]
     enrollment: dict[str, Any]
+    warnings: list[RowError] = field(default_factory=list)
+
+    @property
+    def child_key(self) -> tuple[str, str]:
+        """(program code, child local id): who the row is about."""
+        return str(self.program["code"]), str(self.child["local_id"])
+
+    @property
+    def enrollment_key(self) -> tuple[str, Any]:
+        """(site code, entry date): which enrollment of the child the row gives."""
+        return str(self.site.get("code")), self.enrollment.get("entry_date")
 
 
 @dataclass(slots=True)
@@ -136,6 +152,7 @@ class RowParser:
             "child": {},
             "enrollment": {},
         }
+        warnings: list[RowError] = []
         for item in self._fields:
             if item.parse is None:
                 values[item.target.entity][item.target.name] = item.constant
@@ -146,13 +163,29 @@ class RowParser:
                 errors.append(self._error(row, item.target.key, item.column, violation))
                 continue
             values[item.target.entity][item.target.name] = value
+            if isinstance(value, str) and looks_like_formula(value):
+                warning = RuleViolation(Rule.FORMULA_PREFIX, FORMULA_DETAIL)
+                warnings.append(self._error(row, item.target.key, item.column, warning))
         code = self._program_code(row, values["program"], errors)
         self._cross_rules(row, values, errors)
         if errors:
             local_id = values["child"].get("local_id")
             return BadRow(row.line, errors, self._raw(row), code, local_id)
         values["program"]["code"] = code
-        return ParsedRow(row.line, **values)
+        return ParsedRow(row.line, **values, warnings=warnings)
+
+    def duplicate(self, row: SourceRow, parsed: ParsedRow, copies: int) -> BadRow:
+        """``row`` (parsed as ``parsed``) quarantined because its child id is in ``copies``
+        rows of the file that disagree: which one is right cannot be known."""
+        detail = (
+            f"the child id is in {copies} rows of this file that disagree (child values, or "
+            "the same enrollment twice); every copy is quarantined"
+        )
+        column = self._columns["child", "local_id"]
+        violation = RuleViolation(Rule.DUPLICATE_IN_FILE, detail)
+        error = self._error(row, "child.local_id", column, violation)
+        program, local_id = parsed.child_key
+        return BadRow(row.line, [error], self._raw(row), program, local_id)
 
     def _error(self, row: SourceRow, key: str, column: str | None, v: RuleViolation) -> RowError:
         return RowError(self.source, row.line, key, column, v.rule, v.detail)
