@@ -56,10 +56,15 @@ class ParsedRow:
         """(program code, child local id): who the row is about."""
         return str(self.program["code"]), str(self.child["local_id"])
 
-    @property
-    def enrollment_key(self) -> tuple[str, Any]:
-        """(site code, entry date): which enrollment of the child the row gives."""
-        return str(self.site.get("code")), self.enrollment.get("entry_date")
+
+@dataclass(frozen=True, slots=True)
+class RowIdentity:
+    """A row's raw (stripped) values that name its child, give the child's fields and name
+    its enrollment: what finding duplicates compares, without parsing the row."""
+
+    child_key: tuple[str, ...]
+    child_values: tuple[str, ...]
+    enrollment: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -138,6 +143,7 @@ class RowParser:
         self._columns = defaultdict(
             lambda: None, {(f.target.entity, f.target.name): f.column for f in self._fields}
         )
+        self._identity = _identity_indices(self._fields, self._template)
 
     def parse(self, row: SourceRow) -> ParsedRow | BadRow:
         """The canonical values of ``row``, or every rule it breaks."""
@@ -173,6 +179,21 @@ class RowParser:
             return BadRow(row.line, errors, self._raw(row), code, local_id)
         values["program"]["code"] = code
         return ParsedRow(row.line, **values, warnings=warnings)
+
+    def identity(self, row: SourceRow) -> RowIdentity | None:
+        """The row's :class:`RowIdentity`, or None when it has no child id (or the wrong
+        number of fields): such a row breaks a rule of its own."""
+        if len(row.values) != len(self.header):
+            return None
+        key_at, child_at, enrollment_at = self._identity
+        key = tuple(row.values[i].strip() for i in key_at)
+        if not all(key):
+            return None
+        return RowIdentity(
+            key,
+            tuple(row.values[i].strip() for i in child_at),
+            tuple(row.values[i].strip() for i in enrollment_at),
+        )
 
     def duplicate(self, row: SourceRow, parsed: ParsedRow, copies: int) -> BadRow:
         """``row`` (parsed as ``parsed``) quarantined because its child id is in ``copies``
@@ -252,6 +273,29 @@ class RowParser:
         if len(row.values) > len(self._keys):
             raw["_extra"] = [_escaped(value) for value in row.values[len(self._keys) :]]
         return raw
+
+
+def _identity_indices(
+    fields: list[_Field], template: list[tuple[str, int]]
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Source column indices naming the child (the program code's template columns and
+    variables, the child id), giving the child's fields, and naming the enrollment (site code,
+    entry date)."""
+    variables = {name for name, _ in template if name in TEMPLATE_VARIABLES}
+
+    def at(pick: Any) -> tuple[int, ...]:
+        return tuple(sorted({i for f in fields if pick(f.target) for i in f.indices}))
+
+    template_columns = tuple(i for name, i in template if name not in TEMPLATE_VARIABLES)
+    key = template_columns + at(
+        lambda t: (t.entity, t.name) == ("child", "local_id")
+        or (t.entity == "program" and t.name in variables)
+    )
+    child = at(lambda t: t.entity == "child")
+    enrollment = at(
+        lambda t: (t.entity, t.name) in {("site", "code"), ("enrollment", "entry_date")}
+    )
+    return key, child, enrollment
 
 
 def _escaped(value: str) -> str:
