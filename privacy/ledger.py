@@ -328,7 +328,9 @@ class Break:
     detail: str
 
     def __str__(self) -> str:
-        where = f"seq {self.seq} (id {self.entry_id})" if self.seq is not None else "chain"
+        where = "chain" if self.seq is None else f"seq {self.seq}"
+        if self.seq is not None and self.entry_id is not None:
+            where += f" (id {self.entry_id})"
         return f"{where}: {self.kind}: {self.detail}"
 
 
