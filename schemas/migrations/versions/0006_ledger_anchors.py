@@ -60,6 +60,11 @@ def _triggers(name: str, table: str, column: str, good: str) -> list[str]:
 
 
 def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for name, table, column, first, rest in RULES:  # before any change (SQLite DDL commits)
+        if dialect in ("postgresql", "sqlite"):
+            good = (_postgresql if dialect == "postgresql" else _sqlite)(column, first, rest)
+            _check_existing(table, column, good, name)
     op.create_table(
         "ledger_anchors",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -81,14 +86,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_ledger_anchors_run_id"), ["run_id"], unique=False)
     with op.batch_alter_table("consents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_consents_guardian_id"), ["guardian_id"], unique=False)
-    dialect = op.get_bind().dialect.name
     for name, table, column, first, rest in RULES:
         if dialect == "postgresql":
-            good = _postgresql(column, first, rest)
-            _check_existing(table, column, good, name)
-            op.create_check_constraint(op.f(f"ck_{table}_{name}"), table, good)
+            op.create_check_constraint(
+                op.f(f"ck_{table}_{name}"), table, _postgresql(column, first, rest)
+            )
         elif dialect == "sqlite":
-            _check_existing(table, column, _sqlite(column, first, rest), name)
             good = _sqlite(f"NEW.{column}", first, rest)
             for statement in _triggers(name, table, column, good):
                 op.execute(statement)
