@@ -106,10 +106,12 @@ def test_when_two_enrollments_agree_then_both_load(engine: Engine, tmp_path: Pat
         assert len(session.scalars(select(Enrollment)).all()) == 2
 
 
-def test_when_a_file_repeats_an_id_then_the_command_summary_says_so(tmp_path: Path) -> None:
+def test_when_a_file_repeats_an_id_or_holds_a_formula_then_the_command_summary_says_so(
+    tmp_path: Path,
+) -> None:
     db_url = f"sqlite:///{tmp_path / 'cli.db'}"  # the command migrates it
     rows = [{"ChildID": "800001", "Child F Name": n} for n in ("Ana", "Bea")]
-    rows.append({"ChildID": "800002"})
+    rows.append({"ChildID": "800002", "Child L Name": FORMULAS["at_sum"]})
     path = write_gold(tmp_path / "gold.csv", rows)
     result = CliRunner(env={"COLUMNS": "200"}).invoke(
         app, ["import", "gold", str(path), "--database-url", db_url]
@@ -118,6 +120,10 @@ def test_when_a_file_repeats_an_id_then_the_command_summary_says_so(tmp_path: Pa
     assert "2 rows give a child id that repeats in this file" in result.output
     assert "duplicate_in_file" in result.output and "every copy is quarantined" in result.output
     assert "Bea" not in result.output
+    assert "gold.csv:4: child.last_name (Child L Name): formula_prefix: begins with" in (
+        result.output
+    )
+    assert FORMULAS["at_sum"] not in result.output
 
 
 def test_when_values_look_like_formulas_then_they_load_with_a_warning_naming_no_value(
