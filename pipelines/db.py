@@ -1,10 +1,17 @@
-"""Engines and sessions for the program's database (SQLite by default, or any SQLAlchemy URL)."""
+"""Engines and sessions for the program's database (SQLite by default, or any SQLAlchemy URL).
+
+A SQLite database file holds names, birth dates and quarantined raw rows: :func:`make_engine`
+creates a new one readable and writable by its owner only (0600), and SQLite gives its
+journal files (``-wal``, ``-shm``, ``-journal``) the database file's mode. An existing file
+keeps the mode it has.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,8 +32,21 @@ def make_engine(url: str | None = None) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
+        _create_private(engine.url.database, engine.url.query)
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _create_private(database: str | None, query: object) -> None:
+    """Create a SQLite database file that does not exist yet as an empty file, mode 0600
+    (SQLite takes an empty file as an empty database), before SQLite creates it 0644."""
+    if not database or database == ":memory:" or database.startswith("file:") or query:
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return
+    with suppress(FileExistsError):  # another process made it first: it keeps its mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,9 @@ and the plan's columns, and writes every spec column as text exactly as the stat
   ``REQUIRED_FIELD_NOT_PERMITTED`` and the field. Never a placeholder value.
 - a row missing a required value, or with a value longer than ``max_length``, is unrenderable
   with its reason; the other rows go on.
+- a text value a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, carriage
+  return first) is written with a single quote in front unless the spec's ``formula_guard`` is
+  ``none`` (before the length check: a value the quote makes too long is unrenderable).
 - a code outside the column's code mapping, or a value of the wrong type, is a
   :class:`RenderError` naming spec, column and rule, never the value (fail closed).
 
@@ -40,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from pipelines.destinations.base import Artifact, ChildKey
-from schemas.filespec import ColumnSpec, ColumnType, FileSpec
+from schemas.filespec import ColumnSpec, ColumnType, FileSpec, FormulaGuard, neutralise_formula
 
 CHILD_KEY_COLUMNS = ("program_code", "child_local_id")
 UNRENDERABLE_COLUMNS = ["program_code", "child_local_id", "reason", "field", "column"]
@@ -115,6 +118,8 @@ def render(
                 "missing from the frame (rule source)"
             )
         values = _render_column(spec, column, permitted[column.source].tolist())
+        if column.type is ColumnType.STRING and spec.formula_guard is FormulaGuard.QUOTE:
+            values = [None if v is None else neutralise_formula(v) for v in values]
         for i, text in enumerate(values):
             if text is None and column.required and not column.suppressible:
                 problems.append((i, RenderReason.REQUIRED_VALUE_MISSING, column))

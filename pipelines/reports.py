@@ -2,7 +2,8 @@
 
 Rows name children by program code and local id (or pseudonym) only; runs, recipients,
 agreements, reasons and rules by their codes. ``emit`` prints rows as a rich table, CSV or
-JSON, so every report command offers the same three formats.
+JSON, so every report command offers the same three formats. CSV cells that a spreadsheet
+would run as a formula get a single quote in front (OWASP's rule, as the file specs do).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from privacy import ledger
 from schemas import RedactionEntry, Run
+from schemas.filespec import neutralise_formula
 from schemas.sharing import Recipient
 
 try:  # reason codes with descriptions; a report still works with raw codes without them
@@ -198,7 +200,10 @@ def emit(
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(
+            {c: neutralise_formula(v) if isinstance(v, str) else v for c, v in row.items()}
+            for row in rows
+        )
         console.out(buffer.getvalue(), end="", highlight=False)
         return
     table = Table(title=title or None)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.destinations.registry import load_destination
+from pipelines.paths import safe_join
 from pipelines.settings import Settings
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -99,7 +100,7 @@ def run_dag(
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    log = logs / f"{destination}-{run_date.isoformat()}-{stamp}.log"
+    log = safe_join(logs, f"{destination}-{run_date.isoformat()}-{stamp}.log", role="destination")
     prepare_airflow(settings, destination, log)
     conf = json.dumps({"dry_run": dry_run, "output": output})
     command = [

@@ -17,7 +17,11 @@ in one ledger (nothing here re-signs an old chain: a new key means a new ledger 
 
 **What no chain shows by itself**: removing the newest entries (the tail). Anchor the head:
 :func:`verify` reports ``head_seq``/``head_hash``; keep them elsewhere (a run report, a
-ticket) and pass them back as ``anchor`` to check that the chain still reaches them.
+ticket) and pass them back as ``anchor`` to check that the chain still reaches them. Every run
+anchors both heads itself (``privacy/anchors.py``).
+
+**A wrong key** makes every entry fail its hash while every link still holds: :func:`verify`
+then reports one ``key`` break ("the key looks wrong") instead of thousands of edited entries.
 
 **Concurrency.** Appends take a per-ledger lock for the rest of the caller's transaction: a
 transaction-scoped advisory lock on PostgreSQL, the database write lock (``BEGIN IMMEDIATE``)
@@ -61,6 +65,7 @@ __all__ = [
     "append_disclosures",
     "append_redactions",
     "canonical",
+    "digest",
     "disclosures_for_child",
     "ledger_key",
     "programs_for_child",
@@ -188,6 +193,11 @@ def _digester(key: bytes | None):  # type: ignore[no-untyped-def]
     return keyed
 
 
+def digest(content: Mapping[str, Any]) -> str:
+    """The digest of ``content`` (its canonical form) under the current ledger key."""
+    return str(_digester(ledger_key())(canonical(content)))
+
+
 def _json_default(value: Any) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:  # SQLite hands back the stored UTC wall time, naive
@@ -305,7 +315,7 @@ def append_redactions(session: Session, items: Iterable[Redaction]) -> list[int]
 
 # -- verifying -----------------------------------------------------------------------------
 
-BreakKind = Literal["edited", "deleted", "reordered", "relinked", "anchor"]
+BreakKind = Literal["edited", "deleted", "reordered", "relinked", "anchor", "key"]
 
 
 @dataclass(frozen=True)
@@ -318,7 +328,9 @@ class Break:
     detail: str
 
     def __str__(self) -> str:
-        where = f"seq {self.seq} (id {self.entry_id})" if self.seq is not None else "chain"
+        where = "chain" if self.seq is None else f"seq {self.seq}"
+        if self.seq is not None and self.entry_id is not None:
+            where += f" (id {self.entry_id})"
         return f"{where}: {self.kind}: {self.detail}"
 
 
@@ -333,6 +345,7 @@ class VerifyReport:
     head_hash: str = GENESIS
     breaks: list[Break] = dc_field(default_factory=list)
     more_breaks: int = 0
+    wrong_key: bool = False
 
     @property
     def ok(self) -> bool:
@@ -343,6 +356,8 @@ class VerifyReport:
         """One line: ledger, size, result."""
         mode = "HMAC-SHA256 (keyed)" if self.keyed else "SHA-256 (unkeyed)"
         state = "intact" if self.ok else f"BROKEN at {len(self.breaks) + self.more_breaks} place(s)"
+        if self.wrong_key:
+            state = "NOT VERIFIED: the key looks wrong"
         return f"{self.ledger}: {self.entries} entries, head seq {self.head_seq}, {mode}: {state}"
 
 
@@ -360,6 +375,9 @@ class _Walk:
         self.prev_seq = 0
         self.shift: int | None = None  # original seq minus current seq, for a moved run
         self.moved: set[int] = set()
+        self.hashes_ok = 0  # entries whose content matches their entry_hash
+        self.links_ok = True  # every entry follows the one before (seq and prev_hash)
+        self.first: tuple[int, int, dict[str, Any], str] | None = None  # seq, id, content, hash
 
     def add(self, item: Break) -> None:
         if len(self.report.breaks) < _MAX_BREAKS:
@@ -396,6 +414,10 @@ class _Walk:
         content_ok = hmac.compare_digest(str(self.digest(canonical(content))), stored)
         link_ok = prev_hash == self.prev_hash
         gap = seq != self.expected
+        self.hashes_ok += content_ok
+        self.links_ok = self.links_ok and link_ok and not gap
+        if self.first is None:
+            self.first = (seq, entry_id, content, stored)
         if gap:
             missing = seq - self.expected
             detail = (
@@ -490,10 +512,35 @@ def verify(
             anchor_seen = True
             if row["entry_hash"] != anchor[1]:
                 walk.add(Break(anchor[0], int(row["id"]), "anchor", "hash differs from the anchor"))
-    if anchor is not None and not anchor_seen:
+    if anchor is not None and anchor[0] > 0 and not anchor_seen:
         detail = f"anchored seq {anchor[0]} is missing; the chain ends at seq {report.head_seq}"
         walk.add(Break(anchor[0], None, "anchor", detail))
+    if walk.first is not None and walk.hashes_ok == 0 and walk.links_ok:
+        _blame_the_key(report, walk.first)  # one entry alone could be an edit: see there
     return report
+
+
+def _blame_the_key(report: VerifyReport, first: tuple[int, int, dict[str, Any], str]) -> None:
+    """Every entry fails its hash yet every link holds: the key, not the entries, is wrong.
+    Replace the breaks with one that says so (and which way, when the first entry tells)."""
+    seq, entry_id, content, stored = first
+    unkeyed = hmac.compare_digest(hashlib.sha256(canonical(content)).hexdigest(), stored)
+    if report.entries < 2 and not (report.keyed and unkeyed):
+        return  # a single entry failing is as likely edited: leave the break as found
+    if report.keyed and unkeyed:
+        hint = f"the ledger was written without a key: unset {LEDGER_KEY_ENV} to verify it"
+    elif report.keyed:
+        hint = f"{LEDGER_KEY_ENV} is not the key this ledger was written with"
+    else:
+        hint = f"the ledger was written with a key: set {LEDGER_KEY_ENV} to verify it"
+    detail = (
+        f"the very first entry fails its hash and so do all {report.entries}, while every "
+        f"link holds: the key looks wrong ({hint})"
+    )
+    anchors = [b for b in report.breaks if b.kind == "anchor"]
+    report.breaks = [Break(seq, entry_id, "key", detail), *anchors]
+    report.more_breaks = 0
+    report.wrong_key = True
 
 
 # -- queries -------------------------------------------------------------------------------

@@ -5,7 +5,14 @@ Imports nothing of ours; every layer above may import it.
 
 from schemas.base import Base
 from schemas.delivery import Delivery, SentResource
-from schemas.ledgers import DisclosureEntry, ParticipationEvent, QuarantinedRow, RedactionEntry, Run
+from schemas.ledgers import (
+    DisclosureEntry,
+    LedgerAnchor,
+    ParticipationEvent,
+    QuarantinedRow,
+    RedactionEntry,
+    Run,
+)
 from schemas.records import (
     Attendance,
     Child,
@@ -27,6 +34,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentNotice",
     "Guardian",
+    "LedgerAnchor",
     "ParentStatement",
     "ParticipationEvent",
     "Program",

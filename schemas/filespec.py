@@ -14,7 +14,16 @@ column such as ``age_months``), its type and how it is written:
 
 An aggregate spec declares its ``breakdowns``: each dimension's full domain of categories
 (every category is published, zeros included, so a reader cannot tell from the listing which
-categories occur). A state's own layout is a new YAML file, not new code. :func:`load_spec` raises
+categories occur).
+
+**Spreadsheet formulas.** State staff open CSV files in spreadsheets, which run a cell that
+begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula
+(``=HYPERLINK(...)``). ``formula_guard`` says what a spec does with a text (``string``) value
+that begins so: ``quote`` (the default, OWASP's rule) writes it with a single quote in front,
+which a spreadsheet shows as text; ``none`` writes it as it is (a state that loads the file
+only into a database and wants raw values). Dates, numbers, flags and codes never begin so.
+
+A state's own layout is a new YAML file, not new code. :func:`load_spec` raises
 :class:`FileSpecError` naming the file, the line and the key.
 """
 
@@ -35,6 +44,27 @@ FORMATS_DIR = Path(__file__).parent / "formats"
 
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+"""Leading characters a spreadsheet reads as the start of a formula (OWASP CSV injection)."""
+
+
+class FormulaGuard(StrEnum):
+    """What a spec does with a text value that a spreadsheet would run as a formula."""
+
+    QUOTE = "quote"
+    NONE = "none"
+
+
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet would read ``text`` as a formula (its first character)."""
+    return text.startswith(FORMULA_TRIGGERS)
+
+
+def neutralise_formula(text: str) -> str:
+    """``text`` with a single quote in front when it looks like a formula (OWASP's rule)."""
+    return "'" + text if looks_like_formula(text) else text
 
 
 class FileSpecError(ValueError):
@@ -167,6 +197,7 @@ class FileSpec(BaseModel):
     level: Literal["record", "aggregate"] = "record"
     key: tuple[str, ...] = Field(min_length=1)
     suppressed_marker: str = ""
+    formula_guard: FormulaGuard = FormulaGuard.QUOTE
     columns: tuple[ColumnSpec, ...] = Field(min_length=1)
     breakdowns: dict[str, Breakdown] = Field(default_factory=dict)
 

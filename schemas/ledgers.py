@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from schemas.base import Base
 from schemas.codes import OptInScope, ParticipationAction
+from schemas.identifiers import DESTINATION_RULE
 from schemas.types import coded
 
 
@@ -77,6 +78,9 @@ class Run(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+DESTINATION_RULE.attach(Run.__table__)  # type: ignore[arg-type]
+
+
 class DisclosureEntry(Base):
     """One child record disclosed to one recipient (45 CFR 1303.24(b)): who got it, why, when,
     which fields, and the digest of exactly what was sent. ``action`` is ``disclose`` or
@@ -123,6 +127,27 @@ class RedactionEntry(Base):
     recorded_at: Mapped[dt.datetime]
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerAnchor(Base):
+    """The heads of both hash chains (``seq`` and ``entry_hash``) when a run finished.
+
+    Verification checks the chains still reach the newest anchor: a cut tail or a wiped
+    ledger shows. ``anchor_hash`` covers the other columns with the ledgers' own digest (keyed
+    when they are), so an edited anchor shows too.
+    """
+
+    __tablename__ = "ledger_anchors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    disclosures_seq: Mapped[int]
+    disclosures_hash: Mapped[str] = mapped_column(String(64))
+    redactions_seq: Mapped[int]
+    redactions_hash: Mapped[str] = mapped_column(String(64))
+    keyed: Mapped[bool]
+    anchored_at: Mapped[dt.datetime]
+    anchor_hash: Mapped[str] = mapped_column(String(64))
 
 
 class QuarantinedRow(Base):

@@ -19,6 +19,7 @@ from schemas.codes import (
     Relationship,
     Sex,
 )
+from schemas.identifiers import PROGRAM_CODE_RULE
 from schemas.types import coded
 
 
@@ -36,6 +37,9 @@ class Program(Base):
     is_aian: Mapped[bool] = mapped_column(default=False)
 
     sites: Mapped[list[Site]] = relationship(back_populates="program")
+
+
+PROGRAM_CODE_RULE.attach(Program.__table__)  # type: ignore[arg-type]
 
 
 class Site(Base):

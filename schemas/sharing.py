@@ -47,7 +47,7 @@ class Consent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     child_id: Mapped[int] = mapped_column(ForeignKey("children.id"), index=True)
-    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardians.id"))
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardians.id"), index=True)
     signature_evidence: Mapped[str | None] = mapped_column(String(120))
     signed_date: Mapped[dt.date | None] = mapped_column(Date)
     recipient_id: Mapped[int | None] = mapped_column(ForeignKey("recipients.id"))

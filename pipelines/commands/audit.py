@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +19,7 @@ from pipelines.reports import (
     run_exists,
     run_rows,
 )
-from privacy import ledger
+from privacy import anchors as anchoring
 from privacy.errors import LedgerError
 
 app = typer.Typer(
@@ -112,33 +113,89 @@ def verify_chains(
         str | None,
         typer.Option(help="SEQ:HASH recorded earlier; the redaction audit must still reach it."),
     ] = None,
+    anchors_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchors", help="An anchors file exported earlier: every anchor must still hold."
+        ),
+    ] = None,
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:
-    """Check the hash chains of the disclosure log and the redaction audit; non-zero if broken."""
+    """Check the ledgers' hash chains against the newest run anchor (or the heads given), the
+    anchors themselves and the delivery ledger; non-zero if anything is broken."""
     console = Console()
-    anchors = {"disclosures": _anchor(disclosures_head), "redactions": _anchor(redactions_head)}
-    broken = False
+    given = {"disclosures": _anchor(disclosures_head), "redactions": _anchor(redactions_head)}
     engine = make_engine(database_url)
     try:
+        exported = anchoring.read_anchor_file(anchors_file) if anchors_file else []
         with session_scope(engine) as session:
-            for name in ("disclosures", "redactions"):
-                report = ledger.verify(session, name, anchor=anchors[name])  # type: ignore[arg-type]
-                style = "green" if report.ok else "bold red"
-                console.print(f"[{style}]{report.summary()}[/]", highlight=False)
-                for item in report.breaks:
-                    console.print(f"  {item}", highlight=False, markup=False)
-                if report.more_breaks:
-                    console.print(f"  ... and {report.more_breaks} more", highlight=False)
-                if report.ok:
-                    console.print(f"  head {report.head_seq}:{report.head_hash}", highlight=False)
-                elif not report.keyed and report.breaks[0].seq == 1:
-                    hint = f"  (if the chain was written with {ledger.LEDGER_KEY_ENV}, set it)"
-                    console.print(hint, highlight=False)
-                broken = broken or not report.ok
+            check = anchoring.verify_ledgers(session, given=given, exported=exported)
     except LedgerError as error:
         console.print(f"[red]{error}[/]", highlight=False)
         raise typer.Exit(2) from error
     finally:
         engine.dispose()
-    if broken:
+    if check.anchor is None:
+        console.print("no run anchor stored yet: the tail is checked only against --*-head")
+    else:
+        console.print(
+            f"anchor: run {check.anchor.run_id} at {check.anchor.anchored_at.isoformat()}",
+            highlight=False,
+        )
+    for report in check.reports.values():
+        style = "green" if report.ok else "bold red"
+        console.print(f"[{style}]{report.summary()}[/]", highlight=False)
+        for item in report.breaks:
+            console.print(f"  {item}", highlight=False, markup=False)
+        if report.more_breaks:
+            console.print(f"  ... and {report.more_breaks} more", highlight=False)
+        if report.ok:
+            console.print(f"  head {report.head_seq}:{report.head_hash}", highlight=False)
+    for title, problems in (
+        ("anchors", check.anchor_problems),
+        ("delivery ledger and runs", check.delivery_problems),
+    ):
+        style = "green" if not problems else "bold red"
+        state = "consistent" if not problems else f"{len(problems)} problem(s)"
+        console.print(f"[{style}]{title}: {state}[/]", highlight=False)
+        for problem in problems:
+            console.print(f"  {problem}", highlight=False, markup=False)
+    if not check.ok:
         raise typer.Exit(1)
+
+
+@app.command("anchors")
+def list_anchors(
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", help="Write every anchor to this file (JSON) for safekeeping."),
+    ] = None,
+    fmt: Format = OutputFormat.TABLE,
+    database_url: DatabaseUrl = DEFAULT_URL,
+) -> None:
+    """List the ledger anchors runs stored; --export writes them to a file a state can keep."""
+    console = Console()
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            if export is not None:
+                count = anchoring.export_anchors(session, export)
+                console.print(f"{count} anchor(s) written to {export}", highlight=False)
+                return
+            rows = [
+                {
+                    "run": a.run_id,
+                    "anchored_at": a.anchored_at.isoformat(),
+                    "disclosures": f"{a.heads['disclosures'][0]}:{a.heads['disclosures'][1]}",
+                    "redactions": f"{a.heads['redactions'][0]}:{a.heads['redactions'][1]}",
+                    "keyed": a.keyed,
+                }
+                for a in anchoring.anchors(session)
+            ]
+    except OSError as error:
+        console.print(f"[red]cannot write {export} ({type(error).__name__})[/]", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    columns = ("run", "anchored_at", "disclosures", "redactions", "keyed")
+    emit(rows, columns, fmt, console=console, title="Ledger anchors, oldest first")

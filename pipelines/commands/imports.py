@@ -137,6 +137,19 @@ def _print(console: Console, report: ImportReport) -> None:
         for rule, count in report.quarantined_by_rule.most_common():
             rules.add_row(rule, str(count))
         console.print(rules)
+    if report.duplicate_rows:
+        console.print(
+            f"[bold red]{report.duplicate_rows} rows give a child id that repeats in this file "
+            "with different values[/]: every copy is quarantined (rule duplicate_in_file), "
+            "since which one is right cannot be known"
+        )
+    if report.warnings:
+        console.print("[bold]Warnings[/] (loaded; file:line field (column): rule: detail)")
+        for warning in report.warnings[:SHOWN_ERRORS]:
+            console.print(str(warning), markup=False, highlight=False)
+        hidden = len(report.warnings) - SHOWN_ERRORS + report.warnings_omitted
+        if hidden > 0:
+            console.print(f"... and {hidden} more (see --report)")
     if report.errors:
         console.print("[bold]Errors[/] (file:line field (column): rule: detail)")
         for error in report.errors[:SHOWN_ERRORS]:

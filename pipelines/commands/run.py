@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine
 from pipelines.destinations.registry import DestinationConfigError, load_destination
+from pipelines.paths import safe_join
 from pipelines.runner import run_dag
 from pipelines.settings import load_settings
 from privacy.reasons import Reason
@@ -113,10 +115,10 @@ def run(
         load_destination(destination, settings.destinations_dir)
         run_date = dt.date.fromisoformat(date) if date else dt.date.today()
     except (DestinationConfigError, ValueError) as error:
-        console.print(f"[red]{error}[/]")
+        console.print(f"[red]{escape(str(error))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if dry_run and output is None:
-        output = Path("out") / "dry-run" / f"{destination}-{run_date.isoformat()}"
+        output = safe_join("out", "dry-run", f"{destination}-{run_date.isoformat()}")
     started = dt.datetime.now(dt.UTC)
     with Progress(
         SpinnerColumn(),

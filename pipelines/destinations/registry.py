@@ -33,6 +33,7 @@ from pipelines.destinations.base import Destination
 from pipelines.destinations.sftp import SftpSettings
 from pipelines.destinations.staging_db import StagingDbSettings
 from schemas.filespec import FORMATS_DIR, FileSpecError, dotted_key, key_line, load_spec
+from schemas.identifiers import DESTINATION_NAME, is_destination_name
 
 DEFAULT_FOLDER = Path("config/destinations")
 DEFAULT_SCHEDULE = "0 2 * * *"
@@ -40,7 +41,7 @@ _CRON_FIELD = r"[\d*/,\-A-Za-z?]+"
 _CRON = re.compile(
     rf"^(@(hourly|daily|weekly|monthly|yearly|annually)|{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}})$"
 )
-_NAME = r"^[a-z0-9][a-z0-9_-]{0,79}$"
+_NAME = DESTINATION_NAME
 
 
 class DestinationConfigError(ValueError):
@@ -109,9 +110,17 @@ class DestinationConfig(BaseModel):
 
 
 def load_destination(name: str, folder: Path = DEFAULT_FOLDER) -> DestinationConfig:
-    """Read and validate ``<folder>/<name>.yaml`` (a path ending in ``.yaml`` works too),
-    including that its formats are known specs."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else Path(folder) / f"{name}.yaml"
+    """Read and validate ``<folder>/<name>.yaml``, including that its formats are known specs.
+
+    ``name`` is a destination name (``schemas/identifiers.py``), never a path: it names run
+    logs, folders and the DAG, so anything else is refused here, where it enters."""
+    if not is_destination_name(name):
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise DestinationConfigError(
+            f"{shown!r} is not a destination name: give a file name of {folder} without .yaml "
+            "(a-z, 0-9, '_', '-'), not a path"
+        )
+    path = Path(folder) / f"{name}.yaml"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:

@@ -8,7 +8,8 @@ Exception tree (one root, translated at the CLI boundary)::
     └── StoreError          the database refused a batch (earlier batches stay committed)
 
 A row that breaks a rule is not an exception: it becomes a :class:`RowError` and the row is
-quarantined. Neither kind of message ever carries a value from the file.
+quarantined. A warning (rule ``formula_prefix``) is a :class:`RowError` too, but its row
+loads. Neither kind of message ever carries a value from the file.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Rule(StrEnum):
     UNKNOWN_CODE = "unknown_code"
     CONFLICTING_CODES = "conflicting_codes"
     INVALID_FLAG = "invalid_flag"
+    DUPLICATE_IN_FILE = "duplicate_in_file"
+    FORMULA_PREFIX = "formula_prefix"  # a warning: the row loads, CSV output quotes the value
 
 
 class RuleViolation(Exception):

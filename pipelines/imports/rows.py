@@ -28,10 +28,15 @@ from pipelines.imports.mapping import (
 from pipelines.imports.parsers import FieldParser, compile_field
 from pipelines.imports.reader import SourceRow
 from schemas.codes import ProgramType
+from schemas.filespec import looks_like_formula
 
 PROGRAM_CODE_LENGTH = 40
 PROGRAM_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 STATE = re.compile(r"[A-Z]{2}")
+FORMULA_DETAIL = (
+    "begins with a character a spreadsheet runs as a formula (= + - @); loaded, and written "
+    "with a single quote in front in CSV files"
+)
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -44,6 +49,22 @@ class ParsedRow:
     site: dict[str, Any]
     child: dict[str, Any]
     enrollment: dict[str, Any]
+    warnings: list[RowError] = field(default_factory=list)
+
+    @property
+    def child_key(self) -> tuple[str, str]:
+        """(program code, child local id): who the row is about."""
+        return str(self.program["code"]), str(self.child["local_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class RowIdentity:
+    """A row's raw (stripped) values that name its child, give the child's fields and name
+    its enrollment: what finding duplicates compares, without parsing the row."""
+
+    child_key: tuple[str, ...]
+    child_values: tuple[str, ...]
+    enrollment: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -122,6 +143,7 @@ class RowParser:
         self._columns = defaultdict(
             lambda: None, {(f.target.entity, f.target.name): f.column for f in self._fields}
         )
+        self._identity = _identity_indices(self._fields, self._template)
 
     def parse(self, row: SourceRow) -> ParsedRow | BadRow:
         """The canonical values of ``row``, or every rule it breaks."""
@@ -136,6 +158,7 @@ class RowParser:
             "child": {},
             "enrollment": {},
         }
+        warnings: list[RowError] = []
         for item in self._fields:
             if item.parse is None:
                 values[item.target.entity][item.target.name] = item.constant
@@ -146,13 +169,44 @@ class RowParser:
                 errors.append(self._error(row, item.target.key, item.column, violation))
                 continue
             values[item.target.entity][item.target.name] = value
+            if isinstance(value, str) and looks_like_formula(value):
+                warning = RuleViolation(Rule.FORMULA_PREFIX, FORMULA_DETAIL)
+                warnings.append(self._error(row, item.target.key, item.column, warning))
         code = self._program_code(row, values["program"], errors)
         self._cross_rules(row, values, errors)
         if errors:
             local_id = values["child"].get("local_id")
             return BadRow(row.line, errors, self._raw(row), code, local_id)
         values["program"]["code"] = code
-        return ParsedRow(row.line, **values)
+        return ParsedRow(row.line, **values, warnings=warnings)
+
+    def identity(self, row: SourceRow) -> RowIdentity | None:
+        """The row's :class:`RowIdentity`, or None when it has no child id (or the wrong
+        number of fields): such a row breaks a rule of its own."""
+        if len(row.values) != len(self.header):
+            return None
+        key_at, child_at, enrollment_at = self._identity
+        key = tuple(row.values[i].strip() for i in key_at)
+        if not all(key):
+            return None
+        return RowIdentity(
+            key,
+            tuple(row.values[i].strip() for i in child_at),
+            tuple(row.values[i].strip() for i in enrollment_at),
+        )
+
+    def duplicate(self, row: SourceRow, parsed: ParsedRow, copies: int) -> BadRow:
+        """``row`` (parsed as ``parsed``) quarantined because its child id is in ``copies``
+        rows of the file that disagree: which one is right cannot be known."""
+        detail = (
+            f"the child id is in {copies} rows of this file that disagree (child values, or "
+            "the same enrollment twice); every copy is quarantined"
+        )
+        column = self._columns["child", "local_id"]
+        violation = RuleViolation(Rule.DUPLICATE_IN_FILE, detail)
+        error = self._error(row, "child.local_id", column, violation)
+        program, local_id = parsed.child_key
+        return BadRow(row.line, [error], self._raw(row), program, local_id)
 
     def _error(self, row: SourceRow, key: str, column: str | None, v: RuleViolation) -> RowError:
         return RowError(self.source, row.line, key, column, v.rule, v.detail)
@@ -219,6 +273,29 @@ class RowParser:
         if len(row.values) > len(self._keys):
             raw["_extra"] = [_escaped(value) for value in row.values[len(self._keys) :]]
         return raw
+
+
+def _identity_indices(
+    fields: list[_Field], template: list[tuple[str, int]]
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Source column indices naming the child (the program code's template columns and
+    variables, the child id), giving the child's fields, and naming the enrollment (site code,
+    entry date)."""
+    variables = {name for name, _ in template if name in TEMPLATE_VARIABLES}
+
+    def at(pick: Any) -> tuple[int, ...]:
+        return tuple(sorted({i for f in fields if pick(f.target) for i in f.indices}))
+
+    template_columns = tuple(i for name, i in template if name not in TEMPLATE_VARIABLES)
+    key = template_columns + at(
+        lambda t: (t.entity, t.name) == ("child", "local_id")
+        or (t.entity == "program" and t.name in variables)
+    )
+    child = at(lambda t: t.entity == "child")
+    enrollment = at(
+        lambda t: (t.entity, t.name) in {("site", "code"), ("enrollment", "entry_date")}
+    )
+    return key, child, enrollment
 
 
 def _escaped(value: str) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from pipelines.db import make_engine
 from pipelines.destinations.base import Destination
 from pipelines.destinations.registry import DestinationConfig, build_destination, load_destination
+from pipelines.paths import safe_join
 from pipelines.settings import Settings, load_settings
 from privacy.agreements import Agreement, load_agreement
 from privacy.bases import RecipientInfo
@@ -142,7 +143,7 @@ class RunContext:
     @property
     def staging_dir(self) -> Path:
         """This run's folder of encrypted staged files."""
-        return self.settings.staging_dir / self.run.run_id
+        return safe_join(self.settings.staging_dir, self.run.run_id, role="run id")
 
 
 @lru_cache(maxsize=8)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryResult
 from pipelines.destinations.local import LocalFolderDestination
+from pipelines.paths import safe_join
 from pipelines.settings import Settings
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
@@ -29,10 +30,12 @@ from schemas import Delivery
 
 def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
     """Write exactly what would be sent under ``--output``; send and log nothing."""
-    folder = Path(context.run.output or context.settings.state_dir / "dry-run" / context.run.run_id)
+    folder = Path(context.run.output) if context.run.output else None
+    folder = folder or safe_join(context.settings.state_dir, "dry-run", context.run.run_id)
     if context.destination.type.value == "edfi":
         destination = context.client
-        destination.write_dry_run(batch, folder / batch.program_code)  # type: ignore[attr-defined]
+        target = safe_join(folder, batch.program_code, role="program code")
+        destination.write_dry_run(batch, target)  # type: ignore[attr-defined]
     else:
         LocalFolderDestination(f"{context.run.destination}-dry-run", folder).deliver(batch)
     return {"location": str(folder)}

@@ -14,6 +14,7 @@ from pipelines.settings import Settings
 from pipelines.submission.context import RunContext
 from pipelines.submission.reconcile import UNFINISHED
 from pipelines.submission.reports import write_report
+from privacy.anchors import anchor_run
 from privacy.ledger import Redaction, append_redactions
 from schemas import Delivery, Run
 
@@ -109,6 +110,7 @@ def finish_run(
                     for program, reason in sorted(plan["skipped_programs"].items())
                 ],
             )
+        summary["anchor"] = anchor_run(session, context.run.run_id)  # after the run's last append
         run = session.get(Run, context.run.run_id)
         if run is not None:
             run.status = status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pipelines.paths import safe_join
 from pipelines.staging import stage, staging_key
 from privacy.reasons import Reason
 
@@ -18,7 +19,7 @@ def stage_program(p: Preparation, code: str, frames: dict[str, Any], report: str
     counts: nothing that names a child)."""
     context, c = p.context, p.collected[code]
     key = staging_key(context.settings.staging_key_file)
-    directory = context.staging_dir / code
+    directory = safe_join(context.staging_dir, code, role="program code")
     artifacts = []
     child_keys: dict[str, list[list[str]]] = {}
     for name, (frame, keys) in frames.items():
