@@ -4,7 +4,7 @@ Imports nothing of ours; every layer above may import it.
 """
 
 from schemas.base import Base
-from schemas.delivery import Delivery, SentResource
+from schemas.delivery import DeliveredRecord, Delivery, SentResource
 from schemas.ledgers import DisclosureEntry, ParticipationEvent, QuarantinedRow, RedactionEntry, Run
 from schemas.records import (
     Attendance,
@@ -22,6 +22,7 @@ __all__ = [
     "Base",
     "Child",
     "Consent",
+    "DeliveredRecord",
     "Delivery",
     "DisclosureEntry",
     "Enrollment",
