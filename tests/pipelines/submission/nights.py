@@ -117,7 +117,9 @@ def set_middle(world: World, key: ChildKey, value: str) -> None:
     """Correct the child's middle name."""
     with Session(world.engine) as session, session.begin():
         session.execute(
-            update(Child).where(Child.id == _child_id(session, key)).values(middle_name=value)
+            update(Child)
+            .where(Child.id == _child_id(session, key))
+            .values(middle_name=value or None)
         )
 
 
