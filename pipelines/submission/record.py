@@ -93,7 +93,7 @@ def record_delivery(
             run_id,
             run_date,
             key,
-            f"old copy deleted: its key changed ({', '.join(what)})",
+            f"old copy deleted: tonight's record no longer has it ({', '.join(what)})",
             ":" + ",".join(what),
         )
         for key, what in sorted(replaced.items())

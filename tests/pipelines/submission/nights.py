@@ -133,6 +133,16 @@ def revoke(world: World, key: ChildKey, on: dt.date) -> None:
         )
 
 
+def expire(world: World, key: ChildKey, on: dt.date) -> None:
+    """Every active consent of the child expires on ``on`` (its last valid day)."""
+    with Session(world.engine) as session, session.begin():
+        session.execute(
+            update(Consent)
+            .where(Consent.child_id == _child_id(session, key), Consent.revoked_date.is_(None))
+            .values(expires_date=on)
+        )
+
+
 def reconsent(world: World, key: ChildKey, on: dt.date) -> None:
     """The parent signs a new consent on ``on`` (the revoked one stays revoked)."""
     with Session(world.engine) as session, session.begin():

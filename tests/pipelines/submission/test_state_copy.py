@@ -1,11 +1,13 @@
 """The state's copy is right after every night, for every destination type (issue 9).
 
-Table-driven: each scenario is three nights of changes to one in-play child of a controlled
-world (:mod:`tests.pipelines.submission.nights`); after each night the destination — a local
-folder, a real SFTP server on loopback, a PostgreSQL staging database, the Ed-Fi contract
-server — holds what the scenario expects for that child, exactly the children the agreement
-permits, and exactly what the disclosure log's latest entry per child says (``disclose``:
-held, with the logged digest for file drops; ``delete``: not held).
+Table-driven: each scenario (a correction that reverts, a revocation, a consent that expires
+so the child leaves the agreement's scope, natural-key changes) is three nights of changes to
+one in-play child of a controlled world (:mod:`tests.pipelines.submission.nights`). After each
+night the destination — a local folder, a real SFTP server on loopback, a PostgreSQL staging
+database, the Ed-Fi contract server — holds what the scenario expects for that child, exactly
+the children the agreement permits, and exactly what the disclosure log's latest entry per
+child says (``disclose``: held, with the logged digest for file drops; ``delete``: not held);
+the logged field list names parent statements sent, and for Ed-Fi the resource of each field.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ SCENARIOS = {
         Night((("revoke", 2),), None),
         Night((("reconsent", 3),), "Ann", entry=ENTRY_1),
     ],
+    "out_of_scope": [
+        Night((("middle", "Ann"), ("entry", ENTRY_1)), "Ann", entry=ENTRY_1),
+        Night((("expire", 1),), None),
+        Night((("reconsent", 3),), "Ann", entry=ENTRY_1),
+    ],
     "natural_key_change": [
         Night(
             (("middle", "Ann"), ("entry", ENTRY_1), ("statement", "race")),
@@ -67,6 +74,7 @@ EDITS: dict[str, Callable[..., None]] = {
     "middle": n.set_middle,
     "statement": n.set_statement,
     "revoke": lambda world, key, night: n.revoke(world, key, n.night(night)),
+    "expire": lambda world, key, night: n.expire(world, key, n.night(night)),
     "reconsent": lambda world, key, night: n.reconsent(world, key, n.night(night)),
     "entry": lambda world, key, value: n.set_entry_date(world, key, dt.date.fromisoformat(value)),
 }
@@ -284,5 +292,13 @@ def test_after_every_night_the_destination_holds_what_the_agreement_permits_and_
                 assert held[acted].entry_dates == [expected.entry], "no stale old copy"
             for other in in_play[1:]:
                 assert other in held
+            fields = n.latest(world, run_ids)[acted].fields
+            if kind is Edfi and scenario == "a_b_a" and number > 1:
+                # only the student resource carried the corrected middle name tonight
+                assert "students:middle_name" in fields
+                assert all(f.startswith("students:") for f in fields), fields
+            if kind is not Edfi:
+                statements = {f"parent_statement:{f}" for f in expected.statements}
+                assert statements == {f for f in fields if f.startswith("parent_statement:")}
     finally:
         destination.close()
