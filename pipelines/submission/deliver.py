@@ -32,9 +32,11 @@ from pipelines.submission.state import (
     Current,
     Held,
     current_of,
+    differing,
     load_held,
     narrowed,
     plan_changes,
+    with_rows,
     withheld_reasons,
 )
 from pipelines.submission.withdrawals import withdrawals_artifact, withdrawals_spec
@@ -110,6 +112,7 @@ def _planned(
     current = current_of(batch, ledger)
     with session_scope(context.engine) as session:
         held = load_held(session, context.run.destination, batch.program_code)
+        held = with_rows(session, context.run.destination, held, differing(held, current))
     agreement = context.agreement
     changes = plan_changes(
         held,
@@ -220,7 +223,7 @@ def deliver_program(
             deleted={k: changes.withdraw[k] for k in withdrawn},
             replaced=replaced,
             carried=result.carried,
-            state=StateUpdate(current, program_sent=changes.program, snapshot=changes.snapshot),
+            state=StateUpdate(current, held, changes.program, changes.snapshot),
         )
     remove_staged(prepared)
     outcome["seconds"] = {

@@ -22,7 +22,7 @@ from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
 from pipelines.submission.deliver import outgoing
 from pipelines.submission.record import StateUpdate, record_delivery
-from pipelines.submission.state import Changes, current_of, load_held
+from pipelines.submission.state import Changes, current_of, load_held, with_rows
 from schemas import Delivery
 
 UNFINISHED = ("pending", "delivered")
@@ -58,6 +58,7 @@ def reconcile(context: RunContext) -> dict[str, str]:
         )
         with session_scope(context.engine) as session:
             held = load_held(session, context.run.destination, program)
+            held = with_rows(session, context.run.destination, held, changes.withdraw)
         if recorded:
             sent = outgoing(context, batch, changes, held)
             accepted = changes.send & batch.child_keys
@@ -75,11 +76,7 @@ def reconcile(context: RunContext) -> dict[str, str]:
                     accepted=set(accepted),
                     rejected={},
                     delivery_id=delivery_id,
-                    state=StateUpdate(
-                        current_of(batch, ledger),
-                        program_sent=changes.program,
-                        snapshot=snapshot,
-                    ),
+                    state=StateUpdate(current_of(batch, ledger), held, changes.program, snapshot),
                 )
             outcomes[program] = f"logged {logged} disclosures of run {run_id}"
         else:

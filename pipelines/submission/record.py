@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.destinations.base import ChildKey
 from pipelines.submission.context import RunContext
-from pipelines.submission.state import OUT_OF_SCOPE, Current, save_state
+from pipelines.submission.state import OUT_OF_SCOPE, Current, Held, save_state
 from privacy.ledger import Disclosure, Redaction, append_disclosures, append_redactions
 from privacy.reasons import Reason
 from schemas import Delivery
@@ -33,6 +33,7 @@ class StateUpdate:
     """What to record as held after the delivery (see :func:`.state.save_state`)."""
 
     current: Current
+    held: Mapping[ChildKey, Held]
     program_sent: bool
     snapshot: bool = False
 
@@ -168,6 +169,7 @@ def record_delivery(
             program=program,
             run_id=run_id,
             current=state.current,
+            held=state.held,
             sent=accepted,
             program_sent=state.program_sent,
             withdrawn=deleted,

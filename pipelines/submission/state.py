@@ -34,7 +34,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from pipelines.destinations.base import Batch, ChildKey
@@ -50,6 +52,10 @@ NOT_A_WITHDRAWAL = frozenset(
     {Reason.CONSENT_REVOKED, Reason.REQUIRED_FIELD_MISSING, Reason.DESTINATION_REJECTED}
 )
 """Child-level reasons that never count as leaving the agreement's scope."""
+
+_CHUNK = 1000
+_UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+_UPDATED = ("digest", "rows", "status", "run_id", "updated_at")
 
 Rows = dict[str, list[list[str]]]
 """Artifact name -> the key of each of a child's rows there."""
@@ -124,18 +130,47 @@ def current_of(batch: Batch, ledger: Mapping[str, Any]) -> Current:
 
 
 def load_held(session: Session, destination: str, program: str) -> dict[ChildKey, Held]:
-    """What ``destination`` holds for ``program``; the program's own artifacts under
+    """What ``destination`` holds for ``program`` (digests and status; row keys are read by
+    :func:`with_rows` for the children that need them); the program's own artifacts under
     ``(program, PROGRAM)``."""
     query = select(
-        DeliveredRecord.child_local_id,
-        DeliveredRecord.digest,
-        DeliveredRecord.rows,
-        DeliveredRecord.status,
+        DeliveredRecord.child_local_id, DeliveredRecord.digest, DeliveredRecord.status
     ).where(DeliveredRecord.destination == destination, DeliveredRecord.program_code == program)
     return {
-        (program, local_id): Held(digest, dict(rows or {}), status)
-        for local_id, digest, rows, status in session.execute(query)
+        (program, local_id): Held(digest, {}, status)
+        for local_id, digest, status in session.execute(query)
     }
+
+
+def differing(held: Mapping[ChildKey, Held], current: Current) -> set[ChildKey]:
+    """Children held whose rows differ tonight or who are gone: the only ones whose held row
+    keys a plan can need (to replace or withdraw rows)."""
+    return {
+        key
+        for key, h in held.items()
+        if key[1] != PROGRAM and h.status == HELD and current.digests.get(key) != h.digest
+    }
+
+
+def with_rows(
+    session: Session, destination: str, held: dict[ChildKey, Held], keys: Iterable[ChildKey]
+) -> dict[ChildKey, Held]:
+    """``held`` with the row keys of ``keys`` read in."""
+    by_program: dict[str, list[str]] = {}
+    for program, local_id in keys:
+        by_program.setdefault(program, []).append(local_id)
+    out = dict(held)
+    for program, local_ids in by_program.items():
+        for start in range(0, len(local_ids), _CHUNK):
+            query = select(DeliveredRecord.child_local_id, DeliveredRecord.rows).where(
+                DeliveredRecord.destination == destination,
+                DeliveredRecord.program_code == program,
+                DeliveredRecord.child_local_id.in_(local_ids[start : start + _CHUNK]),
+            )
+            for local_id, rows in session.execute(query):
+                before = out[(program, local_id)]
+                out[(program, local_id)] = Held(before.digest, dict(rows or {}), before.status)
+    return out
 
 
 def withheld_reasons(ledger: Mapping[str, Any], program: str) -> dict[ChildKey, str]:
@@ -190,7 +225,7 @@ def plan_changes(
         now = current.rows.get(key, {})
         stale = {
             name: [r for r in keys if r not in now.get(name, [])]
-            for name, keys in before.rows.items()
+            for name, keys in (before.rows or {}).items()
         }
         stale = {name: keys for name, keys in stale.items() if keys}
         if stale:
@@ -220,6 +255,7 @@ def save_state(
     program: str,
     run_id: str,
     current: Current,
+    held: Mapping[ChildKey, Held],
     sent: Iterable[ChildKey],
     program_sent: bool,
     withdrawn: Iterable[ChildKey] = (),
@@ -227,42 +263,67 @@ def save_state(
 ) -> None:
     """Record what ``destination`` holds after tonight: the children ``sent`` (with their
     digests and row keys), those ``withdrawn`` (deleted), and for a snapshot every other child
-    it held (no longer in the latest snapshot: dropped)."""
+    it held (no longer in the latest snapshot: dropped). Only rows that change are written, in
+    bulk."""
     now = dt.datetime.now(dt.UTC)
-    rows = {
-        r.child_local_id: r
-        for r in session.scalars(
-            select(DeliveredRecord).where(
-                DeliveredRecord.destination == destination,
-                DeliveredRecord.program_code == program,
-            )
-        )
-    }
+    sent = set(sent)
+    values: list[dict[str, Any]] = []
 
     def put(local_id: str, digest: str, keys: Rows, status: str) -> None:
-        row = rows.get(local_id)
-        if row is None:
-            row = DeliveredRecord(destination=destination, program_code=program)
-            row.child_local_id = local_id
-            session.add(row)
-            rows[local_id] = row
-        row.digest, row.rows, row.status = digest, keys, status
-        row.run_id, row.updated_at = run_id, now
-
-    sent = set(sent)
-    for _, local_id in sent:
-        put(
-            local_id,
-            current.digests[(program, local_id)],
-            current.rows.get((program, local_id), {}),
-            HELD,
+        before = held.get((program, local_id))
+        if before is not None and before.status == status and before.digest == digest:
+            return
+        values.append(
+            {
+                "destination": destination,
+                "program_code": program,
+                "child_local_id": local_id,
+                "digest": digest,
+                "rows": keys,
+                "status": status,
+                "run_id": run_id,
+                "updated_at": now,
+            }
         )
+
+    for key in sorted(sent):
+        put(key[1], current.digests[key], current.rows.get(key, {}), HELD)
     if program_sent:
         put(PROGRAM, current.program_digest, {}, HELD)
-    for _, local_id in set(withdrawn):
-        put(local_id, "", {}, DELETED)
+    for key in sorted(set(withdrawn)):
+        put(key[1], "", {}, DELETED)
     if snapshot:
-        for local_id, row in rows.items():
-            if local_id != PROGRAM and (program, local_id) not in sent and row.status == HELD:
-                row.status, row.run_id, row.updated_at = DROPPED, run_id, now
-    session.flush()
+        for key, before in held.items():
+            if key[1] != PROGRAM and key not in sent and before.status == HELD:
+                put(key[1], before.digest, {}, DROPPED)
+    _upsert(session, values)
+
+
+def _upsert(session: Session, values: list[dict[str, Any]]) -> None:
+    """Insert or update ``delivery_state`` rows on (destination, program, child)."""
+    if not values:
+        return
+    dialect = session.get_bind().dialect.name
+    table = DeliveredRecord.__table__
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        if dialect in _UPSERTS:
+            statement = _UPSERTS[dialect](table)
+            statement = statement.on_conflict_do_update(
+                index_elements=["destination", "program_code", "child_local_id"],
+                set_={name: statement.excluded[name] for name in _UPDATED},
+            )
+            session.execute(statement, chunk)
+            continue
+        for row in chunk:  # a database without ON CONFLICT: update, else insert
+            done = session.execute(
+                update(table)
+                .where(
+                    table.c.destination == row["destination"],
+                    table.c.program_code == row["program_code"],
+                    table.c.child_local_id == row["child_local_id"],
+                )
+                .values({name: row[name] for name in _UPDATED})
+            )
+            if not done.rowcount:
+                session.execute(insert(table), [row])

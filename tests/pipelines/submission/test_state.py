@@ -267,3 +267,56 @@ def test_resend_defaults_to_changes() -> None:
         }
     )
     assert config.resend is Resend.CHANGES
+
+
+def test_save_state_writes_what_changed_and_reads_back(engine) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from pipelines.submission.state import DROPPED, differing, load_held, save_state, with_rows
+    from schemas import DeliveredRecord
+
+    night1 = current((A, "a"), (B, "b"), (C, "c"))
+    with Session(engine) as session, session.begin():
+        save_state(
+            session,
+            destination="d",
+            program=P,
+            run_id="r1",
+            current=night1,
+            held={},
+            sent={A, B, C},
+            program_sent=True,
+        )
+    night2 = current((A, "a"), (B, "b2"))
+    with Session(engine) as session, session.begin():
+        before = load_held(session, "d", P)
+        assert {k: h.digest for k, h in before.items() if k[1]} == {A: "a", B: "b", C: "c"}
+        assert all(h.rows == {} for h in before.values()), "row keys only on demand"
+        needed = differing(before, night2)
+        assert needed == {B, C}
+        loaded = with_rows(session, "d", before, needed)
+        assert loaded[B].rows == {ENROLL: [[P, "C2", "2026-08-24"]]} and loaded[A].rows == {}
+        save_state(
+            session,
+            destination="d",
+            program=P,
+            run_id="r2",
+            current=night2,
+            held=before,
+            sent={A, B},
+            program_sent=False,
+            withdrawn=set(),
+            snapshot=True,
+        )
+    with Session(engine) as session:
+        rows = {
+            r.child_local_id: (r.digest, r.status, r.run_id)
+            for r in session.scalars(select(DeliveredRecord))
+        }
+    assert rows == {
+        "": ("own", HELD, "r1"),
+        "C1": ("a", HELD, "r1"),  # unchanged: not rewritten
+        "C2": ("b2", HELD, "r2"),
+        "C3": ("c", DROPPED, "r2"),  # not in the latest snapshot
+    }
