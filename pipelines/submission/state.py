@@ -12,7 +12,8 @@ again on the third. The same rules serve every destination type:
    included) and the program's artifacts when they differ. A file drop is a snapshot of the
    program, so when anything differs the whole snapshot goes. ``resend: full`` sends all, every
    night.
-3. **Withdraw**: a child held and not in tonight's batch, withheld tonight because the parent
+3. **Withdraw**: a child held (or, for a file drop, left out of a later snapshot: a state may
+   keep earlier folders) and not in tonight's batch, withheld tonight because the parent
    revoked consent (when the agreement says ``delete_on_revocation``), or for another reason
    of the child's own (no valid consent any more, notice refused, ...) when it says
    ``delete_out_of_scope``. A child missing for a data problem (a quarantined row, a required
@@ -148,7 +149,9 @@ def differing(held: Mapping[ChildKey, Held], current: Current) -> set[ChildKey]:
     return {
         key
         for key, h in held.items()
-        if key[1] != PROGRAM and h.status == HELD and current.digests.get(key) != h.digest
+        if key[1] != PROGRAM
+        and h.status in (HELD, DROPPED)
+        and current.digests.get(key) != h.digest
     }
 
 
@@ -214,7 +217,8 @@ def plan_changes(
         before = holding.get(key)
         if full or before is None or before.digest != digest:
             changes.send.add(key)
-    for key in holding.keys() - current.digests.keys():
+    kept = {k for k, h in held.items() if k[1] != PROGRAM and h.status in (HELD, DROPPED)}
+    for key in kept - current.digests.keys():
         why = _withdrawal(withheld.get(key), delete_on_revocation, delete_out_of_scope)
         if why is not None:
             changes.withdraw[key] = why
@@ -295,7 +299,7 @@ def save_state(
     if snapshot:
         for key, before in held.items():
             if key[1] != PROGRAM and key not in sent and before.status == HELD:
-                put(key[1], before.digest, {}, DROPPED)
+                put(key[1], before.digest, before.rows, DROPPED)
     _upsert(session, values)
 
 

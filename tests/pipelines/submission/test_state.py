@@ -9,6 +9,7 @@ from pipelines.destinations.base import Artifact, Batch
 from pipelines.destinations.registry import DestinationConfig, Resend
 from pipelines.submission.state import (
     DELETED,
+    DROPPED,
     HELD,
     OUT_OF_SCOPE,
     PROGRAM,
@@ -154,6 +155,26 @@ CASES = [
         set(),
     ),
     (
+        "when_left_out_of_a_snapshot_then_revoked_then_withdrawn",
+        {**held((A, "a")), B: Held("b", {}, DROPPED)},
+        current((A, "a")),
+        {B: REVOKED},
+        {"delete_on_revocation": True},
+        set(),
+        {B: REVOKED},
+        set(),
+    ),
+    (
+        "when_left_out_of_a_snapshot_and_back_unchanged_then_sent",
+        {**held((A, "a")), B: Held("b", {}, DROPPED)},
+        current((A, "a"), (B, "b")),
+        {},
+        {},
+        {B},
+        {},
+        set(),
+    ),
+    (
         "when_deleted_child_returns_unchanged_then_sent",
         {**held((A, "a")), B: Held("", {}, DELETED)},
         current((A, "a"), (B, "b")),
@@ -273,7 +294,7 @@ def test_save_state_writes_what_changed_and_reads_back(engine) -> None:  # type:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from pipelines.submission.state import DROPPED, differing, load_held, save_state, with_rows
+    from pipelines.submission.state import differing, load_held, save_state, with_rows
     from schemas import DeliveredRecord
 
     night1 = current((A, "a"), (B, "b"), (C, "c"))
