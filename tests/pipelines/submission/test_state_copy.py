@@ -302,3 +302,33 @@ def test_after_every_night_the_destination_holds_what_the_agreement_permits_and_
                 assert statements == {f for f in fields if f.startswith("parent_statement:")}
     finally:
         destination.close()
+
+
+@pytest.mark.parametrize("resend", ["changes", "full"])
+def test_resend_full_sends_everything_every_night_and_changes_nothing_when_nothing_differs(
+    small_world: World, tmp_path: Path, resend: str
+) -> None:
+    world = small_world
+    in_play = n.control(world, IN_PLAY)
+    root = tmp_path / "drop"
+    world.destination(
+        "state",
+        type="local",
+        recipient="MO-DESE",
+        agreements=[n.AGREEMENT],
+        formats=n.FILES,
+        resend=resend,
+        local={"root": str(root)},
+    )
+    first = world.run("state", run_date=n.night(1))
+    second = world.run("state", run_date=n.night(2))
+    folders = sorted(p.parent.parent.name for p in root.glob(f"*/{n.PROGRAM}/manifest.json"))
+    if resend == "full":
+        assert folders == [str(n.night(1)), str(n.night(2))]
+        assert second["children"]["logged"] == first["children"]["logged"] == IN_PLAY
+    else:
+        assert folders == [str(n.night(1))]
+        assert second["children"]["logged"] == 0
+        assert second["deliveries"][n.PROGRAM] == "unchanged"
+    held, _ = n.held_by_files(root)
+    assert set(held) == set(in_play)
