@@ -193,6 +193,9 @@ class Agreement(BaseModel):
     parent_statements: StatementHandling = StatementHandling.WITHHOLD
     statements_on_transformed_fields: StatementHandling = StatementHandling.WITHHOLD
     delete_on_revocation: bool = False
+    delete_out_of_scope: bool = False
+    """Ask the recipient to delete a child it holds who no longer qualifies for a reason of
+    the child's own other than revocation (no valid consent any more, notice refused, ...)."""
     min_cell_size: Annotated[int, Field(ge=1)] = 10
     fields: dict[str, TransformSpec]
 

@@ -4,7 +4,7 @@ Imports nothing of ours; every layer above may import it.
 """
 
 from schemas.base import Base
-from schemas.delivery import Delivery, SentResource
+from schemas.delivery import DeliveredRecord, Delivery, SentResource
 from schemas.ledgers import (
     DisclosureEntry,
     LedgerAnchor,
@@ -29,6 +29,7 @@ __all__ = [
     "Base",
     "Child",
     "Consent",
+    "DeliveredRecord",
     "Delivery",
     "DisclosureEntry",
     "Enrollment",

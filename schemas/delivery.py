@@ -12,14 +12,16 @@ from schemas.base import Base
 
 
 class Delivery(Base):
-    """One program's batch to one destination, through its states: ``pending`` (about to be
-    sent), ``delivered`` (the destination accepted it), ``logged`` (disclosures recorded),
-    ``failed``. A batch stuck before ``logged`` is reconciled by the next run; an unchanged
-    batch already ``logged`` is not sent again. ``staged_path`` is the encrypted file holding
-    what must be logged once the destination is known to hold the batch."""
+    """One program's batch to one destination in one run, through its states: ``pending``
+    (about to be sent), ``delivered`` (the destination accepted it), ``logged`` (disclosures
+    recorded), ``failed``. A batch stuck before ``logged`` is reconciled by the next run.
+    Whether a batch is unchanged is decided against :class:`DeliveredRecord` (what the
+    destination holds now), never against this history: the same batch digest may be sent
+    again (a correction that reverts, ``resend: full``). ``staged_path`` is the encrypted file
+    holding what must be logged once the destination is known to hold the batch."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("destination", "program_code", "batch_digest"),)
+    __table_args__ = (UniqueConstraint("destination", "program_code", "run_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -50,6 +52,27 @@ class SentResource(Base):
     child_local_id: Mapped[str] = mapped_column(String(40))
     payload_digest: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10))
+    run_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime]
+
+
+class DeliveredRecord(Base):
+    """What one destination holds now for one child of one program (``child_local_id`` empty:
+    the program's own artifacts, e.g. aggregate tables): the digest of the rows last delivered,
+    the key of every row by artifact (so rows whose key changed, and children withdrawn, can be
+    deleted where the destination deletes), and ``status`` ``held`` or ``deleted``. Written in
+    the transaction that logs the delivery; a batch is unchanged only when it equals this."""
+
+    __tablename__ = "delivery_state"
+    __table_args__ = (UniqueConstraint("destination", "program_code", "child_local_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    destination: Mapped[str] = mapped_column(String(80))
+    program_code: Mapped[str] = mapped_column(String(40))
+    child_local_id: Mapped[str] = mapped_column(String(40))
+    digest: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(10))
     run_id: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime]

@@ -194,7 +194,7 @@ class FileSpec(BaseModel):
     description: str = ""
     file_name: str = Field(pattern=_FILE_NAME.pattern)
     table: str | None = Field(default=None, pattern=_IDENTIFIER.pattern)
-    level: Literal["record", "aggregate"] = "record"
+    level: Literal["record", "aggregate", "withdrawals"] = "record"
     key: tuple[str, ...] = Field(min_length=1)
     suppressed_marker: str = ""
     formula_guard: FormulaGuard = FormulaGuard.QUOTE

@@ -172,6 +172,8 @@ def explanation(a: Agreement, recipient: RecipientRow | None, *, today: dt.date)
         )
     if a.delete_on_revocation:
         lines.append("On revocation: the recipient is asked to delete what it received")
+    if a.delete_out_of_scope:
+        lines.append("A child who no longer qualifies: the recipient is asked to delete it too")
     leaving = a.leaving()
     verb = "Counts are broken down by" if a.output is OutputLevel.AGGREGATE else "What leaves"
     lines.append(f"{verb} ({len(leaving)} field(s)):")

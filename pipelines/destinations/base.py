@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,6 +70,29 @@ class Batch:
         """Every child with a row in any artifact."""
         return frozenset(k for a in self.artifacts for k in a.child_keys)
 
+    def only(self, children: Collection[ChildKey], *, program_artifacts: bool = True) -> Batch:
+        """The batch with only the rows of ``children`` (a record artifact left with no row
+        is left out); artifacts that belong to no child (aggregates) are kept when
+        ``program_artifacts``."""
+        kept = []
+        for artifact in self.artifacts:
+            if not artifact.child_keys:
+                if program_artifacts and not artifact.frame.empty:
+                    kept.append(artifact)
+                continue
+            mask = [k in children for k in artifact.child_keys]
+            if not any(mask):
+                continue
+            kept.append(
+                Artifact(
+                    artifact.name,
+                    artifact.frame.loc[mask].reset_index(drop=True),
+                    artifact.key_columns,
+                    tuple(k for k, m in zip(artifact.child_keys, mask, strict=True) if m),
+                )
+            )
+        return Batch(self.run_id, self.run_date, self.program_code, tuple(kept))
+
 
 @dataclass
 class DeliveryResult:
@@ -79,6 +103,12 @@ class DeliveryResult:
     rejected: dict[ChildKey, str] = field(default_factory=dict)
     location: str = ""
     sent_nothing_new: bool = False
+    carried: dict[ChildKey, tuple[str, ...]] | None = None
+    """When the destination says it: per child, exactly what it took now (e.g. Ed-Fi's
+    ``resource:field``); only these children are logged, with these fields."""
+    replaced: dict[ChildKey, tuple[str, ...]] = field(default_factory=dict)
+    """Per child, old copies the destination deleted because their natural key changed
+    (what was deleted: resources or files, never values)."""
 
 
 class Destination(Protocol):

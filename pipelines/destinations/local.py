@@ -8,6 +8,13 @@ is present is complete; a folder being replaced loses its manifest first.
 Idempotent: when the manifest already lists exactly the batch's files and digests (and the
 files are there), nothing is rewritten and the result says ``sent_nothing_new``. ``holds``
 compares the manifest's digests with the batch.
+
+A file drop cannot delete. Each folder is the program's complete current snapshot (the
+submission sends the whole of it whenever anything differs from the last one, see
+``pipelines/submission/state.py``), so a state that replaces a program's data with each folder
+is always right; and when the destination's formats include ``hs_withdrawals``
+(``schemas/formats/hs_withdrawals.yaml``) each folder also lists the children the state must
+delete from whatever it keeps (consent revoked, or no longer in the agreement's scope).
 """
 
 from __future__ import annotations

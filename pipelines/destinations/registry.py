@@ -5,7 +5,9 @@ One YAML file per destination; its name is the file stem. Common keys: ``type`` 
 agreement ids it carries), ``formats`` (file specs it sends, ``schemas/formats``), ``schedule``
 (cron, nightly by default), ``pool_size``, ``retries``, ``retry_backoff_seconds``,
 ``timeout_seconds``, ``enabled`` (false: an example or paused destination that no schedule
-runs). The type's own settings sit under a key named like the type::
+runs), ``resend`` (``changes``, the default: a night sends only what differs from what the
+destination holds now, nothing when nothing does; ``full``: everything every night, for states
+that want the full file each time). The type's own settings sit under a key named like the type::
 
     type: sftp
     sftp:
@@ -57,6 +59,13 @@ class DestinationType(StrEnum):
     EDFI = "edfi"
 
 
+class Resend(StrEnum):
+    """What a night sends: what changed since the destination's last delivered state, or all."""
+
+    CHANGES = "changes"
+    FULL = "full"
+
+
 class LocalSettings(BaseModel):
     """The ``local`` settings: the folder batches land in."""
 
@@ -82,6 +91,7 @@ class DestinationConfig(BaseModel):
     retries: int = Field(default=2, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
     timeout_seconds: float = Field(default=60.0, gt=0)
+    resend: Resend = Resend.CHANGES
     local: LocalSettings | None = None
     sftp: SftpSettings | None = None
     staging_db: StagingDbSettings | None = None

@@ -4,7 +4,8 @@ A batch lands in ``{remote_root}/{run_date}/{program_code}/``. Every file is fir
 ``.name.part``; only when all are complete are they renamed to their final names
 (``posix-rename@openssh.com`` where the server has it), then ``manifest.json`` is written the
 same way, last. A folder being replaced loses its manifest first, so a manifest always means
-"complete". Idempotency and ``holds`` read the remote manifest back.
+"complete". Idempotency and ``holds`` read the remote manifest back and every file it lists,
+comparing SHA-256 digests (a file of the right size with other bytes is not held).
 
 Security: the server's host key must match the ``known_hosts`` file or the pinned SHA-256
 fingerprint (an unknown or different key is a :class:`TerminalDeliveryError`, nothing sent).
@@ -493,8 +494,28 @@ def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:
         raise
 
 
+def _sha256(sftp: paramiko.SFTPClient, path: str) -> str | None:
+    """SHA-256 of a remote file's bytes (read back in chunks), ``None`` when it is missing."""
+    digest = hashlib.sha256()
+    try:
+        with sftp.open(path, "rb") as handle:
+            handle.prefetch()
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        if _is_missing(exc):
+            return None
+        raise
+    return digest.hexdigest()
+
+
 def _same_file(sftp: paramiko.SFTPClient, folder: str, entry: dict[str, Any]) -> bool:
-    return _size(sftp, posixpath.join(folder, str(entry["stored_as"]))) == entry.get("bytes")
+    """Whether the stored file is there with the digest the manifest gives (its size first,
+    so a file of another size is not read back)."""
+    path = posixpath.join(folder, str(entry["stored_as"]))
+    if _size(sftp, path) != entry.get("bytes"):
+        return False
+    return _sha256(sftp, path) == entry.get("stored_sha256")
 
 
 def _files_present(sftp: paramiko.SFTPClient, folder: str, manifest: dict[str, Any] | None) -> bool:

@@ -9,6 +9,11 @@ program, run id, batch digest, row counts); so either all of the batch is there 
 marker or none of it, and ``holds`` is exact: the program's latest marker carries the
 batch's digest. An unchanged batch writes nothing.
 
+Deletions: :meth:`StagingDbDestination.delete_rows` removes rows by key (as written in the
+batch) in one transaction — a withdrawn child's rows, or an old row whose key changed (a
+corrected entry date, a parent statement withdrawn). The submission knows which rows a child
+has at the destination from its delivery state (:mod:`pipelines.submission.state`).
+
 Faults: refused or dropped connections, timeouts and locks are
 :class:`TransientDeliveryError` (retried here, bounded); constraint or type errors are
 terminal. Messages carry the error class and SQLSTATE only, never statement parameters.
@@ -18,9 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from sqlalchemy import (
     JSON,
@@ -32,6 +38,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
+    bindparam,
     create_engine,
     insert,
     select,
@@ -142,6 +150,34 @@ class StagingDbDestination:
             )
         prepared = [(self.tables[a.name], self._rows(a.name, a.frame)) for a in batch.artifacts]
         return self._retrying(lambda: self._deliver_once(batch, prepared))
+
+    def delete_rows(self, rows: Mapping[str, Sequence[Sequence[str]]]) -> int:
+        """Delete rows by key: artifact name -> the key values of each row, as written in
+        the batch (``key`` of its spec). One transaction; returns how many rows were there."""
+        unknown = [name for name in rows if name not in self.specs]
+        if unknown:
+            raise TerminalDeliveryError(
+                f"{self.name}: no file spec for artifact(s) {', '.join(unknown)}"
+            )
+        plans = []
+        for name, keys in rows.items():
+            if not keys:
+                continue
+            spec, table = self.specs[name], self.tables[name]
+            frame = pd.DataFrame([list(k) for k in keys], columns=list(spec.key), dtype=object)
+            typed = self._rows(name, frame.reindex(columns=list(spec.column_names)))
+            where = and_(*(table.c[k] == bindparam(f"key_{i}") for i, k in enumerate(spec.key)))
+            params = [{f"key_{i}": row[k] for i, k in enumerate(spec.key)} for row in typed]
+            plans.append((table.delete().where(where), params))
+
+        def delete() -> int:
+            if not plans:
+                return 0
+            with self._engine_().begin() as conn:
+                self.metadata.create_all(conn, checkfirst=True)
+                return sum(conn.execute(stmt, params).rowcount for stmt, params in plans)
+
+        return self._retrying(lambda: self._guard(delete))
 
     def holds(self, batch: Batch) -> bool:
         """Whether the program's latest marker is this batch's digest."""

@@ -13,8 +13,14 @@ is reported with the server's problem message and its child's later resources ar
 
 The result is an :class:`EdfiDeliveryResult`: ``accepted`` = children of whom the API now holds
 at least one resource of this batch (sent now or held unchanged), ``rejected`` = children with a
-refused resource (problem text, no values), plus ``not_sent`` (what mapping withheld, for the
-redaction audit) and ``resources`` (one outcome per resource).
+refused resource (problem text, no values), ``carried`` = per child, the ``resource:field``
+pairs sent now (what the disclosure log records), ``replaced`` = per child, resources deleted
+because tonight's natural key differs (a corrected entry date makes a new school association;
+the old one is deleted after the new ones went, dependents first), plus ``not_sent`` (what
+mapping withheld, for the redaction audit) and ``resources`` (one outcome per resource). A
+child none of whose resources the API holds now (refused, or mapping withheld them all) keeps
+its old copies. ``resend_all`` (the destination's ``resend: full``) sends every resource even
+when the ledger says the API holds it unchanged.
 
 ``withdraw(child_keys)`` deletes what the ledger says the API holds for children whose consent
 was revoked (when the agreement says ``delete_on_revocation``), latest dependents first, and
@@ -86,6 +92,7 @@ class EdfiDestination:
         self._credentials = credentials
         self._client = client
         self._client_lock = threading.Lock()
+        self.resend_all = False
 
     @classmethod
     def from_config(
@@ -114,7 +121,9 @@ class EdfiDestination:
             from pipelines.settings import load_settings
 
             engine = make_engine(load_settings().database_url)
-        return cls(settings, engine, **kwargs)
+        destination = cls(settings, engine, **kwargs)
+        destination.resend_all = str(getattr(config, "resend", "changes")) == "full"
+        return destination
 
     @property
     def client(self) -> EdfiClient:
@@ -160,12 +169,14 @@ class EdfiDestination:
             location=self.settings.base_url,
             not_sent=list(mapped.not_sent),
             unmapped_fields=mapped.unmapped_fields,
+            carried={},
         )
         sending = _Sending(self.ledger.held_by_program(batch.program_code))
         with _gc_frozen(), _LedgerWriter(self.ledger, batch.run_id) as writer:
             self._send_mapped(batch, mapped, sending, result, writer)
-        result.sent_nothing_new = sending.posted == 0
         summarize(result)
+        self._replace_stale(mapped, sending, result)
+        result.sent_nothing_new = sending.posted == 0 and not result.replaced
         log.info("%s %s: %s", self.name, batch.program_code, result.counts())
         return result
 
@@ -187,7 +198,8 @@ class EdfiDestination:
                     problem = sending.blocked[payload.child_key]
                     result.resources.append(_result(payload, "skipped", problem=problem))
                 elif (
-                    prior
+                    not self.resend_all
+                    and prior
                     and prior.status == SENT
                     and (prior.payload_digest == payload.payload_digest)
                 ):
@@ -227,6 +239,35 @@ class EdfiDestination:
         first, then school associations, then students. Each deletion is reported for the
         disclosure log; the ledger marks them ``deleted``."""
         entries = [e for e in self.ledger.for_children(child_keys) if e.child_key is not None]
+        results = self._delete_entries(entries)
+        log.info(
+            "%s withdraw: %d deleted, %d failed",
+            self.name,
+            sum(r.status != "failed" for r in results),
+            sum(r.status == "failed" for r in results),
+        )
+        return results
+
+    def _replace_stale(self, mapped: Mapped, sending: _Sending, result: EdfiDeliveryResult) -> None:
+        """Delete what the API holds for the batch's children under a natural key tonight's
+        payloads no longer have (only for children of whom it now holds tonight's copy)."""
+        now = {(p.resource, p.key_digest) for p in mapped.payloads}
+        stale = [
+            e
+            for key, e in sending.known.items()
+            if e.status == SENT
+            and e.child_key in result.accepted
+            and e.child_key not in result.rejected
+            and key not in now
+        ]
+        replaced: dict[ChildKey, list[str]] = {}
+        for item in self._delete_entries(stale):
+            if item.status != "failed":
+                replaced.setdefault(item.child_key, []).append(item.resource)
+        result.replaced = {k: tuple(sorted(set(v))) for k, v in replaced.items()}
+
+    def _delete_entries(self, entries: Sequence[LedgerEntry]) -> list[WithdrawResult]:
+        """Delete ``entries`` at the API, dependents first; the ledger marks them deleted."""
         order = self.mapper.order
         results: list[WithdrawResult] = []
         for resource in sorted({e.resource for e in entries}, key=order.index, reverse=True):
@@ -248,12 +289,6 @@ class EdfiDestination:
                 if status != "failed":
                     gone.append(_with_status(entry, DELETED))
             self.ledger.record(gone, run_id="withdraw")
-        log.info(
-            "%s withdraw: %d deleted, %d failed",
-            self.name,
-            sum(r.status != "failed" for r in results),
-            sum(r.status == "failed" for r in results),
-        )
         return results
 
     # --- internals ---------------------------------------------------------------------------
@@ -307,6 +342,11 @@ class EdfiDestination:
             if outcome.ok:
                 result.resources.append(_result(payload, "sent", outcome))
                 accepted.append(_entry(payload, outcome, batch.program_code))
+                if payload.child_key is not None and result.carried is not None:
+                    carried = result.carried.setdefault(payload.child_key, ())
+                    result.carried[payload.child_key] = carried + tuple(
+                        f"{payload.resource}:{name}" for name in payload.fields
+                    )
                 continue
             result.resources.append(_result(payload, "rejected", outcome, outcome.problem))
             key = payload.child_key

@@ -98,6 +98,8 @@ MAPPED_FIELDS = frozenset(
         "ifsp",
     }
 )
+ID_FIELDS = frozenset({"state_student_id", "child_local_id", "program_code"})
+"""Fields a ``studentUniqueId`` is made of."""
 ADDRESS = ("address_street", "address_city", "address_state", "address_zip")
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
@@ -117,6 +119,8 @@ class Payload:
     content: bytes = b""
     """``body`` as canonical JSON (sorted keys): what is sent and what ``payload_digest``
     digests."""
+    fields: tuple[str, ...] = ()
+    """The catalog fields whose values the body carries (for the disclosure log)."""
 
 
 @dataclass
@@ -207,6 +211,7 @@ class EdfiMapper:
             self._note(row, SSA, Reason.DEPENDS_ON_NOT_SENT, STUDENTS, mapped)
             return
         row.student_id = student.body["studentUniqueId"]
+        row.id_fields = frozenset(student.fields) & ID_FIELDS
         school = self._attempt(row, SSA, self._school_association, mapped)
         if school is None:
             self._note(row, STUDENTS, Reason.DEPENDS_ON_NOT_SENT, SSA, mapped)
@@ -229,6 +234,7 @@ class EdfiMapper:
         row.notes.clear()
 
     def _attempt(self, row: Row, resource: str, build: Any, mapped: Mapped) -> Payload | None:
+        row.used = set(row.id_fields)
         try:
             body = build(row)
         except Withheld as withheld:
@@ -240,14 +246,27 @@ class EdfiMapper:
         if problems:
             self._note(row, resource, Reason.LOCAL_VALIDATION_FAILED, str(problems[0]), mapped)
             return None
-        return self._payload(resource, body, row.key)
+        return self._payload(resource, body, row.key, tuple(sorted(row.used)))
 
-    def _payload(self, resource: str, body: dict[str, Any], key: ChildKey | None) -> Payload:
+    def _payload(
+        self,
+        resource: str,
+        body: dict[str, Any],
+        key: ChildKey | None,
+        fields: tuple[str, ...] = (),
+    ) -> Payload:
         natural = self.schemas.identity(resource, body)
         content = canonical(body)
         payload_digest = hashlib.sha256(content).hexdigest()
         return Payload(
-            resource, body, key, natural, digest([resource, natural]), payload_digest, content
+            resource,
+            body,
+            key,
+            natural,
+            digest([resource, natural]),
+            payload_digest,
+            content,
+            fields,
         )
 
     @staticmethod

@@ -73,6 +73,10 @@ class Row:
     organization: EducationOrganization
     notes: list[NotSent] = field(default_factory=list)
     student_id: str = ""
+    used: set[str] = field(default_factory=set)
+    """The fields whose values the resource being built read (what it carries)."""
+    id_fields: frozenset[str] = frozenset()
+    """The fields the student's ``studentUniqueId`` came from (every reference carries it)."""
 
     def value(self, name: str) -> Any:
         """The value, or ``None`` when not permitted or null."""
@@ -83,6 +87,7 @@ class Row:
             return None
         if isinstance(value, str) and not value.strip():
             return None
+        self.used.add(name)
         return value
 
     def need(self, name: str) -> Any:

@@ -1,9 +1,13 @@
 """Deliver one program's batch, then record exactly what the destination accepted.
 
-The delivery ledger (``deliveries``) makes this safe to repeat: a batch already logged is not
-sent again (an unchanged night sends nothing new); a batch sent but not logged (a crash between
-the two) is reconciled by the next run (``reconcile``), which asks the destination whether it
-holds the batch. A dry run writes the exact payloads to a local folder and logs nothing.
+Tonight's batch is compared with what the destination holds now (:mod:`.state`): only what
+differs goes (``resend: changes``; a file drop gets its whole snapshot when anything differs),
+or everything (``resend: full``); children withdrawn or whose old copy a natural-key change
+left behind are deleted where the destination deletes (staging database, Ed-Fi) or listed in
+the withdrawals file (file drops whose formats carry one), each logged as a ``delete`` entry.
+An unchanged night sends nothing. A batch sent but not logged (a crash between the two) is
+reconciled by the next run (``reconcile``), which asks the destination whether it holds the
+batch. A dry run writes the exact payloads to a local folder and logs nothing.
 """
 
 from __future__ import annotations
@@ -18,14 +22,31 @@ from sqlalchemy import select
 from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryResult
 from pipelines.destinations.local import LocalFolderDestination
+from pipelines.destinations.registry import Resend
 from pipelines.paths import safe_join
 from pipelines.settings import Settings
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
-from pipelines.submission.record import record_delivery
+from pipelines.submission.record import StateUpdate, record_delivery
+from pipelines.submission.state import (
+    Changes,
+    Current,
+    Held,
+    current_of,
+    differing,
+    load_held,
+    narrowed,
+    plan_changes,
+    with_rows,
+    withheld_reasons,
+)
+from pipelines.submission.withdrawals import withdrawals_artifact, withdrawals_spec
 from privacy.fields import CATALOG
-from privacy.reasons import Reason
 from schemas import Delivery
+from schemas.filespec import load_spec
+
+SNAPSHOTS = ("local", "sftp")
+"""File drops: each delivered folder is the program's complete current snapshot."""
 
 
 def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
@@ -41,28 +62,31 @@ def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
     return {"location": str(folder)}
 
 
-def _delivery_row(session, context: RunContext, batch: Batch, prepared: dict[str, Any]) -> Delivery:  # type: ignore[no-untyped-def]
+def _delivery_row(  # type: ignore[no-untyped-def]
+    session, context: RunContext, batch: Batch, prepared: dict[str, Any], changes: Changes
+) -> Delivery:
+    """This run's delivery of the program, pending (a retried task finds its own row)."""
     now = dt.datetime.now(dt.UTC)
     row = session.scalars(
         select(Delivery).where(
             Delivery.destination == context.run.destination,
             Delivery.program_code == batch.program_code,
-            Delivery.batch_digest == batch.digest,
+            Delivery.run_id == context.run.run_id,
         )
     ).one_or_none()
     if row is None:
         row = Delivery(
             destination=context.run.destination,
             program_code=batch.program_code,
-            batch_digest=batch.digest,
+            run_id=context.run.run_id,
             created_at=now,
         )
         session.add(row)
     elif row.status == "logged":
         return row
-    row.run_id = context.run.run_id
+    row.batch_digest = batch.digest
     row.status = "pending"
-    row.artifacts = {"prepared": prepared}
+    row.artifacts = {"prepared": prepared, "changes": changes.to_dict()}
     row.staged_path = prepared["ledger"]["path"]
     row.updated_at = now
     session.flush()
@@ -84,21 +108,68 @@ def _not_sent(result: DeliveryResult) -> list[dict[str, Any]]:
     ]
 
 
-def _withdraw_revoked(
-    context: RunContext, destination: Any, batch: Batch, ledger: dict[str, Any]
-) -> set[ChildKey]:
-    """Where the agreement says so and the destination can, delete what was sent earlier for
-    children whose parent revoked consent; returns the children whose records were deleted."""
-    if not context.agreement.delete_on_revocation or not hasattr(destination, "withdraw"):
-        return set()
-    revoked = [
-        (batch.program_code, r["subject"])
-        for r in ledger["redactions"]
-        if r["field"] is None and r["reason"] == Reason.CONSENT_REVOKED.value
-    ]
-    if not revoked:
-        return set()
-    return {w.child_key for w in destination.withdraw(revoked) if w.status == "deleted"}
+def _planned(
+    context: RunContext, batch: Batch, ledger: dict[str, Any]
+) -> tuple[Current, dict[ChildKey, Held], Changes]:
+    """Tonight's batch against what the destination holds now (:mod:`.state`)."""
+    current = current_of(batch, ledger)
+    with session_scope(context.engine) as session:
+        held = load_held(session, context.run.destination, batch.program_code)
+        held = with_rows(session, context.run.destination, held, differing(held, current))
+    agreement = context.agreement
+    changes = plan_changes(
+        held,
+        current,
+        withheld_reasons(ledger, batch.program_code),
+        program=batch.program_code,
+        full=context.destination.resend is Resend.FULL,
+        snapshot=context.destination.type.value in SNAPSHOTS,
+        delete_on_revocation=agreement.delete_on_revocation,
+        delete_out_of_scope=agreement.delete_out_of_scope,
+    )
+    return current, held, changes
+
+
+def outgoing(
+    context: RunContext, batch: Batch, changes: Changes, held: dict[ChildKey, Held]
+) -> Batch:
+    """What goes tonight: the changed children's rows (a file drop: the whole snapshot, with
+    its withdrawals file when its formats carry one)."""
+    out = narrowed(batch, changes)
+    if not changes.snapshot:
+        return out
+    specs = [load_spec(name) for name in context.destination.formats]
+    spec = withdrawals_spec(specs)
+    if spec is None:
+        return out
+    run_date = dt.date.fromisoformat(batch.run_date)
+    artifact = withdrawals_artifact(spec, specs, changes.withdraw, held, run_date)
+    return Batch(out.run_id, out.run_date, out.program_code, (*out.artifacts, artifact))
+
+
+def _delete(
+    context: RunContext, destination: Any, changes: Changes, held: dict[ChildKey, Held]
+) -> tuple[set[ChildKey], dict[ChildKey, tuple[str, ...]]]:
+    """Delete at the destination what tonight withdraws or replaces, where it can delete;
+    returns the children withdrawn and, per child, the old copies replaced."""
+    if changes.snapshot:
+        carried = withdrawals_spec([load_spec(n) for n in context.destination.formats])
+        return (set(changes.withdraw) if carried else set()), {}
+    if hasattr(destination, "delete_rows"):
+        rows: dict[str, list[list[str]]] = {}
+        for key in changes.withdraw:
+            for name, keys in held[key].rows.items():
+                rows.setdefault(name, []).extend(keys)
+        for stale in changes.replace.values():
+            for name, keys in stale.items():
+                rows.setdefault(name, []).extend(keys)
+        destination.delete_rows(rows)
+        return set(changes.withdraw), {k: tuple(sorted(v)) for k, v in changes.replace.items()}
+    if hasattr(destination, "withdraw") and changes.withdraw:
+        results = destination.withdraw(sorted(changes.withdraw))
+        failed = {w.child_key for w in results if w.status == "failed"}
+        return set(changes.withdraw) - failed, {}
+    return set(), {}
 
 
 def deliver_program(
@@ -113,10 +184,8 @@ def deliver_program(
         outcome |= {"status": "dry_run", **_dry_run(context, batch)}
         remove_staged(prepared)
         return outcome
-    with session_scope(context.engine) as session:
-        row = _delivery_row(session, context, batch, prepared)
-        delivery_id, already = row.id, row.status == "logged"
-    if already:
+    current, held, changes = _planned(context, batch, ledger)
+    if changes.nothing:
         with session_scope(context.engine) as session:
             record_delivery(
                 session,
@@ -131,10 +200,16 @@ def deliver_program(
             )
         remove_staged(prepared)
         return outcome | {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
+    sending = outgoing(context, batch, changes, held)
+    with session_scope(context.engine) as session:
+        delivery_id = _delivery_row(session, context, sending, prepared, changes).id
     destination = context.client
     started = time.perf_counter()
-    result: DeliveryResult = destination.deliver(batch)
-    deleted = _withdraw_revoked(context, destination, batch, ledger)
+    result: DeliveryResult = (
+        destination.deliver(sending) if sending.artifacts or changes.snapshot else DeliveryResult()
+    )
+    withdrawn, replaced = _delete(context, destination, changes, held)
+    replaced |= result.replaced
     sent = time.perf_counter()
     with session_scope(context.engine) as session:
         logged = record_delivery(
@@ -144,11 +219,14 @@ def deliver_program(
             run_date=context.run.run_date,
             program=batch.program_code,
             ledger=ledger,
-            accepted=result.accepted,
+            accepted=result.accepted & changes.send,
             rejected=result.rejected,
             delivery_id=delivery_id,
             notes=_not_sent(result),
-            deleted=deleted,
+            deleted={k: changes.withdraw[k] for k in withdrawn},
+            replaced=replaced,
+            carried=result.carried,
+            state=StateUpdate(current, held, changes.program, changes.snapshot),
         )
     remove_staged(prepared)
     outcome["seconds"] = {
@@ -158,6 +236,9 @@ def deliver_program(
     return outcome | {
         "status": "delivered",
         "logged": logged,
+        "sent": len(changes.send),
+        "withdrawn": len(withdrawn),
+        "replaced": len(replaced),
         "rejected": len(result.rejected),
         "location": result.location,
         "sent_nothing_new": result.sent_nothing_new,

@@ -1,9 +1,12 @@
 """Reconcile batches an earlier run sent (or may have sent) but never logged.
 
-For each such delivery of the destination: if the destination holds the batch, its
-disclosures are logged now, under the run that sent them; if not, nothing arrived, nothing is
-logged, and the batch is marked failed so this run sends it afresh. Either way the staged
-files go.
+For each such delivery of the destination: if the destination holds the batch as it was sent
+(the children it carried, from the delivery's recorded changes), its disclosures are logged
+now, under the run that sent them, and the delivery state records them as held; if not,
+nothing arrived, nothing is logged, and the batch is marked failed so this run sends it afresh.
+Deletions of that run are not logged here: the state still lists those children as held, so
+this run plans them again (deleting what is already gone changes nothing) and logs them.
+Either way the staged files go.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from pipelines.db import session_scope
 from pipelines.staging import StagingError
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
-from pipelines.submission.record import record_delivery
+from pipelines.submission.deliver import outgoing
+from pipelines.submission.record import StateUpdate, record_delivery
+from pipelines.submission.state import Changes, current_of, load_held, with_rows
 from schemas import Delivery
 
 UNFINISHED = ("pending", "delivered")
@@ -43,7 +48,23 @@ def reconcile(context: RunContext) -> dict[str, str]:
             outcomes[program] = "failed: staged files unreadable, sent afresh"
             continue
         assert destination is not None
-        if destination.holds(batch):
+        recorded = artifacts.get("changes") or {}
+        snapshot = bool(recorded.get("snapshot", True))
+        changes = Changes(
+            send={(p, c) for p, c in recorded.get("send", [])},
+            program=bool(recorded.get("program", True)),
+            withdraw={(p, c): why for p, c, why in recorded.get("withdraw", [])},
+            snapshot=snapshot,
+        )
+        with session_scope(context.engine) as session:
+            held = load_held(session, context.run.destination, program)
+            held = with_rows(session, context.run.destination, held, changes.withdraw)
+        if recorded:
+            sent = outgoing(context, batch, changes, held)
+            accepted = changes.send & batch.child_keys
+        else:  # a delivery recorded before the delivery state existed
+            sent, accepted = batch, set(batch.child_keys)
+        if destination.holds(sent):
             with session_scope(context.engine) as session:
                 logged = record_delivery(
                     session,
@@ -52,9 +73,10 @@ def reconcile(context: RunContext) -> dict[str, str]:
                     program=program,
                     ledger=ledger,
                     run_date=dt.date.fromisoformat(prepared["run_date"]),
-                    accepted=set(batch.child_keys),
+                    accepted=set(accepted),
                     rejected={},
                     delivery_id=delivery_id,
+                    state=StateUpdate(current_of(batch, ledger), held, changes.program, snapshot),
                 )
             outcomes[program] = f"logged {logged} disclosures of run {run_id}"
         else:

@@ -1,11 +1,14 @@
-"""Record: the disclosure log for exactly what the destination accepted, the redaction audit
-for what was withheld or removed, in the same transaction that marks the delivery logged."""
+"""Record: the disclosure log for exactly what the destination accepted (and ``delete`` entries
+for what it deleted), the redaction audit for what was withheld or removed, and what the
+destination now holds (:mod:`.state`), in the same transaction that marks the delivery
+logged."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
@@ -13,11 +16,47 @@ from sqlalchemy.orm import Session
 
 from pipelines.destinations.base import ChildKey
 from pipelines.submission.context import RunContext
+from pipelines.submission.state import OUT_OF_SCOPE, Current, Held, save_state
 from privacy.ledger import Disclosure, Redaction, append_disclosures, append_redactions
 from privacy.reasons import Reason
 from schemas import Delivery
 
 REJECTED = Reason.DESTINATION_REJECTED.value
+WHY_DELETED = {
+    Reason.CONSENT_REVOKED.value: "records withdrawn after the parent revoked consent",
+    OUT_OF_SCOPE: "records withdrawn: the child no longer qualifies under the agreement",
+}
+
+
+@dataclass(frozen=True)
+class StateUpdate:
+    """What to record as held after the delivery (see :func:`.state.save_state`)."""
+
+    current: Current
+    held: Mapping[ChildKey, Held]
+    program_sent: bool
+    snapshot: bool = False
+
+
+def _delete_entry(
+    agreement: Any, run_id: str, run_date: dt.date, key: ChildKey, purpose: str, what: str
+) -> Disclosure:
+    program_code, local_id = key
+    return Disclosure(
+        run_id=run_id,
+        program_code=program_code,
+        child_local_id=local_id,
+        recipient_code=agreement.recipient,
+        agreement_id=agreement.id,
+        legal_basis=agreement.legal_basis.value,
+        purpose=purpose,
+        fields=(),
+        run_date=run_date,
+        payload_digest=hashlib.sha256(
+            f"delete:{program_code}:{local_id}{what}".encode()
+        ).hexdigest(),
+        action="delete",
+    )
 
 
 def record_delivery(
@@ -32,15 +71,35 @@ def record_delivery(
     rejected: dict[ChildKey, str],
     delivery_id: int | None,
     notes: Sequence[dict[str, Any]] = (),
-    deleted: Collection[ChildKey] = frozenset(),
+    deleted: Mapping[ChildKey, str] | None = None,
+    replaced: Mapping[ChildKey, Sequence[str]] | None = None,
+    carried: Mapping[ChildKey, Sequence[str]] | None = None,
+    state: StateUpdate | None = None,
 ) -> int:
     """Append the run's ledger entries for one program; ``accepted`` None logs no disclosure
     (a dry run or an unchanged batch). ``notes`` are what the destination itself left out
-    (e.g. an Ed-Fi resource the agreement cannot fill); ``deleted`` are children whose records
-    were withdrawn from the recipient after a revocation, logged as ``delete``. Returns how
-    many disclosures were logged."""
+    (e.g. an Ed-Fi resource the agreement cannot fill). ``deleted`` (child -> reason) are
+    children whose records were withdrawn from the recipient, ``replaced`` (child -> what) old
+    copies deleted because their natural key changed; each is logged as ``delete`` (a
+    replacement before the child's new disclosure). ``carried``, when the destination says it,
+    names per child what it took now (only those children are logged, with those fields).
+    ``state`` records what the destination holds now. Returns how many disclosures (and
+    deletions) were logged."""
     agreement = context.agreement
+    deleted = deleted or {}
+    replaced = replaced or {}
     disclosures = [
+        _delete_entry(
+            agreement,
+            run_id,
+            run_date,
+            key,
+            f"old copy deleted: tonight's record no longer has it ({', '.join(what)})",
+            ":" + ",".join(what),
+        )
+        for key, what in sorted(replaced.items())
+    ]
+    disclosures += [
         Disclosure(
             run_id=run_id,
             program_code=d["program_code"],
@@ -49,12 +108,18 @@ def record_delivery(
             agreement_id=agreement.id,
             legal_basis=agreement.legal_basis.value,
             purpose=agreement.purpose,
-            fields=tuple(d["fields"]),
+            fields=tuple(
+                d["fields"]
+                if carried is None
+                else carried[(d["program_code"], d["child_local_id"])]
+            ),
             run_date=run_date,
             payload_digest=d["digest"],
         )
         for d in ledger["disclosures"]
-        if accepted is not None and (d["program_code"], d["child_local_id"]) in accepted
+        if accepted is not None
+        and (d["program_code"], d["child_local_id"]) in accepted
+        and (carried is None or (d["program_code"], d["child_local_id"]) in carried)
     ]
     redactions = [
         Redaction(
@@ -80,20 +145,8 @@ def record_delivery(
         for (program_code, local_id), problem in sorted(rejected.items())
     ]
     disclosures += [
-        Disclosure(
-            run_id=run_id,
-            program_code=program_code,
-            child_local_id=local_id,
-            recipient_code=agreement.recipient,
-            agreement_id=agreement.id,
-            legal_basis=agreement.legal_basis.value,
-            purpose="records withdrawn after the parent revoked consent",
-            fields=(),
-            run_date=run_date,
-            payload_digest=hashlib.sha256(f"delete:{program_code}:{local_id}".encode()).hexdigest(),
-            action="delete",
-        )
-        for program_code, local_id in sorted(deleted)
+        _delete_entry(agreement, run_id, run_date, key, WHY_DELETED[why], "")
+        for key, why in sorted(deleted.items())
     ]
     redactions += [
         Redaction(
@@ -109,6 +162,19 @@ def record_delivery(
     ]
     append_disclosures(session, disclosures)
     append_redactions(session, redactions)
+    if state is not None and accepted is not None:
+        save_state(
+            session,
+            destination=context.run.destination,
+            program=program,
+            run_id=run_id,
+            current=state.current,
+            held=state.held,
+            sent=accepted,
+            program_sent=state.program_sent,
+            withdrawn=deleted,
+            snapshot=state.snapshot,
+        )
     if delivery_id is not None:
         session.execute(
             update(Delivery)

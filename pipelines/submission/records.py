@@ -5,6 +5,7 @@ child naming the fields it carried and the digest of exactly its rows."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -23,6 +24,21 @@ if TYPE_CHECKING:
     from pipelines.submission.prepare import Preparation
 
 RECORDS = "records"
+STATEMENT_COLUMN = "statement_field"
+STATEMENT_PREFIX = "parent_statement:"
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Parent statements rendered in their file's layout; row ``i`` belongs to the child at
+    ``positions[i]`` of the chunk's disclosed children and disputes ``fields[i]``."""
+
+    name: str
+    frame: pd.DataFrame
+    positions: list[int]
+    fields_: pd.Series
+
+
 REQUIRED_FIELD_MISSING = Reason.REQUIRED_FIELD_MISSING.value
 STATEMENT_SOURCES = ("statement_field", "statement", "statement_filed_date")
 
@@ -66,9 +82,10 @@ class RecordMaker:
             for col in spec.columns
             if col.source in plan.columns
         }
-        self._split(frames, keys, decision, disclosed, used)
+        statements = None
         if self.p.carries_statements and not decision.statements.empty:
-            self._statements(decision, disclosed, permitted, keys, plan)
+            statements = self._statements(decision, disclosed, permitted, keys, plan)
+        self._split(frames, keys, decision, disclosed, used, statements)
 
     def _unrenderable(self, results: list[tuple[FileSpec, RenderResult]]) -> set[ChildKey]:
         """Children a required column cannot be written for: withheld from every file."""
@@ -101,12 +118,19 @@ class RecordMaker:
         decision: Decision,
         disclosed: pd.DataFrame,
         used: set[str],
+        statements: Statements | None = None,
     ) -> None:
-        """Hand each program its rows, and log one disclosure line per child."""
+        """Hand each program its rows, and log one disclosure line per child: the fields it
+        carried and the digest of exactly its rows, parent statements sent beside a field
+        included (``parent_statement:<field>``)."""
         programs = pd.Series([k[0] for k in keys])
         fields = [f for f in decision.fields if f in used]
         carried = decision.field_mask.reindex(disclosed["child_id"])[fields].to_numpy(dtype=bool)
-        digests = _digests(frames, len(keys))
+        digests = _digests(frames, len(keys), statements)
+        disputed: dict[int, list[str]] = {}
+        if statements is not None:
+            for position, field in zip(statements.positions, statements.fields_, strict=True):
+                disputed.setdefault(position, []).append(f"{STATEMENT_PREFIX}{field}")
         for program, positions in programs.groupby(programs).groups.items():
             at = list(positions)
             c = self.p.collected[str(program)]
@@ -117,12 +141,15 @@ class RecordMaker:
                 {
                     "program_code": keys[i][0],
                     "child_local_id": keys[i][1],
-                    "fields": [f for f, keep in zip(fields, carried[i], strict=True) if keep],
+                    "fields": [f for f, keep in zip(fields, carried[i], strict=True) if keep]
+                    + sorted(disputed.get(i, [])),
                     "digest": digests[i],
                 }
                 for i in at
             )
             c.counts["disclosed"] += len(at)
+        if statements is not None:
+            self._keep_statements(statements, keys)
 
     def _statements(
         self,
@@ -131,14 +158,15 @@ class RecordMaker:
         permitted: pd.DataFrame,
         keys: list[ChildKey],
         plan: FieldPlan,
-    ) -> None:
-        """Parent statements that travel with disclosed fields (45 CFR 1303.24(c))."""
+    ) -> Statements | None:
+        """Parent statements that travel with disclosed fields (45 CFR 1303.24(c)), in their
+        file's layout, with the position (in ``keys``) of the child each row belongs to."""
         spec = next(s for s in self.p.specs if s.name == "hs_parent_statements")
         wanted = decision.statements.merge(
             disclosed[["child_id"]].reset_index(names="position"), on="child_id"
         )
         if wanted.empty:
-            return
+            return None
         with self.p.context.engine.connect() as connection:
             texts = pd.DataFrame(
                 connection.execute(
@@ -162,14 +190,24 @@ class RecordMaker:
             ],
             axis=1,
         )
-        row_keys = [keys[i] for i in rows["position"]]
+        order = frame.assign(_at=rows["position"].to_numpy()).sort_values(
+            ["_at", "statement_field"], kind="stable"
+        )
+        positions = order["_at"].tolist()
+        row_keys = [keys[i] for i in positions]
+        frame = order.drop(columns="_at").reset_index(drop=True)
         result = render(spec, frame, [*plan.columns, *STATEMENT_SOURCES], child_keys=row_keys)
+        return Statements(spec.file_name, result.frame, positions, frame["statement_field"])
+
+    def _keep_statements(self, statements: Statements, keys: list[ChildKey]) -> None:
+        """Hand each program its statement rows."""
+        row_keys = [keys[i] for i in statements.positions]
         programs = pd.Series([k[0] for k in row_keys])
         for program, positions in programs.groupby(programs).groups.items():
             at = list(positions)
             self.p.collected[str(program)].keep(
-                spec.file_name,
-                result.frame.iloc[at].reset_index(drop=True),
+                statements.name,
+                statements.frame.iloc[at].reset_index(drop=True),
                 [row_keys[i] for i in at],
             )
 
@@ -200,12 +238,23 @@ class RecordMaker:
         return frames
 
 
-def _digests(frames: dict[str, pd.DataFrame], n: int) -> list[str]:
-    """SHA-256 per row position over every frame's row (in file-name order)."""
-    lines = pd.Series([""] * n, dtype=object)
-    for name in sorted(frames):
-        frame = frames[name]
-        text = frame.astype(object).where(frame.notna(), "").astype(str)
-        joined = text.iloc[:, 0].str.cat([text[c] for c in text.columns[1:]], sep="\x1f")
-        lines = lines + f"{name}\x1e" + joined.to_numpy(dtype=object) + "\x1d"
-    return [hashlib.sha256(line.encode()).hexdigest() for line in lines]
+def _joined(frame: pd.DataFrame) -> pd.Series:
+    text = frame.astype(object).where(frame.notna(), "").astype(str)
+    return text.iloc[:, 0].str.cat([text[c] for c in text.columns[1:]], sep="\x1f")
+
+
+def _digests(frames: dict[str, pd.DataFrame], n: int, statements: Statements | None) -> list[str]:
+    """SHA-256 per child position over each of its rows, file by file in file-name order
+    (``name \x1e cells joined by \x1f \x1d`` per row): one row per record file, and its
+    parent statements' rows (in ``Field`` order) in theirs."""
+    parts: dict[str, pd.Series] = {}
+    for name, frame in frames.items():
+        parts[name] = f"{name}\x1e" + _joined(frame) + "\x1d"
+    if statements is not None and not statements.frame.empty:
+        lines = f"{statements.name}\x1e" + _joined(statements.frame) + "\x1d"
+        by_child = lines.groupby(pd.Series(statements.positions, index=lines.index)).agg("".join)
+        parts[statements.name] = by_child.reindex(range(n), fill_value="")
+    total = pd.Series([""] * n, dtype=object)
+    for name in sorted(parts):
+        total = total + parts[name].to_numpy(dtype=object)
+    return [hashlib.sha256(line.encode()).hexdigest() for line in total]

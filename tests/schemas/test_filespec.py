@@ -20,6 +20,8 @@ TRANSFORMED_SOURCES = {
     "statement_field",
     "statement",
     "statement_filed_date",
+    "withdrawal_reason",
+    "run_date",
 }
 
 GOOD = """\

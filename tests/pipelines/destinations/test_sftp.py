@@ -111,6 +111,22 @@ def test_when_one_file_changed_then_only_it_is_uploaded_again(
     assert sftp.holds(changed) and not sftp.holds(first)
 
 
+def test_when_a_file_has_the_same_size_but_other_bytes_then_not_held_and_resent(
+    sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sftp = destination(sftp_server, monkeypatch)
+    batch = make_batch(3)
+    sftp.deliver(batch)
+    identity = sftp_server.root / FOLDER / "hs_child_identity.csv"
+    data = identity.read_bytes()
+    tampered = data[:-2] + bytes([data[-2] ^ 1]) + data[-1:]
+    identity.write_bytes(tampered)
+    assert len(tampered) == len(data)
+    assert not sftp.holds(batch), "a digest, not a size, says the file is held"
+    assert not sftp.deliver(batch).sent_nothing_new
+    assert identity.read_bytes() == data and sftp.holds(batch)
+
+
 def test_login_with_a_private_key_from_the_environment(
     sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -151,6 +151,28 @@ def test_programs_are_kept_apart(staging: StagingDbDestination, reader: Engine) 
     assert staging.holds(vt) and staging.holds(ehs)
 
 
+def test_delete_rows_removes_exactly_the_rows_named_by_key(
+    staging: StagingDbDestination, reader: Engine
+) -> None:
+    batch = make_batch(3)
+    staging.deliver(batch)
+    gone = staging.delete_rows(
+        {
+            "hs_child_identity.csv": [["VT-HS-01", "C0002"]],
+            "hs_enrollment.csv": [["VT-HS-01", "C0002"], ["VT-HS-01", "C9999"]],
+        }
+    )
+    assert gone in (2, -1)  # some drivers do not count rows of an executemany
+    assert [r["LocalChildID"] for r in table_rows(reader, "hs_child_identity")] == [
+        "C0001",
+        "C0003",
+    ]
+    assert [r["LocalChildID"] for r in table_rows(reader, "hs_enrollment")] == ["C0001", "C0003"]
+    assert staging.delete_rows({"hs_child_identity.csv": []}) == 0
+    with pytest.raises(TerminalDeliveryError, match="no file spec"):
+        staging.delete_rows({"other.csv": [["x"]]})
+
+
 def test_holds_is_false_before_anything_was_delivered(staging: StagingDbDestination) -> None:
     assert not staging.holds(make_batch(1))
 

@@ -1,0 +1,333 @@
+"""What a destination holds now, per program and child, and what tonight must change there.
+
+A batch is unchanged only when it equals what the destination holds now — the last delivered
+state, kept in ``delivery_state`` (:class:`schemas.DeliveredRecord`) — never because the same
+batch was delivered at some time before: a middle name A -> B -> A over three nights sends A
+again on the third. The same rules serve every destination type:
+
+1. **Current**: per child, the digest of exactly its rows tonight (every artifact, parent
+   statements included) and the key of each row; per program, the digest of the artifacts
+   that belong to no child (aggregate tables).
+2. **Send** (``resend: changes``): children whose digest differs from what is held (new ones
+   included) and the program's artifacts when they differ. A file drop is a snapshot of the
+   program, so when anything differs the whole snapshot goes. ``resend: full`` sends all, every
+   night.
+3. **Withdraw**: a child held (or, for a file drop, left out of a later snapshot: a state may
+   keep earlier folders) and not in tonight's batch, withheld tonight because the parent
+   revoked consent (when the agreement says ``delete_on_revocation``), or for another reason
+   of the child's own (no valid consent any more, notice refused, ...) when it says
+   ``delete_out_of_scope``. A child missing for a data problem (a quarantined row, a required
+   field missing, a record the destination refused) is left as it is: we cannot tell a
+   withdrawal from bad data.
+4. **Replace**: a child sent tonight whose held rows include keys tonight's rows no longer
+   have (a natural-key change, e.g. a corrected entry date, or a parent statement withdrawn):
+   those rows are deleted where the destination deletes.
+
+After the destination accepted, :func:`save_state` records what it now holds in the
+transaction that logs the disclosures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from pipelines.destinations.base import Batch, ChildKey
+from privacy.reasons import Level, Reason
+from schemas import DeliveredRecord
+
+HELD, DELETED, DROPPED = "held", "deleted", "dropped"
+PROGRAM = ""
+"""``child_local_id`` of a program's own artifacts (those that belong to no child)."""
+REVOKED = Reason.CONSENT_REVOKED.value
+OUT_OF_SCOPE = "out_of_scope"
+NOT_A_WITHDRAWAL = frozenset(
+    {Reason.CONSENT_REVOKED, Reason.REQUIRED_FIELD_MISSING, Reason.DESTINATION_REJECTED}
+)
+"""Child-level reasons that never count as leaving the agreement's scope."""
+
+_CHUNK = 1000
+_UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+_UPDATED = ("digest", "rows", "status", "run_id", "updated_at")
+
+Rows = dict[str, list[list[str]]]
+"""Artifact name -> the key of each of a child's rows there."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """One ``delivery_state`` row."""
+
+    digest: str
+    rows: Rows
+    status: str
+
+
+@dataclass(frozen=True)
+class Current:
+    """Tonight's batch, by child."""
+
+    digests: dict[ChildKey, str]
+    rows: dict[ChildKey, Rows]
+    program_digest: str
+
+
+@dataclass
+class Changes:
+    """What tonight changes at the destination."""
+
+    send: set[ChildKey] = field(default_factory=set)
+    program: bool = False
+    withdraw: dict[ChildKey, str] = field(default_factory=dict)
+    """Child -> ``consent_revoked`` or ``out_of_scope``."""
+    replace: dict[ChildKey, Rows] = field(default_factory=dict)
+    """Child -> held rows whose key tonight's rows no longer have."""
+    snapshot: bool = False
+
+    @property
+    def nothing(self) -> bool:
+        """Whether the destination already holds exactly tonight's batch."""
+        return not (self.send or self.program or self.withdraw or self.replace)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (program-local ids only, for the delivery's reconciliation)."""
+        return {
+            "send": sorted(list(k) for k in self.send),
+            "program": self.program,
+            "withdraw": sorted([*k, why] for k, why in self.withdraw.items()),
+            "snapshot": self.snapshot,
+        }
+
+
+def current_of(batch: Batch, ledger: Mapping[str, Any]) -> Current:
+    """Tonight's digests and row keys: per child from the staged ledger's disclosure lines
+    (whose digest covers every row of the child, statements included), row keys from the
+    artifacts' key columns."""
+    digests = {(d["program_code"], d["child_local_id"]): d["digest"] for d in ledger["disclosures"]}
+    rows: dict[ChildKey, Rows] = {key: {} for key in digests}
+    own = []
+    for artifact in batch.artifacts:
+        if not artifact.child_keys:
+            own.append(f"{artifact.name}:{artifact.sha256}")
+            continue
+        columns = [c for c in artifact.key_columns if c in artifact.frame.columns]
+        if not columns:
+            continue
+        keys = artifact.frame[columns].astype(object).where(artifact.frame[columns].notna(), "")
+        for child, values in zip(
+            artifact.child_keys, keys.astype(str).values.tolist(), strict=True
+        ):
+            rows.setdefault(child, {}).setdefault(artifact.name, []).append(values)
+    program = hashlib.sha256("\n".join(sorted(own)).encode()).hexdigest()
+    return Current(digests, rows, program)
+
+
+def load_held(session: Session, destination: str, program: str) -> dict[ChildKey, Held]:
+    """What ``destination`` holds for ``program`` (digests and status; row keys are read by
+    :func:`with_rows` for the children that need them); the program's own artifacts under
+    ``(program, PROGRAM)``."""
+    query = select(
+        DeliveredRecord.child_local_id, DeliveredRecord.digest, DeliveredRecord.status
+    ).where(DeliveredRecord.destination == destination, DeliveredRecord.program_code == program)
+    return {
+        (program, local_id): Held(digest, {}, status)
+        for local_id, digest, status in session.execute(query)
+    }
+
+
+def differing(held: Mapping[ChildKey, Held], current: Current) -> set[ChildKey]:
+    """Children held whose rows differ tonight or who are gone: the only ones whose held row
+    keys a plan can need (to replace or withdraw rows)."""
+    return {
+        key
+        for key, h in held.items()
+        if key[1] != PROGRAM
+        and h.status in (HELD, DROPPED)
+        and current.digests.get(key) != h.digest
+    }
+
+
+def with_rows(
+    session: Session, destination: str, held: dict[ChildKey, Held], keys: Iterable[ChildKey]
+) -> dict[ChildKey, Held]:
+    """``held`` with the row keys of ``keys`` read in."""
+    by_program: dict[str, list[str]] = {}
+    for program, local_id in keys:
+        by_program.setdefault(program, []).append(local_id)
+    out = dict(held)
+    for program, local_ids in by_program.items():
+        for start in range(0, len(local_ids), _CHUNK):
+            query = select(DeliveredRecord.child_local_id, DeliveredRecord.rows).where(
+                DeliveredRecord.destination == destination,
+                DeliveredRecord.program_code == program,
+                DeliveredRecord.child_local_id.in_(local_ids[start : start + _CHUNK]),
+            )
+            for local_id, rows in session.execute(query):
+                before = out[(program, local_id)]
+                out[(program, local_id)] = Held(before.digest, dict(rows or {}), before.status)
+    return out
+
+
+def withheld_reasons(ledger: Mapping[str, Any], program: str) -> dict[ChildKey, str]:
+    """Child -> the reason it was withheld tonight (child-level redactions)."""
+    return {
+        (program, r["subject"]): r["reason"] for r in ledger["redactions"] if r["field"] is None
+    }
+
+
+def _withdrawal(reason: str | None, on_revocation: bool, out_of_scope: bool) -> str | None:
+    if reason is None:
+        return None
+    if reason == REVOKED:
+        return REVOKED if on_revocation else None
+    try:
+        known = Reason(reason)
+    except ValueError:
+        return None
+    if known.level is Level.CHILD and known not in NOT_A_WITHDRAWAL and out_of_scope:
+        return OUT_OF_SCOPE
+    return None
+
+
+def plan_changes(
+    held: Mapping[ChildKey, Held],
+    current: Current,
+    withheld: Mapping[ChildKey, str],
+    *,
+    program: str,
+    full: bool = False,
+    snapshot: bool = False,
+    delete_on_revocation: bool = False,
+    delete_out_of_scope: bool = False,
+) -> Changes:
+    """What tonight sends, withdraws and replaces (see the module doc)."""
+    changes = Changes(snapshot=snapshot)
+    own = held.get((program, PROGRAM))
+    changes.program = full or own is None or own.digest != current.program_digest
+    holding = {k: h for k, h in held.items() if k[1] != PROGRAM and h.status == HELD}
+    for key, digest in current.digests.items():
+        before = holding.get(key)
+        if full or before is None or before.digest != digest:
+            changes.send.add(key)
+    kept = {k for k, h in held.items() if k[1] != PROGRAM and h.status in (HELD, DROPPED)}
+    for key in kept - current.digests.keys():
+        why = _withdrawal(withheld.get(key), delete_on_revocation, delete_out_of_scope)
+        if why is not None:
+            changes.withdraw[key] = why
+    for key in changes.send:
+        before = holding.get(key)
+        if before is None:
+            continue
+        now = current.rows.get(key, {})
+        stale = {
+            name: [r for r in keys if r not in now.get(name, [])]
+            for name, keys in (before.rows or {}).items()
+        }
+        stale = {name: keys for name, keys in stale.items() if keys}
+        if stale:
+            changes.replace[key] = stale
+    if snapshot:
+        # a file drop holds the program's latest snapshot: any difference sends all of it
+        absent = holding.keys() - current.digests.keys()
+        if changes.send or changes.withdraw or absent or changes.program:
+            changes.send = set(current.digests)
+            changes.program = True
+        changes.replace = {}
+    return changes
+
+
+def narrowed(batch: Batch, changes: Changes) -> Batch:
+    """The batch with only the rows of the children sent tonight (and the program's own
+    artifacts only when they changed); a snapshot goes whole."""
+    if changes.snapshot:
+        return batch
+    return batch.only(changes.send, program_artifacts=changes.program)
+
+
+def save_state(
+    session: Session,
+    *,
+    destination: str,
+    program: str,
+    run_id: str,
+    current: Current,
+    held: Mapping[ChildKey, Held],
+    sent: Iterable[ChildKey],
+    program_sent: bool,
+    withdrawn: Iterable[ChildKey] = (),
+    snapshot: bool = False,
+) -> None:
+    """Record what ``destination`` holds after tonight: the children ``sent`` (with their
+    digests and row keys), those ``withdrawn`` (deleted), and for a snapshot every other child
+    it held (no longer in the latest snapshot: dropped). Only rows that change are written, in
+    bulk."""
+    now = dt.datetime.now(dt.UTC)
+    sent = set(sent)
+    values: list[dict[str, Any]] = []
+
+    def put(local_id: str, digest: str, keys: Rows, status: str) -> None:
+        before = held.get((program, local_id))
+        if before is not None and before.status == status and before.digest == digest:
+            return
+        values.append(
+            {
+                "destination": destination,
+                "program_code": program,
+                "child_local_id": local_id,
+                "digest": digest,
+                "rows": keys,
+                "status": status,
+                "run_id": run_id,
+                "updated_at": now,
+            }
+        )
+
+    for key in sorted(sent):
+        put(key[1], current.digests[key], current.rows.get(key, {}), HELD)
+    if program_sent:
+        put(PROGRAM, current.program_digest, {}, HELD)
+    for key in sorted(set(withdrawn)):
+        put(key[1], "", {}, DELETED)
+    if snapshot:
+        for key, before in held.items():
+            if key[1] != PROGRAM and key not in sent and before.status == HELD:
+                put(key[1], before.digest, before.rows, DROPPED)
+    _upsert(session, values)
+
+
+def _upsert(session: Session, values: list[dict[str, Any]]) -> None:
+    """Insert or update ``delivery_state`` rows on (destination, program, child)."""
+    if not values:
+        return
+    dialect = session.get_bind().dialect.name
+    table = DeliveredRecord.__table__
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        if dialect in _UPSERTS:
+            statement = _UPSERTS[dialect](table)
+            statement = statement.on_conflict_do_update(
+                index_elements=["destination", "program_code", "child_local_id"],
+                set_={name: statement.excluded[name] for name in _UPDATED},
+            )
+            session.execute(statement, chunk)
+            continue
+        for row in chunk:  # a database without ON CONFLICT: update, else insert
+            done = session.execute(
+                update(table)
+                .where(
+                    table.c.destination == row["destination"],
+                    table.c.program_code == row["program_code"],
+                    table.c.child_local_id == row["child_local_id"],
+                )
+                .values({name: row[name] for name in _UPDATED})
+            )
+            if not done.rowcount:
+                session.execute(insert(table), [row])
