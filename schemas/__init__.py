@@ -3,6 +3,7 @@
 Imports nothing of ours; every layer above may import it.
 """
 
+from schemas.access import DisclosureAccess
 from schemas.base import Base
 from schemas.delivery import Delivery, SentResource
 from schemas.ledgers import DisclosureEntry, ParticipationEvent, QuarantinedRow, RedactionEntry, Run
@@ -23,6 +24,7 @@ __all__ = [
     "Child",
     "Consent",
     "Delivery",
+    "DisclosureAccess",
     "DisclosureEntry",
     "Enrollment",
     "EnrollmentNotice",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, String, Text
+from sqlalchemy import Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schemas.base import Base
@@ -59,6 +59,10 @@ class DisclosureEntry(Base):
     ``delete`` (a record withdrawn from the recipient after revocation)."""
 
     __tablename__ = "disclosure_log"
+    # a parent's request reads one child's entries in order without scanning the log
+    __table_args__ = (
+        Index("ix_disclosure_log_program_child_seq", "program_code", "child_local_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(unique=True)
