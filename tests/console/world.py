@@ -1,0 +1,39 @@
+"""A seeded demo world with runs to show, and real Airflow tokens, for console tests.
+
+The world is the submission tests' (``make_world``: ``datashare demo seed`` on SQLite, the
+project's agreements), with three destinations run through the pipeline steps: Vermont's
+state system (audit/evaluation), Missouri's (consent: many children withheld, by reason) and
+New Mexico's (aggregate counts; one AIAN program without an opt-in).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pipelines.demo import DEMO_DATE
+from tests.pipelines.submission.conftest import World, make_world
+
+DESTINATIONS = {
+    "vt-demo": ("VT-AOE", "vt-aoe-ecids", ["hs_child_identity", "hs_enrollment"]),
+    "mo-demo": ("MO-DESE", "mo-dese-consent", ["hs_child_identity", "hs_enrollment"]),
+    "nm-demo": ("NM-ECECD", "nm-ececd-aggregate", ["hs_program_aggregate"]),
+}
+
+
+def console_world(root: Path, children: int = 240) -> World:
+    """Seed, configure the three destinations and run each on two nights."""
+    world = make_world(f"sqlite:///{root / 'program.db'}", root, children=children)
+    for name, (recipient, agreement, formats) in DESTINATIONS.items():
+        world.destination(
+            name,
+            type="local",
+            recipient=recipient,
+            agreements=[agreement],
+            formats=formats,
+            local={"root": str(root / "drop" / name)},
+        )
+    for night in (DEMO_DATE - dt.timedelta(days=1), DEMO_DATE):
+        for name in DESTINATIONS:
+            world.run(name, run_date=night)
+    return world
