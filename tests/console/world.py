@@ -21,8 +21,11 @@ DESTINATIONS = {
 }
 
 
-def console_world(root: Path, children: int = 240) -> World:
-    """Seed, configure the three destinations and run each on two nights."""
+NIGHTS = {"vt-demo": 1, "mo-demo": 2, "nm-demo": 1}
+
+
+def console_world(root: Path, children: int = 120) -> World:
+    """Seed, configure the three destinations and run them (Missouri's on two nights)."""
     world = make_world(f"sqlite:///{root / 'program.db'}", root, children=children)
     for name, (recipient, agreement, formats) in DESTINATIONS.items():
         world.destination(
@@ -33,7 +36,7 @@ def console_world(root: Path, children: int = 240) -> World:
             formats=formats,
             local={"root": str(root / "drop" / name)},
         )
-    for night in (DEMO_DATE - dt.timedelta(days=1), DEMO_DATE):
-        for name in DESTINATIONS:
-            world.run(name, run_date=night)
+    for name, nights in NIGHTS.items():
+        for back in range(nights - 1, -1, -1):
+            world.run(name, run_date=DEMO_DATE - dt.timedelta(days=back))
     return world
