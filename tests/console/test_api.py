@@ -17,6 +17,7 @@ from privacy.agreements import load_agreement
 from privacy.participation import history
 from schemas import Child, DisclosureAccess, DisclosureEntry, Program, RedactionEntry, Run
 from tests.console.conftest import login
+from tests.console.world import forget_changes
 from tests.pipelines.submission.conftest import PROJECT, World
 
 ROLES = ["vera", "uma", "otto", "ada"]  # viewer, data manager (USER), data manager (OP), admin
@@ -350,21 +351,7 @@ def test_opt_in_is_reviewed_in_plain_words_then_recorded_as_the_logged_in_admin(
         nm6 = next(r for r in rows if r["program"] == "NM-AIAN-06" and r["recipient"] == "NM-ECECD")
         assert nm6["shares"] is False
     finally:
-        _forget_changes(world, "NM-AIAN-06", before)
-
-
-def _forget_changes(world: World, program: str, keep: int) -> None:
-    from schemas import ParticipationEvent
-
-    with Session(world.engine) as session, session.begin():
-        events = session.scalars(
-            select(ParticipationEvent)
-            .join(Program)
-            .where(Program.code == program)
-            .order_by(ParticipationEvent.id)
-        ).all()
-        for event in events[keep:]:
-            session.delete(event)
+        forget_changes(world, "NM-AIAN-06", before)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from pipelines.demo import DEMO_DATE
+from schemas import ParticipationEvent, Program
 from tests.pipelines.submission.conftest import World, make_world
 
 DESTINATIONS = {
@@ -40,3 +44,17 @@ def console_world(root: Path, children: int = 120) -> World:
         for back in range(nights - 1, -1, -1):
             world.run(name, run_date=DEMO_DATE - dt.timedelta(days=back))
     return world
+
+
+def forget_changes(world: World, program: str, keep: int) -> None:
+    """Remove a program's participation events after the first ``keep`` (test cleanup only:
+    the registry is append-only everywhere else)."""
+    with Session(world.engine) as session, session.begin():
+        events = session.scalars(
+            select(ParticipationEvent)
+            .join(Program)
+            .where(Program.code == program)
+            .order_by(ParticipationEvent.id)
+        ).all()
+        for event in events[keep:]:
+            session.delete(event)
