@@ -130,10 +130,12 @@ async def person(request: Request) -> Person:
     token = _token(request)
     if not token:
         raise NotLoggedIn()
+    from jwt import InvalidTokenError
+
     manager = _auth_manager()
     try:
         user = await manager.get_user_from_token(token)
-    except Exception as error:  # any invalid, expired or revoked token is "not logged in"
+    except InvalidTokenError as error:  # malformed, forged, expired or revoked
         raise NotLoggedIn() from error
     found = Person(name=str(user.get_name()), role=role_of(user, manager))
     request.state.datashare_person = found

@@ -124,6 +124,6 @@ class QuarantinedRow(Base):
     message: Mapped[str] = mapped_column(Text)
     raw: Mapped[dict[str, Any]]
     row_digest: Mapped[str] = mapped_column(String(64), index=True)
-    run_id: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True)
     quarantined_at: Mapped[dt.datetime]
     resolved_at: Mapped[dt.datetime | None]

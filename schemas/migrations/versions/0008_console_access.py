@@ -1,4 +1,4 @@
-"""console access log; index for one child's disclosures
+"""console access log; indexes for one child's disclosures and one run's quarantine
 
 Revision ID: 0008
 Revises: 0002
@@ -38,9 +38,13 @@ def upgrade() -> None:
             ["program_code", "child_local_id", "seq"],
             unique=False,
         )
+    with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_quarantine_run_id"), ["run_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quarantine_run_id"))
     with op.batch_alter_table("disclosure_log", schema=None) as batch_op:
         batch_op.drop_index("ix_disclosure_log_program_child_seq")
     with op.batch_alter_table("disclosure_access", schema=None) as batch_op:
