@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -22,6 +22,7 @@ from console.auth import CsrfRefused, Forbidden, NotLoggedIn
 from console.pages import NO_STORE, base_path, plain, wants_json
 from pipelines.db import make_engine, session_scope
 from pipelines.settings import Settings, load_settings
+from privacy.agreements import Agreement, check_agreements
 from privacy.errors import ParticipationError
 
 STATIC = Path(__file__).with_name("static")
@@ -33,6 +34,7 @@ class ConsoleState:
     def __init__(self, settings: Settings | None) -> None:
         self._settings = settings
         self._engine: Engine | None = None
+        self._agreements: tuple[tuple[Any, ...], Any] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -40,6 +42,16 @@ class ConsoleState:
         if self._settings is None:
             self._settings = load_settings()
         return self._settings
+
+    def agreements(self) -> tuple[dict[str, Agreement], list[Any]]:
+        """The valid agreements and the problems of the others, read again only when a file
+        in the folder changes (parsing YAML on every page would cost a page's budget)."""
+        folder = self.settings.agreements_dir
+        files = sorted(folder.glob("*.y*ml")) if folder.is_dir() else []
+        signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        if self._agreements is None or self._agreements[0] != signature:
+            self._agreements = (signature, check_agreements(folder))
+        return self._agreements[1]
 
     @property
     def engine(self) -> Engine:

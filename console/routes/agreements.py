@@ -15,7 +15,6 @@ from console.auth import Viewer
 from console.pages import export, page
 from pipelines.commands.policy import RecipientRow, explanation
 from pipelines.review import WARNING_DAYS, agreement_warnings, field_rows
-from privacy.agreements import check_agreements
 from schemas import Recipient
 
 router = APIRouter()
@@ -35,7 +34,7 @@ def _recipients(db: Db) -> dict[str, RecipientRow]:
 def agreements(request: Request, who: Viewer, console: State, format: Format = None) -> Response:
     """Every valid agreement with its review date and warnings; problems of the others."""
     today = dt.date.today()
-    found, problems = check_agreements(console.settings.agreements_dir)
+    found, problems = console.agreements()
     rows: list[dict[str, Any]] = [
         {
             "id": a.id,
@@ -61,7 +60,7 @@ def agreement(
     format: Format = None,
 ) -> Response:  # fmt: skip
     """One agreement in plain words, with the fields that leave and how."""
-    found, _ = check_agreements(console.settings.agreements_dir)
+    found, _ = console.agreements()
     chosen = found.get(agreement_id)
     if chosen is None:
         raise HTTPException(404, f"No valid agreement {agreement_id}")

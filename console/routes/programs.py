@@ -22,7 +22,6 @@ from console.app import Db, State
 from console.auth import Admin, Viewer, checked_form
 from console.pages import base_path, export, page
 from pipelines.review import change_effects, describe_change, proposed_change
-from privacy.agreements import check_agreements
 from privacy.errors import ParticipationError
 from privacy.fields import CATALOG
 from privacy.participation import (
@@ -162,7 +161,7 @@ async def change(request: Request, who: Admin, db: Db, console: State, code: str
             checked = record_change(trial, **wanted)
         finally:
             trial.rollback()
-    agreements, _ = check_agreements(console.settings.agreements_dir)
+    agreements, _ = console.agreements()
     proposed = proposed_change(
         code, wanted["action"], recipient=wanted["recipient_code"], decided_by=who.name,
         effective=wanted["effective_date"], authority=wanted["authority"],
