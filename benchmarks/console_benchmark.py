@@ -7,7 +7,7 @@ of the console through its FastAPI app with a real token from Airflow's auth man
 prints milliseconds per page (median and 95th percentile of the repeats). Runs on SQLite, and
 on a scratch PostgreSQL database (``--pg``, on ``$DATASHARE_TEST_PG``'s server) when asked.
 
-    .venv/bin/python benchmarks/console_benchmark.py [--entries 1000000] [--pg]
+    .venv/bin/python benchmarks/console_benchmark.py [--entries 1000000] [--pg | --pg-only]
 """
 
 from __future__ import annotations
@@ -195,9 +195,13 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=50_000, help="distinct local ids")
     parser.add_argument("--repeats", type=int, default=20, help="requests per page")
     parser.add_argument("--pg", action="store_true", help="also on a scratch PostgreSQL database")
+    parser.add_argument("--pg-only", action="store_true", help="PostgreSQL only, not SQLite")
     parser.add_argument("--verify", action="store_true", help="also time verifying both chains")
     args = parser.parse_args()
     targets = [("SQLite", f"sqlite:///{tempfile.mkdtemp(prefix='console-bench-')}/bench.db")]
+    args.pg = args.pg or args.pg_only
+    if args.pg_only:
+        targets = []
     if args.pg:
         admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
