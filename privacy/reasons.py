@@ -204,3 +204,42 @@ def describe(code: str) -> str:
         return _BY_VALUE[code].description
     except KeyError:
         raise ValueError(f"unknown reason code {code}") from None
+
+
+# The regulation behind each reason, for readers who want the text (45 CFR unless named).
+CITATIONS: dict[str, str] = {
+    "disclosed": "45 CFR 1303.22",
+    "agreement_not_yet_effective": "45 CFR 1303.22(c)(2)-(3), (d)",
+    "agreement_expired": "45 CFR 1303.22(c)(2)-(3), (d)",
+    "recipient_suspended": "45 CFR 1303.22(d)",
+    "agreement_review_overdue": "45 CFR 1303.22(d)",
+    "recipient_not_eligible": "45 CFR 1303.22(b)-(c)",
+    "destruction_terms_missing": "45 CFR 1303.22(c)(2)-(3)",
+    "program_not_registered": "45 CFR 1302.53(b)(3)",
+    "program_withdrawn": "45 CFR 1302.53(b)(3)",
+    "aian_no_opt_in": "45 CFR 1302.53(b)(4)",
+    "aian_aggregate_only": "45 CFR 1302.53(b)(4)",
+    "no_consent": "45 CFR 1303.22(a)",
+    "consent_other_recipient": "45 CFR 1303.22(a)",
+    "consent_category_not_covered": "45 CFR 1303.22(a)",
+    "consent_unsigned": "45 CFR 1303.22(a)",
+    "consent_undated": "45 CFR 1303.22(a)",
+    "consent_not_by_parent": "45 CFR 1303.22(a), 1305.2",
+    "consent_signed_after_run_date": "45 CFR 1303.22(a)",
+    "consent_expired": "45 CFR 1303.22(a)",
+    "consent_revoked": "45 CFR 1303.22(a)",
+    "notice_missing": "45 CFR 1303.22(b)",
+    "notice_period_not_elapsed": "45 CFR 1303.22(b)",
+    "notice_refused": "45 CFR 1303.22(b)",
+    "aian_field_excluded": "45 CFR 1302.53(b)(4)",
+    "notice_category_not_permitted": "45 CFR 1303.22(b), (f)",
+    "disability_consent_missing": "34 CFR 300.622, 303.414 (IDEA)",
+    "parent_statement_not_carried": "45 CFR 1303.24(c)",
+    "required_field_missing": "45 CFR 1303.22(f)",
+    "destination_rejected": "45 CFR 1303.24(b)",
+}
+
+
+def citation(code: str) -> str:
+    """The regulation behind a reason code, or an empty string when none is recorded."""
+    return CITATIONS.get(code, "")

@@ -3,6 +3,7 @@
 Imports nothing of ours; every layer above may import it.
 """
 
+from schemas.access import DisclosureAccess
 from schemas.base import Base
 from schemas.delivery import DeliveredRecord, Delivery, SentResource
 from schemas.ledgers import (
@@ -31,6 +32,7 @@ __all__ = [
     "Consent",
     "DeliveredRecord",
     "Delivery",
+    "DisclosureAccess",
     "DisclosureEntry",
     "Enrollment",
     "EnrollmentNotice",

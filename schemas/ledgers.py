@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schemas.base import Base
@@ -87,6 +87,10 @@ class DisclosureEntry(Base):
     ``delete`` (a record withdrawn from the recipient after revocation)."""
 
     __tablename__ = "disclosure_log"
+    # a parent's request reads one child's entries in order without scanning the log
+    __table_args__ = (
+        Index("ix_disclosure_log_program_child_seq", "program_code", "child_local_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(unique=True)
@@ -169,6 +173,6 @@ class QuarantinedRow(Base):
     message: Mapped[str] = mapped_column(Text)
     raw: Mapped[dict[str, Any]]
     row_digest: Mapped[str] = mapped_column(String(64), index=True)
-    run_id: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True)
     quarantined_at: Mapped[dt.datetime]
     resolved_at: Mapped[dt.datetime | None]

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine, session_scope
+from pipelines.review import describe_change
 from privacy.errors import ParticipationError
 from privacy.participation import (
     Change,
@@ -70,19 +71,7 @@ def _record(database_url: str, program: str, action: ParticipationAction, **kwar
     effective = when.date() if when else dt.date.today()
     with _registry(database_url) as session:
         change = record_change(session, program, action, effective_date=effective, **kwargs)
-    Console().print(f"Recorded: {_describe(change)}", highlight=False)
-
-
-def _describe(change: Change) -> str:
-    whom = change.recipient_code or "all recipients"
-    text = f"{change.program_code} {change.action.value} ({whom}) from {change.effective_date}"
-    if change.scope:
-        text += f", scope {change.scope.value}"
-    if change.authority:
-        text += f", authority: {change.authority}"
-    if change.excluded_fields:
-        text += f", excluding {', '.join(change.excluded_fields)}"
-    return text + f", decided by {change.decided_by}"
+    Console().print(f"Recorded: {describe_change(change)}", highlight=False)
 
 
 def _status_line(recipient: str, status: ProgramStatus) -> str:

@@ -1,0 +1,469 @@
+"""Every console endpoint: 401 without a login (JSON) or a redirect to Airflow's login (pages),
+403 for each role that must not see or change a thing, CSRF refusal, and what each shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from pipelines.review import agreement_warnings
+from privacy.agreements import load_agreement
+from privacy.participation import history
+from schemas import Child, DisclosureAccess, DisclosureEntry, Program, RedactionEntry, Run
+from tests.console.conftest import login
+from tests.console.world import forget_changes
+from tests.pipelines.submission.conftest import PROJECT, World
+
+ROLES = ["vera", "uma", "otto", "ada"]  # viewer, data manager (USER), data manager (OP), admin
+RANK = {"vera": 1, "uma": 2, "otto": 2, "ada": 3, "nora": 0}
+HTML = {"Accept": "text/html"}
+JSON = {"Accept": "application/json"}
+
+
+@dataclass(frozen=True)
+class Ids:
+    run: str
+    reason: str
+    program: str
+    child: str
+    dry_run_free_destination: str
+
+
+@pytest.fixture(scope="module")
+def ids(world: World) -> Ids:
+    with Session(world.engine) as session:
+        run = session.scalar(
+            select(Run.id).where(Run.destination == "mo-demo").order_by(Run.started_at.desc())
+        )
+        reason, _ = session.execute(
+            select(RedactionEntry.reason_code, RedactionEntry.program_code)
+            .where(RedactionEntry.run_id == run, RedactionEntry.field.is_(None))
+            .order_by(RedactionEntry.seq)
+        ).first()
+        program_code, child = session.execute(
+            select(DisclosureEntry.program_code, DisclosureEntry.child_local_id).limit(1)
+        ).one()
+    return Ids(run, reason, program_code, child, "vt-demo")
+
+
+def endpoints(ids: Ids) -> list[tuple[str, int]]:
+    """Every GET page and the lowest role rank that may see it."""
+    return [
+        ("/runs", 1),
+        ("/runs?format=csv", 1),
+        ("/runs?format=json", 1),
+        (f"/runs/{ids.run}", 1),
+        (f"/runs/{ids.run}?format=json", 1),
+        (f"/runs/{ids.run}/reasons/{ids.reason}", 2),
+        (f"/runs/{ids.run}/reasons/{ids.reason}?format=csv", 2),
+        ("/children", 2),
+        (f"/children/{ids.program}/{ids.child}", 2),
+        (f"/children/{ids.program}/{ids.child}?format=json", 2),
+        ("/programs", 1),
+        ("/programs?format=json", 1),
+        ("/programs/NM-AIAN-06", 1),
+        ("/programs/NM-AIAN-06?format=csv", 1),
+        ("/agreements", 1),
+        ("/agreements?format=json", 1),
+        ("/agreements/vt-aoe-ecids", 1),
+        ("/agreements/vt-aoe-ecids?format=csv", 1),
+        ("/ledgers", 1),
+    ]
+
+
+POSTS = [  # path, lowest rank that may post
+    ("/children/search", 2),
+    ("/programs/NM-AIAN-06/change", 3),
+    ("/ledgers/verify", 1),
+]
+
+
+def csrf(client: TestClient, page: str = "/ledgers") -> str:
+    """Open a page as a browser would and take the form token it sets."""
+    response = client.get(page, headers=HTML)
+    assert response.status_code == 200
+    token = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+    assert token is not None
+    return token.group(1)
+
+
+# -- who gets in ---------------------------------------------------------------------------
+
+
+def test_without_login_every_page_answers_401_json(client: TestClient, ids: Ids) -> None:
+    for path, _ in endpoints(ids):
+        response = client.get(path, headers=JSON)
+        assert response.status_code == 401, path
+        assert response.json() == {"detail": "Not authenticated"}
+    for path, _ in POSTS:
+        assert client.post(path, data={}, headers=JSON).status_code == 401, path
+
+
+def test_without_login_a_browser_is_sent_to_airflows_login(client: TestClient, ids: Ids) -> None:
+    response = client.get(f"/runs/{ids.run}", headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/auth/login?next=")
+    assert ids.run in response.headers["location"]
+
+
+@pytest.mark.parametrize("token", ["not-a-jwt", "eyJhbGciOiJIUzUxMiJ9.e30.c2ln"])
+def test_a_forged_or_malformed_token_is_not_a_login(client: TestClient, token: str) -> None:
+    response = client.get("/runs", headers={**JSON, "Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+def test_a_token_signed_with_another_secret_is_not_a_login(client: TestClient) -> None:
+    import jwt
+
+    forged = jwt.encode({"sub": "ada", "role": "ADMIN"}, "another-secret" * 5, algorithm="HS512")
+    response = client.get("/runs", headers={**JSON, "Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("user", [*ROLES, "nora"])
+def test_each_role_sees_exactly_the_pages_of_its_rank(
+    client: TestClient, tokens: dict[str, str], ids: Ids, user: str
+) -> None:
+    headers = {**JSON, "Authorization": f"Bearer {tokens[user]}"}
+    for path, needed in endpoints(ids):
+        response = client.get(path, headers=headers)
+        expected = 200 if RANK[user] >= needed else 403
+        assert response.status_code == expected, (user, path, response.text[:200])
+
+
+@pytest.mark.parametrize("user", [*ROLES, "nora"])
+def test_each_role_may_post_only_at_its_rank(
+    client: TestClient, tokens: dict[str, str], user: str
+) -> None:
+    login(client, tokens[user])
+    token = csrf(client) if RANK[user] else "none"
+    for path, needed in POSTS:
+        response = client.post(path, data={"csrf_token": token}, headers=JSON)
+        if RANK[user] < needed:
+            assert response.status_code == 403, (user, path)
+        else:  # allowed: the form is judged on its content (an empty change is refused)
+            assert response.status_code in (200, 400), (user, path, response.text[:200])
+
+
+# -- CSRF ----------------------------------------------------------------------------------
+
+
+def test_a_change_without_the_csrf_token_is_refused(client: TestClient, tokens) -> None:  # type: ignore[no-untyped-def]
+    login(client, tokens["ada"])
+    csrf(client)
+    form = {"action": "withdraw", "recipient": "NM-ECECD", "reason": "x", "step": "confirm"}
+    response = client.post("/programs/NM-HS-05/change", data=form, headers=HTML)
+    assert response.status_code == 403
+    assert "security token" in response.text
+
+
+def test_a_token_from_another_user_or_without_its_cookie_is_refused(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    login(client, tokens["uma"])
+    umas = csrf(client)
+    login(client, tokens["ada"])
+    client.cookies.set("datashare_csrf", umas)  # a token signed for someone else
+    form = {"csrf_token": umas, "action": "withdraw", "recipient": "NM-ECECD", "reason": "x"}
+    assert client.post("/programs/NM-HS-05/change", data=form).status_code == 403
+    login(client, tokens["ada"])
+    adas = csrf(client)
+    login(client, tokens["ada"])  # the form's token alone, without its cookie, is not enough
+    form["csrf_token"] = adas
+    assert client.post("/programs/NM-HS-05/change", data=form).status_code == 403
+
+
+def test_a_post_from_another_origin_is_refused(client: TestClient, tokens) -> None:  # type: ignore[no-untyped-def]
+    login(client, tokens["ada"])
+    token = csrf(client)
+    response = client.post(
+        "/ledgers/verify",
+        data={"csrf_token": token},
+        headers={**JSON, "Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+
+
+# -- what the pages show -------------------------------------------------------------------
+
+
+def test_runs_show_honest_counts_and_a_chart_readable_without_colour(
+    client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    login(client, tokens["vera"])
+    rows = client.get("/runs?format=json&destination=mo-demo").json()
+    assert len(rows) == 2 and {r["destination"] for r in rows} == {"mo-demo"}
+    with Session(world.engine) as session:
+        for row in rows:
+            run = session.get(Run, row["run"])
+            assert row["withheld"] == sum(run.summary["withheld_by_reason"].values()) > 0
+            assert row["considered"] == run.summary["children"]["considered"]
+    html = client.get("/runs?destination=mo-demo", headers=HTML).text
+    assert "<svg" in html and "url(#p-diag)" in html  # patterns, not colour alone
+    assert "no written consent on file" in html  # the legend says each reason in words
+
+
+def test_an_unfinished_run_is_shown_as_unfinished(
+    client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    with Session(world.engine) as session, session.begin():
+        session.add(Run(id="mo-demo-stuck", destination="mo-demo", run_date=dt.date(2026, 11, 1),
+                        status="running", started_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+                        summary={}))  # fmt: skip
+    try:
+        login(client, tokens["vera"])
+        rows = client.get("/runs?format=json&destination=mo-demo").json()
+        assert {r["run"]: r["status"] for r in rows}["mo-demo-stuck"] == "unfinished"
+    finally:
+        with Session(world.engine) as session, session.begin():
+            session.delete(session.get(Run, "mo-demo-stuck"))
+
+
+def test_run_detail_gives_reasons_in_plain_words_with_citations(
+    client: TestClient, tokens: dict[str, str], ids: Ids
+) -> None:
+    login(client, tokens["vera"])
+    groups = client.get(f"/runs/{ids.run}?format=json").json()
+    assert groups and all(g["citation"].startswith(("45 CFR", "34 CFR")) for g in groups)
+    html = client.get(f"/runs/{ids.run}", headers=HTML).text
+    assert "Input quarantine, by rule" in html and "Validation" in html
+    assert f"/runs/{ids.run}/reasons/" not in html  # a viewer gets no drill-down links
+
+
+def test_children_behind_a_reason_have_names_for_data_managers_but_not_in_exports(
+    client: TestClient, tokens: dict[str, str], ids: Ids, world: World
+) -> None:
+    login(client, tokens["uma"])
+    rows = client.get(f"/runs/{ids.run}/reasons/{ids.reason}?format=json").json()
+    assert rows and {r["reason"] for r in rows} == {ids.reason}
+    first = rows[0]
+    with Session(world.engine) as session:
+        child = session.execute(
+            select(Child.first_name, Child.last_name)
+            .join(Program)
+            .where(Program.code == first["program"], Child.local_id == first["subject"])
+        ).one()
+    name = f"{child.first_name} {child.last_name}"
+    assert name in client.get(f"/runs/{ids.run}/reasons/{ids.reason}", headers=HTML).text
+    csv = client.get(f"/runs/{ids.run}/reasons/{ids.reason}?format=csv").text
+    assert first["subject"] in csv and child.last_name not in csv
+
+
+def test_a_childs_disclosures_are_listed_and_the_look_is_recorded(
+    client: TestClient, tokens: dict[str, str], ids: Ids, world: World
+) -> None:
+    login(client, tokens["otto"])
+    rows = client.get(f"/children/{ids.program}/{ids.child}?format=json").json()
+    with Session(world.engine) as session:
+        logged = session.scalars(
+            select(DisclosureEntry).where(
+                DisclosureEntry.program_code == ids.program,
+                DisclosureEntry.child_local_id == ids.child,
+            )
+        ).all()
+        assert [r["seq"] for r in rows] == [e.seq for e in logged]
+        assert all(r["legal_basis"] and r["purpose"] and r["fields"] for r in rows)
+        looks = session.scalars(
+            select(DisclosureAccess).where(DisclosureAccess.child_local_id == ids.child)
+        ).all()
+    assert looks[-1].viewer == "otto" and looks[-1].entries == len(rows)
+    page = client.get(f"/children/{ids.program}/{ids.child}", headers=HTML).text
+    assert "Record of disclosures" in page and "print.css" in page and "otto" in page
+
+
+def test_finding_a_child_by_name_is_a_post_and_links_by_local_id(
+    client: TestClient, tokens: dict[str, str], ids: Ids, world: World
+) -> None:
+    with Session(world.engine) as session:
+        last = session.scalar(
+            select(Child.last_name)
+            .join(Program)
+            .where(Program.code == ids.program, Child.local_id == ids.child)
+        )
+    login(client, tokens["uma"])
+    token = csrf(client, "/children")
+    response = client.post(
+        "/children/search", data={"csrf_token": token, "program": ids.program, "name": last}
+    )
+    assert response.status_code == 200
+    assert f"/children/{ids.program}/{ids.child}" in response.text
+    links = re.findall(r'href="([^"]+)"', response.text)
+    assert not [link for link in links if last in link]  # the name is never in a URL
+
+
+def test_an_aian_program_without_opt_in_shares_nothing(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    login(client, tokens["vera"])
+    rows = client.get("/programs?format=json").json()
+    nm6 = next(r for r in rows if r["program"] == "NM-AIAN-06" and r["recipient"] == "NM-ECECD")
+    assert nm6["state"] == "participating" and nm6["shares"] is False
+    assert "shares nothing" in client.get("/programs/NM-AIAN-06", headers=HTML).text
+    assert "opt-in-form" not in client.get("/programs/NM-AIAN-06", headers=HTML).text
+
+
+def test_opt_in_is_reviewed_in_plain_words_then_recorded_as_the_logged_in_admin(
+    client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    login(client, tokens["ada"])
+    token = csrf(client, "/programs/NM-AIAN-06")
+    form = {
+        "csrf_token": token,
+        "action": "opt_in",
+        "authority": "Tribal Council Resolution 2026-30",
+        "scope": "aggregate",
+        "excluded": ["race", "ethnicity"],
+        "effective": "2026-11-20",
+        "reason": "council vote",
+        "decided_by": "someone typed this",  # ignored: the login decides who did it
+        "step": "review",
+    }
+    review = client.post("/programs/NM-AIAN-06/change", data=form)
+    assert review.status_code == 200
+    assert "Starts" in review.text and "NM-ECECD" in review.text
+    assert "never: ethnicity, race" in review.text
+    with Session(world.engine) as session:
+        before = len(history(session, "NM-AIAN-06"))
+    try:
+        done = client.post("/programs/NM-AIAN-06/change", data={**form, "step": "confirm"})
+        assert done.status_code == 303
+        with Session(world.engine) as session:
+            last = history(session, "NM-AIAN-06")[-1]
+            assert len(history(session, "NM-AIAN-06")) == before + 1
+        assert last.decided_by == "ada" and last.action.value == "opt_in"
+        assert last.authority == "Tribal Council Resolution 2026-30"
+        assert last.reason == "council vote"
+        assert set(last.excluded_fields) == {"race", "ethnicity"}
+        rows = client.get("/programs?format=json&on=2026-11-27").json()
+        nm6 = next(r for r in rows if r["program"] == "NM-AIAN-06" and r["recipient"] == "NM-ECECD")
+        assert nm6["shares"] is True
+        # and off again, through the same forms: opt-out needs a reason
+        out = {"csrf_token": token, "action": "opt_out", "effective": "2026-11-21",
+               "reason": "council rescinded", "step": "confirm"}  # fmt: skip
+        assert client.post("/programs/NM-AIAN-06/change", data=out).status_code == 303
+        rows = client.get("/programs?format=json&on=2026-11-27").json()
+        nm6 = next(r for r in rows if r["program"] == "NM-AIAN-06" and r["recipient"] == "NM-ECECD")
+        assert nm6["shares"] is False
+    finally:
+        forget_changes(world, "NM-AIAN-06", before)
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"action": "opt_in", "scope": "record", "reason": "r"}, "authority"),
+        ({"action": "opt_out", "reason": ""}, "say why"),
+        ({"action": "opt_in", "authority": "a", "reason": "r"}, "scope"),
+        ({"action": "participate", "reason": "r"}, "recipient"),
+    ],
+)
+def test_an_incomplete_change_is_refused_with_its_reason_and_nothing_recorded(
+    client: TestClient, tokens: dict[str, str], world: World, form: dict, message: str
+) -> None:
+    with Session(world.engine) as session:
+        before = len(history(session, "NM-AIAN-06"))
+    login(client, tokens["ada"])
+    token = csrf(client)
+    response = client.post(
+        "/programs/NM-AIAN-06/change", data={**form, "csrf_token": token, "step": "confirm"}
+    )
+    assert response.status_code == 400 and message in response.text
+    with Session(world.engine) as session:
+        assert len(history(session, "NM-AIAN-06")) == before
+
+
+def test_opt_in_of_a_program_that_is_not_aian_is_refused(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    login(client, tokens["ada"])
+    token = csrf(client)
+    form = {"csrf_token": token, "action": "opt_in", "authority": "a", "scope": "record",
+            "reason": "r", "step": "review"}  # fmt: skip
+    response = client.post("/programs/VT-HS-01/change", data=form)
+    assert response.status_code == 400 and "only to AIAN programs" in response.text
+
+
+def test_agreements_page_lists_review_dates_and_explains_one(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    login(client, tokens["vera"])
+    rows = client.get("/agreements?format=json").json()
+    vt = next(r for r in rows if r["id"] == "vt-aoe-ecids")
+    agreement = load_agreement(PROJECT / "config" / "agreements" / "vt-aoe-ecids.yaml")
+    assert vt["review_due"] == agreement.review_due.isoformat()
+    fields = client.get("/agreements/vt-aoe-ecids?format=json").json()
+    assert {f["field"] for f in fields} == set(agreement.leaving())
+    html = client.get("/agreements/vt-aoe-ecids", headers=HTML).text
+    assert "What leaves" in html and "Which children qualify" in html
+
+
+D = dt.date
+TODAY = D(2026, 12, 2)
+OVERDUE = "annual review overdue since 2026-12-01: runs withhold everything until it"
+
+
+@pytest.mark.parametrize(
+    ("expires", "reviewed", "expected"),
+    [
+        (D(2027, 1, 31), D(2026, 6, 1), ["expires on 2027-01-31, in 60 day(s)"]),
+        (D(2027, 2, 1), D(2026, 6, 1), []),
+        (D(2026, 12, 1), D(2026, 6, 1), ["expired on 2026-12-01"]),
+        (None, D(2026, 1, 31), ["annual review due on 2027-01-31, in 60 day(s)"]),
+        (None, D(2026, 2, 1), []),
+        (None, D(2025, 12, 1), [OVERDUE]),
+    ],
+)
+def test_agreement_warnings_at_the_60_day_boundary(
+    expires: dt.date | None, reviewed: dt.date, expected: list[str]
+) -> None:
+    base = load_agreement(PROJECT / "config" / "agreements" / "vt-aoe-ecids.yaml")
+    agreement = base.model_copy(update={"expires": expires, "last_reviewed": reviewed})
+    assert agreement_warnings(agreement, TODAY) == expected
+
+
+def test_ledger_verify_reports_intact_then_the_edited_entry(
+    client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    login(client, tokens["vera"])
+    token = csrf(client, "/ledgers")
+    reports = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON).json()
+    assert [(r["ledger"], r["ok"]) for r in reports] == [
+        ("disclosures", True),
+        ("redactions", True),
+    ]
+    with Session(world.engine) as session, session.begin():
+        entry = session.scalar(select(DisclosureEntry).order_by(DisclosureEntry.seq).limit(1))
+        seq, purpose = entry.seq, entry.purpose
+        session.execute(
+            update(DisclosureEntry).where(DisclosureEntry.seq == seq).values(purpose="changed")
+        )
+    try:
+        page = client.post("/ledgers/verify", data={"csrf_token": token}, headers=HTML).text
+        assert "BROKEN" in page and f"seq {seq}" in page and "edited" in page
+    finally:
+        with Session(world.engine) as session, session.begin():
+            session.execute(
+                update(DisclosureEntry).where(DisclosureEntry.seq == seq).values(purpose=purpose)
+            )
+
+
+def test_unknown_run_and_agreement_are_404(client: TestClient, tokens: dict[str, str]) -> None:
+    login(client, tokens["vera"])
+    assert client.get("/runs/no-such-run", headers=JSON).status_code == 404
+    assert client.get("/agreements/no-such", headers=JSON).status_code == 404
+
+
+def test_pages_are_not_cached_and_set_a_strict_csrf_cookie(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    login(client, tokens["vera"])
+    response = client.get("/runs", headers=HTML)
+    assert response.headers["cache-control"] == "no-store"
+    cookie = response.headers["set-cookie"].lower()
+    assert "samesite=strict" in cookie and "httponly" in cookie
