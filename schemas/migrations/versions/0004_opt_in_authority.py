@@ -12,7 +12,7 @@ that are otherwise complete get ``recorded_by`` from ``decided_by``: before this
 the command line was the only writer and it recorded the person who ran it as ``--by``.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-02 08:00:00
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

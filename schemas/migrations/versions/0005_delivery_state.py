@@ -1,7 +1,7 @@
 """delivery state: what each destination holds now, per program and child
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-02 08:00:00.000000
 
 ``deliveries`` no longer refuses a batch digest it has seen (a correction that reverts sends
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """ledger anchors, code patterns, consents.guardian_id index
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-02 08:10:00
 
 - ``ledger_anchors``: the heads of both hash chains when a run finished.
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
