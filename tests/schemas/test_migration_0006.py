@@ -23,29 +23,29 @@ RUN = text(
 
 
 @pytest.fixture(params=BACKENDS)
-def at_0002(request: pytest.FixtureRequest, tmp_path) -> Engine:  # type: ignore[no-untyped-def]
+def before_0006(request: pytest.FixtureRequest, tmp_path) -> Engine:  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'old.db'}"
     else:
         url = reset_schema(request.getfixturevalue("pg_url"))
     engine = make_engine(url)
-    upgrade(engine, "0002")
+    upgrade(engine, "0005")
     yield engine
     engine.dispose()
 
 
 def test_when_a_stored_code_climbs_out_then_the_upgrade_stops_and_says_how_many(
-    at_0002: Engine,
+    before_0006: Engine,
 ) -> None:
-    with at_0002.begin() as connection:
+    with before_0006.begin() as connection:
         connection.execute(INSERT, {"code": "VT-HS-01"})
         connection.execute(INSERT, {"code": "../../esc"})
     with pytest.raises(RuntimeError, match=r"1 row\(s\) of programs have a code that breaks"):
-        upgrade(at_0002)
-    with at_0002.begin() as connection:
+        upgrade(before_0006)
+    with before_0006.begin() as connection:
         connection.execute(text("UPDATE programs SET code = 'esc' WHERE code = '../../esc'"))
-    upgrade(at_0002)
-    assert "ledger_anchors" in inspect(at_0002).get_table_names()
+    upgrade(before_0006)
+    assert "ledger_anchors" in inspect(before_0006).get_table_names()
 
 
 @pytest.mark.parametrize(
@@ -59,15 +59,15 @@ def test_when_a_stored_code_climbs_out_then_the_upgrade_stops_and_says_how_many(
     ],
 )
 def test_when_upgraded_then_bad_codes_are_refused_and_downgrade_lifts_the_rule(
-    at_0002: Engine, statement: object, values: dict[str, str]
+    before_0006: Engine, statement: object, values: dict[str, str]
 ) -> None:
-    upgrade(at_0002)
-    with pytest.raises(IntegrityError), at_0002.begin() as connection:
+    upgrade(before_0006)
+    with pytest.raises(IntegrityError), before_0006.begin() as connection:
         connection.execute(statement, values)  # type: ignore[arg-type]
-    with at_0002.begin() as connection:  # good ones still go in
+    with before_0006.begin() as connection:  # good ones still go in
         connection.execute(INSERT, {"code": "VT-HS-01"})
         connection.execute(RUN, {"id": "ok", "destination": "mo-dese-demo"})
-    downgrade(at_0002, "0002")
-    with at_0002.begin() as connection:
+    downgrade(before_0006, "0005")
+    with before_0006.begin() as connection:
         connection.execute(statement, values)  # type: ignore[arg-type]
-    assert "ledger_anchors" not in inspect(at_0002).get_table_names()
+    assert "ledger_anchors" not in inspect(before_0006).get_table_names()
