@@ -44,6 +44,7 @@ ROW_FIELDS = tuple(
 )
 """The fields whose values the row-wise rules look for (the child's own identifying data)."""
 IDENTITY_COLUMNS = list(dict.fromkeys([*KEY, *ROW_FIELDS]))
+PASSED = "passed_input_gate"
 STATEMENT = "statement"
 STATEMENT_SOURCES = frozenset({"statement_field", STATEMENT, "statement_filed_date"})
 PATTERN_EXEMPT = {
@@ -52,9 +53,12 @@ PATTERN_EXEMPT = {
 }
 
 
-def identity_of(children: pd.DataFrame) -> pd.DataFrame:
-    """What the gate keeps of an extract chunk: the key and the row-wise fields."""
-    return children[IDENTITY_COLUMNS].copy()
+def identity_of(children: pd.DataFrame, passed: pd.Series) -> pd.DataFrame:
+    """What the gate keeps of an extract chunk: the key, the row-wise fields, and whether the
+    row passed the input gate (``passed``, by ``child_id``)."""
+    out = children[IDENTITY_COLUMNS].copy()
+    out[PASSED] = children["child_id"].isin(passed).to_numpy()
+    return out
 
 
 class Identities:
@@ -67,9 +71,10 @@ class Identities:
             if parts
             else pd.DataFrame({c: pd.Series([], dtype=object) for c in IDENTITY_COLUMNS})
         )
-        frame = frame.astype({c: str for c in KEY}).drop_duplicates(KEY, keep="last")
-        self.frame = frame.set_index(KEY)
-        own = [
+        if PASSED not in frame.columns:
+            frame = frame.assign(**{PASSED: True})
+        frame = frame.astype({c: str for c in KEY}).reset_index(drop=True)
+        child = [
             name_keys(f, m, s) | {k for k in (id_key(a), id_key(b)) if k}
             for f, m, s, a, b in zip(
                 frame["first_name"],
@@ -80,14 +85,25 @@ class Identities:
                 strict=True,
             )
         ]
-        guardians = [
-            name_keys(f, None, s)
-            for f, s in zip(frame["guardian_first_name"], frame["guardian_last_name"], strict=True)
-        ]
+        self.batch = KeyIndex.of(set().union(*child) if child else set())
+        # A key twice (the input gate quarantines duplicates): the row that passed is the one
+        # an outgoing frame can hold; every row's names and ids still count for the batch.
+        first = frame.sort_values(PASSED, ascending=False, kind="stable")
+        first = first.drop_duplicates(KEY, keep="first")
+        self.frame = first.set_index(KEY)
         self.own = pd.Series(
-            [frozenset(a | g) for a, g in zip(own, guardians, strict=True)], index=self.frame.index
+            [
+                frozenset(child[i] | name_keys(g, None, h))
+                for i, g, h in zip(
+                    first.index,
+                    first["guardian_first_name"],
+                    first["guardian_last_name"],
+                    strict=True,
+                )
+            ],
+            index=self.frame.index,
+            dtype=object,
         )
-        self.batch = KeyIndex.of(set().union(*own) if own else set())
 
     def rows(self, keys: list[tuple[str, str]], kept: frozenset[str]) -> tuple[RowValues, int]:
         """The row values of ``keys`` and how many keys name no extracted child."""

@@ -150,7 +150,7 @@ class Preparation:
                 participation=self.participation,
             )
             self._withheld(decision)
-        self.identity.append(identity_of(chunk.children))
+        self.identity.append(identity_of(chunk.children, passed["child_id"]))
         for program, frame in passed.groupby("program_code"):
             self.collected[str(program)].counts["considered"] += len(frame)
         by_plan: dict[int, list[str]] = defaultdict(list)
