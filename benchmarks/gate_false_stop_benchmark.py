@@ -39,10 +39,21 @@ FORMATS = {
     "vt-aoe-ecids": ["hs_child_identity", "hs_enrollment", "hs_parent_statements"],
     "vt-bsd-enrollment": ["hs_child_identity", "hs_enrollment", "hs_parent_statements"],
     "mo-dese-consent": ["hs_child_identity", "hs_enrollment"],
-    "uvm-crc-study": ["hs_enrollment"],
+    "uvm-crc-study": [],
     "nm-ececd-aggregate": ["hs_program_aggregate"],
 }
-"""Agreement -> the layouts it can fill (the study sends no names, so no identity file)."""
+"""Agreement -> the layouts it fills. The study sends no names and only months of dates, which
+no state file layout here takes: it goes to an Ed-Fi-style destination (records of the plan's
+columns, pseudonyms and months), which prepares without contacting any server."""
+EDFI = """type: edfi
+recipient: {recipient}
+agreements: [{agreement}]
+edfi:
+  base_url: http://127.0.0.1:9/
+  credentials: {{client_id_env: BENCH_EDFI_ID, client_secret_env: BENCH_EDFI_SECRET}}
+  education_organizations:
+    default: {{school_id: 255901001, education_organization_id: 255901}}
+"""
 
 
 def _database(url: str | None, root: Path) -> str:
@@ -94,10 +105,13 @@ def _settings(url: str, root: Path):  # type: ignore[no-untyped-def]
     settings = Settings(database_url=url, config_dir=config, state_dir=root / "state")
     for agreement, formats in FORMATS.items():
         recipient = load_agreement(config / "agreements" / f"{agreement}.yaml").recipient
-        (config / "destinations" / f"bench-{agreement}.yaml").write_text(
+        text = (
             f"type: local\nrecipient: {recipient}\nagreements: [{agreement}]\n"
             f"formats: [{', '.join(formats)}]\nlocal:\n  root: {root / 'out' / agreement}\n"
+            if formats
+            else EDFI.format(recipient=recipient, agreement=agreement)
         )
+        (config / "destinations" / f"bench-{agreement}.yaml").write_text(text)
         ensure_demo_key(settings.keys_file, recipient)
     create_key_file(settings.staging_key_file)
     return settings
@@ -184,8 +198,9 @@ def main() -> None:
             [sys.executable, __file__, "--one", str(size), "pg" if args.pg else "sqlite"],
             capture_output=True,
             text=True,
-            check=True,
         )
+        if out.returncode:
+            sys.exit(f"size {size} failed:\n{out.stderr[-3000:]}")
         results = json.loads(out.stdout.strip().splitlines()[-1])
         for r in results:
             table.add_row(
@@ -200,7 +215,7 @@ def main() -> None:
             f"{size:,}", "", "all", "", str(total["gated"]), str(total["false_stops"]), "",
             f"{total['rows_gated']:,}", str(seconds), f"(seed {results[0]['seed_seconds']})",
         )  # fmt: skip
-    Console().print(table)
+    Console(width=160).print(table)
     for stop in stops:
         print(stop)
 
