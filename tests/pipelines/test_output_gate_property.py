@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.pipelines.gate_world import (
@@ -184,6 +184,7 @@ def test_record_files_stop_iff_oracle_finds_a_leak(data: st.DataObject, who: lis
             if cell is not None and not _same(cell, extract.iloc[row][source]):
                 leak = True
     failures = gate(p, frames)
+    event(f"leak: {leak}")
     assert bool(failures) is leak, (failures, statements)
 
 
@@ -224,4 +225,5 @@ def test_study_records_stop_iff_oracle_finds_a_leak(data: st.DataObject, who: li
         if not re.fullmatch(r"[A-Za-z0-9_]+-[A-Z2-7]{16}", str(records.at[row, "child_local_id"])):
             leak = True
     failures = gate(p, frames)
+    event(f"leak: {leak}")
     assert bool(failures) is leak, failures
