@@ -306,10 +306,10 @@ def _helpers(
     wanted_protected = set(columns.generalized.values())
     if columns.text:
         wanted_protected |= {f for f in values.columns if f not in rows.kept}
-    kept_forms = [
-        set().union(*(value_forms(values.at[i, f]) for f in rows.kept if f in values.columns))
-        for i in range(len(values))
-    ]
+    kept_forms: list[set[str]] = [set() for _ in range(len(values))]
+    for source in sorted(rows.kept & set(values.columns) if columns.text else ()):
+        for forms, value in zip(kept_forms, values[source].tolist(), strict=True):
+            forms.update(value_forms(value))
     helpers: dict[str, pd.Series] = {}
     protected: dict[str, list[str]] = {}
     for source in sorted(wanted_protected & set(values.columns)):
