@@ -308,8 +308,8 @@ def _helpers(
         wanted_protected |= {f for f in values.columns if f not in rows.kept}
     kept_forms: list[set[str]] = [set() for _ in range(len(values))]
     for source in sorted(rows.kept & set(values.columns) if columns.text else ()):
-        for forms, value in zip(kept_forms, values[source].tolist(), strict=True):
-            forms.update(value_forms(value))
+        for bag, value in zip(kept_forms, values[source].tolist(), strict=True):
+            bag.update(value_forms(value))
     helpers: dict[str, pd.Series] = {}
     protected: dict[str, list[str]] = {}
     for source in sorted(wanted_protected & set(values.columns)):

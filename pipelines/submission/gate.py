@@ -174,7 +174,7 @@ def _check(
         sources = {c.name: c.source for c in spec.columns}
         pseudonyms = [c.name for c in spec.columns if c.source in pseudonymized]
     aggregate = spec is not None and spec.level == "aggregate"
-    if aggregate:  # the rendered counts are text; the cell-size rule reads numbers
+    if spec is not None and aggregate:  # rendered counts are text; the cell-size rule reads numbers
         counts = frame["ChildCount"].replace({spec.suppressed_marker: None})
         frame = frame.assign(ChildCount=pd.to_numeric(counts).astype("Float64"))
     columns = _columns(sources, plan, record_level=not aggregate)
