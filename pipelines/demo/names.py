@@ -115,10 +115,12 @@ STATEMENT_TEXT = {
     "review; this statement must accompany the field.",
     "birth_date": "The parent states the recorded birth date was entered incorrectly and has "
     "asked for an amendment.",
-    "home_language": "The parent states the family's home language was recorded incorrectly.",
+    "home_language": "The parent states the family's home language was recorded incorrectly "
+    "and asks to be called at 802-555-0100 or written to at parent@example.org to correct it.",
     "address_zip": "The parent states the recorded home address is out of date.",
 }
-"""Parent statements (45 CFR 1303.24(c)): template text, no names or values."""
+"""Parent statements (45 CFR 1303.24(c)): template text, no names or values. One gives the
+parent's own (fictional) phone and e-mail, as parents do: the statement must still travel."""
 
 AREA_CODES = {"VT": "802", "MO": "816", "NM": "505"}
 """Phone numbers are ``AAA-555-01NN``: the 555-0100..0199 range is reserved for fiction."""

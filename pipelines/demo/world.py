@@ -65,7 +65,9 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         ProgramType.HEAD_START, False, 0.20, _HS_AGES,
         (SiteSpec("S01", "North Avenue Center", "Burlington", "05408"),
          SiteSpec("S02", "Winooski Falls Center", "Winooski", "05404"),
-         SiteSpec("S03", "Shelburne Road Center", "South Burlington", "05403")),
+         # A site coded by its street, as some programs do; "Hill" is also a common surname
+         # in the demo, so the output gate must not take the code for a child's name.
+         SiteSpec("Hill", "Hill Street Center", "South Burlington", "05403")),
         (("Burlington", "05401"), ("Essex Junction", "05452"), ("Colchester", "05446")),
     ),
     ProgramSpec(

@@ -16,6 +16,31 @@ ISO dates (``2024-01-15``, 4-2-2 digits), datetimes and hex pseudonyms match non
 Bare digit runs are checked in every column except ``numeric_id_columns`` (e.g. a state
 student id the agreement keeps), where only the separated forms and e-mails are.
 
+The patterns are not searched in ``statement_columns`` (a parent's statement is the parent's
+own words and must travel as written, 45 CFR 1303.24(c): a phone number or e-mail in it is the
+parent's to give), nor, per column, for the shapes ``pattern_exempt`` names (a guardian phone
+column the agreement sends holds phone numbers).
+
+Row-wise rules (with ``rows``, one :class:`RowValues` row per outgoing row, naming the row's
+own child): a value the agreement does not send as recorded (a name it leaves out, an id it
+pseudonymizes, a birth date it cuts to the month) must not show up where it could be carried:
+
+- ``child_value``: a ``text_columns`` cell (free text and names, pseudonym columns) equals one
+  of the row child's protected values, in any of its forms (:mod:`pipelines.quality.mentions`);
+  a protected value equal to a value the agreement sends as recorded (a guardian's last name
+  that is also the child's) is not protected in that row.
+- ``full_value``: a ``generalized_columns`` cell equals its own field's full value.
+- ``value_mismatch``: a ``kept_text_columns`` cell is neither empty nor its row child's value
+  (another child's name in this child's row).
+- ``other_child``: a ``statement_columns`` cell mentions another child of the batch (a full
+  name or an id of any child of ``rows.batch`` that is not the row child's own or the row
+  child's primary guardian's full name).
+- ``not_permitted``: an ``empty_columns`` cell (a layout column whose field the agreement does
+  not send) holds a value.
+
+Code, flag, count, date and identifier columns the agreement keeps are not checked for names:
+a site code may equal a child's surname. Names are compared with that row's child only.
+
 Aggregates: a count cell passes when it is missing (suppressed), zero, or at least
 ``min_cell_size``; zero is publishable, as in the suppression helper (an empty cell discloses
 no one). Negative counts fail too.
@@ -24,13 +49,14 @@ no one). Negative counts fail too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from pipelines.quality.context import get_context, run_suite, summarize
+from pipelines.quality.mentions import KeyIndex, value_forms
 
 _B = r"(?<![\w-])"
 _E = r"(?![\w-])"
@@ -47,6 +73,8 @@ RESULT_FORMAT = {
     "include_unexpected_rows": False,
     "return_unexpected_index_query": False,
 }
+HELPER_PREFIX = "\x00row:"
+"""Helper columns (the row child's values) start so; they never leave the gate."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,40 @@ class OutputResult:
     failures: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RowValues:
+    """The own child of each outgoing row, for the row-wise rules.
+
+    ``values``: one row per outgoing row (same order), one column per catalog field, the
+    child's values as recorded. ``kept``: the fields the agreement sends as recorded (their
+    values are not protected). ``own_keys``: per row, the mention keys that are the row's own
+    (the child's full names and ids, the primary guardian's full name). ``batch``: the mention
+    keys of every child of the batch.
+    """
+
+    values: pd.DataFrame
+    kept: frozenset[str]
+    own_keys: Sequence[frozenset[str]]
+    batch: KeyIndex
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which outgoing columns each row-wise rule reads (see the module docstring)."""
+
+    text: tuple[str, ...] = ()
+    generalized: Mapping[str, str] = field(default_factory=dict)
+    kept_text: Mapping[str, str] = field(default_factory=dict)
+    statements: tuple[str, ...] = ()
+    empty: tuple[str, ...] = ()
+    pattern_exempt: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def row_wise(self) -> bool:
+        """Whether any rule needs the rows' own children."""
+        return bool(self.text or self.generalized or self.kept_text or self.statements)
+
+
 def _may_hold_text(series: pd.Series) -> bool:
     """False for dtypes whose text cannot be an SSN, phone, e-mail or name (bool, datetime)."""
     dtype = series.dtype
@@ -68,7 +130,7 @@ def _may_hold_text(series: pd.Series) -> bool:
 
 
 def _strip(series: pd.Series) -> pd.Series:
-    """Strings stripped (for exact name comparison); other values untouched."""
+    """Strings stripped; other values untouched."""
     if series.dtype == object:
         return series.map(lambda v: v.strip() if isinstance(v, str) else v, na_action="ignore")
     if pd.api.types.is_string_dtype(series.dtype):
@@ -76,40 +138,36 @@ def _strip(series: pd.Series) -> pd.Series:
     return series
 
 
-def _occurring(series: pd.Series, forbidden: frozenset[str]) -> list[str]:
-    """The forbidden names that occur in ``series``: the value set GE is given.
-
-    GE copies an expectation's kwargs hundreds of times per run, so a value set of every
-    source name (tens of thousands) made a 100,000-row batch take minutes; narrowing it to the
-    names present is exact (a value equals a forbidden name iff it equals one present) and
-    keeps all other names out of GE's objects. GE still does the check and the counting.
-    """
-    values = pd.unique(series.dropna().astype(str))
-    return sorted(forbidden.intersection(values))
-
-
 @dataclass(frozen=True)
 class _Spec:
-    """What one call checks (column names and settings; ``forbidden`` holds source names)."""
+    """What one call checks (column names and settings; helper columns hold row values)."""
 
     expected: list[str]
     pseudonyms: list[str]
     pattern: str | None
-    name_columns: frozenset[str]
     numeric_ids: frozenset[str]
-    forbidden: frozenset[str]
     count_column: str | None
     min_cell_size: int
+    columns: Columns
+    protected: dict[str, list[str]] = field(default_factory=dict)
+    """Field -> its helper columns (the row child's protected forms)."""
+    own: dict[str, str] = field(default_factory=dict)
+    """Field -> the helper column of the row child's own value (kept text fields)."""
+    own_keys: str | None = None
+    mentioned: list[str] = field(default_factory=list)
+    """The batch's mention keys that occur in the statements (narrowed, like a value set)."""
 
 
 def _patterns(column: str, spec: _Spec) -> dict[str, str]:
     """Rule name -> regex of the PII-looking values searched for in ``column``."""
     bare_ok = column in spec.numeric_ids
-    return {
+    patterns = {
         "ssn_like": SSN_SEPARATED_PATTERN if bare_ok else SSN_PATTERN,
         "phone_like": PHONE_SEPARATED_PATTERN if bare_ok else PHONE_PATTERN,
         "email_like": EMAIL_PATTERN,
     }
+    exempt = spec.columns.pattern_exempt.get(column, frozenset())
+    return {rule: regex for rule, regex in patterns.items() if rule not in exempt}
 
 
 class _Suite:
@@ -129,12 +187,15 @@ class _Suite:
 
 
 def _screen_suite(data: pd.DataFrame, spec: _Spec) -> Any:
-    """Stage one: every rule, with the three PII patterns of a column as one regex."""
+    """Stage one: every rule, with the PII patterns of a column as one regex."""
     import great_expectations.expectations as gxe
 
     out = _Suite("datashare_output")
+    helpers = [c for c in data.columns if str(c).startswith(HELPER_PREFIX)]
     out.add(
-        gxe.ExpectTableColumnsToMatchOrderedList(column_list=spec.expected), "columns_match", None
+        gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*spec.expected, *helpers]),
+        "columns_match",
+        None,
     )
     for column in spec.pseudonyms:
         if column in data.columns:
@@ -144,20 +205,18 @@ def _screen_suite(data: pd.DataFrame, spec: _Spec) -> Any:
                 "pseudonym_format",
                 column,
             )
+    statements = set(spec.columns.statements)
     for column in data.columns:
-        if column == spec.count_column or not _may_hold_text(data[column]):
+        if column in helpers or column in statements or column == spec.count_column:
             continue
-        regex = "|".join(f"(?:{p})" for p in _patterns(column, spec).values())
+        patterns = _patterns(column, spec)
+        if not patterns or not _may_hold_text(data[column]):
+            continue
+        regex = "|".join(f"(?:{p})" for p in patterns.values())
         out.add(
             gxe.ExpectColumnValuesToNotMatchRegex(column=column, regex=regex), "pii_like", column
         )
-        if spec.forbidden and column not in spec.name_columns:
-            names = _occurring(data[column], spec.forbidden)
-            out.add(
-                gxe.ExpectColumnValuesToNotBeInSet(column=column, value_set=names),
-                "source_name",
-                column,
-            )
+    _row_rules(out, data, spec)
     count = spec.count_column
     if count is not None and count in data.columns:
         column = count
@@ -172,6 +231,44 @@ def _screen_suite(data: pd.DataFrame, spec: _Spec) -> Any:
             gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0), "negative_count", column
         )
     return out.suite
+
+
+def _row_rules(out: _Suite, data: pd.DataFrame, spec: _Spec) -> None:
+    """The row-wise rules: each row against its own child (helper columns)."""
+    import great_expectations.expectations as gxe
+
+    from pipelines.quality import expectations as rx
+
+    columns = spec.columns
+    for column in columns.empty:
+        if column in data.columns:
+            out.add(gxe.ExpectColumnValuesToBeNull(column=column), "not_permitted", column)
+    everything = [h for helpers in spec.protected.values() for h in helpers]
+    for column in columns.text:
+        if column in data.columns and everything:
+            out.add(
+                rx.ExpectRowValuesAbsent(column_list=[column, *everything]), "child_value", column
+            )
+    for column, source in columns.generalized.items():
+        own = spec.protected.get(source, [])
+        if column in data.columns and own:
+            out.add(rx.ExpectRowValuesAbsent(column_list=[column, *own]), "full_value", column)
+    for column, source in columns.kept_text.items():
+        if column in data.columns and source in spec.own:
+            out.add(
+                rx.ExpectRowValueMatches(column_list=[column, spec.own[source]]),
+                "value_mismatch",
+                column,
+            )
+    for column in columns.statements:
+        if column in data.columns and spec.own_keys is not None:
+            out.add(
+                rx.ExpectNoOtherChildMentioned(
+                    column_list=[column, spec.own_keys], keys=spec.mentioned
+                ),
+                "other_child",
+                column,
+            )
 
 
 def _detail_suite(columns: list[str], spec: _Spec) -> Any:
@@ -199,52 +296,122 @@ def _column_failure(frame: pd.DataFrame, expected: Sequence[str]) -> str:
     return "columns_match: " + "; ".join(parts)
 
 
+def _helpers(
+    data: pd.DataFrame, spec: _Spec, rows: RowValues
+) -> tuple[dict[str, pd.Series], _Spec]:
+    """The helper columns (row child's protected forms, own values and own keys) and the
+    spec naming them."""
+    values = rows.values.reset_index(drop=True)
+    columns = spec.columns
+    wanted_protected = set(columns.generalized.values())
+    if columns.text:
+        wanted_protected |= {f for f in values.columns if f not in rows.kept}
+    kept_forms: list[set[str]] = [set() for _ in range(len(values))]
+    for source in sorted(rows.kept & set(values.columns) if columns.text else ()):
+        for bag, value in zip(kept_forms, values[source].tolist(), strict=True):
+            bag.update(value_forms(value))
+    helpers: dict[str, pd.Series] = {}
+    protected: dict[str, list[str]] = {}
+    for source in sorted(wanted_protected & set(values.columns)):
+        forms = [value_forms(v) for v in values[source].tolist()]
+        if source not in columns.generalized.values():  # a kept value is nobody's secret
+            forms = [
+                [f for f in fs if f not in kept] for fs, kept in zip(forms, kept_forms, strict=True)
+            ]
+        width = max((len(fs) for fs in forms), default=0)
+        for k in range(width):
+            name = f"{HELPER_PREFIX}{source}:{k}"
+            helpers[name] = pd.Series(
+                [fs[k] if k < len(fs) else None for fs in forms], dtype=object
+            )
+            protected.setdefault(source, []).append(name)
+    own: dict[str, str] = {}
+    for source in sorted(set(columns.kept_text.values())):
+        name = f"{HELPER_PREFIX}{source}:own"
+        if source in values.columns:
+            helpers[name] = values[source].astype(object).reset_index(drop=True)
+        else:  # nothing recorded to match: every non-empty cell is a mismatch
+            helpers[name] = pd.Series([None] * len(values), dtype=object)
+        own[source] = name
+    own_keys = None
+    mentioned: list[str] = []
+    if columns.statements:
+        from pipelines.quality.expectations import KEY_SEPARATOR
+
+        own_keys = f"{HELPER_PREFIX}own_keys"
+        helpers[own_keys] = pd.Series(
+            [KEY_SEPARATOR.join(sorted(keys)) for keys in rows.own_keys], dtype=object
+        )
+        found: set[str] = set()
+        for column in columns.statements:
+            if column in data.columns:
+                for text in data[column].dropna().unique():
+                    found |= rows.batch.find(text)
+        mentioned = sorted(found)
+    return helpers, replace(
+        spec, protected=protected, own=own, own_keys=own_keys, mentioned=mentioned
+    )
+
+
 def validate_output(
     frame: pd.DataFrame,
     *,
     expected_columns: Sequence[str],
     pseudonym_columns: Iterable[str] = (),
     pseudonym_pattern: str | re.Pattern[str] | None = None,
-    name_columns: Iterable[str] = (),
-    forbidden_values: Iterable[str] = (),
     aggregate_count_column: str | None = None,
     min_cell_size: int = 10,
     numeric_id_columns: Iterable[str] = (),
+    columns: Columns | None = None,
+    rows: RowValues | None = None,
 ) -> OutputResult:
     """Run the output privacy suite on one outgoing frame; any failure makes ``ok`` False.
 
-    ``forbidden_values`` are the source batch's first and last names: no value of a column
-    outside ``name_columns`` may equal one (exact match after stripping spaces).
-    ``ValueError`` for pseudonym columns without a pattern (a caller error, not a data one).
+    ``columns`` says which columns the row-wise rules read and ``rows`` names each row's own
+    child. ``ValueError`` for pseudonym columns without a pattern, or row-wise rules without
+    ``rows`` (or with another number of rows): caller errors, not data ones.
     """
+    columns = columns or Columns()
     expected = [str(c) for c in expected_columns]
     pseudonyms = list(dict.fromkeys(pseudonym_columns))
     pattern = pseudonym_pattern.pattern if isinstance(pseudonym_pattern, re.Pattern) else None
     pattern = pattern or (pseudonym_pattern if isinstance(pseudonym_pattern, str) else None)
     if pseudonyms and not pattern:
         raise ValueError("pseudonym_columns need a pseudonym_pattern")
-    rows = len(frame)
-    if frame.columns.duplicated().any():
-        failure = "columns_match: duplicate column names"
-        report = {"suite": "output", "rows": rows, "ok": False, "expectations": []}
+    if columns.row_wise and (rows is None or len(rows.values) != len(frame)):
+        raise ValueError("row-wise rules need one RowValues row per outgoing row")
+    if rows is not None and len(rows.own_keys) != len(frame):
+        raise ValueError("row-wise rules need one set of own keys per outgoing row")
+    n = len(frame)
+    clash = [c for c in frame.columns if str(c).startswith(HELPER_PREFIX)]
+    if frame.columns.duplicated().any() or clash:
+        failure = (
+            "columns_match: duplicate column names"
+            if not clash
+            else ("columns_match: a column name is reserved for the gate")
+        )
+        report = {"suite": "output", "rows": n, "ok": False, "expectations": []}
         return OutputResult(ok=False, report={**report, "failures": [failure]}, failures=[failure])
 
     spec = _Spec(
         expected=expected,
         pseudonyms=pseudonyms,
         pattern=pattern,
-        name_columns=frozenset(name_columns),
         numeric_ids=frozenset(numeric_id_columns),
-        forbidden=frozenset(str(v).strip() for v in forbidden_values if _present(v)),
         count_column=aggregate_count_column,
         min_cell_size=min_cell_size,
+        columns=columns,
     )
     data = pd.DataFrame(
         {
             column: frame[column] if column in pseudonyms else _strip(frame[column])
             for column in frame.columns
         }
-    )
+    ).reset_index(drop=True)
+    if rows is not None and columns.row_wise:
+        helpers, spec = _helpers(data, spec, rows)
+        if helpers:
+            data = pd.concat([data, pd.DataFrame(helpers, index=data.index)], axis=1)
     failures: list[str] = []
     count = aggregate_count_column
     if count in data.columns and not pd.api.types.is_numeric_dtype(data[count].dtype):
@@ -267,20 +434,15 @@ def validate_output(
             failures.append(_column_failure(frame, expected))
         else:
             failures.append(
-                f"{item['name']} on column {item['column']}: "
-                f"{item['unexpected_count']} of {rows} rows"
+                f"{item['name']} on column {item['column']}: {item['unexpected_count']} of {n} rows"
             )
     ok = not failures
     report = {
         "suite": "output",
-        "rows": rows,
+        "rows": n,
         "ok": ok,
         "min_cell_size": min_cell_size if aggregate_count_column else None,
         "expectations": expectations,
         "failures": failures,
     }
     return OutputResult(ok=ok, report=report, failures=failures)
-
-
-def _present(value: object) -> bool:
-    return value is not None and value == value and bool(str(value).strip())

@@ -23,7 +23,6 @@ class Collected:
     reasons: dict[str, int] = field(default_factory=dict)
     removals: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
-    names: set[str] = field(default_factory=set)
 
     def keep(self, name: str, frame: pd.DataFrame, keys: list[ChildKey]) -> None:
         """Add rows to the outgoing frame ``name``; ``keys`` names each row's child."""

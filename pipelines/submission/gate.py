@@ -2,6 +2,23 @@
 
 Frames of the same layout are validated together (one suite run for all programs); only when
 that fails is each program's frame validated alone, to say which program stops.
+
+Each column gets the rules that fit what it can carry (see
+:mod:`pipelines.quality.output_suite`), decided from the field it comes from and how the
+agreement sends it:
+
+- a text field (names, street, city, guardian contacts) and a pseudonymized id: checked
+  against every value of the row's own child that the agreement does not send as recorded;
+  a text field the agreement keeps must also be that child's own value (or empty);
+- a generalized field (month, year, age in months, bucket, ZIP3): must not be the full value;
+- a parent's statement: must not mention another child of the batch (their full name or id);
+  a phone, e-mail or number in it is the parent's own words and travels (45 CFR 1303.24(c));
+- a layout column whose field the agreement does not send: must be empty;
+- codes, flags, counts, dates and identifiers the agreement keeps (a site code, a program
+  code): no name check, so a site code equal to a surname passes.
+
+The "batch" whose children a statement may not mention is every child extracted for the
+programs prepared together, quarantined or withheld ones included.
 """
 
 from __future__ import annotations
@@ -10,60 +27,184 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipelines.quality.output_suite import validate_output
+from pipelines.quality.mentions import KeyIndex, id_key, name_keys
+from pipelines.quality.output_suite import Columns, RowValues, validate_output
 from privacy.fields import CATALOG, Kind
 from privacy.transforms import PSEUDONYM_PATTERN, FieldPlan
 
 if TYPE_CHECKING:
     from pipelines.submission.prepare import Preparation
 
-NAME_FIELDS = frozenset(
-    {"first_name", "middle_name", "last_name", "guardian_first_name", "guardian_last_name"}
+KEY = ["program_code", "child_local_id"]
+ID_FIELDS = ("child_local_id", "state_student_id")
+ROW_FIELDS = tuple(
+    name
+    for name, f in CATALOG.items()
+    if f.kind is Kind.TEXT or name in (*ID_FIELDS, "birth_date", "address_zip")
 )
-FREE_TEXT = frozenset({"statement"})
+"""The fields whose values the row-wise rules look for (the child's own identifying data)."""
+IDENTITY_COLUMNS = list(dict.fromkeys([*KEY, *ROW_FIELDS]))
+PASSED = "passed_input_gate"
+STATEMENT = "statement"
+STATEMENT_SOURCES = frozenset({"statement_field", STATEMENT, "statement_filed_date"})
+PATTERN_EXEMPT = {
+    "guardian_phone": frozenset({"phone_like"}),
+    "guardian_email": frozenset({"email_like"}),
+}
+
+
+def identity_of(children: pd.DataFrame, passed: pd.Series) -> pd.DataFrame:
+    """What the gate keeps of an extract chunk: the key, the row-wise fields, and whether the
+    row passed the input gate (``passed``, by ``child_id``)."""
+    out = children[IDENTITY_COLUMNS].copy()
+    out[PASSED] = children["child_id"].isin(passed).to_numpy()
+    return out
+
+
+class Identities:
+    """Every extracted child of the preparation, by (program code, local id), with the
+    mention keys of the whole batch."""
+
+    def __init__(self, parts: list[pd.DataFrame]) -> None:
+        frame = (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else pd.DataFrame({c: pd.Series([], dtype=object) for c in IDENTITY_COLUMNS})
+        )
+        if PASSED not in frame.columns:
+            frame = frame.assign(**{PASSED: True})
+        frame = frame.astype({c: str for c in KEY}).reset_index(drop=True)
+        child = [
+            name_keys(f, m, s) | {k for k in (id_key(a), id_key(b)) if k}
+            for f, m, s, a, b in zip(
+                frame["first_name"],
+                frame["middle_name"],
+                frame["last_name"],
+                frame["child_local_id"],
+                frame["state_student_id"],
+                strict=True,
+            )
+        ]
+        self.batch = KeyIndex.of(set().union(*child) if child else set())
+        # A key twice (the input gate quarantines duplicates): the row that passed is the one
+        # an outgoing frame can hold; every row's names and ids still count for the batch.
+        first = frame.sort_values(PASSED, ascending=False, kind="stable")
+        first = first.drop_duplicates(KEY, keep="first")
+        self.frame = first.set_index(KEY)
+        self.own = pd.Series(
+            [
+                frozenset(child[i] | name_keys(g, None, h))
+                for i, g, h in zip(
+                    first.index,
+                    first["guardian_first_name"],
+                    first["guardian_last_name"],
+                    strict=True,
+                )
+            ],
+            index=self.frame.index,
+            dtype=object,
+        )
+
+    def rows(self, keys: list[tuple[str, str]], kept: frozenset[str]) -> tuple[RowValues, int]:
+        """The row values of ``keys`` and how many keys name no extracted child."""
+        index = pd.MultiIndex.from_tuples(keys, names=KEY) if keys else None
+        if index is None:
+            empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in ROW_FIELDS})
+            return RowValues(empty, kept, [], self.batch), 0
+        values = self.frame.reindex(index)
+        unknown = int((~index.isin(self.frame.index)).sum())
+        own = self.own.reindex(index)
+        own_keys = [k if isinstance(k, frozenset) else frozenset() for k in own.tolist()]
+        return RowValues(values.reset_index(drop=True), kept, own_keys, self.batch), unknown
+
+
+def _columns(sources: dict[str, str], plan: FieldPlan, record_level: bool) -> Columns:
+    """Which rules read which column, from each column's source and the plan's transform."""
+    transform = {rule.column: rule.transform.name for rule in plan.rules}
+    field_of = {rule.column: rule.field.name for rule in plan.rules}
+    text, empty, statements = [], [], []
+    generalized: dict[str, str] = {}
+    kept_text: dict[str, str] = {}
+    exempt: dict[str, frozenset[str]] = {}
+    for column, source in sources.items():
+        if source in transform:
+            name, how = field_of[source], transform[source]
+            kind = CATALOG[name].kind
+            exempt[column] = PATTERN_EXEMPT.get(name, frozenset())
+            if how == "pseudonymize":
+                text.append(column)
+            elif how != "keep":
+                generalized[column] = name
+            if kind is Kind.TEXT:
+                text.append(column)
+                if how == "keep":
+                    kept_text[column] = name
+        elif source == STATEMENT:
+            statements.append(column)
+        elif source in STATEMENT_SOURCES or not record_level:
+            continue
+        elif source in CATALOG:  # a layout column the agreement does not send
+            empty.append(column)
+        else:  # a column of no known field: could carry anything
+            text.append(column)
+    return Columns(
+        text=tuple(dict.fromkeys(text)),
+        generalized=generalized,
+        kept_text=kept_text,
+        statements=tuple(statements),
+        empty=tuple(empty),
+        pattern_exempt=exempt,
+    )
 
 
 def _check(
-    p: Preparation, name: str, frame: pd.DataFrame, plan: FieldPlan, names: set[str]
+    p: Preparation,
+    name: str,
+    frame: pd.DataFrame,
+    keys: list[tuple[str, str]],
+    plan: FieldPlan,
+    identities: Identities,
 ) -> dict[str, Any]:
     spec = next((s for s in p.specs if s.file_name == name), None)
+    pseudonymized = {r.column for r in plan.rules if r.transform.name == "pseudonymize"}
     if spec is None:  # an API destination's records: exactly the plan's columns
-        sources = {c: plan.source(c) for c in plan.columns}
-        pseudonymized = {r.column for r in plan.rules if r.transform.name == "pseudonymize"}
+        sources = {c: c for c in plan.columns}
         pseudonyms = [c for c in plan.columns if c in pseudonymized]
     else:
-        sources = {
-            c.name: plan.source(c.source) if c.source in plan.columns else c.source
-            for c in spec.columns
-        }
-        pseudonymized = {r.column for r in plan.rules if r.transform.name == "pseudonymize"}
+        sources = {c.name: c.source for c in spec.columns}
         pseudonyms = [c.name for c in spec.columns if c.source in pseudonymized]
     aggregate = spec is not None and spec.level == "aggregate"
-    if aggregate:  # the rendered counts are text; the cell-size rule reads numbers
+    if spec is not None and aggregate:  # rendered counts are text; the cell-size rule reads numbers
         counts = frame["ChildCount"].replace({spec.suppressed_marker: None})
         frame = frame.assign(ChildCount=pd.to_numeric(counts).astype("Float64"))
+    columns = _columns(sources, plan, record_level=not aggregate)
+    kept = frozenset(r.field.name for r in plan.rules if r.transform.name == "keep")
+    rows, unknown = identities.rows(keys, kept) if not aggregate else (None, 0)
     result = validate_output(
         frame,
         expected_columns=list(sources),
         pseudonym_columns=pseudonyms,
         pseudonym_pattern=PSEUDONYM_PATTERN,
-        name_columns=[c for c, s in sources.items() if s in NAME_FIELDS | FREE_TEXT],
-        forbidden_values=names,
-        aggregate_count_column="ChildCount"
-        if spec is not None and spec.level == "aggregate"
-        else None,
+        aggregate_count_column="ChildCount" if aggregate else None,
         min_cell_size=p.agreement.min_cell_size,
         numeric_id_columns=[
-            c for c, s in sources.items() if s in CATALOG and CATALOG[s].kind is Kind.IDENTIFIER
+            c
+            for c, s in sources.items()
+            if s in plan.columns and CATALOG[plan.source(s)].kind is Kind.IDENTIFIER
         ],
+        columns=columns,
+        rows=rows,
     )
-    return {"ok": result.ok, "failures": result.failures, "report": result.report}
+    failures = list(result.failures)
+    if unknown:
+        failures.append(f"row_child on frame {name}: {unknown} of {len(frame)} rows name no child")
+    return {"ok": not failures, "failures": failures, "report": result.report}
 
 
 def output_gate(p: Preparation, frames: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Program -> frame name -> gate result (ok, failures, report: no values)."""
     results: dict[str, dict[str, Any]] = {code: {} for code in frames}
-    names = set().union(*(c.names for c in p.collected.values()))
+    identities = Identities(p.identity)
     layouts: dict[tuple[str, int], list[str]] = {}
     for code, program_frames in frames.items():
         plan = p.plan_for(code)
@@ -72,10 +213,12 @@ def output_gate(p: Preparation, frames: dict[str, dict[str, Any]]) -> dict[str, 
     for (name, _), codes in layouts.items():
         plan = p.plan_for(codes[0])
         whole = pd.concat([frames[code][name][0] for code in codes], ignore_index=True)
-        together = _check(p, name, whole, plan, names)
+        keys = [key for code in codes for key in frames[code][name][1]]
+        together = _check(p, name, whole, keys, plan, identities)
         for code in codes:
             results[code][name] = together
         if not together["ok"] and len(codes) > 1:
             for code in codes:
-                results[code][name] = _check(p, name, frames[code][name][0], plan, names)
+                frame, program_keys = frames[code][name]
+                results[code][name] = _check(p, name, frame, program_keys, plan, identities)
     return results

@@ -24,7 +24,7 @@ from pipelines.quality.input_suite import validate_input
 from pipelines.settings import Settings
 from pipelines.submission.collect import Collected, count_into
 from pipelines.submission.context import RunContext, SubmissionError
-from pipelines.submission.gate import output_gate
+from pipelines.submission.gate import identity_of, output_gate
 from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
 from pipelines.submission.reports import write_report
@@ -72,6 +72,8 @@ class Preparation:
         self.agreement = self._effective_agreement(context.agreement)
         self.plans: dict[frozenset[str], FieldPlan] = {}
         self.collected = {code: Collected() for code in self.programs}
+        self.identity: list[pd.DataFrame] = []
+        """Every extracted child's key and identifying fields, for the output gate."""
         self.reports: list[dict[str, Any]] = []
         self.records = RecordMaker(self)
         self.seconds: dict[str, float] = defaultdict(float)
@@ -148,11 +150,9 @@ class Preparation:
                 participation=self.participation,
             )
             self._withheld(decision)
-        names = pd.concat([passed["first_name"], passed["last_name"]]).dropna().astype(str)
+        self.identity.append(identity_of(chunk.children, passed["child_id"]))
         for program, frame in passed.groupby("program_code"):
-            c = self.collected[str(program)]
-            c.counts["considered"] += len(frame)
-            c.names.update(names.unique())
+            self.collected[str(program)].counts["considered"] += len(frame)
         by_plan: dict[int, list[str]] = defaultdict(list)
         for program in passed["program_code"].unique():
             by_plan[id(self.plan_for(str(program)))].append(str(program))

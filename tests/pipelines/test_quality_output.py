@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from pipelines.quality import validate_output
+from pipelines.quality.mentions import KeyIndex
+from pipelines.quality.output_suite import Columns, RowValues
 from privacy.transforms import PSEUDONYM_PATTERN
 
 COLUMNS = ["student_id", "state_student_id", "birth_month", "sex", "site_code", "entry_date"]
@@ -36,7 +38,6 @@ def check(frame: pd.DataFrame, **kwargs: object):  # type: ignore[no-untyped-def
         "expected_columns": COLUMNS,
         "pseudonym_columns": ["student_id"],
         "pseudonym_pattern": PSEUDONYM_PATTERN,
-        "forbidden_values": NAMES,
         "numeric_id_columns": ["state_student_id"],
     }
     options.update(kwargs)
@@ -100,10 +101,6 @@ CASES: dict[str, tuple[Mutation, str]] = {
     "email": (
         _cell(6, "birth_month", "pat.doe@example.org"),
         "email_like on column birth_month: 1 of 12 rows",
-    ),
-    "source_name_in_code_column": (
-        lambda f: _cell(7, "sex", "Quenneville")(_cell(8, "sex", " Marisol ")(f)),
-        "source_name on column sex: 2 of 12 rows",
     ),
 }
 
@@ -176,21 +173,88 @@ def test_ssn_in_an_integer_column_is_flagged() -> None:
     assert result.failures == ["ssn_like on column n: 1 of 2 rows"]
 
 
-def test_source_name_is_allowed_in_declared_name_columns_only() -> None:
-    frame = pd.DataFrame({"first_name": ["Marisol", "Thaddeus"], "note": ["Thaddeus", "ok"]})
+def _rows(frame: pd.DataFrame, kept: frozenset[str] = frozenset()) -> RowValues:
+    """Each row's own child: a name, a birth date and a guardian (the row's index picks)."""
+    n = len(frame)
+    values = pd.DataFrame(
+        {
+            "first_name": [NAMES[i % 2] for i in range(n)],
+            "last_name": [NAMES[1 + i % 2 * 2] for i in range(n)],
+            "birth_date": [dt.date(2022, 3, 14)] * n,
+            "guardian_first_name": ["Rosalind"] * n,
+        }
+    )
+    return RowValues(values, kept, [frozenset()] * n, KeyIndex.of([]))
+
+
+def test_statements_are_not_searched_for_pii_patterns() -> None:
+    frame = pd.DataFrame({"Statement": ["call (802) 555-0100, pat@example.org, 123-45-6789"]})
+    columns = Columns(statements=("Statement",))
+    result = validate_output(
+        frame, expected_columns=["Statement"], columns=columns, rows=_rows(frame)
+    )
+    assert result.ok, result.failures
+
+
+def test_pattern_exempt_lifts_only_the_named_shape() -> None:
+    frame = pd.DataFrame({"phone": ["802-555-0100", "123-45-6789"]})
+    columns = Columns(pattern_exempt={"phone": frozenset({"phone_like"})})
+    result = validate_output(frame, expected_columns=["phone"], columns=columns)
+    assert result.failures == ["ssn_like on column phone: 1 of 2 rows"]
+
+
+def test_names_are_compared_with_the_rows_own_child_in_text_columns_only() -> None:
+    frame = pd.DataFrame(
+        {
+            "note": ["Marisol", "marisol", "Rosalind", "ok"],
+            "site": ["Marisol", "Quenneville", "Rosalind", "x"],
+        }
+    )
+    columns = Columns(text=("note",))
+    result = validate_output(
+        frame, expected_columns=["note", "site"], columns=columns, rows=_rows(frame)
+    )
+    # Row 0 is Marisol's own name, row 1 another child's (not this row's), row 2 the guardian's.
+    assert result.failures == ["child_value on column note: 2 of 4 rows"]
+
+
+def test_a_kept_value_is_not_protected_in_its_row() -> None:
+    frame = pd.DataFrame({"note": ["Marisol", "Thaddeus"]})
+    columns = Columns(text=("note",))
     result = validate_output(
         frame,
-        expected_columns=["first_name", "note"],
-        name_columns=["first_name"],
-        forbidden_values=NAMES,
+        expected_columns=["note"],
+        columns=columns,
+        rows=_rows(frame, kept=frozenset({"first_name"})),
     )
-    assert result.failures == ["source_name on column note: 1 of 2 rows"]
-
-
-def test_code_values_equal_to_a_capitalised_surname_are_not_names() -> None:
-    frame = pd.DataFrame({"race": ["white", "black"]})
-    result = validate_output(frame, expected_columns=["race"], forbidden_values=["White", "Black"])
     assert result.ok, result.failures
+
+
+def test_generalized_column_must_not_hold_the_full_value() -> None:
+    frame = pd.DataFrame({"birth_month": ["2022-03", "2022-03-14", "03/14/2022", "3/14/2022"]})
+    columns = Columns(generalized={"birth_month": "birth_date"})
+    result = validate_output(
+        frame, expected_columns=["birth_month"], columns=columns, rows=_rows(frame)
+    )
+    assert result.failures == ["full_value on column birth_month: 3 of 4 rows"]
+
+
+def test_columns_the_agreement_does_not_send_must_be_empty() -> None:
+    frame = pd.DataFrame({"middle": [None, "James", None]})
+    result = validate_output(frame, expected_columns=["middle"], columns=Columns(empty=("middle",)))
+    assert result.failures == ["not_permitted on column middle: 1 of 3 rows"]
+
+
+def test_row_wise_rules_without_rows_is_a_caller_error() -> None:
+    frame = pd.DataFrame({"note": ["x"]})
+    with pytest.raises(ValueError, match="RowValues"):
+        validate_output(frame, expected_columns=["note"], columns=Columns(text=("note",)))
+
+
+def test_a_column_named_like_a_helper_fails_closed() -> None:
+    frame = pd.DataFrame({"\x00row:first_name:0": ["x"]})
+    result = validate_output(frame, expected_columns=list(frame.columns))
+    assert not result.ok
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,115 @@
+"""Row-wise Great Expectations for the output gate: each row checked against its own child.
+
+The gate puts the row's own child's values beside the outgoing cells (helper columns that never
+leave) and these multicolumn expectations compare them, row by row, in Great Expectations:
+
+- :class:`ExpectRowValuesAbsent` (``column_list = [cell, value, value, ...]``): the cell, as
+  :func:`~pipelines.quality.mentions.normalize` writes it, equals none of the row's values.
+- :class:`ExpectRowValueMatches` (``column_list = [cell, own]``): the cell is empty or equals
+  the row's own value.
+- :class:`ExpectNoOtherChildMentioned` (``column_list = [statement, own keys]``, ``keys``): the
+  statement mentions no key of ``keys`` (the batch's children's full names and ids that occur
+  in the frame) other than the row's own (own keys joined by :data:`KEY_SEPARATOR`).
+
+Importing this module registers the expectations with Great Expectations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from great_expectations.compatibility import pydantic
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.expectation import MulticolumnMapExpectation
+from great_expectations.expectations.metrics.map_metric_provider import (
+    MulticolumnMapMetricProvider,
+)
+from great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial import (  # noqa: E501
+    multicolumn_condition_partial,
+)
+
+from pipelines.quality.mentions import KeyIndex, normalize
+
+KEY_SEPARATOR = "\x1f"
+_DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
+
+
+def _normalized(series: pd.Series) -> pd.Series:
+    return series.map(normalize).astype(object)
+
+
+class RowValuesAbsent(MulticolumnMapMetricProvider):
+    """True where the first column's value is none of the other columns' values."""
+
+    condition_metric_name = "datashare.row_values_absent"
+    condition_domain_keys = _DOMAIN
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        cell = _normalized(column_list.iloc[:, 0])
+        present = cell.notna()
+        hit = pd.Series(False, index=column_list.index)
+        for name in column_list.columns[1:]:
+            value = _normalized(column_list[name])
+            hit |= present & value.notna() & (cell == value)
+        return ~hit
+
+
+class RowValueMatches(MulticolumnMapMetricProvider):
+    """True where the first column is empty or equals the second."""
+
+    condition_metric_name = "datashare.row_value_matches"
+    condition_domain_keys = _DOMAIN
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        cell = _normalized(column_list.iloc[:, 0])
+        own = _normalized(column_list.iloc[:, 1])
+        return cell.isna() | (own.notna() & (cell == own))
+
+
+class NoOtherChildMentioned(MulticolumnMapMetricProvider):
+    """True where the statement mentions no key but the row's own."""
+
+    condition_metric_name = "datashare.no_other_child_mentioned"
+    condition_domain_keys = _DOMAIN
+    condition_value_keys = ("keys",)
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        index = KeyIndex.of(kwargs.get("keys") or ())
+        statements = column_list.iloc[:, 0].tolist()
+        owns = column_list.iloc[:, 1].tolist()
+        ok = []
+        for text, own in zip(statements, owns, strict=True):
+            found = index.find(text)
+            if found and isinstance(own, str):
+                found -= set(own.split(KEY_SEPARATOR))
+            ok.append(not found)
+        return pd.Series(ok, index=column_list.index)
+
+
+class ExpectRowValuesAbsent(MulticolumnMapExpectation):
+    """Each row's first column equals none of the row's other columns (case folded)."""
+
+    map_metric = "datashare.row_values_absent"
+    success_keys = ("mostly",)
+    args_keys = ("column_list",)
+
+
+class ExpectRowValueMatches(MulticolumnMapExpectation):
+    """Each row's first column is empty or equals its second column (case folded)."""
+
+    map_metric = "datashare.row_value_matches"
+    success_keys = ("mostly",)
+    args_keys = ("column_list",)
+
+
+class ExpectNoOtherChildMentioned(MulticolumnMapExpectation):
+    """Each row's statement mentions no key of ``keys`` except the row's own."""
+
+    keys: list[str] = pydantic.Field(default_factory=list)
+    map_metric = "datashare.no_other_child_mentioned"
+    success_keys = ("mostly", "keys")
+    args_keys = ("column_list",)

@@ -1,0 +1,146 @@
+"""What counts as a child's data in an outgoing cell: normalized values and mentions.
+
+Pure functions (no Great Expectations), shared by the output gate and its expectations.
+
+- :func:`normalize`: how two cells are compared: dates as ISO ``YYYY-MM-DD``, text with runs of
+  white space made one space, ends stripped, case folded; empty is ``None``.
+- :func:`value_forms`: the ways a child's value can be written in a cell: a date as ISO,
+  ``MM/DD/YYYY`` and ``M/D/YYYY``; anything else as its normalized text.
+- Mentions in free text (a parent's statement). Words are the maximal runs of letters and
+  digits (case folded); anything else separates them. A statement *mentions* a person's full
+  name when the words of the first and last name (either order; or first, middle, last) occur
+  next to each other among its words, so ``Liam Smith``, ``SMITH, Liam`` and ``Liam-Smith``
+  all mention Liam Smith; ``Liam`` alone does not (a first name alone names no one in a
+  batch of thousands). A statement mentions an id (a program-local id or a state student id
+  of at least :data:`MIN_ID_LENGTH` characters) when the id occurs, case folded, with neither a
+  letter, digit, ``_`` nor ``-`` on either side. Shorter ids are not looked for: a ``3`` or
+  ``12`` in a parent's words is not another child's id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+NAME_PREFIX = "n:"
+ID_PREFIX = "i:"
+MIN_ID_LENGTH = 4
+_WORD = re.compile(r"[^\W_]+")
+_ID_RUN = re.compile(r"[\w-]+")
+_SIMPLE_ID = re.compile(r"[\w-]+")
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    try:
+        return bool(value != value)  # NaT, pd.NA (raises on ambiguous types)
+    except (TypeError, ValueError):
+        return False
+
+
+def normalize(value: Any) -> str | None:
+    """A cell as compared by the row rules (``None`` for empty)."""
+    if _missing(value):
+        return None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = " ".join(str(value).split()).casefold()
+    return text or None
+
+
+def value_forms(value: Any) -> list[str]:
+    """The normalized ways ``value`` can be written in a cell (none for empty)."""
+    if _missing(value):
+        return []
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        d = value
+        return [
+            d.isoformat(),
+            f"{d.month:02d}/{d.day:02d}/{d.year:04d}",
+            f"{d.month}/{d.day}/{d.year}",
+        ]
+    text = normalize(value)
+    return [text] if text else []
+
+
+def words(text: Any) -> tuple[str, ...]:
+    """The words of ``text``, case folded."""
+    if _missing(text):
+        return ()
+    return tuple(_WORD.findall(str(text).casefold()))
+
+
+def name_keys(first: Any, middle: Any, last: Any) -> set[str]:
+    """The mention keys of a full name: first last, last first, first middle last."""
+    f, m, s = words(first), words(middle), words(last)
+    if not f or not s:
+        return set()
+    keys = {NAME_PREFIX + " ".join(f + s), NAME_PREFIX + " ".join(s + f)}
+    if m:
+        keys.add(NAME_PREFIX + " ".join(f + m + s))
+    return keys
+
+
+def id_key(value: Any) -> str | None:
+    """The mention key of an id, ``None`` when empty or shorter than :data:`MIN_ID_LENGTH`."""
+    if _missing(value):
+        return None
+    text = str(value).strip()
+    if len(text) < MIN_ID_LENGTH:
+        return None
+    return ID_PREFIX + text.casefold()
+
+
+@dataclass
+class KeyIndex:
+    """Mention keys indexed for scanning text: names by first word, ids by whole run."""
+
+    names: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
+    ids: set[str] = field(default_factory=set)
+    other_ids: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, keys: Iterable[str]) -> KeyIndex:
+        """An index of ``keys`` (from :func:`name_keys` and :func:`id_key`)."""
+        index = cls()
+        for key in keys:
+            if key.startswith(NAME_PREFIX):
+                parts = tuple(key[len(NAME_PREFIX) :].split(" "))
+                index.names.setdefault(parts[0], set()).add(parts)
+            elif key.startswith(ID_PREFIX):
+                value = key[len(ID_PREFIX) :]
+                if _SIMPLE_ID.fullmatch(value):
+                    index.ids.add(value)
+                else:
+                    bounded = rf"(?<![\w-]){re.escape(value)}(?![\w-])"
+                    index.other_ids.append((value, re.compile(bounded)))
+        return index
+
+    def find(self, text: Any) -> set[str]:
+        """The keys of this index that ``text`` mentions."""
+        if _missing(text):
+            return set()
+        folded = str(text).casefold()
+        found: set[str] = set()
+        tokens = _WORD.findall(folded)
+        for i, token in enumerate(tokens):
+            for parts in self.names.get(token, ()):
+                if tuple(tokens[i : i + len(parts)]) == parts:
+                    found.add(NAME_PREFIX + " ".join(parts))
+        if self.ids:
+            found.update(ID_PREFIX + run for run in _ID_RUN.findall(folded) if run in self.ids)
+        for value, pattern in self.other_ids:
+            if pattern.search(folded):
+                found.add(ID_PREFIX + value)
+        return found
