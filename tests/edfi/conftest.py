@@ -19,7 +19,6 @@ from tests.edfi.contract_server import EdfiContractServer
 SCHOOL, ORGANIZATION = 255901001, 255901
 ORGANIZATIONS = {"default": {"school_id": SCHOOL, "education_organization_id": ORGANIZATION}}
 CREDENTIALS = ClientCredentials("datashare", "datashare-secret")
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "edfi"
 
 
 def make_settings(

@@ -1,6 +1,7 @@
 """A local Ed-Fi contract server for tests and benchmarks (FastAPI on uvicorn, loopback only).
 
-Built from the shared reference files (``../shared/reference/edfi``), independently of the
+Built from the Ed-Fi Alliance's contract files (the upstream copies shipped in
+``pipelines/edfi/reference``, pinned by digest in ``tests/fixtures``), independently of the
 product's own validation code so that it checks it rather than mirrors it:
 
 - ``GET /`` discovery document (token, dependencies, metadata and data URLs);
@@ -9,7 +10,7 @@ product's own validation code so that it checks it rather than mirrors it:
 - ``POST /{data}/ed-fi/{resource}``: upsert on the natural key (``x-Ed-Fi-isIdentity``, with
   required references flattened), 201 + ``Location`` for new, 200 for updates. Validated
   against the OpenAPI subset with unknown properties forbidden (400 "Data Validation
-  Failed"), descriptors against the shared list (400), references (409 "Unresolved
+  Failed"), descriptors against the reference list (400), references (409 "Unresolved
   Reference"), and the rule that a student's other associations need its school association
   first (403, DMS wording). Problem-details bodies are shaped like ``dms-e2e-http-cases.json``.
 - ``GET`` by id or by query (any property at any depth, by its name), ``DELETE`` by id (409
@@ -51,8 +52,9 @@ from fastapi.responses import JSONResponse, Response
 from jsonschema import Draft7Validator, FormatChecker
 
 from tests.edfi.contract_faults import FaultMiddleware, Faults, problem
+from tests.fixtures import EDFI_REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "edfi"
+REFERENCE = EDFI_REFERENCE
 RESOURCES = {
     5: "resources-ds-5.0.headstart-subset.json",
     6: "resources-ds-6.0.headstart-subset.json",

@@ -7,7 +7,6 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,8 +20,9 @@ from pipelines.edfi.client import (
     problem_message,
 )
 from pipelines.edfi.settings import Credentials
-from tests.edfi.conftest import CREDENTIALS, SHARED
+from tests.edfi.conftest import CREDENTIALS
 from tests.edfi.contract_server import EdfiContractServer
+from tests.fixtures import DMS_CASES
 
 
 def student(i: int) -> dict[str, str]:
@@ -224,7 +224,7 @@ def test_missing_airflow_connection_is_terminal() -> None:
 
 
 def _dms_cases() -> list[dict]:
-    cases = json.loads((SHARED / "dms-e2e-http-cases.json").read_text("utf-8"))
+    cases = json.loads(DMS_CASES.read_text("utf-8"))
     return [
         c
         for c in cases
@@ -250,6 +250,3 @@ def test_problem_message_of_every_dms_problem_body_drops_quoted_values(case: dic
     for path in body.get("validationErrors", {}):
         assert path in message
 
-
-def test_contract_server_reads_shared_reference_in_place() -> None:
-    assert Path(SHARED, "resources-ds-5.0.headstart-subset.json").is_file()

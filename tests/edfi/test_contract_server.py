@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 import pipelines.edfi as edfi
-from tests.edfi.conftest import ORGANIZATION, SCHOOL, SHARED
+from tests.edfi.conftest import ORGANIZATION, SCHOOL
 from tests.edfi.contract_server import EdfiContractServer
+from tests.fixtures import DMS_CASES
 
 GRADE = "uri://ed-fi.org/GradeLevelDescriptor#Preschool/Prekindergarten"
 HEAD_START = "uri://ed-fi.org/ProgramTypeDescriptor#Head Start"
@@ -64,7 +65,7 @@ def api(server: EdfiContractServer) -> Iterator[httpx.Client]:
 
 def dms_keys() -> set[str]:
     """The keys most problem-details bodies of the DMS end-to-end cases have."""
-    cases = json.loads((SHARED / "dms-e2e-http-cases.json").read_text("utf-8"))
+    cases = json.loads(DMS_CASES.read_text("utf-8"))
     shapes = Counter(
         frozenset(c["expected_response_body"])
         for c in cases
