@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from pipelines.db import make_engine
 from pipelines.demo import seed
@@ -77,6 +78,9 @@ def seeded_postgres(url: str, *, children: int, seed_value: int) -> str:
 def _drop_postgres_templates() -> None:
     for server, name in _TEMPLATES:
         admin = create_engine(f"{server}/test", isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        except OperationalError:  # the server went away first: nothing left to drop
+            pass
         admin.dispose()
