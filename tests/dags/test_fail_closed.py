@@ -104,11 +104,16 @@ class Root:
         return scan.findings(run_texts(self.settings.state_dir, result.stdout, result.stderr))
 
 
-def assert_failed_closed(root: Root, result: subprocess.CompletedProcess[str]) -> str:
-    """Nothing arrived or was logged, the preparing tasks failed once each, nothing leaked;
-    returns what the person running it saw."""
+def assert_failed_closed(root: Root, result: subprocess.CompletedProcess[str], error: str) -> str:
+    """Nothing arrived or was logged, the preparing tasks failed once each with ``error`` as a
+    terminal failure, nothing leaked; returns what the person running it saw.
+
+    ``airflow dags test`` runs each task once whatever its retries, so the proof that Airflow
+    would not retry is the kind of failure: ``AirflowFailException``, which is what the
+    screen's "Stopped: <error>" line is read from."""
     screen = result.stdout + result.stderr
     assert result.returncode != 0, screen[-3000:]
+    assert f"Stopped: {error}: " in screen, screen[-3000:]
     assert root.arrived() == [], "nothing arrives"
     assert root.counts() == (0, 0), "nothing is logged or recorded as delivered"
     prepared = {k: v for k, v in root.tries().items() if k[0] == "prepare"}
@@ -125,7 +130,7 @@ def test_when_the_recipient_key_is_missing_then_nothing_leaves_and_the_screen_sa
     del keys["VT-AOE"]
     root.settings.keys_file.write_text(json.dumps(keys))
     result = root.run()
-    screen = assert_failed_closed(root, result)
+    screen = assert_failed_closed(root, result, "MissingKeyError")
     assert "DATASHARE_KEY_VT_AOE" in screen, screen[-3000:]
     assert str(root.settings.keys_file) in screen, "and where it looked"
 
@@ -136,7 +141,7 @@ def test_when_the_staging_key_is_missing_then_nothing_leaves_and_the_screen_says
     root = Root(tmp_path)
     root.settings.staging_key_file.unlink()
     result = root.run()
-    screen = assert_failed_closed(root, result)
+    screen = assert_failed_closed(root, result, "StagingKeyError")
     assert "DATASHARE_STAGING_KEY" in screen, screen[-3000:]
     assert str(root.settings.staging_key_file) in screen, "and where it looked"
 
