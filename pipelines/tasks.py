@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pipelines.destinations.base import TerminalDeliveryError, TransientDeliveryError
+from pipelines.staging import StagingKeyError
 from pipelines.submission.context import SubmissionError
 from pipelines.submission.deliver import deliver_program as _deliver
 from pipelines.submission.finish import finish_run as _finish
@@ -22,7 +23,8 @@ from privacy.errors import PrivacyError
 
 log = logging.getLogger("datashare")
 T = TypeVar("T")
-TERMINAL = (PrivacyError, SubmissionError, TerminalDeliveryError)
+# a missing or unreadable staging key is a key problem like a recipient's: not worth a retry
+TERMINAL = (PrivacyError, SubmissionError, TerminalDeliveryError, StagingKeyError)
 
 
 def _terminal(call: Callable[[], T]) -> T:

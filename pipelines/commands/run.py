@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -94,6 +95,27 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
         )
 
 
+STOPPED = re.compile(r"\bAirflowFailException: (\w+: .+)$")
+
+
+def stop_reasons(log: Path) -> list[str]:
+    """Why tasks stopped for good, from Airflow's log: the messages of the terminal errors
+    (a missing key, a failed privacy gate, ...), each once. They are written to name keys,
+    files, fields and rules, never a child's data."""
+    reasons: dict[str, None] = {}
+    if log.is_file():
+        for line in log.read_text(errors="replace").splitlines():
+            if match := STOPPED.search(line):
+                reasons[match.group(1).strip()] = None
+    return list(reasons)
+
+
+def show_stop_reasons(console: Console, log: Path) -> None:
+    """Print why tasks stopped (see :func:`stop_reasons`), unwrapped."""
+    for reason in stop_reasons(log):
+        console.print(f"[red]Stopped:[/] {escape(reason)}", soft_wrap=True)
+
+
 def run(
     destination: Annotated[
         str, typer.Argument(help="A file of config/destinations, without .yaml.")
@@ -154,9 +176,11 @@ def run(
             .order_by(Run.started_at.desc())
         ).first()
     if row is None or "programs" not in (row.summary or {}):
+        show_stop_reasons(console, result.log)
         console.print(f"[red]The run did not complete.[/] Airflow's log: {result.log}")
         raise typer.Exit(1)
     show_summary(console, row.summary)
+    show_stop_reasons(console, result.log)
     if dry_run:
         console.print(f"Dry run: the exact payloads are in {output}; nothing was sent or logged.")
     console.print(f"Airflow's log: {result.log}")

@@ -1,4 +1,5 @@
-"""Fixtures for the Ed-Fi destination: a contract server per test, a ledger, a destination."""
+"""Fixtures for the Ed-Fi destination: a contract server per module (reset for each test), a
+ledger, a destination."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from tests.edfi.contract_server import EdfiContractServer
 SCHOOL, ORGANIZATION = 255901001, 255901
 ORGANIZATIONS = {"default": {"school_id": SCHOOL, "education_organization_id": ORGANIZATION}}
 CREDENTIALS = ClientCredentials("datashare", "datashare-secret")
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "edfi"
 
 
 def make_settings(
@@ -46,11 +46,31 @@ def data_standard(request: pytest.FixtureRequest) -> int:
     return int(request.param)
 
 
+Servers = Callable[..., EdfiContractServer]
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    """Contract servers started once per module (one per Data Standard and options), handed
+    out reset to new for each test."""
+    running: dict[str, EdfiContractServer] = {}
+
+    def get(data_standard: int, **options: Any) -> EdfiContractServer:
+        key = repr((data_standard, sorted(options.items())))
+        if key not in running:
+            running[key] = EdfiContractServer(data_standard, **options).start()
+        running[key].reset()
+        return running[key]
+
+    yield get
+    for server in running.values():
+        server.stop()
+
+
 @pytest.fixture
-def server(data_standard: int) -> Iterator[EdfiContractServer]:
-    """A running contract server of that Data Standard."""
-    with EdfiContractServer(data_standard) as running:
-        yield running
+def server(servers: Servers, data_standard: int) -> EdfiContractServer:
+    """A running contract server of that Data Standard, as new."""
+    return servers(data_standard)
 
 
 @pytest.fixture

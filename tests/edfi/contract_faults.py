@@ -1,7 +1,11 @@
 """Fault switches of the Ed-Fi contract server, and the ASGI middleware that applies them
-to data requests before the app sees them (429/5xx bursts with ``Retry-After``, slow
-responses whose abandoned requests are not processed, dropped connections before or after
-processing, token expiry). Also the problem-details body every refusal uses."""
+to data requests before the app sees them (429/5xx bursts with ``Retry-After``, held
+requests that are never processed once their client gives up, dropped connections before or
+after processing, token expiry). Also the problem-details body every refusal uses.
+
+Nothing here waits a fixed time: a held request waits for its client to disconnect (or for
+the test to :meth:`Faults.release` it), and a test waits for what happened with
+:meth:`Faults.wait_for`, woken by each counted event."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +40,12 @@ class Faults:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     statuses: list[tuple[int, float | None] | None] = field(default_factory=list)
-    slow: list[float | None] = field(default_factory=list)
+    holds: list[bool | None] = field(default_factory=list)
     drops: list[bool | None] = field(default_factory=list)
     expire_after: int | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    _released: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
     def burst(
         self, status: int, count: int, *, retry_after: float | None = None, after: int = 0
@@ -46,11 +54,29 @@ class Faults:
         with self.lock:
             _schedule(self.statuses, after, [(status, retry_after)] * count)
 
-    def slow_down(self, count: int, seconds: float, *, after: int = 0) -> None:
-        """``count`` data requests wait ``seconds`` before being handled (and are not handled
-        at all if their client gave up meanwhile)."""
+    def hold(self, count: int, *, after: int = 0) -> None:
+        """``count`` data requests get no answer until their client gives up (then they are
+        never processed: counted ``abandoned``) or the test calls :meth:`release`."""
         with self.lock:
-            _schedule(self.slow, after, [seconds] * count)
+            _schedule(self.holds, after, [True] * count)
+
+    def release(self) -> None:
+        """Let every held request go on to be processed."""
+        with self.lock:
+            loop, released = self._loop, self._released
+        if loop is not None and released is not None:
+            loop.call_soon_threadsafe(released.set)
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Block until ``condition()`` holds (checked at each counted event), or fail."""
+        with self.changed:
+            if not self.changed.wait_for(condition, timeout):
+                raise AssertionError(f"the server did not reach that state in {timeout} s")
+
+    def notify(self) -> None:
+        """Wake whoever waits in :meth:`wait_for` (the server counted something)."""
+        with self.changed:
+            self.changed.notify_all()
 
     def drop(self, count: int, *, after_processing: bool = False, after: int = 0) -> None:
         """``count`` data requests lose their connection mid-response; with
@@ -67,22 +93,37 @@ class Faults:
         """No more faults."""
         with self.lock:
             self.statuses.clear()
-            self.slow.clear()
+            self.holds.clear()
             self.drops.clear()
             self.expire_after = None
+        self.release()
 
-    def take(self) -> tuple[tuple[int, float | None] | None, float, bool | None, bool]:
-        """The faults for the next data request: status, delay, drop, token expiry."""
+    def take(self) -> tuple[tuple[int, float | None] | None, bool, bool | None, bool]:
+        """The faults for the next data request: status, hold, drop, token expiry."""
         with self.lock:
             status = self.statuses.pop(0) if self.statuses else None
-            delay = (self.slow.pop(0) if self.slow else None) or 0.0
+            hold = bool(self.holds.pop(0) if self.holds else None)
             drop = self.drops.pop(0) if self.drops else None
             expire = False
             if self.expire_after is not None:
                 self.expire_after -= 1
                 if self.expire_after < 0:
                     expire, self.expire_after = True, None
-            return status, delay, drop, expire
+            return status, hold, drop, expire
+
+    async def held(self, receive: Any) -> bool:
+        """Wait, in the server's loop, until the client disconnects (True) or the test
+        releases held requests (False)."""
+        with self.lock:
+            if self._released is None or self._released.is_set():
+                self._loop, self._released = asyncio.get_running_loop(), asyncio.Event()
+            released = self._released
+        waiting = asyncio.ensure_future(receive())
+        freed = asyncio.ensure_future(released.wait())
+        done, _ = await asyncio.wait({waiting, freed}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiting, freed):
+            task.cancel()
+        return waiting in done and waiting.result().get("type") == "http.disconnect"
 
 
 def _schedule(queue: list[Any], after: int, entries: list[Any]) -> None:
@@ -102,7 +143,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         self.server.requests[f"{scope['method']} data"] += 1
-        status, delay, drop, expire = self.server.faults.take()
+        status, hold, drop, expire = self.server.faults.take()
         if expire:
             self.server.tokens.clear()
         if status is not None:
@@ -116,6 +157,7 @@ class FaultMiddleware:
                 )
             ).encode()
             self.server.requests[f"fault {code}"] += 1
+            self.server.faults.notify()
             await _respond(send, code, headers, body)
             return
         chunks, more = [], True
@@ -125,15 +167,13 @@ class FaultMiddleware:
                 return
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
-        if delay:
-            await asyncio.sleep(delay)
-            try:
-                message = await asyncio.wait_for(receive(), timeout=0.005)
-            except TimeoutError:
-                message = {}
-            if message.get("type") == "http.disconnect":
-                self.server.requests["abandoned"] += 1
-                return
+        if hold:
+            self.server.requests["held"] += 1
+            self.server.faults.notify()
+        if hold and await self.server.faults.held(receive):
+            self.server.requests["abandoned"] += 1
+            self.server.faults.notify()
+            return
         replay = _replay(b"".join(chunks), receive)
         if drop is None:
             if scope["method"] == "POST" and not self.server.window:
@@ -141,10 +181,12 @@ class FaultMiddleware:
             await self.app(scope, replay, send)
             if scope["method"] == "POST":
                 self.server.window[1:] = [time.perf_counter()]
+            self.server.faults.notify()
             return
         if drop:  # after processing: run the app, throw its answer away
             await self.app(scope, replay, _swallow)
         self.server.requests["dropped"] += 1
+        self.server.faults.notify()
         await send(
             {
                 "type": "http.response.start",

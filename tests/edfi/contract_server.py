@@ -1,6 +1,7 @@
 """A local Ed-Fi contract server for tests and benchmarks (FastAPI on uvicorn, loopback only).
 
-Built from the shared reference files (``../shared/reference/edfi``), independently of the
+Built from the Ed-Fi Alliance's contract files (the upstream copies shipped in
+``pipelines/edfi/reference``, pinned by digest in ``tests/fixtures``), independently of the
 product's own validation code so that it checks it rather than mirrors it:
 
 - ``GET /`` discovery document (token, dependencies, metadata and data URLs);
@@ -9,15 +10,15 @@ product's own validation code so that it checks it rather than mirrors it:
 - ``POST /{data}/ed-fi/{resource}``: upsert on the natural key (``x-Ed-Fi-isIdentity``, with
   required references flattened), 201 + ``Location`` for new, 200 for updates. Validated
   against the OpenAPI subset with unknown properties forbidden (400 "Data Validation
-  Failed"), descriptors against the shared list (400), references (409 "Unresolved
+  Failed"), descriptors against the reference list (400), references (409 "Unresolved
   Reference"), and the rule that a student's other associations need its school association
   first (403, DMS wording). Problem-details bodies are shaped like ``dms-e2e-http-cases.json``.
 - ``GET`` by id or by query (any property at any depth, by its name), ``DELETE`` by id (409
   when other items still reference it). Data URLs: ``/data/v3`` (ODS/API 7, DS 5) or ``/data``
   (API 8, DS 6).
-- Fault switches (:class:`Faults`): status bursts (429 with ``Retry-After``, 503, ...), slow
-  responses (a request whose client gave up meanwhile is not processed), dropped connections
-  (before or after processing), token expiry now or after N requests.
+- Fault switches (:class:`Faults`): status bursts (429 with ``Retry-After``, 503, ...), held
+  requests (unanswered until their client gives up, and then never processed), dropped
+  connections (before or after processing), token expiry now or after N requests.
 
 ``POST /_admin/reset`` forgets everything and ``GET /_admin/stats`` tells what is held and
 the span from the first data POST to the last answer (for benchmarks).
@@ -51,8 +52,9 @@ from fastapi.responses import JSONResponse, Response
 from jsonschema import Draft7Validator, FormatChecker
 
 from tests.edfi.contract_faults import FaultMiddleware, Faults, problem
+from tests.fixtures import EDFI_REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "edfi"
+REFERENCE = EDFI_REFERENCE
 RESOURCES = {
     5: "resources-ds-5.0.headstart-subset.json",
     6: "resources-ds-6.0.headstart-subset.json",
@@ -156,6 +158,14 @@ class EdfiContractServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def reset(self) -> None:
+        """As new, between tests sharing one running server: no items, counts, tokens or
+        faults (call it while no request is in flight)."""
+        self.faults.clear()
+        self._forget()
+        self.tokens.clear()
+        self.tokens_issued = 0
+
     def __enter__(self) -> EdfiContractServer:
         return self.start()
 
@@ -221,10 +231,13 @@ class EdfiContractServer:
 
     async def _reset(self) -> JSONResponse:
         """Forget every item and count (benchmarks run several senders against one server)."""
+        self._forget()
+        return JSONResponse({"reset": True})
+
+    def _forget(self) -> None:
         for table in (self.store, self.index, self.writes, self.requests, self._enrolled):
             table.clear()
         self.window.clear()
-        return JSONResponse({"reset": True})
 
     async def _stats(self) -> JSONResponse:
         """Items held, writes, and the span from the first data POST to the last answer."""
@@ -251,6 +264,7 @@ class EdfiContractServer:
 
     async def _token(self, request: Request) -> JSONResponse:
         self.requests["token"] += 1
+        self.faults.notify()
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8")).items()}
         client_id, secret = form.get("client_id"), form.get("client_secret")
         header = request.headers.get("authorization", "")

@@ -7,7 +7,6 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,8 +20,9 @@ from pipelines.edfi.client import (
     problem_message,
 )
 from pipelines.edfi.settings import Credentials
-from tests.edfi.conftest import CREDENTIALS, SHARED
+from tests.edfi.conftest import CREDENTIALS
 from tests.edfi.contract_server import EdfiContractServer
+from tests.fixtures import DMS_CASES
 
 
 def student(i: int) -> dict[str, str]:
@@ -129,10 +129,10 @@ def test_5xx_retried_with_backoff(server: EdfiContractServer, status: int) -> No
 def test_timeout_retried_and_the_abandoned_request_not_processed(
     server: EdfiContractServer,
 ) -> None:
-    server.faults.slow_down(1, 1.0)
-    with client_for(server, timeout_seconds=0.3) as client:
+    server.faults.hold(1)
+    with client_for(server, timeout_seconds=1.0) as client:
         assert client.post("students", student(1)).status == 201
-    time.sleep(0.8)
+    server.faults.wait_for(lambda: server.requests["abandoned"] >= 1)
     assert server.requests["abandoned"] == 1
     assert server.writes[("students", server.key_of("students", student(1)))] == 1
 
@@ -224,7 +224,7 @@ def test_missing_airflow_connection_is_terminal() -> None:
 
 
 def _dms_cases() -> list[dict]:
-    cases = json.loads((SHARED / "dms-e2e-http-cases.json").read_text("utf-8"))
+    cases = json.loads(DMS_CASES.read_text("utf-8"))
     return [
         c
         for c in cases
@@ -250,6 +250,3 @@ def test_problem_message_of_every_dms_problem_body_drops_quoted_values(case: dic
     for path in body.get("validationErrors", {}):
         assert path in message
 
-
-def test_contract_server_reads_shared_reference_in_place() -> None:
-    assert Path(SHARED, "resources-ds-5.0.headstart-subset.json").is_file()

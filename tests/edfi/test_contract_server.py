@@ -4,6 +4,7 @@ problem-details bodies shaped like the Ed-Fi API 8 end-to-end cases."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 
@@ -11,8 +12,9 @@ import httpx
 import pytest
 
 import pipelines.edfi as edfi
-from tests.edfi.conftest import ORGANIZATION, SCHOOL, SHARED
+from tests.edfi.conftest import ORGANIZATION, SCHOOL
 from tests.edfi.contract_server import EdfiContractServer
+from tests.fixtures import DMS_CASES
 
 GRADE = "uri://ed-fi.org/GradeLevelDescriptor#Preschool/Prekindergarten"
 HEAD_START = "uri://ed-fi.org/ProgramTypeDescriptor#Head Start"
@@ -64,7 +66,7 @@ def api(server: EdfiContractServer) -> Iterator[httpx.Client]:
 
 def dms_keys() -> set[str]:
     """The keys most problem-details bodies of the DMS end-to-end cases have."""
-    cases = json.loads((SHARED / "dms-e2e-http-cases.json").read_text("utf-8"))
+    cases = json.loads(DMS_CASES.read_text("utf-8"))
     shapes = Counter(
         frozenset(c["expected_response_body"])
         for c in cases
@@ -225,3 +227,31 @@ def test_public_surface_is_pinned() -> None:
         ]
     )
     assert all(hasattr(edfi, name) for name in edfi.__all__)
+
+
+def test_a_held_request_released_by_the_test_is_processed_once(
+    server: EdfiContractServer, api: httpx.Client
+) -> None:
+    server.faults.hold(1)
+    answers: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(api.post("students", json=STUDENT).status_code)
+    )
+    sender.start()
+    server.faults.wait_for(lambda: server.requests["held"] == 1)
+    assert not server.held("students"), "held: not processed yet"
+    server.faults.release()
+    sender.join(timeout=30)
+    assert answers == [201] and len(server.held("students")) == 1
+    assert server.requests["abandoned"] == 0
+
+
+def test_a_held_request_whose_client_gives_up_is_never_processed(
+    server: EdfiContractServer, api: httpx.Client
+) -> None:
+    server.faults.hold(1)
+    with pytest.raises(httpx.ReadTimeout):
+        api.post("students", json=STUDENT, timeout=httpx.Timeout(5.0, read=0.5))
+    server.faults.wait_for(lambda: server.requests["abandoned"] == 1)
+    server.faults.release()
+    assert not server.held("students") and not server.writes

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from pipelines.edfi import descriptors as d
 from pipelines.edfi.descriptors import DescriptorCatalog, UnknownDescriptorError
-from tests.edfi.conftest import SHARED, make_settings
+from tests.edfi.conftest import make_settings
+from tests.fixtures import EDFI_REFERENCE
 
 VT_GRADE = "uri://education.vermont.gov/GradeLevelDescriptor"
 
@@ -20,7 +21,7 @@ def catalog() -> DescriptorCatalog:
 
 
 def test_shipped_list_is_the_shared_reference_list(catalog: DescriptorCatalog) -> None:
-    with (SHARED / "descriptors-ds-5.2.0-flat.csv").open(newline="", encoding="utf-8") as f:
+    with (EDFI_REFERENCE / "descriptors-ds-5.2.0-flat.csv").open(newline="", encoding="utf-8") as f:
         shared = {(r["descriptorType"], r["codeValue"]) for r in csv.DictReader(f)}
     assert catalog.values == shared
 

@@ -9,6 +9,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from sqlalchemy import Engine, select, update
@@ -18,6 +19,7 @@ from pipelines.destinations.base import Destination
 from pipelines.destinations.registry import DestinationConfig, build_destination
 from pipelines.edfi.destination import EdfiDeliveryResult, EdfiDestination
 from schemas.delivery import SentResource
+from tests.edfi.conftest import SCHOOL
 from tests.edfi.contract_server import EdfiContractServer
 from tests.edfi.frames import records_batch, synthetic_frame
 
@@ -185,21 +187,84 @@ def test_dry_run_writes_the_exact_payloads_per_resource_without_network(
     destination = make_destination()
     dry = destination.write_dry_run(batch, tmp_path / "dry")
     assert server.requests == {} and destination._client is None
-    mapped = destination.map(batch)
-    for resource, payloads in mapped.by_resource(destination.mapper.order):
-        path = dry.files[resource]
+    written = {
+        resource: [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+        for resource, path in dry.files.items()
+    }
+    for resource, path in dry.files.items():
         assert path.name == f"{resource}.jsonl"
-        assert [json.loads(line) for line in path.read_text("utf-8").splitlines()] == [
-            p.body for p in payloads
-        ]
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     names = {p.name for p in (tmp_path / "dry").iterdir()}
     assert {"students.jsonl", "studentSchoolAssociations.jsonl"} <= names
     assert ("studentDemographics.jsonl" in names) is (data_standard == 6)
+    # the identity payloads, from the source and the mapping written above
+    assert written["students"] == [expected_student(row) for row in rows_of(frame)]
+    assert written["studentSchoolAssociations"] == [
+        expected_school_association(row) for row in rows_of(frame)
+    ]
+    # and every payload is exactly what a real delivery then puts on the API
     result = destination.deliver(batch)
-    assert sum(1 for r in result.resources if r.status == "sent") == sum(
-        len(p.read_text().splitlines()) for p in dry.files.values()
-    )
+    assert sum(1 for r in result.resources if r.status == "sent") == sum(map(len, written.values()))
+    for resource, bodies in written.items():
+        held_bodies = [  # less what the server adds: its id and _etag
+            {k: v for k, v in b.items() if k != "id" and not k.startswith("_")}
+            for b in server.held(resource)
+        ]
+        assert sorted(map(canonical, bodies)) == sorted(map(canonical, held_bodies)), resource
+
+
+# Ed-Fi identity payloads written from the Ed-Fi documentation, not from the product's mapper:
+# studentUniqueId is the state id when known, else "<program>-<local id>"; the entry grade is
+# Infant/toddler under 3 years at entry, else Preschool/Prekindergarten.
+EXIT_WITHDRAW_TYPE = {
+    "aged_out": "Reached maximum age",
+    "transition_to_kindergarten": "Completed",
+    "transition_to_head_start": "Transferred",
+    "family_moved": "Transferred",
+    "family_choice": "Withdrawn",
+    "other": "Other",
+}
+
+
+def rows_of(frame: pd.DataFrame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def canonical(body: dict) -> str:
+    return json.dumps(body, sort_keys=True)
+
+
+def student_id(row: dict) -> str:
+    return row["state_student_id"] or f"{row['program_code']}-{row['child_local_id']}"
+
+
+def expected_student(row: dict) -> dict:
+    body = {
+        "studentUniqueId": student_id(row),
+        "firstName": row["first_name"],
+        "lastSurname": row["last_name"],
+        "birthDate": row["birth_date"].isoformat(),
+    }
+    return body | ({"middleName": row["middle_name"]} if row["middle_name"] else {})
+
+
+def expected_school_association(row: dict) -> dict:
+    born, entry = row["birth_date"], row["entry_date"]
+    years = entry.year - born.year - ((entry.month, entry.day) < (born.month, born.day))
+    grade = "Infant/toddler" if years < 3 else "Preschool/Prekindergarten"
+    body = {
+        "schoolReference": {"schoolId": SCHOOL},
+        "studentReference": {"studentUniqueId": student_id(row)},
+        "entryDate": entry.isoformat(),
+        "entryGradeLevelDescriptor": f"uri://ed-fi.org/GradeLevelDescriptor#{grade}",
+    }
+    if row["exit_date"]:
+        reason = EXIT_WITHDRAW_TYPE[row["exit_reason"]]
+        body |= {
+            "exitWithdrawDate": row["exit_date"].isoformat(),
+            "exitWithdrawTypeDescriptor": f"uri://ed-fi.org/ExitWithdrawTypeDescriptor#{reason}",
+        }
+    return body
 
 
 def test_ledger_works_on_sqlite_and_postgresql(

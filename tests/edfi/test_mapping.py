@@ -27,9 +27,10 @@ from pipelines.edfi.mapping import (
 from pipelines.edfi.rows import Row
 from privacy.fields import CATALOG
 from schemas.codes import ProgramType
-from tests.edfi.conftest import SHARED, make_settings
+from tests.edfi.conftest import make_settings
 from tests.edfi.contract_server import EdfiContractServer
 from tests.edfi.frames import records_batch, synthetic_frame
+from tests.fixtures import EDFI_REFERENCE
 
 PROGRAM = "VT-HS-01"
 VT_GRADE = "uri://education.vermont.gov/GradeLevelDescriptor"
@@ -63,7 +64,7 @@ def leaves(node: Any) -> Iterator[tuple[str, Any]]:
 
 @pytest.fixture(scope="module")
 def listed_descriptors() -> set[str]:
-    with (SHARED / "descriptors-ds-5.2.0-flat.csv").open(newline="", encoding="utf-8") as f:
+    with (EDFI_REFERENCE / "descriptors-ds-5.2.0-flat.csv").open(newline="", encoding="utf-8") as f:
         return {row["uri"] for row in csv.DictReader(f)}
 
 
@@ -71,8 +72,8 @@ def listed_descriptors() -> set[str]:
 def test_every_payload_validates_against_the_shared_subset_and_list(
     data_standard: int, program_type: ProgramType, listed_descriptors: set[str]
 ) -> None:
-    """Checked by the contract server's own validator (shared files read in place, unknown
-    properties forbidden) and against the shared descriptor CSV, not by the product's code."""
+    """Checked by the contract server's own validator (the upstream reference files, unknown
+    properties forbidden) and against the reference descriptor CSV, not by the product's code."""
     frame, keys = synthetic_frame(150, program_type=program_type, seed=3)
     result = mapped(frame, keys, data_standard)
     oracle = EdfiContractServer(data_standard)

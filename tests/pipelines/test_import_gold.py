@@ -16,9 +16,8 @@ from pipelines.db import make_engine, session_scope
 from pipelines.imports import ImportReport, SourceError, StoreError, import_file
 from schemas import Base, Child, Enrollment, Program, QuarantinedRow, Site
 from schemas.codes import Ethnicity, ProgramType, Race, Sex
+from tests.fixtures import GOLD_SAMPLE
 
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "samples"
-GOLD_SAMPLE = SAMPLES / "GOLD_sample_anonymized_file.csv"
 MALFORMED = Path(__file__).resolve().parents[1] / "data" / "gold_malformed.csv"
 TODAY = dt.date(2026, 11, 27)
 

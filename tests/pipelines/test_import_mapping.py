@@ -21,12 +21,10 @@ from pipelines.imports.mapping import TARGETS, CodeSpec, DateSpec, TextSpec
 from pipelines.imports.parsers import compile_field
 from schemas import Child, Enrollment, Program, Site
 from schemas.codes import Race
+from tests.fixtures import CIRCLE_SAMPLE
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLD = ROOT / "config" / "mappings" / "gold.yaml"
-CIRCLE_SAMPLE = (
-    ROOT / ".." / "shared" / "reference" / "samples" / "CIRCLE_sample_anonymized_file.csv"
-)
 
 
 def test_every_shipped_mapping_loads() -> None:

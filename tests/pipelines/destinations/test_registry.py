@@ -171,7 +171,6 @@ def test_when_edfi_module_missing_then_build_says_so(
 
 
 def test_edfi_block_is_validated_by_the_edfi_settings_when_present(tmp_path: Path) -> None:
-    pytest.importorskip("pipelines.edfi.settings")
     write(tmp_path, "type: edfi\nrecipient: VT-AOE\nagreements: [vt-aoe-ecids]\nedfi:\n  x: 1\n")
     with pytest.raises(DestinationConfigError, match=r"state\.yaml:\d+: edfi\."):
         load_destination("state", tmp_path)

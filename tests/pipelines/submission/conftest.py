@@ -15,7 +15,7 @@ import yaml
 from sqlalchemy import Engine, select
 
 from pipelines.db import make_engine
-from pipelines.demo import DEMO_DATE, seed
+from pipelines.demo import DEMO_DATE
 from pipelines.settings import Settings
 from pipelines.staging import create_key_file
 from pipelines.submission.deliver import deliver_program
@@ -24,8 +24,7 @@ from pipelines.submission.plan import plan_run
 from pipelines.submission.prepare import prepare_program
 from privacy.keys import ensure_demo_key
 from schemas import Child, DisclosureEntry, Program, Recipient
-from schemas.migrate import upgrade
-from tests.conftest import reset_schema
+from tests.templates import seeded_postgres, seeded_sqlite
 
 PROJECT = Path(__file__).resolve().parents[3]
 CHILDREN = 360
@@ -83,13 +82,16 @@ class World:
 
 
 def make_world(url: str, root: Path, children: int = CHILDREN) -> World:
-    """Seed ``url`` and lay out config and state folders under ``root``."""
+    """A copy of the demo world (seeded once per process) at ``url`` (a SQLite file or a
+    PostgreSQL database, replaced), with config and state folders under ``root``."""
     config = root / "config"
     shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
     (config / "destinations").mkdir(parents=True)
+    if url.startswith("sqlite:///"):
+        seeded_sqlite(Path(url.removeprefix("sqlite:///")), children=children, seed_value=7)
+    else:
+        seeded_postgres(url, children=children, seed_value=7)
     engine = make_engine(url)
-    upgrade(engine)
-    seed(engine, children=children, seed=7)
     settings = Settings(database_url=url, config_dir=config, state_dir=root / "state")
     with engine.connect() as connection:
         for code in connection.scalars(select(Recipient.code)):
@@ -112,7 +114,7 @@ def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'program.db'}"
     else:
-        url = reset_schema(request.getfixturevalue("pg_url"))
+        url = request.getfixturevalue("pg_url")  # made anew from the seeded template
     made = make_world(url, tmp_path)
     yield made
     made.engine.dispose()
