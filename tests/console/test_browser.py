@@ -203,11 +203,14 @@ def _assert_no_child_pii_in(log: str, world: World) -> None:
     assert not surnames & words, "a child's last name is in the api-server log"
 
 
-def test_copy_two_screenshots_for_the_readme(artifacts: Path) -> None:
-    """Keep docs/ in step when asked (DATASHARE_UPDATE_DOCS=1); otherwise nothing to do."""
-    if not os.environ.get("DATASHARE_UPDATE_DOCS"):
-        pytest.skip("set DATASHARE_UPDATE_DOCS=1 to refresh docs/console-*.png")
+def test_readme_screenshots_are_the_walks_own(artifacts: Path) -> None:
+    """The README shows two pages of this walk: they exist as PNG files in docs/ and, when
+    asked (DATASHARE_UPDATE_DOCS=1), are refreshed from this run's screenshots."""
     docs = Path(__file__).resolve().parents[2] / "docs"
-    docs.mkdir(exist_ok=True)
-    for shot, name in (("02-runs", "console-runs"), ("08-opt-in-confirmation", "console-opt-in")):
-        shutil.copy(artifacts / f"{shot}.png", docs / f"{name}.png")
+    pairs = (("02-runs", "console-runs"), ("08-opt-in-confirmation", "console-opt-in"))
+    if os.environ.get("DATASHARE_UPDATE_DOCS"):
+        docs.mkdir(exist_ok=True)
+        for shot, name in pairs:
+            shutil.copy(artifacts / f"{shot}.png", docs / f"{name}.png")
+    for _, name in pairs:
+        assert (docs / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
