@@ -6,6 +6,7 @@ Imports nothing of ours; every layer above may import it.
 from schemas.base import Base
 from schemas.delivery import Delivery, SentResource
 from schemas.ledgers import DisclosureEntry, ParticipationEvent, QuarantinedRow, RedactionEntry, Run
+from schemas.operations import RunStop, StagedChunk
 from schemas.records import (
     Attendance,
     Child,
@@ -34,6 +35,8 @@ __all__ = [
     "Recipient",
     "RedactionEntry",
     "Run",
+    "RunStop",
     "SentResource",
     "Site",
+    "StagedChunk",
 ]

@@ -51,6 +51,7 @@ class Run(Base):
     started_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    heartbeat_at: Mapped[dt.datetime | None]
 
 
 class DisclosureEntry(Base):
