@@ -108,7 +108,7 @@ def deliver_program(
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
     if context.run.dry_run:
         outcome |= {"status": "dry_run", **_dry_run(context, batch)}
-        remove_staged(prepared)
+        remove_staged(context, prepared)
         return outcome
     with session_scope(context.engine) as session:
         row = _delivery_row(session, context, batch, prepared)
@@ -126,7 +126,7 @@ def deliver_program(
                 rejected={},
                 delivery_id=None,
             )
-        remove_staged(prepared)
+        remove_staged(context, prepared)
         return outcome | {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
     destination = context.client
     started = time.perf_counter()
@@ -147,7 +147,7 @@ def deliver_program(
             notes=_not_sent(result),
             deleted=deleted,
         )
-    remove_staged(prepared)
+    remove_staged(context, prepared)
     outcome["seconds"] = {
         "deliver": round(sent - started, 3),
         "record": round(time.perf_counter() - sent, 3),
