@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.filespec import dotted_key, key_line
 
@@ -62,11 +62,12 @@ class DagSettings(BaseModel):
     pool_size: int = Field(default=1, ge=1, le=64)
     tasks: TaskSettings = TaskSettings()
 
-    @model_validator(mode="after")
-    def _check_schedule(self) -> DagSettings:
-        if not _CRON.match(self.schedule.strip()):
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        if not _CRON.match(value.strip()):
             raise ValueError("schedule must be a 5-field cron expression or @daily-style preset")
-        return self
+        return value
 
     @property
     def pool(self) -> str:

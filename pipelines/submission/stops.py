@@ -114,6 +114,8 @@ def classify(error: BaseException) -> tuple[StopReason, str]:
             return StopReason.DESTINATION_REFUSED, line
         if isinstance(cause, DestinationConfigError):
             return StopReason.CONFIG_ERROR, line
+        if name == "ConcurrentRun":
+            return StopReason.CONCURRENT_RUN, line
         if name == "BatchStopped":
             return StopReason.GATE_FAILED, line
         if isinstance(cause, PrivacyError):
