@@ -34,7 +34,7 @@ import re
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Param, dag, task, task_group
+from airflow.sdk import DAG, Param, dag, get_current_context, task, task_group
 
 from pipelines.destinations.schedule import DagSettings, DestinationConfigError, load_dag_settings
 
@@ -98,16 +98,18 @@ def build(settings: DagSettings) -> DAG:
         def programs(run: dict) -> list[str]:
             return list(run["programs"])
 
-        @task(map_index_template="{{ program }}")
+        @task(map_index_template="{{ program_code }}")
         def prepare(program: str, run: dict) -> dict:
             from pipelines.tasks import prepare_program
 
+            get_current_context()["program_code"] = program  # type: ignore[typeddict-unknown-key]
             return prepare_program(run, program)
 
-        @task(map_index_template="{{ prepared['program'] }}")
+        @task(map_index_template="{{ program_code }}")
         def deliver(prepared: dict, run: dict) -> dict:
             from pipelines.tasks import deliver_program
 
+            get_current_context()["program_code"] = prepared["program"]  # type: ignore[typeddict-unknown-key]
             return deliver_program(run, prepared)
 
         @task_group
@@ -118,7 +120,7 @@ def build(settings: DagSettings) -> DAG:
         def finish(run: dict, delivered: list[dict | None]) -> dict:
             from pipelines.tasks import finish_run
 
-            return finish_run(run, list(delivered))
+            return finish_run(run, list(delivered or []))
 
         @task(retries=0)
         def verdict(summary: dict) -> dict:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pipelines.destinations.base import TerminalDeliveryError, TransientDeliveryError
+from pipelines.quiet import quiet_libraries
 from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.deliver import deliver_program as _deliver
 from pipelines.submission.finish import finish_run as _finish
@@ -26,6 +27,7 @@ from pipelines.submission.stops import record_stop
 from privacy.errors import PrivacyError
 
 log = logging.getLogger("datashare")
+quiet_libraries()
 T = TypeVar("T")
 TERMINAL = (PrivacyError, SubmissionError, TerminalDeliveryError)
 

@@ -97,7 +97,7 @@ def show_stops(console: Console, summary: dict[str, Any]) -> None:
     if lines:
         console.print(f"[red]Stopped ({len(lines)}):[/]", highlight=False)
         for line in lines:
-            console.print(f"  {line}", markup=False, highlight=False)
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def run(
