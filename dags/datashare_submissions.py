@@ -9,8 +9,10 @@ the task so that parsing this file stays cheap. The graph, per destination:
 waits only for its own prepare, so one program's failure stops only that program. ``finish``
 (trigger rule ``all_done``) writes the summary, with one line per stopped program; ``verdict``
 then fails the Airflow run unless every program was delivered, so the grid is red when any
-program stopped. Tasks hand each other only run ids, counts, digests and the references of
-encrypted staged batches.
+program stopped; its failure (or ``finish``'s) sends the PII-free alert
+(:class:`pipelines.alerts.RunAlertNotifier`, an Airflow notifier over an SMTP connection).
+Tasks hand each other only run ids, counts, digests and the references of encrypted staged
+batches.
 
 Every setting comes from the validated destination model
 (:class:`pipelines.destinations.schedule.DagSettings`, which the full ``DestinationConfig``
@@ -36,6 +38,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, dag, get_current_context, task, task_group
 
+from pipelines.alerts import RunAlertNotifier
 from pipelines.destinations.schedule import DagSettings, DestinationConfigError, load_dag_settings
 
 CONFIG_DIR = Path(os.environ.get("DATASHARE_CONFIG_DIR", Path(__file__).parent.parent / "config"))
@@ -50,16 +53,11 @@ def _report_failure(context: dict) -> None:
     report_failure(context)
 
 
-def _alert(context: dict) -> None:
-    """On a failed run, send the PII-free alert through the destination's notifier."""
-    from pipelines.tasks import alert_failed_run
-
-    alert_failed_run(context)
-
-
 def build(settings: DagSettings) -> DAG:
     """Declare the DAG of one validated destination."""
     name, tasks = settings.name, settings.tasks
+    alert = RunAlertNotifier(name, list(settings.alerts.email), settings.alerts.smtp_conn_id)
+    on_failure = [_report_failure, alert]
 
     @dag(
         dag_id=settings.dag_id,
@@ -82,7 +80,6 @@ def build(settings: DagSettings) -> DAG:
             "pool": settings.pool,
             "on_failure_callback": _report_failure,
         },
-        on_failure_callback=_alert,
     )
     def submission() -> None:
         @task(retries=0)
@@ -116,13 +113,13 @@ def build(settings: DagSettings) -> DAG:
         def program(code: str, run: dict):  # type: ignore[no-untyped-def]
             return deliver(prepare(code, run), run)
 
-        @task(trigger_rule="all_done", retries=0)
+        @task(trigger_rule="all_done", retries=0, on_failure_callback=on_failure)
         def finish(run: dict, delivered: list[dict | None]) -> dict:
             from pipelines.tasks import finish_run
 
             return finish_run(run, list(delivered or []))
 
-        @task(retries=0)
+        @task(retries=0, on_failure_callback=on_failure)
         def verdict(summary: dict) -> dict:
             from pipelines.tasks import verdict as judge
 

@@ -168,10 +168,3 @@ def report_failure(context: dict[str, Any]) -> None:
         type(error).__name__ if error else "unknown",
     )
 
-
-def alert_failed_run(context: dict[str, Any]) -> None:
-    """DAG failure callback: the PII-free alert of a failed or partial run (see
-    :mod:`pipelines.alerts`)."""
-    from pipelines.alerts import alert_from_context
-
-    alert_from_context(context)

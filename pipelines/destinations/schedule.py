@@ -48,6 +48,16 @@ class TaskSettings(BaseModel):
         return self.execution_timeout_minutes + self.max_retry_delay_minutes
 
 
+class AlertSettings(BaseModel):
+    """Who hears of a failed or partial run (the ``alerts:`` block), and through which
+    Airflow SMTP connection; no address, no alert (the failure is still logged)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: tuple[str, ...] = ()
+    smtp_conn_id: str = "smtp_default"
+
+
 class DagSettings(BaseModel):
     """What the DAG of one destination is built from; other keys are the full model's."""
 
@@ -61,6 +71,7 @@ class DagSettings(BaseModel):
     schedule: str = DEFAULT_SCHEDULE
     pool_size: int = Field(default=1, ge=1, le=64)
     tasks: TaskSettings = TaskSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @field_validator("schedule")
     @classmethod
