@@ -224,7 +224,9 @@ def check_pools(env: dict[str, str], configs: list[DestinationConfig]) -> Iterat
         result = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=300, check=False
         )
-        pools = {p["pool"]: int(p["slots"]) for p in json.loads(result.stdout or "[]")}
+        if result.returncode != 0:
+            raise ValueError("airflow pools list failed")
+        pools = {p["pool"]: int(p["slots"]) for p in json.loads(result.stdout)}
     except (subprocess.SubprocessError, ValueError, KeyError, TypeError):
         yield Finding(
             "pools",

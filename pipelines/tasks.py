@@ -137,9 +137,20 @@ def deliver_program(run: dict[str, Any], prepared: dict[str, Any]) -> dict[str, 
     return outcome
 
 
-def finish_run(run: dict[str, Any], delivered: list[dict[str, Any] | None]) -> dict[str, Any]:
+def outcomes(delivered: Any) -> list[dict[str, Any]]:
+    """The deliver tasks' outcomes as Airflow hands them to ``finish``: a sequence with gaps
+    (None) for programs that stopped, a single outcome when only one map index has one, or
+    nothing at all when every program stopped."""
+    if delivered is None:
+        return []
+    if isinstance(delivered, dict):
+        return [delivered]
+    return [d for d in delivered if isinstance(d, dict)]
+
+
+def finish_run(run: dict[str, Any], delivered: Any) -> dict[str, Any]:
     """The finish task: the run summary."""
-    summary = _finish(run, delivered)
+    summary = _finish(run, outcomes(delivered))
     log.info("run %s: %s", run["run_id"], summary["status"])
     return summary
 
