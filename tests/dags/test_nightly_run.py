@@ -168,7 +168,10 @@ def test_edfi_destination_through_the_nightly_dag_matches_the_log(
 def test_when_one_program_stops_then_the_other_is_delivered_and_the_airflow_run_fails(
     tmp_path: Path,
 ) -> None:
+    from tests.smtp_server import SmtpTestServer, text_of
+
     demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
+    demo += "alerts:\n  email: [data-manager@example.org]\n  smtp_conn_id: datashare_smtp\n"
     url, env = prepared_root(tmp_path, {"demo": demo})
     engine = make_engine(url)
     with engine.begin() as connection:  # every child of one program fails the input gate
@@ -176,9 +179,20 @@ def test_when_one_program_stops_then_the_other_is_delivered_and_the_airflow_run_
         connection.execute(
             update(Child).where(Child.program_id == program).values(birth_date=dt.date(2030, 1, 1))
         )
-    result = datashare(tmp_path, env, "run", "demo", "--date", DEMO_DATE.isoformat())
+    with SmtpTestServer() as smtp:
+        env["AIRFLOW_CONN_DATASHARE_SMTP"] = smtp.uri
+        result = datashare(tmp_path, env, "run", "demo", "--date", DEMO_DATE.isoformat())
+        mails = smtp.messages
     assert result.returncode == 1, result.stdout[-3000:]
     assert "VT-EHS-02: stopped at prepare (gate_failed): BatchStopped:" in result.stdout
+    [mail] = mails
+    alert = text_of(mail)
+    assert "VT-EHS-02" in alert and "gate_failed" in alert and "partial" in alert
+    with engine.connect() as connection:
+        names = set(connection.scalars(select(Child.last_name))) | set(
+            connection.scalars(select(Child.first_name))
+        )
+    assert not [n for n in names if len(n) > 2 and re.search(rf"\b{re.escape(n)}\b", alert)]
     files = (tmp_path / "out" / "demo" / DEMO_DATE.isoformat()).rglob("hs_child_identity.csv")
     assert {f.parent.name for f in files} == {"VT-HS-01"}, "the other program was delivered"
     with engine.connect() as connection:
