@@ -57,6 +57,15 @@ def _has(module: str) -> bool:
         return False
 
 
+def _imports(module: str) -> str | None:
+    """None when ``module`` imports, else why not (a provider built for another Celery)."""
+    try:
+        importlib.import_module(module)
+    except Exception as error:  # any import-time failure is the finding
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+    return None
+
+
 def check_config(settings: Settings) -> Iterator[Finding | DestinationConfig]:
     """Agreements and destinations validate; yields the valid destinations too."""
     from privacy.agreements import check_agreements
@@ -168,11 +177,12 @@ def check_airflow(env: dict[str, str], configs: list[DestinationConfig]) -> Iter
     metadata = _airflow_setting(env, "database", "sql_alchemy_conn")
     yield Finding("executor", bool(executor), executor or "unset", "set AIRFLOW__CORE__EXECUTOR")
     if "CeleryExecutor" in executor:
+        broken = _imports("airflow.providers.celery.executors.celery_executor_utils")
         yield Finding(
             "celery provider",
-            _has("airflow.providers.celery"),
-            "apache-airflow-providers-celery",
-            "pip install -e '.[production]'",
+            broken is None,
+            broken or "apache-airflow-providers-celery imports",
+            "pip install -e '.[production]' (it pins a Celery the provider supports)",
         )
         broker = _airflow_setting(env, "celery", "broker_url")
         yield Finding(
