@@ -129,6 +129,7 @@ def run(
             f"{settings.destinations_dir / destination}.yaml): set enabled: true to send, "
             "or try it with --dry-run.",
             markup=False,
+            soft_wrap=True,
         )
         raise typer.Exit(2)
     if dry_run and output is None:
