@@ -3,25 +3,47 @@
 Only wiring lives here: each task calls one function of ``pipelines.tasks``, imported inside
 the task so that parsing this file stays cheap. The graph, per destination:
 
-    plan -> prepare[program] -> deliver[program] -> finish
+    plan -> program[program].prepare -> program[program].deliver -> finish -> verdict
 
-``prepare`` and ``deliver`` are mapped over the participating programs, so the grid shows
-which program stopped where. Tasks hand each other only run ids, counts, digests and the
-paths of encrypted staged files.
+``program`` is a task group mapped over the participating programs: each program's deliver
+waits only for its own prepare, so one program's failure stops only that program. ``finish``
+(trigger rule ``all_done``) writes the summary, with one line per stopped program; ``verdict``
+then fails the Airflow run unless every program was delivered, so the grid is red when any
+program stopped; its failure (or ``finish``'s) sends the PII-free alert
+(:class:`pipelines.alerts.RunAlertNotifier`, an Airflow notifier over an SMTP connection).
+Tasks hand each other only run ids, counts, digests and the references of encrypted staged
+batches.
+
+Every setting comes from the validated destination model
+(:class:`pipelines.destinations.schedule.DagSettings`, which the full ``DestinationConfig``
+extends): schedule, pool and pool size, task retries, retry delay and execution timeout.
+
+Why one file for every destination: Airflow reports import errors per DAG file, so a broken
+destination file must not raise here. Each destination is validated on its own; a broken one
+becomes a DAG of the same id that is never scheduled and whose only task fails with the
+problem's ``file:line`` (the name of the DAG and its description say it is broken), and the
+healthy ones are built as usual. ``datashare destinations check`` and ``datashare doctor``
+report the same lines. A destination with ``enabled: false`` gets a DAG with no schedule, so
+it never runs by itself but can be dry-run (``datashare run NAME --dry-run``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import re
 from pathlib import Path
 
 import pendulum
-import yaml
-from airflow.sdk import Param, dag, task
+from airflow.sdk import DAG, Param, dag, get_current_context, task, task_group
+
+from pipelines.alerts import RunAlertNotifier
+from pipelines.destinations.schedule import DagSettings, DestinationConfigError, load_dag_settings
 
 CONFIG_DIR = Path(os.environ.get("DATASHARE_CONFIG_DIR", Path(__file__).parent.parent / "config"))
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
+log = logging.getLogger("datashare")
 
 
 def _report_failure(context: dict) -> None:
@@ -31,70 +53,112 @@ def _report_failure(context: dict) -> None:
     report_failure(context)
 
 
-def build(name: str, settings: dict) -> None:
-    """Declare the DAG of one destination."""
-    retries = int(settings.get("retries", 2))
+def build(settings: DagSettings) -> DAG:
+    """Declare the DAG of one validated destination."""
+    name, tasks = settings.name, settings.tasks
+    alert = RunAlertNotifier(name, list(settings.alerts.email), settings.alerts.smtp_conn_id)
+    on_failure = [_report_failure, alert]
 
     @dag(
-        dag_id=f"datashare_{name}",
-        description=f"Nightly submission to {settings.get('recipient', name)}",
-        schedule=settings.get("schedule", "0 2 * * *"),
+        dag_id=settings.dag_id,
+        description=settings.description or f"Nightly submission to {settings.recipient}",
+        schedule=settings.schedule if settings.enabled else None,
         start_date=START,
         catchup=False,
         max_active_runs=1,
-        tags=["datashare", str(settings.get("type", "local"))],
+        tags=["datashare", settings.type, *([] if settings.enabled else ["disabled"])],
         params={
             "dry_run": Param(False, type="boolean"),
             "output": Param("", type="string"),
         },
         default_args={
-            "retries": retries,
-            "retry_delay": dt.timedelta(seconds=int(settings.get("retry_delay_seconds", 30))),
+            "retries": tasks.retries,
+            "retry_delay": dt.timedelta(seconds=tasks.retry_delay_seconds),
             "retry_exponential_backoff": True,
-            "max_retry_delay": dt.timedelta(minutes=30),
-            "execution_timeout": dt.timedelta(minutes=int(settings.get("timeout_minutes", 60))),
-            "pool": f"datashare_{name}",
+            "max_retry_delay": dt.timedelta(minutes=tasks.max_retry_delay_minutes),
+            "execution_timeout": dt.timedelta(minutes=tasks.execution_timeout_minutes),
+            "pool": settings.pool,
             "on_failure_callback": _report_failure,
         },
     )
     def submission() -> None:
-        @task
-        def plan(ds: str | None = None, params: dict | None = None) -> dict:
+        @task(retries=0)
+        def plan(
+            ds: str | None = None, params: dict | None = None, dag_run=None  # type: ignore[no-untyped-def]
+        ) -> dict:
             from pipelines.tasks import plan_run
 
-            return plan_run(name, ds, params or {})
+            ids = {"dag_id": settings.dag_id, "run_id": getattr(dag_run, "run_id", "")}
+            return plan_run(name, ds, params or {}, ids)
 
         @task
         def programs(run: dict) -> list[str]:
             return list(run["programs"])
 
-        @task(map_index_template="{{ program }}")
+        @task(map_index_template="{{ program_code }}")
         def prepare(program: str, run: dict) -> dict:
             from pipelines.tasks import prepare_program
 
+            get_current_context()["program_code"] = program  # type: ignore[typeddict-unknown-key]
             return prepare_program(run, program)
 
-        @task(map_index_template="{{ prepared['program'] }}")
+        @task(map_index_template="{{ program_code }}")
         def deliver(prepared: dict, run: dict) -> dict:
             from pipelines.tasks import deliver_program
 
+            get_current_context()["program_code"] = prepared["program"]  # type: ignore[typeddict-unknown-key]
             return deliver_program(run, prepared)
 
-        @task(trigger_rule="all_done", retries=0)
-        def finish(run: dict, delivered: list[dict]) -> dict:
+        @task_group
+        def program(code: str, run: dict):  # type: ignore[no-untyped-def]
+            return deliver(prepare(code, run), run)
+
+        @task(trigger_rule="all_done", retries=0, on_failure_callback=on_failure)
+        def finish(run: dict, delivered) -> dict:  # type: ignore[no-untyped-def]
             from pipelines.tasks import finish_run
 
-            return finish_run(run, list(delivered))
+            return finish_run(run, delivered)
+
+        @task(retries=0, on_failure_callback=on_failure)
+        def verdict(summary: dict) -> dict:
+            from pipelines.tasks import verdict as judge
+
+            return judge(summary)
 
         run = plan()
-        prepared = prepare.partial(run=run).expand(program=programs(run))
-        delivered = deliver.partial(run=run).expand(prepared=prepared)
-        finish(run, delivered)
+        delivered = program.partial(run=run).expand(code=programs(run))
+        verdict(finish(run, delivered))
 
-    submission()
+    return submission()
+
+
+def build_broken(name: str, problem: str) -> DAG:
+    """A never-scheduled DAG that says why destination ``name`` could not be built."""
+
+    @dag(
+        dag_id=f"datashare_{name}",
+        description=f"BROKEN destination file: {problem.splitlines()[0]}"[:500],
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        tags=["datashare", "broken"],
+    )
+    def broken() -> None:
+        @task(retries=0)
+        def config_error() -> None:
+            from airflow.exceptions import AirflowFailException
+
+            raise AirflowFailException(problem)
+
+        config_error()
+
+    return broken()
 
 
 for _path in sorted((CONFIG_DIR / "destinations").glob("*.yaml")):
-    _settings = yaml.safe_load(_path.read_text()) or {}
-    if _settings.get("enabled", True):
-        build(_path.stem, _settings)
+    try:
+        build(load_dag_settings(_path))
+    except Exception as _error:  # isolate: one broken file must not hide the others' DAGs
+        _problem = str(_error) if isinstance(_error, DestinationConfigError) else repr(_error)
+        log.error("destination file not scheduled: %s", _problem)
+        build_broken(re.sub(r"[^A-Za-z0-9_.-]", "_", _path.stem), _problem)

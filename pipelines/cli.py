@@ -13,7 +13,20 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
-from pipelines.commands import audit, db, demo, disclosures, imports, keys, policy, programs, run
+from pipelines.commands import (
+    airflow_cmd,
+    audit,
+    db,
+    demo,
+    destinations,
+    disclosures,
+    doctor,
+    imports,
+    keys,
+    policy,
+    programs,
+    run,
+)
 from pipelines.destinations.registry import DestinationConfigError
 from pipelines.submission.context import SubmissionError
 from privacy.errors import PrivacyError
@@ -33,6 +46,9 @@ app.add_typer(keys.app, name="keys")
 app.command("run")(run.run)
 app.add_typer(audit.app, name="audit")
 app.command("disclosures")(disclosures.disclosures)
+app.add_typer(destinations.app, name="destinations")
+app.add_typer(airflow_cmd.app, name="airflow")
+app.command("doctor")(doctor.doctor)
 
 
 def main() -> None:

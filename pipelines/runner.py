@@ -50,8 +50,19 @@ def airflow_environ(settings: Settings) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
         "GX_ANALYTICS_ENABLED": "False",
+        "TQDM_DISABLE": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
     }
+
+
+def local_environ(settings: Settings) -> dict[str, str]:
+    """:func:`airflow_environ` with the generated Fernet key and JWT secret."""
+    from pipelines.airflow_setup import read_secrets
+
+    env = airflow_environ(settings)
+    for key, value in read_secrets(airflow_home(settings)).items():
+        env.setdefault(key, value)
+    return env
 
 
 def _airflow(settings: Settings, *args: str, log: Path) -> int:
@@ -60,14 +71,19 @@ def _airflow(settings: Settings, *args: str, log: Path) -> int:
         out.write(f"$ airflow {' '.join(args)}\n")
         out.flush()
         return subprocess.call(
-            command, env=airflow_environ(settings), stdout=out, stderr=subprocess.STDOUT
+            command, env=local_environ(settings), stdout=out, stderr=subprocess.STDOUT
         )
 
 
 def prepare_airflow(settings: Settings, destination: str, log: Path) -> None:
-    """Create or migrate Airflow's metadata database and the destination's pool, once."""
+    """Create or migrate Airflow's metadata database, its secrets, and every destination's
+    pool (when the destinations' pool sizes changed), once."""
+    from pipelines.airflow_setup import ensure_secrets, pool_entries, sync_pools
+    from pipelines.commands.destinations import check_destinations
+
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
+    ensure_secrets(home)
     marker = home / "datashare-ready.json"
     ready = json.loads(marker.read_text()) if marker.exists() else {}
     import airflow
@@ -75,14 +91,14 @@ def prepare_airflow(settings: Settings, destination: str, log: Path) -> None:
     if ready.get("airflow") != airflow.__version__:
         if _airflow(settings, "db", "migrate", log=log) != 0:
             raise RuntimeError(f"airflow db migrate failed; see {log}")
-        ready = {"airflow": airflow.__version__, "pools": []}
-    if destination not in ready["pools"]:
-        config = load_destination(destination, settings.destinations_dir)
-        pool = f"datashare_{destination}"
-        size = str(config.pool_size)
-        if _airflow(settings, "pools", "set", pool, size, f"deliveries to {destination}", log=log):
-            raise RuntimeError(f"airflow pools set failed; see {log}")
-        ready["pools"].append(destination)
+        ready = {"airflow": airflow.__version__, "pools": {}}
+    configs, _ = check_destinations(settings.destinations_dir)
+    if not any(c.name == destination for c in configs):
+        load_destination(destination, settings.destinations_dir)  # raises with file:line
+    pools = pool_entries(configs)
+    if ready.get("pools") != pools:
+        sync_pools(local_environ(settings), configs, log)
+        ready["pools"] = pools
     marker.write_text(json.dumps(ready))
 
 
@@ -116,7 +132,7 @@ def run_dag(
         log.open("a") as out,
         subprocess.Popen(
             command,
-            env=airflow_environ(settings),
+            env=local_environ(settings),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -37,6 +37,12 @@ class Settings:
         return self.state_dir / "staging"
 
     @property
+    def staging_store(self) -> str:
+        """Where staged batches live: ``database`` (default; every worker reaches it) or
+        ``folder`` (``staging_dir``, one host only); see :mod:`pipelines.staged_store`."""
+        return os.environ.get("DATASHARE_STAGING_STORE", "database")
+
+    @property
     def reports_dir(self) -> Path:
         """Validation reports and run summaries kept for data managers (no PII)."""
         return self.state_dir / "reports"
@@ -60,6 +66,7 @@ class Settings:
             "DATASHARE_STATE_DIR": str(self.state_dir),
             "DATASHARE_KEYS_FILE": str(self.keys_file),
             "DATASHARE_STAGING_KEY_FILE": str(self.staging_key_file),
+            "DATASHARE_STAGING_STORE": self.staging_store,
         }
 
 

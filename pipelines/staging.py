@@ -24,6 +24,7 @@ import os
 import secrets
 import stat
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,25 @@ def _binding(name: str, run_id: str, kind: bytes) -> bytes:
     return b"datashare-staging-v1\0" + kind + b"\0" + name.encode() + b"\0" + run_id.encode()
 
 
+def seal(
+    data: pd.DataFrame | bytes, key: bytes, *, run_id: str, name: str
+) -> tuple[bytes, int | None]:
+    """``data`` serialized and sealed with AES-GCM, bound to ``name`` and ``run_id``; and its
+    row count (``None`` for bytes)."""
+    if len(key) != KEY_BYTES:
+        raise StagingKeyError(f"a staging key is {KEY_BYTES} bytes")
+    if isinstance(data, pd.DataFrame):
+        kind, rows = _PARQUET, len(data)
+        buffer = io.BytesIO()
+        data.to_parquet(buffer, engine="pyarrow", index=False)
+        plain = buffer.getvalue()
+    else:
+        kind, rows, plain = _BYTES, None, bytes(data)
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = MAGIC + kind + nonce + AESGCM(key).encrypt(nonce, plain, _binding(name, run_id, kind))
+    return sealed, rows
+
+
 def stage(
     data: pd.DataFrame | bytes,
     directory: Path | str,
@@ -136,22 +156,12 @@ def stage(
 ) -> StagedRef:
     """Encrypt ``data`` into ``directory`` (mode 0700) under ``name`` (default random);
     written atomically with mode 0600."""
-    if len(key) != KEY_BYTES:
-        raise StagingKeyError(f"a staging key is {KEY_BYTES} bytes")
-    if isinstance(data, pd.DataFrame):
-        kind, rows = _PARQUET, len(data)
-        buffer = io.BytesIO()
-        data.to_parquet(buffer, engine="pyarrow", index=False)
-        plain = buffer.getvalue()
-    else:
-        kind, rows, plain = _BYTES, None, bytes(data)
     name = name or f"{uuid.uuid4().hex}.stg"
     if "/" in name or name.startswith("."):
         raise StagingError(f"staged file name {name!r} must be a plain file name")
+    sealed, rows = seal(data, key, run_id=run_id, name=name)
     folder = Path(directory)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    nonce = secrets.token_bytes(_NONCE_BYTES)
-    sealed = MAGIC + kind + nonce + AESGCM(key).encrypt(nonce, plain, _binding(name, run_id, kind))
     path = folder / name
     partial = folder / f".{name}.part"
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -163,39 +173,55 @@ def stage(
     return StagedRef(str(path), hashlib.sha256(sealed).hexdigest(), rows, run_id)
 
 
-def _open(ref: StagedRef, key: bytes) -> tuple[bytes, bytes]:
-    path = Path(ref.path)
+def _read_file(ref: StagedRef) -> bytes:
     try:
-        sealed = path.read_bytes()
+        return Path(ref.path).read_bytes()
     except FileNotFoundError:
-        raise StagingError(f"staged file {path} is missing") from None
+        raise StagingError(f"staged file {ref.path} is missing") from None
+
+
+def unseal(ref: StagedRef, sealed: bytes, key: bytes) -> tuple[bytes, bytes]:
+    """Check ``sealed`` against ``ref`` and decrypt it: (kind, plain bytes)."""
+    where = ref.path
     if hashlib.sha256(sealed).hexdigest() != ref.sha256:
-        raise StagedFileTampered(f"staged file {path} does not match its SHA-256")
+        raise StagedFileTampered(f"staged file {where} does not match its SHA-256")
     if len(sealed) < _HEADER or not sealed.startswith(MAGIC):
-        raise StagedFileTampered(f"staged file {path} is not a datashare staged file")
+        raise StagedFileTampered(f"staged file {where} is not a datashare staged file")
     kind = sealed[len(MAGIC) : len(MAGIC) + 1]
     nonce = sealed[len(MAGIC) + 1 : _HEADER]
+    name = where.rsplit("/", 1)[-1]
     try:
-        plain = AESGCM(key).decrypt(nonce, sealed[_HEADER:], _binding(path.name, ref.run_id, kind))
+        plain = AESGCM(key).decrypt(nonce, sealed[_HEADER:], _binding(name, ref.run_id, kind))
     except InvalidTag:
         raise StagedFileTampered(
-            f"staged file {path} fails authentication: altered, renamed, from another run, "
+            f"staged file {where} fails authentication: altered, renamed, from another run, "
             "or sealed with another key"
         ) from None
     return kind, plain
 
 
-def load(ref: StagedRef, key: bytes) -> pd.DataFrame:
-    """The frame staged at ``ref``; :class:`StagedFileTampered` if it does not authenticate."""
-    kind, plain = _open(ref, key)
+def _open(
+    ref: StagedRef, key: bytes, read: Callable[[StagedRef], bytes] | None
+) -> tuple[bytes, bytes]:
+    return unseal(ref, (read or _read_file)(ref), key)
+
+
+def load(
+    ref: StagedRef, key: bytes, read: Callable[[StagedRef], bytes] | None = None
+) -> pd.DataFrame:
+    """The frame staged at ``ref``; :class:`StagedFileTampered` if it does not authenticate.
+    ``read`` fetches the sealed bytes (default: the file at ``ref.path``)."""
+    kind, plain = _open(ref, key, read)
     if kind != _PARQUET:
         raise StagingError(f"staged file {ref.path} holds bytes, not a frame; use load_bytes")
     return pd.read_parquet(io.BytesIO(plain), engine="pyarrow")
 
 
-def load_bytes(ref: StagedRef, key: bytes) -> bytes:
+def load_bytes(
+    ref: StagedRef, key: bytes, read: Callable[[StagedRef], bytes] | None = None
+) -> bytes:
     """The bytes staged at ``ref`` (a frame's parquet serialization for frames)."""
-    return _open(ref, key)[1]
+    return _open(ref, key, read)[1]
 
 
 def remove(ref: StagedRef) -> None:

@@ -14,6 +14,7 @@ from schemas.ledgers import (
     RedactionEntry,
     Run,
 )
+from schemas.operations import RunStop, StagedChunk
 from schemas.records import (
     Attendance,
     Child,
@@ -45,6 +46,8 @@ __all__ = [
     "Recipient",
     "RedactionEntry",
     "Run",
+    "RunStop",
     "SentResource",
     "Site",
+    "StagedChunk",
 ]

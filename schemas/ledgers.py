@@ -76,6 +76,7 @@ class Run(Base):
     started_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    heartbeat_at: Mapped[dt.datetime | None]
 
 
 DESTINATION_RULE.attach(Run.__table__)  # type: ignore[arg-type]

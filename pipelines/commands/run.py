@@ -88,11 +88,19 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
             for reason, n in sorted(counts.items(), key=lambda item: -item[1]):
                 table.add_row(_describe(reason) if ":" not in reason else reason, str(n))
             console.print(table)
-    if programs["stopped"]:
-        console.print(
-            f"[red]Stopped before delivery:[/] {', '.join(programs['stopped'])} "
-            "(see the run's reports and the Airflow log)"
-        )
+    show_stops(console, summary)
+
+
+def show_stops(console: Console, summary: dict[str, Any]) -> None:
+    """One line per stopped program: where it stopped, the reason code and what happened."""
+    lines = summary.get("stop_lines") or [
+        f"{p}: stopped before delivery (see the Airflow log)"
+        for p in summary.get("programs", {}).get("stopped", [])
+    ]
+    if lines:
+        console.print(f"[red]Stopped ({len(lines)}):[/]", highlight=False)
+        for line in lines:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 STOPPED = re.compile(r"\bAirflowFailException: (\w+: .+)$")
@@ -134,11 +142,20 @@ def run(
     console = Console()
     settings = load_settings(database_url)
     try:
-        load_destination(destination, settings.destinations_dir)
+        config = load_destination(destination, settings.destinations_dir)
         run_date = dt.date.fromisoformat(date) if date else dt.date.today()
     except (DestinationConfigError, ValueError) as error:
         console.print(f"[red]{escape(str(error))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    if not config.enabled and not dry_run:
+        console.print(
+            f"Destination {destination} is disabled (enabled: false in "
+            f"{settings.destinations_dir / destination}.yaml): set enabled: true to send, "
+            "or try it with --dry-run.",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     if dry_run and output is None:
         output = safe_join("out", "dry-run", f"{destination}-{run_date.isoformat()}")
     started = dt.datetime.now(dt.UTC)
@@ -175,6 +192,11 @@ def run(
             )
             .order_by(Run.started_at.desc())
         ).first()
+    if row is not None and row.status == "refused":
+        console.print(f"[red]Run {row.summary.get('run_id', '')} refused.[/]")
+        show_stops(console, row.summary)
+        console.print(f"Airflow's log: {result.log}")
+        raise typer.Exit(1)
     if row is None or "programs" not in (row.summary or {}):
         show_stop_reasons(console, result.log)
         console.print(f"[red]The run did not complete.[/] Airflow's log: {result.log}")

@@ -3,11 +3,16 @@
 One YAML file per destination; its name is the file stem. Common keys: ``type`` (``local``,
 ``sftp``, ``staging_db``, ``edfi``), ``recipient`` (recipient code), ``agreements`` (the
 agreement ids it carries), ``formats`` (file specs it sends, ``schemas/formats``), ``schedule``
-(cron, nightly by default), ``pool_size``, ``retries``, ``retry_backoff_seconds``,
-``timeout_seconds``, ``enabled`` (false: an example or paused destination that no schedule
-runs), ``resend`` (``changes``, the default: a night sends only what differs from what the
-destination holds now, nothing when nothing does; ``full``: everything every night, for states
-that want the full file each time). The type's own settings sit under a key named like the type::
+(cron, nightly by default), ``pool_size`` (the Airflow pool's slots: programs delivered at
+once), ``tasks`` (how Airflow runs each task, :class:`TaskSettings`), ``retries``,
+``retry_backoff_seconds`` and ``timeout_seconds`` (one call of the destination's client: an
+SFTP upload, a database write, an HTTP request, retried inside one task attempt), ``enabled``
+(false: an example or paused destination that no schedule runs; it can still be dry-run). The
+two kinds of retry are separate on purpose: a task attempt makes up to ``retries + 1`` client
+calls, and Airflow makes up to ``tasks.retries + 1`` task attempts. ``resend``: ``changes``, the
+default, sends only what differs from what the destination holds now (nothing when nothing
+does); ``full`` sends everything every night, for states that want the full file each time.
+The type's own settings sit under a key named like the type::
 
     type: sftp
     sftp:
@@ -23,7 +28,6 @@ Secrets are referenced by environment variable or Airflow connection id only. Er
 from __future__ import annotations
 
 import importlib
-import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -32,22 +36,31 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.destinations.base import Destination
+from pipelines.destinations.schedule import (
+    DEFAULT_SCHEDULE,
+    DagSettings,
+    DestinationConfigError,
+    TaskSettings,
+    problems,
+    read_destination,
+)
 from pipelines.destinations.sftp import SftpSettings
 from pipelines.destinations.staging_db import StagingDbSettings
-from schemas.filespec import FORMATS_DIR, FileSpecError, dotted_key, key_line, load_spec
-from schemas.identifiers import DESTINATION_NAME, is_destination_name
+from schemas.filespec import FORMATS_DIR, FileSpecError, key_line, load_spec
+from schemas.identifiers import is_destination_name
+
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "DestinationConfig",
+    "DestinationConfigError",
+    "DestinationType",
+    "TaskSettings",
+    "build_destination",
+    "list_destinations",
+    "load_destination",
+]
 
 DEFAULT_FOLDER = Path("config/destinations")
-DEFAULT_SCHEDULE = "0 2 * * *"
-_CRON_FIELD = r"[\d*/,\-A-Za-z?]+"
-_CRON = re.compile(
-    rf"^(@(hourly|daily|weekly|monthly|yearly|annually)|{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}})$"
-)
-_NAME = DESTINATION_NAME
-
-
-class DestinationConfigError(ValueError):
-    """A destination file that cannot be read or does not validate."""
 
 
 class DestinationType(StrEnum):
@@ -74,20 +87,15 @@ class LocalSettings(BaseModel):
     root: Path
 
 
-class DestinationConfig(BaseModel):
-    """One destination: who receives, under which agreements, what, when and how."""
+class DestinationConfig(DagSettings):
+    """One destination: who receives, under which agreements, what, when and how. The
+    schedule, pool and task settings are :class:`DagSettings`'s (declared once)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=_NAME)
-    type: DestinationType
-    description: str = ""
-    enabled: bool = True
-    recipient: str = Field(min_length=1)
+    type: DestinationType  # type: ignore[assignment]
     agreements: tuple[str, ...] = Field(min_length=1)
     formats: tuple[str, ...] = ()
-    schedule: str = DEFAULT_SCHEDULE
-    pool_size: int = Field(default=1, ge=1, le=64)
     retries: int = Field(default=2, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
     timeout_seconds: float = Field(default=60.0, gt=0)
@@ -99,8 +107,6 @@ class DestinationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> DestinationConfig:
-        if not _CRON.match(self.schedule.strip()):
-            raise ValueError("schedule must be a 5-field cron expression or @daily-style preset")
         blocks = {t.value: getattr(self, t.value) for t in DestinationType}
         if blocks[self.type.value] is None:
             raise ValueError(f"type {self.type.value} needs a '{self.type.value}:' settings block")
@@ -131,24 +137,10 @@ def load_destination(name: str, folder: Path = DEFAULT_FOLDER) -> DestinationCon
             "(a-z, 0-9, '_', '-'), not a path"
         )
     path = Path(folder) / f"{name}.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+    if not path.is_file():
         known = ", ".join(list_destinations(Path(folder))) or "none"
-        raise DestinationConfigError(f"{path}: no such destination (known: {known})") from None
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise DestinationConfigError(f"{path}{line}: not valid YAML") from None
-    if not isinstance(data, dict):
-        raise DestinationConfigError(f"{path}:1: a destination is a mapping of keys")
-    if data.setdefault("name", path.stem) != path.stem:
-        raise DestinationConfigError(
-            f"{path}:{key_line(root, ('name',))}: name: must be {path.stem}"
-        )
+        raise DestinationConfigError(f"{path}: no such destination (known: {known})")
+    data, root = read_destination(path)
     try:
         config = DestinationConfig.model_validate(data)
     except ValidationError as exc:
@@ -166,14 +158,7 @@ def load_destination(name: str, folder: Path = DEFAULT_FOLDER) -> DestinationCon
     return config
 
 
-def _problems(path: Path, root: yaml.Node | None, exc: ValidationError, prefix: tuple = ()) -> str:
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = (*prefix, *err["loc"])
-        lines.append(
-            f"{path}:{key_line(root, loc)}: {dotted_key(loc) or '(destination)'}: {err['msg']}"
-        )
-    return "\n".join(lines)
+_problems = problems
 
 
 def _check_edfi(path: Path, root: yaml.Node | None, config: DestinationConfig) -> None:

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from pipelines.destinations.base import Artifact, Batch
-from pipelines.staging import StagedRef, load, load_bytes, remove, staging_key
+from pipelines.staged_store import load_frame, load_raw
+from pipelines.staging import StagedRef, staging_key
 from pipelines.submission.context import RunContext
 
 
@@ -20,7 +21,7 @@ def load_batch(
     artifacts = tuple(
         Artifact(
             name=a["name"],
-            frame=load(StagedRef.from_dict(a["ref"]), key),
+            frame=load_frame(context.staged, StagedRef.from_dict(a["ref"]), key),
             key_columns=tuple(a["key_columns"]),
             child_keys=tuple((p, c) for p, c in child_keys[a["name"]]),
         )
@@ -37,11 +38,11 @@ def load_batch(
 def load_ledger(context: RunContext, prepared: dict[str, Any]) -> dict[str, Any]:
     """The disclosures, redactions and child keys staged with the batch."""
     key = staging_key(context.settings.staging_key_file)
-    return json.loads(load_bytes(StagedRef.from_dict(prepared["ledger"]), key))
+    return json.loads(load_raw(context.staged, StagedRef.from_dict(prepared["ledger"]), key))
 
 
-def remove_staged(prepared: dict[str, Any]) -> None:
+def remove_staged(context: RunContext, prepared: dict[str, Any]) -> None:
     """Delete the batch's staged files (they are no longer needed once logged)."""
     for artifact in prepared["artifacts"]:
-        remove(StagedRef.from_dict(artifact["ref"]))
-    remove(StagedRef.from_dict(prepared["ledger"]))
+        context.staged.remove(StagedRef.from_dict(artifact["ref"]))
+    context.staged.remove(StagedRef.from_dict(prepared["ledger"]))

@@ -15,6 +15,7 @@ from pipelines.destinations.base import Destination
 from pipelines.destinations.registry import DestinationConfig, build_destination, load_destination
 from pipelines.paths import safe_join
 from pipelines.settings import Settings, load_settings
+from pipelines.staged_store import StagedStore, open_store
 from privacy.agreements import Agreement, load_agreement
 from privacy.bases import RecipientInfo
 from privacy.keys import ChainKeyProvider, EnvKeyProvider, FileKeyProvider, KeyProvider
@@ -139,6 +140,11 @@ class RunContext:
                 update={"local": config.local.model_copy(update={"root": root})}
             )
         return build_destination(config)
+
+    @cached_property
+    def staged(self) -> StagedStore:
+        """Where this run's encrypted batches are kept (the program database by default)."""
+        return open_store(self.settings.staging_store, self.engine, self.settings.staging_dir)
 
     @property
     def staging_dir(self) -> Path:

@@ -182,7 +182,7 @@ def deliver_program(
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
     if context.run.dry_run:
         outcome |= {"status": "dry_run", **_dry_run(context, batch)}
-        remove_staged(prepared)
+        remove_staged(context, prepared)
         return outcome
     current, held, changes = _planned(context, batch, ledger)
     if changes.nothing:
@@ -198,7 +198,7 @@ def deliver_program(
                 rejected={},
                 delivery_id=None,
             )
-        remove_staged(prepared)
+        remove_staged(context, prepared)
         return outcome | {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
     sending = outgoing(context, batch, changes, held)
     with session_scope(context.engine) as session:
@@ -228,7 +228,7 @@ def deliver_program(
             carried=result.carried,
             state=StateUpdate(current, held, changes.program, changes.snapshot),
         )
-    remove_staged(prepared)
+    remove_staged(context, prepared)
     outcome["seconds"] = {
         "deliver": round(sent - started, 3),
         "record": round(time.perf_counter() - sent, 3),

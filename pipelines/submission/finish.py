@@ -1,47 +1,34 @@
-"""Finish: the run summary (counts, withheld by reason, delivery outcomes), kept as data."""
+"""Finish: the run summary (counts, withheld by reason, delivery outcomes, which program
+stopped and why), kept as data.
+
+The run's status is honest: ``success`` when every planned program was delivered (or found
+unchanged), ``partial`` when some were and some stopped, ``failed`` when every planned program
+stopped. The DAG's last task fails the Airflow run unless the status is ``success``."""
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import select
-
 from pipelines.db import session_scope
 from pipelines.settings import Settings
+from pipelines.submission.cleanup import clean_run, sweep_closed_runs
 from pipelines.submission.context import RunContext
-from pipelines.submission.reconcile import UNFINISHED
 from pipelines.submission.reports import write_report
+from pipelines.submission.stops import lost, stop_line, stops_of
 from privacy.anchors import anchor_run
 from privacy.ledger import Redaction, append_redactions
-from schemas import Delivery, Run
+from schemas import Run
 
 
-def clean_staging(context: RunContext) -> None:
-    """Remove what this run staged, except batches a later run must still reconcile (a
-    program that stopped before delivery leaves nothing behind)."""
-    root = context.staging_dir
-    if not root.is_dir():
-        return
-    with session_scope(context.engine) as session:
-        keep = set(
-            session.scalars(
-                select(Delivery.program_code).where(
-                    Delivery.run_id == context.run.run_id, Delivery.status.in_(UNFINISHED)
-                )
-            )
-        )
-    for folder in root.iterdir():
-        if folder.name not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
-    if not any(root.iterdir()):
-        root.rmdir()
-
-
-def summarize(plan: dict[str, Any], delivered: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Add up the programs' outcomes; a program with no outcome stopped before delivery."""
+def summarize(
+    plan: dict[str, Any],
+    delivered: list[dict[str, Any] | None],
+    stops: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Add up the programs' outcomes; a program with no outcome stopped before delivery, for
+    the reason its failing task recorded in ``stops`` (or lost, when none was recorded)."""
     done = [d for d in delivered if d]
     totals: Counter[str] = Counter()
     withheld: Counter[str] = Counter()
@@ -62,6 +49,7 @@ def summarize(plan: dict[str, Any], delivered: list[dict[str, Any] | None]) -> d
         rows.update({k: v or 0 for k, v in counts["rows"].items()})
     finished = {d["program"] for d in done}
     stopped = sorted(set(plan["programs"]) - finished)
+    why = {p: (stops or {}).get(p) or lost() for p in stopped}
     return {
         "run_id": plan["run_id"],
         "destination": plan["destination"],
@@ -74,6 +62,8 @@ def summarize(plan: dict[str, Any], delivered: list[dict[str, Any] | None]) -> d
             "stopped": stopped,
             "skipped": plan["skipped_programs"],
         },
+        "stops": why,
+        "stop_lines": [stop_line(p, why[p]) for p in stopped],
         "children": dict(totals),
         "withheld_by_reason": dict(withheld),
         "fields_removed_by_reason": dict(removed),
@@ -90,10 +80,9 @@ def finish_run(
 ) -> dict[str, Any]:
     """Record skipped programs in the redaction audit and close the run with its summary."""
     context = RunContext.of(plan, settings)
-    summary = summarize(plan, delivered)
-    status = "success" if not summary["programs"]["stopped"] else "partial"
+    summary = summarize(plan, delivered, stops_of(context.engine, context.run.run_id))
+    status = run_status(summary)
     summary["status"] = status
-    summary["report"] = write_report(context, "summary", summary)
     with session_scope(context.engine) as session:
         if not context.run.dry_run:
             append_redactions(
@@ -111,10 +100,20 @@ def finish_run(
                 ],
             )
         summary["anchor"] = anchor_run(session, context.run.run_id)  # after the run's last append
+        summary["report"] = write_report(context, "summary", summary)
         run = session.get(Run, context.run.run_id)
         if run is not None:
             run.status = status
             run.finished_at = dt.datetime.now(dt.UTC)
             run.summary = summary
-    clean_staging(context)
+    clean_run(context, plan["programs"])
+    sweep_closed_runs(context)
     return summary
+
+
+def run_status(summary: dict[str, Any]) -> str:
+    """``success``, ``partial`` (some programs stopped) or ``failed`` (every one stopped)."""
+    programs = summary["programs"]
+    if not programs["stopped"]:
+        return "success"
+    return "partial" if programs["processed"] else "failed"

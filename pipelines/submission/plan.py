@@ -10,8 +10,11 @@ from sqlalchemy import select
 
 from pipelines.db import session_scope
 from pipelines.settings import Settings
+from pipelines.submission.cleanup import sweep_closed_runs
 from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
+from pipelines.submission.runs import ConcurrentRun, LiveCheck, owner, settle_open_runs
+from pipelines.submission.stops import StopReason
 from privacy.bases import agreement_reason, in_jurisdiction
 from privacy.decision import program_outcome
 from privacy.participation import current_participation
@@ -26,8 +29,12 @@ def plan_run(
     dry_run: bool = False,
     output: str = "",
     settings: Settings | None = None,
+    airflow: dict[str, str] | None = None,
+    is_live: LiveCheck | None = None,
 ) -> dict[str, Any]:
-    """Open a run: reconcile what earlier runs left unlogged, then list the programs to process.
+    """Open a run: settle earlier runs of the destination still marked running (abandoned
+    when crashed; this run is refused when one is alive), remove what closed runs left staged,
+    reconcile what earlier runs left unlogged, then list the programs to process.
 
     Only programs in the recipient's jurisdiction (its state, ``privacy.bases.in_jurisdiction``)
     are considered; programs of other states are not listed at all. A recipient without a state
@@ -41,6 +48,12 @@ def plan_run(
         f"{destination}-{stamp}-{uuid.uuid4().hex[:8]}", destination, run_date, dry_run, output
     )
     context = RunContext.of(run, settings)
+    try:
+        abandoned = settle_open_runs(context, is_live=is_live)
+    except ConcurrentRun as error:
+        _refuse(context, str(error), airflow)
+        raise
+    sweep_closed_runs(context)
     agreement, recipient = context.agreement, context.recipient
     reconciled = {} if dry_run else reconcile(context)
     with session_scope(context.engine) as session:
@@ -63,6 +76,7 @@ def plan_run(
                 programs.append(code)
             else:
                 skipped[code] = str(outcome.reason)
+        now = dt.datetime.now(dt.UTC)
         session.add(
             Run(
                 id=run.run_id,
@@ -70,8 +84,15 @@ def plan_run(
                 run_date=run_date,
                 dry_run=dry_run,
                 status="running",
-                started_at=dt.datetime.now(dt.UTC),
-                summary={"skipped_programs": skipped, "reconciled": reconciled},
+                started_at=now,
+                heartbeat_at=now,
+                summary={
+                    "skipped_programs": skipped,
+                    "reconciled": reconciled,
+                    "abandoned_runs": abandoned,
+                    "airflow": airflow or {},
+                    "owner": owner(),
+                },
             )
         )
     return {
@@ -81,3 +102,27 @@ def plan_run(
         "skipped_programs": skipped,
         "reconciled": reconciled,
     }
+
+
+def _refuse(context: RunContext, why: str, airflow: dict[str, str] | None) -> None:
+    """Keep a ``refused`` run whose summary says why, so the CLI and the console show it."""
+    now = dt.datetime.now(dt.UTC)
+    line = f"(all programs): stopped at plan ({StopReason.CONCURRENT_RUN.value}): {why}"
+    with session_scope(context.engine) as session:
+        session.add(
+            Run(
+                id=context.run.run_id,
+                destination=context.run.destination,
+                run_date=context.run.run_date,
+                dry_run=context.run.dry_run,
+                status="refused",
+                started_at=now,
+                finished_at=now,
+                summary={
+                    "run_id": context.run.run_id,
+                    "status": "refused",
+                    "stop_lines": [line],
+                    "airflow": airflow or {},
+                },
+            )
+        )

@@ -82,7 +82,7 @@ def reconcile(context: RunContext) -> dict[str, str]:
         else:
             _mark(context, delivery_id, "failed")
             outcomes[program] = f"run {run_id} did not arrive; sent afresh"
-        remove_staged(prepared)
+        remove_staged(context, prepared)
     return outcomes
 
 

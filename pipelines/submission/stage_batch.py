@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pipelines.paths import safe_join
-from pipelines.staging import stage, staging_key
+from pipelines.staging import staging_key
 from privacy.reasons import Reason
 
 if TYPE_CHECKING:
@@ -15,16 +14,15 @@ if TYPE_CHECKING:
 
 def stage_program(p: Preparation, code: str, frames: dict[str, Any], report: str) -> dict[str, Any]:
     """Encrypt the program's frames, ledger lines and the child each row belongs to into the
-    run's staging folder; return the reference the deliver step takes (paths, digests,
-    counts: nothing that names a child)."""
+    run's staged store (:mod:`pipelines.staged_store`); return the reference the deliver step
+    takes (locations, digests, counts: nothing that names a child)."""
     context, c = p.context, p.collected[code]
     key = staging_key(context.settings.staging_key_file)
-    directory = safe_join(context.staging_dir, code, role="program code")
     artifacts = []
     child_keys: dict[str, list[list[str]]] = {}
     for name, (frame, keys) in frames.items():
         spec = next((s for s in p.specs if s.file_name == name), None)
-        ref = stage(frame, directory, key, run_id=context.run.run_id, name=name)
+        ref = context.staged.put(frame, key, run_id=context.run.run_id, program=code, name=name)
         artifacts.append(
             {"name": name, "ref": ref.to_dict(), "key_columns": list(spec.key) if spec else []}
         )
@@ -32,7 +30,9 @@ def stage_program(p: Preparation, code: str, frames: dict[str, Any], report: str
     ledger = json.dumps(
         {"disclosures": c.disclosures, "redactions": c.redactions, "child_keys": child_keys}
     ).encode()
-    ledger_ref = stage(ledger, directory, key, run_id=context.run.run_id, name="ledger.json")
+    ledger_ref = context.staged.put(
+        ledger, key, run_id=context.run.run_id, program=code, name="ledger.json"
+    )
     counts = {
         **c.counts,
         "withheld_by_reason": {

@@ -1,4 +1,5 @@
-"""Every destination file makes one DAG that imports cleanly, has no cycle and sane defaults."""
+"""Every destination file makes one DAG that imports cleanly, has no cycle and sane defaults
+taken from the validated destination model; a broken file stops only its own destination."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ DESTINATIONS = {
            "formats": ["hs_child_identity"], "local": {"root": "out/mo"}, "schedule": "30 1 * * *"},
     "off": {"type": "local", "recipient": "MO-DESE", "agreements": ["mo-dese-consent"],
             "formats": ["hs_child_identity"], "local": {"root": "out/off"}, "enabled": False},
+    "tuned": {"type": "local", "recipient": "VT-AOE", "agreements": ["vt-aoe-ecids"],
+              "formats": ["hs_child_identity"], "local": {"root": "out/t"}, "retries": 7,
+              "tasks": {"retries": 4, "retry_delay_seconds": 90, "max_retry_delay_minutes": 20,
+                        "execution_timeout_minutes": 45}},
 }  # fmt: skip
+BROKEN = "type: local\nrecipient: VT-AOE\nagreements: [vt-aoe-ecids]\nschedule: every night\n"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +36,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     (config / "destinations").mkdir()
     for name, content in DESTINATIONS.items():
         (config / "destinations" / f"{name}.yaml").write_text(yaml.safe_dump(content))
+    (config / "destinations" / "broken.yaml").write_text(BROKEN)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATASHARE_CONFIG_DIR", str(config))
         return DagBag(dag_folder=str(PROJECT / "dags"))
@@ -37,7 +44,32 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 def test_every_dag_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"datashare_vt", "datashare_mo"}, "disabled ones make none"
+    assert set(dagbag.dag_ids) == {
+        "datashare_vt", "datashare_mo", "datashare_off", "datashare_tuned", "datashare_broken"
+    }  # fmt: skip
+
+
+def test_a_disabled_destination_is_never_scheduled_but_can_be_run(dagbag) -> None:  # type: ignore[no-untyped-def]
+    off = dagbag.dags["datashare_off"]
+    assert type(off.timetable).__name__ == "NullTimetable" and "disabled" in off.tags
+    assert "program" in off.task_group.children
+
+
+def test_a_broken_destination_file_leaves_the_others_runnable_and_says_where(dagbag) -> None:  # type: ignore[no-untyped-def]
+    broken = dagbag.dags["datashare_broken"]
+    assert type(broken.timetable).__name__ == "NullTimetable" and "broken" in broken.tags
+    assert "broken.yaml:4: schedule" in broken.description
+    assert [t.task_id for t in broken.tasks] == ["config_error"]
+    for dag_id in ("datashare_vt", "datashare_mo"):
+        assert "program" in dagbag.dags[dag_id].task_group.children
+
+
+def test_task_settings_come_from_the_model_and_client_retries_stay_separate(dagbag) -> None:  # type: ignore[no-untyped-def]
+    for task in dagbag.dags["datashare_tuned"].tasks:
+        assert task.retries == (0 if task.task_id in {"plan", "finish", "verdict"} else 4)
+        assert task.retry_delay == dt.timedelta(seconds=90)
+        assert task.max_retry_delay == dt.timedelta(minutes=20)
+        assert task.execution_timeout == dt.timedelta(minutes=45)
 
 
 def test_the_shipped_destinations_make_dags_too() -> None:
@@ -51,15 +83,22 @@ def test_the_shipped_destinations_make_dags_too() -> None:
 @pytest.mark.parametrize("dag_id", ["datashare_vt", "datashare_mo"])
 def test_graph_is_plan_prepare_deliver_finish_without_cycles(dagbag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags[dag_id]
-    assert {t.task_id for t in dag.tasks} == {"plan", "programs", "prepare", "deliver", "finish"}
+    prepare, deliver = "program.prepare", "program.deliver"
+    assert {t.task_id for t in dag.tasks} == {
+        "plan", "programs", prepare, deliver, "finish", "verdict"
+    }  # fmt: skip
     order = [t.task_id for t in dag.topological_sort()]
     assert (
         order.index("plan")
-        < order.index("prepare")
-        < order.index("deliver")
+        < order.index(prepare)
+        < order.index(deliver)
         < order.index("finish")
+        < order.index("verdict")
     )
     assert dag.task_dict["finish"].trigger_rule == "all_done"
+    assert dag.task_dict["verdict"].trigger_rule == "all_success"
+    assert dag.task_dict[deliver].upstream_task_ids == {prepare, "plan"}, "its own prepare only"
+    assert [t.task_id for t in dag.leaves] == ["verdict"], "the run's status is the verdict's"
 
 
 @pytest.mark.parametrize(("dag_id", "schedule", "pool"), [
@@ -78,7 +117,7 @@ def test_defaults_are_safe_for_unattended_nights(
         )
         assert task.pool == pool
         assert task.on_failure_callback
-        if task.task_id in {"prepare", "deliver"}:
+        if task.task_id in {"program.prepare", "program.deliver"}:
             assert task.retries >= 1 and task.retry_exponential_backoff
     assert dag.params["dry_run"] is False
 

@@ -3,15 +3,18 @@ and proof that no task log, XCom value, validation result or report names a chil
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pipelines.db import make_engine
 from pipelines.demo import DEMO_DATE
@@ -144,3 +147,54 @@ def test_edfi_destination_through_the_nightly_dag_matches_the_log(
     }
     held = {(s["firstName"], s["lastSurname"], s["birthDate"]) for s in students}
     assert held == expected and len(held) == len(logged) > 0
+
+
+def test_when_one_program_stops_then_the_other_is_delivered_and_the_airflow_run_fails(
+    tmp_path: Path,
+) -> None:
+    from tests.smtp_server import SmtpTestServer, text_of
+
+    demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
+    demo += "alerts:\n  email: [data-manager@example.org]\n  smtp_conn_id: datashare_smtp\n"
+    url, env = prepared_root(tmp_path, {"demo": demo})
+    engine = make_engine(url)
+    with engine.begin() as connection:  # every child of one program fails the input gate
+        program = select(Program.id).where(Program.code == "VT-EHS-02").scalar_subquery()
+        connection.execute(
+            update(Child).where(Child.program_id == program).values(birth_date=dt.date(2030, 1, 1))
+        )
+    with SmtpTestServer() as smtp:
+        env["AIRFLOW_CONN_DATASHARE_SMTP"] = smtp.uri
+        result = datashare(tmp_path, env, "run", "demo", "--date", DEMO_DATE.isoformat())
+        mails = smtp.messages
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "VT-EHS-02: stopped at prepare (gate_failed): BatchStopped:" in result.stdout
+    [mail] = mails
+    alert = text_of(mail)
+    assert "VT-EHS-02" in alert and "gate_failed" in alert and "partial" in alert
+    with engine.connect() as connection:
+        names = set(connection.scalars(select(Child.last_name))) | set(
+            connection.scalars(select(Child.first_name))
+        )
+    assert not [n for n in names if len(n) > 2 and re.search(rf"\b{re.escape(n)}\b", alert)]
+    files = (tmp_path / "out" / "demo" / DEMO_DATE.isoformat()).rglob("hs_child_identity.csv")
+    assert {f.parent.name for f in files} == {"VT-HS-01"}, "the other program was delivered"
+    with engine.connect() as connection:
+        [(status, summary)] = connection.execute(select(Run.status, Run.summary)).all()
+        logged = connection.scalars(select(DisclosureEntry.program_code).distinct()).all()
+    engine.dispose()
+    assert status == "partial" and summary["programs"]["stopped"] == ["VT-EHS-02"]
+    assert logged == ["VT-HS-01"]
+    airflow_db = tmp_path / "state" / "airflow" / "airflow.db"
+    with sqlite3.connect(airflow_db) as connection:
+        [(state,)] = connection.execute("SELECT state FROM dag_run").fetchall()
+        tasks = dict(
+            connection.execute(
+                "SELECT task_id || ':' || coalesce(rendered_map_index, ''), state "
+                "FROM task_instance"
+            ).fetchall()
+        )
+    assert state == "failed", "the Airflow run is red"
+    assert tasks["program.prepare:VT-EHS-02"] == "failed"
+    assert tasks["program.deliver:VT-HS-01"] == "success"
+    assert tasks["finish:"] == "success" and tasks["verdict:"] == "failed"

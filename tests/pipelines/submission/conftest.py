@@ -23,7 +23,7 @@ from pipelines.submission.finish import finish_run
 from pipelines.submission.plan import plan_run
 from pipelines.submission.prepare import prepare_program
 from privacy.keys import ensure_demo_key
-from schemas import Child, DisclosureEntry, Program, Recipient
+from schemas import Child, DisclosureEntry, Program, Recipient, StagedChunk
 from tests.templates import seeded_postgres, seeded_sqlite
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -52,16 +52,21 @@ class World:
         output: str = "",
         between: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """One whole submission through the pipeline steps (what the DAG's tasks call)."""
+        """One whole submission through the pipeline steps (what the DAG's tasks call); as in
+        the DAG, ``finish`` closes the run even when a step raised (then re-raised here)."""
         plan = plan_run(
             destination, run_date, dry_run=dry_run, output=output, settings=self.settings
         )
         delivered = []
-        for program in plan["programs"]:
-            prepared = prepare_program(plan, program, self.settings)
-            if between:
-                between(prepared)
-            delivered.append(deliver_program(plan, prepared, self.settings))
+        try:
+            for program in plan["programs"]:
+                prepared = prepare_program(plan, program, self.settings)
+                if between:
+                    between(prepared)
+                delivered.append(deliver_program(plan, prepared, self.settings))
+        except Exception:
+            finish_run(plan, delivered, self.settings)
+            raise
         return finish_run(plan, delivered, self.settings)
 
     def children(self) -> pd.DataFrame:
@@ -73,6 +78,11 @@ class World:
                 .all()
             )
         return pd.DataFrame([dict(r) for r in rows])
+
+    def staged(self) -> list[str]:
+        """The keys of the encrypted staged artifacts still held in the program database."""
+        with self.engine.connect() as connection:
+            return list(connection.scalars(select(StagedChunk.key).distinct()))
 
     def disclosures(self) -> pd.DataFrame:
         """The disclosure log."""

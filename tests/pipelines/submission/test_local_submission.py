@@ -92,8 +92,7 @@ def test_when_rerun_unchanged_then_nothing_new_is_sent_or_logged(world: World) -
         statuses = connection.scalars(select(Delivery.status)).all()
         runs = connection.scalar(select(func.count(func.distinct(RedactionEntry.run_id))))
     assert set(statuses) == {"logged"} and runs == 2
-    staged = world.settings.staging_dir
-    assert not staged.exists() or not any(staged.rglob("*")), "staged files are removed"
+    assert world.staged() == [], "staged batches are removed"
 
 
 def test_when_consent_agreement_then_only_children_with_valid_consent_leave(world: World) -> None:

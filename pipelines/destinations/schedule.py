@@ -1,0 +1,134 @@
+"""The part of a destination file Airflow needs to schedule it, and how to read the file.
+
+This module is light on purpose (YAML and pydantic only): the DAG file validates every
+destination with :class:`DagSettings` at parse time without importing pandas, a database
+driver or a destination client. :class:`~pipelines.destinations.registry.DestinationConfig`
+extends it, so the schedule, pool and task settings are declared once, here, and the full
+model (type blocks, formats) is checked by ``datashare destinations check``, ``datashare
+doctor`` and the run's first task.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from schemas.filespec import dotted_key, key_line
+from schemas.identifiers import DESTINATION_NAME
+
+DEFAULT_SCHEDULE = "0 2 * * *"
+_CRON_FIELD = r"[\d*/,\-A-Za-z?]+"
+_CRON = re.compile(
+    rf"^(@(hourly|daily|weekly|monthly|yearly|annually)|{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}})$"
+)
+_NAME = DESTINATION_NAME
+
+
+class DestinationConfigError(ValueError):
+    """A destination file that cannot be read or does not validate."""
+
+
+class TaskSettings(BaseModel):
+    """How Airflow runs each task of the destination's DAG (the ``tasks:`` block)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=30, ge=1, le=3600)
+    max_retry_delay_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    execution_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
+
+    @property
+    def stale_after_minutes(self) -> int:
+        """A running run silent this long is taken as crashed (abandoned): no live task runs
+        longer than its timeout, nor waits longer than the retry delay between attempts."""
+        return self.execution_timeout_minutes + self.max_retry_delay_minutes
+
+
+class AlertSettings(BaseModel):
+    """Who hears of a failed or partial run (the ``alerts:`` block), and through which
+    Airflow SMTP connection; no address, no alert (the failure is still logged)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: tuple[str, ...] = ()
+    smtp_conn_id: str = "smtp_default"
+
+
+class DagSettings(BaseModel):
+    """What the DAG of one destination is built from; other keys are the full model's."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(pattern=_NAME)
+    type: str
+    description: str = ""
+    enabled: bool = True
+    recipient: str = Field(min_length=1)
+    schedule: str = DEFAULT_SCHEDULE
+    pool_size: int = Field(default=1, ge=1, le=64)
+    tasks: TaskSettings = TaskSettings()
+    alerts: AlertSettings = AlertSettings()
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        if not _CRON.match(value.strip()):
+            raise ValueError("schedule must be a 5-field cron expression or @daily-style preset")
+        return value
+
+    @property
+    def pool(self) -> str:
+        """The Airflow pool of the destination's tasks."""
+        return f"datashare_{self.name}"
+
+    @property
+    def dag_id(self) -> str:
+        """The destination's DAG id."""
+        return f"datashare_{self.name}"
+
+
+def read_destination(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The file's mapping (with ``name`` set from the file stem) and its YAML node tree."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        raise DestinationConfigError(f"{path}: cannot be read") from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise DestinationConfigError(f"{path}{line}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise DestinationConfigError(f"{path}:1: a destination is a mapping of keys")
+    if data.setdefault("name", path.stem) != path.stem:
+        raise DestinationConfigError(
+            f"{path}:{key_line(root, ('name',))}: name: must be {path.stem}"
+        )
+    return data, root
+
+
+def problems(path: Path, root: yaml.Node | None, exc: ValidationError, prefix: tuple = ()) -> str:
+    """A validation error as ``file:line: key: message`` lines."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = (*prefix, *err["loc"])
+        lines.append(
+            f"{path}:{key_line(root, loc)}: {dotted_key(loc) or '(destination)'}: {err['msg']}"
+        )
+    return "\n".join(lines)
+
+
+def load_dag_settings(path: Path) -> DagSettings:
+    """Read and validate the scheduling part of one destination file (file:line errors)."""
+    data, root = read_destination(path)
+    try:
+        return DagSettings.model_validate(data)
+    except ValidationError as exc:
+        raise DestinationConfigError(problems(path, root, exc)) from None

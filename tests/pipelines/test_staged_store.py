@@ -1,0 +1,63 @@
+"""Both staged stores keep sealed artifacts by run and program, give back exactly what was
+staged, refuse altered ones, and forget a program's or a run's artifacts on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import select, update
+
+from pipelines.db import make_engine
+from pipelines.staged_store import CHUNK_BYTES, DatabaseStore, FolderStore, load_frame, load_raw
+from pipelines.staging import StagedFileTampered, StagingError
+from schemas import StagedChunk
+from schemas.migrate import upgrade
+from tests.pipelines.batches import permitted_frame
+
+KEY = bytes(range(32))
+
+
+@pytest.fixture(params=["database", "folder"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if request.param == "folder":
+        return FolderStore(tmp_path / "staging")
+    engine = make_engine(f"sqlite:///{tmp_path / 'program.db'}")
+    upgrade(engine)
+    return DatabaseStore(engine)
+
+
+def test_round_trip_of_frames_and_large_bytes(store) -> None:  # type: ignore[no-untyped-def]
+    frame = permitted_frame(4)
+    ref = store.put(frame, KEY, run_id="r1", program="P1", name="identity.csv")
+    pd.testing.assert_frame_equal(load_frame(store, ref, KEY), frame, check_dtype=False)
+    big = bytes(range(256)) * (CHUNK_BYTES // 256 + 10)  # more than one chunk
+    ref = store.put(big, KEY, run_id="r1", program="P1", name="ledger.json")
+    assert load_raw(store, ref, KEY) == big
+    assert store.runs() == {"r1"}
+
+
+def test_forgetting_a_program_then_a_run(store) -> None:  # type: ignore[no-untyped-def]
+    a = store.put(b"a", KEY, run_id="r1", program="P1", name="x")
+    b = store.put(b"b", KEY, run_id="r1", program="P2", name="x")
+    c = store.put(b"c", KEY, run_id="r2", program="P1", name="x")
+    store.remove_program("r1", "P1")
+    with pytest.raises(StagingError, match="missing"):
+        load_raw(store, a, KEY)
+    assert load_raw(store, b, KEY) == b"b"
+    store.remove_run("r1")
+    assert store.runs() == {"r2"} and load_raw(store, c, KEY) == b"c"
+
+
+def test_a_chunk_altered_in_the_database_is_refused(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'program.db'}")
+    upgrade(engine)
+    store = DatabaseStore(engine)
+    ref = store.put(b"payload", KEY, run_id="r1", program="P1", name="x")
+    with engine.begin() as connection:
+        data = connection.scalar(select(StagedChunk.data))
+        connection.execute(update(StagedChunk).values(data=data[:-1] + bytes([data[-1] ^ 1])))
+    with pytest.raises(StagedFileTampered):
+        load_raw(store, ref, KEY)
+    assert b"payload" not in data, "the database holds ciphertext only"
