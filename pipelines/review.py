@@ -347,6 +347,7 @@ def proposed_change(
         recipient_code=recipient,
         effective_date=effective,
         decided_by=decided_by,
+        recorded_by=decided_by,
         authority=authority,
         scope=scope,
         excluded_fields=tuple(excluded),

@@ -137,6 +137,7 @@ def _intended(form: FormData, code: str, decided_by: str) -> dict[str, Any]:
         "action": action,
         "recipient_code": str(form.get("recipient") or "") or None,
         "decided_by": decided_by,
+        "recorded_by": decided_by,
         "authority": authority if action is ParticipationAction.OPT_IN else None,
         "scope": OptInScope(scope) if scope and action is ParticipationAction.OPT_IN else None,
         "excluded_fields": tuple(str(f) for f in form.getlist("excluded"))
