@@ -30,6 +30,7 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 )
 
 from pipelines.quality.mentions import KeyIndex, normalize
+from schemas.filespec import neutralise_formula
 
 KEY_SEPARATOR = "\x1f"
 _DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
@@ -57,7 +58,8 @@ class RowValuesAbsent(MulticolumnMapMetricProvider):
 
 
 class RowValueMatches(MulticolumnMapMetricProvider):
-    """True where the first column is empty or equals the second."""
+    """True where the first column is empty or equals the second, as written or as a file
+    spec's formula guard writes it (a single quote in front: ``schemas.filespec``)."""
 
     condition_metric_name = "datashare.row_value_matches"
     condition_domain_keys = _DOMAIN
@@ -65,8 +67,11 @@ class RowValueMatches(MulticolumnMapMetricProvider):
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
         cell = _normalized(column_list.iloc[:, 0])
-        own = _normalized(column_list.iloc[:, 1])
-        return cell.isna() | (own.notna() & (cell == own))
+        raw = column_list.iloc[:, 1]
+        own = _normalized(raw)
+        quote = lambda v: neutralise_formula(v) if isinstance(v, str) else v  # noqa: E731
+        guarded = _normalized(raw.map(quote, na_action="ignore"))
+        return cell.isna() | (own.notna() & ((cell == own) | (cell == guarded)))
 
 
 class NoOtherChildMentioned(MulticolumnMapMetricProvider):
