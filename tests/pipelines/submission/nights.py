@@ -38,6 +38,7 @@ from schemas import (
     Program,
     Recipient,
 )
+from schemas.codes import Purpose
 from tests.pipelines.submission.conftest import PROJECT, World
 
 PROGRAM = "MO-HS-03"
@@ -103,6 +104,7 @@ def _consent(child_id: int, guardian_id: int, recipient: int | None, signed: dt.
         signed_date=signed,
         recipient_id=recipient,
         purpose=PURPOSE_STATE,
+        purpose_code=Purpose.STATE_LONGITUDINAL_DATA_SYSTEM,
         record_categories=[c.value for c in BASE_CATEGORIES],
     )
 
