@@ -28,8 +28,11 @@ def fresh(root: Path) -> Settings:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     engine.dispose()
-    for recipient in ("VT-AOE", "MO-DESE"):  # of the enabled destinations
-        ensure_demo_key(settings.keys_file, recipient)
+    folder = root / "config" / "destinations"
+    for path in sorted(folder.glob("*.yaml")):  # the recipients of the enabled destinations
+        config = load_destination(path.stem, folder)
+        if config.enabled:
+            ensure_demo_key(settings.keys_file, config.recipient)
     create_key_file(settings.staging_key_file)
     return settings
 
