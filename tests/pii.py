@@ -47,6 +47,10 @@ NOT_SCANNED: dict[str, str] = {
     "enrollment_notices.notified_date": "as signed_date",
     "enrollment_notices.refused_date": "as signed_date",
     "attendance.month": "a month shared by every child",
+    "guardians.relationship_start": "as signed_date",
+    "guardians.relationship_end": "as signed_date",
+    "children.tribal_affiliation": "a tribe's name, shared by the children of a whole AIAN "
+    "program and by its name; the decision keeps it in the database unless an opt-in allows it",
     "parent_statements.field": "a catalog field name",
     "parent_statements.statement": "canned sentences in the demo world that name nobody",
     "parent_statements.filed_date": "as signed_date",
