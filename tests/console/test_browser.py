@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from pipelines.submission.plan import plan_run
@@ -185,6 +185,8 @@ def _dry_run(world: World, *, shares: bool) -> str:
     else:
         assert "NM-AIAN-06" not in plan["programs"]
         assert plan["skipped_programs"]["NM-AIAN-06"] == "aian_no_opt_in"
+    with Session(world.engine) as session, session.begin():  # a plan only: close its run
+        session.execute(update(Run).where(Run.id == plan["run_id"]).values(status="abandoned"))
     return str(plan["run_id"])
 
 
