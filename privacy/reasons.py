@@ -237,7 +237,7 @@ CITATIONS: dict[str, str] = {
     "parent_statement_not_carried": "45 CFR 1303.24(c)",
     "required_field_missing": "45 CFR 1303.22(f)",
     "destination_rejected": "45 CFR 1303.24(b)",
-    "recipient_no_jurisdiction": "42 U.S.C. 9836a(b)(4); 45 CFR 1302.53(b)(3)",
+    "recipient_no_jurisdiction": "45 CFR 1302.53(b)(3); 42 U.S.C. 9836a(b)(4)",
     "aian_opt_in_incomplete": "45 CFR 1302.53(b)(4)",
     "consent_other_purpose": "45 CFR 1303.22(a)",
     "parent_statement_on_transformed_field": "45 CFR 1303.24(c), 1303.22(f)",

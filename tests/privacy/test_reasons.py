@@ -40,9 +40,3 @@ def test_when_code_unknown_then_describe_raises() -> None:
 def test_reason_levels(reason: Reason, level: Level) -> None:
     assert reason.level is level
 
-
-def test_every_reason_names_the_regulation_it_rests_on() -> None:
-    from privacy.reasons import Reason, citation
-
-    missing = [reason.value for reason in Reason if not citation(reason.value)]
-    assert missing == []
