@@ -246,6 +246,19 @@ def spec_path(name_or_path: str | Path, folder: Path = FORMATS_DIR) -> Path:
     return folder / f"{text}.yaml"
 
 
+def parse_yaml(
+    text: str, path: Path, error: type[ValueError]
+) -> tuple[Any, yaml.Node | None]:
+    """``text`` (read from ``path``) as data and as a node tree (for :func:`key_line`); a
+    syntax error raises ``error`` naming the file and line, never the text."""
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise error(f"{path}{line}: not valid YAML") from None
+
+
 def load_spec(name_or_path: str | Path, folder: Path = FORMATS_DIR) -> FileSpec:
     """Read and validate a spec by name (``hs_enrollment``) or path.
 
@@ -257,13 +270,7 @@ def load_spec(name_or_path: str | Path, folder: Path = FORMATS_DIR) -> FileSpec:
     except OSError as exc:
         known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
         raise FileSpecError(f"{path}: cannot read the spec file (known specs: {known})") from exc
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise FileSpecError(f"{path}{line}: not valid YAML") from None
+    data, root = parse_yaml(text, path, FileSpecError)
     if not isinstance(data, dict):
         raise FileSpecError(f"{path}:1: a spec is a mapping of keys (name, file_name, columns)")
     name = data.setdefault("name", path.stem)

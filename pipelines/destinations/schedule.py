@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.filespec import dotted_key, key_line
+from schemas.filespec import dotted_key, key_line, parse_yaml
 from schemas.identifiers import DESTINATION_NAME
 
 DEFAULT_SCHEDULE = "0 2 * * *"
@@ -98,13 +98,7 @@ def read_destination(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
         text = path.read_text(encoding="utf-8")
     except OSError:
         raise DestinationConfigError(f"{path}: cannot be read") from None
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise DestinationConfigError(f"{path}{line}: not valid YAML") from None
+    data, root = parse_yaml(text, path, DestinationConfigError)
     if not isinstance(data, dict):
         raise DestinationConfigError(f"{path}:1: a destination is a mapping of keys")
     if data.setdefault("name", path.stem) != path.stem:
