@@ -18,32 +18,31 @@ Every setting comes from the validated destination model
 (:class:`pipelines.destinations.schedule.DagSettings`, which the full ``DestinationConfig``
 extends): schedule, pool and pool size, task retries, retry delay and execution timeout.
 
-Why one file for every destination: Airflow reports import errors per DAG file, so a broken
-destination file must not raise here. Each destination is validated on its own; a broken one
-becomes a DAG of the same id that is never scheduled and whose only task fails with the
-problem's ``file:line`` (the name of the DAG and its description say it is broken), and the
-healthy ones are built as usual. ``datashare destinations check`` and ``datashare doctor``
-report the same lines. A destination with ``enabled: false`` gets a DAG with no schedule, so
-it never runs by itself but can be dry-run (``datashare run NAME --dry-run``).
+A broken destination file must not raise here: Airflow records import errors per DAG file,
+and an error in this file would take every destination's DAG down. Each destination file is
+validated on its own (:func:`~pipelines.destinations.schedule.scan_destinations`); the
+healthy ones are built, a broken one gets no DAG, and ``datashare_destination_errors.py``
+turns the broken ones into an Airflow import error naming each file's ``file:line`` (the UI's
+import-error banner, ``airflow dags list-import-errors``). ``datashare destinations check``
+and ``datashare doctor`` report the same lines. A destination with ``enabled: false`` gets a
+DAG with no schedule, so it never runs by itself but can be dry-run (``datashare run NAME
+--dry-run``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
-import re
 from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, dag, get_current_context, task, task_group
 
 from pipelines.alerts import RunAlertNotifier
-from pipelines.destinations.schedule import DagSettings, DestinationConfigError, load_dag_settings
+from pipelines.destinations.schedule import DagSettings, scan_destinations
 
 CONFIG_DIR = Path(os.environ.get("DATASHARE_CONFIG_DIR", Path(__file__).parent.parent / "config"))
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
-log = logging.getLogger("datashare")
 
 
 def _report_failure(context: dict) -> None:
@@ -84,7 +83,9 @@ def build(settings: DagSettings) -> DAG:
     def submission() -> None:
         @task(retries=0)
         def plan(
-            ds: str | None = None, params: dict | None = None, dag_run=None  # type: ignore[no-untyped-def]
+            ds: str | None = None,
+            params: dict | None = None,
+            dag_run=None,  # type: ignore[no-untyped-def]
         ) -> dict:
             from pipelines.tasks import plan_run
 
@@ -132,33 +133,5 @@ def build(settings: DagSettings) -> DAG:
     return submission()
 
 
-def build_broken(name: str, problem: str) -> DAG:
-    """A never-scheduled DAG that says why destination ``name`` could not be built."""
-
-    @dag(
-        dag_id=f"datashare_{name}",
-        description=f"BROKEN destination file: {problem.splitlines()[0]}"[:500],
-        schedule=None,
-        start_date=START,
-        catchup=False,
-        tags=["datashare", "broken"],
-    )
-    def broken() -> None:
-        @task(retries=0)
-        def config_error() -> None:
-            from airflow.exceptions import AirflowFailException
-
-            raise AirflowFailException(problem)
-
-        config_error()
-
-    return broken()
-
-
-for _path in sorted((CONFIG_DIR / "destinations").glob("*.yaml")):
-    try:
-        build(load_dag_settings(_path))
-    except Exception as _error:  # isolate: one broken file must not hide the others' DAGs
-        _problem = str(_error) if isinstance(_error, DestinationConfigError) else repr(_error)
-        log.error("destination file not scheduled: %s", _problem)
-        build_broken(re.sub(r"[^A-Za-z0-9_.-]", "_", _path.stem), _problem)
+for _settings in scan_destinations(CONFIG_DIR / "destinations").settings:
+    build(_settings)

@@ -1,16 +1,19 @@
 """The part of a destination file Airflow needs to schedule it, and how to read the file.
 
-This module is light on purpose (YAML and pydantic only): the DAG file validates every
-destination with :class:`DagSettings` at parse time without importing pandas, a database
-driver or a destination client. :class:`~pipelines.destinations.registry.DestinationConfig`
-extends it, so the schedule, pool and task settings are declared once, here, and the full
-model (type blocks, formats) is checked by ``datashare destinations check``, ``datashare
-doctor`` and the run's first task.
+This module is light on purpose (YAML and pydantic only): the DAG files validate every
+destination with :class:`DagSettings` at parse time (:func:`scan_destinations`) without
+importing pandas, a database driver or a destination client; the healthy files' DAGs are
+built, and the broken ones become one Airflow import error (:class:`BrokenDestinationFiles`).
+:class:`~pipelines.destinations.registry.DestinationConfig` extends :class:`DagSettings`, so
+the schedule, pool and task settings are declared once, here, and the full model (type
+blocks, formats) is checked by ``datashare destinations check``, ``datashare doctor`` and the
+run's first task.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,19 @@ _NAME = DESTINATION_NAME
 
 class DestinationConfigError(ValueError):
     """A destination file that cannot be read or does not validate."""
+
+
+class BrokenDestinationFiles(DestinationConfigError):
+    """Destination files that no DAG is built from, one ``file:line: key: problem`` line each:
+    what Airflow shows as the import error of ``dags/datashare_destination_errors.py``."""
+
+    def __init__(self, problems: tuple[str, ...], files: int) -> None:
+        noun = "file is" if files == 1 else "files are"
+        super().__init__(
+            f"{files} destination {noun} not scheduled (the other destinations' DAGs are "
+            "unaffected); fix each line below, `datashare destinations check` shows the same:\n"
+            + "\n".join(problems)
+        )
 
 
 class TaskSettings(BaseModel):
@@ -126,3 +142,40 @@ def load_dag_settings(path: Path) -> DagSettings:
         return DagSettings.model_validate(data)
     except ValidationError as exc:
         raise DestinationConfigError(problems(path, root, exc)) from None
+
+
+@dataclass(frozen=True)
+class DestinationScan:
+    """Every destination file of a folder, each validated on its own."""
+
+    settings: tuple[DagSettings, ...]
+    """The healthy files' settings, by file name."""
+    problems: tuple[str, ...]
+    """One ``file:line: key: problem`` line per problem of the broken files."""
+    broken: tuple[Path, ...]
+    """The broken files."""
+
+    def raise_if_broken(self) -> None:
+        """Raise :class:`BrokenDestinationFiles` when any file is broken."""
+        if self.broken:
+            raise BrokenDestinationFiles(self.problems, len(self.broken))
+
+
+def scan_destinations(folder: Path) -> DestinationScan:
+    """Validate every ``*.yaml`` of ``folder`` (hidden files aside) on its own, so that one
+    broken file stops only its own destination."""
+    settings: list[DagSettings] = []
+    problems: list[str] = []
+    broken: list[Path] = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        if path.name.startswith("."):
+            continue
+        try:
+            settings.append(load_dag_settings(path))
+        except DestinationConfigError as error:
+            problems.extend(str(error).splitlines())
+            broken.append(path)
+        except Exception as error:  # isolate: an unforeseen fault stops only this file
+            problems.append(f"{path}:1: {type(error).__name__}: {error}")
+            broken.append(path)
+    return DestinationScan(tuple(settings), tuple(problems), tuple(broken))

@@ -1,5 +1,6 @@
 """Every destination file makes one DAG that imports cleanly, has no cycle and sane defaults
-taken from the validated destination model; a broken file stops only its own destination."""
+taken from the validated destination model; a broken file stops only its own destination and
+is Airflow's import error of ``datashare_destination_errors.py``, naming its file and line."""
 
 from __future__ import annotations
 
@@ -42,10 +43,9 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         return DagBag(dag_folder=str(PROJECT / "dags"))
 
 
-def test_every_dag_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
-    assert dagbag.import_errors == {}
+def test_every_healthy_destination_makes_a_dag(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert set(dagbag.dag_ids) == {
-        "datashare_vt", "datashare_mo", "datashare_off", "datashare_tuned", "datashare_broken"
+        "datashare_vt", "datashare_mo", "datashare_off", "datashare_tuned"
     }  # fmt: skip
 
 
@@ -55,13 +55,33 @@ def test_a_disabled_destination_is_never_scheduled_but_can_be_run(dagbag) -> Non
     assert "program" in off.task_group.children
 
 
-def test_a_broken_destination_file_leaves_the_others_runnable_and_says_where(dagbag) -> None:  # type: ignore[no-untyped-def]
-    broken = dagbag.dags["datashare_broken"]
-    assert type(broken.timetable).__name__ == "NullTimetable" and "broken" in broken.tags
-    assert "broken.yaml:4: schedule" in broken.description
-    assert [t.task_id for t in broken.tasks] == ["config_error"]
+def test_a_broken_destination_file_is_one_import_error_naming_its_line(dagbag) -> None:  # type: ignore[no-untyped-def]
+    [(where, error)] = dagbag.import_errors.items()
+    assert Path(where).name == "datashare_destination_errors.py", "not the healthy DAGs' file"
+    assert "BrokenDestinationFiles: 1 destination file is not scheduled" in error
+    assert "broken.yaml:4: schedule: " in error
+    assert "datashare_broken" not in dagbag.dag_ids
     for dag_id in ("datashare_vt", "datashare_mo"):
         assert "program" in dagbag.dags[dag_id].task_group.children
+
+
+def test_two_broken_files_are_each_named_and_a_healthy_folder_has_no_error(tmp_path: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "destinations").mkdir()
+    (tmp_path / "destinations" / "vt.yaml").write_text(yaml.safe_dump(DESTINATIONS["vt"]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATASHARE_CONFIG_DIR", str(tmp_path))
+        healthy = DagBag(dag_folder=str(PROJECT / "dags"))
+        (tmp_path / "destinations" / "a.yaml").write_text(BROKEN)
+        (tmp_path / "destinations" / "b.yaml").write_text("type: local\nrecipient: [\n")
+        broken = DagBag(dag_folder=str(PROJECT / "dags"))
+    assert healthy.import_errors == {} and healthy.dag_ids == ["datashare_vt"]
+    [error] = broken.import_errors.values()
+    assert "2 destination files are not scheduled" in error
+    assert f"{tmp_path / 'destinations' / 'a.yaml'}:4: schedule: " in error
+    assert f"{tmp_path / 'destinations' / 'b.yaml'}:" in error
+    assert broken.dag_ids == ["datashare_vt"]
 
 
 def test_task_settings_come_from_the_model_and_client_retries_stay_separate(dagbag) -> None:  # type: ignore[no-untyped-def]

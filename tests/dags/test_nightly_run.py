@@ -4,6 +4,7 @@ and proof that no task log, XCom value, validation result or report names a chil
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from tests.pii import PiiScan, run_texts
 from tests.templates import seeded_sqlite
 
 pytestmark = pytest.mark.airflow
+BROKEN = "type: local\nrecipient: VT-AOE\nagreements: [vt-aoe-ecids]\nschedule: every night\n"
 
 
 def datashare(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,7 +58,8 @@ def prepared_root(root: Path, destinations: dict[str, str]) -> tuple[str, dict[s
 def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[type-arg]
     root = tmp_path_factory.mktemp("nightly")
     demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
-    url, env = prepared_root(root, {"demo": demo})
+    # a broken destination file beside it must not stop the demo's DAG
+    url, env = prepared_root(root, {"demo": demo, "broken": BROKEN})
     result = datashare(root, env, "run", "demo", "--date", DEMO_DATE.isoformat())
     engine = make_engine(url)
     with engine.connect() as connection:
@@ -67,6 +70,7 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[t
     return {
         "root": root,
         "url": url,
+        "env": env,
         "result": result,
         "children": children,
         "logged": logged,
@@ -99,6 +103,34 @@ def test_no_task_log_xcom_or_validation_result_names_a_child(nightly: dict) -> N
     assert any(where.startswith("reports") for where in texts), "validation reports were kept"
     assert texts["xcom"], "the run left XCom values to check"
     assert scan.findings(texts) == []
+
+
+def test_a_broken_destination_file_is_an_airflow_import_error_naming_its_line(
+    nightly: dict,  # type: ignore[type-arg]
+) -> None:
+    """The demo's DAG ran beside it (above); Airflow's own CLI lists the broken file's line as
+    the import error of the errors' DAG file only, and ``datashare run`` says the same."""
+    root, env = nightly["root"], nightly["env"]
+    airflow_env = env | {
+        "AIRFLOW_HOME": str(root / "state" / "airflow"),
+        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
+        "DATASHARE_HOME": str(PROJECT),
+        "PYTHONPATH": str(PROJECT),
+    }
+    command = [str(Path(sys.executable).with_name("airflow")), "dags", "list-import-errors"]
+    listed = subprocess.run(
+        [*command, "--local", "--output", "json"],
+        env=airflow_env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    errors = json.loads(listed.stdout[listed.stdout.index("[") :])
+    assert [Path(e["filepath"]).name for e in errors] == ["datashare_destination_errors.py"]
+    broken = root / "config" / "destinations" / "broken.yaml"
+    assert f"{broken}:4: schedule: " in errors[0]["error"]
+    assert "demo.yaml" not in errors[0]["error"]
+    run = datashare(root, env, "run", "broken", "--date", DEMO_DATE.isoformat())
+    assert run.returncode != 0
+    said = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert len(said) == 1 and f"{broken}:4: schedule: " in said[0], said
 
 
 EDFI_DESTINATION = """
