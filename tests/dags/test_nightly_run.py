@@ -122,7 +122,7 @@ def test_a_broken_destination_file_is_an_airflow_import_error_naming_its_line(
         [*command, "--local", "--output", "json"],
         env=airflow_env, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    errors = json.loads(listed.stdout[listed.stdout.index("[") :])
+    errors = json.loads(listed.stdout.strip().splitlines()[-1])  # after Airflow's log lines
     assert [Path(e["filepath"]).name for e in errors] == ["datashare_destination_errors.py"]
     broken = root / "config" / "destinations" / "broken.yaml"
     assert f"{broken}:4: schedule: " in errors[0]["error"]
