@@ -196,7 +196,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             "logs": logs,
             "env": env,
             "workers": workers,
-            "start_worker": start_worker,
         }
     finally:
         for process in processes:
@@ -282,7 +281,19 @@ def _delivered_and_logged(
     return sorted(delivered), sorted((str(p), str(c)) for p, c in logged)
 
 
-def test_a_submission_through_the_rest_api_runs_green_on_both_workers(
+def test_a_deployment_runs_green_on_both_workers_and_survives_losing_one(
+    deployment: dict[str, Any],
+) -> None:
+    """One test, two runs in order: under pytest-xdist two tests of this module could each
+    start a whole deployment at once, on the same Redis database."""
+    _a_submission_through_the_rest_api_runs_green_on_both_workers(deployment)
+    if len(WORKERS) < 2:
+        print("one worker: no worker can be lost while another survives")
+        return
+    _a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost_or_doubled(deployment)
+
+
+def _a_submission_through_the_rest_api_runs_green_on_both_workers(
     deployment: dict[str, Any],
 ) -> None:
     api = _api(deployment["port"])
@@ -363,11 +374,9 @@ def _kill_whole(worker: subprocess.Popen) -> None:  # type: ignore[type-arg]
     psutil.wait_procs(tree, timeout=30)
 
 
-def test_a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost_or_doubled(
+def _a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost_or_doubled(
     deployment: dict[str, Any],
 ) -> None:
-    if len(WORKERS) < 2:
-        pytest.skip("a worker can be lost only when another survives")
     api, engine, dag_id = _api(deployment["port"]), deployment["engine"], f"datashare_{CRASH}"
     workers: dict[str, subprocess.Popen] = deployment["workers"]  # type: ignore[type-arg]
     started = time.monotonic()
@@ -385,42 +394,39 @@ def test_a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost
         }
         killed_at = time.monotonic()
         hold.rollback()  # the survivor's deliveries go on
-    try:
-        state = _wait_for_end(api, dag_id, run_id, started)
-        print(
-            f"crash run: {time.monotonic() - started:.1f} s, {victim} killed, the run ended "
-            f"{time.monotonic() - killed_at:.1f} s later; {sorted(interrupted)} interrupted"
-        )
-        (survivor,) = set(WORKERS) - {victim}
-        assert state == "success", (deployment["logs"] / "scheduler.log").read_text()[-3000:]
-        assert any(task == "program.deliver" for task, _ in interrupted), interrupted
-        final = {(ti["task_id"], ti["map_index"]): ti for ti in _instances(api, dag_id, run_id)}
-        for key in interrupted:
-            assert final[key]["try_number"] >= 2, f"{key} was tried again"
-            assert final[key]["hostname"] == survivor, f"{key} finished on the surviving worker"
-        delivered, logged = _delivered_and_logged(deployment["root"], engine, CRASH)
-        assert len(set(delivered)) == len(delivered), "no child delivered twice"
-        assert len(set(logged)) == len(logged), "no child logged twice"
-        assert logged == delivered, "the disclosure log is exactly what arrived"
-        with engine.connect() as connection:
-            (summary,) = connection.scalars(select(Run.summary).where(Run.destination == CRASH))
-            deliveries = connection.execute(
-                select(Delivery.program_code, Delivery.status).where(Delivery.destination == CRASH)
-            ).all()
-            staged = connection.scalar(select(func.count()).select_from(StagedChunk))
-        assert summary["programs"]["stopped"] == [] and summary["programs"]["processed"]
-        assert summary["children"]["disclosed"] == summary["children"]["logged"] == len(logged)
-        assert sorted(p for p, _ in deliveries) == summary["programs"]["processed"]
-        assert {s for _, s in deliveries} == {"logged"}, "one logged delivery per program"
-        assert {p for p, _ in delivered} == set(summary["programs"]["processed"])
-        assert staged == 0, "staged batches are removed after the run"
-        audit = subprocess.run(
-            [BIN / "datashare", "audit", "verify"],
-            env=deployment["env"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
-    finally:
-        deployment["start_worker"](victim)  # the deployment is whole again for the other test
+    state = _wait_for_end(api, dag_id, run_id, started)
+    print(
+        f"crash run: {time.monotonic() - started:.1f} s, {victim} killed, the run ended "
+        f"{time.monotonic() - killed_at:.1f} s later; {sorted(interrupted)} interrupted"
+    )
+    (survivor,) = set(WORKERS) - {victim}
+    assert state == "success", (deployment["logs"] / "scheduler.log").read_text()[-3000:]
+    assert any(task == "program.deliver" for task, _ in interrupted), interrupted
+    final = {(ti["task_id"], ti["map_index"]): ti for ti in _instances(api, dag_id, run_id)}
+    for key in interrupted:
+        assert final[key]["try_number"] >= 2, f"{key} was tried again"
+        assert final[key]["hostname"] == survivor, f"{key} finished on the surviving worker"
+    delivered, logged = _delivered_and_logged(deployment["root"], engine, CRASH)
+    assert len(set(delivered)) == len(delivered), "no child delivered twice"
+    assert len(set(logged)) == len(logged), "no child logged twice"
+    assert logged == delivered, "the disclosure log is exactly what arrived"
+    with engine.connect() as connection:
+        (summary,) = connection.scalars(select(Run.summary).where(Run.destination == CRASH))
+        deliveries = connection.execute(
+            select(Delivery.program_code, Delivery.status).where(Delivery.destination == CRASH)
+        ).all()
+        staged = connection.scalar(select(func.count()).select_from(StagedChunk))
+    assert summary["programs"]["stopped"] == [] and summary["programs"]["processed"]
+    assert summary["children"]["disclosed"] == summary["children"]["logged"] == len(logged)
+    assert sorted(p for p, _ in deliveries) == summary["programs"]["processed"]
+    assert {s for _, s in deliveries} == {"logged"}, "one logged delivery per program"
+    assert {p for p, _ in delivered} == set(summary["programs"]["processed"])
+    assert staged == 0, "staged batches are removed after the run"
+    audit = subprocess.run(
+        [BIN / "datashare", "audit", "verify"],
+        env=deployment["env"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
