@@ -83,9 +83,7 @@ def build(settings: DagSettings) -> DAG:
     def submission() -> None:
         @task(retries=0)
         def plan(
-            ds: str | None = None,
-            params: dict | None = None,
-            dag_run=None,  # type: ignore[no-untyped-def]
+            ds: str | None = None, params: dict | None = None, dag_run=None  # type: ignore[no-untyped-def]
         ) -> dict:
             from pipelines.tasks import plan_run
 
