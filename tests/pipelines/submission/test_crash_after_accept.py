@@ -95,7 +95,9 @@ class Crash:
     program: str
 
 
-def crash_after_accept(world: World, destination: str, tmp_path: Path) -> Crash:
+def crash_after_accept(
+    world: World, destination: str, tmp_path: Path, *, script: str = CHILD
+) -> Crash:
     """Run ``destination`` on DEMO_DATE in a child process; SIGKILL it once the destination
     accepted the first program's batch, before anything of it is logged."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATASHARE_")}
@@ -107,7 +109,7 @@ def crash_after_accept(world: World, destination: str, tmp_path: Path) -> Crash:
     stderr = tmp_path / "crashed-run.stderr"
     with stderr.open("wb") as errors:
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, destination, DEMO_DATE.isoformat()],
+            [sys.executable, "-c", script, destination, DEMO_DATE.isoformat()],
             cwd=PROJECT,
             env=env,
             stdin=subprocess.PIPE,
@@ -392,3 +394,62 @@ def test_edfi_crash_after_accept_is_logged_once_by_the_next_run(
     assert students(edfi) == identities(world, holding(world)), "the server holds the logged"
     again = {k: n for k, n in edfi.writes.items() if k in writes and n > 1}
     assert not again, f"{len(again)} resources of the crashed run were sent again"
+
+
+# The Ed-Fi API accepts a batch resource by resource: a crash after it accepted the first
+# program's students (and the destination's own ledger recorded them) and before their school
+# associations went. ``_LedgerWriter.put`` writes in the caller's thread here, so the process
+# stops right there, deterministically.
+BETWEEN_RESOURCES = textwrap.dedent(
+    """
+    import sys
+
+    import pipelines.edfi.destination as destination
+    from pipelines import tasks
+
+    def put(self, entries):
+        if not entries:
+            return
+        self._ledger.record(entries, self._run_id)
+        if entries[0].resource == "students":
+            print("accepted", entries[0].program_code, flush=True)
+            sys.stdin.read()  # blocks until the test kills this process
+
+    destination._LedgerWriter.put = put
+    run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
+    print("run", run["run_id"], flush=True)
+    for program in run["programs"]:
+        tasks.deliver_program(run, tasks.prepare_program(run, program))
+    print("finished", flush=True)
+    """
+)
+
+
+def test_edfi_crash_between_resources_logs_every_accepted_field_by_the_next_run(
+    world: World, edfi: EdfiContractServer, tmp_path: Path
+) -> None:
+    crash = crash_after_accept(world, "mo-edfi", tmp_path, script=BETWEEN_RESOURCES)
+    assert world.disclosures().empty
+    first = students(edfi)
+    assert first and not edfi.held("studentSchoolAssociations"), "students only"
+
+    summary = world.run("mo-edfi", run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    log = world.disclosures()
+    disclosed = log.loc[log["action"] == "disclose"]
+    fields: dict[tuple[str, str], Counter[str]] = {}
+    for row in disclosed.itertuples():
+        fields.setdefault((row.program_code, row.child_local_id), Counter()).update(row.fields)
+    named = {k for k, f in fields.items() if any(x.startswith("students:") for x in f)}
+    assert identities(world, named) >= first, "every student the API took is logged as such"
+    twice = {k for k, f in fields.items() if max(f.values()) > 1}
+    assert not twice, f"{len(twice)} children have a resource's field logged twice"
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(crashed["program_code"]) == {crash.program}
+    assert all(f.startswith("students:") for row in crashed["fields"] for f in row)
+    assert set(crashed["run_date"]) == {DEMO_DATE}, "logged with the date it was sent"
+    assert students(edfi) == identities(world, holding(world))
+    with session_scope(world.engine) as session:
+        check = verify_ledgers(session)
+    assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
