@@ -2,16 +2,18 @@
 
 For each such delivery of the destination: if the destination holds the batch as it was sent
 (the children it carried, from the delivery's recorded changes), its disclosures are logged
-now, under the run that sent them (and its date), and the delivery state records them as held;
-if not, nothing arrived, nothing is logged, and the batch is marked failed so this run sends it
-afresh. A destination that takes a batch part by part and can say which parts it holds (Ed-Fi:
-resource by resource, ``carried_by``) has exactly those logged, in both cases, with the
-``resource:field`` pairs its deliveries log: a crash between the students and their school
-associations logs the students under the run that sent them; this run sends the rest (what is
-there is not sent again) and logs it, and can withdraw the child if it no longer qualifies.
+now, under the run that sent them, and the delivery state records them as held; if not,
+nothing arrived, nothing is logged, and the batch is marked failed so this run sends it afresh.
 Deletions of that run are not logged here: the state still lists those children as held, so
 this run plans them again (deleting what is already gone changes nothing) and logs them.
 Either way the staged files go.
+
+A destination that takes a batch part by part and can say which parts it holds (Ed-Fi,
+resource by resource: ``carried_by``) has exactly those logged, whole or not, with the
+``resource:field`` pairs its deliveries log. A crash between the students and their school
+associations logs the students under the run that sent them, with its date; the delivery state
+holds the child as partly sent, so this run sends the rest (what is there is not sent again),
+logs it, and can withdraw the child if it no longer qualifies.
 """
 
 from __future__ import annotations
@@ -78,7 +80,6 @@ def reconcile(context: RunContext) -> dict[str, str]:
             sent, accepted = batch, set(batch.child_keys)
         whole = destination.holds(sent)
         carried = _carried(destination, sent, run_id, whole)
-        run_date = dt.date.fromisoformat(prepared["run_date"])
         current = current_of(batch, ledger)
         if whole:
             with session_scope(context.engine) as session:
@@ -88,7 +89,7 @@ def reconcile(context: RunContext) -> dict[str, str]:
                     run_id=run_id,
                     program=program,
                     ledger=ledger,
-                    run_date=run_date,
+                    run_date=dt.date.fromisoformat(prepared["run_date"]),
                     accepted=set(accepted),
                     rejected={},
                     delivery_id=delivery_id,
@@ -106,7 +107,7 @@ def reconcile(context: RunContext) -> dict[str, str]:
                     run_id=run_id,
                     program=program,
                     ledger={**ledger, "redactions": []},
-                    run_date=run_date,
+                    run_date=dt.date.fromisoformat(prepared["run_date"]),
                     accepted=part,
                     rejected={},
                     delivery_id=None,
