@@ -62,7 +62,6 @@ WAIT = 120.0  # seconds: only a guard against a hung child; the wait itself is o
 # announces it and blocks until it is killed.
 CHILD = textwrap.dedent(
     """
-    import datetime as dt
     import os
     import sys
 
