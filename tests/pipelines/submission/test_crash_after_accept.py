@@ -43,18 +43,11 @@ FORMATS = ["hs_child_identity", "hs_enrollment"]
 IDENTITY = "hs_child_identity"
 LATER = DEMO_DATE + dt.timedelta(days=1)
 LATER_ONLY = [pytest.param(LATER, id="later-date")]
-# A file drop's folder is named by the run date; reconciling on a later night looked for the
-# crashed run's files in tonight's folder (``batches.load_batch`` gave the batch the current
-# run's date), found none, sent the batch again and never logged what had arrived.
-RESENT = (
-    "pipelines.submission.batches.load_batch dates a reconciled batch with the current run's "
-    "date: on a later night the crashed run's folder is not found, its files are never logged "
-    "(fixed on branch fixes, 7eae147: remove this mark once both are merged)"
-)
-SFTP_DATES = [
-    pytest.param(DEMO_DATE, id="same-date"),
-    pytest.param(LATER, id="later-date", marks=pytest.mark.xfail(strict=True, reason=RESENT)),
-]
+# A file drop's folder is named by the run date: on a later night the crashed run's batch must
+# still be looked for, and logged, under its own date (``batches.load_batch``; fixed on branch
+# ``fixes``, 7eae147 — until it is merged, the later-date SFTP case fails: the crashed run's
+# files are never logged and its program is sent again).
+SFTP_DATES = [pytest.param(DEMO_DATE, id="same-date"), pytest.param(LATER, id="later-date")]
 WAIT = 120.0  # seconds: only a guard against a hung child; the wait itself is on its output
 
 # The submission as the DAG's tasks run it, in a process of its own. ``record_delivery`` is
