@@ -384,6 +384,9 @@ def test_edfi_crash_after_accept_is_logged_once_by_the_next_run(
     crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
     keys = set(zip(crashed["program_code"], crashed["child_local_id"], strict=True))
     assert identities(world, keys) == first, "the crashed run's students, each logged under it"
+    fields = [f for row in crashed["fields"] for f in row]
+    assert all(":" in f for f in fields), "resource:field pairs, as its deliveries log them"
+    assert any(f.startswith("students:") for f in fields)
     assert students(edfi) == identities(world, holding(world)), "the server holds the logged"
     again = {k: n for k, n in edfi.writes.items() if k in writes and n > 1}
     assert not again, f"{len(again)} resources of the crashed run were sent again"
