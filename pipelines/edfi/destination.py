@@ -233,6 +233,32 @@ class EdfiDestination:
         with ThreadPoolExecutor(self.settings.concurrency) as pool:
             return all(pool.map(self._held_by_api, missing))
 
+    def carried_by(
+        self, batch: Batch, run_id: str, *, held_by_api: bool
+    ) -> dict[ChildKey, tuple[str, ...]]:
+        """Per child, the ``resource:field`` pairs of ``batch`` that run ``run_id`` left at the
+        API (what its disclosure log would have carried had it not crashed first): the
+        resources the ledger says that run sent as mapped now, and, when ``held_by_api`` (the
+        whole batch is there, :meth:`holds`), those the ledger lacks (a crash before it was
+        written). A resource the ledger lacks is otherwise left out: the next delivery sends
+        it again and logs it then."""
+        mapped = self.map(batch)
+        by_run = self.ledger.sent_by(run_id, batch.program_code)
+        known = self.ledger.lookup(
+            ((p.resource, p.key_digest) for p in mapped.payloads), batch.program_code
+        )
+        carried: dict[ChildKey, tuple[str, ...]] = {}
+        for payload in mapped.payloads:
+            if payload.child_key is None:
+                continue
+            key = (payload.resource, payload.key_digest)
+            sent = (*key, payload.payload_digest) in by_run or (held_by_api and key not in known)
+            if sent:
+                carried[payload.child_key] = carried.get(payload.child_key, ()) + tuple(
+                    f"{payload.resource}:{name}" for name in payload.fields
+                )
+        return carried
+
     def withdraw(self, child_keys: Iterable[ChildKey]) -> list[WithdrawResult]:
         """Delete every resource the ledger says the API holds for these children (consent
         revoked and the agreement says ``delete_on_revocation``): the other associations

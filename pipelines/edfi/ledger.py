@@ -182,6 +182,21 @@ class SentLedger:
         if updates:
             session.execute(update(SentResource), updates)
 
+    def sent_by(self, run_id: str, program_code: str) -> set[tuple[str, str, str]]:
+        """(resource, key digest, body digest) of each resource of ``program_code`` that run
+        ``run_id`` was the last to send and the API still holds (reconciling a run that
+        crashed before its disclosures were logged)."""
+        query = select(
+            SentResource.resource, SentResource.key_digest, SentResource.payload_digest
+        ).where(
+            SentResource.destination == self.destination,
+            SentResource.program_code == program_code,
+            SentResource.run_id == run_id,
+            SentResource.status == SENT,
+        )
+        with session_scope(self.engine) as session:
+            return {(r[0], r[1], r[2]) for r in session.execute(query)}
+
     def for_children(self, child_keys: Iterable[ChildKey]) -> list[LedgerEntry]:
         """Every resource still held (``sent``) for these children."""
         wanted = set(child_keys)

@@ -1,0 +1,451 @@
+"""A crash after the destination accepted a batch and before the disclosure log was written,
+for an SFTP drop, a PostgreSQL staging database and an Ed-Fi API, end to end.
+
+A real process runs the submission through the functions the DAG's tasks call
+(``pipelines.tasks``: plan, prepare, deliver). The moment the first program's batch has been
+accepted by the destination and the disclosure log is about to be written, the process says so
+on its stdout and waits; the test then kills it with SIGKILL (nothing of it runs after: no
+``finally``, no ``finish``). The next run of the same destination, on the same date or a later
+one, must reconcile: nothing lost and nothing sent twice at the destination, every child the
+destination received logged exactly once (under the run that sent it, with that run's date),
+and the ledgers verify.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy import select as sql_select
+
+from pipelines.db import session_scope
+from pipelines.demo import DEMO_DATE
+from privacy.anchors import verify_ledgers
+from schemas import Delivery
+from tests.conftest import scratch_database
+from tests.edfi.contract_server import EdfiContractServer
+from tests.pipelines.submission.conftest import PROJECT, World
+from tests.sftp_server import PASSWORD, USERNAME, SftpTestServer
+
+FORMATS = ["hs_child_identity", "hs_enrollment"]
+IDENTITY = "hs_child_identity"
+LATER = DEMO_DATE + dt.timedelta(days=1)
+LATER_ONLY = [pytest.param(LATER, id="later-date")]
+# A file drop's folder is named by the run date: on a later night the crashed run's batch must
+# still be looked for, and logged, under its own date (``batches.load_batch``; fixed on branch
+# ``fixes``, 7eae147 — until it is merged, the later-date SFTP case fails: the crashed run's
+# files are never logged and its program is sent again).
+SFTP_DATES = [pytest.param(DEMO_DATE, id="same-date"), pytest.param(LATER, id="later-date")]
+WAIT = 120.0  # seconds: only a guard against a hung child; the wait itself is on its output
+
+# The submission as the DAG's tasks run it, in a process of its own. ``record_delivery`` is
+# reached right after the destination accepted a batch (``deliver_program``); there the process
+# announces it and blocks until it is killed.
+CHILD = textwrap.dedent(
+    """
+    import os
+    import sys
+
+    import pipelines.submission.deliver as deliver
+    from pipelines import tasks
+
+    record = deliver.record_delivery
+
+    def accepted_then_killed(session, context, **kwargs):
+        if kwargs.get("delivery_id") is None:  # not a delivery (an unchanged batch)
+            return record(session, context, **kwargs)
+        print("accepted", kwargs["program"], flush=True)
+        sys.stdin.read()  # blocks until the test kills this process
+        os._exit(9)
+
+    deliver.record_delivery = accepted_then_killed
+    run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
+    print("run", run["run_id"], flush=True)
+    for program in run["programs"]:
+        tasks.deliver_program(run, tasks.prepare_program(run, program))
+    print("finished", flush=True)
+    """
+)
+
+
+@dataclass(frozen=True)
+class Crash:
+    """The killed run: its id, and the program whose batch the destination had accepted."""
+
+    run_id: str
+    program: str
+
+
+def crash_after_accept(
+    world: World, destination: str, tmp_path: Path, *, script: str = CHILD
+) -> Crash:
+    """Run ``destination`` on DEMO_DATE in a child process; SIGKILL it once the destination
+    accepted the first program's batch, before anything of it is logged."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASHARE_")}
+    env |= {
+        "DATASHARE_DATABASE_URL": world.settings.database_url,
+        "DATASHARE_CONFIG_DIR": str(world.settings.config_dir),
+        "DATASHARE_STATE_DIR": str(world.settings.state_dir),
+    }
+    stderr = tmp_path / "crashed-run.stderr"
+    with stderr.open("wb") as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, destination, DEMO_DATE.isoformat()],
+            cwd=PROJECT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    assert child.stdout is not None
+    said: dict[str, str] = {}
+    try:
+        while "accepted" not in said:
+            ready, _, _ = select.select([child.stdout], [], [], WAIT)
+            line = child.stdout.readline() if ready else ""
+            if not line:
+                break
+            word, _, rest = line.strip().partition(" ")
+            said[word] = rest
+    finally:
+        child.kill()  # SIGKILL
+        child.wait()
+    assert "accepted" in said, f"the run never reached logging: {said} {stderr.read_text()[-3000:]}"
+    assert child.returncode == -signal.SIGKILL
+    return Crash(said["run"], said["accepted"])
+
+
+def assert_killed_before_logging(world: World, crash: Crash) -> None:
+    """What the kill left: a pending delivery with its staged batch, nothing logged."""
+    assert world.disclosures().empty, "nothing was logged"
+    with world.engine.connect() as connection:
+        rows = connection.execute(
+            sql_select(Delivery.run_id, Delivery.program_code, Delivery.status)
+        ).all()
+    assert [tuple(r) for r in rows] == [(crash.run_id, crash.program, "pending")]
+    assert any(k.startswith(f"{crash.run_id}/{crash.program}/") for k in world.staged())
+
+
+def assert_settled(world: World, crash: Crash, summary: dict, run_date: dt.date) -> pd.DataFrame:  # type: ignore[type-arg]
+    """The next run reconciled the crashed one: its batch logged under the run that sent it,
+    no delivery left open, nothing left staged, the ledgers verify. Returns the log."""
+    assert summary["status"] == "success", summary.get("stop_lines")
+    assert summary["reconciled"][crash.program].startswith("logged "), summary["reconciled"]
+    assert crash.run_id in summary["reconciled"][crash.program]
+    log = world.disclosures()
+    disclosed = log.loc[log["action"] == "disclose"]
+    assert not disclosed.duplicated(["program_code", "child_local_id", "run_id"]).any()
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert len(crashed) > 0 and set(crashed["program_code"]) == {crash.program}
+    assert set(crashed["run_date"]) == {DEMO_DATE}, "logged with the date it was sent"
+    tonight = disclosed.loc[disclosed["run_id"] == summary["run_id"]]
+    assert set(tonight["run_date"]) <= {run_date}
+    with world.engine.connect() as connection:
+        statuses = Counter(connection.scalars(sql_select(Delivery.status)))
+    assert set(statuses) == {"logged"}, statuses
+    assert world.staged() == [], "staged batches removed once logged"
+    with session_scope(world.engine) as session:
+        check = verify_ledgers(session)
+    assert all(r.ok for r in check.reports.values()), [r.summary() for r in check.reports.values()]
+    assert not check.anchor_problems and not check.delivery_problems
+    return disclosed
+
+
+def holding(world: World) -> set[tuple[str, str]]:
+    """The children the disclosure log says the destination holds now: those whose latest
+    entry is a disclosure, not a deletion."""
+    log = world.disclosures().sort_values("seq")
+    latest = log.groupby(["program_code", "child_local_id"])["action"].last()
+    return set(latest.index[latest == "disclose"])
+
+
+# --- SFTP ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sftp(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``vt-sftp``: Vermont's programs as files on a real SFTP server on loopback; yields the
+    server's root folder."""
+    root = tmp_path / "sftp-root"
+    (root / "incoming").mkdir(parents=True)
+    with SftpTestServer(root) as server:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.known_hosts_line())
+        monkeypatch.setenv("TEST_SFTP_PASSWORD", PASSWORD)
+        world.destination(
+            "vt-sftp",
+            type="sftp",
+            recipient="VT-AOE",
+            agreements=["vt-aoe-ecids"],
+            formats=FORMATS,
+            retries=0,
+            timeout_seconds=10,
+            sftp={
+                "host": "127.0.0.1",
+                "port": server.port,
+                "username": USERNAME,
+                "password_env": "TEST_SFTP_PASSWORD",
+                "known_hosts": str(known),
+                "remote_root": "/incoming",
+            },
+        )
+        yield root / "incoming"
+
+
+def folders(root: Path) -> dict[tuple[dt.date, str], set[tuple[str, str]]]:
+    """Each complete batch folder on the server, ``(run date, program)``, with the children
+    its identity file lists."""
+    found = {}
+    for manifest in root.glob("*/*/manifest.json"):
+        folder = manifest.parent
+        frame = pd.read_csv(folder / f"{IDENTITY}.csv", dtype=str, keep_default_na=False)
+        children = set(zip(frame["ProgramID"], frame["LocalChildID"], strict=True))
+        assert len(children) == len(frame), "a child appears once in a file"
+        found[(dt.date.fromisoformat(folder.parent.name), folder.name)] = children
+    return found
+
+
+@pytest.mark.parametrize("run_date", SFTP_DATES)
+def test_sftp_crash_after_accept_is_logged_once_by_the_next_run(
+    world: World, sftp: Path, tmp_path: Path, run_date: dt.date
+) -> None:
+    crash = crash_after_accept(world, "vt-sftp", tmp_path)
+    assert_killed_before_logging(world, crash)
+    delivered = folders(sftp)
+    assert list(delivered) == [(DEMO_DATE, crash.program)], "the first batch arrived whole"
+    first = delivered[(DEMO_DATE, crash.program)]
+
+    summary = world.run("vt-sftp", run_date=run_date)
+
+    disclosed = assert_settled(world, crash, summary, run_date)
+    held = folders(sftp)
+    assert held[(DEMO_DATE, crash.program)] == first, "the crashed run's files are untouched"
+    logged: dict[tuple[dt.date, str], set[tuple[str, str]]] = {}
+    for row in disclosed.itertuples():
+        logged.setdefault((row.run_date, row.program_code), set()).add(
+            (row.program_code, row.child_local_id)
+        )
+    assert logged == held, "every folder's children logged once, with its date; nothing more"
+    others = {(run_date, p) for p in summary["programs"]["processed"] if p != crash.program}
+    assert set(held) == {(DEMO_DATE, crash.program)} | others, (
+        "the other programs went tonight; the crashed program's unchanged batch not again"
+    )
+    assert not list(sftp.rglob("*.part"))
+
+
+# --- staging database ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def staging(world: World, monkeypatch: pytest.MonkeyPatch, worker_id: str) -> Iterator[str]:
+    """``vt-staging``: Vermont's programs as rows in a PostgreSQL staging database of its own;
+    yields its URL."""
+    with scratch_database(f"crash_staging_{worker_id}_{os.getpid()}") as url:
+        monkeypatch.setenv("TEST_STAGING_URL", url)
+        world.destination(
+            "vt-staging",
+            type="staging_db",
+            recipient="VT-AOE",
+            agreements=["vt-aoe-ecids"],
+            formats=FORMATS,
+            retries=0,
+            timeout_seconds=10,
+            staging_db={"url_env": "TEST_STAGING_URL"},
+        )
+        yield url
+
+
+def staged_rows(url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The staging database's identity rows and batch markers."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = pd.DataFrame(
+                connection.execute(
+                    text(f'SELECT "ProgramID", "LocalChildID" FROM {IDENTITY}')
+                ).all(),
+                columns=["program_code", "child_local_id"],
+            )
+            markers = pd.DataFrame(
+                connection.execute(
+                    text("SELECT program_code, run_id, batch_digest FROM datashare_batches")
+                ).all(),
+                columns=["program_code", "run_id", "batch_digest"],
+            )
+    finally:
+        engine.dispose()
+    return rows, markers
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("run_date", LATER_ONLY)
+def test_staging_db_crash_after_accept_is_logged_once_by_the_next_run(
+    world: World, staging: str, tmp_path: Path, run_date: dt.date
+) -> None:
+    crash = crash_after_accept(world, "vt-staging", tmp_path)
+    assert_killed_before_logging(world, crash)
+    rows, markers = staged_rows(staging)
+    assert set(rows["program_code"]) == {crash.program} and len(rows) > 0
+    assert list(zip(markers["program_code"], markers["run_id"], strict=True)) == [
+        (crash.program, crash.run_id)
+    ], "the first batch was committed whole"
+    first = set(zip(rows["program_code"], rows["child_local_id"], strict=True))
+
+    summary = world.run("vt-staging", run_date=run_date)
+
+    disclosed = assert_settled(world, crash, summary, run_date)
+    rows, markers = staged_rows(staging)
+    assert not rows.duplicated().any()
+    held = set(zip(rows["program_code"], rows["child_local_id"], strict=True))
+    assert held == holding(world), "the staging database holds exactly the children logged"
+    assert not disclosed.duplicated(["program_code", "child_local_id"]).any(), "logged once"
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == first
+    ours = markers.loc[markers["program_code"] == crash.program]
+    assert list(ours["run_id"]) == [crash.run_id], "the crashed program's batch is not resent"
+    assert set(markers["program_code"]) == set(summary["programs"]["processed"])
+
+
+# --- Ed-Fi --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def edfi(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[EdfiContractServer]:
+    """``mo-edfi``: Missouri's programs, with consent, to the local Ed-Fi contract server."""
+    with EdfiContractServer(5) as server:
+        monkeypatch.setenv("TEST_EDFI_KEY", "datashare")
+        monkeypatch.setenv("TEST_EDFI_SECRET", "datashare-secret")
+        world.destination(
+            "mo-edfi",
+            type="edfi",
+            recipient="MO-DESE",
+            agreements=["mo-dese-consent"],
+            retries=0,
+            timeout_seconds=10,
+            edfi={
+                "base_url": server.base_url,
+                "data_standard": 5,
+                "concurrency": 4,
+                "max_backoff_seconds": 0.05,
+                "credentials": {
+                    "client_id_env": "TEST_EDFI_KEY",
+                    "client_secret_env": "TEST_EDFI_SECRET",
+                },
+                "education_organizations": {
+                    "default": {"school_id": 255901001, "education_organization_id": 255901}
+                },
+            },
+        )
+        yield server
+
+
+def students(server: EdfiContractServer) -> set[tuple[str, str, str]]:
+    """The students the server holds, by name and birth date."""
+    return {(s["firstName"], s["lastSurname"], s["birthDate"]) for s in server.held("students")}
+
+
+def identities(world: World, keys: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
+    """The source's name and birth date of each child ``keys`` names (an independent oracle:
+    straight from the program's records)."""
+    source = world.children().set_index(["program_code", "local_id"])
+    return {
+        (c.first_name, c.last_name, c.birth_date.isoformat()) for c in (source.loc[k] for k in keys)
+    }
+
+
+@pytest.mark.parametrize("run_date", LATER_ONLY)
+def test_edfi_crash_after_accept_is_logged_once_by_the_next_run(
+    world: World, edfi: EdfiContractServer, tmp_path: Path, run_date: dt.date
+) -> None:
+    crash = crash_after_accept(world, "mo-edfi", tmp_path)
+    assert_killed_before_logging(world, crash)
+    first = students(edfi)
+    assert first, "the first program's students arrived"
+    writes = dict(edfi.writes)
+    assert set(writes.values()) == {1}
+
+    summary = world.run("mo-edfi", run_date=run_date)
+
+    disclosed = assert_settled(world, crash, summary, run_date)
+    assert not disclosed.duplicated(["program_code", "child_local_id"]).any(), "logged once"
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    keys = set(zip(crashed["program_code"], crashed["child_local_id"], strict=True))
+    assert identities(world, keys) == first, "the crashed run's students, each logged under it"
+    fields = [f for row in crashed["fields"] for f in row]
+    assert all(":" in f for f in fields), "resource:field pairs, as its deliveries log them"
+    assert any(f.startswith("students:") for f in fields)
+    assert students(edfi) == identities(world, holding(world)), "the server holds the logged"
+    again = {k: n for k, n in edfi.writes.items() if k in writes and n > 1}
+    assert not again, f"{len(again)} resources of the crashed run were sent again"
+
+
+# The Ed-Fi API accepts a batch resource by resource: a crash after it accepted the first
+# program's students (and the destination's own ledger recorded them) and before their school
+# associations went. ``_LedgerWriter.put`` writes in the caller's thread here, so the process
+# stops right there, deterministically.
+BETWEEN_RESOURCES = textwrap.dedent(
+    """
+    import sys
+
+    import pipelines.edfi.destination as destination
+    from pipelines import tasks
+
+    def put(self, entries):
+        if not entries:
+            return
+        self._ledger.record(entries, self._run_id)
+        if entries[0].resource == "students":
+            print("accepted", entries[0].program_code, flush=True)
+            sys.stdin.read()  # blocks until the test kills this process
+
+    destination._LedgerWriter.put = put
+    run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
+    print("run", run["run_id"], flush=True)
+    for program in run["programs"]:
+        tasks.deliver_program(run, tasks.prepare_program(run, program))
+    print("finished", flush=True)
+    """
+)
+
+
+def test_edfi_crash_between_resources_logs_every_accepted_field_by_the_next_run(
+    world: World, edfi: EdfiContractServer, tmp_path: Path
+) -> None:
+    crash = crash_after_accept(world, "mo-edfi", tmp_path, script=BETWEEN_RESOURCES)
+    assert world.disclosures().empty
+    first = students(edfi)
+    assert first and not edfi.held("studentSchoolAssociations"), "students only"
+
+    summary = world.run("mo-edfi", run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    log = world.disclosures()
+    disclosed = log.loc[log["action"] == "disclose"]
+    fields: dict[tuple[str, str], Counter[str]] = {}
+    for row in disclosed.itertuples():
+        fields.setdefault((row.program_code, row.child_local_id), Counter()).update(row.fields)
+    named = {k for k, f in fields.items() if any(x.startswith("students:") for x in f)}
+    assert identities(world, named) >= first, "every student the API took is logged as such"
+    twice = {k for k, f in fields.items() if max(f.values()) > 1}
+    assert not twice, f"{len(twice)} children have a resource's field logged twice"
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(crashed["program_code"]) == {crash.program}
+    assert all(f.startswith("students:") for row in crashed["fields"] for f in row)
+    assert set(crashed["run_date"]) == {DEMO_DATE}, "logged with the date it was sent"
+    assert students(edfi) == identities(world, holding(world))
+    with session_scope(world.engine) as session:
+        check = verify_ledgers(session)
+    assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
