@@ -57,6 +57,12 @@ FORK_AND_REPORT = """
         os._exit(0 if inherited else 3)
     _, status = os.waitpid(pid, 0)
     print(installed, loaded_before, os.waitstatus_to_exitcode(status))
+    if "great_expectations" in sys.modules:  # GE's unused imports wait for a first use
+        print(type(sys.modules["scipy.stats"]).__name__, type(sys.modules["altair"]).__name__)
+        from scipy import stats
+        print(round(float(stats.entropy([0.5, 0.5], [0.25, 0.75])), 4))
+        import altair
+        print(altair.Chart.__name__, type(sys.modules["altair"]).__name__)
 """
 
 
@@ -64,7 +70,9 @@ def test_when_a_scheduler_forks_then_the_child_inherits_ge_and_its_context() -> 
     code = FORK_AND_REPORT.replace("ARGV", "['/venv/bin/airflow', 'scheduler']")
     result = _python(code)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["True", "False", "0"]
+    assert result.stdout.split()[:3] == ["True", "False", "0"]
+    # scipy.stats and altair stood in until first used, then are the real modules
+    assert result.stdout.split()[3:] == ["_Deferred", "_Deferred", "0.1438", "Chart", "module"]
 
 
 def test_when_preload_is_off_then_nothing_is_registered_and_nothing_inherited() -> None:
@@ -72,21 +80,3 @@ def test_when_preload_is_off_then_nothing_is_registered_and_nothing_inherited() 
     result = _python(code, DATASHARE_PRELOAD="0")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["False", "False", "3"]
-
-
-def test_deferred_modules_load_on_first_use() -> None:
-    result = _python(
-        """
-        import sys
-        import pipelines.quality
-        from pipelines.quality.context import warm_up
-        warm_up()
-        print(type(sys.modules["scipy.stats"]).__name__, type(sys.modules["altair"]).__name__)
-        from scipy import stats
-        print(round(float(stats.entropy([0.5, 0.5], [0.25, 0.75])), 4))
-        import altair
-        print(altair.Chart.__name__, type(sys.modules["altair"]).__name__)
-        """
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["_Deferred", "_Deferred", "0.1438", "Chart", "module"]
