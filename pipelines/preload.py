@@ -11,9 +11,10 @@ In Airflow 3 every task runs in a child that a long-lived worker process forks
 What the process that forks has imported, the child has too. So this module, registered as an
 Airflow policy plugin (entry point group ``airflow.policy``, which every Airflow process loads
 when it initializes its settings), does nothing but, in ``airflow scheduler`` and
-``airflow celery worker`` processes, register :func:`preload` to run before the process's
-first ``fork``: Great Expectations and pandas imported, GE's context, data source and input
-suite built, our expectations registered, and the task module imported. Every worker and
+``airflow celery worker`` processes (a scheduler only when its executor is the
+LocalExecutor), register :func:`preload` to run before the process's first ``fork``: Great
+Expectations and pandas imported, GE's context, data source and input suite built, our
+expectations registered, and the task module imported. Every worker and
 task forked after that inherits them; a mapped ``prepare`` task no longer pays the import
 (``benchmarks/startup_benchmark.py`` measures the difference). Nothing held is data.
 
@@ -64,7 +65,26 @@ def preload() -> float:
     return time.process_time() - start
 
 
+def _forks_tasks_here() -> bool:
+    """A scheduler forks task processes only through a LocalExecutor (a Celery scheduler
+    sends them to workers: preloading there would only cost it memory)."""
+    if sys.argv[1:2] != ["scheduler"]:
+        return True
+    try:
+        from airflow.configuration import conf
+
+        return "LocalExecutor" in conf.get("core", "executor", fallback="")
+    except Exception:  # cannot tell: preloading is harmless
+        return True
+
+
 def _before_fork() -> None:
+    global _done
+    if _done:
+        return
+    if not _forks_tasks_here():
+        _done = True
+        return
     try:
         spent = preload()
     except Exception:  # a failed warm-up must not stop the worker: the task imports itself
