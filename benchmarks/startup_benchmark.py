@@ -6,8 +6,9 @@ Prints one table:
 
 - ``airflow version`` and ``datashare run demo`` (the 2 Vermont demo programs, about 640
   children, on a fresh SQLite world in a temporary folder): CPU seconds (user + sys of the
-  whole process tree) and wall seconds, the median of ``--runs`` runs (default 3) after one
-  untimed first run (which also creates Airflow's metadata database), and their CPU ratio;
+  whole process tree) and wall seconds, the median of ``--runs`` runs (default 3) after a
+  first run shown on its own (it also creates Airflow's metadata database), and their CPU
+  ratio;
 - the gates' start-up in a forked task (how Airflow 3's LocalExecutor and Celery workers run
   every task, ``pipelines/preload.py``): a parent forks a child that imports Great
   Expectations, builds its context and runs the input suite on 300 rows; its CPU is measured
