@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from pipelines.destinations.registry import load_destination
@@ -86,12 +87,13 @@ def prepare_airflow(settings: Settings, destination: str, log: Path) -> None:
     ensure_secrets(home)
     marker = home / "datashare-ready.json"
     ready = json.loads(marker.read_text()) if marker.exists() else {}
-    import airflow
-
-    if ready.get("airflow") != airflow.__version__:
+    # the installed version from the package metadata: importing airflow here would cost this
+    # process about as much as `airflow version` does, only to read a string
+    installed = version("apache-airflow")
+    if ready.get("airflow") != installed:
         if _airflow(settings, "db", "migrate", log=log) != 0:
             raise RuntimeError(f"airflow db migrate failed; see {log}")
-        ready = {"airflow": airflow.__version__, "pools": {}}
+        ready = {"airflow": installed, "pools": {}}
     configs, _ = check_destinations(settings.destinations_dir)
     if not any(c.name == destination for c in configs):
         load_destination(destination, settings.destinations_dir)  # raises with file:line

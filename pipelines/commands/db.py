@@ -7,7 +7,6 @@ from rich.console import Console
 
 from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine
-from schemas.migrate import upgrade as upgrade_schema
 
 app = typer.Typer(help="Create or upgrade the program's database.", no_args_is_help=True)
 
@@ -16,5 +15,7 @@ app = typer.Typer(help="Create or upgrade the program's database.", no_args_is_h
 def upgrade(database_url: DatabaseUrl = DEFAULT_URL) -> None:
     """Create the database, or upgrade it to the newest schema."""
     engine = make_engine(database_url)
+    from schemas.migrate import upgrade as upgrade_schema  # Alembic only when used
+
     upgrade_schema(engine)
     Console().print(f"Database at [bold]{engine.url.render_as_string()}[/] is up to date.")

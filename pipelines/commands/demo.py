@@ -12,7 +12,6 @@ from rich.table import Table
 from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine
 from pipelines.demo import DEFAULT_CHILDREN, DEFAULT_SEED, SeedSummary, seed, summarize
-from schemas.migrate import upgrade as upgrade_schema
 
 app = typer.Typer(help="Seed and inspect the synthetic demo world.", no_args_is_help=True)
 
@@ -42,6 +41,8 @@ def seed_command(
 ) -> None:
     """Upgrade the database, then replace the demo world with a freshly seeded one."""
     engine = make_engine(database_url)
+    from schemas.migrate import upgrade as upgrade_schema  # Alembic only when used
+
     upgrade_schema(engine)
     start = time.perf_counter()
     summary = seed(engine, children, seed_value)

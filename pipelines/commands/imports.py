@@ -26,7 +26,6 @@ from pipelines.imports import (
 )
 from pipelines.imports.importer import DEFAULT_BATCH_SIZE
 from schemas.codes import ProgramType
-from schemas.migrate import upgrade as upgrade_schema
 
 app = typer.Typer(help="Load child records from a tool's CSV export.", no_args_is_help=True)
 
@@ -63,6 +62,8 @@ def run(
         loaded = load_mapping(find_mapping(mapping))
         engine = make_engine(database_url)
         try:
+            from schemas.migrate import upgrade as upgrade_schema  # Alembic only when used
+
             upgrade_schema(engine)
             report = import_file(
                 engine,

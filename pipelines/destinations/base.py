@@ -17,9 +17,10 @@ import hashlib
 import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads only where frames are built: `datashare` starts faster
+    import pandas as pd
 
 ChildKey = tuple[str, str]
 """(program code, program-local child id): how a delivered record is named."""
