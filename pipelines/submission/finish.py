@@ -46,7 +46,7 @@ def summarize(
         withheld.update(counts["withheld_by_reason"])
         removed.update(counts["fields_removed_by_reason"])
         quarantined.update(counts["quarantined_by_rule"])
-        rows.update({k: v or 0 for k, v in counts["rows"].items()})
+        rows.update(outcome.get("rows_delivered", {}))  # what the destination took, not prepared
     finished = {d["program"] for d in done}
     stopped = sorted(set(plan["programs"]) - finished)
     why = {p: (stops or {}).get(p) or lost() for p in stopped}

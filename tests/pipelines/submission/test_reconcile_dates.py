@@ -10,8 +10,7 @@ database (SQLite) and Ed-Fi (the local contract server)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,103 +20,19 @@ from sqlalchemy import select
 import pipelines.submission.deliver as deliver
 from pipelines.demo import DEMO_DATE
 from schemas import Delivery
-from tests.edfi.contract_server import EdfiContractServer
-from tests.pipelines.submission.conftest import World, make_world
-from tests.sftp_server import PASSWORD, USERNAME, SftpTestServer
-
-FORMATS = ["hs_child_identity", "hs_enrollment"]
-VT = {"recipient": "VT-AOE", "agreements": ["vt-aoe-ecids"], "formats": FORMATS}
+from tests.pipelines.submission.conftest import World
+from tests.pipelines.submission.kinds import KINDS, small_world
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    """A small demo world on SQLite (enough children for every program to send some)."""
-    made = make_world(f"sqlite:///{tmp_path / 'program.db'}", tmp_path, children=120)
+    made = small_world(tmp_path)
     yield made
     made.engine.dispose()
 
 
 class Crash(Exception):
     """The process 'dies' between the destination's acceptance and the disclosure log."""
-
-
-@contextmanager
-def local(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    root = tmp_path / "drop"
-    world.destination("dest", type="local", **VT, local={"root": str(root)})
-    yield root
-
-
-@contextmanager
-def sftp(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    root = tmp_path / "sftp-root"
-    (root / "incoming").mkdir(parents=True)
-    with SftpTestServer(root) as server:
-        known = tmp_path / "known_hosts"
-        known.write_text(server.known_hosts_line())
-        monkeypatch.setenv("TEST_SFTP_PASSWORD", PASSWORD)
-        world.destination(
-            "dest",
-            type="sftp",
-            **VT,
-            retries=1,
-            retry_backoff_seconds=0.05,
-            timeout_seconds=10,
-            sftp={
-                "host": "127.0.0.1",
-                "port": server.port,
-                "username": USERNAME,
-                "password_env": "TEST_SFTP_PASSWORD",
-                "known_hosts": str(known),
-                "remote_root": "/incoming",
-            },
-        )
-        yield root / "incoming"
-
-
-@contextmanager
-def staging(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TEST_STAGING_URL", f"sqlite:///{tmp_path / 'staging.db'}")
-    world.destination(
-        "dest", type="staging_db", **VT, retries=0, staging_db={"url_env": "TEST_STAGING_URL"}
-    )
-    yield None
-
-
-@contextmanager
-def edfi(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with EdfiContractServer(5) as server:
-        monkeypatch.setenv("TEST_EDFI_KEY", "datashare")
-        monkeypatch.setenv("TEST_EDFI_SECRET", "datashare-secret")
-        world.destination(
-            "dest",
-            type="edfi",
-            recipient="MO-DESE",
-            agreements=["mo-dese-consent"],
-            timeout_seconds=10,
-            edfi={
-                "base_url": server.base_url,
-                "data_standard": 5,
-                "concurrency": 4,
-                "max_backoff_seconds": 0.05,
-                "credentials": {
-                    "client_id_env": "TEST_EDFI_KEY",
-                    "client_secret_env": "TEST_EDFI_SECRET",
-                },
-                "education_organizations": {
-                    "default": {"school_id": 255901001, "education_organization_id": 255901}
-                },
-            },
-        )
-        yield None
-
-
-DESTINATIONS: dict[str, Callable[..., Any]] = {
-    "local": local,
-    "sftp": sftp,
-    "staging_db": staging,
-    "edfi": edfi,
-}
 
 
 def crash_first_program(world: World, monkeypatch: pytest.MonkeyPatch, run_date: dt.date) -> str:
@@ -138,14 +53,14 @@ def crash_first_program(world: World, monkeypatch: pytest.MonkeyPatch, run_date:
     return str(stuck[0][0])
 
 
-@pytest.mark.parametrize("kind", list(DESTINATIONS))
+@pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("days_later", [1], ids=["next-date"])
 def test_when_crashed_run_reconciled_later_then_logged_once_with_its_own_date(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, days_later: int
 ) -> None:
     crashed_on = DEMO_DATE
     rerun_on = DEMO_DATE + dt.timedelta(days=days_later)
-    with DESTINATIONS[kind](world, tmp_path, monkeypatch) as root:
+    with KINDS[kind](world, tmp_path, monkeypatch) as dest:
         crashed = crash_first_program(world, monkeypatch, crashed_on)
         summary = world.run("dest", run_date=rerun_on)
         assert summary["status"] == "success"
@@ -167,6 +82,6 @@ def test_when_crashed_run_reconciled_later_then_logged_once_with_its_own_date(
             zip(rerun["child_local_id"], rerun["payload_digest"], strict=True)
         )
         assert not resent, "nothing the destination already holds is sent (and logged) again"
-        if isinstance(root, Path):
-            later = root / rerun_on.isoformat() / crashed_program
+        if dest.root is not None:
+            later = dest.root / rerun_on.isoformat() / crashed_program
             assert not later.exists(), "no second copy in the later date's folder"
