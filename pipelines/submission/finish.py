@@ -61,6 +61,7 @@ def summarize(
             "processed": sorted(finished),
             "stopped": stopped,
             "skipped": plan["skipped_programs"],
+            "skip_notes": plan.get("skip_notes", {}),
         },
         "stops": why,
         "stop_lines": [stop_line(p, why[p]) for p in stopped],
@@ -94,7 +95,8 @@ def finish_run(
                         subject=program,
                         agreement_id=plan["agreement"],
                         reason_code=reason,
-                        rule="program participation registry (45 CFR 1302.53(b))",
+                        rule="program participation registry (45 CFR 1302.53(b))"
+                        + (f": {n}" if (n := plan.get("skip_notes", {}).get(program)) else ""),
                     )
                     for program, reason in sorted(plan["skipped_programs"].items())
                 ],

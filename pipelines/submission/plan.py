@@ -40,8 +40,10 @@ def plan_run(
     are considered; programs of other states are not listed at all. A recipient without a state
     gets no program: every program is listed as skipped with ``recipient_no_jurisdiction``
     (default deny). Programs that do not share (not registered, withdrawn, AIAN without
-    opt-in) are listed with their reason and processed no further. An agreement not in force
-    on the run date leaves no program.
+    opt-in) are listed with their reason and processed no further; for an AIAN program whose
+    opt-in is incomplete, ``skip_notes`` says what it lacks (of ``authority``, ``decided_by``,
+    ``recorded_by``, ``effective_date``, ``scope``, ``excluded_fields``), by name only. An
+    agreement not in force on the run date leaves no program.
     """
     stamp = run_date.strftime("%Y%m%d")
     run = RunInfo(
@@ -66,6 +68,7 @@ def plan_run(
         ]
         statuses = current_participation(session, recipient.code, run_date)
         skipped: dict[str, str] = {}
+        notes: dict[str, str] = {}  # what an AIAN program's opt-in lacks: names, never values
         programs: list[str] = []
         for code in in_state:
             status = statuses[code]
@@ -76,6 +79,8 @@ def plan_run(
                 programs.append(code)
             else:
                 skipped[code] = str(outcome.reason)
+                if outcome.reason is Reason.AIAN_OPT_IN_INCOMPLETE:
+                    notes[code] = "the AIAN opt-in lacks " + ", ".join(status.opt_in_missing)
         now = dt.datetime.now(dt.UTC)
         session.add(
             Run(
@@ -88,6 +93,7 @@ def plan_run(
                 heartbeat_at=now,
                 summary={
                     "skipped_programs": skipped,
+                    "skip_notes": notes,
                     "reconciled": reconciled,
                     "abandoned_runs": abandoned,
                     "airflow": airflow or {},
@@ -100,6 +106,7 @@ def plan_run(
         "agreement": agreement.id,
         "programs": programs,
         "skipped_programs": skipped,
+        "skip_notes": notes,
         "reconciled": reconciled,
     }
 
