@@ -146,7 +146,7 @@ def build_broken(name: str, problem: str) -> DAG:
     def broken() -> None:
         @task(retries=0)
         def config_error() -> None:
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(problem)
 
