@@ -62,6 +62,7 @@ def summarize(
             "stopped": stopped,
             "skipped": plan["skipped_programs"],
             "skip_notes": plan.get("skip_notes", {}),
+            "still_held": plan.get("still_held", {}),
         },
         "stops": why,
         "stop_lines": [stop_line(p, why[p]) for p in stopped],

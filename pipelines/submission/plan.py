@@ -15,6 +15,7 @@ from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
 from pipelines.submission.runs import ConcurrentRun, LiveCheck, owner, settle_open_runs
 from pipelines.submission.stops import StopReason
+from pipelines.submission.withdrawals import held_counts, still_held_note
 from privacy.bases import agreement_reason, in_jurisdiction
 from privacy.decision import program_outcome
 from privacy.participation import current_participation
@@ -43,7 +44,9 @@ def plan_run(
     opt-in) are listed with their reason and processed no further; for an AIAN program whose
     opt-in is incomplete, ``skip_notes`` says what it lacks (of ``authority``, ``decided_by``,
     ``recorded_by``, ``effective_date``, ``scope``, ``excluded_fields``), by name only. An
-    agreement not in force on the run date leaves no program.
+    agreement not in force on the run date leaves no program. A skipped program whose records
+    the destination still holds from earlier deliveries is counted in ``still_held`` and its
+    note says so (:mod:`.withdrawals`: nothing more is sent, nothing withdrawn automatically).
     """
     stamp = run_date.strftime("%Y%m%d")
     run = RunInfo(
@@ -81,6 +84,10 @@ def plan_run(
                 skipped[code] = str(outcome.reason)
                 if outcome.reason is Reason.AIAN_OPT_IN_INCOMPLETE:
                     notes[code] = "the AIAN opt-in lacks " + ", ".join(status.opt_in_missing)
+        held = held_counts(session, destination, sorted(skipped))
+        for code, count in held.items():
+            note = still_held_note(count, agreement.delete_out_of_scope)
+            notes[code] = f"{notes[code]}; {note}" if code in notes else note
         now = dt.datetime.now(dt.UTC)
         session.add(
             Run(
@@ -94,6 +101,7 @@ def plan_run(
                 summary={
                     "skipped_programs": skipped,
                     "skip_notes": notes,
+                    "still_held": held,
                     "reconciled": reconciled,
                     "abandoned_runs": abandoned,
                     "airflow": airflow or {},
@@ -107,6 +115,7 @@ def plan_run(
         "programs": programs,
         "skipped_programs": skipped,
         "skip_notes": notes,
+        "still_held": held,
         "reconciled": reconciled,
     }
 
