@@ -81,8 +81,14 @@ def new_disclosures(session: Session, disclosures: Sequence[Disclosure]) -> list
             _identity(p, c, r, a, act, day.isoformat(), digest, fields or ())
             for p, c, r, a, act, day, digest, fields in rows
         )
+    if not seen:  # the date's first delivery of these programs: nothing to compare
+        return list(disclosures)
+    children = {(key[0], key[1]) for key in seen}
     fresh = []
     for d in disclosures:
+        if (d.program_code, d.child_local_id) not in children:
+            fresh.append(d)
+            continue
         key = _identity(
             d.program_code,
             d.child_local_id,
