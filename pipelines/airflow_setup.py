@@ -10,11 +10,20 @@ from a secrets manager. Without a shared JWT secret each process signs its own t
 
 Explicit ``AIRFLOW_*`` variables of the caller's environment win over the project's local
 defaults (``<state>/airflow`` with SQLite), so the same commands serve a production deployment.
+
+On a single host Airflow's metadata is a SQLite file (``[database] sql_alchemy_conn``, by
+default ``<AIRFLOW_HOME>/airflow.db``). It holds connections, variables, XCom and task logs'
+references, so :func:`private_metadata` makes it readable by its owner only (0600) at every
+set-up (``datashare run`` before Airflow starts, ``datashare airflow sync``): created empty
+with that mode when missing, so Airflow's migration never writes it world-readable, and reset
+when a copy or an ``airflow db migrate`` left it wider. SQLite gives its journal and WAL files
+the database file's mode. ``datashare doctor`` checks it.
 """
 
 from __future__ import annotations
 
 import base64
+import configparser
 import json
 import os
 import secrets
@@ -22,6 +31,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from pipelines.destinations.registry import DestinationConfig
 from pipelines.runner import airflow_environ
@@ -40,6 +52,44 @@ def deployment_environ(settings: Settings) -> dict[str, str]:
     for key, value in read_secrets(Path(env["AIRFLOW_HOME"])).items():
         env.setdefault(key, value)
     return env
+
+
+def airflow_setting(env: dict[str, str], section: str, key: str, default: str = "") -> str:
+    """A setting as Airflow would read it: ``AIRFLOW__SECTION__KEY``, else the config file."""
+    name = f"AIRFLOW__{section.upper()}__{key.upper()}"
+    if env.get(name):
+        return env[name]
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(env.get("AIRFLOW_CONFIG", ""))
+    value = parser.get(section, key, fallback=default)
+    for var in ("AIRFLOW_HOME", "DATASHARE_HOME"):
+        value = value.replace("${" + var + "}", env.get(var, ""))
+    return value
+
+
+def metadata_file(env: dict[str, str]) -> Path | None:
+    """The SQLite file of Airflow's metadata database, or None when it is not SQLite (or is
+    in memory)."""
+    url = airflow_setting(env, "database", "sql_alchemy_conn")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def private_metadata(env: dict[str, str]) -> Path | None:
+    """Make Airflow's SQLite metadata file owner-only (0600): create it empty with that mode
+    when missing, reset the mode when wider. Returns the file (None when not SQLite)."""
+    path = metadata_file(env)
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+    return path
 
 
 def secrets_path(home: Path) -> Path:

@@ -9,7 +9,6 @@ prints a key or a password.
 
 from __future__ import annotations
 
-import configparser
 import datetime as dt
 import importlib.util
 import json
@@ -21,7 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.airflow_setup import FERNET_ENV, JWT_ENV, deployment_environ
+from pipelines.airflow_setup import (
+    FERNET_ENV,
+    JWT_ENV,
+    airflow_setting,
+    deployment_environ,
+    metadata_file,
+)
 from pipelines.commands.destinations import check_destinations
 from pipelines.destinations.registry import DestinationConfig
 from pipelines.settings import Settings
@@ -37,17 +42,7 @@ class Finding:
     fix: str = ""
 
 
-def _airflow_setting(env: dict[str, str], section: str, key: str, default: str = "") -> str:
-    """A setting as Airflow would read it: ``AIRFLOW__SECTION__KEY``, else the config file."""
-    name = f"AIRFLOW__{section.upper()}__{key.upper()}"
-    if env.get(name):
-        return env[name]
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(env.get("AIRFLOW_CONFIG", ""))
-    value = parser.get(section, key, fallback=default)
-    for var in ("AIRFLOW_HOME", "DATASHARE_HOME"):
-        value = value.replace("${" + var + "}", env.get(var, ""))
-    return value
+_airflow_setting = airflow_setting
 
 
 def _has(module: str) -> bool:
@@ -213,6 +208,7 @@ def check_airflow(env: dict[str, str], configs: list[DestinationConfig]) -> Iter
             "SQLite cannot serve several hosts",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://USER@HOST/DB",
         )
+    yield from check_metadata_file(env)
     for name, what, section, key in (
         (FERNET_ENV, "Fernet key", "core", "fernet_key"),
         (JWT_ENV, "JWT secret", "api_auth", "jwt_secret"),
@@ -225,6 +221,25 @@ def check_airflow(env: dict[str, str], configs: list[DestinationConfig]) -> Iter
             "datashare airflow sync (writes it once, 0600), then load it in every Airflow process",
         )
     yield from check_pools(env, configs)
+
+
+def check_metadata_file(env: dict[str, str]) -> Iterator[Finding]:
+    """Airflow's SQLite metadata file (connections, variables, XCom) is owner-only (0600)."""
+    path = metadata_file(env)
+    if path is None:
+        return
+    if not path.exists():
+        yield Finding(
+            "Airflow metadata private", True, f"{path} not created yet (set-up creates it 0600)"
+        )
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    yield Finding(
+        "Airflow metadata private",
+        not mode & 0o077,
+        f"{path} mode {mode:04o}",
+        f"chmod 600 {path} (or datashare airflow sync)",
+    )
 
 
 def check_pools(env: dict[str, str], configs: list[DestinationConfig]) -> Iterator[Finding]:

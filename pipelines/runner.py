@@ -79,12 +79,13 @@ def _airflow(settings: Settings, *args: str, log: Path) -> int:
 def prepare_airflow(settings: Settings, destination: str, log: Path) -> None:
     """Create or migrate Airflow's metadata database, its secrets, and every destination's
     pool (when the destinations' pool sizes changed), once."""
-    from pipelines.airflow_setup import ensure_secrets, pool_entries, sync_pools
+    from pipelines.airflow_setup import ensure_secrets, pool_entries, private_metadata, sync_pools
     from pipelines.commands.destinations import check_destinations
 
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     ensure_secrets(home)
+    private_metadata(local_environ(settings))  # 0600, before Airflow writes it
     marker = home / "datashare-ready.json"
     ready = json.loads(marker.read_text()) if marker.exists() else {}
     # the installed version from the package metadata: importing airflow here would cost this

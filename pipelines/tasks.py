@@ -41,7 +41,7 @@ def _terminal(call: Callable[[], T]) -> T:
     except TransientDeliveryError:
         raise
     except TERMINAL as error:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(f"{type(error).__name__}: {error}") from error
 
@@ -162,7 +162,7 @@ def verdict(summary: dict[str, Any]) -> dict[str, Any]:
     ``finish`` wrote the summary; the failure message lists each stopped program's line."""
     if summary["status"] == "success":
         return {"run_id": summary["run_id"], "status": "success"}
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     lines = "; ".join(summary.get("stop_lines", [])) or "see the run summary"
     raise AirflowFailException(f"run {summary['run_id']} is {summary['status']}: {lines}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from pipelines.airflow_setup import deployment_environ, ensure_secrets, sync_pools
+from pipelines.airflow_setup import deployment_environ, ensure_secrets, private_metadata, sync_pools
 from pipelines.commands.destinations import check_destinations
 from pipelines.settings import load_settings
 
@@ -25,6 +25,7 @@ def sync() -> None:
     home = Path(deployment_environ(settings)["AIRFLOW_HOME"])
     path = ensure_secrets(home)
     env = deployment_environ(settings)
+    private_metadata(env)
     configs, problems = check_destinations(settings.destinations_dir)
     sync_pools(env, configs, None)
     for config in configs:

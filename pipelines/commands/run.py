@@ -88,6 +88,8 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
             for reason, n in sorted(counts.items(), key=lambda item: -item[1]):
                 table.add_row(_describe(reason) if ":" not in reason else reason, str(n))
             console.print(table)
+    for program, note in sorted(programs.get("skip_notes", {}).items()):
+        console.print(f"{program} (not sharing): {note}", markup=False, highlight=False)
     show_stops(console, summary)
 
 

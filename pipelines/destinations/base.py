@@ -110,6 +110,10 @@ class DeliveryResult:
     replaced: dict[ChildKey, tuple[str, ...]] = field(default_factory=dict)
     """Per child, old copies the destination deleted because their natural key changed
     (what was deleted: resources or files, never values)."""
+    rows: dict[str, int] = field(default_factory=dict)
+    """What the destination took now, per file, table or resource: rows in the files written
+    (file drops), rows inserted or updated (staging database), records accepted (Ed-Fi).
+    Empty when nothing new was sent; the run summary's ``rows_delivered`` adds these up."""
 
 
 class Destination(Protocol):

@@ -178,17 +178,19 @@ class LocalFolderDestination:
         old = self._read_manifest(folder)
         (folder / MANIFEST).unlink(missing_ok=True)
         stored: dict[str, tuple[str, str, int]] = {}
+        written: dict[str, int] = {}
         for artifact in batch.artifacts:
             data = artifact.csv_bytes()
             digest = hashlib.sha256(data).hexdigest()
             target = folder / artifact.name
             if not (target.is_file() and sha256_file(target) == digest):
                 write_atomic(target, data)
+                written[artifact.name] = len(artifact.frame)
             stored[artifact.name] = (artifact.name, digest, len(data))
         write_atomic(folder / MANIFEST, manifest_bytes(build_manifest(batch, stored)))
         for name in stale_files(old, stored):
             (folder / name).unlink(missing_ok=True)
-        return DeliveryResult(accepted=accepted, location=str(folder))
+        return DeliveryResult(accepted=accepted, location=str(folder), rows=written)
 
     def holds(self, batch: Batch) -> bool:
         """Whether the folder's manifest and files are exactly this batch's."""

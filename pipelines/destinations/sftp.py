@@ -338,7 +338,9 @@ class SftpDestination:
             _commit_part(sftp, folder, MANIFEST)
             for name in stale_files(old, (s for s, _, _ in stored.values())):
                 _remove(sftp, posixpath.join(folder, name))
-        return DeliveryResult(accepted=accepted, location=location)
+        uploaded = {stored_as for stored_as, _ in uploads}
+        rows = {a.name: len(a.frame) for a in batch.artifacts if stored[a.name][0] in uploaded}
+        return DeliveryResult(accepted=accepted, location=location, rows=rows)
 
     def _prepare(
         self, batch: Batch, reusable: dict[str, dict[str, Any]]

@@ -238,7 +238,11 @@ class StagingDbDestination:
                 return True
 
         wrote = self._guard(write)
-        return DeliveryResult(accepted=accepted, location=location, sent_nothing_new=not wrote)
+        written = zip(batch.artifacts, prepared, strict=True)
+        rows = {a.name: len(r) for a, (_, r) in written if r} if wrote else {}
+        return DeliveryResult(
+            accepted=accepted, location=location, sent_nothing_new=not wrote, rows=rows
+        )
 
     def _latest_digest(self, conn: Connection, batch: Batch) -> str | None:
         m = self.markers.c

@@ -68,9 +68,12 @@ class DryRun:
 
 
 def summarize(result: EdfiDeliveryResult) -> None:
-    """Fill ``accepted`` (children of whom a resource is held) and ``rejected`` (children
-    with a refused resource, by problem) from ``resources``."""
+    """Fill ``accepted`` (children of whom a resource is held), ``rejected`` (children
+    with a refused resource, by problem) and ``rows`` (records the API accepted now, per
+    resource) from ``resources``."""
     for item in result.resources:
+        if item.status == "sent":
+            result.rows[item.resource] = result.rows.get(item.resource, 0) + 1
         if item.child_key is None:
             continue
         if item.status in ("sent", "unchanged"):

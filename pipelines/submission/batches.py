@@ -15,7 +15,13 @@ def load_batch(
     context: RunContext, prepared: dict[str, Any], ledger: dict[str, Any], run_id: str | None = None
 ) -> Batch:
     """The batch ``prepared`` describes, decrypted from its staged files; ``ledger`` (from
-    :func:`load_ledger`) says which child each row belongs to."""
+    :func:`load_ledger`) says which child each row belongs to.
+
+    The batch keeps the identity of the run that staged it: its run id (``run_id``, given when
+    that run is not this one, as in reconciliation) and its run date (``prepared["run_date"]``,
+    staged with it). A crashed run's batch reconciled on a later night is looked for where that
+    run put it (a file drop's ``{run_date}/{program}/`` folder) and its withdrawals file keeps
+    that date, never tonight's."""
     key = staging_key(context.settings.staging_key_file)
     child_keys = ledger["child_keys"]
     artifacts = tuple(
@@ -29,7 +35,7 @@ def load_batch(
     )
     return Batch(
         run_id=run_id or context.run.run_id,
-        run_date=context.run.run_date.isoformat(),
+        run_date=prepared.get("run_date") or context.run.run_date.isoformat(),
         program_code=prepared["program"],
         artifacts=artifacts,
     )

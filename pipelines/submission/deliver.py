@@ -240,6 +240,7 @@ def deliver_program(
         "withdrawn": len(withdrawn),
         "replaced": len(replaced),
         "rejected": len(result.rejected),
+        "rows_delivered": result.rows,
         "location": result.location,
         "sent_nothing_new": result.sent_nothing_new,
     }

@@ -46,7 +46,7 @@ def summarize(
         withheld.update(counts["withheld_by_reason"])
         removed.update(counts["fields_removed_by_reason"])
         quarantined.update(counts["quarantined_by_rule"])
-        rows.update({k: v or 0 for k, v in counts["rows"].items()})
+        rows.update(outcome.get("rows_delivered", {}))  # what the destination took, not prepared
     finished = {d["program"] for d in done}
     stopped = sorted(set(plan["programs"]) - finished)
     why = {p: (stops or {}).get(p) or lost() for p in stopped}
@@ -61,6 +61,8 @@ def summarize(
             "processed": sorted(finished),
             "stopped": stopped,
             "skipped": plan["skipped_programs"],
+            "skip_notes": plan.get("skip_notes", {}),
+            "still_held": plan.get("still_held", {}),
         },
         "stops": why,
         "stop_lines": [stop_line(p, why[p]) for p in stopped],
@@ -94,7 +96,8 @@ def finish_run(
                         subject=program,
                         agreement_id=plan["agreement"],
                         reason_code=reason,
-                        rule="program participation registry (45 CFR 1302.53(b))",
+                        rule="program participation registry (45 CFR 1302.53(b))"
+                        + (f": {n}" if (n := plan.get("skip_notes", {}).get(program)) else ""),
                     )
                     for program, reason in sorted(plan["skipped_programs"].items())
                 ],

@@ -15,6 +15,7 @@ from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
 from pipelines.submission.runs import ConcurrentRun, LiveCheck, owner, settle_open_runs
 from pipelines.submission.stops import StopReason
+from pipelines.submission.withdrawals import held_counts, still_held_note
 from privacy.bases import agreement_reason, in_jurisdiction
 from privacy.decision import program_outcome
 from privacy.participation import current_participation
@@ -40,8 +41,12 @@ def plan_run(
     are considered; programs of other states are not listed at all. A recipient without a state
     gets no program: every program is listed as skipped with ``recipient_no_jurisdiction``
     (default deny). Programs that do not share (not registered, withdrawn, AIAN without
-    opt-in) are listed with their reason and processed no further. An agreement not in force
-    on the run date leaves no program.
+    opt-in) are listed with their reason and processed no further; for an AIAN program whose
+    opt-in is incomplete, ``skip_notes`` says what it lacks (of ``authority``, ``decided_by``,
+    ``recorded_by``, ``effective_date``, ``scope``, ``excluded_fields``), by name only. An
+    agreement not in force on the run date leaves no program. A skipped program whose records
+    the destination still holds from earlier deliveries is counted in ``still_held`` and its
+    note says so (:mod:`.withdrawals`: nothing more is sent, nothing withdrawn automatically).
     """
     stamp = run_date.strftime("%Y%m%d")
     run = RunInfo(
@@ -66,6 +71,7 @@ def plan_run(
         ]
         statuses = current_participation(session, recipient.code, run_date)
         skipped: dict[str, str] = {}
+        notes: dict[str, str] = {}  # what an AIAN program's opt-in lacks: names, never values
         programs: list[str] = []
         for code in in_state:
             status = statuses[code]
@@ -76,6 +82,12 @@ def plan_run(
                 programs.append(code)
             else:
                 skipped[code] = str(outcome.reason)
+                if outcome.reason is Reason.AIAN_OPT_IN_INCOMPLETE:
+                    notes[code] = "the AIAN opt-in lacks " + ", ".join(status.opt_in_missing)
+        held = held_counts(session, destination, sorted(skipped))
+        for code, count in held.items():
+            note = still_held_note(count, agreement.delete_out_of_scope)
+            notes[code] = f"{notes[code]}; {note}" if code in notes else note
         now = dt.datetime.now(dt.UTC)
         session.add(
             Run(
@@ -88,6 +100,8 @@ def plan_run(
                 heartbeat_at=now,
                 summary={
                     "skipped_programs": skipped,
+                    "skip_notes": notes,
+                    "still_held": held,
                     "reconciled": reconciled,
                     "abandoned_runs": abandoned,
                     "airflow": airflow or {},
@@ -100,6 +114,8 @@ def plan_run(
         "agreement": agreement.id,
         "programs": programs,
         "skipped_programs": skipped,
+        "skip_notes": notes,
+        "still_held": held,
         "reconciled": reconciled,
     }
 

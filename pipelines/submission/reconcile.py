@@ -2,7 +2,9 @@
 
 For each such delivery of the destination: if the destination holds the batch as it was sent
 (the children it carried, from the delivery's recorded changes), its disclosures are logged
-now, under the run that sent them, and the delivery state records them as held; if not,
+now, under the run that sent them and with its run date (the batch keeps the identity it was
+staged with, :func:`.batches.load_batch`: a file drop is looked for in that date's folder, on
+whatever night the reconciliation happens), and the delivery state records them as held; if not,
 nothing arrived, nothing is logged, and the batch is marked failed so this run sends it afresh.
 Deletions of that run are not logged here: the state still lists those children as held, so
 this run plans them again (deleting what is already gone changes nothing) and logs them.
@@ -89,7 +91,7 @@ def reconcile(context: RunContext) -> dict[str, str]:
                     run_id=run_id,
                     program=program,
                     ledger=ledger,
-                    run_date=dt.date.fromisoformat(prepared["run_date"]),
+                    run_date=dt.date.fromisoformat(batch.run_date),
                     accepted=set(accepted),
                     rejected={},
                     delivery_id=delivery_id,

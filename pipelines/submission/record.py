@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.destinations.base import ChildKey
 from pipelines.submission.context import RunContext
+from pipelines.submission.repeats import new_disclosures
 from pipelines.submission.state import OUT_OF_SCOPE, Current, Held, save_state
 from privacy.ledger import Disclosure, Redaction, append_disclosures, append_redactions
 from privacy.reasons import Reason
@@ -83,8 +84,9 @@ def record_delivery(
     copies deleted because their natural key changed; each is logged as ``delete`` (a
     replacement before the child's new disclosure). ``carried``, when the destination says it,
     names per child what it took now (only those children are logged, with those fields).
-    ``state`` records what the destination holds now. Returns how many disclosures (and
-    deletions) were logged."""
+    ``state`` records what the destination holds now. A disclosure already logged (same
+    child, content, recipient, agreement and date: a same-day rerun) is not logged again
+    (:mod:`.repeats`). Returns how many disclosures (and deletions) were logged."""
     agreement = context.agreement
     deleted = deleted or {}
     replaced = replaced or {}
@@ -160,6 +162,7 @@ def record_delivery(
         )
         for note in notes
     ]
+    disclosures = new_disclosures(session, disclosures)  # a repeat is one disclosure
     append_disclosures(session, disclosures)
     append_redactions(session, redactions)
     if state is not None and accepted is not None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from pipelines.airflow_setup import private_metadata
 from pipelines.db import make_engine
 from pipelines.destinations.registry import load_destination
-from pipelines.doctor import check_airflow, diagnose
+from pipelines.doctor import check_airflow, check_metadata_file, diagnose
 from pipelines.settings import Settings
 from pipelines.staging import create_key_file
 from privacy.keys import ensure_demo_key
@@ -90,3 +94,70 @@ def test_airflow_checks_name_what_a_celery_deployment_lacks(tmp_path: Path) -> N
     assert not findings["Fernet key"].ok and "datashare airflow sync" in findings["Fernet key"].fix
     assert not findings["JWT secret"].ok
     assert not findings["pools"].ok, "a metadata database never migrated has no pools"
+
+
+def airflow_env(home: Path, **extra: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
+        "DATASHARE_HOME": str(PROJECT),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("before", "ok_before"),
+    [(None, True), (0o644, False), (0o640, False), (0o600, True)],
+    ids=["missing", "world-readable", "group-readable", "private"],
+)
+def test_airflow_sqlite_metadata_is_made_0600_at_set_up_and_checked_by_doctor(
+    tmp_path: Path, before: int | None, ok_before: bool
+) -> None:
+    home = tmp_path / "airflow"
+    env = airflow_env(home)
+    database = home / "airflow.db"
+    if before is not None:
+        home.mkdir()
+        database.write_bytes(b"")
+        database.chmod(before)
+    (found,) = check_metadata_file(env)
+    assert found.ok is ok_before
+    if not ok_before:
+        assert f"chmod 600 {database}" in found.fix
+    assert private_metadata(env) == database
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    (after,) = check_metadata_file(env)
+    assert after.ok and "0600" in after.detail
+
+
+def test_metadata_on_postgresql_is_not_a_file_to_protect(tmp_path: Path) -> None:
+    url = "postgresql+psycopg2://airflow@db.example/airflow"
+    env = airflow_env(tmp_path / "airflow", AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=url)
+    assert private_metadata(env) is None
+    assert list(check_metadata_file(env)) == []
+    assert not (tmp_path / "airflow").exists()
+
+
+def test_datashare_run_set_up_makes_a_copied_metadata_file_private(tmp_path: Path) -> None:
+    """``prepare_airflow`` (what ``datashare run`` does before Airflow starts) resets the
+    mode of a metadata file a copy left world-readable, even when nothing needs migrating."""
+    import json
+
+    import airflow
+
+    from pipelines.airflow_setup import pool_entries
+    from pipelines.commands.destinations import check_destinations
+    from pipelines.runner import airflow_home, prepare_airflow
+
+    settings = fresh(tmp_path)
+    home = airflow_home(settings)
+    home.mkdir()
+    database = home / "airflow.db"
+    database.write_bytes(b"")
+    database.chmod(0o644)
+    configs, _ = check_destinations(settings.destinations_dir)
+    ready = {"airflow": airflow.__version__, "pools": pool_entries(configs)}
+    (home / "datashare-ready.json").write_text(json.dumps(ready))
+    prepare_airflow(settings, "demo", tmp_path / "setup.log")
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600

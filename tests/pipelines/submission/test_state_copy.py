@@ -304,9 +304,17 @@ def test_after_every_night_the_destination_holds_what_the_agreement_permits_and_
         destination.close()
 
 
-@pytest.mark.parametrize("resend", ["changes", "full"])
+@pytest.mark.parametrize(
+    ("resend", "second_night", "logged_again"),
+    [
+        ("changes", 2, 0),  # nothing differs: nothing sent, nothing logged
+        ("full", 2, IN_PLAY),  # everything sent again on a new date: a new disclosure each
+        ("full", 1, 0),  # the same content again on the same date: the same disclosure
+    ],
+    ids=["changes-next-night", "full-next-night", "full-same-night"],
+)
 def test_resend_full_sends_everything_every_night_and_changes_nothing_when_nothing_differs(
-    small_world: World, tmp_path: Path, resend: str
+    small_world: World, tmp_path: Path, resend: str, second_night: int, logged_again: int
 ) -> None:
     world = small_world
     in_play = n.control(world, IN_PLAY)
@@ -321,14 +329,17 @@ def test_resend_full_sends_everything_every_night_and_changes_nothing_when_nothi
         local={"root": str(root)},
     )
     first = world.run("state", run_date=n.night(1))
-    second = world.run("state", run_date=n.night(2))
+    second = world.run("state", run_date=n.night(second_night))
     folders = sorted(p.parent.parent.name for p in root.glob(f"*/{n.PROGRAM}/manifest.json"))
+    assert first["children"]["logged"] == IN_PLAY
+    assert second["children"]["logged"] == logged_again
+    log = world.disclosures()
+    assert not log.duplicated(["program_code", "child_local_id", "run_date", "action"]).any()
     if resend == "full":
-        assert folders == [str(n.night(1)), str(n.night(2))]
-        assert second["children"]["logged"] == first["children"]["logged"] == IN_PLAY
+        assert folders == sorted({str(n.night(1)), str(n.night(second_night))})
+        assert second["deliveries"][n.PROGRAM] != "unchanged", "full: sent every night"
     else:
         assert folders == [str(n.night(1))]
-        assert second["children"]["logged"] == 0
         assert second["deliveries"][n.PROGRAM] == "unchanged"
     held, _ = n.held_by_files(root)
     assert set(held) == set(in_play)

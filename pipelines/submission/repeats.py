@@ -1,0 +1,105 @@
+"""One disclosure, one log entry: a repeat of a disclosure already logged is not logged again.
+
+The disclosure log (45 CFR 1303.24(b)) lists every party that received a child's PII and why,
+with the date (as FERPA 34 CFR 99.32 and IDEA 34 CFR 300.614 keep it). Its unit is a
+*disclosure*: this child's record, with this content, to this recipient, under this agreement,
+on this date. A rerun on the same run date that delivers identical content again (``resend:
+full``, a rerun after a failure elsewhere, a second destination of the same recipient carrying
+the same payload) discloses nothing the recipient did not already receive from the program on
+that date, so it is the same disclosure and gets no second entry. Everything that makes the
+entry say something new is part of the identity and is logged:
+
+- another date (``resend: full`` on the next night is a new disclosure, logged again);
+- other content (``payload_digest``) or other fields (an Ed-Fi resend carrying other
+  resources), another recipient or agreement (another purpose or legal basis);
+- another action (a ``delete`` is never the same as a ``disclose``).
+
+A correction that reverts on the same date (A, then B, then A) logs A once and B once: the log
+says the recipient received both that day, which is what happened. Nothing here rewrites or
+removes an entry; the chain stays append-only.
+
+The lookup reads only the runs of that run date (``runs.run_date``), then their entries by the
+indexed ``run_id``, so its cost does not grow with the log's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from privacy.ledger import Disclosure
+from schemas import DisclosureEntry, Run
+
+Identity = tuple[str, str, str, str, str, str, str, tuple[str, ...]]
+
+
+def _identity(
+    program: str,
+    child: str,
+    recipient: str,
+    agreement: str,
+    action: str,
+    run_date: str,
+    digest: str,
+    fields: Sequence[str],
+) -> Identity:
+    return (program, child, recipient, agreement, action, run_date, digest, tuple(fields))
+
+
+def new_disclosures(session: Session, disclosures: Sequence[Disclosure]) -> list[Disclosure]:
+    """``disclosures`` without those already in the log (and without repeats among them)."""
+    if not disclosures:
+        return []
+    dates = {d.run_date for d in disclosures}
+    run_ids = list(session.scalars(select(Run.id).where(Run.run_date.in_(dates))))
+    run_ids += sorted({d.run_id for d in disclosures} - set(run_ids))
+    programs = {d.program_code for d in disclosures}
+    recipients = {d.recipient_code for d in disclosures}
+    e = DisclosureEntry
+    seen: set[Identity] = set()
+    for start in range(0, len(run_ids), 500):
+        rows = session.execute(
+            select(
+                e.program_code,
+                e.child_local_id,
+                e.recipient_code,
+                e.agreement_id,
+                e.action,
+                e.run_date,
+                e.payload_digest,
+                e.fields,
+            ).where(
+                e.run_id.in_(run_ids[start : start + 500]),
+                e.run_date.in_(dates),
+                e.program_code.in_(programs),
+                e.recipient_code.in_(recipients),
+            )
+        )
+        seen.update(
+            _identity(p, c, r, a, act, day.isoformat(), digest, fields or ())
+            for p, c, r, a, act, day, digest, fields in rows
+        )
+    if not seen:  # the date's first delivery of these programs: nothing to compare
+        return list(disclosures)
+    children = {(key[0], key[1]) for key in seen}
+    fresh = []
+    for d in disclosures:
+        if (d.program_code, d.child_local_id) not in children:
+            fresh.append(d)
+            continue
+        key = _identity(
+            d.program_code,
+            d.child_local_id,
+            d.recipient_code,
+            d.agreement_id,
+            d.action,
+            d.run_date.isoformat(),
+            d.payload_digest,
+            d.fields,
+        )
+        if key not in seen:
+            seen.add(key)
+            fresh.append(d)
+    return fresh
