@@ -113,9 +113,13 @@ def _world(root: Path):  # type: ignore[no-untyped-def]
     from pipelines.settings import Settings
     from pipelines.staging import create_key_file
     from privacy.keys import ensure_demo_key
+    from schemas.migrate import upgrade
 
     url = f"{PG}/{SOURCE}"
     engine = make_engine(url)
+    upgrade(engine)  # a template seeded before the newest migration gets it here
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE")  # as a nightly database would be
     config = root / "config"
     shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
     (config / "destinations").mkdir()
