@@ -1,12 +1,18 @@
 """End-to-end pipeline benchmark: N children in 300 programs, extracted from PostgreSQL,
-delivered into a PostgreSQL staging database and a local folder.
+delivered into a PostgreSQL staging database and/or a local folder, steps called directly.
 
-Run: ``.venv/bin/python benchmarks/pipeline_benchmark.py [N ...]`` (default 100000). Each size
-runs in a fresh process, and its seeding in another, so peak memory is the pipeline's own.
-Programs are prepared in shards of about 25,000 children (one extract, input gate and output
-gate per chunk), as a large deployment would map its tasks; delivery and recording are per
-program. Airflow start-up is not included: the steps are called directly, as the DAG's tasks
-call them.
+Run: ``.venv/bin/python benchmarks/pipeline_benchmark.py [N ...] [--destination bench-local]``
+(default 100000, both destinations). Each size runs in a fresh process; the seeded world of
+each size is kept as a template database (``$DATASHARE_BENCH_DB_PREFIX``, default
+``datashare_bench``; ``DATASHARE_BENCH_RESEED=1`` seeds anew) and copied for every run, so
+peak memory is the pipeline's own. Programs are prepared in shards of about 25,000 children
+(one extract, input gate and output gate per chunk), as a large deployment would map its
+tasks; delivery and recording are per program. Airflow start-up is not included.
+
+Each run also checks that the disclosure log equals what arrived (the same children; for the
+file drop, each child's logged digest recomputed from the CSV files), and measures the floor
+in the same run: PostgreSQL ``COPY ... TO STDOUT`` of the same children with their related
+rows, written as CSV files. The ratio to that floor is printed per destination.
 """
 
 from __future__ import annotations
