@@ -235,21 +235,23 @@ def check_arrived(engine, destination: str, run_id: str, root: Path) -> int:  # 
         }
     arrived: dict[tuple[str, str], object] = {}
     if destination == "bench-local":
-        rows: dict[tuple[str, str], list[tuple[str, list[str]]]] = defaultdict(list)
-        for path in sorted((root / "drop").glob("*/*/*.csv"), key=lambda p: (p.parent, p.name)):
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-            for cells in frame.itertuples(index=False, name=None):
-                rows[(cells[0], cells[1])].append((path.name, list(cells)))
-        arrived = {key: _digest_of(parts) for key, parts in rows.items()}
-        same = arrived == logged
+        same = True
+        for folder in sorted((root / "drop").glob("*/*")):  # one program at a time
+            rows: dict[tuple[str, str], list[tuple[str, list[str]]]] = defaultdict(list)
+            for path in sorted(folder.glob("*.csv")):
+                frame = pd.read_csv(path, dtype=object, keep_default_na=False)
+                for cells in frame.itertuples(index=False, name=None):
+                    rows[(str(cells[0]), str(cells[1]))].append((path.name, list(cells)))
+            digests = {key: _digest_of(parts) for key, parts in rows.items()}
+            same = same and all(logged.get(key) == d for key, d in digests.items())
+            arrived |= dict.fromkeys(digests)
+        same = same and arrived.keys() == logged.keys()
     else:
-        url = os.environ["DATASHARE_BENCH_STAGING_URL"]
-        staging = create_engine(url)
+        staging = create_engine(os.environ["DATASHARE_BENCH_STAGING_URL"])
         with staging.connect() as connection:
             for table in ("hs_child_identity", "hs_enrollment"):
-                for p, c in connection.execute(
-                    text(f'SELECT "ProgramID", "LocalChildID" FROM {table}')
-                ):
+                query = text(f'SELECT "ProgramID", "LocalChildID" FROM {table}')
+                for p, c in connection.execute(query):
                     arrived[(p, c)] = None
         staging.dispose()
         same = arrived.keys() == logged.keys()
@@ -275,6 +277,7 @@ def measure(children: int, destinations: list[str]) -> dict[str, object]:
     totals: dict[str, float] = {}
     disclosed = 0
     checked = 0
+    runs: list[tuple[str, str]] = []
     wall = time.perf_counter()
     for destination in destinations:
         started_destination = time.perf_counter()
@@ -295,9 +298,11 @@ def measure(children: int, destinations: list[str]) -> dict[str, object]:
         steps[f"{destination}: finish"] += time.perf_counter() - started
         totals[destination] = time.perf_counter() - started_destination
         disclosed += summary["children"]["logged"]
-        checked += check_arrived(engine, destination, plan["run_id"], root)
+        runs.append((destination, plan["run_id"]))
     total = time.perf_counter() - wall
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # before the checks
+    for destination, run_id in runs:
+        checked += check_arrived(engine, destination, run_id, root)
     floor_seconds = floor(engine, programs, root / "floor")
     shutil.rmtree(root, ignore_errors=True)
     return {
