@@ -3,17 +3,51 @@
 A chunk is the extract frame of the contract (``child_id`` plus every catalog field) with the
 consents, enrollment notices and parent statements of the same children. Children are those of
 the given programs whose latest enrollment began on or before the run date and was open on it
-or ended within the year before it. Memory stays flat: chunks are read by keyset pagination.
+or ended within the year before it.
+
+Linear in the number of children, memory flat: chunks are read by keyset pagination, one
+ordered query per chunk for the next ``chunk_size`` child ids of the programs (an index on
+``children (program_id, id)`` makes it read only those programs' children, migration 0009);
+then every query of the chunk is limited to exactly those ids, so each reads the chunk's rows
+through the ``child_id`` indexes and nothing else, however many children the other programs
+or earlier chunks hold.
+
+On PostgreSQL (psycopg 3) the chunk's ids are one array literal (``= ANY(...)``) and the
+rows leave the server by ``COPY (query) TO STDOUT`` in CSV, read by Arrow's CSV reader into
+typed columns (an unquoted empty field is NULL, a quoted one an empty string): no Python
+object per cell on the way. Elsewhere (SQLite) the same queries run through SQLAlchemy, each
+limited by a semi-join on the chunk's id window and programs. Both give the same frame: the
+same columns, dtypes and values (dates as ``datetime.date``, coded values as their strings).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+import io
+import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Integer, cast, func, literal, or_, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Engine,
+    Integer,
+    String,
+    any_,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement, Select
 
 from privacy.fields import CATALOG
 from schemas import (
@@ -32,6 +66,19 @@ from schemas.codes import Relationship
 
 LOOKBACK = dt.timedelta(days=365)
 
+PG_SETTINGS = (
+    "DateStyle = 'ISO, YMD'",  # the text COPY writes dates in
+    "jit = off",  # compiling the chunk's plan costs more than running it
+    # The chunk's rows are found through the child_id indexes; a sequential scan reads every
+    # program's rows for one chunk, which makes a night quadratic in the number of chunks.
+    "enable_seqscan = off",
+    "random_page_cost = 1.1",  # the tables are in memory or on SSD
+)
+"""Settings of the chunk's read transaction on PostgreSQL (``SET LOCAL``: they end with it)."""
+
+Chunk = Callable[[Any], ColumnElement[bool]]
+"""A predicate: the given ``child_id`` column is one of the chunk's children."""
+
 
 @dataclass(frozen=True)
 class ExtractChunk:
@@ -43,7 +90,7 @@ class ExtractChunk:
     statements: pd.DataFrame
 
 
-def _current_enrollments(run_date: dt.date, chunk):  # type: ignore[no-untyped-def]
+def _current_enrollments(run_date: dt.date, chunk: Chunk):  # type: ignore[no-untyped-def]
     ranked = select(
         Enrollment,
         func.row_number()
@@ -62,7 +109,7 @@ def _current_enrollments(run_date: dt.date, chunk):  # type: ignore[no-untyped-d
     )
 
 
-def _primary_guardians(chunk):  # type: ignore[no-untyped-def]
+def _primary_guardians(chunk: Chunk):  # type: ignore[no-untyped-def]
     ranked = select(
         Guardian,
         func.row_number().over(partition_by=Guardian.child_id, order_by=Guardian.id).label("rank"),
@@ -74,26 +121,22 @@ def _primary_guardians(chunk):  # type: ignore[no-untyped-def]
     return select(ranked).where(ranked.c.rank == 1).subquery("primary_guardian")
 
 
-def _children_query(program_codes: Sequence[str], run_date: dt.date, ids: range):  # type: ignore[no-untyped-def]
-    """One row per child of the programs with an id in ``ids``; every subquery is limited to
-    those children (by a semi-join, so programs whose ids interleave stay cheap)."""
-
-    def chunk(column):  # type: ignore[no-untyped-def]
-        return _of_chunk(column, program_codes, ids)
-
+def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
+    """One row per child of the chunk, in child id order; every subquery is limited to the
+    chunk's children."""
     enrollment = _current_enrollments(run_date, chunk)
     guardian = _primary_guardians(chunk)
-    attendance = (
-        select(
-            Attendance.enrollment_id,
-            cast(func.sum(Attendance.days_scheduled), Integer).label("days_scheduled"),
-            cast(func.sum(Attendance.days_present), Integer).label("days_present"),
+
+    def attendance(days: Any) -> Any:
+        """The current enrollment's days up to the run date (0 when none): read through the
+        ``(enrollment_id, month)`` index for that enrollment only."""
+        total = (
+            select(cast(func.sum(days), Integer))
+            .where(Attendance.enrollment_id == enrollment.c.id, Attendance.month <= run_date)
+            .scalar_subquery()
         )
-        .join(Enrollment, Enrollment.id == Attendance.enrollment_id)
-        .where(Attendance.month <= run_date, chunk(Enrollment.child_id))
-        .group_by(Attendance.enrollment_id)
-        .subquery("attendance_total")
-    )
+        return func.coalesce(total, literal(0, Integer))
+
     columns = {
         "child_id": Child.id,
         "program_code": Program.code,
@@ -123,8 +166,8 @@ def _children_query(program_codes: Sequence[str], run_date: dt.date, ids: range)
         "exit_date": enrollment.c.exit_date,
         "exit_reason": enrollment.c.exit_reason,
         "eligibility_category": enrollment.c.eligibility_category,
-        "days_scheduled": func.coalesce(attendance.c.days_scheduled, literal(0)),
-        "days_present": func.coalesce(attendance.c.days_present, literal(0)),
+        "days_scheduled": attendance(Attendance.days_scheduled),
+        "days_present": attendance(Attendance.days_present),
         "dual_language_learner": Child.dual_language_learner,
         "homeless": Child.homeless,
         "foster_care": Child.foster_care,
@@ -142,44 +185,17 @@ def _children_query(program_codes: Sequence[str], run_date: dt.date, ids: range)
         .join(enrollment, enrollment.c.child_id == Child.id)
         .join(Site, Site.id == enrollment.c.site_id)
         .outerjoin(guardian, guardian.c.child_id == Child.id)
-        .outerjoin(attendance, attendance.c.enrollment_id == enrollment.c.id)
-        .where(Program.code.in_(program_codes), Child.id.between(ids.start, ids.stop - 1))
+        .where(chunk(Child.id))
         .order_by(Child.id)
     )
 
 
-def _frame(connection, statement) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    result = connection.execute(statement)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
-def _enum_values(frame: pd.DataFrame) -> pd.DataFrame:
-    """Coded columns as their plain string values."""
-    for column in frame.columns:
-        if frame[column].dtype != object:
-            continue
-        present = frame[column].dropna()
-        if len(present) and hasattr(present.iloc[0], "value"):
-            frame[column] = frame[column].map(lambda v: getattr(v, "value", v))
-    return frame
-
-
-def _of_chunk(column, program_codes: Sequence[str], ids: range):  # type: ignore[no-untyped-def]
-    """Rows whose child is one of the chunk's: in the id window and of the programs."""
-    children = select(Child.id).join(Program, Program.id == Child.program_id)
-    children = children.where(
-        Program.code.in_(program_codes), Child.id.between(ids.start, ids.stop - 1)
-    )
-    return column.in_(children)
-
-
-def _related(connection, program_codes: Sequence[str], ids: range):  # type: ignore[no-untyped-def]
+def _related_queries(chunk: Chunk) -> dict[str, Select[Any]]:
     """Consents (with their signer's guardian row as it is: its child, relationship and
     relationship dates, for the decision to check it is this child's parent on the signing
     date; no signer at all gives empty columns), notices and statements of the chunk."""
-    consents = _frame(
-        connection,
-        select(
+    return {
+        "consents": select(
             Consent.child_id,
             Guardian.child_id.label("signer_child_id"),
             Guardian.relationship.label("signer_relationship"),
@@ -196,54 +212,195 @@ def _related(connection, program_codes: Sequence[str], ids: range):  # type: ign
         )
         .outerjoin(Guardian, Guardian.id == Consent.guardian_id)
         .outerjoin(Recipient, Recipient.id == Consent.recipient_id)
-        .where(_of_chunk(Consent.child_id, program_codes, ids)),
-    )
-    notices = _frame(
-        connection,
-        select(
+        .where(chunk(Consent.child_id))
+        .order_by(Consent.child_id, Consent.id),
+        "notices": select(
             EnrollmentNotice.child_id,
             Recipient.code.label("recipient_code"),
             EnrollmentNotice.notified_date,
             EnrollmentNotice.refused_date,
         )
         .join(Recipient, Recipient.id == EnrollmentNotice.recipient_id)
-        .where(_of_chunk(EnrollmentNotice.child_id, program_codes, ids)),
+        .where(chunk(EnrollmentNotice.child_id))
+        .order_by(EnrollmentNotice.child_id, EnrollmentNotice.id),
+        "statements": select(
+            ParentStatement.child_id, ParentStatement.field, ParentStatement.filed_date
+        )
+        .where(chunk(ParentStatement.child_id))
+        .order_by(ParentStatement.child_id, ParentStatement.id),
+    }
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def _enum_values(frame: pd.DataFrame) -> pd.DataFrame:
+    """Coded columns as their plain string values."""
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        present = frame[column].dropna()
+        if len(present) and hasattr(present.iloc[0], "value"):
+            frame[column] = frame[column].map(lambda v: getattr(v, "value", v))
+    return frame
+
+
+def _rows_frame(connection: Connection, statement: Select[Any]) -> pd.DataFrame:
+    """The result of ``statement`` through SQLAlchemy (any database)."""
+    result = connection.execute(statement)
+    columns = list(result.keys())
+    rows = [tuple(row) for row in result]
+    return _enum_values(pd.DataFrame(rows, columns=columns))
+
+
+def _arrow_type(column: Any) -> Any:
+    import pyarrow as pa
+
+    kind = column.type
+    if isinstance(kind, Date):
+        return pa.date32()
+    if isinstance(kind, Boolean):
+        return pa.bool_()
+    if isinstance(kind, Integer):  # BigInteger too
+        return pa.int64()
+    if isinstance(kind, String | JSON):  # coded columns are strings; JSON is parsed after
+        return pa.string()
+    raise TypeError(f"extract: no Arrow type for column {column.name} ({kind!r})")
+
+
+def _copy_frame(connection: Connection, statement: Select[Any]) -> pd.DataFrame:
+    """The result of ``statement`` through ``COPY (...) TO STDOUT`` (CSV), read by Arrow."""
+    import pyarrow.csv as pacsv
+    from sqlalchemy.dialects.postgresql.base import PGDialect
+
+    selected = list(statement.selected_columns)
+    names = [c.name for c in selected]
+    sql = statement.compile(
+        dialect=PGDialect(paramstyle="qmark"), compile_kwargs={"literal_binds": True}
     )
-    statements = _frame(
-        connection,
-        select(ParentStatement.child_id, ParentStatement.field, ParentStatement.filed_date).where(
-            _of_chunk(ParentStatement.child_id, program_codes, ids)
+    driver = connection.connection.driver_connection
+    buffer = io.BytesIO()
+    statement_ = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
+    with driver.cursor() as cursor, cursor.copy(statement_) as copy:  # type: ignore[union-attr]
+        for data in copy:
+            buffer.write(data)
+    types = {c.name: _arrow_type(c) for c in selected}
+    if not buffer.tell():  # no rows: Arrow reads no columns from an empty text
+        import pyarrow as pa
+
+        table = pa.table({name: pa.array([], type=kind) for name, kind in types.items()})
+        return _with_json(table.to_pandas(), selected)
+    buffer.seek(0)
+    table = pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
         ),
     )
-    return _enum_values(consents), notices, statements
+    return _with_json(table.to_pandas(), selected)
+
+
+def _with_json(frame: pd.DataFrame, selected: list[Any]) -> pd.DataFrame:
+    """JSON columns parsed, and the dtypes pandas infers from fetched rows: a column with no
+    value at all (or a frame with no row) holds objects (``None``), as from Python rows."""
+    for column in selected:
+        if isinstance(column.type, JSON):
+            frame[column.name] = _parsed_json(frame[column.name])
+    for name in frame.columns:
+        if frame[name].dtype != object and (frame.empty or frame[name].isna().all()):
+            frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return frame
+
+
+def _parsed_json(series: pd.Series) -> pd.Series:
+    """JSON text as values, each distinct text parsed once (a list per row of its own)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    parsed = [json.loads(text) for text in uniques]
+    values = [
+        None if code < 0 else _fresh(parsed[code])
+        for code in codes  # a row's own copy
+    ]
+    return pd.Series(values, index=series.index, dtype=object)
+
+
+def _fresh(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _uses_copy(connection: Connection) -> bool:
+    driver = connection.connection.driver_connection
+    return connection.dialect.name == "postgresql" and hasattr(driver, "pgconn")
+
+
+def _read_chunk(
+    connection: Connection, ids: list[int], program_ids: Sequence[int], run_date: dt.date
+) -> ExtractChunk:
+    """Every frame of the chunk of children ``ids`` (ascending, of ``program_ids``)."""
+    if _uses_copy(connection):
+        array = cast(literal("{" + ",".join(map(str, ids)) + "}", String), ARRAY(BigInteger))
+
+        def chunk(column: Any) -> ColumnElement[bool]:
+            return column == any_(array)  # type: ignore[no-any-return]
+
+        read = _copy_frame
+        for setting in PG_SETTINGS:
+            connection.exec_driver_sql(f"SET LOCAL {setting}")
+    else:
+        lo, hi = ids[0], ids[-1]
+        members = select(Child.id).where(
+            Child.program_id.in_(program_ids), Child.id.between(lo, hi)
+        )
+
+        def chunk(column: Any) -> ColumnElement[bool]:
+            if column is Child.id:
+                return Child.program_id.in_(program_ids) & Child.id.between(lo, hi)  # type: ignore[no-any-return]
+            return column.in_(members)  # type: ignore[no-any-return]
+
+        read = _rows_frame
+    children = read(connection, _children_query(run_date, chunk))
+    related = {name: read(connection, query) for name, query in _related_queries(chunk).items()}
+    keep = children["child_id"]
+    return ExtractChunk(
+        children=children,
+        **{
+            name: frame[frame["child_id"].isin(keep)].reset_index(drop=True)
+            for name, frame in related.items()
+        },
+    )
 
 
 def extract(
     engine: Engine, program_codes: Sequence[str], run_date: dt.date, *, chunk_size: int = 50_000
 ) -> Iterator[ExtractChunk]:
     """Yield the programs' children in chunks of at most ``chunk_size``, with related records."""
+    with engine.connect() as connection:
+        program_ids = connection.scalars(
+            select(Program.id).where(Program.code.in_(list(program_codes)))
+        ).all()
+    if not program_ids:
+        return
     after_id = 0
     while True:
         with engine.connect() as connection:
-            ids = connection.scalars(
-                select(Child.id)
-                .join(Program, Program.id == Child.program_id)
-                .where(Program.code.in_(program_codes), Child.id > after_id)
-                .order_by(Child.id)
-                .limit(chunk_size)
-            ).all()
+            ids = list(
+                connection.scalars(
+                    select(Child.id)
+                    .where(Child.program_id.in_(program_ids), Child.id > after_id)
+                    .order_by(Child.id)
+                    .limit(chunk_size)
+                ).all()
+            )
             if not ids:
                 return
-            window = range(ids[0], ids[-1] + 1)
-            children = _frame(connection, _children_query(program_codes, run_date, window))
-            consents, notices, statements = _related(connection, program_codes, window)
-        keep = children["child_id"]
-        yield ExtractChunk(
-            children=_enum_values(children),
-            consents=consents[consents["child_id"].isin(keep)].reset_index(drop=True),
-            notices=notices[notices["child_id"].isin(keep)].reset_index(drop=True),
-            statements=statements[statements["child_id"].isin(keep)].reset_index(drop=True),
-        )
+            chunk = _read_chunk(connection, ids, program_ids, run_date)
+        yield chunk
         if len(ids) < chunk_size:
             return
         after_id = ids[-1]

@@ -117,17 +117,30 @@ def render(
                 f"{spec.name}: column {column.name}: source {column.source} is permitted but "
                 "missing from the frame (rule source)"
             )
-        values = _render_column(spec, column, permitted[column.source].tolist())
+        codes, distinct = _distinct(permitted[column.source])
+        texts = _render_column(spec, column, distinct)
         if column.type is ColumnType.STRING and spec.formula_guard is FormulaGuard.QUOTE:
-            values = [None if v is None else neutralise_formula(v) for v in values]
-        for i, text in enumerate(values):
-            if text is None and column.required and not column.suppressible:
-                problems.append((i, RenderReason.REQUIRED_VALUE_MISSING, column))
-            elif text is not None and column.max_length and len(text) > column.max_length:
-                problems.append((i, RenderReason.VALUE_TOO_LONG, column))
+            texts = [None if v is None else neutralise_formula(v) for v in texts]
+        table = np.array([*texts, None], dtype=object)  # code -1 (missing) picks None
+        empty = np.array([t is None for t in table], dtype=bool)[codes]
+        long = np.array(
+            [
+                t is not None and bool(column.max_length) and len(t) > column.max_length
+                for t in table
+            ],
+            dtype=bool,
+        )[codes]
+        missing = empty if column.required and not column.suppressible else np.zeros(n, bool)
+        for i in np.flatnonzero(missing | long).tolist():
+            reason = (
+                RenderReason.REQUIRED_VALUE_MISSING if missing[i] else RenderReason.VALUE_TOO_LONG
+            )
+            problems.append((i, reason, column))
         if column.suppressible:
-            values = [spec.suppressed_marker if v is None else v for v in values]
-        cells[column.name] = values
+            table = np.array(
+                [spec.suppressed_marker if t is None else t for t in table], dtype=object
+            )
+        cells[column.name] = table[codes]
     bad = sorted({i for i, _, _ in problems})
     keep = np.ones(n, dtype=bool)
     keep[bad] = False
@@ -176,6 +189,27 @@ def _missing(value: Any) -> bool:
     if isinstance(value, str):
         return not value.strip()
     return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+
+
+_SAME_KIND = frozenset({"string", "empty", "date", "datetime"})
+
+
+def _distinct(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Each row's position among the column's distinct values (-1 when missing), and those
+    values: a column is written once per distinct value. Only a column of one kind is
+    hashed together (so ``True`` and ``1``, written differently, are never merged); a mixed
+    one keeps every non-missing row as its own value."""
+    if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) in _SAME_KIND:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        return np.asarray(codes), list(uniques)
+    values = series.tolist()
+    codes = np.full(len(values), -1, dtype=np.intp)
+    kept: list[Any] = []
+    for i, value in enumerate(values):
+        if not (pd.api.types.is_scalar(value) and pd.isna(value)):
+            codes[i] = len(kept)
+            kept.append(value)
+    return codes, kept
 
 
 def _render_column(spec: FileSpec, column: ColumnSpec, values: list[Any]) -> list[str | None]:

@@ -42,11 +42,10 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
-from sqlalchemy import RowMapping, Table, insert, select, text
+from sqlalchemy import JSON, RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from privacy.errors import LedgerError
@@ -184,11 +183,12 @@ def ledger_key() -> bytes | None:
 def _digester(key: bytes | None):  # type: ignore[no-untyped-def]
     if key is None:
         return lambda data: hashlib.sha256(data).hexdigest()
+    base = hmac.new(key, digestmod=hashlib.sha256)  # keyed once, copied per entry
 
     def keyed(data: bytes) -> str:
-        mac = crypto_hmac.HMAC(key, hashes.SHA256())
+        mac = base.copy()
         mac.update(data)
-        return mac.finalize().hex()
+        return mac.hexdigest()
 
     return keyed
 
@@ -217,6 +217,70 @@ def canonical(content: Mapping[str, Any]) -> bytes:
         ensure_ascii=False,
         default=_json_default,
     ).encode()
+
+
+def _fragment(value: Any) -> str:
+    """``value`` as :func:`canonical` writes it (the same JSON text, piece by piece)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return str(encode_basestring(value))
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_fragment(v) for v in value) + "]"
+    if isinstance(value, dt.date):  # datetimes too
+        return str(encode_basestring(_json_default(value)))
+    return json.dumps(  # numbers and anything else: the general encoder
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+
+
+def _column(rows: Sequence[Mapping[str, Any]], name: str) -> list[str]:
+    """``"name":value`` of every row, each distinct value encoded once (most columns of a
+    batch hold the same run, agreement, recipient and date in every row)."""
+    key = encode_basestring(name) + ":"
+    memo: dict[Any, str] = {}
+    out = []
+    for row in rows:
+        value = row[name]
+        token = (type(value), tuple(value) if isinstance(value, list) else value)
+        try:
+            text_ = memo[token]
+        except KeyError:
+            text_ = memo[token] = key + _fragment(value)
+        except TypeError:  # unhashable: encode as it is
+            text_ = key + _fragment(value)
+        out.append(text_)
+    return out
+
+
+def _chain(rows: list[dict[str, Any]], seq: int, prev: str, digest: Any) -> list[int]:
+    """Number ``rows`` after ``seq``, link each to the one before (``prev`` first) and hash it.
+
+    The canonical text of every row is built column by column in one pass, around the one
+    part that waits for the previous hash (``prev_hash``); the loop that follows only joins
+    three strings and hashes them. The bytes are exactly :func:`canonical`'s (sorted keys,
+    compact separators), so the chain is the one :func:`verify` walks.
+    """
+    names = sorted({*rows[0], "seq", "prev_hash"})
+    if any(set(row) != set(rows[0]) for row in rows):
+        raise LedgerError("ledger rows of one append must have the same columns")
+    at = names.index("prev_hash")
+    seqs = list(range(seq + 1, seq + 1 + len(rows)))
+
+    def joined(columns: list[str]) -> list[str]:
+        parts = [
+            [f'"seq":{n}' for n in seqs] if name == "seq" else _column(rows, name)
+            for name in columns
+        ]
+        return [",".join(p) for p in zip(*parts, strict=True)] if parts else [""] * len(rows)
+
+    heads = ["{" + h + ("," if h else "") + '"prev_hash":' for h in joined(names[:at])]
+    tails = [("," + t if t else "") + "}" for t in joined(names[at + 1 :])]
+    for row, number, head, tail in zip(rows, seqs, heads, tails, strict=True):
+        row["seq"] = number
+        row["prev_hash"] = prev
+        prev = row["entry_hash"] = digest((head + encode_basestring(prev) + tail).encode())
+    return seqs
 
 
 # -- appending -----------------------------------------------------------------------------
@@ -288,16 +352,35 @@ def _append(session: Session, name: str, rows: Iterable[dict[str, Any]]) -> list
         select(table.c.seq, table.c.entry_hash).order_by(table.c.seq.desc()).limit(1)
     ).first()
     seq, prev = (int(head.seq), str(head.entry_hash)) if head else (0, GENESIS)
-    seqs: list[int] = []
-    for row in prepared:
-        seq += 1
-        row["seq"] = seq
-        row["prev_hash"] = prev
-        prev = row["entry_hash"] = digest(canonical(row))
-        seqs.append(seq)
-    for start in range(0, len(prepared), _INSERT_BATCH):
-        session.execute(insert(table), prepared[start : start + _INSERT_BATCH])
+    seqs = _chain(prepared, seq, prev, digest)
+    _insert(session, table, prepared)
     return seqs
+
+
+def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows``: one ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3), multi-row
+    inserts elsewhere; either way in the caller's transaction."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if driver is None or connection.dialect.name != "postgresql" or not hasattr(driver, "pgconn"):
+        for start in range(0, len(rows), _INSERT_BATCH):
+            session.execute(insert(table), rows[start : start + _INSERT_BATCH])
+        return
+    from psycopg import sql
+
+    columns = [c.name for c in table.columns if c.name != "id"]
+    as_json = [isinstance(c.type, JSON) for c in table.columns if c.name != "id"]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row[c]) if j and row[c] is not None else row[c]
+                    for c, j in zip(columns, as_json, strict=True)
+                ]
+            )
 
 
 def append_disclosures(session: Session, items: Iterable[Disclosure]) -> list[int]:

@@ -29,6 +29,7 @@ A state's own layout is a new YAML file, not new code. :func:`load_spec` raises
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -270,6 +271,14 @@ def load_spec(name_or_path: str | Path, folder: Path = FORMATS_DIR) -> FileSpec:
     except OSError as exc:
         known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
         raise FileSpecError(f"{path}: cannot read the spec file (known specs: {known})") from exc
+    return _parsed_spec(path, text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_spec(path: Path, text: str) -> FileSpec:
+    """The spec ``text`` (read from ``path``) validated; cached by path and text, since a night
+    reads the same few layouts for every program (specs are frozen, a changed file is new
+    text)."""
     data, root = parse_yaml(text, path, FileSpecError)
     if not isinstance(data, dict):
         raise FileSpecError(f"{path}:1: a spec is a mapping of keys (name, file_name, columns)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from schemas.base import Base
@@ -65,7 +65,11 @@ class Child(Base):
     """
 
     __tablename__ = "children"
-    __table_args__ = (UniqueConstraint("program_id", "local_id"),)
+    __table_args__ = (
+        UniqueConstraint("program_id", "local_id"),
+        # the extract's keyset pagination: a shard's next children in id order (0009)
+        Index("ix_children_program_id_id", "program_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)

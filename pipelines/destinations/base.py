@@ -17,6 +17,7 @@ import hashlib
 import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pandas loads only where frames are built: `datashare` starts faster
@@ -41,14 +42,19 @@ class Artifact:
 
     def csv_bytes(self) -> bytes:
         """The artifact as CSV (UTF-8, header, ``\\n`` line ends): what file drops receive."""
+        return self._csv
+
+    @cached_property
+    def _csv(self) -> bytes:
+        # rendered once: the digest, the batch digest, the manifest and the write all read it
         buffer = io.StringIO()
         self.frame.to_csv(buffer, index=False, lineterminator="\n")
         return buffer.getvalue().encode("utf-8")
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         """SHA-256 of :meth:`csv_bytes`, the digest manifests and ledgers record."""
-        return hashlib.sha256(self.csv_bytes()).hexdigest()
+        return hashlib.sha256(self._csv).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from great_expectations.compatibility import pydantic
 from great_expectations.execution_engine import PandasExecutionEngine
@@ -29,7 +30,7 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
     multicolumn_condition_partial,
 )
 
-from pipelines.quality.mentions import KeyIndex, normalize
+from pipelines.quality.mentions import KeyIndex, normalized
 from schemas.filespec import neutralise_formula
 
 KEY_SEPARATOR = "\x1f"
@@ -37,24 +38,28 @@ _DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parse
 
 
 def _normalized(series: pd.Series) -> pd.Series:
-    return series.map(normalize).astype(object)
+    return pd.Series(normalized(series.to_numpy(dtype=object)), index=series.index, dtype=object)
 
 
 class RowValuesAbsent(MulticolumnMapMetricProvider):
-    """True where the first column's value is none of the other columns' values."""
+    """True where the first column's value is none of the other columns' values.
+
+    Every cell is normalized once per distinct value, then each normalized text becomes an
+    integer code: a hit is an integer equality in the row."""
 
     condition_metric_name = "datashare.row_values_absent"
     condition_domain_keys = _DOMAIN
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        cell = _normalized(column_list.iloc[:, 0])
-        present = cell.notna()
-        hit = pd.Series(False, index=column_list.index)
-        for name in column_list.columns[1:]:
-            value = _normalized(column_list[name])
-            hit |= present & value.notna() & (cell == value)
-        return ~hit
+        texts = np.column_stack(
+            [normalized(column_list[name].to_numpy(dtype=object)) for name in column_list]
+        )
+        codes, _ = pd.factorize(texts.ravel(), use_na_sentinel=True)  # text or None
+        codes = codes.reshape(texts.shape)
+        cell, others = codes[:, :1], codes[:, 1:]
+        hit = ((cell == others) & (cell >= 0)).any(axis=1)
+        return pd.Series(~hit, index=column_list.index)
 
 
 class RowValueMatches(MulticolumnMapMetricProvider):

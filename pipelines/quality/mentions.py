@@ -26,6 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 NAME_PREFIX = "n:"
 ID_PREFIX = "i:"
 MIN_ID_LENGTH = 4
@@ -72,6 +75,56 @@ def value_forms(value: Any) -> list[str]:
         ]
     text = normalize(value)
     return [text] if text else []
+
+
+_UNIFORM = frozenset({"string", "empty", "date", "datetime"})
+"""Inferred kinds whose distinct values can be told apart by hashing alone (no ``1 == 1.0``
+or ``True == 1`` between values written differently)."""
+
+
+def _per_distinct(values: Any, fn: Any) -> tuple[np.ndarray, list[Any]]:
+    """``fn`` of each distinct non-missing value, and each value's position among them (-1
+    when missing). Values of one kind are hashed together; a mixed column goes one by one."""
+    array = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(array, skipna=True) in _UNIFORM:
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        return codes, [fn(u) for u in uniques]
+    memo: dict[tuple[type, Any], int] = {}
+    results: list[Any] = []
+    codes = np.full(len(array), -1, dtype=np.intp)
+    for i, value in enumerate(array):
+        if _missing(value):
+            continue
+        try:
+            key = (type(value), value)
+            at = memo.get(key)
+        except TypeError:  # unhashable: its own
+            key, at = None, None  # type: ignore[assignment]
+        if at is None:
+            at = len(results)
+            results.append(fn(value))
+            if key is not None:
+                memo[key] = at
+        codes[i] = at
+    return codes, results
+
+
+def normalized(values: Any) -> np.ndarray:
+    """:func:`normalize` of every value, each distinct value normalized once."""
+    codes, results = _per_distinct(values, normalize)
+    table = np.array([*results, None], dtype=object)
+    return table[codes]  # -1 (missing) picks the trailing None
+
+
+def forms_matrix(values: Any) -> np.ndarray:
+    """:func:`value_forms` of every value as rows of a matrix (``None`` past a value's
+    forms; no column for an empty input), each distinct value's forms made once."""
+    codes, results = _per_distinct(values, value_forms)
+    width = max((len(forms) for forms in results), default=0)
+    table = np.full((len(results) + 1, width), None, dtype=object)
+    for i, forms in enumerate(results):
+        table[i, : len(forms)] = forms
+    return table[codes]
 
 
 def words(text: Any) -> tuple[str, ...]:

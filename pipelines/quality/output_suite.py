@@ -53,10 +53,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.quality.context import get_context, run_suite, summarize
-from pipelines.quality.mentions import KeyIndex, value_forms
+from pipelines.quality.mentions import KeyIndex, forms_matrix
 
 _B = r"(?<![\w-])"
 _E = r"(?![\w-])"
@@ -300,39 +301,51 @@ def _helpers(
     data: pd.DataFrame, spec: _Spec, rows: RowValues
 ) -> tuple[dict[str, pd.Series], _Spec]:
     """The helper columns (row child's protected forms, own values and own keys) and the
-    spec naming them."""
+    spec naming them.
+
+    Vectorized: each distinct value's forms are made once (:func:`forms_matrix`), every form
+    of the batch becomes an integer code, and "a protected form the row also sends as kept"
+    is an integer comparison across the row's columns; such a form is blanked (a kept value
+    is nobody's secret). A form's position among the helper columns carries no meaning."""
     values = rows.values.reset_index(drop=True)
     columns = spec.columns
-    wanted_protected = set(columns.generalized.values())
+    generalized = set(columns.generalized.values())
+    wanted_protected = set(generalized)
     if columns.text:
         wanted_protected |= {f for f in values.columns if f not in rows.kept}
-    kept_forms: list[set[str]] = [set() for _ in range(len(values))]
-    for source in sorted(rows.kept & set(values.columns) if columns.text else ()):
-        for bag, value in zip(kept_forms, values[source].tolist(), strict=True):
-            bag.update(value_forms(value))
+    kept_sources = sorted(rows.kept & set(values.columns)) if columns.text else []
+    protected_sources = sorted(wanted_protected & set(values.columns))
+    matrices = {source: forms_matrix(values[source]) for source in kept_sources}
+    matrices |= {source: forms_matrix(values[source]) for source in protected_sources}
+    n = len(values)
+    codes = _codes(matrices, n)
+    kept = (
+        np.hstack([codes[source] for source in kept_sources])
+        if kept_sources
+        else np.empty((n, 0), dtype=np.intp)
+    )
     helpers: dict[str, pd.Series] = {}
     protected: dict[str, list[str]] = {}
-    for source in sorted(wanted_protected & set(values.columns)):
-        forms = [value_forms(v) for v in values[source].tolist()]
-        if source not in columns.generalized.values():  # a kept value is nobody's secret
-            forms = [
-                [f for f in fs if f not in kept] for fs, kept in zip(forms, kept_forms, strict=True)
-            ]
-        width = max((len(fs) for fs in forms), default=0)
-        for k in range(width):
+    for source in protected_sources:
+        forms = matrices[source].copy()
+        if source not in generalized and kept.shape[1]:
+            own = codes[source]
+            sent = ((own[:, :, None] == kept[:, None, :]) & (own[:, :, None] >= 0)).any(axis=2)
+            forms[sent] = None
+        for k in range(forms.shape[1]):
+            if not pd.notna(forms[:, k]).any():
+                continue
             name = f"{HELPER_PREFIX}{source}:{k}"
-            helpers[name] = pd.Series(
-                [fs[k] if k < len(fs) else None for fs in forms], dtype=object
-            )
+            helpers[name] = pd.Series(forms[:, k], dtype=object)
             protected.setdefault(source, []).append(name)
-    own: dict[str, str] = {}
+    own_values: dict[str, str] = {}
     for source in sorted(set(columns.kept_text.values())):
         name = f"{HELPER_PREFIX}{source}:own"
         if source in values.columns:
             helpers[name] = values[source].astype(object).reset_index(drop=True)
         else:  # nothing recorded to match: every non-empty cell is a mismatch
             helpers[name] = pd.Series([None] * len(values), dtype=object)
-        own[source] = name
+        own_values[source] = name
     own_keys = None
     mentioned: list[str] = []
     if columns.statements:
@@ -349,8 +362,24 @@ def _helpers(
                     found |= rows.batch.find(text)
         mentioned = sorted(found)
     return helpers, replace(
-        spec, protected=protected, own=own, own_keys=own_keys, mentioned=mentioned
+        spec, protected=protected, own=own_values, own_keys=own_keys, mentioned=mentioned
     )
+
+
+def _codes(matrices: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """Every form of ``matrices`` as one integer code per distinct form (-1 for none)."""
+    names = [name for name, m in matrices.items() if m.shape[1]]
+    flat = np.concatenate([matrices[name].ravel() for name in names]) if names else None
+    codes: dict[str, np.ndarray] = {name: np.empty((n, 0), dtype=np.intp) for name in matrices}
+    if flat is None or not len(flat):
+        return codes
+    all_codes, _ = pd.factorize(flat, use_na_sentinel=True)  # forms are text: no 1 == 1.0
+    at = 0
+    for name in names:
+        size = matrices[name].size
+        codes[name] = all_codes[at : at + size].reshape(matrices[name].shape)
+        at += size
+    return codes
 
 
 def validate_output(

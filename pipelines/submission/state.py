@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -303,11 +304,36 @@ def save_state(
     _upsert(session, values)
 
 
+_PG_UPSERT = text(
+    "INSERT INTO delivery_state (destination, program_code, child_local_id, digest, rows, "
+    "status, run_id, updated_at) "
+    "SELECT v.destination, v.program_code, v.child_local_id, v.digest, CAST(v.rows AS json), "
+    "v.status, v.run_id, :updated_at "
+    "FROM unnest(CAST(:destination AS text[]), CAST(:program_code AS text[]), "
+    "CAST(:child_local_id AS text[]), CAST(:digest AS text[]), CAST(:rows AS text[]), "
+    "CAST(:status AS text[]), CAST(:run_id AS text[])) "
+    "AS v(destination, program_code, child_local_id, digest, rows, status, run_id) "
+    "ON CONFLICT (destination, program_code, child_local_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+)
+_PG_ARRAYS = ("destination", "program_code", "child_local_id", "digest", "status", "run_id")
+
+
 def _upsert(session: Session, values: list[dict[str, Any]]) -> None:
-    """Insert or update ``delivery_state`` rows on (destination, program, child)."""
+    """Insert or update ``delivery_state`` rows on (destination, program, child): on
+    PostgreSQL one statement for the whole batch (the rows as arrays, ``unnest``ed)."""
     if not values:
         return
     dialect = session.get_bind().dialect.name
+    times = {row["updated_at"] for row in values}
+    if dialect == "postgresql" and len(times) == 1:
+        last = {(r["destination"], r["program_code"], r["child_local_id"]): r for r in values}
+        values = list(last.values())  # one row per key (a later put wins, as in order)
+        params: dict[str, Any] = {name: [row[name] for row in values] for name in _PG_ARRAYS}
+        params["rows"] = [json.dumps(row["rows"]) for row in values]
+        params["updated_at"] = times.pop()
+        session.execute(_PG_UPSERT, params)
+        return
     table = DeliveredRecord.__table__
     for start in range(0, len(values), _CHUNK):
         chunk = values[start : start + _CHUNK]
