@@ -92,8 +92,10 @@ def test_when_a_transient_fault_retries_the_shard_then_nothing_is_sent_twice(
         assert stops_of(engine, plan["run_id"])[failed]["reason"] == "destination_unavailable"
         first = {p: p.stat().st_mtime_ns for p in root.rglob("*") if done in p.parts}
         assert first, "the other program was delivered in the first attempt"
+        assert server.connections_made == 2, "one session, and a new one after the drop"
         written = server.bytes_written
         retried = tasks.deliver_shard(plan, prepared, final_attempt=False)  # Airflow's retry
+        assert server.connections_made == 3, "one session for the retried shard"
         assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if done in p.parts} == first
         assert {o["program"] for o in retried["outcomes"]} == set(shard)
         assert server.bytes_written > written, "only the failed program was sent again"
