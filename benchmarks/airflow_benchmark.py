@@ -286,7 +286,7 @@ def _report(  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=200)
     per: dict[str, list[float]] = defaultdict(list)
     first = min((_stamp(t["start_date"]) for t in instances if t["start_date"]), default=None)
     last = max((_stamp(t["end_date"]) for t in instances if t["end_date"]), default=None)
