@@ -278,6 +278,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"load before: {load_before}")
     print(f"load after:  {load_after}")
     print(f"logs: {logs}")
+    for folder in ("drop", "floor", "state"):  # the delivered and floor files: keep the logs
+        shutil.rmtree(root / folder, ignore_errors=True)
 
 
 def _report(  # type: ignore[no-untyped-def]
