@@ -8,15 +8,19 @@ times. What stays per program: the batch, the delivery, the disclosure log, the 
 summary line and the stop (:mod:`.stops`): a program that fails stops only itself, the other
 programs of its shard go on.
 
-How programs are grouped: in the plan's order (program code), a shard takes programs until
-the next one would bring it over ``max_children`` children or ``max_programs`` programs; a
-program bigger than ``max_children`` is a shard on its own, never split (its batch is one
-delivery). A small night of a few programs is one shard. Programs are counted by their
+How programs are grouped: as few shards as ``max_children`` allows (total children divided by
+it, rounded up), cut in the plan's order (program code) into near-equal parts by children: a
+program goes to the part its middle child falls in, so a shard holds about ``max_children``
+children (it may pass it by part of one program; a program is never split, its batch is one
+delivery), and a shard of more than ``max_programs`` programs is cut further. Equal parts keep
+a night from ending on a small last shard that pays a whole task's start-up for a few
+programs. A small night of a few programs is one shard. Programs are counted by their
 children rows (an upper bound of what the extract reads); no PII, only counts.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Engine, func, select
@@ -31,23 +35,25 @@ def shards(
     max_children: int,
     max_programs: int,
 ) -> list[list[str]]:
-    """``programs`` cut, in order, into shards of at most ``max_children`` children (unless
-    one program alone has more) and ``max_programs`` programs."""
+    """``programs`` cut, in order, into near-equal shards of about ``max_children`` children
+    and at most ``max_programs`` programs."""
     if max_children < 1 or max_programs < 1:
         raise ValueError("a shard holds at least one child and one program")
-    out: list[list[str]] = []
-    current: list[str] = []
-    held = 0
-    for program in programs:
-        size = children.get(program, 0)
-        if current and (held + size > max_children or len(current) >= max_programs):
-            out.append(current)
-            current, held = [], 0
-        current.append(program)
-        held += size
-    if current:
-        out.append(current)
-    return out
+    sizes = [max(children.get(p, 0), 0) for p in programs]
+    total = sum(sizes)
+    count = max(1, -(-total // max_children))
+    target = total / count
+    parts: dict[int, list[str]] = defaultdict(list)
+    before = 0
+    for program, size in zip(programs, sizes, strict=True):
+        middle = before + size / 2
+        parts[min(count - 1, int(middle // target)) if total else 0].append(program)
+        before += size
+    return [
+        part[start : start + max_programs]
+        for _, part in sorted(parts.items())
+        for start in range(0, len(part), max_programs)
+    ]
 
 
 def children_per_program(engine: Engine, programs: Sequence[str]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Programs are cut into shards by children and count, in order; a big program is alone."""
+"""Programs are cut into near-equal shards by children and count, in order; never split."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def test_when_programs_are_sharded_then_order_and_limits_hold(
     got = shards(list(SIZES), SIZES, max_children=max_children, max_programs=max_programs)
     assert got == expected
     assert [p for shard in got for p in shard] == list(SIZES), "every program once, in order"
+
+
+def test_when_children_spread_evenly_then_no_small_last_shard() -> None:
+    sizes = {f"P{i:03d}": 333 + (i % 3 == 0) for i in range(300)}  # 100,000 children
+    got = shards(list(sizes), sizes, max_children=25_000, max_programs=100)
+    assert [len(s) for s in got] == [75, 75, 75, 75]
+    assert max(sum(sizes[p] for p in s) for s in got) <= 25_000 + 334
 
 
 def test_no_program_no_shard() -> None:
