@@ -322,6 +322,8 @@ def _report(  # type: ignore[no-untyped-def]
     )  # fmt: skip
     console.print(summary)
     console.print(f"floor: {floor_bytes / 2**20:.1f} MB of CSV; seeding took {seeded:.0f} s")
+    hosts = sorted({str(ti.get("hostname")) for ti in instances})
+    console.print(f"tasks ran on: {', '.join(hosts)}")
 
 
 def main() -> None:
