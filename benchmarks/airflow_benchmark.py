@@ -239,7 +239,9 @@ def run(args: argparse.Namespace) -> None:
             for worker in ("w1", "w2"):
                 start(worker, "celery", "worker", "--celery-hostname", f"{worker}@%h",
                       "--concurrency", "1",
-                      AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()))  # fmt: skip
+                      AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
+                      AIRFLOW__CORE__HOSTNAME_CALLABLE="tests.deployment.worker_name.hostname",
+                      DATASHARE_WORKER_NAME=worker)  # fmt: skip
         sampler = Sampler([psutil.Process(p.pid) for p in processes])
         sampler.start()
         api = _api(port)
