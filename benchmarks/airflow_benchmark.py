@@ -275,6 +275,14 @@ def run(args: argparse.Namespace) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
     floor_seconds, floor_bytes = floor(f"{PG}/{SOURCE}", root / "floor")
+    arrived = sum(
+        sum(1 for _ in path.open()) - 1 for path in (root / "drop").rglob("hs_child_identity.csv")
+    )
+    engine = create_engine(f"{PG}/{SOURCE}")
+    with engine.connect() as connection:
+        logged = connection.execute(text("SELECT count(*) FROM disclosure_log")).scalar_one()
+    engine.dispose()
+    print(f"disclosure log entries: {logged:,}; identity rows delivered: {arrived:,}")
     load_after = _uptime()
     _report(args, state, wall, instances, run_row, sampler, floor_seconds, floor_bytes, seeded)
     print(f"load before: {load_before}")
