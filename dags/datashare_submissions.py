@@ -3,10 +3,14 @@
 Only wiring lives here: each task calls one function of ``pipelines.tasks``, imported inside
 the task so that parsing this file stays cheap. The graph, per destination:
 
-    plan -> program[program].prepare -> program[program].deliver -> finish -> verdict
+    plan -> shards -> shard[s].prepare -> shard[s].deliver -> finish -> verdict
 
-``program`` is a task group mapped over the participating programs: each program's deliver
-waits only for its own prepare, so one program's failure stops only that program. ``finish``
+``shard`` is a task group mapped over shards of the participating programs, sized by their
+children (``tasks.shard_children`` and ``tasks.shard_programs``, :mod:`pipelines.submission.
+shards`): one process pays Airflow's and Great Expectations' start-up for many programs. Each
+task instance is named by its programs (``VT-HS-01 … VT-HS-25 (25)``). Outcomes stay per
+program: inside a shard a program that fails stops only itself (its reason is recorded and the
+others go on), and each shard's deliver waits only for its own prepare. ``finish``
 (trigger rule ``all_done``) writes the summary, with one line per stopped program; ``verdict``
 then fails the Airflow run unless every program was delivered, so the grid is red when any
 program stopped; its failure (or ``finish``'s) sends the PII-free alert
@@ -83,7 +87,9 @@ def build(settings: DagSettings) -> DAG:
     def submission() -> None:
         @task(retries=0)
         def plan(
-            ds: str | None = None, params: dict | None = None, dag_run=None  # type: ignore[no-untyped-def]
+            ds: str | None = None,
+            params: dict | None = None,
+            dag_run=None,  # type: ignore[no-untyped-def]
         ) -> dict:
             from pipelines.tasks import plan_run
 
@@ -91,26 +97,37 @@ def build(settings: DagSettings) -> DAG:
             return plan_run(name, ds, params or {}, ids)
 
         @task
-        def programs(run: dict) -> list[str]:
-            return list(run["programs"])
+        def shards(run: dict) -> list[list[str]]:
+            return [list(shard) for shard in run["shards"]]
 
-        @task(map_index_template="{{ program_code }}")
-        def prepare(program: str, run: dict) -> dict:
-            from pipelines.tasks import prepare_program
+        def _name(programs: list[str], stopped: int = 0) -> None:
+            from pipelines.submission.shards import label
 
-            get_current_context()["program_code"] = program  # type: ignore[typeddict-unknown-key]
-            return prepare_program(run, program)
+            get_current_context()["shard_label"] = label(programs, stopped)  # type: ignore[typeddict-unknown-key]
 
-        @task(map_index_template="{{ program_code }}")
+        @task(map_index_template="{{ shard_label }}")
+        def prepare(programs: list[str], run: dict) -> dict:
+            from pipelines.tasks import prepare_shard
+
+            _name(programs)
+            prepared = prepare_shard(run, programs)
+            _name(programs, len(prepared["stopped"]))
+            return prepared
+
+        @task(map_index_template="{{ shard_label }}")
         def deliver(prepared: dict, run: dict) -> dict:
-            from pipelines.tasks import deliver_program
+            from pipelines.tasks import deliver_shard
 
-            get_current_context()["program_code"] = prepared["program"]  # type: ignore[typeddict-unknown-key]
-            return deliver_program(run, prepared)
+            ti = get_current_context()["ti"]
+            _name(prepared["programs"], len(prepared["stopped"]))
+            final = ti.try_number > ti.max_tries  # Airflow retries a transient fault until then
+            delivered = deliver_shard(run, prepared, final_attempt=final)
+            _name(delivered["programs"], len(delivered["stopped"]))
+            return delivered
 
         @task_group
-        def program(code: str, run: dict):  # type: ignore[no-untyped-def]
-            return deliver(prepare(code, run), run)
+        def shard(programs: list[str], run: dict):  # type: ignore[no-untyped-def]
+            return deliver(prepare(programs, run), run)
 
         @task(trigger_rule="all_done", retries=0, on_failure_callback=on_failure)
         def finish(run: dict, delivered) -> dict:  # type: ignore[no-untyped-def]
@@ -125,7 +142,7 @@ def build(settings: DagSettings) -> DAG:
             return judge(summary)
 
         run = plan()
-        delivered = program.partial(run=run).expand(code=programs(run))
+        delivered = shard.partial(run=run).expand(programs=shards(run))
         verdict(finish(run, delivered))
 
     return submission()

@@ -3,9 +3,10 @@
 The DAG files import this module inside their tasks. Terminal failures (a privacy gate, a
 policy or key problem) are raised as ``AirflowFailException`` so Airflow does not retry them;
 transient delivery failures are left as they are, so the task's retries with backoff apply.
-A program's prepare or deliver task records why it failed (``run_stops``) before re-raising,
-so ``finish`` can say which program stopped and why; ``verdict``, the DAG's last task, fails
-the Airflow run when any program stopped.
+Tasks work on shards of programs (:mod:`pipelines.submission.shards`) and report per program:
+a shard's prepare or deliver task records why each of its programs stopped (``run_stops``)
+and goes on with the others, so ``finish`` can say which program stopped and why; ``verdict``,
+the DAG's last task, fails the Airflow run when any program stopped.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pipelines.destinations.base import TerminalDeliveryError, TransientDeliveryError
 from pipelines.quiet import quiet_libraries
 from pipelines.staging import StagingKeyError
 from pipelines.submission.context import RunContext, SubmissionError
-from pipelines.submission.deliver import deliver_program as _deliver
+from pipelines.submission.deliver import deliver_shard as _deliver
 from pipelines.submission.finish import finish_run as _finish
 from pipelines.submission.plan import plan_run as _plan
-from pipelines.submission.prepare import prepare_program as _prepare
+from pipelines.submission.prepare import prepare_shard as _prepare
 from pipelines.submission.runs import heartbeat
 from pipelines.submission.stops import record_stop
 from privacy.errors import PrivacyError
@@ -89,65 +90,112 @@ def plan_run(
     return plan
 
 
-def _program_step(step: str, run: dict[str, Any], program: str, call: Callable[[], T]) -> T:
-    """Run one program's step; on any failure keep why (PII-free) before re-raising."""
-    engine = RunContext.of(run).engine
+def _heartbeat(run: dict[str, Any]) -> None:
     try:
-        heartbeat(engine, run["run_id"])
+        heartbeat(RunContext.of(run).engine, run["run_id"])
     except Exception as error:  # a heartbeat must not stop a delivery
         log.warning("run %s: heartbeat not recorded (%s)", run["run_id"], type(error).__name__)
+
+
+def _stop(run: dict[str, Any], program: str, step: str, error: BaseException) -> None:
+    """Keep why ``program`` stopped at ``step`` (PII-free), for ``finish``."""
+    try:
+        reason, _ = record_stop(RunContext.of(run).engine, run["run_id"], program, step, error)
+        log.error("run %s program %s stopped at %s: %s", run["run_id"], program, step, reason)
+    except Exception as recording:
+        log.warning("run %s: stop not recorded (%s)", run["run_id"], type(recording).__name__)
+
+
+def _shard_step(step: str, run: dict[str, Any], programs: list[str], call: Callable[[], T]) -> T:
+    """Run a shard's step; a failure of the whole step is every program's stop."""
+    _heartbeat(run)
     try:
         return call()
     except BaseException as error:
-        try:
-            reason, _ = record_stop(engine, run["run_id"], program, step, error)
-            log.error("run %s program %s stopped at %s: %s", run["run_id"], program, step, reason)
-        except Exception as recording:
-            log.warning("run %s: stop not recorded (%s)", run["run_id"], type(recording).__name__)
+        for program in programs:
+            _stop(run, program, step, error)
         raise
 
 
-def prepare_program(run: dict[str, Any], program: str) -> dict[str, Any]:
-    """The prepare task of one program."""
-    prepared = _terminal(
-        lambda: _program_step("prepare", run, program, lambda: _prepare(run, program))
-    )
-    counts = prepared["counts"]
-    log.info(
-        "run %s program %s: %d considered, %d disclosed",
-        run["run_id"],
-        program,
-        counts["considered"],
-        counts["disclosed"],
-    )
-    return prepared
+def _every_program_stopped(step: str, stopped: dict[str, Exception]) -> NoReturn:
+    """Fail the shard's task for good: nothing is left to hand on."""
+    from airflow.exceptions import AirflowFailException
+
+    first = next(iter(stopped.values()))
+    more = f" (and {len(stopped) - 1} more programs)" if len(stopped) > 1 else ""
+    raise AirflowFailException(f"{type(first).__name__}: {first}{more}") from first
 
 
-def deliver_program(run: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
-    """The deliver task of one program."""
-    program = str(prepared["program"])
-    outcome = _terminal(
-        lambda: _program_step("deliver", run, program, lambda: _deliver(run, prepared))
+def prepare_shard(run: dict[str, Any], programs: list[str]) -> dict[str, Any]:
+    """The prepare task of one shard of programs: the programs that passed go on to deliver;
+    each program that stopped has its reason recorded (it stops alone). The task fails when
+    every program of the shard stopped."""
+    prepared, stopped = _terminal(
+        lambda: _shard_step("prepare", run, programs, lambda: _prepare(run, programs))
     )
-    log.info(
-        "run %s program %s: %s, %d disclosures logged",
-        run["run_id"],
-        outcome["program"],
-        outcome["status"],
-        outcome.get("logged", 0),
+    for program, error in stopped.items():
+        _stop(run, program, "prepare", error)
+    for item in prepared:
+        counts = item["counts"]
+        log.info(
+            "run %s program %s: %d considered, %d disclosed",
+            run["run_id"],
+            item["program"],
+            counts["considered"],
+            counts["disclosed"],
+        )
+    if not prepared:
+        _every_program_stopped("prepare", stopped)
+    return {"programs": list(programs), "prepared": prepared, "stopped": sorted(stopped)}
+
+
+def deliver_shard(
+    run: dict[str, Any], shard: dict[str, Any], *, final_attempt: bool = True
+) -> dict[str, Any]:
+    """The deliver task of one shard: each prepared program is delivered and logged on its
+    own; a program that fails terminally stops alone. When a program met a transient fault
+    and Airflow has an attempt left, the task fails after delivering the others so Airflow
+    retries it; the retry sends only the programs not yet logged (:func:`deliver_shard
+    <pipelines.submission.deliver.deliver_shard>`)."""
+    prepared = list(shard["prepared"])
+    programs = [str(p["program"]) for p in prepared]
+    delivered, failed = _terminal(
+        lambda: _shard_step("deliver", run, programs, lambda: _deliver(run, prepared))
     )
-    return outcome
+    for program, error in failed.items():
+        _stop(run, program, "deliver", error)
+    for outcome in delivered:
+        log.info(
+            "run %s program %s: %s, %d disclosures logged",
+            run["run_id"],
+            outcome["program"],
+            outcome["status"],
+            outcome.get("logged", 0),
+        )
+    transient = {p: e for p, e in failed.items() if isinstance(e, TransientDeliveryError)}
+    if transient and not final_attempt:
+        first = next(iter(transient.values()))
+        raise TransientDeliveryError(
+            f"programs {', '.join(sorted(transient))}: {first}; retrying sends only what "
+            "is not yet logged"
+        ) from first
+    if failed and not delivered:
+        _every_program_stopped("deliver", failed)
+    return {
+        "programs": list(shard["programs"]),
+        "outcomes": delivered,
+        "stopped": sorted({*shard.get("stopped", ()), *failed}),
+    }
 
 
 def outcomes(delivered: Any) -> list[dict[str, Any]]:
-    """The deliver tasks' outcomes as Airflow hands them to ``finish``: a sequence with gaps
-    (None) for programs that stopped, a single outcome when only one map index has one, or
-    nothing at all when every program stopped."""
+    """The programs' outcomes from the deliver tasks' results as Airflow hands them to
+    ``finish``: a sequence of shard results with gaps (None) for shards whose task failed, a
+    single result when only one map index has one, or nothing at all."""
     if delivered is None:
         return []
-    if isinstance(delivered, dict):
-        return [delivered]
-    return [d for d in delivered if isinstance(d, dict)]
+    shards = [delivered] if isinstance(delivered, dict) else list(delivered)
+    return [o for s in shards if isinstance(s, dict) for o in s.get("outcomes", ())]
 
 
 def finish_run(run: dict[str, Any], delivered: Any) -> dict[str, Any]:
@@ -180,4 +228,3 @@ def report_failure(context: dict[str, Any]) -> None:
         getattr(ti, "run_id", "?"),
         type(error).__name__ if error else "unknown",
     )
-

@@ -14,7 +14,10 @@ from schemas.base import Base
 class Delivery(Base):
     """One program's batch to one destination in one run, through its states: ``pending``
     (about to be sent), ``delivered`` (the destination accepted it), ``logged`` (disclosures
-    recorded), ``failed``. A batch stuck before ``logged`` is reconciled by the next run.
+    recorded), ``failed``; or ``unchanged`` (nothing needed sending, the audit is recorded).
+    ``artifacts["outcome"]`` of a ``logged`` or ``unchanged`` row is the program's outcome, so
+    a retried task does not send it again. A batch stuck before ``logged`` is reconciled by
+    the next run.
     Whether a batch is unchanged is decided against :class:`DeliveredRecord` (what the
     destination holds now), never against this history: the same batch digest may be sent
     again (a correction that reverts, ``resend: full``). ``staged_path`` is the encrypted file

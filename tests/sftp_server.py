@@ -41,6 +41,7 @@ class SftpTestServer:
         self.port = 0
         self.bytes_written = 0
         self.faults = 0
+        self.connections_made = 0
         self._connections: set[Any] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -96,6 +97,7 @@ class SftpTestServer:
 
         class Server(asyncssh.SSHServer):
             def connection_made(self, conn: Any) -> None:
+                owner.connections_made += 1
                 owner._connections.add(conn)
 
             def connection_lost(self, exc: Exception | None) -> None:

@@ -57,6 +57,11 @@ class TaskSettings(BaseModel):
     retry_delay_seconds: int = Field(default=30, ge=1, le=3600)
     max_retry_delay_minutes: int = Field(default=30, ge=1, le=24 * 60)
     execution_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    shard_children: int = Field(default=25_000, ge=1, le=10_000_000)
+    """A mapped task prepares (then delivers) a shard of programs holding about this many
+    children together (shards are near-equal; a program is never split)."""
+    shard_programs: int = Field(default=100, ge=1, le=10_000)
+    """And at most this many programs (each program's delivery is its own step)."""
 
     @property
     def stale_after_minutes(self) -> int:

@@ -286,6 +286,7 @@ class SftpDestination:
         self.encryptor = (
             OpenPGPEncryptor(settings.pgp_public_key) if settings.pgp_public_key else None
         )
+        self._shared: list[tuple[paramiko.Transport, paramiko.SFTPClient]] | None = None
 
     # -- public protocol -------------------------------------------------------------------
 
@@ -381,7 +382,50 @@ class SftpDestination:
         return retrying(attempt)
 
     @contextmanager
+    def shard_session(self) -> Iterator[None]:
+        """Keep one SFTP session open for every delivery inside the block (a shard's programs,
+        one after the other); a session that failed is closed and the next attempt opens a
+        new one."""
+        self._shared = []
+        try:
+            yield
+        finally:
+            shared, self._shared = self._shared, None
+            self._close_shared(shared)
+
+    @staticmethod
+    def _close_shared(shared: list[tuple[paramiko.Transport, paramiko.SFTPClient]]) -> None:
+        while shared:
+            transport, sftp = shared.pop()
+            sftp.close()
+            transport.close()
+
+    @contextmanager
     def _session(self) -> Iterator[paramiko.SFTPClient]:
+        if self._shared is None:
+            with self._own_session() as sftp:
+                yield sftp
+            return
+        shared = self._shared
+        try:
+            if not shared or not shared[0][0].is_active():
+                self._close_shared(shared)
+                transport = self._connect()
+                sftp = paramiko.SFTPClient.from_transport(transport)
+                if sftp is None:
+                    transport.close()
+                    raise TransientDeliveryError(f"{self.name}: the server opened no SFTP channel")
+                sftp.get_channel().settimeout(self.timeout)
+                shared.append((transport, sftp))
+            yield shared[0][1]
+        except BaseException as exc:
+            self._close_shared(shared)
+            if isinstance(exc, DeliveryError) or not isinstance(exc, Exception):
+                raise
+            raise _translate(self.name, exc) from exc
+
+    @contextmanager
+    def _own_session(self) -> Iterator[paramiko.SFTPClient]:
         transport: paramiko.Transport | None = None
         try:
             transport = self._connect()

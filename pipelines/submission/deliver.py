@@ -8,16 +8,25 @@ the withdrawals file (file drops whose formats carry one), each logged as a ``de
 An unchanged night sends nothing. A batch sent but not logged (a crash between the two) is
 reconciled by the next run (``reconcile``), which asks the destination whether it holds the
 batch. A dry run writes the exact payloads to a local folder and logs nothing.
+
+A shard (:func:`deliver_shard`, what one mapped Airflow task does) delivers its programs one
+after the other with one destination client (one connection pool, one Ed-Fi client, one SFTP
+session where the destination keeps one open); a program that fails stops only itself. Each
+program's outcome is kept with its delivery row in the same transaction as its disclosure log
+entries (an unchanged night gets an ``unchanged`` row), so a retried shard task returns the
+outcome of a program an earlier attempt delivered instead of sending it again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryResult
@@ -186,6 +195,7 @@ def deliver_program(
         return outcome
     current, held, changes = _planned(context, batch, ledger)
     if changes.nothing:
+        outcome |= {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
         with session_scope(context.engine) as session:
             record_delivery(
                 session,
@@ -198,8 +208,9 @@ def deliver_program(
                 rejected={},
                 delivery_id=None,
             )
+            _keep_unchanged(session, context, batch, outcome)
         remove_staged(context, prepared)
-        return outcome | {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
+        return outcome
     sending = outgoing(context, batch, changes, held)
     with session_scope(context.engine) as session:
         delivery_id = _delivery_row(session, context, sending, prepared, changes).id
@@ -211,6 +222,7 @@ def deliver_program(
     withdrawn, replaced = _delete(context, destination, changes, held)
     replaced |= result.replaced
     sent = time.perf_counter()
+    outcome["seconds"] = {"deliver": round(sent - started, 3)}
     with session_scope(context.engine) as session:
         logged = record_delivery(
             session,
@@ -228,19 +240,91 @@ def deliver_program(
             carried=result.carried,
             state=StateUpdate(current, held, changes.program, changes.snapshot),
         )
+        outcome |= {
+            "status": "delivered",
+            "logged": logged,
+            "sent": len(changes.send),
+            "withdrawn": len(withdrawn),
+            "replaced": len(replaced),
+            "rejected": len(result.rejected),
+            "rows_delivered": result.rows,
+            "location": result.location,
+            "sent_nothing_new": result.sent_nothing_new,
+        }
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(
+                artifacts={"prepared": prepared, "changes": changes.to_dict(), "outcome": outcome}
+            )
+        )
     remove_staged(context, prepared)
-    outcome["seconds"] = {
-        "deliver": round(sent - started, 3),
-        "record": round(time.perf_counter() - sent, 3),
+    outcome["seconds"]["record"] = round(time.perf_counter() - sent, 3)
+    return outcome
+
+
+def _keep_unchanged(session, context: RunContext, batch: Batch, outcome: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    """An ``unchanged`` delivery row holding the outcome (nothing was sent; nothing awaits)."""
+    now = dt.datetime.now(dt.UTC)
+    session.add(
+        Delivery(
+            destination=context.run.destination,
+            program_code=batch.program_code,
+            run_id=context.run.run_id,
+            batch_digest=batch.digest,
+            status="unchanged",
+            artifacts={"outcome": outcome},
+            staged_path=None,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def recorded_outcomes(
+    context: RunContext, programs: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """program -> outcome of every program this run delivered (or found unchanged) and
+    logged; limited to ``programs`` when given."""
+    query = select(Delivery.program_code, Delivery.artifacts).where(
+        Delivery.destination == context.run.destination,
+        Delivery.run_id == context.run.run_id,
+        Delivery.status.in_(("logged", "unchanged")),
+    )
+    if programs is not None:
+        query = query.where(Delivery.program_code.in_(list(programs)))
+    with session_scope(context.engine) as session:
+        rows = session.execute(query).all()
+    return {
+        r.program_code: r.artifacts["outcome"]
+        for r in rows
+        if isinstance(r.artifacts, dict) and "outcome" in r.artifacts
     }
-    return outcome | {
-        "status": "delivered",
-        "logged": logged,
-        "sent": len(changes.send),
-        "withdrawn": len(withdrawn),
-        "replaced": len(replaced),
-        "rejected": len(result.rejected),
-        "rows_delivered": result.rows,
-        "location": result.location,
-        "sent_nothing_new": result.sent_nothing_new,
-    }
+
+
+def deliver_shard(
+    run: dict[str, Any], prepared: Sequence[dict[str, Any]], settings: Settings | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Exception]]:
+    """Deliver a shard's prepared programs one after the other with one destination client;
+    returns their outcomes and, per program that failed, its error (the others went on). A
+    program an earlier attempt of the same run already delivered is not sent again: its
+    recorded outcome is returned."""
+    context = RunContext.of(run, settings)
+    done = (
+        {} if context.run.dry_run else recorded_outcomes(context, [p["program"] for p in prepared])
+    )
+    outcomes: list[dict[str, Any]] = []
+    failed: dict[str, Exception] = {}
+    with ExitStack() as stack:
+        if not context.run.dry_run and prepared and hasattr(context.client, "shard_session"):
+            stack.enter_context(context.client.shard_session())
+        for item in prepared:
+            program = str(item["program"])
+            if program in done:
+                outcomes.append(done[program])
+                continue
+            try:
+                outcomes.append(deliver_program(run, item, settings))
+            except Exception as error:  # one program's failure stops only that program
+                failed[program] = error
+    return outcomes, failed

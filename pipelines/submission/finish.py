@@ -15,6 +15,7 @@ from pipelines.db import session_scope
 from pipelines.settings import Settings
 from pipelines.submission.cleanup import clean_run, sweep_closed_runs
 from pipelines.submission.context import RunContext
+from pipelines.submission.deliver import recorded_outcomes
 from pipelines.submission.reports import write_report
 from pipelines.submission.stops import lost, stop_line, stops_of
 from privacy.anchors import anchor_run
@@ -80,8 +81,16 @@ def summarize(
 def finish_run(
     plan: dict[str, Any], delivered: list[dict[str, Any] | None], settings: Settings | None = None
 ) -> dict[str, Any]:
-    """Record skipped programs in the redaction audit and close the run with its summary."""
+    """Record skipped programs in the redaction audit and close the run with its summary.
+
+    ``delivered`` holds the outcomes the deliver tasks handed on; a program missing there
+    whose delivery this run logged (its shard task failed afterwards, on another program) is
+    taken from the delivery ledger."""
     context = RunContext.of(plan, settings)
+    have = {d["program"] for d in delivered if d}
+    missing = [p for p in plan["programs"] if p not in have]
+    if missing and not context.run.dry_run:  # delivered by a shard task that failed later
+        delivered = [*delivered, *recorded_outcomes(context, missing).values()]
     summary = summarize(plan, delivered, stops_of(context.engine, context.run.run_id))
     status = run_status(summary)
     summary["status"] = status

@@ -14,6 +14,7 @@ from pipelines.submission.cleanup import sweep_closed_runs
 from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
 from pipelines.submission.runs import ConcurrentRun, LiveCheck, owner, settle_open_runs
+from pipelines.submission.shards import children_per_program, shards
 from pipelines.submission.stops import StopReason
 from pipelines.submission.withdrawals import held_counts, still_held_note
 from privacy.bases import agreement_reason, in_jurisdiction
@@ -47,6 +48,10 @@ def plan_run(
     agreement not in force on the run date leaves no program. A skipped program whose records
     the destination still holds from earlier deliveries is counted in ``still_held`` and its
     note says so (:mod:`.withdrawals`: nothing more is sent, nothing withdrawn automatically).
+
+    The programs to process are also cut into ``shards`` (:mod:`.shards`), by the
+    destination's ``tasks.shard_children`` and ``tasks.shard_programs``: the DAG maps one
+    prepare and one deliver task over each shard.
     """
     stamp = run_date.strftime("%Y%m%d")
     run = RunInfo(
@@ -109,10 +114,17 @@ def plan_run(
                 },
             )
         )
+    tasks = context.destination.tasks
     return {
         **run.to_dict(),
         "agreement": agreement.id,
         "programs": programs,
+        "shards": shards(
+            programs,
+            children_per_program(context.engine, programs),
+            max_children=tasks.shard_children,
+            max_programs=tasks.shard_programs,
+        ),
         "skipped_programs": skipped,
         "skip_notes": notes,
         "still_held": held,

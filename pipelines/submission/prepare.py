@@ -6,6 +6,13 @@ chunk instead of per program: Great Expectations costs about a second per suite 
 the size); the results are still one batch per program. Fail closed: an input chunk with too
 many bad rows, a decision error, a missing key or a failed output privacy gate stops the
 programs concerned with a clear, PII-free message.
+
+A shard (:func:`prepare_shard`, what one mapped Airflow task does) stops programs one by one:
+a program with too many bad rows in a chunk (its own share, not the chunk's) or a failed
+output gate stops alone and the others go on; an error that names no program (a decision
+error, say) makes the shard prepare its programs one at a time, so that only the programs it
+concerns stop. A missing or unusable key stops every program of the shard at once: each of
+them would fail alike.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from sqlalchemy.orm import Session
 from pipelines.extract import ExtractChunk, extract
 from pipelines.quality.input_suite import validate_input
 from pipelines.settings import Settings
+from pipelines.staging import StagingKeyError
 from pipelines.submission.collect import Collected, count_into
 from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.gate import identity_of, output_gate
@@ -31,6 +39,7 @@ from pipelines.submission.reports import write_report
 from pipelines.submission.stage_batch import stage_program
 from privacy.agreements import Agreement, StatementHandling
 from privacy.decision import Decision, DecisionInputs, decide
+from privacy.errors import InvalidKeyError, MissingKeyError
 from privacy.participation import current_participation
 from privacy.transforms import FieldPlan, compile_plan
 from schemas.filespec import FileSpec, load_spec
@@ -77,6 +86,8 @@ class Preparation:
         self.reports: list[dict[str, Any]] = []
         self.records = RecordMaker(self)
         self.seconds: dict[str, float] = defaultdict(float)
+        self.stopped: dict[str, Exception] = {}
+        """Programs stopped on their own (input share, output gate), and why."""
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -125,22 +136,20 @@ class Preparation:
     def add(self, chunk: ExtractChunk) -> None:
         """Validate, decide, transform and map one chunk."""
         with self.timed("input_gate"):
-            checked = validate_input(
-                chunk.children, self.run_date, max_failure_share=MAX_FAILURE_SHARE
-            )
-        self.reports.append(checked.report)
+            # the share is judged per program below, so one program's bad rows stop only it
+            checked = validate_input(chunk.children, self.run_date, max_failure_share=1.0)
         bad = checked.quarantined
         for program, rows in bad.groupby("program_code"):
             count_into(self.collected[str(program)].quarantined, rows["rule"])
         if not bad.empty and not self.context.run.dry_run:
             quarantine_rows(self.context, chunk.children, bad)
-        if checked.stopped:
-            raise BatchStopped(
-                f"programs {', '.join(sorted(bad['program_code'].unique()))}: "
-                f"{bad['child_id'].nunique()} of {len(chunk.children)} rows failed input "
-                f"validation (over {MAX_FAILURE_SHARE:.0%}); the batch stops, nothing is sent"
-            )
+        stopping = self._over_share(chunk.children, bad)
+        report = {**checked.report, "max_failure_share": MAX_FAILURE_SHARE}
+        self.reports.append(report | {"stopped": bool(stopping), "stopped_programs": stopping})
         passed = checked.passed
+        passed = passed.loc[~passed["program_code"].isin(list(self.stopped))]
+        if passed.empty:
+            return
         with self.timed("decide"):
             decision = decide(
                 DecisionInputs(passed, chunk.consents, chunk.notices, chunk.statements),
@@ -158,6 +167,25 @@ class Preparation:
             by_plan[id(self.plan_for(str(program)))].append(str(program))
         with self.timed("transform_and_map"):
             self._outputs(decision, passed, by_plan)
+
+    def _over_share(self, children: pd.DataFrame, bad: pd.DataFrame) -> list[str]:
+        """Stop each program whose rows in this chunk failed input validation over
+        ``MAX_FAILURE_SHARE``; returns the programs stopped now."""
+        if bad.empty:
+            return []
+        failing = bad.groupby("program_code")["child_id"].nunique()
+        sizes = children.groupby("program_code")["child_id"].size()
+        now = []
+        for program, count in failing.items():
+            code, total = str(program), int(sizes.get(program, 0))
+            if code in self.stopped or not total or count / total <= MAX_FAILURE_SHARE:
+                continue
+            self.stopped[code] = BatchStopped(
+                f"program {code}: {count} of {total} rows failed input validation "
+                f"(over {MAX_FAILURE_SHARE:.0%}); the batch stops, nothing is sent"
+            )
+            now.append(code)
+        return now
 
     def _outputs(
         self, decision: Decision, passed: pd.DataFrame, by_plan: dict[int, list[str]]
@@ -212,23 +240,26 @@ class Preparation:
             gate = output_gate(self, frames)
         results = []
         for code in self.programs:
+            if code in self.stopped:
+                continue
             report = write_report(self.context, code, {"input": self.reports, "output": gate[code]})
             failures = [f for result in gate[code].values() for f in result["failures"]]
             if failures:
-                raise BatchStopped(
+                self.stopped[code] = BatchStopped(
                     f"program {code}: the output privacy gate failed, nothing is sent: "
                     + "; ".join(failures[:5])
                     + f" (report: {report})"
                 )
+                continue
             with self.timed("stage"):
                 results.append(stage_program(self, code, frames[code], report))
         return results
 
 
-def prepare_programs(
-    run: dict[str, Any], programs: Sequence[str], settings: Settings | None = None
-) -> list[dict[str, Any]]:
-    """Prepare the batches of ``programs`` for the run described by ``run``."""
+def _prepare_together(
+    run: dict[str, Any], programs: Sequence[str], settings: Settings | None
+) -> tuple[list[dict[str, Any]], dict[str, Exception]]:
+    """Prepare ``programs`` in one pass: their batches, and the programs that stopped alone."""
     context = RunContext.of(run, settings)
     preparation = Preparation(context, programs)
     chunks = extract(context.engine, programs, context.run.run_date)
@@ -242,6 +273,48 @@ def prepare_programs(
     seconds = {step: round(value, 3) for step, value in preparation.seconds.items()}
     for item in prepared:
         item["counts"]["seconds"] = seconds
+    return prepared, preparation.stopped
+
+
+SHARD_WIDE = (MissingKeyError, InvalidKeyError, StagingKeyError)
+"""Errors every program of a shard would meet alike: not worth preparing one at a time."""
+
+
+def prepare_shard(
+    run: dict[str, Any], programs: Sequence[str], settings: Settings | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Exception]]:
+    """Prepare a shard: the batches of the programs that passed, and why each other program
+    stopped. An error that names no program makes each program be prepared alone (so it stops
+    only the programs it concerns); a :data:`SHARD_WIDE` error is raised for the whole shard."""
+    try:
+        return _prepare_together(run, programs, settings)
+    except SHARD_WIDE:
+        raise
+    except Exception:
+        if len(programs) == 1:
+            raise
+    prepared: list[dict[str, Any]] = []
+    stopped: dict[str, Exception] = {}
+    for program in programs:
+        try:
+            done, why = _prepare_together(run, [program], settings)
+        except Exception as error:
+            stopped[program] = error
+            continue
+        prepared += done
+        stopped |= why
+    return prepared, stopped
+
+
+def prepare_programs(
+    run: dict[str, Any], programs: Sequence[str], settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """Prepare the batches of ``programs`` for the run described by ``run``; the first
+    program that stopped raises its :class:`BatchStopped` (nothing of it is sent)."""
+    prepared, stopped = _prepare_together(run, programs, settings)
+    for program in programs:
+        if program in stopped:
+            raise stopped[program]
     return prepared
 
 

@@ -52,7 +52,7 @@ def test_every_healthy_destination_makes_a_dag(dagbag) -> None:  # type: ignore[
 def test_a_disabled_destination_is_never_scheduled_but_can_be_run(dagbag) -> None:  # type: ignore[no-untyped-def]
     off = dagbag.dags["datashare_off"]
     assert type(off.timetable).__name__ == "NullTimetable" and "disabled" in off.tags
-    assert "program" in off.task_group.children
+    assert "shard" in off.task_group.children
 
 
 def test_a_broken_destination_file_is_one_import_error_naming_its_line(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +62,7 @@ def test_a_broken_destination_file_is_one_import_error_naming_its_line(dagbag) -
     assert "broken.yaml:4: schedule: " in error
     assert "datashare_broken" not in dagbag.dag_ids
     for dag_id in ("datashare_vt", "datashare_mo"):
-        assert "program" in dagbag.dags[dag_id].task_group.children
+        assert "shard" in dagbag.dags[dag_id].task_group.children
 
 
 def test_two_broken_files_are_each_named_and_a_healthy_folder_has_no_error(tmp_path: Path) -> None:
@@ -101,11 +101,11 @@ def test_the_shipped_destinations_make_dags_too() -> None:
 
 
 @pytest.mark.parametrize("dag_id", ["datashare_vt", "datashare_mo"])
-def test_graph_is_plan_prepare_deliver_finish_without_cycles(dagbag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
+def test_graph_is_plan_shards_prepare_deliver_finish_without_cycles(dagbag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags[dag_id]
-    prepare, deliver = "program.prepare", "program.deliver"
+    prepare, deliver = "shard.prepare", "shard.deliver"
     assert {t.task_id for t in dag.tasks} == {
-        "plan", "programs", prepare, deliver, "finish", "verdict"
+        "plan", "shards", prepare, deliver, "finish", "verdict"
     }  # fmt: skip
     order = [t.task_id for t in dag.topological_sort()]
     assert (
@@ -137,7 +137,7 @@ def test_defaults_are_safe_for_unattended_nights(
         )
         assert task.pool == pool
         assert task.on_failure_callback
-        if task.task_id in {"program.prepare", "program.deliver"}:
+        if task.task_id in {"shard.prepare", "shard.deliver"}:
             assert task.retries >= 1 and task.retry_exponential_backoff
     assert dag.params["dry_run"] is False
 
@@ -157,3 +157,19 @@ def test_dag_file_does_no_work_at_parse_time() -> None:
         capture_output=True, text=True, check=True, cwd=Path(PROJECT),
     )  # fmt: skip
     assert out.stdout.strip() == ""
+
+
+def test_shard_tasks_are_named_by_their_programs(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["datashare_vt"]
+    for task_id in ("shard.prepare", "shard.deliver"):
+        assert dag.task_dict[task_id].map_index_template == "{{ shard_label }}"
+
+
+@pytest.mark.parametrize("tasks", [{"shard_children": 0}, {"shard_programs": 0}])
+def test_shard_sizes_are_validated_with_the_destination(tmp_path: Path, tasks: dict) -> None:  # type: ignore[type-arg]
+    from pipelines.destinations.schedule import DestinationConfigError, load_dag_settings
+
+    path = tmp_path / "vt.yaml"
+    path.write_text(yaml.safe_dump({**DESTINATIONS["vt"], "tasks": tasks}))
+    with pytest.raises(DestinationConfigError, match=r"vt.yaml:\d+: tasks\.shard_"):
+        load_dag_settings(path)

@@ -116,7 +116,7 @@ def assert_failed_closed(root: Root, result: subprocess.CompletedProcess[str], e
     assert f"Stopped: {error}: " in screen, screen[-3000:]
     assert root.arrived() == [], "nothing arrives"
     assert root.counts() == (0, 0), "nothing is logged or recorded as delivered"
-    prepared = {k: v for k, v in root.tries().items() if k[0] == "program.prepare"}
+    prepared = {k: v for k, v in root.tries().items() if k[0] == "shard.prepare"}
     assert prepared and set(prepared.values()) == {("failed", 1)}, prepared
     assert root.scan(result) == [], "no personal data in any output, log or XCom"
     return " ".join(screen.split())

@@ -37,3 +37,13 @@ def test_terminal_errors_fail_the_task_without_retries(error: Exception) -> None
 def test_transient_faults_are_left_to_retries() -> None:
     with pytest.raises(TransientDeliveryError):
         _terminal(lambda: fail(TransientDeliveryError("HTTP 503 after 3 attempts")))
+
+
+def test_finish_gets_every_program_outcome_of_the_shards_that_returned() -> None:
+    from pipelines.tasks import outcomes
+
+    one = {"programs": ["A", "B"], "outcomes": [{"program": "A"}, {"program": "B"}]}
+    two = {"programs": ["C"], "outcomes": [{"program": "C"}], "stopped": []}
+    assert outcomes(None) == []
+    assert outcomes(one) == [{"program": "A"}, {"program": "B"}]
+    assert [o["program"] for o in outcomes([one, None, two])] == ["A", "B", "C"]

@@ -89,9 +89,9 @@ def test_when_rerun_unchanged_then_nothing_new_is_sent_or_logged(world: World) -
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.csv")} == stamps
     assert len(world.disclosures()) == first["children"]["logged"]
     with world.engine.connect() as connection:
-        statuses = connection.scalars(select(Delivery.status)).all()
+        statuses = dict(connection.execute(select(Delivery.run_id, Delivery.status)).all())
         runs = connection.scalar(select(func.count(func.distinct(RedactionEntry.run_id))))
-    assert set(statuses) == {"logged"} and runs == 2
+    assert statuses == {first["run_id"]: "logged", second["run_id"]: "unchanged"} and runs == 2
     assert world.staged() == [], "staged batches are removed"
 
 

@@ -186,5 +186,6 @@ def test_when_crash_between_delivery_and_logging_then_next_run_logs_exactly_once
     log = world.disclosures()
     assert stuck[0][0] in set(log["run_id"]), "logged under the run that sent it"
     with world.engine.connect() as connection:
-        assert set(connection.scalars(select(Delivery.status))) == {"logged"}
+        statuses = set(connection.scalars(select(Delivery.status)))
+    assert "logged" in statuses and statuses <= {"logged", "unchanged"}, "nothing stuck"
     assert world.staged() == [], "and removed once logged"
