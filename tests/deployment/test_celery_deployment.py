@@ -51,7 +51,13 @@ REDIS_DB = 1  # this test's own Redis database
 WORKERS = [f"w{i + 1}" for i in range(int(os.environ.get("DATASHARE_DEPLOYMENT_WORKERS", "2")))]
 CRASH = "demo-crash"
 # The crash destination: the demo's, with quick retries so the test waits seconds, not minutes.
-CRASH_TASKS = "tasks:\n  retries: 3\n  retry_delay_seconds: 1\n  max_retry_delay_minutes: 1\n"
+CRASH_TASKS = (
+    "tasks:\n  retries: 3\n  retry_delay_seconds: 1\n  max_retry_delay_minutes: 1\n"
+    "  shard_programs: 1\n"
+)
+# One program per shard: the demo's two programs become two prepare and two deliver tasks, so
+# the workers have parallel work to share (a small night is otherwise one shard).
+DEMO_TASKS = "tasks:\n  shard_programs: 1\n"
 # A killed task is noticed after this many silent seconds (Airflow's default is 300); live
 # tasks heartbeat every 2 s, so a loaded machine still leaves them a wide margin.
 HEARTBEAT_TIMEOUT = 15
@@ -106,7 +112,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         (root / "config" / "destinations").mkdir()
         demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
         demo += "\nenabled: false\n"
-        (root / "config" / "destinations" / "demo.yaml").write_text(demo)
+        (root / "config" / "destinations" / "demo.yaml").write_text(demo + DEMO_TASKS)
         crash = demo.replace("root: out/demo", f"root: out/{CRASH}") + CRASH_TASKS
         (root / "config" / "destinations" / f"{CRASH}.yaml").write_text(crash)
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/dep_ds_{tag}"
