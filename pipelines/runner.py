@@ -24,8 +24,17 @@ from pipelines.paths import safe_join
 from pipelines.settings import Settings
 
 PROJECT = Path(__file__).resolve().parent.parent
-TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\w+) map_index=(-?\d+)")
-TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\w+) map_index=(-?\d+)")
+TASK_EVENT = re.compile(
+    r"\[DAG TEST\] (starting|end task) task_id=(?:[\w]+\.)*(\w+) map_index=(-?\d+)"
+)
+
+
+def task_event(line: str) -> tuple[str, int, bool] | None:
+    """(task name without its group, map index, finished) of a ``dags test`` progress line."""
+    match = TASK_EVENT.search(line)
+    if match is None:
+        return None
+    return match.group(2), int(match.group(3)), match.group(1) == "end task"
 
 
 @dataclass(frozen=True)
@@ -144,8 +153,6 @@ def run_dag(
         assert process.stdout is not None
         for line in process.stdout:
             out.write(line)
-            if match := TASK_START.search(line):
-                on_task(match.group(1), int(match.group(2)), False)
-            elif match := TASK_END.search(line):
-                on_task(match.group(1), int(match.group(2)), True)
+            if event := task_event(line):
+                on_task(*event)
     return AirflowRun(process.returncode, log)

@@ -25,10 +25,11 @@ from schemas import Run
 
 STEPS = {
     "plan": "planning",
-    "programs": "planning",
+    "shards": "planning",
     "prepare": "preparing",
     "deliver": "delivering",
     "finish": "finishing",
+    "verdict": "finishing",
 }
 
 
@@ -174,7 +175,7 @@ def run(
         def on_task(name: str, index: int, finished: bool) -> None:
             nonlocal done
             done += finished
-            where = f" program #{index + 1}" if index >= 0 else ""
+            where = f" shard #{index + 1}" if index >= 0 else ""
             progress.update(task, description=f"{STEPS.get(name, name)}{where} ({done} tasks done)")
 
         result = run_dag(
