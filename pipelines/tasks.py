@@ -119,7 +119,7 @@ def _shard_step(step: str, run: dict[str, Any], programs: list[str], call: Calla
 
 def _every_program_stopped(step: str, stopped: dict[str, Exception]) -> NoReturn:
     """Fail the shard's task for good: nothing is left to hand on."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     first = next(iter(stopped.values()))
     more = f" (and {len(stopped) - 1} more programs)" if len(stopped) > 1 else ""

@@ -3,11 +3,14 @@
 The disclosure log (45 CFR 1303.24(b)) lists every party that received a child's PII and why,
 with the date (as FERPA 34 CFR 99.32 and IDEA 34 CFR 300.614 keep it). Its unit is a
 *disclosure*: this child's record, with this content, to this recipient, under this agreement,
-on this date. A rerun on the same run date that delivers identical content again (``resend:
-full``, a rerun after a failure elsewhere, a second destination of the same recipient carrying
-the same payload) discloses nothing the recipient did not already receive from the program on
-that date, so it is the same disclosure and gets no second entry. Everything that makes the
-entry say something new is part of the identity and is logged:
+on this date, through this destination. A rerun of the same destination on the same run date
+that delivers identical content again (``resend: full``, a rerun after a failure elsewhere)
+discloses nothing the recipient did not already receive through that channel on that date, so
+it is the same disclosure and gets no second entry. Everything that makes the entry say
+something new is part of the identity and is logged:
+
+- another destination (a second system of the same recipient holds a copy of its own, and
+  every copy a state system holds must be explained by an entry of that destination's runs);
 
 - another date (``resend: full`` on the next night is a new disclosure, logged again);
 - other content (``payload_digest``) or other fields (an Ed-Fi resend carrying other
@@ -18,8 +21,8 @@ A correction that reverts on the same date (A, then B, then A) logs A once and B
 says the recipient received both that day, which is what happened. Nothing here rewrites or
 removes an entry; the chain stays append-only.
 
-The lookup reads only the runs of that run date (``runs.run_date``), then their entries by the
-indexed ``run_id``, so its cost does not grow with the log's history.
+The lookup reads only the destination's runs of that run date (``runs.run_date``), then their
+entries by the indexed ``run_id``, so its cost does not grow with the log's history.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def new_disclosures(session: Session, disclosures: Sequence[Disclosure]) -> list
     if not disclosures:
         return []
     dates = {d.run_date for d in disclosures}
-    run_ids = list(session.scalars(select(Run.id).where(Run.run_date.in_(dates))))
+    channels = select(Run.destination).where(Run.id.in_({d.run_id for d in disclosures}))
+    run_ids = list(
+        session.scalars(
+            select(Run.id).where(Run.run_date.in_(dates), Run.destination.in_(channels))
+        )
+    )
     run_ids += sorted({d.run_id for d in disclosures} - set(run_ids))
     programs = {d.program_code for d in disclosures}
     recipients = {d.recipient_code for d in disclosures}

@@ -407,7 +407,7 @@ def _a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost_or_
     )
     (survivor,) = set(WORKERS) - {victim}
     assert state == "success", (deployment["logs"] / "scheduler.log").read_text()[-3000:]
-    assert any(task == "program.deliver" for task, _ in interrupted), interrupted
+    assert any(task == "shard.deliver" for task, _ in interrupted), interrupted
     final = {(ti["task_id"], ti["map_index"]): ti for ti in _instances(api, dag_id, run_id)}
     for key in interrupted:
         assert final[key]["try_number"] >= 2, f"{key} was tried again"

@@ -73,8 +73,8 @@ CHILD = textwrap.dedent(
     deliver.record_delivery = accepted_then_killed
     run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
     print("run", run["run_id"], flush=True)
-    for program in run["programs"]:
-        tasks.deliver_program(run, tasks.prepare_program(run, program))
+    for shard in run["shards"]:  # as the DAG's tasks do: prepare, then deliver, per shard
+        tasks.deliver_shard(run, tasks.prepare_shard(run, shard))
     print("finished", flush=True)
     """
 )
@@ -414,8 +414,8 @@ BETWEEN_RESOURCES = textwrap.dedent(
     destination._LedgerWriter.put = put
     run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
     print("run", run["run_id"], flush=True)
-    for program in run["programs"]:
-        tasks.deliver_program(run, tasks.prepare_program(run, program))
+    for shard in run["shards"]:  # as the DAG's tasks do: prepare, then deliver, per shard
+        tasks.deliver_shard(run, tasks.prepare_shard(run, shard))
     print("finished", flush=True)
     """
 )

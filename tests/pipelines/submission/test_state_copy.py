@@ -343,3 +343,29 @@ def test_resend_full_sends_everything_every_night_and_changes_nothing_when_nothi
         assert second["deliveries"][n.PROGRAM] == "unchanged"
     held, _ = n.held_by_files(root)
     assert set(held) == set(in_play)
+
+
+def test_a_second_destination_of_the_same_recipient_logs_its_own_copy(
+    small_world: World, tmp_path: Path
+) -> None:
+    """Two systems of one recipient, same content, same night: each holds a copy, so each
+    copy has its entries (a same-day repeat is one disclosure only within one destination)."""
+    world = small_world
+    in_play = n.control(world, IN_PLAY)
+    for name in ("state-a", "state-b"):
+        world.destination(
+            name,
+            type="local",
+            recipient="MO-DESE",
+            agreements=[n.AGREEMENT],
+            formats=n.FILES,
+            resend="full",
+            local={"root": str(tmp_path / name)},
+        )
+    first = world.run("state-a", run_date=n.night(1))
+    second = world.run("state-b", run_date=n.night(1))
+    assert first["children"]["logged"] == IN_PLAY
+    assert second["children"]["logged"] == IN_PLAY
+    for name in ("state-a", "state-b"):
+        held, _ = n.held_by_files(tmp_path / name)
+        assert set(held) == set(in_play)
