@@ -61,8 +61,8 @@ def _free_port() -> int:
 def _seed(children: int, programs: int) -> None:
     """The pipeline benchmark's world (demo seed, children spread over ``programs`` Vermont
     programs), in a database of our own; in a child process, as there."""
-    seeding.SOURCE, seeding.PROGRAMS = SOURCE, programs
-    seeding._seed(children)
+    seeding.PROGRAMS = programs
+    seeding._seed(children, SOURCE)
 
 
 class Sampler(threading.Thread):
