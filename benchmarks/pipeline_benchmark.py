@@ -5,9 +5,9 @@ Run: ``.venv/bin/python benchmarks/pipeline_benchmark.py [N ...] [--destination 
 (default 100000, both destinations). Each size runs in a fresh process; the seeded world of
 each size is kept as a template database (``$DATASHARE_BENCH_DB_PREFIX``, default
 ``datashare_bench``; ``DATASHARE_BENCH_RESEED=1`` seeds anew) and copied for every run, so
-peak memory is the pipeline's own. Programs are prepared in shards of about 25,000 children
-(one extract, input gate and output gate per chunk), as a large deployment would map its
-tasks; delivery and recording are per program. Airflow start-up is not included.
+peak memory is the pipeline's own. Programs are prepared in the plan's shards (about 25,000
+children; one extract, input gate and output gate per chunk), as the DAG maps its tasks;
+delivery and recording are per program. Airflow start-up is not included.
 
 Each run also checks that the disclosure log equals what arrived (the same children; for the
 file drop, each child's logged digest recomputed from the CSV files), and measures the floor
@@ -43,7 +43,6 @@ PG = os.environ.get("DATASHARE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0
 PROGRAMS = 300
 PREFIX = os.environ.get("DATASHARE_BENCH_DB_PREFIX", "datashare_bench")
 SOURCE = f"{PREFIX}_source"
-SHARD = 25_000
 DESTINATIONS = ("bench-staging", "bench-local")
 
 
@@ -145,24 +144,6 @@ def _world(root: Path):  # type: ignore[no-untyped-def]
     ensure_demo_key(settings.keys_file, "VT-AOE")
     create_key_file(settings.staging_key_file)
     return settings, engine, [f"VT-B{i:03d}" for i in range(PROGRAMS)]
-
-
-def _shards(engine, programs: list[str]) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    from schemas import Child, Program
-
-    with engine.connect() as connection:
-        sizes = dict(connection.execute(
-            select(Program.code, func.count(Child.id)).join(Child).group_by(Program.code)
-        ).all())  # fmt: skip
-    shards: list[list[str]] = [[]]
-    total = 0
-    for code in programs:
-        if total + sizes.get(code, 0) > SHARD and shards[-1]:
-            shards.append([])
-            total = 0
-        shards[-1].append(code)
-        total += sizes.get(code, 0)
-    return shards
 
 
 FLOOR_TABLES = {
@@ -285,7 +266,7 @@ def measure(children: int, destinations: list[str]) -> dict[str, object]:
         plan = plan_run(destination, dt.date(2026, 11, 27), settings=settings)
         steps[f"{destination}: plan"] += time.perf_counter() - started
         delivered = []
-        for shard in _shards(engine, plan["programs"]):
+        for shard in plan["shards"]:  # the DAG's shards (tasks.shard_children)
             for prepared in (batch := prepare_programs(plan, shard, settings)):
                 delivered.append(deliver_program(plan, prepared, settings))
             for step, seconds in batch[0]["counts"]["seconds"].items():

@@ -43,6 +43,42 @@ class World:
         path = self.config / "destinations" / f"{name}.yaml"
         path.write_text(yaml.safe_dump(content, sort_keys=False))
 
+    def edfi_destination(
+        self,
+        name: str,
+        base_url: str,
+        monkeypatch: pytest.MonkeyPatch,
+        *,
+        agreement: str = "mo-dese-consent",
+        concurrency: int = 4,
+        **options: Any,
+    ) -> None:
+        """An Ed-Fi destination ``name`` to Missouri at the contract server ``base_url``
+        (data standard 5, the test credentials set in the environment)."""
+        monkeypatch.setenv("TEST_EDFI_KEY", "datashare")
+        monkeypatch.setenv("TEST_EDFI_SECRET", "datashare-secret")
+        self.destination(
+            name,
+            type="edfi",
+            recipient="MO-DESE",
+            agreements=[agreement],
+            timeout_seconds=10,
+            **options,
+            edfi={
+                "base_url": base_url,
+                "data_standard": 5,
+                "concurrency": concurrency,
+                "max_backoff_seconds": 0.05,
+                "credentials": {
+                    "client_id_env": "TEST_EDFI_KEY",
+                    "client_secret_env": "TEST_EDFI_SECRET",
+                },
+                "education_organizations": {
+                    "default": {"school_id": 255901001, "education_organization_id": 255901}
+                },
+            },
+        )
+
     def run(
         self,
         destination: str,

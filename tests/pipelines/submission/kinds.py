@@ -96,28 +96,7 @@ def staging(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
 @contextmanager
 def edfi(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dest]:
     with EdfiContractServer(5) as server:
-        monkeypatch.setenv("TEST_EDFI_KEY", "datashare")
-        monkeypatch.setenv("TEST_EDFI_SECRET", "datashare-secret")
-        world.destination(
-            "dest",
-            type="edfi",
-            recipient="MO-DESE",
-            agreements=["mo-dese-consent"],
-            timeout_seconds=10,
-            edfi={
-                "base_url": server.base_url,
-                "data_standard": 5,
-                "concurrency": 4,
-                "max_backoff_seconds": 0.05,
-                "credentials": {
-                    "client_id_env": "TEST_EDFI_KEY",
-                    "client_secret_env": "TEST_EDFI_SECRET",
-                },
-                "education_organizations": {
-                    "default": {"school_id": 255901001, "education_organization_id": 255901}
-                },
-            },
-        )
+        world.edfi_destination("dest", server.base_url, monkeypatch)
         yield Dest(None, lambda: sum(len(items) for items in server.store.values()))
 
 

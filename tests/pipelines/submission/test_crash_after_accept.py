@@ -327,29 +327,7 @@ def test_staging_db_crash_after_accept_is_logged_once_by_the_next_run(
 def edfi(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[EdfiContractServer]:
     """``mo-edfi``: Missouri's programs, with consent, to the local Ed-Fi contract server."""
     with EdfiContractServer(5) as server:
-        monkeypatch.setenv("TEST_EDFI_KEY", "datashare")
-        monkeypatch.setenv("TEST_EDFI_SECRET", "datashare-secret")
-        world.destination(
-            "mo-edfi",
-            type="edfi",
-            recipient="MO-DESE",
-            agreements=["mo-dese-consent"],
-            retries=0,
-            timeout_seconds=10,
-            edfi={
-                "base_url": server.base_url,
-                "data_standard": 5,
-                "concurrency": 4,
-                "max_backoff_seconds": 0.05,
-                "credentials": {
-                    "client_id_env": "TEST_EDFI_KEY",
-                    "client_secret_env": "TEST_EDFI_SECRET",
-                },
-                "education_organizations": {
-                    "default": {"school_id": 255901001, "education_organization_id": 255901}
-                },
-            },
-        )
+        world.edfi_destination("mo-edfi", server.base_url, monkeypatch, retries=0)
         yield server
 
 

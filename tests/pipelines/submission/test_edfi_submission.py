@@ -17,27 +17,7 @@ from tests.pipelines.submission.conftest import World
 @pytest.fixture
 def edfi(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[EdfiContractServer]:
     with EdfiContractServer(5) as server:
-        monkeypatch.setenv("TEST_EDFI_KEY", "datashare")
-        monkeypatch.setenv("TEST_EDFI_SECRET", "datashare-secret")
-        organization = {"school_id": 255901001, "education_organization_id": 255901}
-        world.destination(
-            "mo-edfi",
-            type="edfi",
-            recipient="MO-DESE",
-            agreements=["mo-dese-consent"],
-            timeout_seconds=10,
-            edfi={
-                "base_url": server.base_url,
-                "data_standard": 5,
-                "concurrency": 4,
-                "max_backoff_seconds": 0.05,
-                "credentials": {
-                    "client_id_env": "TEST_EDFI_KEY",
-                    "client_secret_env": "TEST_EDFI_SECRET",
-                },
-                "education_organizations": {"default": organization},
-            },
-        )
+        world.edfi_destination("mo-edfi", server.base_url, monkeypatch)
         yield server
 
 

@@ -192,27 +192,12 @@ class Edfi(Destination):
     def __init__(self, world: World, tmp_path: Path, request: pytest.FixtureRequest) -> None:
         super().__init__(world, tmp_path, request)
         self.server = EdfiContractServer(5).__enter__()
-        patch = request.getfixturevalue("monkeypatch")
-        patch.setenv("TEST_EDFI_KEY", "datashare")
-        patch.setenv("TEST_EDFI_SECRET", "datashare-secret")
-        organization = {"school_id": 255901001, "education_organization_id": 255901}
-        world.destination(
+        world.edfi_destination(
             "state",
-            type="edfi",
-            recipient="MO-DESE",
-            agreements=[n.AGREEMENT],
-            timeout_seconds=10,
-            edfi={
-                "base_url": self.server.base_url,
-                "data_standard": 5,
-                "concurrency": 2,
-                "max_backoff_seconds": 0.05,
-                "credentials": {
-                    "client_id_env": "TEST_EDFI_KEY",
-                    "client_secret_env": "TEST_EDFI_SECRET",
-                },
-                "education_organizations": {"default": organization},
-            },
+            self.server.base_url,
+            request.getfixturevalue("monkeypatch"),
+            agreement=n.AGREEMENT,
+            concurrency=2,
         )
 
     def held(self) -> tuple[dict[n.ChildKey, n.Holding], set[n.ChildKey]]:
