@@ -20,11 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.staging import StagedRef, StagingError, load, load_bytes, seal, stage
@@ -32,6 +35,7 @@ from schemas import StagedChunk
 
 DB_PREFIX = "db:"
 CHUNK_BYTES = 4 * 1024 * 1024
+_IN_BATCH = 1000
 STORE_ENV = "DATASHARE_STAGING_STORE"
 
 
@@ -44,12 +48,21 @@ class StagedStore(Protocol):
         """Seal and keep ``data``; the reference to hand to the next task."""
         ...
 
+    def put_many(self, items: Sequence[Staging], key: bytes) -> list[StagedRef]:
+        """Seal and keep every item (several programs' artifacts) at once; their references
+        in order. All or nothing where the store is transactional (the database)."""
+        ...
+
     def read(self, ref: StagedRef) -> bytes:
         """The sealed bytes ``ref`` points at; :class:`StagingError` if missing."""
         ...
 
     def remove(self, ref: StagedRef) -> None:
         """Forget one artifact (already gone is fine)."""
+        ...
+
+    def remove_many(self, refs: Iterable[StagedRef]) -> None:
+        """Forget several artifacts at once (already gone is fine)."""
         ...
 
     def remove_run(self, run_id: str) -> None:
@@ -65,6 +78,21 @@ class StagedStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Staging:
+    """One artifact to stage: what, and under which run, program and file name."""
+
+    data: pd.DataFrame | bytes
+    run_id: str
+    program: str
+    name: str
+
+
+def _plain_name(name: str) -> None:
+    if "/" in name or name.startswith("."):
+        raise StagingError(f"staged file name {name!r} must be a plain file name")
+
+
 class DatabaseStore:
     """Sealed artifacts in the program database, in chunks; reachable from every worker."""
 
@@ -74,24 +102,39 @@ class DatabaseStore:
     def put(
         self, data: pd.DataFrame | bytes, key: bytes, *, run_id: str, program: str, name: str
     ) -> StagedRef:
-        if "/" in name or name.startswith("."):
-            raise StagingError(f"staged file name {name!r} must be a plain file name")
-        sealed, rows = seal(data, key, run_id=run_id, name=name)
-        location = f"{run_id}/{program}/{name}"
+        return self.put_many([Staging(data, run_id, program, name)], key)[0]
+
+    def put_many(self, items: Sequence[Staging], key: bytes) -> list[StagedRef]:
+        """Every item sealed, then written in one transaction (one ``COPY`` on PostgreSQL)."""
+        for item in items:
+            _plain_name(item.name)
         now = dt.datetime.now(dt.UTC)
-        with session_scope(self.engine) as session:
-            session.execute(delete(StagedChunk).where(StagedChunk.key == location))
-            session.add_all(
-                StagedChunk(
-                    key=location,
-                    seq=seq,
-                    run_id=run_id,
-                    data=sealed[start : start + CHUNK_BYTES],
-                    created_at=now,
-                )
+        refs: list[StagedRef] = []
+        rows: list[dict[str, object]] = []
+        for item in items:
+            sealed, count = seal(item.data, key, run_id=item.run_id, name=item.name)
+            location = f"{item.run_id}/{item.program}/{item.name}"
+            rows += [
+                {
+                    "key": location,
+                    "seq": seq,
+                    "run_id": item.run_id,
+                    "data": sealed[start : start + CHUNK_BYTES],
+                    "created_at": now,
+                }
                 for seq, start in enumerate(range(0, max(len(sealed), 1), CHUNK_BYTES))
-            )
-        return StagedRef(DB_PREFIX + location, hashlib.sha256(sealed).hexdigest(), rows, run_id)
+            ]
+            digest = hashlib.sha256(sealed).hexdigest()
+            refs.append(StagedRef(DB_PREFIX + location, digest, count, item.run_id))
+        if not rows:
+            return refs
+        locations = sorted({str(row["key"]) for row in rows})
+        with session_scope(self.engine) as session:
+            for start in range(0, len(locations), _IN_BATCH):  # a restaged artifact: anew
+                part = locations[start : start + _IN_BATCH]
+                session.execute(delete(StagedChunk).where(StagedChunk.key.in_(part)))
+            _insert_chunks(session, rows)
+        return refs
 
     def read(self, ref: StagedRef) -> bytes:
         location = ref.path.removeprefix(DB_PREFIX)
@@ -107,10 +150,16 @@ class DatabaseStore:
         return sealed
 
     def remove(self, ref: StagedRef) -> None:
+        self.remove_many([ref])
+
+    def remove_many(self, refs: Iterable[StagedRef]) -> None:
+        locations = sorted({ref.path.removeprefix(DB_PREFIX) for ref in refs})
+        if not locations:
+            return
         with session_scope(self.engine) as session:
-            session.execute(
-                delete(StagedChunk).where(StagedChunk.key == ref.path.removeprefix(DB_PREFIX))
-            )
+            for start in range(0, len(locations), _IN_BATCH):
+                part = locations[start : start + _IN_BATCH]
+                session.execute(delete(StagedChunk).where(StagedChunk.key.in_(part)))
 
     def remove_run(self, run_id: str) -> None:
         with session_scope(self.engine) as session:
@@ -140,6 +189,11 @@ class FolderStore:
     ) -> StagedRef:
         return stage(data, self.root / run_id / program, key, run_id=run_id, name=name)
 
+    def put_many(self, items: Sequence[Staging], key: bytes) -> list[StagedRef]:
+        return [
+            self.put(i.data, key, run_id=i.run_id, program=i.program, name=i.name) for i in items
+        ]
+
     def read(self, ref: StagedRef) -> bytes:
         if ref.path.startswith(DB_PREFIX):
             raise StagingError(f"staged file {ref.path} is in the database, not in a folder")
@@ -151,6 +205,10 @@ class FolderStore:
     def remove(self, ref: StagedRef) -> None:
         Path(ref.path).unlink(missing_ok=True)
 
+    def remove_many(self, refs: Iterable[StagedRef]) -> None:
+        for ref in refs:
+            self.remove(ref)
+
     def remove_run(self, run_id: str) -> None:
         shutil.rmtree(self.root / run_id, ignore_errors=True)
 
@@ -161,6 +219,26 @@ class FolderStore:
 
     def runs(self) -> set[str]:
         return {p.name for p in self.root.iterdir() if p.is_dir()} if self.root.is_dir() else set()
+
+
+def _insert_chunks(session: Session, rows: list[dict[str, object]]) -> None:
+    """Write chunk rows in the session's transaction: one ``COPY ... FROM STDIN`` (binary) on
+    PostgreSQL with psycopg 3, a multi-row insert elsewhere."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if connection.dialect.name != "postgresql" or not hasattr(driver, "pgconn"):
+        session.execute(insert(StagedChunk), rows)
+        return
+    from psycopg import sql
+
+    columns = ("key", "seq", "run_id", "data", "created_at")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(StagedChunk.__tablename__),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+    )
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def open_store(kind: str, engine: Engine, folder: Path) -> StagedStore:

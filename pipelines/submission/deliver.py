@@ -23,10 +23,12 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryResult
@@ -34,9 +36,14 @@ from pipelines.destinations.local import LocalFolderDestination
 from pipelines.destinations.registry import Resend
 from pipelines.paths import safe_join
 from pipelines.settings import Settings
-from pipelines.submission.batches import load_batch, load_ledger, remove_staged
+from pipelines.submission.batches import (
+    load_batch,
+    load_ledger,
+    remove_staged,
+    remove_staged_many,
+)
 from pipelines.submission.context import RunContext
-from pipelines.submission.record import StateUpdate, record_delivery
+from pipelines.submission.record import Recording, StateUpdate, record_delivery, record_group
 from pipelines.submission.state import (
     Changes,
     Current,
@@ -186,31 +193,56 @@ def deliver_program(
 ) -> dict[str, Any]:
     """Send ``prepared`` to the run's destination and record the outcome."""
     context = RunContext.of(run, settings)
+    outcome, sent = _send(context, prepared)
+    if sent is None:
+        return outcome
+    started = time.perf_counter()
+    with session_scope(context.engine) as session:
+        logged = record_delivery(session, context, **_arguments(sent.recording))
+        _finish(session, context, [(sent, logged)])
+    remove_staged(context, prepared)
+    outcome.setdefault("seconds", {})["record"] = round(time.perf_counter() - started, 3)
+    return outcome
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """One program sent (or found unchanged), waiting to be recorded: its recording, and
+    what its delivery row keeps once logged."""
+
+    recording: Recording
+    prepared: dict[str, Any]
+    outcome: dict[str, Any]
+    artifacts: dict[str, Any] | None
+    """The delivery row's artifacts; None for an unchanged batch (no row yet)."""
+    digest: str
+
+
+def _arguments(recording: Recording) -> dict[str, Any]:
+    return {f.name: getattr(recording, f.name) for f in fields(Recording)}
+
+
+def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any], _Sent | None]:
+    """Send ``prepared`` (nothing for an unchanged batch; to a folder for a dry run); the
+    outcome, and what is to be recorded (None: nothing, the dry run's staged files are gone)."""
     ledger = load_ledger(context, prepared)
     batch = load_batch(context, prepared, ledger)
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
     if context.run.dry_run:
         outcome |= {"status": "dry_run", **_dry_run(context, batch)}
         remove_staged(context, prepared)
-        return outcome
+        return outcome, None
     current, held, changes = _planned(context, batch, ledger)
+    common = {
+        "run_id": context.run.run_id,
+        "run_date": context.run.run_date,
+        "program": batch.program_code,
+        "ledger": ledger,
+    }
     if changes.nothing:
         outcome |= {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
-        with session_scope(context.engine) as session:
-            record_delivery(
-                session,
-                context,
-                run_id=context.run.run_id,
-                run_date=context.run.run_date,
-                program=batch.program_code,
-                ledger=ledger,
-                accepted=None,
-                rejected={},
-                delivery_id=None,
-            )
-            _keep_unchanged(session, context, batch, outcome)
-        remove_staged(context, prepared)
-        return outcome
+        unchanged = Recording(**common, accepted=None, rejected={}, delivery_id=None)
+        return outcome, _Sent(unchanged, prepared, outcome, None, batch.digest)
     sending = outgoing(context, batch, changes, held)
     with session_scope(context.engine) as session:
         delivery_id = _delivery_row(session, context, sending, prepared, changes).id
@@ -221,64 +253,64 @@ def deliver_program(
     )
     withdrawn, replaced = _delete(context, destination, changes, held)
     replaced |= result.replaced
-    sent = time.perf_counter()
-    outcome["seconds"] = {"deliver": round(sent - started, 3)}
-    with session_scope(context.engine) as session:
-        logged = record_delivery(
-            session,
-            context,
-            run_id=context.run.run_id,
-            run_date=context.run.run_date,
-            program=batch.program_code,
-            ledger=ledger,
-            accepted=result.accepted & changes.send,
-            rejected=result.rejected,
-            delivery_id=delivery_id,
-            notes=_not_sent(result),
-            deleted={k: changes.withdraw[k] for k in withdrawn},
-            replaced=replaced,
-            carried=result.carried,
-            state=StateUpdate(current, held, changes.program, changes.snapshot),
-        )
-        outcome |= {
-            "status": "delivered",
-            "logged": logged,
-            "sent": len(changes.send),
-            "withdrawn": len(withdrawn),
-            "replaced": len(replaced),
-            "rejected": len(result.rejected),
-            "rows_delivered": result.rows,
-            "location": result.location,
-            "sent_nothing_new": result.sent_nothing_new,
-        }
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id)
-            .values(
-                artifacts={"prepared": prepared, "changes": changes.to_dict(), "outcome": outcome}
-            )
-        )
-    remove_staged(context, prepared)
-    outcome["seconds"]["record"] = round(time.perf_counter() - sent, 3)
-    return outcome
-
-
-def _keep_unchanged(session, context: RunContext, batch: Batch, outcome: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
-    """An ``unchanged`` delivery row holding the outcome (nothing was sent; nothing awaits)."""
-    now = dt.datetime.now(dt.UTC)
-    session.add(
-        Delivery(
-            destination=context.run.destination,
-            program_code=batch.program_code,
-            run_id=context.run.run_id,
-            batch_digest=batch.digest,
-            status="unchanged",
-            artifacts={"outcome": outcome},
-            staged_path=None,
-            created_at=now,
-            updated_at=now,
-        )
+    outcome["seconds"] = {"deliver": round(time.perf_counter() - started, 3)}
+    outcome |= {
+        "status": "delivered",
+        "logged": 0,
+        "sent": len(changes.send),
+        "withdrawn": len(withdrawn),
+        "replaced": len(replaced),
+        "rejected": len(result.rejected),
+        "rows_delivered": result.rows,
+        "location": result.location,
+        "sent_nothing_new": result.sent_nothing_new,
+    }
+    recording = Recording(
+        **common,
+        accepted=result.accepted & changes.send,
+        rejected=result.rejected,
+        delivery_id=delivery_id,
+        notes=_not_sent(result),
+        deleted={k: changes.withdraw[k] for k in withdrawn},
+        replaced=replaced,
+        carried=result.carried,
+        state=StateUpdate(current, held, changes.program, changes.snapshot),
     )
+    artifacts = {"prepared": prepared, "changes": changes.to_dict()}
+    return outcome, _Sent(recording, prepared, outcome, artifacts, sending.digest)
+
+
+def _finish(session: Session, context: RunContext, logged: Sequence[tuple[_Sent, int]]) -> None:
+    """In the transaction that logs them: each delivered program's outcome kept with its
+    delivery row; an ``unchanged`` row for each program found unchanged (nothing was sent,
+    nothing awaits), so a retried task returns the outcome instead of sending again."""
+    now = dt.datetime.now(dt.UTC)
+    kept = []
+    for sent, count in logged:
+        sent.outcome["logged"] = count
+        if sent.artifacts is None:
+            session.add(
+                Delivery(
+                    destination=context.run.destination,
+                    program_code=sent.recording.program,
+                    run_id=sent.recording.run_id,
+                    batch_digest=sent.digest,
+                    status="unchanged",
+                    artifacts={"outcome": sent.outcome},
+                    staged_path=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        else:
+            kept.append(
+                {
+                    "id": sent.recording.delivery_id,
+                    "artifacts": {**sent.artifacts, "outcome": sent.outcome},
+                }
+            )
+    if kept:
+        session.execute(update(Delivery), kept)
 
 
 def recorded_outcomes(
@@ -318,13 +350,60 @@ def deliver_shard(
     with ExitStack() as stack:
         if not context.run.dry_run and prepared and hasattr(context.client, "shard_session"):
             stack.enter_context(context.client.shard_session())
+        group: list[_Sent] = []
         for item in prepared:
             program = str(item["program"])
             if program in done:
                 outcomes.append(done[program])
                 continue
             try:
-                outcomes.append(deliver_program(run, item, settings))
+                outcome, sent = _send(context, item)
             except Exception as error:  # one program's failure stops only that program
                 failed[program] = error
+                continue
+            if sent is None:
+                outcomes.append(outcome)
+                continue
+            group.append(sent)
+            if _full(group):
+                outcomes += _record_sent(context, group, failed)
+                group = []
+        outcomes += _record_sent(context, group, failed)
     return outcomes, failed
+
+
+RECORD_GROUP_CHILDREN = 5_000
+"""A shard records its programs in groups of about this many children (:func:`_full`)."""
+RECORD_GROUP_PROGRAMS = 50
+
+
+def _full(group: Sequence[_Sent]) -> bool:
+    """Whether ``group`` is to be recorded now: bulk writes pay off past a few thousand
+    children, while a crash before recording leaves open (to be reconciled, or resent by a
+    retried task) only what one group sent."""
+    children = sum(len(s.recording.ledger["disclosures"]) for s in group)
+    return children >= RECORD_GROUP_CHILDREN or len(group) >= RECORD_GROUP_PROGRAMS
+
+
+def _record_sent(
+    context: RunContext, group: Sequence[_Sent], failed: dict[str, Exception]
+) -> list[dict[str, Any]]:
+    """Record ``group`` in one transaction (each program alone should that fail), then remove
+    its staged files in one delete; the outcomes of the programs logged, and each program that
+    could not be logged in ``failed`` (its delivery stays open: the next run reconciles it)."""
+    if not group:
+        return []
+    started = time.perf_counter()
+    by_recording = {id(s.recording): s for s in group}
+
+    def finish(session: Session, logged: Sequence[tuple[Recording, int]]) -> None:
+        _finish(session, context, [(by_recording[id(r)], n) for r, n in logged])
+
+    logged, errors = record_group(context, [s.recording for s in group], finish)
+    failed.update(errors)
+    done = [s for s in group if s.recording.program in logged]
+    remove_staged_many(context, [s.prepared for s in done])
+    share = round((time.perf_counter() - started) / len(group), 3)
+    for sent in done:
+        sent.outcome.setdefault("seconds", {})["record"] = share
+    return [s.outcome for s in done]

@@ -36,7 +36,7 @@ from pipelines.submission.gate import identity_of, output_gate
 from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
 from pipelines.submission.reports import write_report
-from pipelines.submission.stage_batch import stage_program
+from pipelines.submission.stage_batch import stage_programs
 from privacy.agreements import Agreement, StatementHandling
 from privacy.decision import Decision, DecisionInputs, decide
 from privacy.errors import InvalidKeyError, MissingKeyError
@@ -238,7 +238,7 @@ class Preparation:
             frames = {code: self.records.frames(code, c) for code, c in self.collected.items()}
         with self.timed("output_gate"):
             gate = output_gate(self, frames)
-        results = []
+        passed = []
         for code in self.programs:
             if code in self.stopped:
                 continue
@@ -251,9 +251,9 @@ class Preparation:
                     + f" (report: {report})"
                 )
                 continue
-            with self.timed("stage"):
-                results.append(stage_program(self, code, frames[code], report))
-        return results
+            passed.append((code, frames[code], report))
+        with self.timed("stage"):  # every program of the shard in one write
+            return stage_programs(self, passed) if passed else []
 
 
 def _prepare_together(

@@ -1,52 +1,80 @@
-"""Stage a prepared program batch encrypted at rest, and describe it without PII."""
+"""Stage prepared program batches encrypted at rest, and describe them without PII."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pipelines.staged_store import Staging
 from pipelines.staging import staging_key
 from privacy.reasons import Reason
 
 if TYPE_CHECKING:
     from pipelines.submission.prepare import Preparation
 
+Frames = dict[str, Any]
+"""File name -> (frame, the child each row belongs to)."""
 
-def stage_program(p: Preparation, code: str, frames: dict[str, Any], report: str) -> dict[str, Any]:
-    """Encrypt the program's frames, ledger lines and the child each row belongs to into the
-    run's staged store (:mod:`pipelines.staged_store`); return the reference the deliver step
-    takes (locations, digests, counts: nothing that names a child)."""
-    context, c = p.context, p.collected[code]
+
+def stage_program(p: Preparation, code: str, frames: Frames, report: str) -> dict[str, Any]:
+    """One program's batch staged (see :func:`stage_programs`)."""
+    return stage_programs(p, [(code, frames, report)])[0]
+
+
+def stage_programs(
+    p: Preparation, batches: Sequence[tuple[str, Frames, str]]
+) -> list[dict[str, Any]]:
+    """Encrypt each program's frames, ledger lines and the child each row belongs to into the
+    run's staged store (:mod:`pipelines.staged_store`), every program of ``batches`` in one
+    write (one transaction on the database store); return, per program, the reference the
+    deliver step takes (locations, digests, counts: nothing that names a child). Each frame is
+    serialized and sealed once."""
+    context = p.context
     key = staging_key(context.settings.staging_key_file)
-    artifacts = []
-    child_keys: dict[str, list[list[str]]] = {}
-    for name, (frame, keys) in frames.items():
-        spec = next((s for s in p.specs if s.file_name == name), None)
-        ref = context.staged.put(frame, key, run_id=context.run.run_id, program=code, name=name)
-        artifacts.append(
-            {"name": name, "ref": ref.to_dict(), "key_columns": list(spec.key) if spec else []}
+    run_id = context.run.run_id
+    items: list[Staging] = []
+    layout: list[tuple[str, list[tuple[str, list[str]]], str]] = []
+    for code, frames, report in batches:
+        c = p.collected[code]
+        named = []
+        child_keys: dict[str, list[list[str]]] = {}
+        for name, (frame, keys) in frames.items():
+            spec = next((s for s in p.specs if s.file_name == name), None)
+            items.append(Staging(frame, run_id, code, name))
+            named.append((name, list(spec.key) if spec else []))
+            child_keys[name] = [list(k) for k in keys]
+        ledger = json.dumps(
+            {"disclosures": c.disclosures, "redactions": c.redactions, "child_keys": child_keys}
+        ).encode()
+        items.append(Staging(ledger, run_id, code, "ledger.json"))
+        layout.append((code, named, report))
+    refs = iter(context.staged.put_many(items, key))
+    out = []
+    for code, named, report in layout:
+        c = p.collected[code]
+        artifacts = [
+            {"name": name, "ref": next(refs).to_dict(), "key_columns": columns}
+            for name, columns in named
+        ]
+        ledger_ref = next(refs)
+        counts = {
+            **c.counts,
+            "withheld_by_reason": {
+                k: v for k, v in c.reasons.items() if k != Reason.DISCLOSED.value and v
+            },
+            "fields_removed_by_reason": c.removals,
+            "quarantined_by_rule": c.quarantined,
+            "rows": {a["name"]: a["ref"]["rows"] for a in artifacts},
+        }
+        out.append(
+            {
+                "program": code,
+                "run_date": context.run.run_date.isoformat(),
+                "artifacts": artifacts,
+                "ledger": ledger_ref.to_dict(),
+                "counts": counts,
+                "report": report,
+            }
         )
-        child_keys[name] = [list(k) for k in keys]
-    ledger = json.dumps(
-        {"disclosures": c.disclosures, "redactions": c.redactions, "child_keys": child_keys}
-    ).encode()
-    ledger_ref = context.staged.put(
-        ledger, key, run_id=context.run.run_id, program=code, name="ledger.json"
-    )
-    counts = {
-        **c.counts,
-        "withheld_by_reason": {
-            k: v for k, v in c.reasons.items() if k != Reason.DISCLOSED.value and v
-        },
-        "fields_removed_by_reason": c.removals,
-        "quarantined_by_rule": c.quarantined,
-        "rows": {a["name"]: a["ref"]["rows"] for a in artifacts},
-    }
-    return {
-        "program": code,
-        "run_date": context.run.run_date.isoformat(),
-        "artifacts": artifacts,
-        "ledger": ledger_ref.to_dict(),
-        "counts": counts,
-        "report": report,
-    }
+    return out

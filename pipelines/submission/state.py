@@ -266,12 +266,46 @@ def save_state(
     withdrawn: Iterable[ChildKey] = (),
     snapshot: bool = False,
 ) -> None:
-    """Record what ``destination`` holds after tonight: the children ``sent`` (with their
-    digests and row keys), those ``withdrawn`` (deleted), and for a snapshot every other child
-    it held (no longer in the latest snapshot: dropped). Only rows that change are written, in
-    bulk."""
-    now = dt.datetime.now(dt.UTC)
+    """Record what ``destination`` holds after tonight (see :func:`state_rows`): only rows
+    that change are written, in bulk."""
+    upsert_state(
+        session,
+        state_rows(
+            destination=destination,
+            program=program,
+            run_id=run_id,
+            current=current,
+            held=held,
+            sent=sent,
+            program_sent=program_sent,
+            withdrawn=withdrawn,
+            snapshot=snapshot,
+        ),
+    )
+
+
+def state_rows(
+    *,
+    destination: str,
+    program: str,
+    run_id: str,
+    current: Current,
+    held: Mapping[ChildKey, Held],
+    sent: Iterable[ChildKey],
+    program_sent: bool,
+    withdrawn: Iterable[ChildKey] = (),
+    snapshot: bool = False,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The ``delivery_state`` rows that change after tonight: the children ``sent`` (with
+    their digests and row keys), those ``withdrawn`` (deleted), and for a snapshot every other
+    child it held (no longer in the latest snapshot: dropped). One row per child: a child a
+    file drop's withdrawals file withdrew is ``deleted``, not ``dropped`` (the recipient was
+    told to delete it and the deletion is logged, so nothing of it is held any more: it is
+    not withdrawn again on a later night)."""
+    now = now or dt.datetime.now(dt.UTC)
     sent = set(sent)
+    withdrawn = set(withdrawn)
     values: list[dict[str, Any]] = []
 
     def put(local_id: str, digest: str, keys: Rows, status: str) -> None:
@@ -295,13 +329,18 @@ def save_state(
         put(key[1], current.digests[key], current.rows.get(key, {}), HELD)
     if program_sent:
         put(PROGRAM, current.program_digest, {}, HELD)
-    for key in sorted(set(withdrawn)):
+    for key in sorted(withdrawn - sent):
         put(key[1], "", {}, DELETED)
     if snapshot:
         for key, before in held.items():
-            if key[1] != PROGRAM and key not in sent and before.status == HELD:
+            if (
+                key[1] != PROGRAM
+                and key not in sent
+                and key not in withdrawn
+                and before.status == HELD
+            ):
                 put(key[1], before.digest, before.rows, DROPPED)
-    _upsert(session, values)
+    return values
 
 
 _PG_UPSERT = text(
@@ -319,9 +358,10 @@ _PG_UPSERT = text(
 _PG_ARRAYS = ("destination", "program_code", "child_local_id", "digest", "status", "run_id")
 
 
-def _upsert(session: Session, values: list[dict[str, Any]]) -> None:
-    """Insert or update ``delivery_state`` rows on (destination, program, child): on
-    PostgreSQL one statement for the whole batch (the rows as arrays, ``unnest``ed)."""
+def upsert_state(session: Session, values: list[dict[str, Any]]) -> None:
+    """Insert or update ``delivery_state`` rows (:func:`state_rows`, of one program or of
+    several) on (destination, program, child): on PostgreSQL one statement for them all (the
+    rows as arrays, ``unnest``ed)."""
     if not values:
         return
     dialect = session.get_bind().dialect.name

@@ -50,9 +50,11 @@ LATER_ONLY = [pytest.param(LATER, id="later-date")]
 SFTP_DATES = [pytest.param(DEMO_DATE, id="same-date"), pytest.param(LATER, id="later-date")]
 WAIT = 120.0  # seconds: only a guard against a hung child; the wait itself is on its output
 
-# The submission as the DAG's tasks run it, in a process of its own. ``record_delivery`` is
-# reached right after the destination accepted a batch (``deliver_program``); there the process
-# announces it and blocks until it is killed.
+# The submission as the DAG's tasks run it, in a process of its own. A shard records its
+# programs in groups (``record_group``), reached right after the destination accepted the
+# group's batches; here a group is one program, so the process announces the first program
+# accepted and blocks until it is killed. (Groups of several programs:
+# ``test_crash_after_a_group_accepted_logs_every_program_once``.)
 CHILD = textwrap.dedent(
     """
     import os
@@ -61,16 +63,18 @@ CHILD = textwrap.dedent(
     import pipelines.submission.deliver as deliver
     from pipelines import tasks
 
-    record = deliver.record_delivery
+    record = deliver.record_group
+    deliver.RECORD_GROUP_PROGRAMS = int(os.environ.get("TEST_RECORD_GROUP_PROGRAMS", "1"))
 
-    def accepted_then_killed(session, context, **kwargs):
-        if kwargs.get("delivery_id") is None:  # not a delivery (an unchanged batch)
-            return record(session, context, **kwargs)
-        print("accepted", kwargs["program"], flush=True)
+    def accepted_then_killed(context, recordings, finish=None):
+        sent = [r.program for r in recordings if r.delivery_id is not None]
+        if not sent:  # not a delivery (unchanged batches)
+            return record(context, recordings, finish)
+        print("accepted", ",".join(sent), flush=True)
         sys.stdin.read()  # blocks until the test kills this process
         os._exit(9)
 
-    deliver.record_delivery = accepted_then_killed
+    deliver.record_group = accepted_then_killed
     run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
     print("run", run["run_id"], flush=True)
     for shard in run["shards"]:  # as the DAG's tasks do: prepare, then deliver, per shard
