@@ -7,7 +7,8 @@ each size is kept as a template database (``$DATASHARE_BENCH_DB_PREFIX``, defaul
 ``datashare_bench``; ``DATASHARE_BENCH_RESEED=1`` seeds anew) and copied for every run, so
 peak memory is the pipeline's own. Programs are prepared in the plan's shards (about 25,000
 children; one extract, input gate and output gate per chunk), as the DAG maps its tasks;
-delivery and recording are per program. Airflow start-up is not included.
+each shard is delivered as its deliver task does (program by program, recorded in groups).
+Airflow start-up is not included.
 
 Each run also checks that the disclosure log equals what arrived (the same children; for the
 file drop, each child's logged digest recomputed from the CSV files), and measures the floor
@@ -246,7 +247,7 @@ def check_arrived(engine, destination: str, run_id: str, root: Path) -> int:  # 
 
 def measure(children: int, destinations: list[str]) -> dict[str, object]:
     """One size, in this process."""
-    from pipelines.submission.deliver import deliver_program
+    from pipelines.submission.deliver import deliver_shard
     from pipelines.submission.finish import finish_run
     from pipelines.submission.plan import plan_run
     from pipelines.submission.prepare import prepare_programs
@@ -267,8 +268,11 @@ def measure(children: int, destinations: list[str]) -> dict[str, object]:
         steps[f"{destination}: plan"] += time.perf_counter() - started
         delivered = []
         for shard in plan["shards"]:  # the DAG's shards (tasks.shard_children)
-            for prepared in (batch := prepare_programs(plan, shard, settings)):
-                delivered.append(deliver_program(plan, prepared, settings))
+            batch = prepare_programs(plan, shard, settings)
+            outcomes, failed = deliver_shard(plan, batch, settings)  # as the deliver task
+            if failed:
+                raise SystemExit(f"{destination}: programs failed: {sorted(failed)}")
+            delivered += outcomes
             for step, seconds in batch[0]["counts"]["seconds"].items():
                 steps[f"{destination}: {step}"] += seconds
         for outcome in delivered:

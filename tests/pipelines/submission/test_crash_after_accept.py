@@ -432,3 +432,48 @@ def test_edfi_crash_between_resources_logs_every_accepted_field_by_the_next_run(
     with session_scope(world.engine) as session:
         check = verify_ledgers(session)
     assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
+
+
+# --- a group of programs ------------------------------------------------------------------
+
+
+def test_crash_after_a_group_accepted_logs_every_program_once(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard records its programs in groups: killed after the destination accepted every
+    batch of a group and before the group was logged, the next run reconciles each of them."""
+    root = tmp_path / "drop"
+    world.destination("vt", type="local", recipient="VT-AOE", agreements=["vt-aoe-ecids"],
+                      formats=FORMATS, local={"root": str(root)})  # fmt: skip
+    monkeypatch.setenv("TEST_RECORD_GROUP_PROGRAMS", "50")  # the whole shard is one group
+    crash = crash_after_accept(world, "vt", tmp_path)
+    programs = crash.program.split(",")
+    assert len(programs) == 2, "both programs of the shard were sent before the kill"
+    assert world.disclosures().empty, "nothing was logged"
+    with world.engine.connect() as connection:
+        rows = connection.execute(
+            sql_select(Delivery.run_id, Delivery.program_code, Delivery.status)
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [(crash.run_id, p, "pending") for p in programs]
+    sent = {p.parent.name for p in root.rglob("manifest.json")}
+    assert sent == set(programs)
+
+    summary = world.run("vt", run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    for program in programs:
+        assert summary["reconciled"][program].startswith("logged "), summary["reconciled"]
+        assert crash.run_id in summary["reconciled"][program]
+    log = world.disclosures()
+    disclosed = log.loc[log["action"] == "disclose"]
+    assert not disclosed.duplicated(["program_code", "child_local_id"]).any(), "logged once"
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(crashed["program_code"]) == set(programs)
+    assert set(crashed["run_date"]) == {DEMO_DATE}, "logged with the date it was sent"
+    with world.engine.connect() as connection:
+        statuses = Counter(connection.scalars(sql_select(Delivery.status)))
+    assert set(statuses) <= {"logged", "unchanged"} and statuses["logged"] >= 2, statuses
+    assert world.staged() == []
+    with session_scope(world.engine) as session:
+        check = verify_ledgers(session)
+    assert all(r.ok for r in check.reports.values())
