@@ -239,16 +239,27 @@ def _column(rows: Sequence[Mapping[str, Any]], name: str) -> list[str]:
     batch hold the same run, agreement, recipient and date in every row)."""
     key = encode_basestring(name) + ":"
     memo: dict[Any, str] = {}
+    lists: dict[int, str] = {}  # a list shared by many rows (the same fields): by identity
     out = []
     for row in rows:
         value = row[name]
-        token = (type(value), tuple(value) if isinstance(value, list) else value)
+        if isinstance(value, list):
+            try:
+                out.append(lists[id(value)])
+                continue
+            except KeyError:
+                pass
+            token: Any = (list, tuple(value))
+        else:
+            token = (type(value), value)
         try:
             text_ = memo[token]
         except KeyError:
             text_ = memo[token] = key + _fragment(value)
         except TypeError:  # unhashable: encode as it is
             text_ = key + _fragment(value)
+        if isinstance(value, list):
+            lists[id(value)] = text_
         out.append(text_)
     return out
 
@@ -292,11 +303,21 @@ def _aware_utc(value: dt.datetime, name: str) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
-def _disclosure_row(item: Disclosure) -> dict[str, Any]:
+def _disclosure_row(
+    item: Disclosure, fields: dict[tuple[str, ...], list[str]] | None = None
+) -> dict[str, Any]:
+    """The row of ``item``; ``fields`` shares one list among items that name the same fields
+    (most of a batch), so the chain and the ``COPY`` encode it once."""
     if item.action not in ACTIONS:
         raise LedgerError(f"disclosure action must be one of {sorted(ACTIONS)}")
     if isinstance(item.fields, str):
         raise LedgerError("disclosure fields must be a sequence of field names")
+    named = tuple(item.fields)
+    shared = None if fields is None else fields.get(named)
+    if shared is None:
+        shared = [str(f) for f in named]
+        if fields is not None:
+            fields[named] = shared
     return {
         "run_id": str(item.run_id),
         "program_code": str(item.program_code),
@@ -305,7 +326,7 @@ def _disclosure_row(item: Disclosure) -> dict[str, Any]:
         "agreement_id": str(item.agreement_id),
         "legal_basis": str(item.legal_basis),
         "purpose": str(item.purpose),
-        "fields": [str(f) for f in item.fields],
+        "fields": shared,
         "action": str(item.action),
         "run_date": item.run_date,
         "disclosed_at": _aware_utc(item.disclosed_at, "disclosed_at"),
@@ -373,13 +394,21 @@ def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    dumped: dict[int, str] = {}  # a JSON value shared by many rows, encoded once
+
+    def encoded(value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return dumped[id(value)]
+        except KeyError:
+            text_ = dumped[id(value)] = json.dumps(value)
+            return text_
+
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(
-                [
-                    json.dumps(row[c]) if j and row[c] is not None else row[c]
-                    for c, j in zip(columns, as_json, strict=True)
-                ]
+                [encoded(row[c]) if j else row[c] for c, j in zip(columns, as_json, strict=True)]
             )
 
 
@@ -388,7 +417,8 @@ def append_disclosures(session: Session, items: Iterable[Disclosure]) -> list[in
 
     Nothing is written when any item is invalid (:class:`LedgerError`).
     """
-    return _append(session, "disclosures", (_disclosure_row(i) for i in items))
+    fields: dict[tuple[str, ...], list[str]] = {}
+    return _append(session, "disclosures", (_disclosure_row(i, fields) for i in items))
 
 
 def append_redactions(session: Session, items: Iterable[Redaction]) -> list[int]:

@@ -358,10 +358,52 @@ _PG_UPSERT = text(
 _PG_ARRAYS = ("destination", "program_code", "child_local_id", "digest", "status", "run_id")
 
 
+_INCOMING = "delivery_state_incoming"
+_COPY_COLUMNS = ("destination", "program_code", "child_local_id", "digest", "rows", "status")
+_COPY_UPSERT = (
+    f"INSERT INTO delivery_state ({', '.join(_COPY_COLUMNS)}, run_id, updated_at) "
+    f"SELECT destination, program_code, child_local_id, digest, CAST(rows AS json), status, "
+    f"run_id, %(updated_at)s FROM {_INCOMING} "
+    "ON CONFLICT (destination, program_code, child_local_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+)
+
+
+def _copy_upsert(session: Session, values: list[dict[str, Any]], updated_at: dt.datetime) -> bool:
+    """The rows ``COPY``ed into a temporary table, then upserted from it in one statement
+    (about twice as fast as arrays ``unnest``ed); False where the driver is not psycopg 3."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if not hasattr(driver, "pgconn"):
+        return False
+    with driver.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_INCOMING} (destination text, program_code text, "
+            "child_local_id text, digest text, rows text, status text, run_id text) "
+            "ON COMMIT DROP"
+        )
+        with cursor.copy(f"COPY {_INCOMING} FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(
+                    [
+                        row["destination"],
+                        row["program_code"],
+                        row["child_local_id"],
+                        row["digest"],
+                        json.dumps(row["rows"]),
+                        row["status"],
+                        row["run_id"],
+                    ]
+                )
+        cursor.execute(_COPY_UPSERT, {"updated_at": updated_at})
+        cursor.execute(f"DROP TABLE {_INCOMING}")  # a second upsert in this transaction
+    return True
+
+
 def upsert_state(session: Session, values: list[dict[str, Any]]) -> None:
     """Insert or update ``delivery_state`` rows (:func:`state_rows`, of one program or of
     several) on (destination, program, child): on PostgreSQL one statement for them all (the
-    rows as arrays, ``unnest``ed)."""
+    rows ``COPY``ed into a temporary table, else as arrays ``unnest``ed)."""
     if not values:
         return
     dialect = session.get_bind().dialect.name
@@ -369,9 +411,11 @@ def upsert_state(session: Session, values: list[dict[str, Any]]) -> None:
     if dialect == "postgresql" and len(times) == 1:
         last = {(r["destination"], r["program_code"], r["child_local_id"]): r for r in values}
         values = list(last.values())  # one row per key (a later put wins, as in order)
+        if _copy_upsert(session, values, times.pop()):
+            return
         params: dict[str, Any] = {name: [row[name] for row in values] for name in _PG_ARRAYS}
         params["rows"] = [json.dumps(row["rows"]) for row in values]
-        params["updated_at"] = times.pop()
+        params["updated_at"] = values[0]["updated_at"]
         session.execute(_PG_UPSERT, params)
         return
     table = DeliveredRecord.__table__
