@@ -11,10 +11,14 @@ batch. A dry run writes the exact payloads to a local folder and logs nothing.
 
 A shard (:func:`deliver_shard`, what one mapped Airflow task does) delivers its programs one
 after the other with one destination client (one connection pool, one Ed-Fi client, one SFTP
-session where the destination keeps one open); a program that fails stops only itself. Each
-program's outcome is kept with its delivery row in the same transaction as its disclosure log
-entries (an unchanged night gets an ``unchanged`` row), so a retried shard task returns the
-outcome of a program an earlier attempt delivered instead of sending it again.
+session where the destination keeps one open); a program that fails stops only itself. The
+shard records what it sent in groups of programs (about ``RECORD_GROUP_CHILDREN`` children:
+:func:`.record.record_group`, one transaction and bulk writes per group, each program alone
+should the group's write fail), always after the group's deliveries: a crash in between
+leaves the group's deliveries open for the next run to reconcile. Each program's outcome is
+kept with its delivery row in the same transaction as its disclosure log entries (an
+unchanged night gets an ``unchanged`` row), so a retried shard task returns the outcome of a
+program an earlier attempt delivered instead of sending it again.
 """
 
 from __future__ import annotations
