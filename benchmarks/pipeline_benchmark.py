@@ -271,7 +271,11 @@ def measure(children: int, destinations: list[str]) -> dict[str, object]:
             batch = prepare_programs(plan, shard, settings)
             outcomes, failed = deliver_shard(plan, batch, settings)  # as the deliver task
             if failed:
-                raise SystemExit(f"{destination}: programs failed: {sorted(failed)}")
+                first = failed[min(failed)]
+                raise SystemExit(
+                    f"{destination}: programs failed: {sorted(failed)}; {min(failed)}: "
+                    f"{type(first).__name__}: {first}"
+                )
             delivered += outcomes
             for step, seconds in batch[0]["counts"]["seconds"].items():
                 steps[f"{destination}: {step}"] += seconds
