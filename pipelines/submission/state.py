@@ -380,7 +380,8 @@ def _copy_upsert(session: Session, values: list[dict[str, Any]], updated_at: dt.
         cursor.execute(
             f"CREATE TEMPORARY TABLE {_INCOMING} (destination text, program_code text, "
             "child_local_id text, digest text, rows text, status text, run_id text) "
-            "ON COMMIT DROP"
+            "ON COMMIT DROP",
+            prepare=False,  # never a server-side prepared statement over a dropped table
         )
         with cursor.copy(f"COPY {_INCOMING} FROM STDIN") as copy:
             for row in values:
@@ -395,8 +396,8 @@ def _copy_upsert(session: Session, values: list[dict[str, Any]], updated_at: dt.
                         row["run_id"],
                     ]
                 )
-        cursor.execute(_COPY_UPSERT, {"updated_at": updated_at})
-        cursor.execute(f"DROP TABLE {_INCOMING}")  # a second upsert in this transaction
+        cursor.execute(_COPY_UPSERT, {"updated_at": updated_at}, prepare=False)
+        cursor.execute(f"DROP TABLE {_INCOMING}", prepare=False)  # a second upsert may follow
     return True
 
 
