@@ -61,3 +61,36 @@ def test_a_chunk_altered_in_the_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StagedFileTampered):
         load_raw(store, ref, KEY)
     assert b"payload" not in data, "the database holds ciphertext only"
+
+
+@pytest.fixture(params=["folder", "database"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+    """The folder store, and the database store on SQLite and on PostgreSQL (``COPY``)."""
+    if request.param == "folder":
+        return FolderStore(tmp_path / "staging")
+    return DatabaseStore(make_engine(db_url))
+
+
+def test_many_programs_staged_at_once_read_back_and_forgotten_at_once(any_store) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.staged_store import Staging
+
+    store = any_store
+    frame = permitted_frame(3)
+    big = bytes(range(256)) * (CHUNK_BYTES // 256 + 10)  # more than one chunk
+    items = [
+        Staging(frame, "r1", "P1", "identity.csv"),
+        Staging(b"ledger one", "r1", "P1", "ledger.json"),
+        Staging(big, "r1", "P2", "ledger.json"),
+    ]
+    refs = store.put_many(items, KEY)
+    assert [r.rows for r in refs] == [3, None, None]
+    pd.testing.assert_frame_equal(load_frame(store, refs[0], KEY), frame, check_dtype=False)
+    assert load_raw(store, refs[1], KEY) == b"ledger one"
+    assert load_raw(store, refs[2], KEY) == big
+    again = store.put_many([Staging(b"restaged", "r1", "P1", "ledger.json")], KEY)[0]
+    assert load_raw(store, again, KEY) == b"restaged", "a restaged artifact replaces the old"
+    store.remove_many([refs[0], again])
+    for gone in (refs[0], again):
+        with pytest.raises(StagingError, match="missing"):
+            load_raw(store, gone, KEY)
+    assert load_raw(store, refs[2], KEY) == big, "only what was named is forgotten"
