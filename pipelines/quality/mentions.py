@@ -155,6 +155,51 @@ def id_key(value: Any) -> str | None:
     return ID_PREFIX + text.casefold()
 
 
+def _joined_words(value: Any) -> str | None:
+    found = words(value)
+    return " ".join(found) if found else None
+
+
+def joined_words(values: Any) -> np.ndarray:
+    """Each value's :func:`words` joined by one space (``None`` when it has none), each
+    distinct value split once."""
+    codes, results = _per_distinct(values, _joined_words)
+    table = np.array([*results, None], dtype=object)
+    return table[codes]
+
+
+def _concat(*parts: Any) -> np.ndarray:
+    """Element-wise text concatenation of object arrays and strings (no missing allowed)."""
+    out = np.asarray(parts[0], dtype=object)
+    for part in parts[1:]:
+        out = out + (np.asarray(part, dtype=object) if not isinstance(part, str) else part)
+    return np.asarray(out, dtype=object)
+
+
+def name_key_matrix(first: Any, middle: Any, last: Any) -> np.ndarray:
+    """:func:`name_keys` of every row as a matrix (rows x 3; ``None`` where a row has fewer
+    keys): first last, last first, first middle last; each distinct name split once."""
+    f, s = joined_words(first), joined_words(last)
+    m = joined_words(middle) if middle is not None else np.full(len(f), None, dtype=object)
+    out = np.full((len(f), 3), None, dtype=object)
+    named = np.flatnonzero(pd.notna(f) & pd.notna(s))
+    if len(named):
+        fn, sn = f[named], s[named]
+        out[named, 0] = _concat(NAME_PREFIX, fn, " ", sn)
+        out[named, 1] = _concat(NAME_PREFIX, sn, " ", fn)
+        full = named[pd.notna(m[named])]
+        if len(full):
+            out[full, 2] = _concat(NAME_PREFIX, f[full], " ", m[full], " ", s[full])
+    return out
+
+
+def id_keys(values: Any) -> np.ndarray:
+    """:func:`id_key` of every value (each distinct value once)."""
+    codes, results = _per_distinct(values, id_key)
+    table = np.array([*results, None], dtype=object)
+    return table[codes]
+
+
 @dataclass
 class KeyIndex:
     """Mention keys indexed for scanning text: names by first word, ids by whole run."""
@@ -162,11 +207,24 @@ class KeyIndex:
     names: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
     other_ids: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+    pending: Iterable[str] | None = None
+    """Keys not indexed yet (:meth:`lazy`): indexed on the first :meth:`find`."""
 
     @classmethod
     def of(cls, keys: Iterable[str]) -> KeyIndex:
         """An index of ``keys`` (from :func:`name_keys` and :func:`id_key`)."""
         index = cls()
+        index._add(keys)
+        return index
+
+    @classmethod
+    def lazy(cls, keys: Iterable[str]) -> KeyIndex:
+        """An index of ``keys`` built only when first searched (most batches carry no parent
+        statement, the only text searched for mentions)."""
+        return cls(pending=keys)
+
+    def _add(self, keys: Iterable[str]) -> None:
+        index = self
         for key in keys:
             if key.startswith(NAME_PREFIX):
                 parts = tuple(key[len(NAME_PREFIX) :].split(" "))
@@ -178,10 +236,12 @@ class KeyIndex:
                 else:
                     bounded = rf"(?<![\w-]){re.escape(value)}(?![\w-])"
                     index.other_ids.append((value, re.compile(bounded)))
-        return index
 
     def find(self, text: Any) -> set[str]:
         """The keys of this index that ``text`` mentions."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self._add(pending)
         if _missing(text):
             return set()
         folded = str(text).casefold()

@@ -103,7 +103,8 @@ class RowValues:
 
     values: pd.DataFrame
     kept: frozenset[str]
-    own_keys: Sequence[frozenset[str]]
+    own_keys: Sequence[frozenset[str]] | np.ndarray
+    """Per row, a set of keys, or a row of a matrix of keys (``None`` past the row's own)."""
     batch: KeyIndex
 
 
@@ -349,12 +350,8 @@ def _helpers(
     own_keys = None
     mentioned: list[str] = []
     if columns.statements:
-        from pipelines.quality.expectations import KEY_SEPARATOR
-
         own_keys = f"{HELPER_PREFIX}own_keys"
-        helpers[own_keys] = pd.Series(
-            [KEY_SEPARATOR.join(sorted(keys)) for keys in rows.own_keys], dtype=object
-        )
+        helpers[own_keys] = pd.Series(_joined_keys(rows.own_keys), dtype=object)
         found: set[str] = set()
         for column in columns.statements:
             if column in data.columns:
@@ -364,6 +361,17 @@ def _helpers(
     return helpers, replace(
         spec, protected=protected, own=own_values, own_keys=own_keys, mentioned=mentioned
     )
+
+
+def _joined_keys(own_keys: Sequence[frozenset[str]] | np.ndarray) -> list[str]:
+    """Each row's own keys joined by ``KEY_SEPARATOR`` (sorted, none empty)."""
+    from pipelines.quality.expectations import KEY_SEPARATOR
+
+    if isinstance(own_keys, np.ndarray):
+        rows: Iterable[Iterable[Any]] = own_keys.tolist()
+    else:
+        rows = own_keys
+    return [KEY_SEPARATOR.join(sorted({k for k in keys if isinstance(k, str)})) for keys in rows]
 
 
 def _codes(matrices: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
