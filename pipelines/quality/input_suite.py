@@ -35,7 +35,7 @@ from pipelines.quality.context import (
     QualityError,
     get_context,
     meta_of,
-    run_suite,
+    run_screened,
     summarize,
     unexpected_ids,
 )
@@ -308,7 +308,7 @@ def validate_input(
     """
     suite = input_suite()
     prepared = _prepare(frame)
-    result = run_suite(
+    result = run_screened(
         prepared,
         suite,
         result_format=RESULT_FORMAT,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,12 +82,39 @@ _UNIFORM = frozenset({"string", "empty", "date", "datetime"})
 or ``True == 1`` between values written differently)."""
 
 
-def _per_distinct(values: Any, fn: Any) -> tuple[np.ndarray, list[Any]]:
+_ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+"""The ASCII characters ``str.split()`` splits on (``str.isspace``)."""
+
+
+def normalize_strings(texts: Sequence[str]) -> list[str | None]:
+    """:func:`normalize` of each string: ASCII strings column-wise with Arrow (white space
+    runs made one space, ends trimmed, lower case: what ``split``/``casefold`` do to ASCII),
+    the others one by one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(texts):
+        return []
+    array = pa.array(list(texts), type=pa.string())
+    ascii_ = pc.string_is_ascii(array).to_numpy(zero_copy_only=False)
+    spaced = pc.replace_substring_regex(
+        array, pattern="[\t\n\x0b\x0c\r\x1c-\x1f ]+", replacement=" "
+    )
+    folded = pc.ascii_lower(pc.utf8_trim(spaced, characters=" ")).to_pylist()
+    return [(folded[i] or None) if ascii_[i] else normalize(text) for i, text in enumerate(texts)]
+
+
+def _per_distinct(values: Any, fn: Any, strings: Any = None) -> tuple[np.ndarray, list[Any]]:
     """``fn`` of each distinct non-missing value, and each value's position among them (-1
-    when missing). Values of one kind are hashed together; a mixed column goes one by one."""
+    when missing). Values of one kind are hashed together; a mixed column goes one by one.
+    ``strings``, if given, does what ``fn`` does to a list of distinct strings at once (used
+    when every value is a string)."""
     array = np.asarray(values, dtype=object)
-    if pd.api.types.infer_dtype(array, skipna=True) in _UNIFORM:
+    kind = pd.api.types.infer_dtype(array, skipna=True)
+    if kind in _UNIFORM:
         codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        if strings is not None and kind == "string":
+            return codes, list(strings(list(uniques)))
         return codes, [fn(u) for u in uniques]
     memo: dict[tuple[type, Any], int] = {}
     results: list[Any] = []
@@ -111,15 +138,19 @@ def _per_distinct(values: Any, fn: Any) -> tuple[np.ndarray, list[Any]]:
 
 def normalized(values: Any) -> np.ndarray:
     """:func:`normalize` of every value, each distinct value normalized once."""
-    codes, results = _per_distinct(values, normalize)
+    codes, results = _per_distinct(values, normalize, normalize_strings)
     table = np.array([*results, None], dtype=object)
     return table[codes]  # -1 (missing) picks the trailing None
+
+
+def _string_forms(texts: Sequence[str]) -> list[list[str]]:
+    return [[text] if text else [] for text in normalize_strings(texts)]
 
 
 def forms_matrix(values: Any) -> np.ndarray:
     """:func:`value_forms` of every value as rows of a matrix (``None`` past a value's
     forms; no column for an empty input), each distinct value's forms made once."""
-    codes, results = _per_distinct(values, value_forms)
+    codes, results = _per_distinct(values, value_forms, _string_forms)
     width = max((len(forms) for forms in results), default=0)
     table = np.full((len(results) + 1, width), None, dtype=object)
     for i, forms in enumerate(results):
