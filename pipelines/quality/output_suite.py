@@ -4,6 +4,14 @@ Run with ``result_format`` SUMMARY and ``partial_unexpected_count: 0`` so GE ret
 not values; only :func:`~pipelines.quality.context.summarize` output is kept (GE's result also
 carries each expectation's kwargs, and the forbidden-name set is one of them).
 
+Three stages, each only for what the one before found: (1) every rule, where a column-wise
+rule of :data:`COMBINED` is one expectation over all its columns (GE's cost is mostly per
+expectation: one regex expectation per column cost more than the search itself); (2) for a
+combined rule that failed, each of its columns alone (the failure names the column and its
+row count); (3) for a column that failed ``pii_like``, each pattern alone. Every stage runs
+screened (:func:`~pipelines.quality.context.run_screened`). A combined expectation fails
+exactly when one of its columns would (same checks, same normalization, the union of rows).
+
 Patterns (searched anywhere in a value's text, bounded so longer digit/word runs do not match):
 
 - SSN: ``123-45-6789``, ``123 45 6789`` or a bare run of exactly nine digits. Dashes go both
