@@ -203,9 +203,10 @@ def run_screened(
         if order in detail:
             results.append(detail[order])
             continue
-        config = item.expectation_config
-        mostly = (config.kwargs or {}).get("mostly", 1) if config is not None else 1
-        if item.success and not str(config.type).startswith("expect_table") and mostly >= 1:
+        config = meta_of(item)  # its type; raises without an expectation
+        kwargs = getattr(item.expectation_config, "kwargs", None) or {}
+        table = str(config["type"]).startswith("expect_table")
+        if item.success and not table and kwargs.get("mostly", 1) >= 1:
             item.result = {**(item.result or {}), "unexpected_count": 0, "unexpected_percent": 0.0}
         results.append(item)
     return Screened(results)
