@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/extract_plans.py DATABASE_URL [SHARD] [PROGRA
 against a database seeded by ``benchmarks/pipeline_benchmark.py`` (programs ``VT-B000`` ...,
 shards of about 25,000 children). Prints the plan of the keyset query (the next chunk's ids)
 and of each query of the chunk, under the extract's own ``SET LOCAL`` settings. No values
-are printed but the chunk's ids (in the plans' array literals, cut short).
+are printed (the chunk's ids are in a temporary table, as the extract puts them).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from sqlalchemy import BigInteger, String, any_, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -77,11 +76,7 @@ def main() -> None:
             keyset,
         )
         ids = connection.scalars(keyset).all()
-        array = cast(literal("{" + ",".join(map(str, ids)) + "}", String), ARRAY(BigInteger))
-
-        def chunk(column):  # type: ignore[no-untyped-def]
-            return column == any_(array)
-
+        chunk = extract.chunk_table(connection, ids)
         show(f"children ({len(ids)} ids)", extract._children_query(RUN_DATE, chunk))
         for name, query in extract._related_queries(chunk).items():
             show(name, query)

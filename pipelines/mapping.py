@@ -213,6 +213,8 @@ def _distinct(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
 
 
 def _render_column(spec: FileSpec, column: ColumnSpec, values: list[Any]) -> list[str | None]:
+    if column.type is ColumnType.STRING and all(type(v) is str for v in values):
+        return [v if v.strip() else None for v in values]  # text as it is; blank is missing
     write = _WRITERS[column.type]
     out: list[str | None] = []
     for value in values:

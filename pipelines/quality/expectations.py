@@ -16,6 +16,7 @@ Importing this module registers the expectations with Great Expectations.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -71,12 +72,16 @@ class RowValueMatches(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        cell = _normalized(column_list.iloc[:, 0])
-        raw = column_list.iloc[:, 1]
-        own = _normalized(raw)
-        quote = lambda v: neutralise_formula(v) if isinstance(v, str) else v  # noqa: E731
-        guarded = _normalized(raw.map(quote, na_action="ignore"))
-        return cell.isna() | (own.notna() & ((cell == own) | (cell == guarded)))
+        return _matches(column_list.iloc[:, 0], column_list.iloc[:, 1])
+
+
+def _matches(cells: pd.Series, raw: pd.Series) -> pd.Series:
+    """True where the cell is empty or equals the own value (as written or formula-guarded)."""
+    cell = _normalized(cells)
+    own = _normalized(raw)
+    quote = lambda v: neutralise_formula(v) if isinstance(v, str) else v  # noqa: E731
+    guarded = _normalized(raw.map(quote, na_action="ignore"))
+    return cell.isna() | (own.notna() & ((cell == own) | (cell == guarded)))
 
 
 class NoOtherChildMentioned(MulticolumnMapMetricProvider):
@@ -98,6 +103,122 @@ class NoOtherChildMentioned(MulticolumnMapMetricProvider):
                 found -= set(own.split(KEY_SEPARATOR))
             ok.append(not found)
         return pd.Series(ok, index=column_list.index)
+
+
+class ColumnsNotMatchingRegexes(MulticolumnMapMetricProvider):
+    """True where no column's value (as text, missing skipped) matches that column's regex
+    (``regexes``, one per column; ``re.search``, as GE's ``column_values.not_match_regex``).
+    Each distinct text of a column is searched once."""
+
+    condition_metric_name = "datashare.columns_not_matching_regexes"
+    condition_domain_keys = _DOMAIN
+    condition_value_keys = ("regexes",)
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        regexes = list(kwargs.get("regexes") or ())
+        hit = np.zeros(len(column_list), dtype=bool)
+        for at, regex in enumerate(regexes):
+            column = column_list.iloc[:, at]
+            present = column.notna().to_numpy()
+            if not present.any():
+                continue
+            texts = column[present].astype(str).to_numpy(dtype=object)
+            codes, uniques = pd.factorize(texts)
+            pattern = re.compile(regex)
+            found = np.array([pattern.search(text) is not None for text in uniques], dtype=bool)
+            hit[np.flatnonzero(present)] |= found[codes]
+        return pd.Series(~hit, index=column_list.index)
+
+
+def _groups(kwargs: dict[str, Any]) -> list[tuple[int, list[int]]]:
+    return [(int(cell), [int(i) for i in others]) for cell, others in kwargs.get("groups") or ()]
+
+
+class RowValuesAbsentAll(MulticolumnMapMetricProvider):
+    """:class:`RowValuesAbsent` for several cells at once: ``groups`` pairs a cell's position
+    in ``column_list`` with the positions of the row's values it must equal none of. Every
+    column is normalized and coded once."""
+
+    condition_metric_name = "datashare.row_values_absent_all"
+    condition_domain_keys = _DOMAIN
+    condition_value_keys = ("groups",)
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        texts = np.column_stack(
+            [normalized(column_list[name].to_numpy(dtype=object)) for name in column_list]
+        )
+        codes, _ = pd.factorize(texts.ravel(), use_na_sentinel=True)
+        codes = codes.reshape(texts.shape)
+        hit = np.zeros(len(column_list), dtype=bool)
+        for cell, others in _groups(kwargs):
+            if others:
+                own = codes[:, cell : cell + 1]
+                hit |= ((own == codes[:, others]) & (own >= 0)).any(axis=1)
+        return pd.Series(~hit, index=column_list.index)
+
+
+class RowValuesMatchAll(MulticolumnMapMetricProvider):
+    """:class:`RowValueMatches` for several cells: ``groups`` pairs a cell's position in
+    ``column_list`` with the position of the row's own value (one) it must equal or be empty."""
+
+    condition_metric_name = "datashare.row_values_match_all"
+    condition_domain_keys = _DOMAIN
+    condition_value_keys = ("groups",)
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        ok = pd.Series(True, index=column_list.index)
+        for cell, (own,) in _groups(kwargs):
+            ok &= _matches(column_list.iloc[:, cell], column_list.iloc[:, own])
+        return ok
+
+
+class ValuesAllMissing(MulticolumnMapMetricProvider):
+    """True where every column is missing."""
+
+    condition_metric_name = "datashare.values_all_missing"
+    condition_domain_keys = _DOMAIN
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        return column_list.isna().all(axis=1)
+
+
+class ExpectColumnsNotMatchingRegexes(MulticolumnMapExpectation):
+    """No column's value matches its own regex (``regexes``, aligned with ``column_list``)."""
+
+    regexes: list[str] = pydantic.Field(default_factory=list)
+    map_metric = "datashare.columns_not_matching_regexes"
+    success_keys = ("mostly", "regexes")
+    args_keys = ("column_list",)
+
+
+class ExpectRowValuesAbsentAll(MulticolumnMapExpectation):
+    """Each ``groups`` cell of a row equals none of its group's values (case folded)."""
+
+    groups: list[list[Any]] = pydantic.Field(default_factory=list)
+    map_metric = "datashare.row_values_absent_all"
+    success_keys = ("mostly", "groups")
+    args_keys = ("column_list",)
+
+
+class ExpectRowValuesMatchAll(MulticolumnMapExpectation):
+    """Each ``groups`` cell of a row is empty or the row's own value (case folded)."""
+
+    groups: list[list[Any]] = pydantic.Field(default_factory=list)
+    map_metric = "datashare.row_values_match_all"
+    success_keys = ("mostly", "groups")
+    args_keys = ("column_list",)
+
+
+class ExpectValuesAllMissing(MulticolumnMapExpectation):
+    """Every listed column is empty in every row."""
+
+    map_metric = "datashare.values_all_missing"
+    success_keys = ("mostly",)
+    args_keys = ("column_list",)
 
 
 class ExpectRowValuesAbsent(MulticolumnMapExpectation):

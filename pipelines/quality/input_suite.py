@@ -15,8 +15,10 @@ Rules (:class:`InputRule`), one GE expectation each per column:
 
 Rows that break a rule are quarantined (one row per child and rule, naming the field and the
 rule, never the value); if the share of failing children exceeds ``max_failure_share`` the
-whole batch stops and nothing passes. GE runs with result format COMPLETE and
-``unexpected_index_column_names=["child_id"]``; only the child ids are read from its result,
+whole batch stops and nothing passes. GE runs the suite screened
+(:func:`~pipelines.quality.context.run_screened`): success only first, then, for the
+expectations that failed, result format COMPLETE with
+``unexpected_index_column_names=["child_id"]``; only the child ids are read from that result,
 which is then dropped. The suite is built once per process; run-date bounds are suite
 parameters. ``unexpected_percent`` in the report is GE's: a share of the non-missing values.
 """
@@ -35,7 +37,7 @@ from pipelines.quality.context import (
     QualityError,
     get_context,
     meta_of,
-    run_suite,
+    run_screened,
     summarize,
     unexpected_ids,
 )
@@ -308,7 +310,7 @@ def validate_input(
     """
     suite = input_suite()
     prepared = _prepare(frame)
-    result = run_suite(
+    result = run_screened(
         prepared,
         suite,
         result_format=RESULT_FORMAT,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,12 +82,39 @@ _UNIFORM = frozenset({"string", "empty", "date", "datetime"})
 or ``True == 1`` between values written differently)."""
 
 
-def _per_distinct(values: Any, fn: Any) -> tuple[np.ndarray, list[Any]]:
+_ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+"""The ASCII characters ``str.split()`` splits on (``str.isspace``)."""
+
+
+def normalize_strings(texts: Sequence[str]) -> list[str | None]:
+    """:func:`normalize` of each string: ASCII strings column-wise with Arrow (white space
+    runs made one space, ends trimmed, lower case: what ``split``/``casefold`` do to ASCII),
+    the others one by one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(texts):
+        return []
+    array = pa.array(list(texts), type=pa.string())
+    ascii_ = pc.string_is_ascii(array).to_numpy(zero_copy_only=False)
+    spaced = pc.replace_substring_regex(
+        array, pattern="[\t\n\x0b\x0c\r\x1c-\x1f ]+", replacement=" "
+    )
+    folded = pc.ascii_lower(pc.utf8_trim(spaced, characters=" ")).to_pylist()
+    return [(folded[i] or None) if ascii_[i] else normalize(text) for i, text in enumerate(texts)]
+
+
+def _per_distinct(values: Any, fn: Any, strings: Any = None) -> tuple[np.ndarray, list[Any]]:
     """``fn`` of each distinct non-missing value, and each value's position among them (-1
-    when missing). Values of one kind are hashed together; a mixed column goes one by one."""
+    when missing). Values of one kind are hashed together; a mixed column goes one by one.
+    ``strings``, if given, does what ``fn`` does to a list of distinct strings at once (used
+    when every value is a string)."""
     array = np.asarray(values, dtype=object)
-    if pd.api.types.infer_dtype(array, skipna=True) in _UNIFORM:
+    kind = pd.api.types.infer_dtype(array, skipna=True)
+    if kind in _UNIFORM:
         codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        if strings is not None and kind == "string":
+            return codes, list(strings(list(uniques)))
         return codes, [fn(u) for u in uniques]
     memo: dict[tuple[type, Any], int] = {}
     results: list[Any] = []
@@ -111,15 +138,19 @@ def _per_distinct(values: Any, fn: Any) -> tuple[np.ndarray, list[Any]]:
 
 def normalized(values: Any) -> np.ndarray:
     """:func:`normalize` of every value, each distinct value normalized once."""
-    codes, results = _per_distinct(values, normalize)
+    codes, results = _per_distinct(values, normalize, normalize_strings)
     table = np.array([*results, None], dtype=object)
     return table[codes]  # -1 (missing) picks the trailing None
+
+
+def _string_forms(texts: Sequence[str]) -> list[list[str]]:
+    return [[text] if text else [] for text in normalize_strings(texts)]
 
 
 def forms_matrix(values: Any) -> np.ndarray:
     """:func:`value_forms` of every value as rows of a matrix (``None`` past a value's
     forms; no column for an empty input), each distinct value's forms made once."""
-    codes, results = _per_distinct(values, value_forms)
+    codes, results = _per_distinct(values, value_forms, _string_forms)
     width = max((len(forms) for forms in results), default=0)
     table = np.full((len(results) + 1, width), None, dtype=object)
     for i, forms in enumerate(results):
@@ -155,6 +186,51 @@ def id_key(value: Any) -> str | None:
     return ID_PREFIX + text.casefold()
 
 
+def _joined_words(value: Any) -> str | None:
+    found = words(value)
+    return " ".join(found) if found else None
+
+
+def joined_words(values: Any) -> np.ndarray:
+    """Each value's :func:`words` joined by one space (``None`` when it has none), each
+    distinct value split once."""
+    codes, results = _per_distinct(values, _joined_words)
+    table = np.array([*results, None], dtype=object)
+    return table[codes]
+
+
+def _concat(*parts: Any) -> np.ndarray:
+    """Element-wise text concatenation of object arrays and strings (no missing allowed)."""
+    out = np.asarray(parts[0], dtype=object)
+    for part in parts[1:]:
+        out = out + (np.asarray(part, dtype=object) if not isinstance(part, str) else part)
+    return np.asarray(out, dtype=object)
+
+
+def name_key_matrix(first: Any, middle: Any, last: Any) -> np.ndarray:
+    """:func:`name_keys` of every row as a matrix (rows x 3; ``None`` where a row has fewer
+    keys): first last, last first, first middle last; each distinct name split once."""
+    f, s = joined_words(first), joined_words(last)
+    m = joined_words(middle) if middle is not None else np.full(len(f), None, dtype=object)
+    out = np.full((len(f), 3), None, dtype=object)
+    named = np.flatnonzero(pd.notna(f) & pd.notna(s))
+    if len(named):
+        fn, sn = f[named], s[named]
+        out[named, 0] = _concat(NAME_PREFIX, fn, " ", sn)
+        out[named, 1] = _concat(NAME_PREFIX, sn, " ", fn)
+        full = named[pd.notna(m[named])]
+        if len(full):
+            out[full, 2] = _concat(NAME_PREFIX, f[full], " ", m[full], " ", s[full])
+    return out
+
+
+def id_keys(values: Any) -> np.ndarray:
+    """:func:`id_key` of every value (each distinct value once)."""
+    codes, results = _per_distinct(values, id_key)
+    table = np.array([*results, None], dtype=object)
+    return table[codes]
+
+
 @dataclass
 class KeyIndex:
     """Mention keys indexed for scanning text: names by first word, ids by whole run."""
@@ -162,11 +238,24 @@ class KeyIndex:
     names: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
     other_ids: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+    pending: Iterable[str] | None = None
+    """Keys not indexed yet (:meth:`lazy`): indexed on the first :meth:`find`."""
 
     @classmethod
     def of(cls, keys: Iterable[str]) -> KeyIndex:
         """An index of ``keys`` (from :func:`name_keys` and :func:`id_key`)."""
         index = cls()
+        index._add(keys)
+        return index
+
+    @classmethod
+    def lazy(cls, keys: Iterable[str]) -> KeyIndex:
+        """An index of ``keys`` built only when first searched (most batches carry no parent
+        statement, the only text searched for mentions)."""
+        return cls(pending=keys)
+
+    def _add(self, keys: Iterable[str]) -> None:
+        index = self
         for key in keys:
             if key.startswith(NAME_PREFIX):
                 parts = tuple(key[len(NAME_PREFIX) :].split(" "))
@@ -178,10 +267,12 @@ class KeyIndex:
                 else:
                     bounded = rf"(?<![\w-]){re.escape(value)}(?![\w-])"
                     index.other_ids.append((value, re.compile(bounded)))
-        return index
 
     def find(self, text: Any) -> set[str]:
         """The keys of this index that ``text`` mentions."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self._add(pending)
         if _missing(text):
             return set()
         folded = str(text).casefold()

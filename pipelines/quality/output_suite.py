@@ -4,6 +4,14 @@ Run with ``result_format`` SUMMARY and ``partial_unexpected_count: 0`` so GE ret
 not values; only :func:`~pipelines.quality.context.summarize` output is kept (GE's result also
 carries each expectation's kwargs, and the forbidden-name set is one of them).
 
+Three stages, each only for what the one before found: (1) every rule, where a column-wise
+rule of :data:`COMBINED` is one expectation over all its columns (GE's cost is mostly per
+expectation: one regex expectation per column cost more than the search itself); (2) for a
+combined rule that failed, each of its columns alone (the failure names the column and its
+row count); (3) for a column that failed ``pii_like``, each pattern alone. Every stage runs
+screened (:func:`~pipelines.quality.context.run_screened`). A combined expectation fails
+exactly when one of its columns would (same checks, same normalization, the union of rows).
+
 Patterns (searched anywhere in a value's text, bounded so longer digit/word runs do not match):
 
 - SSN: ``123-45-6789``, ``123 45 6789`` or a bare run of exactly nine digits. Dashes go both
@@ -56,7 +64,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.quality.context import get_context, run_suite, summarize
+from pipelines.quality.context import get_context, run_screened, summarize
 from pipelines.quality.mentions import KeyIndex, forms_matrix
 
 _B = r"(?<![\w-])"
@@ -103,7 +111,8 @@ class RowValues:
 
     values: pd.DataFrame
     kept: frozenset[str]
-    own_keys: Sequence[frozenset[str]]
+    own_keys: Sequence[frozenset[str]] | np.ndarray
+    """Per row, a set of keys, or a row of a matrix of keys (``None`` past the row's own)."""
     batch: KeyIndex
 
 
@@ -133,6 +142,13 @@ def _may_hold_text(series: pd.Series) -> bool:
 def _strip(series: pd.Series) -> pd.Series:
     """Strings stripped; other values untouched."""
     if series.dtype == object:
+        if pd.api.types.infer_dtype(series, skipna=True) == "string":
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)  # each text once
+            table = np.array([*(u.strip() for u in uniques), None], dtype=object)
+            stripped = table[codes]
+            missing = codes < 0
+            stripped[missing] = series.to_numpy(dtype=object)[missing]  # None, NaN as they were
+            return pd.Series(stripped, index=series.index, dtype=object)
         return series.map(lambda v: v.strip() if isinstance(v, str) else v, na_action="ignore")
     if pd.api.types.is_string_dtype(series.dtype):
         return series.str.strip()
@@ -181,15 +197,93 @@ class _Suite:
         self.suite = gx.ExpectationSuite(name=name)
         self.order = 0
 
-    def add(self, expectation: Any, rule: str, column: str | None) -> None:
-        expectation.meta = {"rule": rule, "field": column, "order": self.order}
+    def add(self, expectation: Any, rule: str, column: str | None, **meta: Any) -> None:
+        expectation.meta = {"rule": rule, "field": column, "order": self.order, **meta}
         self.suite.add_expectation(expectation)
         self.order += 1
 
 
-def _screen_suite(data: pd.DataFrame, spec: _Spec) -> Any:
-    """Stage one: every rule, with the PII patterns of a column as one regex."""
+COMBINED = ("pii_like", "not_permitted", "child_value", "full_value", "value_mismatch")
+"""Rules checked in one expectation for all their columns; which column failed, and how many
+rows, is asked only when that one fails (:func:`_detail_suite`)."""
+
+Check = tuple[str, str, Any]
+"""A per-column check of a :data:`COMBINED` rule: rule, column and its argument (a regex, the
+helper columns of the row's values, or the helper column of the row's own value)."""
+
+
+def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
+    """Every per-column check of the :data:`COMBINED` rules, in rule order."""
+    helpers = [c for c in data.columns if str(c).startswith(HELPER_PREFIX)]
+    statements = set(spec.columns.statements)
+    out: list[Check] = []
+    for column in data.columns:
+        if column in helpers or column in statements or column == spec.count_column:
+            continue
+        patterns = _patterns(column, spec)
+        if not patterns or not _may_hold_text(data[column]):
+            continue
+        out.append(("pii_like", column, "|".join(f"(?:{p})" for p in patterns.values())))
+    columns = spec.columns
+    out += [("not_permitted", c, None) for c in columns.empty if c in data.columns]
+    everything = [h for helpers in spec.protected.values() for h in helpers]
+    if everything:
+        out += [("child_value", c, everything) for c in columns.text if c in data.columns]
+    for column, source in columns.generalized.items():
+        own = spec.protected.get(source, [])
+        if column in data.columns and own:
+            out.append(("full_value", column, own))
+    for column, source in columns.kept_text.items():
+        if column in data.columns and source in spec.own:
+            out.append(("value_mismatch", column, spec.own[source]))
+    return out
+
+
+def _one(rule: str, column: str, argument: Any) -> Any:
+    """The expectation of one check."""
     import great_expectations.expectations as gxe
+
+    from pipelines.quality import expectations as rx
+
+    if rule == "pii_like":
+        return gxe.ExpectColumnValuesToNotMatchRegex(column=column, regex=argument)
+    if rule == "not_permitted":
+        return gxe.ExpectColumnValuesToBeNull(column=column)
+    if rule == "value_mismatch":
+        return rx.ExpectRowValueMatches(column_list=[column, argument])
+    return rx.ExpectRowValuesAbsent(column_list=[column, *argument])
+
+
+def _all(rule: str, checks: list[Check]) -> Any:
+    """One expectation for every check of ``rule`` (at least two)."""
+    from pipelines.quality import expectations as rx
+
+    cells = [column for _, column, _ in checks]
+    if rule == "pii_like":
+        regexes = [argument for _, _, argument in checks]
+        return rx.ExpectColumnsNotMatchingRegexes(column_list=cells, regexes=regexes)
+    if rule == "not_permitted":
+        return rx.ExpectValuesAllMissing(column_list=cells)
+    names = list(dict.fromkeys(cells))
+    for _, _, argument in checks:
+        names += [h for h in ([argument] if isinstance(argument, str) else argument)]
+    names = list(dict.fromkeys(names))
+    at = {name: i for i, name in enumerate(names)}
+    groups = [
+        [at[column], [at[h] for h in ([argument] if isinstance(argument, str) else argument)]]
+        for _, column, argument in checks
+    ]
+    if rule == "value_mismatch":
+        return rx.ExpectRowValuesMatchAll(column_list=names, groups=groups)
+    return rx.ExpectRowValuesAbsentAll(column_list=names, groups=groups)
+
+
+def _screen_suite(data: pd.DataFrame, spec: _Spec, checks: list[Check]) -> Any:
+    """Stage one: every rule; a :data:`COMBINED` rule with several columns as one
+    expectation (``meta["columns"]`` says how many), a column's PII patterns as one regex."""
+    import great_expectations.expectations as gxe
+
+    from pipelines.quality import expectations as rx
 
     out = _Suite("datashare_output")
     helpers = [c for c in data.columns if str(c).startswith(HELPER_PREFIX)]
@@ -206,18 +300,21 @@ def _screen_suite(data: pd.DataFrame, spec: _Spec) -> Any:
                 "pseudonym_format",
                 column,
             )
-    statements = set(spec.columns.statements)
-    for column in data.columns:
-        if column in helpers or column in statements or column == spec.count_column:
-            continue
-        patterns = _patterns(column, spec)
-        if not patterns or not _may_hold_text(data[column]):
-            continue
-        regex = "|".join(f"(?:{p})" for p in patterns.values())
-        out.add(
-            gxe.ExpectColumnValuesToNotMatchRegex(column=column, regex=regex), "pii_like", column
-        )
-    _row_rules(out, data, spec)
+    for rule in COMBINED:
+        mine = [check for check in checks if check[0] == rule]
+        if len(mine) == 1:
+            out.add(_one(*mine[0]), rule, mine[0][1])
+        elif mine:
+            out.add(_all(rule, mine), rule, None, columns=len(mine))
+    for column in spec.columns.statements:
+        if column in data.columns and spec.own_keys is not None:
+            out.add(
+                rx.ExpectNoOtherChildMentioned(
+                    column_list=[column, spec.own_keys], keys=spec.mentioned
+                ),
+                "other_child",
+                column,
+            )
     count = spec.count_column
     if count is not None and count in data.columns:
         column = count
@@ -234,46 +331,17 @@ def _screen_suite(data: pd.DataFrame, spec: _Spec) -> Any:
     return out.suite
 
 
-def _row_rules(out: _Suite, data: pd.DataFrame, spec: _Spec) -> None:
-    """The row-wise rules: each row against its own child (helper columns)."""
-    import great_expectations.expectations as gxe
-
-    from pipelines.quality import expectations as rx
-
-    columns = spec.columns
-    for column in columns.empty:
-        if column in data.columns:
-            out.add(gxe.ExpectColumnValuesToBeNull(column=column), "not_permitted", column)
-    everything = [h for helpers in spec.protected.values() for h in helpers]
-    for column in columns.text:
-        if column in data.columns and everything:
-            out.add(
-                rx.ExpectRowValuesAbsent(column_list=[column, *everything]), "child_value", column
-            )
-    for column, source in columns.generalized.items():
-        own = spec.protected.get(source, [])
-        if column in data.columns and own:
-            out.add(rx.ExpectRowValuesAbsent(column_list=[column, *own]), "full_value", column)
-    for column, source in columns.kept_text.items():
-        if column in data.columns and source in spec.own:
-            out.add(
-                rx.ExpectRowValueMatches(column_list=[column, spec.own[source]]),
-                "value_mismatch",
-                column,
-            )
-    for column in columns.statements:
-        if column in data.columns and spec.own_keys is not None:
-            out.add(
-                rx.ExpectNoOtherChildMentioned(
-                    column_list=[column, spec.own_keys], keys=spec.mentioned
-                ),
-                "other_child",
-                column,
-            )
+def _detail_suite(rules: set[str], checks: list[Check]) -> Any:
+    """Stage two, only for the combined rules that failed: each of their columns alone."""
+    out = _Suite("datashare_output_columns")
+    for rule, column, argument in checks:
+        if rule in rules:
+            out.add(_one(rule, column, argument), rule, column)
+    return out.suite
 
 
-def _detail_suite(columns: list[str], spec: _Spec) -> Any:
-    """Stage two, only for columns that failed ``pii_like``: which pattern, how many rows."""
+def _pattern_suite(columns: list[str], spec: _Spec) -> Any:
+    """Stage three, only for columns that failed ``pii_like``: which pattern, how many rows."""
     import great_expectations.expectations as gxe
 
     out = _Suite("datashare_output_detail")
@@ -349,12 +417,8 @@ def _helpers(
     own_keys = None
     mentioned: list[str] = []
     if columns.statements:
-        from pipelines.quality.expectations import KEY_SEPARATOR
-
         own_keys = f"{HELPER_PREFIX}own_keys"
-        helpers[own_keys] = pd.Series(
-            [KEY_SEPARATOR.join(sorted(keys)) for keys in rows.own_keys], dtype=object
-        )
+        helpers[own_keys] = pd.Series(_joined_keys(rows.own_keys), dtype=object)
         found: set[str] = set()
         for column in columns.statements:
             if column in data.columns:
@@ -364,6 +428,17 @@ def _helpers(
     return helpers, replace(
         spec, protected=protected, own=own_values, own_keys=own_keys, mentioned=mentioned
     )
+
+
+def _joined_keys(own_keys: Sequence[frozenset[str]] | np.ndarray) -> list[str]:
+    """Each row's own keys joined by ``KEY_SEPARATOR`` (sorted, none empty)."""
+    from pipelines.quality.expectations import KEY_SEPARATOR
+
+    if isinstance(own_keys, np.ndarray):
+        rows: Iterable[Iterable[Any]] = own_keys.tolist()
+    else:
+        rows = own_keys
+    return [KEY_SEPARATOR.join(sorted({k for k in keys if isinstance(k, str)})) for keys in rows]
 
 
 def _codes(matrices: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
@@ -446,19 +521,32 @@ def validate_output(
     if count in data.columns and not pd.api.types.is_numeric_dtype(data[count].dtype):
         failures.append(f"count_numeric on column {count}: not a numeric column")
         spec = replace(spec, count_column=None)  # checked as any other column instead
+    checks = _checks(data, spec)
     expectations = summarize(
-        run_suite(data, _screen_suite(data, spec), result_format=RESULT_FORMAT)
+        run_screened(data, _screen_suite(data, spec, checks), result_format=RESULT_FORMAT)
     )
-    flagged = [e["column"] for e in expectations if e["name"] == "pii_like" and not e["success"]]
+    combined = {e["name"] for e in expectations if e["column"] is None and not e["success"]}
+    combined &= set(COMBINED)
+    if combined:
+        detail = run_screened(data, _detail_suite(combined, checks), result_format=RESULT_FORMAT)
+        expectations += summarize(detail)
+    flagged = [
+        e["column"]
+        for e in expectations
+        if e["name"] == "pii_like" and e["column"] is not None and not e["success"]
+    ]
     if flagged:
-        detail = run_suite(data, _detail_suite(flagged, spec), result_format=RESULT_FORMAT)
+        detail = run_screened(data, _pattern_suite(flagged, spec), result_format=RESULT_FORMAT)
         expectations += summarize(detail)
     explained = {
         e["column"] for e in expectations if e["name"] in PATTERN_RULES and not e["success"]
     }
+    by_column = {e["name"] for e in expectations if e["column"] is not None and not e["success"]}
     for item in expectations:
         if item["success"] or (item["name"] == "pii_like" and item["column"] in explained):
             continue
+        if item["column"] is None and item["name"] in by_column:
+            continue  # a combined rule: its columns' own results say where
         if item["name"] == "columns_match":
             failures.append(_column_failure(frame, expected))
         else:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from pipelines.quality.mentions import KeyIndex, id_key, name_keys
+from pipelines.quality.mentions import KeyIndex, id_keys, name_key_matrix
 from pipelines.quality.output_suite import Columns, RowValues, validate_output
 from privacy.fields import CATALOG, Kind
 from privacy.transforms import PSEUDONYM_PATTERN, FieldPlan
@@ -63,7 +64,11 @@ def identity_of(children: pd.DataFrame, passed: pd.Series) -> pd.DataFrame:
 
 class Identities:
     """Every extracted child of the preparation, by (program code, local id), with the
-    mention keys of the whole batch."""
+    mention keys of the whole batch.
+
+    Column-wise: each distinct name and id is split and keyed once
+    (:func:`~pipelines.quality.mentions.name_key_matrix`), keys are built by array
+    concatenation, and each row's own keys are a row of :attr:`own` (``None`` past them)."""
 
     def __init__(self, parts: list[pd.DataFrame]) -> None:
         frame = (
@@ -74,36 +79,24 @@ class Identities:
         if PASSED not in frame.columns:
             frame = frame.assign(**{PASSED: True})
         frame = frame.astype({c: str for c in KEY}).reset_index(drop=True)
-        child = [
-            name_keys(f, m, s) | {k for k in (id_key(a), id_key(b)) if k}
-            for f, m, s, a, b in zip(
-                frame["first_name"],
-                frame["middle_name"],
-                frame["last_name"],
-                frame["child_local_id"],
-                frame["state_student_id"],
-                strict=True,
-            )
-        ]
-        self.batch = KeyIndex.of(set().union(*child) if child else set())
+        child = np.hstack(
+            [
+                name_key_matrix(frame["first_name"], frame["middle_name"], frame["last_name"]),
+                id_keys(frame["child_local_id"]).reshape(-1, 1),
+                id_keys(frame["state_student_id"]).reshape(-1, 1),
+            ]
+        )
+        present = child[pd.notna(child)]
+        self.batch = KeyIndex.lazy(set(present.tolist()))
         # A key twice (the input gate quarantines duplicates): the row that passed is the one
         # an outgoing frame can hold; every row's names and ids still count for the batch.
         first = frame.sort_values(PASSED, ascending=False, kind="stable")
         first = first.drop_duplicates(KEY, keep="first")
         self.frame = first.set_index(KEY)
-        self.own = pd.Series(
-            [
-                frozenset(child[i] | name_keys(g, None, h))
-                for i, g, h in zip(
-                    first.index,
-                    first["guardian_first_name"],
-                    first["guardian_last_name"],
-                    strict=True,
-                )
-            ],
-            index=self.frame.index,
-            dtype=object,
-        )
+        guardian = name_key_matrix(first["guardian_first_name"], None, first["guardian_last_name"])
+        own = np.hstack([child[first.index.to_numpy()], guardian[:, :2]])
+        self.own = np.vstack([own, np.full((1, own.shape[1]), None, dtype=object)])
+        """Row ``i`` of :attr:`frame`'s own keys; the last row (none) is for unknown keys."""
 
     def rows(self, keys: list[tuple[str, str]], kept: frozenset[str]) -> tuple[RowValues, int]:
         """The row values of ``keys`` and how many keys name no extracted child."""
@@ -111,11 +104,11 @@ class Identities:
         if index is None:
             empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in ROW_FIELDS})
             return RowValues(empty, kept, [], self.batch), 0
+        at = self.frame.index.get_indexer(index)
         values = self.frame.reindex(index)
-        unknown = int((~index.isin(self.frame.index)).sum())
-        own = self.own.reindex(index)
-        own_keys = [k if isinstance(k, frozenset) else frozenset() for k in own.tolist()]
-        return RowValues(values.reset_index(drop=True), kept, own_keys, self.batch), unknown
+        unknown = int((at < 0).sum())
+        own = self.own[at]  # -1 (no such child) picks the trailing row of no keys
+        return RowValues(values.reset_index(drop=True), kept, own, self.batch), unknown
 
 
 def _columns(sources: dict[str, str], plan: FieldPlan, record_level: bool) -> Columns:
