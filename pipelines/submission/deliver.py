@@ -49,7 +49,12 @@ from pipelines.submission.state import (
     with_rows,
     withheld_reasons,
 )
-from pipelines.submission.withdrawals import withdrawals_artifact, withdrawals_spec
+from pipelines.submission.withdrawals import (
+    only_withdrawals,
+    program_withdrawal,
+    withdrawals_artifact,
+    withdrawals_spec,
+)
 from privacy.fields import CATALOG
 from schemas import Delivery
 from schemas.filespec import load_spec
@@ -118,13 +123,17 @@ def _not_sent(result: DeliveryResult) -> list[dict[str, Any]]:
 
 
 def _planned(
-    context: RunContext, batch: Batch, ledger: dict[str, Any]
+    context: RunContext, batch: Batch, ledger: dict[str, Any], stopped: bool = False
 ) -> tuple[Current, dict[ChildKey, Held], Changes]:
-    """Tonight's batch against what the destination holds now (:mod:`.state`)."""
+    """Tonight's batch against what the destination holds now (:mod:`.state`); for a program
+    that ``stopped`` sharing, every child held is withdrawn (:mod:`.withdrawals`)."""
     current = current_of(batch, ledger)
     with session_scope(context.engine) as session:
         held = load_held(session, context.run.destination, batch.program_code)
         held = with_rows(session, context.run.destination, held, differing(held, current))
+    if stopped:
+        snapshot = context.destination.type.value in SNAPSHOTS
+        return current, held, program_withdrawal(held, snapshot=snapshot)
     agreement = context.agreement
     changes = plan_changes(
         held,
@@ -189,11 +198,16 @@ def deliver_program(
     ledger = load_ledger(context, prepared)
     batch = load_batch(context, prepared, ledger)
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
+    stopped = bool(prepared.get("withdraw_program"))
+    if context.run.dry_run and stopped:  # nothing is deleted: say what would be withdrawn
+        outcome |= {"status": "dry_run", "would_withdraw": prepared["counts"]["withdrawing"]}
+        remove_staged(context, prepared)
+        return outcome
     if context.run.dry_run:
         outcome |= {"status": "dry_run", **_dry_run(context, batch)}
         remove_staged(context, prepared)
         return outcome
-    current, held, changes = _planned(context, batch, ledger)
+    current, held, changes = _planned(context, batch, ledger, stopped)
     if changes.nothing:
         outcome |= {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
         with session_scope(context.engine) as session:
@@ -212,6 +226,8 @@ def deliver_program(
         remove_staged(context, prepared)
         return outcome
     sending = outgoing(context, batch, changes, held)
+    if stopped:
+        only_withdrawals(sending, changes, context.destination)
     with session_scope(context.engine) as session:
         delivery_id = _delivery_row(session, context, sending, prepared, changes).id
     destination = context.client
@@ -241,7 +257,7 @@ def deliver_program(
             state=StateUpdate(current, held, changes.program, changes.snapshot),
         )
         outcome |= {
-            "status": "delivered",
+            "status": "withdrawn" if stopped else "delivered",
             "logged": logged,
             "sent": len(changes.send),
             "withdrawn": len(withdrawn),

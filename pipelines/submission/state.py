@@ -295,11 +295,13 @@ def save_state(
         put(key[1], current.digests[key], current.rows.get(key, {}), HELD)
     if program_sent:
         put(PROGRAM, current.program_digest, {}, HELD)
-    for key in sorted(set(withdrawn)):
+    withdrawn = set(withdrawn)
+    for key in sorted(withdrawn):
         put(key[1], "", {}, DELETED)
     if snapshot:
         for key, before in held.items():
-            if key[1] != PROGRAM and key not in sent and before.status == HELD:
+            gone = key in sent or key in withdrawn  # a withdrawn child is deleted, not dropped
+            if key[1] != PROGRAM and not gone and before.status == HELD:
                 put(key[1], before.digest, before.rows, DROPPED)
     _upsert(session, values)
 
