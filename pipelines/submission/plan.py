@@ -132,7 +132,8 @@ def plan_run(
         "programs": programs,
         "shards": shards(
             programs,
-            children_per_program(context.engine, programs),
+            # a program whose held records are withdrawn is not extracted: it weighs nothing
+            children_per_program(context.engine, programs) | dict.fromkeys(withdrawing, 0),
             max_children=tasks.shard_children,
             max_programs=tasks.shard_programs,
         ),
