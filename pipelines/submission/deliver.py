@@ -165,6 +165,13 @@ def outgoing(
     return Batch(out.run_id, out.run_date, out.program_code, (*out.artifacts, artifact))
 
 
+def _marks_empty(destination: Any, stopped: bool) -> bool:
+    """Whether a stopped program's empty batch goes to ``destination`` too: a staging database
+    marks each batch it holds and writes nothing for a batch equal to its latest mark, so the
+    empty mark says it no longer holds the program's last batch (sent afresh on resuming)."""
+    return stopped and hasattr(destination, "delete_rows")
+
+
 def _delete(
     context: RunContext, destination: Any, changes: Changes, held: dict[ChildKey, Held]
 ) -> tuple[set[ChildKey], dict[ChildKey, tuple[str, ...]]]:
@@ -233,7 +240,9 @@ def deliver_program(
     destination = context.client
     started = time.perf_counter()
     result: DeliveryResult = (
-        destination.deliver(sending) if sending.artifacts or changes.snapshot else DeliveryResult()
+        destination.deliver(sending)
+        if sending.artifacts or changes.snapshot or _marks_empty(destination, stopped)
+        else DeliveryResult()
     )
     withdrawn, replaced = _delete(context, destination, changes, held)
     replaced |= result.replaced

@@ -302,7 +302,7 @@ def test_date_boundaries_of_a_program_that_stops_sharing(
         summary = world.run("state", run_date=RUN)
         assert summary["status"] == "success", summary["stop_lines"]
         log = entries(world, summary["run_id"], program)
-        folders = sorted(p.parent.name for p in root.glob(f"*/{program}/manifest.json"))
+        folders = sorted(p.parent.parent.name for p in root.glob(f"*/{program}/manifest.json"))
         if withdrawn:
             assert summary["programs"]["withdrawing"][program] == len(sent)
             assert summary["deliveries"][program] == "withdrawn"
