@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -368,7 +369,8 @@ def test_one_program_stops_while_another_of_the_same_shard_goes_on_untouched(
     assert by_program["VT-EHS-02"]["artifacts"] == [], "nothing of a stopped program is staged"
     outcomes, failed = deliver_shard(plan, prepared, world.settings)
     assert failed == {}
-    summary = finish_run(plan, outcomes, world.settings)
+    delivered: list[dict[str, Any] | None] = list(outcomes)
+    summary = finish_run(plan, delivered, world.settings)
     assert summary["status"] == "success"
     assert summary["deliveries"] == {"VT-EHS-02": "withdrawn", "VT-HS-01": "unchanged"}
     assert summary["programs"]["considered"] == 2, "a withdrawn program is counted once"
