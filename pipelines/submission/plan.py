@@ -46,8 +46,10 @@ def plan_run(
     reconcile what earlier runs left unlogged, then list the programs to process.
 
     Only programs in the recipient's jurisdiction (its state, ``privacy.bases.in_jurisdiction``)
-    are considered; programs of other states are not listed at all. A recipient without a state
-    gets no program: every program is listed as skipped with ``recipient_no_jurisdiction``
+    are considered; programs of other states are not listed at all, unless the destination
+    still holds records of them (a program that moved: ``program_not_in_jurisdiction``). A
+    recipient without a state gets no program: every program is listed as skipped with
+    ``recipient_no_jurisdiction``
     (default deny). Programs that do not share (not registered, withdrawn, AIAN without
     opt-in) are listed with their reason and processed no further; for an AIAN program whose
     opt-in is incomplete, ``skip_notes`` says what it lacks (of ``authority``, ``decided_by``,
@@ -81,13 +83,19 @@ def plan_run(
     with session_scope(context.engine) as session:
         blocked = agreement_reason(agreement, recipient, run_date)
         every = session.execute(select(Program.code, Program.state).order_by(Program.code)).all()
+        skipped: dict[str, str] = {}
         in_state = [
             code
             for code, state in every
             if in_jurisdiction(state, recipient) or blocked is Reason.RECIPIENT_NO_JURISDICTION
         ]
+        # a program no longer in the recipient's state is listed only while the destination
+        # still holds records of it (to be withdrawn, or counted); the agreement's own reason
+        # comes first, as for every program
+        moved = [code for code, _ in every if code not in in_state]
+        for code in held_counts(session, destination, moved):
+            skipped[code] = str(blocked or Reason.PROGRAM_NOT_IN_JURISDICTION)
         statuses = current_participation(session, recipient.code, run_date)
-        skipped: dict[str, str] = {}
         notes: dict[str, str] = {}  # what an AIAN program's opt-in lacks: names, never values
         programs: list[str] = []
         for code in in_state:

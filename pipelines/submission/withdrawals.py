@@ -8,8 +8,9 @@ as the identity file named them (the held row keys, so a pseudonym stays the pse
 **A program that stops sharing, or an agreement that lapses.** Child withdrawals are decided
 inside a program's delivery (:func:`.state.plan_changes`): a child the parent revoked
 (``delete_on_revocation``) or who left the agreement's scope (``delete_out_of_scope``). A whole
-program stops sharing when its participation is withdrawn (or no longer registered), an AIAN
-program's opt-in ends or is incomplete, or the agreement no longer covers anyone (expired,
+program stops sharing when its participation is withdrawn (or no longer registered), it is no
+longer in the recipient's state, an AIAN program's opt-in ends or is incomplete, or the
+agreement no longer covers anyone (expired,
 review overdue, the recipient no longer eligible, destruction terms missing):
 :data:`WITHDRAWING` lists those reasons. Every child of such a program has then left the
 agreement's scope, so:
@@ -65,6 +66,7 @@ WITHDRAWING = frozenset(
     {
         Reason.PROGRAM_NOT_REGISTERED,
         Reason.PROGRAM_WITHDRAWN,
+        Reason.PROGRAM_NOT_IN_JURISDICTION,
         Reason.AIAN_NO_OPT_IN,
         Reason.AIAN_OPT_IN_INCOMPLETE,
         Reason.AGREEMENT_EXPIRED,

@@ -24,16 +24,19 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from pipelines.commands.policy import explanation
 from pipelines.demo import DEMO_DATE
 from pipelines.submission.deliver import deliver_shard
 from pipelines.submission.finish import finish_run
 from pipelines.submission.plan import plan_run
 from pipelines.submission.prepare import prepare_shard
+from privacy.agreements import load_agreement
 from privacy.participation import record_change
-from schemas import DeliveredRecord, ParticipationEvent, Program
+from privacy.reasons import Reason, citation, describe
+from schemas import DeliveredRecord, ParticipationEvent, Program, RedactionEntry
 from schemas.codes import OptInScope, ParticipationAction
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import PROJECT, World, make_world
@@ -388,6 +391,50 @@ def test_one_program_stops_while_another_of_the_same_shard_goes_on_untouched(
     assert files_after == files_before, "earlier folders are left as they were"
     assert not (root / str(NEXT) / "VT-HS-01").exists(), "nothing new for the other program"
     assert {p.name for p in (root / str(NEXT) / "VT-EHS-02").glob("*.csv")} == {WITHDRAWALS}
+
+    with Session(world.engine) as session:
+        rules = session.scalars(
+            select(RedactionEntry.rule).where(
+                RedactionEntry.run_id == plan["run_id"], RedactionEntry.program_code == "VT-EHS-02"
+            )
+        ).all()
+    (rule,) = rules
+    assert f"holds {len(stopped_before)} children's records" in rule
+    assert "withdrawn tonight (program_out_of_scope)" in rule
+    assert not any(child in rule for child in stopped_before), "counts only: no child is named"
+
+
+def test_the_reason_and_the_agreement_explain_a_program_withdrawal_in_plain_words(
+    vermont: World,
+) -> None:
+    reason = Reason("program_out_of_scope")
+    assert reason.level.value == "program"
+    assert "no longer shares" in describe(reason.value)
+    assert citation(reason.value).startswith("45 CFR 1302.53")
+    agreement = load_agreement(vermont.config / "agreements" / "vt-aoe-ecids.yaml")
+    text = "\n".join(explanation(agreement, None, today=DEMO_DATE))
+    assert "A program that stops sharing" in text and "program_out_of_scope" in text
+    plain = load_agreement(PROJECT / "config" / "agreements" / "vt-aoe-ecids.yaml")
+    assert "A program that stops sharing" not in "\n".join(
+        explanation(plain, None, today=DEMO_DATE)
+    ), "only an agreement with delete_out_of_scope asks for it"
+
+
+def test_a_program_that_moved_to_another_state_is_withdrawn(vermont: World, tmp_path: Path) -> None:
+    world = vermont
+    world.run("vt", run_date=DEMO_DATE)
+    held = state_rows(world, "vt", "VT-EHS-02")
+    with Session(world.engine) as session, session.begin():
+        session.execute(update(Program).where(Program.code == "VT-EHS-02").values(state="NH"))
+    summary = world.run("vt", run_date=NEXT)
+    assert summary["status"] == "success"
+    assert summary["programs"]["skipped"] == {"VT-EHS-02": "program_not_in_jurisdiction"}
+    assert summary["programs"]["withdrawing"] == {"VT-EHS-02": len(held)}
+    assert set(state_rows(world, "vt", "VT-EHS-02").values()) == {"deleted"}
+    log = entries(world, summary["run_id"], "VT-EHS-02")
+    assert set(log["action"]) == {"delete"} and len(log) == len(held)
+    later = world.run("vt", run_date=NEXT + DAY)
+    assert "VT-EHS-02" not in later["programs"]["skipped"], "once nothing is held, not listed"
 
 
 def test_a_stopped_program_holding_nothing_does_nothing(vermont: World, tmp_path: Path) -> None:
