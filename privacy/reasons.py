@@ -100,6 +100,19 @@ class Reason(StrEnum):
         "the AIAN program's opt-in lacks its authority, who recorded it, its date or its "
         "scope, so it is not the program's decision and nothing leaves (45 CFR 1302.53(b)(4))",
     )
+    PROGRAM_NOT_IN_JURISDICTION = (
+        "program_not_in_jurisdiction",
+        Level.PROGRAM,
+        "the program is no longer in the recipient's state, so the recipient's agreement no "
+        "longer covers it",
+    )
+    PROGRAM_OUT_OF_SCOPE = (
+        "program_out_of_scope",
+        Level.PROGRAM,
+        "the program no longer shares with this recipient (participation withdrawn, AIAN "
+        "opt-in ended or incomplete, agreement expired or lapsed), and the agreement asks the "
+        "recipient to delete what it holds of children who no longer qualify",
+    )
 
     # the child's legal basis: written consent (45 CFR 1303.22(a))
     NO_CONSENT = "no_consent", Level.CHILD, "no written consent on file"
@@ -239,6 +252,8 @@ CITATIONS: dict[str, str] = {
     "destination_rejected": "45 CFR 1303.24(b)",
     "recipient_no_jurisdiction": "45 CFR 1302.53(b)(3); 42 U.S.C. 9836a(b)(4)",
     "aian_opt_in_incomplete": "45 CFR 1302.53(b)(4)",
+    "program_not_in_jurisdiction": "45 CFR 1302.53(b)(3); 42 U.S.C. 9836a(b)(4)",
+    "program_out_of_scope": "45 CFR 1302.53(b)(3)-(4), 1303.22(c)(2)-(3)",
     "consent_other_purpose": "45 CFR 1303.22(a)",
     "parent_statement_on_transformed_field": "45 CFR 1303.24(c), 1303.22(f)",
     "tribal_affiliation_not_permitted": "45 CFR 1302.53(b)(4)",

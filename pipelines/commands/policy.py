@@ -174,6 +174,11 @@ def explanation(a: Agreement, recipient: RecipientRow | None, *, today: dt.date)
         lines.append("On revocation: the recipient is asked to delete what it received")
     if a.delete_out_of_scope:
         lines.append("A child who no longer qualifies: the recipient is asked to delete it too")
+        lines.append(
+            "A program that stops sharing (participation withdrawn, AIAN opt-in ended or "
+            "incomplete, agreement expired or lapsed): the recipient is asked to delete every "
+            "child of it that it holds (program_out_of_scope); nothing else of it is sent"
+        )
     leaving = a.leaving()
     verb = "Counts are broken down by" if a.output is OutputLevel.AGGREGATE else "What leaves"
     lines.append(f"{verb} ({len(leaving)} field(s)):")

@@ -60,7 +60,12 @@ from pipelines.submission.state import (
     with_rows,
     withheld_reasons,
 )
-from pipelines.submission.withdrawals import withdrawals_artifact, withdrawals_spec
+from pipelines.submission.withdrawals import (
+    only_withdrawals,
+    program_withdrawal,
+    withdrawals_artifact,
+    withdrawals_spec,
+)
 from privacy.fields import CATALOG
 from schemas import Delivery
 from schemas.filespec import load_spec
@@ -129,13 +134,17 @@ def _not_sent(result: DeliveryResult) -> list[dict[str, Any]]:
 
 
 def _planned(
-    context: RunContext, batch: Batch, ledger: dict[str, Any]
+    context: RunContext, batch: Batch, ledger: dict[str, Any], stopped: bool = False
 ) -> tuple[Current, dict[ChildKey, Held], Changes]:
-    """Tonight's batch against what the destination holds now (:mod:`.state`)."""
+    """Tonight's batch against what the destination holds now (:mod:`.state`); for a program
+    that ``stopped`` sharing, every child held is withdrawn (:mod:`.withdrawals`)."""
     current = current_of(batch, ledger)
     with session_scope(context.engine) as session:
         held = load_held(session, context.run.destination, batch.program_code)
         held = with_rows(session, context.run.destination, held, differing(held, current))
+    if stopped:
+        snapshot = context.destination.type.value in SNAPSHOTS
+        return current, held, program_withdrawal(held, snapshot=snapshot)
     agreement = context.agreement
     changes = plan_changes(
         held,
@@ -165,6 +174,13 @@ def outgoing(
     run_date = dt.date.fromisoformat(batch.run_date)
     artifact = withdrawals_artifact(spec, specs, changes.withdraw, held, run_date)
     return Batch(out.run_id, out.run_date, out.program_code, (*out.artifacts, artifact))
+
+
+def _marks_empty(destination: Any, stopped: bool) -> bool:
+    """Whether a stopped program's empty batch goes to ``destination`` too: a staging database
+    marks each batch it holds and writes nothing for a batch equal to its latest mark, so the
+    empty mark says it no longer holds the program's last batch (sent afresh on resuming)."""
+    return stopped and hasattr(destination, "delete_rows")
 
 
 def _delete(
@@ -232,11 +248,16 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
     ledger = load_ledger(context, prepared)
     batch = load_batch(context, prepared, ledger)
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
+    stopped = bool(prepared.get("withdraw_program"))
+    if context.run.dry_run and stopped:  # nothing is deleted: say what would be withdrawn
+        outcome |= {"status": "dry_run", "would_withdraw": prepared["counts"]["withdrawing"]}
+        remove_staged(context, prepared)
+        return outcome, None
     if context.run.dry_run:
         outcome |= {"status": "dry_run", **_dry_run(context, batch)}
         remove_staged(context, prepared)
         return outcome, None
-    current, held, changes = _planned(context, batch, ledger)
+    current, held, changes = _planned(context, batch, ledger, stopped)
     common = {
         "run_id": context.run.run_id,
         "run_date": context.run.run_date,
@@ -248,18 +269,22 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
         unchanged = Recording(**common, accepted=None, rejected={}, delivery_id=None)
         return outcome, _Sent(unchanged, prepared, outcome, None, batch.digest)
     sending = outgoing(context, batch, changes, held)
+    if stopped:
+        only_withdrawals(sending, changes, context.destination)
     with session_scope(context.engine) as session:
         delivery_id = _delivery_row(session, context, sending, prepared, changes).id
     destination = context.client
     started = time.perf_counter()
     result: DeliveryResult = (
-        destination.deliver(sending) if sending.artifacts or changes.snapshot else DeliveryResult()
+        destination.deliver(sending)
+        if sending.artifacts or changes.snapshot or _marks_empty(destination, stopped)
+        else DeliveryResult()
     )
     withdrawn, replaced = _delete(context, destination, changes, held)
     replaced |= result.replaced
     outcome["seconds"] = {"deliver": round(time.perf_counter() - started, 3)}
     outcome |= {
-        "status": "delivered",
+        "status": "withdrawn" if stopped else "delivered",
         "logged": 0,
         "sent": len(changes.send),
         "withdrawn": len(withdrawn),

@@ -16,7 +16,14 @@ from pipelines.submission.reconcile import reconcile
 from pipelines.submission.runs import ConcurrentRun, LiveCheck, owner, settle_open_runs
 from pipelines.submission.shards import children_per_program, shards
 from pipelines.submission.stops import StopReason
-from pipelines.submission.withdrawals import held_counts, still_held_note
+from pipelines.submission.withdrawals import (
+    aggregates_held,
+    aggregates_note,
+    held_counts,
+    still_held_note,
+    withdrawing_note,
+    withdraws_program,
+)
 from privacy.bases import agreement_reason, in_jurisdiction
 from privacy.decision import program_outcome
 from privacy.participation import current_participation
@@ -39,15 +46,22 @@ def plan_run(
     reconcile what earlier runs left unlogged, then list the programs to process.
 
     Only programs in the recipient's jurisdiction (its state, ``privacy.bases.in_jurisdiction``)
-    are considered; programs of other states are not listed at all. A recipient without a state
-    gets no program: every program is listed as skipped with ``recipient_no_jurisdiction``
+    are considered; programs of other states are not listed at all, unless the destination
+    still holds records of them (a program that moved: ``program_not_in_jurisdiction``). A
+    recipient without a state gets no program: every program is listed as skipped with
+    ``recipient_no_jurisdiction``
     (default deny). Programs that do not share (not registered, withdrawn, AIAN without
     opt-in) are listed with their reason and processed no further; for an AIAN program whose
     opt-in is incomplete, ``skip_notes`` says what it lacks (of ``authority``, ``decided_by``,
     ``recorded_by``, ``effective_date``, ``scope``, ``excluded_fields``), by name only. An
     agreement not in force on the run date leaves no program. A skipped program whose records
-    the destination still holds from earlier deliveries is counted in ``still_held`` and its
-    note says so (:mod:`.withdrawals`: nothing more is sent, nothing withdrawn automatically).
+    the destination still holds from earlier deliveries is, when the agreement asks for the
+    deletion of what no longer qualifies (``delete_out_of_scope``) and the destination can
+    delete, also listed among the programs to process and in ``withdrawing`` (program ->
+    children held): its delivery withdraws them all and sends nothing else. Otherwise it is
+    counted in ``still_held`` and its note says so (nothing more is sent). Aggregate tables a
+    skipped program's destination still holds are counted in ``aggregates_held`` (never
+    withdrawn). See :mod:`.withdrawals`.
 
     The programs to process are also cut into ``shards`` (:mod:`.shards`), by the
     destination's ``tasks.shard_children`` and ``tasks.shard_programs``: the DAG maps one
@@ -69,13 +83,19 @@ def plan_run(
     with session_scope(context.engine) as session:
         blocked = agreement_reason(agreement, recipient, run_date)
         every = session.execute(select(Program.code, Program.state).order_by(Program.code)).all()
+        skipped: dict[str, str] = {}
         in_state = [
             code
             for code, state in every
             if in_jurisdiction(state, recipient) or blocked is Reason.RECIPIENT_NO_JURISDICTION
         ]
+        # a program no longer in the recipient's state is listed only while the destination
+        # still holds records of it (to be withdrawn, or counted); the agreement's own reason
+        # comes first, as for every program
+        moved = [code for code, _ in every if code not in in_state]
+        for code in held_counts(session, destination, moved):
+            skipped[code] = str(blocked or Reason.PROGRAM_NOT_IN_JURISDICTION)
         statuses = current_participation(session, recipient.code, run_date)
-        skipped: dict[str, str] = {}
         notes: dict[str, str] = {}  # what an AIAN program's opt-in lacks: names, never values
         programs: list[str] = []
         for code in in_state:
@@ -89,10 +109,7 @@ def plan_run(
                 skipped[code] = str(outcome.reason)
                 if outcome.reason is Reason.AIAN_OPT_IN_INCOMPLETE:
                     notes[code] = "the AIAN opt-in lacks " + ", ".join(status.opt_in_missing)
-        held = held_counts(session, destination, sorted(skipped))
-        for code, count in held.items():
-            note = still_held_note(count, agreement.delete_out_of_scope)
-            notes[code] = f"{notes[code]}; {note}" if code in notes else note
+        held, withdrawing, tables = _stopped(context, session, skipped, notes, programs)
         now = dt.datetime.now(dt.UTC)
         session.add(
             Run(
@@ -107,6 +124,8 @@ def plan_run(
                     "skipped_programs": skipped,
                     "skip_notes": notes,
                     "still_held": held,
+                    "withdrawing": withdrawing,
+                    "aggregates_held": tables,
                     "reconciled": reconciled,
                     "abandoned_runs": abandoned,
                     "airflow": airflow or {},
@@ -121,15 +140,48 @@ def plan_run(
         "programs": programs,
         "shards": shards(
             programs,
-            children_per_program(context.engine, programs),
+            # a program whose held records are withdrawn is not extracted: it weighs nothing
+            children_per_program(context.engine, programs) | dict.fromkeys(withdrawing, 0),
             max_children=tasks.shard_children,
             max_programs=tasks.shard_programs,
         ),
         "skipped_programs": skipped,
         "skip_notes": notes,
         "still_held": held,
+        "withdrawing": withdrawing,
+        "aggregates_held": tables,
         "reconciled": reconciled,
     }
+
+
+def _stopped(
+    context: RunContext,
+    session: Any,
+    skipped: dict[str, str],
+    notes: dict[str, str],
+    programs: list[str],
+) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """What the destination still holds of the skipped programs: those whose held records are
+    withdrawn tonight join ``programs`` (kept sorted); returns the children still held (not
+    withdrawn), the children to withdraw and the aggregate tables held, per program. Adds
+    each program's line to ``notes``."""
+    destination = context.run.destination
+    held = held_counts(session, destination, sorted(skipped))
+    tables = aggregates_held(session, context.destination, sorted(skipped))
+    withdrawing: dict[str, int] = {}
+    for code, count in held.items():
+        if withdraws_program(skipped[code], context.agreement, context.destination):
+            withdrawing[code] = count
+            note = withdrawing_note(count)
+        else:
+            note = still_held_note(count, context.agreement.delete_out_of_scope)
+        notes[code] = f"{notes[code]}; {note}" if code in notes else note
+    for code, count in tables.items():
+        note = aggregates_note(count)
+        notes[code] = f"{notes[code]}; {note}" if code in notes else note
+    programs[:] = sorted({*programs, *withdrawing})
+    still = {code: n for code, n in held.items() if code not in withdrawing}
+    return still, withdrawing, tables
 
 
 def _refuse(context: RunContext, why: str, airflow: dict[str, str] | None) -> None:

@@ -13,10 +13,16 @@ output gate stops alone and the others go on; an error that names no program (a 
 error, say) makes the shard prepare its programs one at a time, so that only the programs it
 concerns stop. A missing or unusable key stops every program of the shard at once: each of
 them would fail alike.
+
+A program the plan lists in ``withdrawing`` (it no longer shares, and what the destination holds
+of it is withdrawn: :mod:`.withdrawals`) is not extracted, decided or mapped: its staged batch
+has no artifact and an empty ledger, and says ``withdraw_program`` so that its delivery
+withdraws every child held and sends nothing else (:func:`stage_withdrawal`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -29,7 +35,7 @@ from sqlalchemy.orm import Session
 from pipelines.extract import ExtractChunk, extract
 from pipelines.quality.input_suite import validate_input
 from pipelines.settings import Settings
-from pipelines.staging import StagingKeyError
+from pipelines.staging import StagingKeyError, staging_key
 from pipelines.submission.collect import Collected, count_into
 from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.gate import identity_of, output_gate
@@ -37,6 +43,7 @@ from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
 from pipelines.submission.reports import write_report
 from pipelines.submission.stage_batch import stage_programs
+from pipelines.submission.withdrawals import WITHDRAWN_PROGRAM
 from privacy.agreements import Agreement, StatementHandling
 from privacy.decision import Decision, DecisionInputs, decide
 from privacy.errors import InvalidKeyError, MissingKeyError
@@ -261,6 +268,50 @@ def _prepare_together(
 ) -> tuple[list[dict[str, Any]], dict[str, Exception]]:
     """Prepare ``programs`` in one pass: their batches, and the programs that stopped alone."""
     context = RunContext.of(run, settings)
+    withdrawing = run.get("withdrawing") or {}
+    stopped = [
+        stage_withdrawal(context, p, int(withdrawing[p])) for p in programs if p in withdrawing
+    ]
+    programs = [p for p in programs if p not in withdrawing]
+    if not programs:
+        return stopped, {}
+    prepared, why = _prepare_sharing(context, programs)
+    return [*stopped, *prepared], why
+
+
+def stage_withdrawal(context: RunContext, code: str, held: int) -> dict[str, Any]:
+    """The staged batch of a program that stopped sharing: no artifact, an empty ledger (so
+    nothing of any child can leave), and ``withdraw_program`` (the reason every child the
+    destination holds is withdrawn with); ``held`` is how many the plan counted."""
+    key = staging_key(context.settings.staging_key_file)
+    ledger = json.dumps({"disclosures": [], "redactions": [], "child_keys": {}}).encode()
+    ref = context.staged.put(
+        ledger, key, run_id=context.run.run_id, program=code, name="ledger.json"
+    )
+    counts = {
+        "considered": 0,
+        "disclosed": 0,
+        "withheld_by_reason": {},
+        "fields_removed_by_reason": {},
+        "quarantined_by_rule": {},
+        "rows": {},
+        "withdrawing": held,
+    }
+    return {
+        "program": code,
+        "run_date": context.run.run_date.isoformat(),
+        "artifacts": [],
+        "ledger": ref.to_dict(),
+        "counts": counts,
+        "report": "",
+        "withdraw_program": WITHDRAWN_PROGRAM,
+    }
+
+
+def _prepare_sharing(
+    context: RunContext, programs: Sequence[str]
+) -> tuple[list[dict[str, Any]], dict[str, Exception]]:
+    """Prepare sharing ``programs`` in one pass (see :func:`_prepare_together`)."""
     preparation = Preparation(context, programs)
     chunks = extract(context.engine, programs, context.run.run_date)
     while True:

@@ -34,6 +34,8 @@ REJECTED = Reason.DESTINATION_REJECTED.value
 WHY_DELETED = {
     Reason.CONSENT_REVOKED.value: "records withdrawn after the parent revoked consent",
     OUT_OF_SCOPE: "records withdrawn: the child no longer qualifies under the agreement",
+    Reason.PROGRAM_OUT_OF_SCOPE.value: "records withdrawn: the program no longer shares with "
+    "this recipient or the agreement no longer covers it (program_out_of_scope)",
 }
 
 

@@ -1,42 +1,83 @@
 """The withdrawals file of a file-drop destination (``schemas/formats/hs_withdrawals.yaml``),
-and what a destination still holds of programs that no longer share.
+and what becomes of a destination's copy of programs that no longer share.
 
 A file drop cannot delete; when its formats include a ``withdrawals``-level spec, every
 delivered folder carries that file, listing the children the state must delete, named exactly
 as the identity file named them (the held row keys, so a pseudonym stays the pseudonym).
 
-**A program that stops sharing, or an agreement that lapses.** Withdrawals are per child and
-decided inside a program's delivery (:func:`.state.plan_changes`): a child the parent revoked
-(``delete_on_revocation``) or who left the agreement's scope (``delete_out_of_scope``). A
-program that no longer shares — withdrawn from the recipient, an AIAN opt-in revoked or
-incomplete — and every program under an agreement no longer in force (expired, suspended,
-review overdue) is skipped at plan and has no delivery, so nothing is withdrawn for it.
-The domain (45 CFR 1303.22(a), docs/domain.md) makes a revocation not retroactive and leaves
-the destruction of what was lawfully disclosed to the written agreement's terms
-(1303.22(c)(2)-(3)); it does not ask the program to send deletions when it stops sharing or
-the agreement ends. So the conservative course is taken: nothing more is sent (no data, and no
-deletion list under an agreement no longer in force), the redaction audit line of the skipped
-program says how many children's records the destination still holds from earlier deliveries
-(:func:`held_counts`, counts only) and that the agreement's destruction terms govern them, and
-``datashare run`` prints the same. A data manager asks the recipient to destroy them; with
-``delete_out_of_scope`` the line says the agreement asks for it.
+**A program that stops sharing, or an agreement that lapses.** Child withdrawals are decided
+inside a program's delivery (:func:`.state.plan_changes`): a child the parent revoked
+(``delete_on_revocation``) or who left the agreement's scope (``delete_out_of_scope``). A whole
+program stops sharing when its participation is withdrawn (or no longer registered), it is no
+longer in the recipient's state, an AIAN program's opt-in ends or is incomplete, or the
+agreement no longer covers anyone (expired,
+review overdue, the recipient no longer eligible, destruction terms missing):
+:data:`WITHDRAWING` lists those reasons. Every child of such a program has then left the
+agreement's scope, so:
+
+- with ``delete_out_of_scope`` and a destination that can delete (staging database, Ed-Fi, a
+  file drop whose formats carry the withdrawals file: :func:`can_withdraw`), plan keeps the
+  program (``withdrawing``, program -> children held) and its delivery withdraws every child
+  the destination holds with :attr:`Reason.PROGRAM_OUT_OF_SCOPE
+  <privacy.reasons.Reason.PROGRAM_OUT_OF_SCOPE>` (:func:`program_withdrawal`): deleted on the
+  staging database and Ed-Fi (dependent resources first), listed in a withdrawals-only folder
+  on a file drop, each logged as a ``delete`` entry, ``delivery_state`` marking it deleted.
+  Nothing else leaves: the program is not extracted, its staged batch has no artifact, and
+  :func:`only_withdrawals` refuses a delivery that would carry anything but the withdrawals
+  file. A program that later shares again holds nothing at the destination and is sent afresh;
+- otherwise (no ``delete_out_of_scope``, or a file drop without the withdrawals file), nothing
+  more is sent: the redaction audit line of the skipped program and ``datashare run`` say how
+  many children's records the destination still holds (:func:`held_counts`, counts only,
+  ``still_held``) and that the agreement's destruction terms govern them. The domain
+  (45 CFR 1303.22(a), docs/domain.md) makes a revocation not retroactive and leaves the
+  destruction of what was lawfully disclosed to the written agreement's terms
+  (1303.22(c)(2)-(3)); an agreement without ``delete_out_of_scope`` does not ask for it.
+
+A suspension of the recipient (a temporary bar: nothing at all goes to it), an agreement not
+yet in effect and a recipient without a state on record (a record to fix, not a decision) are
+never reasons to withdraw: what the destination holds is counted only. Aggregate tables are
+not withdrawn (no row keys are kept for them): a program's aggregate tables the destination
+still holds are counted in ``aggregates_held`` (:func:`aggregates_held`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipelines.destinations.base import Artifact, ChildKey
-from pipelines.submission.state import DROPPED, HELD, PROGRAM, Held
+from pipelines.destinations.base import Artifact, Batch, ChildKey
+from pipelines.destinations.registry import DestinationConfig
+from pipelines.submission.context import SubmissionError
+from pipelines.submission.state import DROPPED, HELD, PROGRAM, Changes, Held
+from privacy.agreements import Agreement
+from privacy.reasons import Reason
 from schemas import DeliveredRecord
-from schemas.filespec import FileSpec
+from schemas.filespec import FileSpec, load_spec
 
 IDENTIFIERS = ("program_code", "child_local_id")
+WITHDRAWN_PROGRAM = Reason.PROGRAM_OUT_OF_SCOPE.value
+"""The withdrawal reason of every child of a program that stopped sharing."""
+WITHDRAWING = frozenset(
+    {
+        Reason.PROGRAM_NOT_REGISTERED,
+        Reason.PROGRAM_WITHDRAWN,
+        Reason.PROGRAM_NOT_IN_JURISDICTION,
+        Reason.AIAN_NO_OPT_IN,
+        Reason.AIAN_OPT_IN_INCOMPLETE,
+        Reason.AGREEMENT_EXPIRED,
+        Reason.AGREEMENT_REVIEW_OVERDUE,
+        Reason.RECIPIENT_NOT_ELIGIBLE,
+        Reason.DESTRUCTION_TERMS_MISSING,
+    }
+)
+"""Why a program no longer shares, when it means its children left the agreement's scope (see
+the module doc for the reasons that do not)."""
+FILE_DROPS = ("local", "sftp")
 
 
 def withdrawals_spec(specs: Sequence[FileSpec]) -> FileSpec | None:
@@ -110,4 +151,92 @@ def still_held_note(count: int, delete_out_of_scope: bool) -> str:
         f"the destination still holds {count} children's records from earlier deliveries; "
         f"nothing more is sent and they are not withdrawn automatically: the agreement's "
         f"destruction terms govern them{asks}"
+    )
+
+
+def can_withdraw(destination: DestinationConfig) -> bool:
+    """Whether ``destination`` can be told to delete: a staging database or Ed-Fi deletes, a
+    file drop only through the withdrawals file among its formats."""
+    if destination.type.value not in FILE_DROPS:
+        return True
+    return withdrawals_spec([load_spec(name) for name in destination.formats]) is not None
+
+
+def withdraws_program(reason: str, agreement: Agreement, destination: DestinationConfig) -> bool:
+    """Whether a program skipped for ``reason`` has what ``destination`` holds of it withdrawn
+    tonight: the reason takes every child out of the agreement's scope (:data:`WITHDRAWING`),
+    the agreement asks for deletion (``delete_out_of_scope``) and the destination can delete."""
+    return (
+        reason in {r.value for r in WITHDRAWING}
+        and agreement.delete_out_of_scope
+        and can_withdraw(destination)
+    )
+
+
+def program_withdrawal(held: Mapping[ChildKey, Held], *, snapshot: bool) -> Changes:
+    """Tonight's changes for a program that stopped sharing: every child the destination holds
+    (or a file drop's earlier folders left) is withdrawn; nothing is sent, not even the
+    program's own artifacts."""
+    withdraw = {
+        key: WITHDRAWN_PROGRAM
+        for key, h in held.items()
+        if key[1] != PROGRAM and h.status in (HELD, DROPPED)
+    }
+    return Changes(withdraw=withdraw, snapshot=snapshot)
+
+
+def only_withdrawals(batch: Batch, changes: Changes, destination: DestinationConfig) -> None:
+    """Fail closed unless the delivery of a stopped program carries nothing but withdrawals:
+    no child sent, no program artifact, no file other than the withdrawals file."""
+    spec = withdrawals_spec([load_spec(name) for name in destination.formats])
+    allowed = {spec.file_name} if spec is not None and changes.snapshot else set()
+    extra = sorted(a.name for a in batch.artifacts if a.name not in allowed)
+    if changes.send or changes.program or extra:
+        raise SubmissionError(
+            f"program {batch.program_code}: it no longer shares, so only withdrawals may go to "
+            f"destination {destination.name}; the delivery would also carry "
+            f"{', '.join(extra) or 'child records'}: nothing is sent"
+        )
+
+
+def withdrawing_note(count: int) -> str:
+    """The audit and run-output line for a program whose held records are withdrawn tonight."""
+    return (
+        f"the destination holds {count} children's records from earlier deliveries; the "
+        f"agreement asks for their deletion (delete_out_of_scope), so they are withdrawn "
+        f"tonight ({WITHDRAWN_PROGRAM}) and nothing else is sent"
+    )
+
+
+EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
+"""The program digest of a batch without aggregate tables (:func:`.state.current_of`)."""
+
+
+def aggregates_held(
+    session: Session, destination: DestinationConfig, programs: Sequence[str]
+) -> dict[str, int]:
+    """Program -> how many aggregate tables ``destination`` still holds from earlier
+    deliveries (the destination's aggregate formats, when the program's own artifacts were
+    held non-empty); they are not withdrawn. Programs holding none are left out."""
+    tables = sum(load_spec(name).level == "aggregate" for name in destination.formats)
+    if not programs or not tables:
+        return {}
+    d = DeliveredRecord
+    rows = session.execute(
+        select(d.program_code).where(
+            d.destination == destination.name,
+            d.program_code.in_(list(programs)),
+            d.child_local_id == PROGRAM,
+            d.status == HELD,
+            d.digest != EMPTY_DIGEST,
+        )
+    ).scalars()
+    return {program: tables for program in rows}
+
+
+def aggregates_note(count: int) -> str:
+    """The line for a stopped program whose aggregate tables the destination still holds."""
+    return (
+        f"the destination also still holds {count} aggregate table(s) of the program from "
+        "earlier deliveries; aggregate tables are not withdrawn automatically"
     )

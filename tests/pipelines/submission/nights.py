@@ -259,7 +259,9 @@ def held_by_files(root: Path) -> tuple[dict[ChildKey, Holding], set[ChildKey]]:
     if folder is None:
         return {}, set()
     frames = {p.name: read_csv(p) for p in folder.glob("*.csv") if p.name != "hs_withdrawals.csv"}
-    identity = frames["hs_child_identity.csv"]
+    # a folder without an identity file (only withdrawals: the program stopped sharing) is an
+    # empty snapshot
+    identity = frames.get("hs_child_identity.csv", pd.DataFrame(columns=["ProgramID"]))
     held = {}
     for row in identity.itertuples(index=False):
         key = (row.ProgramID, row.LocalChildID)

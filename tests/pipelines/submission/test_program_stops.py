@@ -1,5 +1,7 @@
 """A program that stops sharing, or an agreement that lapses, after the destination received
-records: nothing more is sent (no data and no deletion list), the redaction audit line and
+records, under an agreement without ``delete_out_of_scope`` (with it, what is held is
+withdrawn: ``test_program_withdrawal.py``): nothing more is sent (no data and no deletion
+list), the redaction audit line and
 ``datashare run``'s output say how many children's records the destination still holds and
 that the agreement's destruction terms govern them (counts only, no child named). See
 ``pipelines/submission/withdrawals.py`` for why this is the course taken."""

@@ -341,3 +341,42 @@ def test_save_state_writes_what_changed_and_reads_back(engine) -> None:  # type:
         "C2": ("b2", HELD, "r2"),
         "C3": ("c", DROPPED, "r2"),  # not in the latest snapshot
     }
+
+
+def test_a_child_withdrawn_from_a_file_drop_is_deleted_not_dropped(engine) -> None:  # type: ignore[no-untyped-def]
+    """A withdrawn child is not in the latest snapshot either: it must be recorded deleted (a
+    dropped child would be withdrawn again, and the snapshot resent, every night)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from pipelines.submission.state import DELETED, load_held, save_state
+    from schemas import DeliveredRecord
+
+    with Session(engine) as session, session.begin():
+        save_state(
+            session,
+            destination="d",
+            program=P,
+            run_id="r1",
+            current=current((A, "a"), (B, "b")),
+            held={},
+            sent={A, B},
+            program_sent=True,
+        )
+    with Session(engine) as session, session.begin():
+        before = load_held(session, "d", P)
+        save_state(
+            session,
+            destination="d",
+            program=P,
+            run_id="r2",
+            current=current((A, "a")),
+            held=before,
+            sent={A},
+            program_sent=False,
+            withdrawn={B},
+            snapshot=True,
+        )
+    with Session(engine) as session:
+        status = {r.child_local_id: r.status for r in session.scalars(select(DeliveredRecord))}
+    assert status == {"": HELD, "C1": HELD, "C2": DELETED}
