@@ -190,7 +190,8 @@ def discard_plan(
     A file a complete manifest of *another* run lists is kept: that run's batch is whole there
     and logged (the folder is a same-day rerun's, or an unchanged earlier batch). A manifest of
     ``run_id`` itself vouches for nothing (the batch is not there as that manifest says: it is
-    not logged), so it goes too. ``.part`` files are never complete and always go. Only the
+    not logged), so it goes too. ``.part`` files are never complete and go (no manifest of
+    ours lists one; a manifest that did would keep it: what a manifest lists stays). Only the
     names of the batch are ever removed: a file of another name (not ours, or another batch's
     that no manifest lists) stays, so nothing unexplained is deleted blindly either."""
     present = set(present)
