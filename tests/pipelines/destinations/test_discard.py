@@ -118,6 +118,7 @@ def test_discard_plan_property(
 ) -> None:
     manifest = None if owner is None else manifest_of(owner, *sorted(listed))
     removed, kept, _ = discard_plan(present, names, manifest, "crashed")
+
     # oracle: a file is the batch's when it is one of its names, plain or encrypted, or their
     # temporary files, or the manifest's temporary file (or the manifest, when its own)
     def batch_file(f: str) -> bool:
@@ -206,9 +207,7 @@ def test_local_discard_refuses_names_outside_the_folder(tmp_path: Path) -> None:
 
 
 def test_local_discard_of_an_absent_folder_removes_nothing(tmp_path: Path) -> None:
-    done = LocalFolderDestination("demo", tmp_path).discard(
-        DATE, PROGRAM, NAMES, run_id="crashed"
-    )
+    done = LocalFolderDestination("demo", tmp_path).discard(DATE, PROGRAM, NAMES, run_id="crashed")
     assert done.removed == () and not done.folder_removed
     assert "removed 0 files" in done.describe()
 
