@@ -716,3 +716,82 @@ def test_sftp_unreachable_at_reconcile_keeps_the_delivery_open_until_it_is_back(
         assert_discarded(world, drop, crash, summary, removed=len(left))
         held = assert_explained(world, drop.root)
         assert {d for d, _ in held} == {LATER + dt.timedelta(days=1)}
+
+
+# The API accepted the first program's students and the process was killed before the
+# destination's own ledger (``sent_resources``) recorded them: nothing at our side says they
+# went, only the API holds them.
+LEDGER_LOST = textwrap.dedent(
+    """
+    import sys
+
+    import pipelines.edfi.destination as destination
+    from pipelines import tasks
+
+    def put(self, entries):
+        if not entries:
+            return
+        if entries[0].resource == "students":
+            print("accepted", entries[0].program_code, flush=True)
+            sys.stdin.read()  # blocks until the test kills this process
+        self._ledger.record(entries, self._run_id)
+
+    destination._LedgerWriter.put = put
+    run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
+    print("run", run["run_id"], flush=True)
+    for shard in run["shards"]:
+        tasks.deliver_shard(run, tasks.prepare_shard(run, shard))
+    print("finished", flush=True)
+    """
+)
+
+
+def test_edfi_crash_before_the_ledger_logs_what_the_api_holds_under_the_run_that_sent_it(
+    world: World, edfi: EdfiContractServer, tmp_path: Path
+) -> None:
+    crash = crash_after_accept(world, "mo-edfi", tmp_path, script=LEDGER_LOST)
+    assert world.disclosures().empty
+    first = students(edfi)
+    assert first and not edfi.held("studentSchoolAssociations"), "students only"
+    with world.engine.connect() as connection:
+        ledger = connection.execute(text("SELECT resource FROM sent_resources")).scalars().all()
+    assert "students" not in ledger, "the ledger never heard of them"
+    writes = dict(edfi.writes)
+
+    summary = world.run("mo-edfi", run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    assert summary["reconciled"][crash.program].startswith(f"run {crash.run_id} arrived in part")
+    again = {k: n for k, n in edfi.writes.items() if k in writes and n > 1}
+    assert not again, f"{len(again)} resources the API held were sent again"
+    log = world.disclosures()
+    disclosed = log.loc[log["action"] == "disclose"]
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    keys = set(zip(crashed["program_code"], crashed["child_local_id"], strict=True))
+    assert identities(world, keys) == first, "each student the API took, under the run that sent it"
+    assert set(crashed["run_date"]) == {DEMO_DATE}, "with the date it was sent, not a night late"
+    assert all(f.startswith("students:") for row in crashed["fields"] for f in row)
+    tonight = disclosed.loc[disclosed["run_id"] == summary["run_id"]]
+    students_tonight = {
+        (row.program_code, row.child_local_id)
+        for row in tonight.itertuples()
+        if any(f.startswith("students:") for f in row.fields)
+    }
+    assert not students_tonight & keys, "their students are not logged again tonight"
+    fields: dict[tuple[str, str], Counter[str]] = {}
+    for row in disclosed.itertuples():
+        fields.setdefault((row.program_code, row.child_local_id), Counter()).update(row.fields)
+    assert all(max(f.values()) == 1 for f in fields.values()), "each field logged once"
+    assert students(edfi) == identities(world, holding(world))
+    with world.engine.connect() as connection:
+        run_ids = (
+            connection.execute(
+                text("SELECT DISTINCT run_id FROM sent_resources WHERE resource = 'students'")
+            )
+            .scalars()
+            .all()
+        )
+    assert crash.run_id in run_ids, "the ledger now knows what the crashed run left"
+    with session_scope(world.engine) as session:
+        check = verify_ledgers(session)
+    assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
