@@ -617,6 +617,29 @@ def test_file_drop_killed_mid_upload_leaves_nothing_unexplained_the_next_night(
     assert not (drop.root / DEMO_DATE.isoformat()).exists()
 
 
+def test_file_drop_killed_mid_upload_with_its_staged_files_lost(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """The staged batch is gone too (the crashed run's files cannot be read back): what the
+    batch left at the destination is still removed, by the names its delivery row records."""
+    crash = killed_mid_upload(world, drop.name, drop.kind, "rename", tmp_path)
+    left = orphans(drop.root, crash)
+    assert left
+    with world.engine.begin() as connection:
+        connection.execute(text("DELETE FROM staged_chunks"))
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    outcome = summary["reconciled"][crash.program]
+    assert outcome.startswith(f"failed: staged files unreadable; removed {len(left)} file")
+    assert outcome.endswith("sent afresh")
+    assert orphans(drop.root, crash) == []
+    held = assert_explained(world, drop.root)
+    assert {d for d, _ in held} == {LATER}
+    assert crash.run_id not in set(world.disclosures()["run_id"])
+
+
 def change_every_program(world: World) -> None:
     """One child of every program gets another first name: every snapshot differs."""
     with world.engine.begin() as connection:
