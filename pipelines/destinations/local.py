@@ -286,6 +286,17 @@ class LocalFolderDestination:
                 return False
         return True
 
+    def arrived(self, batch: Batch) -> bool:
+        """Whether the batch's own manifest is in its folder (written last: the batch arrived
+        whole), whether or not its files are still there (a state may take them away)."""
+        check_batch_names(batch, self.name)
+        try:
+            return manifest_matches(self._read_manifest(self.folder(batch)), batch)
+        except OSError as exc:
+            raise TransientDeliveryError(
+                f"{self.name}: reading failed ({type(exc).__name__})"
+            ) from exc
+
     def discard(
         self, run_date: str, program_code: str, names: Iterable[str], *, run_id: str
     ) -> Discarded:

@@ -315,6 +315,18 @@ class SftpDestination:
 
         return self._retrying(check)
 
+    def arrived(self, batch: Batch) -> bool:
+        """Whether the batch's own manifest is in its remote folder (written last: the batch
+        arrived whole), whether or not its files are still there (a state may take them)."""
+        check_batch_names(batch, self.name)
+
+        def check() -> bool:
+            with self._session() as sftp:
+                path = posixpath.join(self.folder(batch), MANIFEST)
+                return manifest_matches(parse_manifest(_read(sftp, path)), batch)
+
+        return self._retrying(check)
+
     def folder(self, batch: Batch) -> str:
         """The remote folder of ``batch``."""
         return posixpath.join(self.settings.remote_root, batch.run_date, batch.program_code)

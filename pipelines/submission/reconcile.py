@@ -13,7 +13,9 @@ Either way the staged files go.
 A file drop's batch that did not arrive whole (killed mid-upload: some files, ``.part`` files,
 no manifest) is not just sent afresh: what it left in its folder is removed first (the
 destination's ``discard``), so no file sits at the state that no manifest vouches for and no
-disclosure log entry explains; the run summary says how many files went from which folder. The
+disclosure log entry explains; the run summary says how many files went from which folder. A
+batch whose own manifest is in its folder arrived whole (the manifest is written last), even
+when the state has since taken its files away (``arrived``): it is logged, never discarded. The
 same holds when the staged files cannot be read (the names come from the delivery row). A
 same-day rerun killed while renaming its files into place has removed the folder's old
 manifest: that folder (the last logged batch's) is no longer complete, so its remaining files
@@ -127,7 +129,7 @@ def _settle(
         accepted = changes.send & batch.child_keys
     else:  # a delivery recorded before the delivery state existed
         sent, accepted = batch, set(batch.child_keys)
-    whole = destination.holds(sent)
+    whole = destination.holds(sent) or _arrived(destination, sent)
     carried = _carried(destination, sent, run_id, whole)
     current = current_of(batch, ledger)
     if whole:
@@ -264,6 +266,14 @@ def _removed(discarded: _Discard | None) -> str:
     if discarded.snapshot_lost:
         text += "; the folder's earlier logged batch lost its manifest: its snapshot goes again"
     return text
+
+
+def _arrived(destination: Any, sent: Batch) -> bool:
+    """Whether a file drop's folder has the batch's own manifest (written last: the batch
+    arrived whole) though its files are no longer all there (the state took them): it
+    arrived, and is logged, never discarded."""
+    arrived = getattr(destination, "arrived", None)
+    return bool(arrived(sent)) if arrived is not None else False
 
 
 def _carried(

@@ -290,3 +290,17 @@ def test_sftp_same_day_rerun_killed_mid_upload_keeps_the_logged_folder(
     assert done.kept == tuple(NAMES) and done.vouched_by == "earlier"
     assert sftp.holds(earlier)
     assert sorted(p.name for p in folder.iterdir()) == sorted([*NAMES, MANIFEST])
+
+
+def test_a_batch_whose_files_the_state_took_arrived_though_it_is_not_held(
+    tmp_path: Path,
+) -> None:
+    destination = LocalFolderDestination("demo", tmp_path)
+    batch = make_batch(4, run_id="crashed")
+    assert not destination.arrived(batch)
+    destination.deliver(batch)
+    for name in NAMES:
+        (tmp_path / DATE / PROGRAM / name).unlink()  # picked up by the state
+    assert not destination.holds(batch)
+    assert destination.arrived(batch), "its manifest says it arrived whole"
+    assert not destination.arrived(make_batch(5, run_id="crashed")), "another batch did not"

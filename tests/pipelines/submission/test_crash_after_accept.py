@@ -640,6 +640,30 @@ def test_file_drop_killed_mid_upload_with_its_staged_files_lost(
     assert crash.run_id not in set(world.disclosures()["run_id"])
 
 
+def test_file_drop_batch_the_state_took_before_reconciliation_is_logged(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """Killed after the batch arrived whole; the state then took its files away (its
+    manifest stays): the batch arrived, so it is logged under the run that sent it, not
+    discarded and not sent again."""
+    crash = crash_after_accept(world, drop.name, tmp_path)
+    assert_killed_before_logging(world, crash)
+    folder = drop.root / DEMO_DATE.isoformat() / crash.program
+    sent = folders(drop.root)[(DEMO_DATE, crash.program)]
+    for path in folder.iterdir():
+        if path.name != "manifest.json":
+            path.unlink()
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    assert summary["reconciled"][crash.program].startswith("logged "), summary["reconciled"]
+    log = world.disclosures()
+    crashed = log.loc[log["run_id"] == crash.run_id]
+    assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == sent
+    assert set(crashed["run_date"]) == {DEMO_DATE}
+    assert not (drop.root / LATER.isoformat() / crash.program).exists(), "not sent again"
+
+
 def change_every_program(world: World) -> None:
     """One child of every program gets another first name: every snapshot differs."""
     with world.engine.begin() as connection:
