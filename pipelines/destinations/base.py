@@ -9,6 +9,9 @@ delivery outcome was never recorded (a crash between sending and logging).
 Errors: :class:`DeliveryError` is the root; :class:`TransientDeliveryError` (worth a retry:
 connection refused or dropped, timeouts, 429/5xx) and :class:`TerminalDeliveryError` (not worth
 one: authentication, a rejected layout). Messages never contain record values.
+
+File drops also have ``discard`` (optional, not in the protocol: reconciliation looks for it),
+which removes what a batch killed mid-upload left in its folder (:class:`Discarded`).
 """
 
 from __future__ import annotations
@@ -120,6 +123,31 @@ class DeliveryResult:
     """What the destination took now, per file, table or resource: rows in the files written
     (file drops), rows inserted or updated (staging database), records accepted (Ed-Fi).
     Empty when nothing new was sent; the run summary's ``rows_delivered`` adds these up."""
+
+
+@dataclass(frozen=True)
+class Discarded:
+    """What ``discard`` removed from a batch's folder: file names only, never contents.
+
+    ``vouched_by`` is the run id of the complete manifest left in the folder (another batch's:
+    its files were kept), ``None`` when no manifest is there. ``folder_removed`` says the
+    folder was left empty and removed too."""
+
+    folder: str
+    removed: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    vouched_by: str | None = None
+    folder_removed: bool = False
+
+    def describe(self) -> str:
+        """For the run summary: how many files went, from which folder (names, no values)."""
+        what = f"removed {len(self.removed)} file{'s' if len(self.removed) != 1 else ''}"
+        text = f"{what} of it from {self.folder}"
+        if self.folder_removed:
+            text += " (the folder, left empty, too)"
+        if self.kept:
+            text += f"; kept {len(self.kept)} the manifest of run {self.vouched_by} vouches for"
+        return text
 
 
 class Destination(Protocol):

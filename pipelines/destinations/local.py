@@ -3,7 +3,14 @@
 Each batch lands in ``{root}/{run_date}/{program_code}/``: every artifact as CSV, written under
 a temporary name (``.name.part``) and renamed when complete, then ``manifest.json`` (file names,
 row counts, SHA-256 of each file, run id) written the same way, last. A folder whose manifest
-is present is complete; a folder being replaced loses its manifest first.
+is present is complete. A folder being replaced keeps its old manifest while the new files are
+written under their temporary names; it loses the manifest only then, just before they are
+renamed into place, so a batch killed while writing leaves the old folder complete (and
+``.part`` files nobody reads).
+
+A batch killed mid-upload (before its manifest) leaves files no manifest vouches for and no
+disclosure log entry explains: ``discard`` removes exactly them (:func:`discard_plan`), and the
+folder when it is left empty; reconciliation calls it for a batch that did not arrive.
 
 Idempotent: when the manifest already lists exactly the batch's files and digests (and the
 files are there), nothing is rewritten and the result says ``sent_nothing_new``. ``holds``
@@ -24,12 +31,13 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from pipelines.destinations.base import (
     Batch,
     DeliveryResult,
+    Discarded,
     TerminalDeliveryError,
     TransientDeliveryError,
 )
@@ -133,15 +141,77 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600), fsync, then rename."""
-    partial = path.with_name(f".{path.name}.part")
+def part_name(name: str) -> str:
+    """The temporary name a file is written under before it is renamed to ``name``."""
+    return f".{name}.part"
+
+
+def write_part(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600) and fsync; returns it."""
+    partial = path.with_name(part_name(path.name))
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
+    return partial
+
+
+def commit_part(partial: Path, path: Path) -> None:
+    """Rename a written ``.name.part`` to its final name, replacing what was there."""
     os.replace(partial, path)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600), fsync, then rename."""
+    commit_part(write_part(path, data), path)
+
+
+def check_discard_names(run_date: str, program_code: str, names: Iterable[str]) -> list[str]:
+    """The artifact names of a batch to discard, refused unless plain names (as in
+    :func:`check_batch_names`: nothing outside the batch's folder can be named)."""
+    names = list(names)
+    bad = [n for n in (run_date, program_code, *names) if not _SAFE.fullmatch(n) or ".." in n]
+    if bad or MANIFEST in names:
+        raise TerminalDeliveryError(
+            "discard: run date, program code and artifact names must be plain names"
+        )
+    return names
+
+
+def discard_plan(
+    present: Iterable[str], names: Iterable[str], manifest: dict[str, Any] | None, run_id: str
+) -> tuple[list[str], list[str], str | None]:
+    """What to remove from a folder a batch of run ``run_id`` did not arrive in whole: its
+    artifact files (``names``, also as ``name.pgp``: stored encrypted, whatever the setting
+    is now) and their ``.part`` files, the manifest's ``.part`` file. Returns (to remove, kept,
+    the run id of the manifest vouching for the folder or ``None``).
+
+    A file a complete manifest of *another* run lists is kept: that run's batch is whole there
+    and logged (the folder is a same-day rerun's, or an unchanged earlier batch). A manifest of
+    ``run_id`` itself vouches for nothing (the batch is not there as that manifest says: it is
+    not logged), so it goes too. ``.part`` files are never complete and go (no manifest of
+    ours lists one; a manifest that did would keep it: what a manifest lists stays). Only the
+    names of the batch are ever removed: a file of another name (not ours, or another batch's
+    that no manifest lists) stays, so nothing unexplained is deleted blindly either."""
+    present = set(present)
+    own = manifest is not None and manifest.get("run_id") == run_id
+    vouched = set() if manifest is None or own else set(stored_files(manifest))
+    candidates = {part_name(MANIFEST)} | ({MANIFEST} if own else set())
+    for name in names:
+        for stored in (name, f"{name}.pgp"):
+            candidates |= {stored, part_name(stored)}
+    ours = candidates & present
+    remove = sorted(n for n in ours if n not in vouched)
+    kept = sorted(ours & vouched)
+    vouching = None if manifest is None or own else str(manifest.get("run_id", ""))
+    return remove, kept, vouching
+
+
+def folders_to_prune(folder: PurePath, root: PurePath) -> list[PurePath]:
+    """The program folder, then its date folder: each removed when left empty (never the
+    root)."""
+    return [f for f in (folder, folder.parent) if f != root and root in f.parents]
 
 
 class LocalFolderDestination:
@@ -176,17 +246,21 @@ class LocalFolderDestination:
             return DeliveryResult(accepted=accepted, location=str(folder), sent_nothing_new=True)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         old = self._read_manifest(folder)
-        (folder / MANIFEST).unlink(missing_ok=True)
         stored: dict[str, tuple[str, str, int]] = {}
         written: dict[str, int] = {}
+        parts: list[tuple[Path, Path]] = []
         for artifact in batch.artifacts:
             data = artifact.csv_bytes()
             digest = hashlib.sha256(data).hexdigest()
             target = folder / artifact.name
             if not (target.is_file() and sha256_file(target) == digest):
-                write_atomic(target, data)
+                parts.append((write_part(target, data), target))
                 written[artifact.name] = len(artifact.frame)
             stored[artifact.name] = (artifact.name, digest, len(data))
+        # every new file is written: only now does the old folder stop being complete
+        (folder / MANIFEST).unlink(missing_ok=True)
+        for partial, target in parts:
+            commit_part(partial, target)
         write_atomic(folder / MANIFEST, manifest_bytes(build_manifest(batch, stored)))
         for name in stale_files(old, stored):
             (folder / name).unlink(missing_ok=True)
@@ -211,6 +285,50 @@ class LocalFolderDestination:
             if not path.is_file() or sha256_file(path) != entry.get("stored_sha256"):
                 return False
         return True
+
+    def arrived(self, batch: Batch) -> bool:
+        """Whether the batch's own manifest is in its folder (written last: the batch arrived
+        whole), whether or not its files are still there (a state may take them away)."""
+        check_batch_names(batch, self.name)
+        try:
+            return manifest_matches(self._read_manifest(self.folder(batch)), batch)
+        except OSError as exc:
+            raise TransientDeliveryError(
+                f"{self.name}: reading failed ({type(exc).__name__})"
+            ) from exc
+
+    def discard(
+        self, run_date: str, program_code: str, names: Iterable[str], *, run_id: str
+    ) -> Discarded:
+        """Remove what a batch of run ``run_id`` (its artifact ``names``) left in
+        ``{root}/{run_date}/{program_code}/`` without arriving whole (:func:`discard_plan`:
+        never a file another run's complete manifest lists); then the folder and its date
+        folder when left empty."""
+        names = check_discard_names(run_date, program_code, names)
+        folder = self.root / run_date / program_code
+        try:
+            if not folder.is_dir():
+                return Discarded(str(folder))
+            manifest = self._read_manifest(folder)
+            present = [p.name for p in folder.iterdir() if p.is_file()]
+            remove, kept, vouching = discard_plan(present, names, manifest, run_id)
+            for name in remove:
+                (folder / name).unlink(missing_ok=True)
+            pruned = False
+            for empty in folders_to_prune(folder, self.root):
+                if any(Path(empty).iterdir()):
+                    break
+                Path(empty).rmdir()
+                pruned = True
+        except PermissionError as exc:
+            raise TerminalDeliveryError(
+                f"{self.name}: cannot remove files in {folder} ({type(exc).__name__})"
+            ) from exc
+        except OSError as exc:
+            raise TransientDeliveryError(
+                f"{self.name}: removing files in {folder} failed ({type(exc).__name__})"
+            ) from exc
+        return Discarded(str(folder), tuple(remove), tuple(kept), vouching, pruned)
 
     @staticmethod
     def _read_manifest(folder: Path) -> dict[str, Any] | None:

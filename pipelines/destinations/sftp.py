@@ -3,9 +3,13 @@
 A batch lands in ``{remote_root}/{run_date}/{program_code}/``. Every file is first uploaded as
 ``.name.part``; only when all are complete are they renamed to their final names
 (``posix-rename@openssh.com`` where the server has it), then ``manifest.json`` is written the
-same way, last. A folder being replaced loses its manifest first, so a manifest always means
-"complete". Idempotency and ``holds`` read the remote manifest back and every file it lists,
-comparing SHA-256 digests (a file of the right size with other bytes is not held).
+same way, last. A folder being replaced keeps its old manifest while the new files upload as
+``.part`` files and loses it only just before they are renamed, so a manifest always means
+"complete" and a batch killed mid-upload leaves the old folder complete. ``discard`` removes
+what a batch killed mid-upload left (its files and ``.part`` files; never what another run's
+complete manifest lists; the folder when left empty), for reconciliation. Idempotency and
+``holds`` read the remote manifest back and every file it lists, comparing SHA-256 digests (a
+file of the right size with other bytes is not held).
 
 Security: the server's host key must match the ``known_hosts`` file or the pinned SHA-256
 fingerprint (an unknown or different key is a :class:`TerminalDeliveryError`, nothing sent).
@@ -31,10 +35,10 @@ import posixpath
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import paramiko
@@ -47,6 +51,7 @@ from pipelines.destinations.base import (
     Batch,
     DeliveryError,
     DeliveryResult,
+    Discarded,
     TerminalDeliveryError,
     TransientDeliveryError,
 )
@@ -54,6 +59,9 @@ from pipelines.destinations.local import (
     MANIFEST,
     build_manifest,
     check_batch_names,
+    check_discard_names,
+    discard_plan,
+    folders_to_prune,
     manifest_bytes,
     manifest_matches,
     parse_manifest,
@@ -307,23 +315,72 @@ class SftpDestination:
 
         return self._retrying(check)
 
+    def arrived(self, batch: Batch) -> bool:
+        """Whether the batch's own manifest is in its remote folder (written last: the batch
+        arrived whole), whether or not its files are still there (a state may take them)."""
+        check_batch_names(batch, self.name)
+
+        def check() -> bool:
+            with self._session() as sftp:
+                path = posixpath.join(self.folder(batch), MANIFEST)
+                return manifest_matches(parse_manifest(_read(sftp, path)), batch)
+
+        return self._retrying(check)
+
     def folder(self, batch: Batch) -> str:
         """The remote folder of ``batch``."""
         return posixpath.join(self.settings.remote_root, batch.run_date, batch.program_code)
+
+    def discard(
+        self, run_date: str, program_code: str, names: Iterable[str], *, run_id: str
+    ) -> Discarded:
+        """Remove what a batch of run ``run_id`` (its artifact ``names``) left in its remote
+        folder without arriving whole (``local.discard_plan``: its files, as ``name`` or
+        ``name.pgp``, and ``.part`` files; never a file another run's complete manifest
+        lists); then the folder and its date folder when left empty. Retries transient
+        faults; an unreachable server raises :class:`TransientDeliveryError`."""
+        names = check_discard_names(run_date, program_code, names)
+        folder = posixpath.join(self.settings.remote_root, run_date, program_code)
+        where = self._location(folder)
+
+        def attempt() -> Discarded:
+            with self._session() as sftp:
+                try:
+                    present = sftp.listdir(folder)
+                except OSError as exc:
+                    if _is_missing(exc):
+                        return Discarded(where)
+                    raise
+                manifest = parse_manifest(_read(sftp, posixpath.join(folder, MANIFEST)))
+                remove, kept, vouching = discard_plan(present, names, manifest, run_id)
+                for name in remove:
+                    _remove(sftp, posixpath.join(folder, name))
+                pruned = False
+                root = PurePosixPath(self.settings.remote_root)
+                for empty in folders_to_prune(PurePosixPath(folder), root):
+                    if sftp.listdir(str(empty)):
+                        break
+                    sftp.rmdir(str(empty))
+                    pruned = True
+            return Discarded(where, tuple(remove), tuple(kept), vouching, pruned)
+
+        return self._retrying(attempt)
+
+    def _location(self, folder: str) -> str:
+        return f"sftp://{self.settings.host}:{self.settings.port}/{folder.lstrip('/')}"
 
     # -- one attempt ----------------------------------------------------------------------
 
     def _deliver_once(self, batch: Batch) -> DeliveryResult:
         accepted = set(batch.child_keys)
         folder = self.folder(batch)
-        location = f"sftp://{self.settings.host}:{self.settings.port}/{folder.lstrip('/')}"
+        location = self._location(folder)
         with self._session() as sftp:
             _makedirs(sftp, folder)
             manifest_path = posixpath.join(folder, MANIFEST)
             old = parse_manifest(_read(sftp, manifest_path))
             if manifest_matches(old, batch) and _files_present(sftp, folder, old):
                 return DeliveryResult(accepted=accepted, location=location, sent_nothing_new=True)
-            _remove(sftp, manifest_path)
             reusable = {
                 entry["name"]: entry
                 for entry in stored_files(old).values()
@@ -332,6 +389,8 @@ class SftpDestination:
             stored, uploads = self._prepare(batch, reusable)
             for stored_as, data in uploads:
                 _put_part(sftp, folder, stored_as, data)
+            # every new file is uploaded: only now does the old folder stop being complete
+            _remove(sftp, manifest_path)
             for stored_as, _ in uploads:
                 _commit_part(sftp, folder, stored_as)
             manifest = manifest_bytes(build_manifest(batch, stored))

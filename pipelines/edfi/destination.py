@@ -238,26 +238,74 @@ class EdfiDestination:
     ) -> dict[ChildKey, tuple[str, ...]]:
         """Per child, the ``resource:field`` pairs of ``batch`` that run ``run_id`` left at the
         API (what its disclosure log would have carried had it not crashed first): the
-        resources the ledger says that run sent as mapped now, and, when ``held_by_api`` (the
-        whole batch is there, :meth:`holds`), those the ledger lacks (a crash before it was
-        written). A resource the ledger lacks is otherwise left out: the next delivery sends
-        it again and logs it then."""
+        resources the ledger says that run sent as mapped now, and those the ledger does not
+        have as mapped now (a crash after the API accepted them and before the ledger was
+        written) that the API holds exactly as mapped: all of them when ``held_by_api`` (the
+        whole batch is there, :meth:`holds` read it), otherwise each asked of the API.
+
+        Those the API holds are written to the ledger under ``run_id`` (with the id the API
+        gave them), so the next delivery does not send them again (and log them a night late,
+        under its own date) and a withdrawal finds them to delete. A resource the API does not
+        hold is left out: the next delivery sends it and logs it then. A resource the API
+        holds as mapped is taken to be the crashed run's: only it sends this batch's records
+        to this API, and the ledger shows no other run sent them so."""
         mapped = self.map(batch)
         by_run = self.ledger.sent_by(run_id, batch.program_code)
         known = self.ledger.lookup(
             ((p.resource, p.key_digest) for p in mapped.payloads), batch.program_code
         )
+
+        def recorded(payload: Payload) -> bool:
+            entry = known.get((payload.resource, payload.key_digest))
+            return (
+                entry is not None
+                and entry.status == SENT
+                and entry.payload_digest == payload.payload_digest
+            )
+
+        unlogged = [
+            p
+            for p in mapped.payloads
+            if (p.resource, p.key_digest, p.payload_digest) not in by_run and not recorded(p)
+        ]
+        found = self._held_items(unlogged, assume=held_by_api)
+        recovered = []
+        for payload, item in zip(unlogged, found, strict=True):
+            if item is None:
+                continue
+            prior = known.get((payload.resource, payload.key_digest))
+            resource_id = item.get("id") or (prior.resource_id if prior else None)
+            outcome = Outcome(200, str(resource_id) if resource_id else None)
+            recovered.append(_entry(payload, outcome, batch.program_code))
+        self.ledger.record(recovered, run_id)
+        here = {(e.resource, e.key_digest) for e in recovered}
         carried: dict[ChildKey, tuple[str, ...]] = {}
         for payload in mapped.payloads:
             if payload.child_key is None:
                 continue
             key = (payload.resource, payload.key_digest)
-            sent = (*key, payload.payload_digest) in by_run or (held_by_api and key not in known)
-            if sent:
+            if (*key, payload.payload_digest) in by_run or key in here:
                 carried[payload.child_key] = carried.get(payload.child_key, ()) + tuple(
                     f"{payload.resource}:{name}" for name in payload.fields
                 )
         return carried
+
+    def _held_items(
+        self, payloads: Sequence[Payload], *, assume: bool
+    ) -> list[dict[str, Any] | None]:
+        """Per payload, the API's resource holding it exactly as mapped (``None`` when the
+        API does not); with ``assume`` (the API was just read: it holds them all) an empty
+        one each, without asking again."""
+        if assume:
+            return [{} for _ in payloads]
+        if not payloads:
+            return []
+
+        def held(payload: Payload) -> dict[str, Any] | None:
+            return next((i for i in self._find(payload) if _same(payload.body, i)), None)
+
+        with ThreadPoolExecutor(self.settings.concurrency) as pool:
+            return list(pool.map(held, payloads))
 
     def withdraw(self, child_keys: Iterable[ChildKey]) -> list[WithdrawResult]:
         """Delete every resource the ledger says the API holds for these children (consent

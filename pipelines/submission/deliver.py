@@ -49,6 +49,8 @@ from pipelines.submission.batches import (
 from pipelines.submission.context import RunContext
 from pipelines.submission.record import Recording, StateUpdate, record_delivery, record_group
 from pipelines.submission.state import (
+    HELD,
+    PROGRAM,
     Changes,
     Current,
     Held,
@@ -208,6 +210,20 @@ def _delete(
     return set(), {}
 
 
+def _nothing_to_tell(batch: Batch, held: dict[ChildKey, Held], changes: Changes) -> bool:
+    """A file drop's snapshot without a single row, for a program of which the destination
+    holds no child: no folder goes (an empty folder for a program that never had anything to
+    share is noise). Once the destination held children of it, the empty snapshot does go:
+    the state replaces the program's data with each folder and must learn it has none now
+    (full-snapshot semantics); after that, nights are unchanged again."""
+    return (
+        changes.snapshot
+        and not changes.withdraw
+        and all(a.frame.empty for a in batch.artifacts)
+        and not any(k[1] != PROGRAM and h.status == HELD for k, h in held.items())
+    )
+
+
 def deliver_program(
     run: dict[str, Any], prepared: dict[str, Any], settings: Settings | None = None
 ) -> dict[str, Any]:
@@ -264,8 +280,11 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
         "program": batch.program_code,
         "ledger": ledger,
     }
-    if changes.nothing:
+    empty = _nothing_to_tell(batch, held, changes)
+    if changes.nothing or empty:
         outcome |= {"status": "unchanged", "logged": 0, "sent_nothing_new": True}
+        if empty:
+            outcome["note"] = "nothing to publish: the destination holds no child of it"
         unchanged = Recording(**common, accepted=None, rejected={}, delivery_id=None)
         return outcome, _Sent(unchanged, prepared, outcome, None, batch.digest)
     sending = outgoing(context, batch, changes, held)

@@ -10,6 +10,24 @@ Deletions of that run are not logged here: the state still lists those children 
 this run plans them again (deleting what is already gone changes nothing) and logs them.
 Either way the staged files go.
 
+A file drop's batch that did not arrive whole (killed mid-upload: some files, ``.part`` files,
+no manifest) is not just sent afresh: what it left in its folder is removed first (the
+destination's ``discard``), so no file sits at the state that no manifest vouches for and no
+disclosure log entry explains; the run summary says how many files went from which folder. A
+batch whose own manifest is in its folder arrived whole (the manifest is written last), even
+when the state has since taken its files away (``arrived``): it is logged, never discarded. The
+same holds when the staged files cannot be read (the names come from the delivery row). A
+same-day rerun killed while renaming its files into place has removed the folder's old
+manifest: that folder (the last logged batch's) is no longer complete, so its remaining files
+of the batch's names go too, its disclosures stay logged (the folder was complete and could be
+read), and the delivery state forgets the program's snapshot digest so this run sends the
+program's whole snapshot again (the children it held stay held: withdrawals still name them).
+
+A destination that cannot be reached while reconciling (``holds`` or ``discard`` fails) leaves
+the delivery open and its staged files kept: the error stops this run at its plan (sending the
+program afresh now would leave an unsettled older batch behind tonight's), and the next run
+settles it.
+
 A destination that takes a batch part by part and can say which parts it holds (Ed-Fi,
 resource by resource: ``carried_by``) has exactly those logged, whole or not, with the
 ``resource:field`` pairs its deliveries log. A crash between the students and their school
@@ -21,20 +39,30 @@ logs it, and can withdraw the child if it no longer qualifies.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
-from pipelines.destinations.base import Batch, ChildKey
+from pipelines.destinations.base import Batch, ChildKey, DeliveryError, Discarded
 from pipelines.staging import StagingError
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
 from pipelines.submission.deliver import outgoing
 from pipelines.submission.record import StateUpdate, record_delivery
-from pipelines.submission.state import Changes, Current, current_of, load_held, with_rows
-from schemas import Delivery
+from pipelines.submission.state import (
+    PROGRAM,
+    Changes,
+    Current,
+    current_of,
+    load_held,
+    with_rows,
+)
+from pipelines.submission.withdrawals import withdrawals_spec
+from schemas import DeliveredRecord, Delivery, Run
+from schemas.filespec import load_spec
 
 UNFINISHED = ("pending", "delivered")
 PARTIAL = "partial"
@@ -54,79 +82,198 @@ def reconcile(context: RunContext) -> dict[str, str]:
     outcomes: dict[str, str] = {}
     destination = context.client if rows else None
     for delivery_id, run_id, program, artifacts in rows:
-        prepared: dict[str, Any] = artifacts["prepared"]
         try:
-            ledger = load_ledger(context, prepared)
-            batch = load_batch(context, prepared, ledger, run_id=run_id)
-        except (StagingError, OSError):
-            with session_scope(context.engine) as session:
-                _mark(session, delivery_id, "failed")
-            outcomes[program] = "failed: staged files unreadable, sent afresh"
-            continue
-        assert destination is not None
-        recorded = artifacts.get("changes") or {}
-        snapshot = bool(recorded.get("snapshot", True))
-        changes = Changes(
-            send={(p, c) for p, c in recorded.get("send", [])},
-            program=bool(recorded.get("program", True)),
-            withdraw={(p, c): why for p, c, why in recorded.get("withdraw", [])},
-            snapshot=snapshot,
-        )
-        with session_scope(context.engine) as session:
-            held = load_held(session, context.run.destination, program)
-            held = with_rows(session, context.run.destination, held, changes.withdraw)
-        if recorded:
-            sent = outgoing(context, batch, changes, held)
-            accepted = changes.send & batch.child_keys
-        else:  # a delivery recorded before the delivery state existed
-            sent, accepted = batch, set(batch.child_keys)
-        whole = destination.holds(sent)
-        carried = _carried(destination, sent, run_id, whole)
-        current = current_of(batch, ledger)
-        if whole:
-            with session_scope(context.engine) as session:
-                logged = record_delivery(
-                    session,
-                    context,
-                    run_id=run_id,
-                    program=program,
-                    ledger=ledger,
-                    run_date=dt.date.fromisoformat(batch.run_date),
-                    accepted=set(accepted),
-                    rejected={},
-                    delivery_id=delivery_id,
-                    carried=carried,
-                    state=StateUpdate(current, held, changes.program, snapshot),
-                )
-            outcomes[program] = f"logged {logged} disclosures of run {run_id}"
-        elif carried:
-            part = set(carried) & set(accepted)
-            partial = Current({k: PARTIAL for k in part}, current.rows, current.program_digest)
-            with session_scope(context.engine) as session:
-                logged = record_delivery(
-                    session,
-                    context,
-                    run_id=run_id,
-                    program=program,
-                    ledger={**ledger, "redactions": []},
-                    run_date=dt.date.fromisoformat(prepared["run_date"]),
-                    accepted=part,
-                    rejected={},
-                    delivery_id=None,
-                    carried=carried,
-                    state=StateUpdate(partial, held, False, snapshot),
-                )
-                _mark(session, delivery_id, "failed")
-            outcomes[program] = (
-                f"run {run_id} arrived in part: logged {logged} disclosures of it; the rest "
-                "sent afresh"
+            outcomes[program] = _settle(
+                context, destination, delivery_id, run_id, program, artifacts
             )
-        else:
-            with session_scope(context.engine) as session:
-                _mark(session, delivery_id, "failed")
-            outcomes[program] = f"run {run_id} did not arrive; sent afresh"
-        remove_staged(context, prepared)
+        except DeliveryError as error:
+            raise type(error)(
+                f"reconciling run {run_id}'s delivery of {program}: {error}; the delivery "
+                "stays open for the next run"
+            ) from error
     return outcomes
+
+
+def _settle(
+    context: RunContext,
+    destination: Any,
+    delivery_id: int,
+    run_id: str,
+    program: str,
+    artifacts: dict[str, Any],
+) -> str:
+    """Settle one unfinished delivery; its outcome for the run summary."""
+    prepared: dict[str, Any] = artifacts["prepared"]
+    try:
+        ledger = load_ledger(context, prepared)
+        batch = load_batch(context, prepared, ledger, run_id=run_id)
+    except (StagingError, OSError):
+        discarded = _discard(context, destination, run_id, program, prepared)
+        with session_scope(context.engine) as session:
+            _mark(session, delivery_id, "failed", forget_snapshot=discarded)
+        return "failed: staged files unreadable" + _removed(discarded) + ", sent afresh"
+    assert destination is not None
+    recorded = artifacts.get("changes") or {}
+    snapshot = bool(recorded.get("snapshot", True))
+    changes = Changes(
+        send={(p, c) for p, c in recorded.get("send", [])},
+        program=bool(recorded.get("program", True)),
+        withdraw={(p, c): why for p, c, why in recorded.get("withdraw", [])},
+        snapshot=snapshot,
+    )
+    with session_scope(context.engine) as session:
+        held = load_held(session, context.run.destination, program)
+        held = with_rows(session, context.run.destination, held, changes.withdraw)
+    if recorded:
+        sent = outgoing(context, batch, changes, held)
+        accepted = changes.send & batch.child_keys
+    else:  # a delivery recorded before the delivery state existed
+        sent, accepted = batch, set(batch.child_keys)
+    whole = destination.holds(sent) or _arrived(destination, sent)
+    carried = _carried(destination, sent, run_id, whole)
+    current = current_of(batch, ledger)
+    if whole:
+        with session_scope(context.engine) as session:
+            logged = record_delivery(
+                session,
+                context,
+                run_id=run_id,
+                program=program,
+                ledger=ledger,
+                run_date=dt.date.fromisoformat(batch.run_date),
+                accepted=set(accepted),
+                rejected={},
+                delivery_id=delivery_id,
+                carried=carried,
+                state=StateUpdate(current, held, changes.program, snapshot),
+            )
+        outcome = f"logged {logged} disclosures of run {run_id}"
+    elif carried:
+        part = set(carried) & set(accepted)
+        partial = Current({k: PARTIAL for k in part}, current.rows, current.program_digest)
+        with session_scope(context.engine) as session:
+            logged = record_delivery(
+                session,
+                context,
+                run_id=run_id,
+                program=program,
+                ledger={**ledger, "redactions": []},
+                run_date=dt.date.fromisoformat(prepared["run_date"]),
+                accepted=part,
+                rejected={},
+                delivery_id=None,
+                carried=carried,
+                state=StateUpdate(partial, held, False, snapshot),
+            )
+            _mark(session, delivery_id, "failed")
+        outcome = (
+            f"run {run_id} arrived in part: logged {logged} disclosures of it; the rest sent afresh"
+        )
+    else:
+        discarded = _discard(context, destination, run_id, program, prepared)
+        with session_scope(context.engine) as session:
+            _mark(session, delivery_id, "failed", forget_snapshot=discarded)
+        outcome = f"run {run_id} did not arrive{_removed(discarded)}; sent afresh"
+    remove_staged(context, prepared)
+    return outcome
+
+
+@dataclass(frozen=True)
+class _Discard:
+    """What ``discard`` removed, and whether the folder was an earlier logged batch's that
+    lost its manifest (the program's snapshot must go again)."""
+
+    done: Discarded
+    snapshot_lost: bool
+
+
+def _discard(
+    context: RunContext, destination: Any, run_id: str, program: str, prepared: dict[str, Any]
+) -> _Discard | None:
+    """Remove what the batch of ``run_id`` left at a file drop without arriving whole
+    (``discard``; None for a destination without it). The names are the recorded ones (the
+    delivery row's staged artifacts, readable even when the staged files are not), the
+    withdrawals file when the destination's formats carry one, and those of every batch an
+    earlier logged run of the program delivered to the same folder (a same-day rerun: their
+    files lose their manifest if the crash came while renaming). Raises
+    :class:`DeliveryError` when the destination cannot be reached (the caller leaves the
+    delivery open)."""
+    discard = getattr(destination, "discard", None)
+    if discard is None:
+        return None
+    with session_scope(context.engine) as session:
+        run_date = prepared.get("run_date") or _run_date(session, run_id)
+        earlier = _earlier_names(session, context, program, run_date, run_id)
+    names = {str(a["name"]) for a in prepared["artifacts"]} | earlier
+    spec = withdrawals_spec([load_spec(n) for n in context.destination.formats])
+    if spec is not None:
+        names.add(spec.file_name)
+    done: Discarded = discard(run_date, program, sorted(names), run_id=run_id)
+    return _Discard(done, snapshot_lost=bool(earlier) and done.vouched_by is None)
+
+
+def _run_date(session: Session, run_id: str) -> str:
+    run = session.get(Run, run_id)
+    assert run is not None, f"run {run_id} of an unfinished delivery is not recorded"
+    return run.run_date.isoformat()
+
+
+def _earlier_names(
+    session: Session, context: RunContext, program: str, run_date: str, run_id: str
+) -> set[str]:
+    """The artifact names of the program's logged deliveries of ``run_date`` by runs other
+    than ``run_id`` (they wrote to the same folder)."""
+    rows = session.execute(
+        select(Delivery.artifacts)
+        .join(Run, Run.id == Delivery.run_id)
+        .where(
+            Delivery.destination == context.run.destination,
+            Delivery.program_code == program,
+            Delivery.status == "logged",
+            Delivery.run_id != run_id,
+            Run.run_date == dt.date.fromisoformat(run_date),
+        )
+    ).scalars()
+    names: set[str] = set()
+    for artifacts in rows:
+        prepared = artifacts.get("prepared") if isinstance(artifacts, dict) else None
+        if prepared and prepared.get("run_date", run_date) == run_date:
+            names |= {str(a["name"]) for a in prepared.get("artifacts", [])}
+    return names
+
+
+def _forget_snapshot(session: Session, destination: str, program: str) -> None:
+    """The destination no longer offers the program's last logged snapshot (its folder lost
+    its manifest to a same-day rerun killed while renaming, and what was left of it is gone):
+    the program's own digest in the delivery state is cleared, so this run sends the whole
+    snapshot again. Its children stay held: the folder was complete and could have been read
+    (their disclosures stand), and withdrawals still name them."""
+    session.execute(
+        update(DeliveredRecord)
+        .where(
+            DeliveredRecord.destination == destination,
+            DeliveredRecord.program_code == program,
+            DeliveredRecord.child_local_id == PROGRAM,
+        )
+        .values(digest="", updated_at=dt.datetime.now(dt.UTC))
+    )
+
+
+def _removed(discarded: _Discard | None) -> str:
+    if discarded is None:
+        return ""
+    text = f"; {discarded.done.describe()}"
+    if discarded.snapshot_lost:
+        text += "; the folder's earlier logged batch lost its manifest: its snapshot goes again"
+    return text
+
+
+def _arrived(destination: Any, sent: Batch) -> bool:
+    """Whether a file drop's folder has the batch's own manifest (written last: the batch
+    arrived whole) though its files are no longer all there (the state took them): it
+    arrived, and is logged, never discarded."""
+    arrived = getattr(destination, "arrived", None)
+    return bool(arrived(sent)) if arrived is not None else False
 
 
 def _carried(
@@ -140,8 +287,12 @@ def _carried(
     return dict(carried_by(sent, run_id, held_by_api=whole))
 
 
-def _mark(session: Session, delivery_id: int, status: str) -> None:
+def _mark(
+    session: Session, delivery_id: int, status: str, *, forget_snapshot: _Discard | None = None
+) -> None:
     row = session.get(Delivery, delivery_id)
     assert row is not None
     row.status = status
     row.updated_at = dt.datetime.now(dt.UTC)
+    if forget_snapshot is not None and forget_snapshot.snapshot_lost:
+        _forget_snapshot(session, row.destination, row.program_code)

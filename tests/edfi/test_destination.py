@@ -125,6 +125,48 @@ def test_holds_by_ledger_and_after_a_lost_ledger_by_reading_the_api(
     assert not amnesiac.holds(records_batch(frame, keys))
 
 
+def test_carried_by_asks_the_api_for_what_a_lost_ledger_lacks_and_records_it(
+    server: EdfiContractServer, make_destination: Make, tmp_path: Path
+) -> None:
+    """A crash after the API accepted a batch and before the ledger recorded it: the API is
+    asked, what it holds exactly as mapped is carried (logged under the run that sent it)
+    and written to the ledger under that run, so the next delivery does not send it again
+    and a withdrawal finds it; what the API holds otherwise is not carried."""
+    frame, keys = synthetic_frame(6)
+    batch = records_batch(frame, keys, run_id="crashed")
+    make_destination().deliver(batch)
+    from pipelines.db import make_engine
+    from schemas import Base
+
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    Base.metadata.create_all(fresh)
+    amnesiac = make_destination(engine=fresh)
+    frame.at[0, "last_name"] = "Changed"  # the API holds another version of this student
+    changed = records_batch(frame, keys, run_id="crashed")
+    assert not amnesiac.holds(changed)
+
+    carried = amnesiac.carried_by(changed, "crashed", held_by_api=False)
+
+    assert set(carried) == set(keys)
+    assert not any(f.startswith("students:") for f in carried[keys[0]])
+    assert any(f.startswith("studentSchoolAssociations:") for f in carried[keys[0]])
+    for key in keys[1:]:
+        assert any(f.startswith("students:") for f in carried[key])
+    with session_scope(fresh) as session:
+        rows = session.execute(
+            select(SentResource.resource, SentResource.run_id, SentResource.resource_id)
+        ).all()
+    assert rows and {r.run_id for r in rows} == {"crashed"} and all(r.resource_id for r in rows)
+    students_recorded = [r for r in rows if r.resource == "students"]
+    assert len(students_recorded) == len(keys) - 1
+    posts = server.requests["POST data"]
+    again = amnesiac.deliver(records_batch(frame, keys, run_id="tonight"))
+    assert server.requests["POST data"] == posts + 1, "only the changed student goes"
+    assert set(again.carried or {}) == {keys[0]}
+    results = amnesiac.withdraw([keys[1]])
+    assert {r.resource for r in results if r.status == "deleted"} >= {"students"}
+
+
 def test_withdraw_deletes_what_was_sent_and_reports_it(
     server: EdfiContractServer, make_destination: Make, ledger_engine: Engine
 ) -> None:

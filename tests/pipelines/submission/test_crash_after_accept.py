@@ -14,6 +14,7 @@ and the ledgers verify.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import select
 import signal
@@ -32,6 +33,7 @@ from sqlalchemy import select as sql_select
 
 from pipelines.db import session_scope
 from pipelines.demo import DEMO_DATE
+from pipelines.destinations.base import TransientDeliveryError
 from privacy.anchors import verify_ledgers
 from schemas import Delivery
 from tests.conftest import scratch_database
@@ -477,3 +479,415 @@ def test_crash_after_a_group_accepted_logs_every_program_once(
     with session_scope(world.engine) as session:
         check = verify_ledgers(session)
     assert all(r.ok for r in check.reports.values())
+
+
+# --- killed mid-upload: what a file drop batch left is removed, never left unexplained -----
+
+# The submission as the DAG's tasks run it, killed while a file drop writes its batch: right
+# after ``{function}`` (of ``{module}``) returned for the first time (the first file written
+# as its temporary ``.part`` file, or the first file renamed into place, the old manifest
+# already removed), the process names the program and blocks until it is killed. ``{folder}``
+# finds the program's folder among the patched function's arguments.
+MID_UPLOAD = """
+import posixpath
+import sys
+
+import {module} as target
+from pipelines import tasks
+
+real = target.{function}
+done = []
+
+def once_then_killed(*args):
+    result = real(*args)
+    if not done:
+        done.append(args)
+        print("accepted", {folder}, flush=True)
+        sys.stdin.read()  # blocks until the test kills this process
+    return result
+
+target.{function} = once_then_killed
+run = tasks.plan_run(sys.argv[1], sys.argv[2], {{}})
+print("run", run["run_id"], flush=True)
+for shard in run["shards"]:
+    tasks.deliver_shard(run, tasks.prepare_shard(run, shard))
+print("finished", flush=True)
+"""
+LOCAL_PATH = "posixpath.basename(posixpath.dirname(str(args[0])))"  # (path, ...): its folder
+SFTP_FOLDER = "posixpath.basename(args[1])"  # (sftp, folder, name, ...)
+PHASES = {
+    ("local", "write"): ("pipelines.destinations.local", "write_part", LOCAL_PATH),
+    ("local", "rename"): ("pipelines.destinations.local", "commit_part", LOCAL_PATH),
+    ("sftp", "write"): ("pipelines.destinations.sftp", "_put_part", SFTP_FOLDER),
+    ("sftp", "rename"): ("pipelines.destinations.sftp", "_commit_part", SFTP_FOLDER),
+}
+
+
+def killed_mid_upload(
+    world: World, destination: str, kind: str, phase: str, tmp_path: Path
+) -> Crash:
+    module, function, folder = PHASES[(kind, phase)]
+    script = MID_UPLOAD.format(module=module, function=function, folder=folder)
+    return crash_after_accept(world, destination, tmp_path, script=script)
+
+
+@dataclass
+class Drop:
+    """A file drop destination of the test: its name and the folder its batches land in
+    (``server`` for SFTP, to stop and restart it)."""
+
+    name: str
+    kind: str
+    root: Path
+    server: SftpTestServer | None = None
+
+
+@pytest.fixture(params=["local", "sftp"])
+def drop(
+    request: pytest.FixtureRequest, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Drop]:
+    """Vermont's programs as files: in a local folder, then on a real SFTP server."""
+    if request.param == "local":
+        root = tmp_path / "drop"
+        world.destination(
+            "vt-local",
+            type="local",
+            recipient="VT-AOE",
+            agreements=["vt-aoe-ecids"],
+            formats=FORMATS,
+            local={"root": str(root)},
+        )
+        yield Drop("vt-local", "local", root)
+        return
+    root = tmp_path / "sftp-root"
+    (root / "incoming").mkdir(parents=True)
+    with SftpTestServer(root) as server:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.known_hosts_line())
+        monkeypatch.setenv("TEST_SFTP_PASSWORD", PASSWORD)
+        world.destination(
+            "vt-sftp",
+            type="sftp",
+            recipient="VT-AOE",
+            agreements=["vt-aoe-ecids"],
+            formats=FORMATS,
+            retries=0,
+            timeout_seconds=10,
+            sftp={
+                "host": "127.0.0.1",
+                "port": server.port,
+                "username": USERNAME,
+                "password_env": "TEST_SFTP_PASSWORD",
+                "known_hosts": str(known),
+                "remote_root": "/incoming",
+            },
+        )
+        yield Drop("vt-sftp", "sftp", root / "incoming", server)
+
+
+def everything(root: Path) -> list[Path]:
+    """Every file at the destination, hidden ones included."""
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def assert_explained(world: World, root: Path) -> dict[tuple[dt.date, str], set[tuple[str, str]]]:
+    """Every file at the destination is vouched for by its folder's manifest (no stray file,
+    no ``.part`` file, no folder without one), and every folder's children are logged as
+    disclosed with that folder's date and program. Returns the folders."""
+    for path in everything(root):
+        manifest_path = path.parent / "manifest.json"
+        assert manifest_path.is_file(), f"{path.relative_to(root)}: no manifest vouches for it"
+        listed = {f["stored_as"] for f in json.loads(manifest_path.read_text())["files"]}
+        assert path.name in listed | {"manifest.json"}, f"{path.relative_to(root)} not listed"
+    assert not [p for p in root.rglob("*") if p.is_dir() and not any(p.iterdir())], (
+        "no empty folder left"
+    )
+    held = folders(root)
+    log = world.disclosures()
+    disclosed = log.loc[log["action"] == "disclose"]
+    for (run_date, program), children in held.items():
+        there = disclosed.loc[
+            (disclosed["run_date"] == run_date) & (disclosed["program_code"] == program)
+        ]
+        logged = set(zip(there["program_code"], there["child_local_id"], strict=True))
+        assert logged == children, f"{run_date}/{program}: the log equals what arrived"
+    return held
+
+
+def orphans(root: Path, crash: Crash) -> list[str]:
+    """What is in the crashed batch's folder."""
+    folder = root / DEMO_DATE.isoformat() / crash.program
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def assert_discarded(world: World, drop: Drop, crash: Crash, summary: dict, removed: int) -> None:  # type: ignore[type-arg]
+    """The next run removed the crashed batch's ``removed`` files, logged nothing of it, and
+    sent its program afresh; every file left is vouched for and explained."""
+    assert summary["status"] == "success", summary.get("stop_lines")
+    outcome = summary["reconciled"][crash.program]
+    assert outcome.startswith(f"run {crash.run_id} did not arrive; removed {removed} file")
+    assert f"{DEMO_DATE.isoformat()}/{crash.program}" in outcome, "names the folder"
+    assert orphans(drop.root, crash) == [], "nothing of the crashed batch is left"
+    log = world.disclosures()
+    assert crash.run_id not in set(log["run_id"]), "nothing of the crashed run is logged"
+    with world.engine.connect() as connection:
+        statuses = dict(
+            connection.execute(
+                sql_select(Delivery.run_id, Delivery.status).where(
+                    Delivery.program_code == crash.program
+                )
+            ).all()
+        )
+    assert statuses[crash.run_id] == "failed"
+    assert statuses[summary["run_id"]] == "logged", "sent afresh tonight"
+    assert world.staged() == []
+    with session_scope(world.engine) as session:
+        check = verify_ledgers(session)
+    assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
+
+
+@pytest.mark.parametrize("phase", ["write", "rename"])
+def test_file_drop_killed_mid_upload_leaves_nothing_unexplained_the_next_night(
+    world: World, drop: Drop, tmp_path: Path, phase: str
+) -> None:
+    crash = killed_mid_upload(world, drop.name, drop.kind, phase, tmp_path)
+    assert_killed_before_logging(world, crash)
+    left = orphans(drop.root, crash)
+    assert left and "manifest.json" not in left, "files of the batch, no manifest"
+    if drop.kind == "sftp" or phase == "write":
+        assert any(name.endswith(".part") for name in left)
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    assert_discarded(world, drop, crash, summary, removed=len(left))
+    held = assert_explained(world, drop.root)
+    assert {p for _, p in held} == set(summary["programs"]["processed"])
+    assert {d for d, _ in held} == {LATER}, "only tonight's folders: the old date's is gone"
+    assert not (drop.root / DEMO_DATE.isoformat()).exists()
+
+
+def test_file_drop_killed_mid_upload_with_its_staged_files_lost(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """The staged batch is gone too (the crashed run's files cannot be read back): what the
+    batch left at the destination is still removed, by the names its delivery row records."""
+    crash = killed_mid_upload(world, drop.name, drop.kind, "rename", tmp_path)
+    left = orphans(drop.root, crash)
+    assert left
+    with world.engine.begin() as connection:
+        connection.execute(text("DELETE FROM staged_chunks"))
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    outcome = summary["reconciled"][crash.program]
+    assert outcome.startswith(f"failed: staged files unreadable; removed {len(left)} file")
+    assert outcome.endswith("sent afresh")
+    assert orphans(drop.root, crash) == []
+    held = assert_explained(world, drop.root)
+    assert {d for d, _ in held} == {LATER}
+    assert crash.run_id not in set(world.disclosures()["run_id"])
+
+
+def test_file_drop_batch_the_state_took_before_reconciliation_is_logged(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """Killed after the batch arrived whole; the state then took its files away (its
+    manifest stays): the batch arrived, so it is logged under the run that sent it, not
+    discarded and not sent again."""
+    crash = crash_after_accept(world, drop.name, tmp_path)
+    assert_killed_before_logging(world, crash)
+    folder = drop.root / DEMO_DATE.isoformat() / crash.program
+    sent = folders(drop.root)[(DEMO_DATE, crash.program)]
+    for path in folder.iterdir():
+        if path.name != "manifest.json":
+            path.unlink()
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    assert summary["reconciled"][crash.program].startswith("logged "), summary["reconciled"]
+    log = world.disclosures()
+    crashed = log.loc[log["run_id"] == crash.run_id]
+    assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == sent
+    assert set(crashed["run_date"]) == {DEMO_DATE}
+    assert not (drop.root / LATER.isoformat() / crash.program).exists(), "not sent again"
+
+
+def change_every_program(world: World) -> None:
+    """One child of every program gets another first name: every snapshot differs."""
+    with world.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE children SET first_name = first_name || 'x' WHERE id IN "
+                "(SELECT MIN(id) FROM children GROUP BY program_id)"
+            )
+        )
+
+
+@pytest.mark.parametrize("phase", ["write", "rename"])
+def test_same_day_rerun_killed_mid_upload(
+    world: World, drop: Drop, tmp_path: Path, phase: str
+) -> None:
+    """A second run on the same date (a rerun after a change) killed mid-upload. Killed while
+    writing: the earlier run's folder is still complete (its manifest goes only once every
+    new file is written), only the rerun's temporary files go. Killed while renaming: the
+    earlier folder lost its manifest, so what is left of it goes too (its disclosures stay
+    logged: it was complete and could be read) and the next night sends the snapshot again."""
+    first = world.run(drop.name)
+    assert first["status"] == "success"
+    before = folders(drop.root)
+    change_every_program(world)
+    crash = killed_mid_upload(world, drop.name, drop.kind, phase, tmp_path)
+    left = orphans(drop.root, crash)
+    logged_before = world.disclosures()
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    outcome = summary["reconciled"][crash.program]
+    assert outcome.startswith(f"run {crash.run_id} did not arrive; removed ")
+    log = world.disclosures()
+    assert crash.run_id not in set(log["run_id"])
+    assert len(log) > len(logged_before), "tonight sent"
+    held = assert_explained(world, drop.root)
+    if phase == "write":
+        assert (
+            "kept 2" in outcome
+            and held[(DEMO_DATE, crash.program)] == before[(DEMO_DATE, crash.program)]
+        ), "the earlier complete folder is untouched"
+        assert not [n for n in orphans(drop.root, crash) if n.endswith(".part")]
+    else:
+        assert "lost its manifest" in outcome and "manifest.json" not in left
+        assert orphans(drop.root, crash) == [], "the broken folder is gone"
+        assert set(before) - set(held) == {(DEMO_DATE, crash.program)}
+    assert (LATER, crash.program) in held, "the program's snapshot went again tonight"
+    assert {p for d, p in held if d == LATER} == set(before_programs(before))
+
+
+def before_programs(before: dict[tuple[dt.date, str], set[tuple[str, str]]]) -> set[str]:
+    return {p for _, p in before}
+
+
+def test_sftp_unreachable_at_reconcile_keeps_the_delivery_open_until_it_is_back(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "sftp-root"
+    (root / "incoming").mkdir(parents=True)
+    with SftpTestServer(root) as server:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.known_hosts_line())
+        monkeypatch.setenv("TEST_SFTP_PASSWORD", PASSWORD)
+        world.destination(
+            "vt-sftp",
+            type="sftp",
+            recipient="VT-AOE",
+            agreements=["vt-aoe-ecids"],
+            formats=FORMATS,
+            retries=0,
+            timeout_seconds=5,
+            sftp={
+                "host": "127.0.0.1",
+                "port": server.port,
+                "username": USERNAME,
+                "password_env": "TEST_SFTP_PASSWORD",
+                "known_hosts": str(known),
+                "remote_root": "/incoming",
+            },
+        )
+        drop = Drop("vt-sftp", "sftp", root / "incoming", server)
+        crash = killed_mid_upload(world, drop.name, "sftp", "write", tmp_path)
+        left = orphans(drop.root, crash)
+        assert left
+        server.stop()
+
+        with pytest.raises(TransientDeliveryError, match="stays open for the next run"):
+            world.run(drop.name, run_date=LATER)
+
+        assert_killed_before_logging(world, crash)  # still pending, staged batch kept
+        assert orphans(drop.root, crash) == left
+        server.start()  # the same port and host key
+
+        summary = world.run(drop.name, run_date=LATER + dt.timedelta(days=1))
+
+        assert_discarded(world, drop, crash, summary, removed=len(left))
+        held = assert_explained(world, drop.root)
+        assert {d for d, _ in held} == {LATER + dt.timedelta(days=1)}
+
+
+# The API accepted the first program's students and the process was killed before the
+# destination's own ledger (``sent_resources``) recorded them: nothing at our side says they
+# went, only the API holds them.
+LEDGER_LOST = textwrap.dedent(
+    """
+    import sys
+
+    import pipelines.edfi.destination as destination
+    from pipelines import tasks
+
+    def put(self, entries):
+        if not entries:
+            return
+        if entries[0].resource == "students":
+            print("accepted", entries[0].program_code, flush=True)
+            sys.stdin.read()  # blocks until the test kills this process
+        self._ledger.record(entries, self._run_id)
+
+    destination._LedgerWriter.put = put
+    run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
+    print("run", run["run_id"], flush=True)
+    for shard in run["shards"]:
+        tasks.deliver_shard(run, tasks.prepare_shard(run, shard))
+    print("finished", flush=True)
+    """
+)
+
+
+def test_edfi_crash_before_the_ledger_logs_what_the_api_holds_under_the_run_that_sent_it(
+    world: World, edfi: EdfiContractServer, tmp_path: Path
+) -> None:
+    crash = crash_after_accept(world, "mo-edfi", tmp_path, script=LEDGER_LOST)
+    assert world.disclosures().empty
+    first = students(edfi)
+    assert first and not edfi.held("studentSchoolAssociations"), "students only"
+    with world.engine.connect() as connection:
+        ledger = connection.execute(text("SELECT resource FROM sent_resources")).scalars().all()
+    assert "students" not in ledger, "the ledger never heard of them"
+    writes = dict(edfi.writes)
+
+    summary = world.run("mo-edfi", run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    assert summary["reconciled"][crash.program].startswith(f"run {crash.run_id} arrived in part")
+    again = {k: n for k, n in edfi.writes.items() if k in writes and n > 1}
+    assert not again, f"{len(again)} resources the API held were sent again"
+    log = world.disclosures()
+    disclosed = log.loc[log["action"] == "disclose"]
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    keys = set(zip(crashed["program_code"], crashed["child_local_id"], strict=True))
+    assert identities(world, keys) == first, "each student the API took, under the run that sent it"
+    assert set(crashed["run_date"]) == {DEMO_DATE}, "with the date it was sent, not a night late"
+    assert all(f.startswith("students:") for row in crashed["fields"] for f in row)
+    tonight = disclosed.loc[disclosed["run_id"] == summary["run_id"]]
+    students_tonight = {
+        (row.program_code, row.child_local_id)
+        for row in tonight.itertuples()
+        if any(f.startswith("students:") for f in row.fields)
+    }
+    assert not students_tonight & keys, "their students are not logged again tonight"
+    fields: dict[tuple[str, str], Counter[str]] = {}
+    for row in disclosed.itertuples():
+        fields.setdefault((row.program_code, row.child_local_id), Counter()).update(row.fields)
+    assert all(max(f.values()) == 1 for f in fields.values()), "each field logged once"
+    assert students(edfi) == identities(world, holding(world))
+    with world.engine.connect() as connection:
+        run_ids = (
+            connection.execute(
+                text("SELECT DISTINCT run_id FROM sent_resources WHERE resource = 'students'")
+            )
+            .scalars()
+            .all()
+        )
+    assert crash.run_id in run_ids, "the ledger now knows what the crashed run left"
+    with session_scope(world.engine) as session:
+        check = verify_ledgers(session)
+    assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
