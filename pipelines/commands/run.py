@@ -56,21 +56,25 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
     )
     deliveries = summary.get("deliveries", {})
     unchanged = sorted(p for p, status in deliveries.items() if status == "unchanged")
-    head.add_row(
-        "children",
-        f"{children.get('considered', 0)} considered, {children.get('disclosed', 0)} permitted, "
-        f"{children.get('logged', 0)} sent and logged this run, "
-        f"{children.get('rejected', 0)} refused by the destination",
-    )
+    if summary["dry_run"]:
+        _dry_run_rows(head, summary)
+    else:
+        head.add_row(
+            "children",
+            f"{children.get('considered', 0)} considered, "
+            f"{children.get('disclosed', 0)} permitted, "
+            f"{children.get('logged', 0)} sent and logged this run, "
+            f"{children.get('rejected', 0)} refused by the destination",
+        )
     if unchanged:
         head.add_row(
             "unchanged", f"{', '.join(unchanged)}: same data as already delivered, not resent"
         )
     head.add_row("quarantined", str(sum(summary["quarantined_by_rule"].values())))
-    head.add_row(
-        "rows delivered",
-        ", ".join(f"{k}: {v}" for k, v in summary["rows_delivered"].items()) or "none",
-    )
+    if not summary["dry_run"]:
+        head.add_row("rows delivered", row_counts(summary.get("rows_delivered")) or "none")
+        if deleted := row_counts(summary.get("rows_deleted")):  # runs before it have none
+            head.add_row("rows deleted", deleted)
     head.add_row("validation", summary["validation"])
     head.add_row("status", summary["status"])
     head.add_row("report", summary.get("report", ""))
@@ -92,6 +96,35 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
     for program, note in sorted(programs.get("skip_notes", {}).items()):
         console.print(f"{program} (not sharing): {note}", markup=False, highlight=False)
     show_stops(console, summary)
+
+
+def row_counts(rows: dict[str, int] | None) -> str:
+    """``hs_enrollment.csv: 40, students: 12`` (empty when there are none)."""
+    return ", ".join(f"{name}: {n:,}" for name, n in sorted((rows or {}).items()) if n)
+
+
+def _dry_run_rows(head: Table, summary: dict[str, Any]) -> None:
+    """A dry run's lines: nothing was sent, and what a real run would have done."""
+    children = summary.get("children", {})
+    would = summary.get("would_deliver") or {}
+    head.add_row("sent", "[yellow]nothing: this was a dry run (nothing sent, nothing logged)[/]")
+    head.add_row(
+        "children",
+        f"{children.get('considered', 0)} considered, {children.get('disclosed', 0)} permitted",
+    )
+    if not would:  # a dry run recorded before these counts were kept
+        return
+    head.add_row(
+        "would send",
+        f"{would.get('children_sent', 0)} children (new or changed since the last delivery)"
+        + (f", would withdraw {n}" if (n := would.get("children_withdrawn", 0)) else ""),
+    )
+    head.add_row(
+        "would deliver rows",
+        row_counts(would.get("rows")) or "none (the destination is up to date)",
+    )
+    if deleted := row_counts(would.get("rows_deleted")):
+        head.add_row("would delete rows", deleted)
 
 
 def show_stops(console: Console, summary: dict[str, Any]) -> None:
