@@ -18,6 +18,7 @@ from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine
 from pipelines.destinations.registry import DestinationConfigError, load_destination
 from pipelines.paths import safe_join
+from pipelines.reports import row_lines
 from pipelines.runner import run_dag
 from pipelines.settings import load_settings
 from privacy.reasons import Reason
@@ -72,9 +73,8 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
         )
     head.add_row("quarantined", str(sum(summary["quarantined_by_rule"].values())))
     if not summary["dry_run"]:
-        head.add_row("rows delivered", row_counts(summary.get("rows_delivered")) or "none")
-        if deleted := row_counts(summary.get("rows_deleted")):  # runs before it have none
-            head.add_row("rows deleted", deleted)
+        for label, line in row_lines(summary).items():  # rows delivered; deleted, when any
+            head.add_row(label, line)
     head.add_row("validation", summary["validation"])
     head.add_row("status", summary["status"])
     head.add_row("report", summary.get("report", ""))
@@ -98,11 +98,6 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
     show_stops(console, summary)
 
 
-def row_counts(rows: dict[str, int] | None) -> str:
-    """``hs_enrollment.csv: 40, students: 12`` (empty when there are none)."""
-    return ", ".join(f"{name}: {n:,}" for name, n in sorted((rows or {}).items()) if n)
-
-
 def _dry_run_rows(head: Table, summary: dict[str, Any]) -> None:
     """A dry run's lines: nothing was sent, and what a real run would have done."""
     children = summary.get("children", {})
@@ -119,12 +114,9 @@ def _dry_run_rows(head: Table, summary: dict[str, Any]) -> None:
         f"{would.get('children_sent', 0)} children (new or changed since the last delivery)"
         + (f", would withdraw {n}" if (n := would.get("children_withdrawn", 0)) else ""),
     )
-    head.add_row(
-        "would deliver rows",
-        row_counts(would.get("rows")) or "none (the destination is up to date)",
-    )
-    if deleted := row_counts(would.get("rows_deleted")):
-        head.add_row("would delete rows", deleted)
+    for label, line in row_lines(summary).items():
+        if label != "rows delivered":  # said above: nothing was sent
+            head.add_row(label, line)
 
 
 def show_stops(console: Console, summary: dict[str, Any]) -> None:

@@ -1,0 +1,49 @@
+"""What a run moved, in words (``datashare run``, ``datashare audit show``, the console's run
+page): rows delivered and rows deleted apart; a dry run's would-be rows; summaries recorded
+before deletions were counted still read."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.reports import row_counts, row_lines
+
+REAL = {"dry_run": False, "rows_delivered": {"hs_enrollment.csv": 1200, "students": 3}}
+CASES = {
+    "recorded_before_rows_deleted": (
+        REAL, {"rows delivered": "hs_enrollment.csv: 1,200, students: 3"},
+    ),
+    "deletions_apart": (
+        REAL | {"rows_deleted": {"students": 2, "studentSchoolAssociations": 0}},
+        {"rows delivered": "hs_enrollment.csv: 1,200, students: 3", "rows deleted": "students: 2"},
+    ),
+    "only_deletions": (
+        {"dry_run": False, "rows_delivered": {}, "rows_deleted": {"hs_enrollment.csv": 4}},
+        {"rows delivered": "none", "rows deleted": "hs_enrollment.csv: 4"},
+    ),
+    "dry_run": (
+        {"dry_run": True, "rows_delivered": {},
+         "would_deliver": {"rows": {"hs_enrollment.csv": 7}, "rows_deleted": {"a.csv": 1}}},
+        {"rows delivered": "none (dry run)", "would deliver rows": "hs_enrollment.csv: 7",
+         "would delete rows": "a.csv: 1"},
+    ),
+    "dry_run_up_to_date": (
+        {"dry_run": True, "rows_delivered": {}, "would_deliver": {"rows": {}, "rows_deleted": {}}},
+        {"rows delivered": "none (dry run)",
+         "would deliver rows": "none (the destination is up to date)"},
+    ),
+    "dry_run_recorded_before_would_deliver": (
+        {"dry_run": True, "rows_delivered": {}}, {"rows delivered": "none (dry run)"},
+    ),
+    "no_summary": (None, {}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("summary", "lines"), list(CASES.values()), ids=list(CASES))
+def test_row_lines_keep_deliveries_and_deletions_apart(summary: object, lines: dict) -> None:
+    assert row_lines(summary) == lines
+
+
+def test_row_counts_skip_empty_and_malformed_counts() -> None:
+    assert row_counts({"b": 2, "a": 1, "c": 0, "d": "x", "e": -1}) == "a: 1, b: 2"
+    assert row_counts(None) == "" and row_counts(["a"]) == ""
