@@ -146,6 +146,24 @@ def stop_reasons(log: Path) -> list[str]:
     return list(reasons)
 
 
+def where_to_look(console: Console, summary: dict[str, Any], log: Path) -> None:
+    """The commands that say more about this run, and Airflow's log (for the technical
+    details of a stop)."""
+    run_id = summary.get("run_id", "")
+    console.print("Where to look next:", highlight=False)
+    for command, what in (
+        (
+            f"datashare audit show --run {run_id}",
+            "which children and fields were held back, and why",
+        ),
+        ("datashare audit show", "every run, with its counts"),
+        ("datashare disclosures CHILD-ID --program CODE", "what was shared about one child"),
+    ):
+        console.print(f"  {command:<52} {what}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"  Airflow's log (technical details): {log}", markup=False, highlight=False,
+                  soft_wrap=True)  # fmt: skip
+
+
 def show_stop_reasons(console: Console, log: Path) -> None:
     """Print why tasks stopped (see :func:`stop_reasons`), unwrapped."""
     for reason in stop_reasons(log):
@@ -232,7 +250,13 @@ def run(
     show_summary(console, row.summary)
     show_stop_reasons(console, result.log)
     if dry_run:
-        console.print(f"Dry run: the exact payloads are in {output}; nothing was sent or logged.")
-    console.print(f"Airflow's log: {result.log}")
+        console.print(
+            f"Dry run: nothing was sent or logged. The files a real run would build are in "
+            f"{output}; they hold children's records: delete them when you are done.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    where_to_look(console, row.summary, result.log)
     if result.returncode != 0 or row.status != "success":
         raise typer.Exit(1)

@@ -47,3 +47,18 @@ def test_row_lines_keep_deliveries_and_deletions_apart(summary: object, lines: d
 def test_row_counts_skip_empty_and_malformed_counts() -> None:
     assert row_counts({"b": 2, "a": 1, "c": 0, "d": "x", "e": -1}) == "a: 1, b: 2"
     assert row_counts(None) == "" and row_counts(["a"]) == ""
+
+
+def test_a_run_ends_by_saying_where_to_look_next(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from rich.console import Console
+
+    from pipelines.commands.run import where_to_look
+
+    out = io.StringIO()
+    log = tmp_path / "demo-2026-11-27.log"
+    where_to_look(Console(file=out, width=80), {"run_id": "demo-20261127-ab12"}, log)
+    text = out.getvalue()
+    assert "datashare audit show --run demo-20261127-ab12" in text
+    assert "datashare disclosures" in text and str(log) in text
