@@ -46,6 +46,8 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
     programs = summary["programs"]
     children = summary.get("children", {})
     head = Table(title=f"Run {summary['run_id']}", show_header=False)
+    head.add_column(no_wrap=True)
+    head.add_column(overflow="fold")  # a report path is shown whole
     head.add_row("destination", f"{summary['destination']} (agreement {summary['agreement']})")
     head.add_row(
         "run date", summary["run_date"] + ("  [yellow]dry run[/]" if summary["dry_run"] else "")
@@ -59,6 +61,12 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
     unchanged = sorted(p for p, status in deliveries.items() if status == "unchanged")
     if summary["dry_run"]:
         _dry_run_rows(head, summary)
+    elif summary.get("output") == "aggregate":
+        head.add_row(
+            "children",
+            f"{children.get('considered', 0)} considered; counts only: no child's own record "
+            "is sent",
+        )
     else:
         head.add_row(
             "children",
@@ -71,7 +79,10 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
         head.add_row(
             "unchanged", f"{', '.join(unchanged)}: same data as already delivered, not resent"
         )
-    head.add_row("quarantined", str(sum(summary["quarantined_by_rule"].values())))
+    head.add_row(
+        "bad input rows",
+        f"{sum(summary['quarantined_by_rule'].values())} set aside (quarantined), not sent",
+    )
     if not summary["dry_run"]:
         for label, line in row_lines(summary).items():  # rows delivered; deleted, when any
             head.add_row(label, line)
@@ -83,16 +94,18 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
         ("Children withheld, by reason", summary["withheld_by_reason"]),
         ("Fields removed from disclosed children, by reason", summary["fields_removed_by_reason"]),
         ("Input rows quarantined, by rule", summary["quarantined_by_rule"]),
-        (
-            "Programs not sharing",
-            {f"{p}: {_describe(r)}": 1 for p, r in programs["skipped"].items()},
-        ),
     ):
         if counts:
             table = Table("reason", "count", title=title)
             for reason, n in sorted(counts.items(), key=lambda item: -item[1]):
                 table.add_row(_describe(reason) if ":" not in reason else reason, str(n))
             console.print(table)
+    if programs["skipped"]:
+        table = Table("program", "why it shares nothing with this recipient",
+                      title="Programs not sharing")  # fmt: skip
+        for program, reason in sorted(programs["skipped"].items()):
+            table.add_row(program, _describe(reason))
+        console.print(table)
     for program, note in sorted(programs.get("skip_notes", {}).items()):
         console.print(f"{program} (not sharing): {note}", markup=False, highlight=False)
     show_stops(console, summary)
@@ -151,15 +164,19 @@ def where_to_look(console: Console, summary: dict[str, Any], log: Path) -> None:
     details of a stop)."""
     run_id = summary.get("run_id", "")
     console.print("Where to look next:", highlight=False)
-    for command, what in (
+    hints = (
         (
             f"datashare audit show --run {run_id}",
             "which children and fields were held back, and why",
         ),
         ("datashare audit show", "every run, with its counts"),
         ("datashare disclosures CHILD-ID --program CODE", "what was shared about one child"),
-    ):
-        console.print(f"  {command:<52} {what}", markup=False, highlight=False, soft_wrap=True)
+    )
+    width = max(len(command) for command, _ in hints)
+    for command, what in hints:
+        console.print(
+            f"  {command:<{width}}  {what}", markup=False, highlight=False, soft_wrap=True
+        )
     console.print(f"  Airflow's log (technical details): {log}", markup=False, highlight=False,
                   soft_wrap=True)  # fmt: skip
 

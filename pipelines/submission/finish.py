@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from contextlib import suppress
 from typing import Any
 
 from pipelines.db import session_scope
 from pipelines.settings import Settings
 from pipelines.submission.cleanup import clean_run, sweep_closed_runs
-from pipelines.submission.context import RunContext
+from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.deliver import recorded_outcomes
 from pipelines.submission.reports import write_report
 from pipelines.submission.stops import lost, stop_line, stops_of
 from privacy.anchors import anchor_run
+from privacy.errors import PrivacyError
 from privacy.ledger import Redaction, append_redactions
 from schemas import Run
 
@@ -118,6 +120,10 @@ def finish_run(
     if missing and not context.run.dry_run:  # delivered by a shard task that failed later
         delivered = [*delivered, *recorded_outcomes(context, missing).values()]
     summary = summarize(plan, delivered, stops_of(context.engine, context.run.run_id))
+    # records or counts only (how the summary words its children line); an unreadable policy
+    # leaves it out: the summary is kept whatever happened
+    with suppress(PrivacyError, SubmissionError):
+        summary["output"] = context.agreement.output.value
     status = run_status(summary)
     summary["status"] = status
     with session_scope(context.engine) as session:

@@ -62,3 +62,30 @@ def test_a_run_ends_by_saying_where_to_look_next(tmp_path) -> None:  # type: ign
     text = out.getvalue()
     assert "datashare audit show --run demo-20261127-ab12" in text
     assert "datashare disclosures" in text and str(log) in text
+
+
+def test_a_counts_only_run_does_not_read_as_nothing_permitted() -> None:
+    import io
+
+    from rich.console import Console
+
+    from pipelines.commands.run import show_summary
+
+    summary = {
+        "run_id": "nm-1", "destination": "nm", "run_date": "2026-11-27", "dry_run": False,
+        "agreement": "nm-ececd-aggregate", "output": "aggregate", "status": "success",
+        "programs": {"considered": 2, "processed": ["NM-HS-05"], "stopped": [],
+                     "skipped": {"NM-AIAN-06": "program_not_registered"}},
+        "children": {"considered": 519, "disclosed": 0, "logged": 0, "rejected": 0},
+        "withheld_by_reason": {}, "fields_removed_by_reason": {}, "quarantined_by_rule": {},
+        "rows_delivered": {"hs_program_aggregate.csv": 58}, "validation": "passed",
+        "report": "/state/reports/nm-1/" + "x" * 120 + "/summary.json",
+    }  # fmt: skip
+    out = io.StringIO()
+    show_summary(Console(file=out, width=100), summary)
+    text = out.getvalue()
+    assert "519 considered; counts only: no child's own record is sent" in text
+    assert "0 permitted" not in text
+    assert "hs_program_aggregate.csv: 58" in text
+    assert "summary.json" in text, "the report path is shown whole, folded, not cut"
+    assert "NM-AIAN-06" in text and "not registered" in text
