@@ -8,6 +8,7 @@ then takes). Deletions at a staging database or an Ed-Fi API are counted apart
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -156,3 +157,26 @@ def test_a_summary_recorded_before_rows_deleted_still_prints() -> None:
     assert "hs_enrollment.csv: 2" in text and "rows deleted" not in text
     dry = old | {"dry_run": True, "rows_delivered": {}}
     assert "nothing: this was a dry run" in printed(dry)
+
+
+def test_an_old_copy_a_changed_natural_key_left_behind_counts_as_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world(f"sqlite:///{tmp_path / 'program.db'}", tmp_path, children=60)
+    n.write_agreement(world)
+    destination = _edfi(world, tmp_path, monkeypatch)
+    try:
+        held = next(destination)
+        child, _ = n.control(world, 2)
+        n.set_entry_date(world, child, dt.date(2026, 8, 24))
+        assert world.run("state", run_date=n.night(1))["status"] == "success"
+        before = held()
+        n.set_entry_date(world, child, dt.date(2026, 9, 8))  # part of the association's key
+        second = world.run("state", run_date=n.night(2))
+        assert held() == before, "one association replaced by one"
+        replaced = second["rows_deleted"]
+        assert replaced and set(replaced) <= set(second["rows_delivered"])
+        assert all(replaced[r] == second["rows_delivered"][r] for r in replaced), replaced
+    finally:
+        destination.close()
+        world.engine.dispose()
