@@ -268,8 +268,9 @@ def run(
     show_stop_reasons(console, result.log)
     if dry_run:
         console.print(
-            f"Dry run: nothing was sent or logged. The files a real run would build are in "
-            f"{output}; they hold children's records: delete them when you are done.",
+            f"Dry run: nothing was sent or logged. The whole batch as prepared (every permitted "
+            f"child, changed or not) is in {output}; these files hold children's records: "
+            "delete them when you are done.",
             markup=False,
             highlight=False,
             soft_wrap=True,
