@@ -72,9 +72,10 @@ def synthetic_extract(rows: int, seed: int = 11) -> pd.DataFrame:
             "disability": False,
             "iep": False,
             "ifsp": False,
+            "tribal_affiliation": None,  # recorded for AIAN programs only
         }
     )
-    assert list(frame.columns) == ["child_id", *CATALOG]
+    assert list(frame.columns) == ["child_id", *CATALOG], "a catalog field the frame lacks"
     return frame
 
 

@@ -12,6 +12,8 @@ and the plan's columns, and writes every spec column as text exactly as the stat
 - a text value a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, carriage
   return first) is written with a single quote in front unless the spec's ``formula_guard`` is
   ``none`` (before the length check: a value the quote makes too long is unrenderable).
+- a date the agreement cuts to the month (``YYYY-MM``) is written with the column's date
+  pattern without the day (``%m/%d/%Y`` -> ``03/2022``); no day is made up.
 - a code outside the column's code mapping, or a value of the wrong type, is a
   :class:`RenderError` naming spec, column and rule, never the value (fail closed).
 
@@ -22,6 +24,7 @@ and the plan's columns, and writes every spec column as text exactly as the stat
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -237,8 +240,18 @@ def _write_string(column: ColumnSpec, value: Any) -> str | None:
     return str(value)
 
 
+MONTH_CUT = re.compile(r"(\d{4})-(\d{2})")
+"""A date cut to the month by the ``month`` transform (``YYYY-MM``)."""
+
+
 def _write_date(column: ColumnSpec, value: Any) -> str | None:
     if isinstance(value, str):
+        if (month := MONTH_CUT.fullmatch(value)) is not None:
+            try:  # written with the spec's pattern without the day: no made-up day
+                first = dt.date(int(month.group(1)), int(month.group(2)), 1)
+            except ValueError:
+                return None
+            return first.strftime(column.month_format)
         try:
             value = dt.date.fromisoformat(value)
         except ValueError:

@@ -63,6 +63,40 @@ def _counts(summary: Any) -> str:
     return " ".join(parts)
 
 
+def row_counts(rows: Any) -> str:
+    """``hs_enrollment.csv: 40, students: 12``: rows per file, table or resource (empty when
+    there are none)."""
+    if not isinstance(rows, dict):
+        return ""
+    return ", ".join(
+        f"{name}: {n:,}" for name, n in sorted(rows.items()) if isinstance(n, int) and n > 0
+    )
+
+
+def row_lines(summary: Any) -> dict[str, str]:
+    """What a run moved, in words, per label: rows delivered and rows deleted (kept apart);
+    for a dry run, what a real run would deliver and delete instead. A summary recorded
+    before deletions were counted has no ``rows_deleted``: that line is left out."""
+    if not isinstance(summary, dict):
+        return {}
+    if summary.get("dry_run"):
+        would = summary.get("would_deliver")
+        if not isinstance(would, dict):  # a dry run recorded before these counts were kept
+            return {"rows delivered": "none (dry run)"}
+        lines = {
+            "rows delivered": "none (dry run)",
+            "would deliver rows": row_counts(would.get("rows"))
+            or "none (the destination is up to date)",
+        }
+        if deleted := row_counts(would.get("rows_deleted")):
+            lines["would delete rows"] = deleted
+        return lines
+    lines = {"rows delivered": row_counts(summary.get("rows_delivered")) or "none"}
+    if deleted := row_counts(summary.get("rows_deleted")):
+        lines["rows deleted"] = deleted
+    return lines
+
+
 def run_rows(session: Session) -> list[dict[str, Any]]:
     """Every run, newest first: id, destination, dates, status and the counts of its summary."""
     runs = session.scalars(select(Run).order_by(Run.started_at.desc(), Run.id)).all()
@@ -76,6 +110,7 @@ def run_rows(session: Session) -> list[dict[str, Any]]:
             "started_at": run.started_at.isoformat(),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "counts": _counts(run.summary),
+            "rows": "; ".join(f"{k}: {v}" for k, v in row_lines(run.summary).items()),
             "summary": run.summary,
         }
         for run in runs

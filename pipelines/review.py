@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pipelines.reports import row_lines
 from privacy.agreements import Agreement
 from privacy.decision import program_outcome
 from privacy.fields import CATALOG
@@ -95,6 +96,7 @@ def run_overview(session: Session, run_id: str) -> dict[str, Any] | None:
         "stopped": list(programs.get("stopped") or []),
         "skipped": dict(programs.get("skipped") or summary.get("skipped_programs") or {}),
         "deliveries": dict(summary.get("deliveries") or {}),
+        "rows": row_lines(summary),
     }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 from pipelines.destinations.base import TerminalDeliveryError, TransientDeliveryError
+from pipelines.mapping import RenderError
 from pipelines.quiet import quiet_libraries
 from pipelines.staging import StagingKeyError
 from pipelines.submission.context import RunContext, SubmissionError
@@ -31,8 +32,9 @@ from privacy.errors import PrivacyError
 log = logging.getLogger("datashare")
 quiet_libraries()
 T = TypeVar("T")
-# a missing or unreadable staging key is a key problem like a recipient's: not worth a retry
-TERMINAL = (PrivacyError, SubmissionError, TerminalDeliveryError, StagingKeyError)
+# a missing or unreadable staging key is a key problem like a recipient's, and a layout that
+# cannot write the data (RenderError names spec, column and rule) stays so: not worth a retry
+TERMINAL = (PrivacyError, SubmissionError, TerminalDeliveryError, StagingKeyError, RenderError)
 
 
 def _terminal(call: Callable[[], T]) -> T:

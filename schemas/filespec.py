@@ -5,7 +5,10 @@ values come from (``source``: a catalog field of ``privacy/fields.py`` or a tran
 column such as ``age_months``), its type and how it is written:
 
 - ``string``: text, at most ``max_length`` characters;
-- ``date``: written with ``format`` (a ``strftime`` pattern, default ``%Y-%m-%d``);
+- ``date``: written with ``format`` (a ``strftime`` pattern, default ``%Y-%m-%d``); a date an
+  agreement cuts to the month (the ``month`` transform's ``YYYY-MM``) is written with the same
+  pattern without its day (``%m/%d/%Y`` -> ``%m/%Y``, :attr:`ColumnSpec.month_format`), never
+  as a made-up full date;
 - ``integer``: whole numbers; ``suppressible`` ones (aggregate counts) may be null, written as
   the spec's ``suppressed_marker``;
 - ``boolean``: written as ``format`` ``"Y/N"`` (default), ``"1/0"``, ``"TRUE/FALSE"``...;
@@ -105,6 +108,8 @@ class ColumnSpec(BaseModel):
             raise ValueError("format applies to date and boolean columns only")
         if kind is ColumnType.DATE and self.format is not None and "%" not in self.format:
             raise ValueError("a date format is a strftime pattern such as %m/%d/%Y")
+        if kind is ColumnType.DATE and len(_DAY.findall(self.date_format)) > 1:
+            raise ValueError("a date format names the day once (%d)")
         if kind is ColumnType.BOOLEAN and self.format is not None:
             tokens = self.format.split("/")
             if len(tokens) != 2 or not all(tokens) or tokens[0] == tokens[1]:
@@ -129,10 +134,33 @@ class ColumnSpec(BaseModel):
         return self.format or "%Y-%m-%d"
 
     @property
+    def month_format(self) -> str:
+        """The pattern of a date cut to the month: :attr:`date_format` without its day and
+        the separator beside it (``%Y-%m-%d`` -> ``%Y-%m``, ``%m/%d/%Y`` -> ``%m/%Y``)."""
+        return month_pattern(self.date_format)
+
+    @property
     def boolean_tokens(self) -> tuple[str, str]:
         """How true and false are written."""
         true, false = (self.format or "Y/N").split("/")
         return true, false
+
+
+_DAY = re.compile(r"%-?d")
+
+
+def month_pattern(date_format: str) -> str:
+    """``date_format`` without its day directive (``%d``) and one separator next to it: the
+    separator after the day when the day comes first or in the middle, else the one before."""
+    match = _DAY.search(date_format)
+    if match is None:
+        return date_format
+    before, after = date_format[: match.start()], date_format[match.end() :]
+    if after and not after.startswith("%"):
+        after = after[1:]
+    elif not after and before and re.search(r"%-?\w$", before) is None:
+        before = before[:-1]
+    return before + after
 
 
 def _check_code_set(name: str, mapping: dict[str, str]) -> None:
@@ -247,9 +275,7 @@ def spec_path(name_or_path: str | Path, folder: Path = FORMATS_DIR) -> Path:
     return folder / f"{text}.yaml"
 
 
-def parse_yaml(
-    text: str, path: Path, error: type[ValueError]
-) -> tuple[Any, yaml.Node | None]:
+def parse_yaml(text: str, path: Path, error: type[ValueError]) -> tuple[Any, yaml.Node | None]:
     """``text`` (read from ``path``) as data and as a node tree (for :func:`key_line`); a
     syntax error raises ``error`` naming the file and line, never the text."""
     try:

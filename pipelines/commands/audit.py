@@ -27,7 +27,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-RUN_COLUMNS = ("run", "destination", "run_date", "dry_run", "status", "started_at", "counts")
+RUN_COLUMNS = (
+    "run", "destination", "run_date", "dry_run", "status", "started_at", "counts", "rows"
+)  # fmt: skip
 GROUP_COLUMNS = (
     "reason",
     "description",
@@ -38,7 +40,7 @@ GROUP_COLUMNS = (
     "fields",
 )
 DETAIL_COLUMNS = ("seq", "program", "subject", "agreement", "reason", "field", "rule")
-JSON_RUN_COLUMNS = (*RUN_COLUMNS[:-1], "finished_at", "summary")
+JSON_RUN_COLUMNS = (*RUN_COLUMNS[:-2], "finished_at", "summary")
 
 Format = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 

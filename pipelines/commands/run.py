@@ -18,6 +18,7 @@ from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine
 from pipelines.destinations.registry import DestinationConfigError, load_destination
 from pipelines.paths import safe_join
+from pipelines.reports import row_lines
 from pipelines.runner import run_dag
 from pipelines.settings import load_settings
 from privacy.reasons import Reason
@@ -45,6 +46,8 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
     programs = summary["programs"]
     children = summary.get("children", {})
     head = Table(title=f"Run {summary['run_id']}", show_header=False)
+    head.add_column(no_wrap=True)
+    head.add_column(overflow="fold")  # a report path is shown whole
     head.add_row("destination", f"{summary['destination']} (agreement {summary['agreement']})")
     head.add_row(
         "run date", summary["run_date"] + ("  [yellow]dry run[/]" if summary["dry_run"] else "")
@@ -56,21 +59,33 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
     )
     deliveries = summary.get("deliveries", {})
     unchanged = sorted(p for p, status in deliveries.items() if status == "unchanged")
-    head.add_row(
-        "children",
-        f"{children.get('considered', 0)} considered, {children.get('disclosed', 0)} permitted, "
-        f"{children.get('logged', 0)} sent and logged this run, "
-        f"{children.get('rejected', 0)} refused by the destination",
-    )
+    if summary["dry_run"]:
+        _dry_run_rows(head, summary)
+    elif summary.get("output") == "aggregate":
+        head.add_row(
+            "children",
+            f"{children.get('considered', 0)} considered; counts only: no child's own record "
+            "is sent",
+        )
+    else:
+        head.add_row(
+            "children",
+            f"{children.get('considered', 0)} considered, "
+            f"{children.get('disclosed', 0)} permitted, "
+            f"{children.get('logged', 0)} sent and logged this run, "
+            f"{children.get('rejected', 0)} refused by the destination",
+        )
     if unchanged:
         head.add_row(
             "unchanged", f"{', '.join(unchanged)}: same data as already delivered, not resent"
         )
-    head.add_row("quarantined", str(sum(summary["quarantined_by_rule"].values())))
     head.add_row(
-        "rows delivered",
-        ", ".join(f"{k}: {v}" for k, v in summary["rows_delivered"].items()) or "none",
+        "bad input rows",
+        f"{sum(summary['quarantined_by_rule'].values())} set aside (quarantined), not sent",
     )
+    if not summary["dry_run"]:
+        for label, line in row_lines(summary).items():  # rows delivered; deleted, when any
+            head.add_row(label, line)
     head.add_row("validation", summary["validation"])
     head.add_row("status", summary["status"])
     head.add_row("report", summary.get("report", ""))
@@ -79,19 +94,42 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
         ("Children withheld, by reason", summary["withheld_by_reason"]),
         ("Fields removed from disclosed children, by reason", summary["fields_removed_by_reason"]),
         ("Input rows quarantined, by rule", summary["quarantined_by_rule"]),
-        (
-            "Programs not sharing",
-            {f"{p}: {_describe(r)}": 1 for p, r in programs["skipped"].items()},
-        ),
     ):
         if counts:
             table = Table("reason", "count", title=title)
             for reason, n in sorted(counts.items(), key=lambda item: -item[1]):
                 table.add_row(_describe(reason) if ":" not in reason else reason, str(n))
             console.print(table)
+    if programs["skipped"]:
+        table = Table("program", "why it shares nothing with this recipient",
+                      title="Programs not sharing")  # fmt: skip
+        for program, reason in sorted(programs["skipped"].items()):
+            table.add_row(program, _describe(reason))
+        console.print(table)
     for program, note in sorted(programs.get("skip_notes", {}).items()):
         console.print(f"{program} (not sharing): {note}", markup=False, highlight=False)
     show_stops(console, summary)
+
+
+def _dry_run_rows(head: Table, summary: dict[str, Any]) -> None:
+    """A dry run's lines: nothing was sent, and what a real run would have done."""
+    children = summary.get("children", {})
+    would = summary.get("would_deliver") or {}
+    head.add_row("sent", "[yellow]nothing: this was a dry run (nothing sent, nothing logged)[/]")
+    head.add_row(
+        "children",
+        f"{children.get('considered', 0)} considered, {children.get('disclosed', 0)} permitted",
+    )
+    if not would:  # a dry run recorded before these counts were kept
+        return
+    head.add_row(
+        "would send",
+        f"{would.get('children_sent', 0)} children (new or changed since the last delivery)"
+        + (f", would withdraw {n}" if (n := would.get("children_withdrawn", 0)) else ""),
+    )
+    for label, line in row_lines(summary).items():
+        if label != "rows delivered":  # said above: nothing was sent
+            head.add_row(label, line)
 
 
 def show_stops(console: Console, summary: dict[str, Any]) -> None:
@@ -119,6 +157,28 @@ def stop_reasons(log: Path) -> list[str]:
             if match := STOPPED.search(line):
                 reasons[match.group(1).strip()] = None
     return list(reasons)
+
+
+def where_to_look(console: Console, summary: dict[str, Any], log: Path) -> None:
+    """The commands that say more about this run, and Airflow's log (for the technical
+    details of a stop)."""
+    run_id = summary.get("run_id", "")
+    console.print("Where to look next:", highlight=False)
+    hints = (
+        (
+            f"datashare audit show --run {run_id}",
+            "which children and fields were held back, and why",
+        ),
+        ("datashare audit show", "every run, with its counts"),
+        ("datashare disclosures CHILD-ID --program CODE", "what was shared about one child"),
+    )
+    width = max(len(command) for command, _ in hints)
+    for command, what in hints:
+        console.print(
+            f"  {command:<{width}}  {what}", markup=False, highlight=False, soft_wrap=True
+        )
+    console.print(f"  Airflow's log (technical details): {log}", markup=False, highlight=False,
+                  soft_wrap=True)  # fmt: skip
 
 
 def show_stop_reasons(console: Console, log: Path) -> None:
@@ -207,7 +267,14 @@ def run(
     show_summary(console, row.summary)
     show_stop_reasons(console, result.log)
     if dry_run:
-        console.print(f"Dry run: the exact payloads are in {output}; nothing was sent or logged.")
-    console.print(f"Airflow's log: {result.log}")
+        console.print(
+            f"Dry run: nothing was sent or logged. The whole batch as prepared (every permitted "
+            f"child, changed or not) is in {output}; these files hold children's records: "
+            "delete them when you are done.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    where_to_look(console, row.summary, result.log)
     if result.returncode != 0 or row.status != "success":
         raise typer.Exit(1)

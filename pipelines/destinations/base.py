@@ -123,6 +123,10 @@ class DeliveryResult:
     """What the destination took now, per file, table or resource: rows in the files written
     (file drops), rows inserted or updated (staging database), records accepted (Ed-Fi).
     Empty when nothing new was sent; the run summary's ``rows_delivered`` adds these up."""
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    """What the destination deleted now, per table or resource (old copies a changed natural
+    key left behind; withdrawals deleted after ``deliver`` are counted by the caller). Apart
+    from ``rows``: the run summary's ``rows_deleted`` adds these up."""
 
 
 @dataclass(frozen=True)

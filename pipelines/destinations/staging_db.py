@@ -151,9 +151,10 @@ class StagingDbDestination:
         prepared = [(self.tables[a.name], self._rows(a.name, a.frame)) for a in batch.artifacts]
         return self._retrying(lambda: self._deliver_once(batch, prepared))
 
-    def delete_rows(self, rows: Mapping[str, Sequence[Sequence[str]]]) -> int:
+    def delete_rows(self, rows: Mapping[str, Sequence[Sequence[str]]]) -> dict[str, int]:
         """Delete rows by key: artifact name -> the key values of each row, as written in
-        the batch (``key`` of its spec). One transaction; returns how many rows were there."""
+        the batch (``key`` of its spec). One transaction; returns, per artifact name, how many
+        rows were there (names with none are left out)."""
         unknown = [name for name in rows if name not in self.specs]
         if unknown:
             raise TerminalDeliveryError(
@@ -168,14 +169,15 @@ class StagingDbDestination:
             typed = self._rows(name, frame.reindex(columns=list(spec.column_names)))
             where = and_(*(table.c[k] == bindparam(f"key_{i}") for i, k in enumerate(spec.key)))
             params = [{f"key_{i}": row[k] for i, k in enumerate(spec.key)} for row in typed]
-            plans.append((table.delete().where(where), params))
+            plans.append((name, table.delete().where(where), params))
 
-        def delete() -> int:
+        def delete() -> dict[str, int]:
             if not plans:
-                return 0
+                return {}
             with self._engine_().begin() as conn:
                 self.metadata.create_all(conn, checkfirst=True)
-                return sum(conn.execute(stmt, params).rowcount for stmt, params in plans)
+                gone = {name: conn.execute(stmt, params).rowcount for name, stmt, params in plans}
+            return {name: n for name, n in gone.items() if n > 0}  # -1: a driver that cannot say
 
         return self._retrying(lambda: self._guard(delete))
 

@@ -338,6 +338,8 @@ class EdfiDestination:
         for item in self._delete_entries(stale):
             if item.status != "failed":
                 replaced.setdefault(item.child_key, []).append(item.resource)
+            if item.status == "deleted":
+                result.rows_deleted[item.resource] = result.rows_deleted.get(item.resource, 0) + 1
         result.replaced = {k: tuple(sorted(set(v))) for k, v in replaced.items()}
 
     def _delete_entries(self, entries: Sequence[LedgerEntry]) -> list[WithdrawResult]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
@@ -185,29 +186,63 @@ def _marks_empty(destination: Any, stopped: bool) -> bool:
     return stopped and hasattr(destination, "delete_rows")
 
 
+def _doomed_rows(changes: Changes, held: dict[ChildKey, Held]) -> dict[str, list[list[str]]]:
+    """Per table, the keys of the rows a deleting destination removes tonight: every row of
+    a withdrawn child and each old copy a changed natural key left behind."""
+    rows: dict[str, list[list[str]]] = {}
+    for key in changes.withdraw:
+        for name, keys in held[key].rows.items():
+            rows.setdefault(name, []).extend(keys)
+    for stale in changes.replace.values():
+        for name, keys in stale.items():
+            rows.setdefault(name, []).extend(keys)
+    return rows
+
+
 def _delete(
     context: RunContext, destination: Any, changes: Changes, held: dict[ChildKey, Held]
-) -> tuple[set[ChildKey], dict[ChildKey, tuple[str, ...]]]:
+) -> tuple[set[ChildKey], dict[ChildKey, tuple[str, ...]], dict[str, int]]:
     """Delete at the destination what tonight withdraws or replaces, where it can delete;
-    returns the children withdrawn and, per child, the old copies replaced."""
+    returns the children withdrawn, per child the old copies replaced, and the rows deleted
+    per table or resource."""
     if changes.snapshot:
         carried = withdrawals_spec([load_spec(n) for n in context.destination.formats])
-        return (set(changes.withdraw) if carried else set()), {}
+        return (set(changes.withdraw) if carried else set()), {}, {}
     if hasattr(destination, "delete_rows"):
-        rows: dict[str, list[list[str]]] = {}
-        for key in changes.withdraw:
-            for name, keys in held[key].rows.items():
-                rows.setdefault(name, []).extend(keys)
-        for stale in changes.replace.values():
-            for name, keys in stale.items():
-                rows.setdefault(name, []).extend(keys)
-        destination.delete_rows(rows)
-        return set(changes.withdraw), {k: tuple(sorted(v)) for k, v in changes.replace.items()}
+        deleted = destination.delete_rows(_doomed_rows(changes, held))
+        replaced = {k: tuple(sorted(v)) for k, v in changes.replace.items()}
+        return set(changes.withdraw), replaced, dict(deleted)
     if hasattr(destination, "withdraw") and changes.withdraw:
         results = destination.withdraw(sorted(changes.withdraw))
         failed = {w.child_key for w in results if w.status == "failed"}
-        return set(changes.withdraw) - failed, {}
-    return set(), {}
+        gone = Counter(w.resource for w in results if w.status == "deleted")
+        return set(changes.withdraw) - failed, {}, dict(gone)
+    return set(), {}, {}
+
+
+def _would_deliver(context: RunContext, batch: Batch, ledger: dict[str, Any]) -> dict[str, Any]:
+    """What a real run would do now, for a dry run: children it would send (new or changed)
+    and withdraw, rows per file, table or resource it would deliver and delete. Only reads
+    (what the destination holds, by the delivery ledger): nothing is sent, written or logged."""
+    _, held, changes = _planned(context, batch, ledger)
+    if changes.nothing:
+        return {"would": {"send": 0, "withdraw": 0}, "rows_would_deliver": {}}
+    sending = outgoing(context, batch, changes, held)
+    client = context.client if context.destination.type.value == "edfi" else None
+    if client is not None:
+        rows = dict(Counter(p.resource for p in client.map(sending).payloads))  # type: ignore[attr-defined]
+        entries = client.ledger.for_children(changes.withdraw) if changes.withdraw else []  # type: ignore[attr-defined]
+        deleting = dict(Counter(e.resource for e in entries))
+    else:
+        rows = {a.name: len(a.frame) for a in sending.artifacts if len(a.frame)}
+        deletes = context.destination.type.value == "staging_db" and not changes.snapshot
+        doomed = _doomed_rows(changes, held) if deletes else {}
+        deleting = {name: len(keys) for name, keys in doomed.items() if keys}
+    return {
+        "would": {"send": len(changes.send), "withdraw": len(changes.withdraw)},
+        "rows_would_deliver": rows,
+        "rows_would_delete": deleting,
+    }
 
 
 def _nothing_to_tell(batch: Batch, held: dict[ChildKey, Held], changes: Changes) -> bool:
@@ -270,7 +305,11 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
         remove_staged(context, prepared)
         return outcome, None
     if context.run.dry_run:
-        outcome |= {"status": "dry_run", **_dry_run(context, batch)}
+        outcome |= {
+            "status": "dry_run",
+            **_dry_run(context, batch),
+            **_would_deliver(context, batch, ledger),
+        }
         remove_staged(context, prepared)
         return outcome, None
     current, held, changes = _planned(context, batch, ledger, stopped)
@@ -299,8 +338,9 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
         if sending.artifacts or changes.snapshot or _marks_empty(destination, stopped)
         else DeliveryResult()
     )
-    withdrawn, replaced = _delete(context, destination, changes, held)
+    withdrawn, replaced, deleted = _delete(context, destination, changes, held)
     replaced |= result.replaced
+    rows_deleted = Counter(result.rows_deleted) + Counter(deleted)
     outcome["seconds"] = {"deliver": round(time.perf_counter() - started, 3)}
     outcome |= {
         "status": "withdrawn" if stopped else "delivered",
@@ -310,6 +350,7 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
         "replaced": len(replaced),
         "rejected": len(result.rejected),
         "rows_delivered": result.rows,
+        "rows_deleted": dict(rows_deleted),
         "location": result.location,
         "sent_nothing_new": result.sent_nothing_new,
     }

@@ -1,6 +1,12 @@
 """Finish: the run summary (counts, withheld by reason, delivery outcomes, which program
 stopped and why), kept as data.
 
+Rows: ``rows_delivered`` (per file, table or resource: what the destination took) and, apart,
+``rows_deleted`` (what a staging database or an Ed-Fi API deleted: withdrawals and old copies a
+changed natural key left behind); summaries of runs before ``rows_deleted`` lack it (read it
+with ``.get``). A dry run delivers nothing: its ``would_deliver`` says what a real run would
+send and delete now (children, rows per file, table or resource).
+
 The run's status is honest: ``success`` when every planned program was delivered (or found
 unchanged), ``partial`` when some were and some stopped, ``failed`` when every planned program
 stopped. The DAG's last task fails the Airflow run unless the status is ``success``."""
@@ -9,16 +15,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from contextlib import suppress
 from typing import Any
 
 from pipelines.db import session_scope
 from pipelines.settings import Settings
 from pipelines.submission.cleanup import clean_run, sweep_closed_runs
-from pipelines.submission.context import RunContext
+from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.deliver import recorded_outcomes
 from pipelines.submission.reports import write_report
 from pipelines.submission.stops import lost, stop_line, stops_of
 from privacy.anchors import anchor_run
+from privacy.errors import PrivacyError
 from privacy.ledger import Redaction, append_redactions
 from schemas import Run
 
@@ -36,6 +44,10 @@ def summarize(
     removed: Counter[str] = Counter()
     quarantined: Counter[str] = Counter()
     rows: Counter[str] = Counter()
+    deleted: Counter[str] = Counter()
+    would: Counter[str] = Counter()
+    would_rows: Counter[str] = Counter()
+    would_delete: Counter[str] = Counter()
     for outcome in done:
         counts = outcome["counts"]
         totals.update(
@@ -48,6 +60,10 @@ def summarize(
         removed.update(counts["fields_removed_by_reason"])
         quarantined.update(counts["quarantined_by_rule"])
         rows.update(outcome.get("rows_delivered", {}))  # what the destination took, not prepared
+        deleted.update(outcome.get("rows_deleted", {}))  # apart: a deletion is not a delivery
+        would.update(outcome.get("would", {}))  # a dry run: what a real run would do now
+        would_rows.update(outcome.get("rows_would_deliver", {}))
+        would_delete.update(outcome.get("rows_would_delete", {}))
     finished = {d["program"] for d in done}
     stopped = sorted(set(plan["programs"]) - finished)
     why = {p: (stops or {}).get(p) or lost() for p in stopped}
@@ -74,10 +90,22 @@ def summarize(
         "fields_removed_by_reason": dict(removed),
         "quarantined_by_rule": dict(quarantined),
         "rows_delivered": dict(rows),
+        "rows_deleted": dict(deleted),
         "deliveries": {d["program"]: d["status"] for d in done},
         "reconciled": plan.get("reconciled", {}),
         "validation": "passed" if not stopped else "stopped",
-    }
+    } | (
+        {
+            "would_deliver": {
+                "children_sent": would.get("send", 0),
+                "children_withdrawn": would.get("withdraw", 0),
+                "rows": dict(would_rows),
+                "rows_deleted": dict(would_delete),
+            }
+        }
+        if plan["dry_run"]
+        else {}
+    )
 
 
 def finish_run(
@@ -94,6 +122,10 @@ def finish_run(
     if missing and not context.run.dry_run:  # delivered by a shard task that failed later
         delivered = [*delivered, *recorded_outcomes(context, missing).values()]
     summary = summarize(plan, delivered, stops_of(context.engine, context.run.run_id))
+    # records or counts only (how the summary words its children line); an unreadable policy
+    # leaves it out: the summary is kept whatever happened
+    with suppress(PrivacyError, SubmissionError):
+        summary["output"] = context.agreement.output.value
     status = run_status(summary)
     summary["status"] = status
     with session_scope(context.engine) as session:

@@ -81,6 +81,7 @@ def classify(error: BaseException) -> tuple[StopReason, str]:
     """The reason code and one PII-free line for ``error`` (or what caused it)."""
     from pipelines.destinations.base import TerminalDeliveryError, TransientDeliveryError
     from pipelines.destinations.registry import DestinationConfigError
+    from pipelines.mapping import RenderError
     from pipelines.staging import StagingError, StagingKeyError
     from pipelines.submission.context import SubmissionError
     from privacy.errors import InvalidKeyError, MissingKeyError, PrivacyError
@@ -92,6 +93,7 @@ def classify(error: BaseException) -> tuple[StopReason, str]:
         TerminalDeliveryError,
         TransientDeliveryError,
         DestinationConfigError,
+        RenderError,
     )
     for cause in _chain(error):
         name = type(cause).__name__
@@ -112,8 +114,8 @@ def classify(error: BaseException) -> tuple[StopReason, str]:
             return StopReason.DESTINATION_UNAVAILABLE, line
         if isinstance(cause, TerminalDeliveryError):
             return StopReason.DESTINATION_REFUSED, line
-        if isinstance(cause, DestinationConfigError):
-            return StopReason.CONFIG_ERROR, line
+        if isinstance(cause, DestinationConfigError | RenderError):
+            return StopReason.CONFIG_ERROR, line  # a layout that cannot write the data
         if name == "ConcurrentRun":
             return StopReason.CONCURRENT_RUN, line
         if name == "BatchStopped":

@@ -225,6 +225,34 @@ def test_an_unfinished_run_is_shown_as_unfinished(
             session.delete(session.get(Run, "mo-demo-stuck"))
 
 
+def test_run_detail_shows_rows_delivered_and_deleted_apart(
+    client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    summaries = {
+        "mo-demo-rows": {"dry_run": False, "rows_delivered": {"hs_enrollment.csv": 12},
+                         "rows_deleted": {"hs_enrollment.csv": 2}},
+        "mo-demo-old": {"dry_run": False, "rows_delivered": {"hs_enrollment.csv": 5}},
+    }  # fmt: skip
+    with Session(world.engine) as session, session.begin():
+        for run_id, summary in summaries.items():
+            session.add(Run(id=run_id, destination="mo-demo", run_date=dt.date(2026, 11, 2),
+                            status="success", started_at=dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
+                            finished_at=dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
+                            summary=summary))  # fmt: skip
+    try:
+        login(client, tokens["vera"])
+        html = client.get("/runs/mo-demo-rows", headers=HTML).text
+        assert "<dt>Rows delivered</dt><dd>hs_enrollment.csv: 12</dd>" in html
+        assert "<dt>Rows deleted</dt><dd>hs_enrollment.csv: 2</dd>" in html
+        html = client.get("/runs/mo-demo-old", headers=HTML).text
+        assert "<dt>Rows delivered</dt><dd>hs_enrollment.csv: 5</dd>" in html
+        assert "Rows deleted" not in html
+    finally:
+        with Session(world.engine) as session, session.begin():
+            for run_id in summaries:
+                session.delete(session.get(Run, run_id))
+
+
 def test_run_detail_gives_reasons_in_plain_words_with_citations(
     client: TestClient, tokens: dict[str, str], ids: Ids
 ) -> None:

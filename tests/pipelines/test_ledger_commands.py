@@ -156,6 +156,7 @@ def test_audit_show_lists_runs_in_every_format(runner: CliRunner, seeded: str) -
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [r["run"] for r in rows] == ["run-1"]
     assert rows[0]["destination"] == "vt-aoe"
+    assert rows[0]["rows"] == "rows delivered: none"  # a summary without row counts
     code, out = invoke(runner, seeded, "audit", "show", "--format", "json")
     [run] = json.loads(out)
     assert run["summary"]["withheld"] == 3 and run["status"] == "succeeded"

@@ -186,6 +186,28 @@ def test_when_value_breaks_a_rule_then_error_names_column_and_rule_not_value(
     assert value not in message
 
 
+def test_a_date_cut_to_the_month_is_written_as_month_and_year_only() -> None:
+    """The ``month`` transform's ``YYYY-MM`` in a date column (uvm-crc-study's entry and exit
+    dates in hs_enrollment): the column's pattern without the day, no made-up day."""
+    frame = permitted_frame(2)
+    frame["entry_date"] = ["2025-09", "2024-12"]
+    frame["exit_date"] = [None, "2026-06"]
+    result = render(ENROLLMENT, frame, ALL_FIELDS)
+    assert list(result.frame["EntryDate"]) == ["09/2025", "12/2024"]
+    assert list(result.frame["ExitDate"]) == [None, "06/2026"]
+    assert result.unrenderable.empty
+
+
+@pytest.mark.parametrize("value", ["2025-13", "2025-00", "25-09", "2025-9"])
+def test_a_month_that_is_no_month_is_still_not_a_date(value: str) -> None:
+    frame = permitted_frame(2)
+    frame["entry_date"] = frame["entry_date"].astype(object)
+    frame.loc[1, "entry_date"] = value
+    with pytest.raises(RenderError, match=r"column EntryDate.*rule date") as caught:
+        render(ENROLLMENT, frame, ALL_FIELDS)
+    assert value not in str(caught.value)
+
+
 def test_when_no_child_keys_given_or_in_frame_then_refused() -> None:
     frame = permitted_frame(2).drop(columns=["child_local_id"])
     with pytest.raises(RenderError, match="child keys"):

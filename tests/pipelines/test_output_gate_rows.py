@@ -159,6 +159,9 @@ CASES: dict[str, tuple[str, list[str], Change, set[str]]] = {
     "full_birth_date_where_the_month_is_sent_stops": (
         "uvm-crc-study", [], cell(RECORDS, 0, "birth_date", "2022-03-14"), {"full_value"},
     ),
+    "month_cut_entry_and_exit_dates_in_the_enrollment_file_pass": (
+        "uvm-crc-study", ["hs_enrollment"], lambda p, frames: None, set(),
+    ),
     "full_birth_date_written_us_style_where_the_month_is_sent_stops": (
         "uvm-crc-study", [], cell(RECORDS, 3, "birth_date", "12/24/2021"), {"full_value"},
     ),
@@ -198,3 +201,39 @@ def test_a_row_naming_no_extracted_child_stops() -> None:
     frames[IDENTITY] = (frame, [*keys[:-1], ("VT-HS-01", "L99999")])
     failures = gate(p, frames)
     assert "row_child on frame hs_child_identity.csv: 1 of 6 rows name no child" in failures
+
+
+STUDY_SPEC = """\
+file_name: study.csv
+key: [ProgramID, LocalChildID]
+columns:
+  - {name: ProgramID, source: program_code, type: string, required: true}
+  - {name: LocalChildID, source: child_local_id, type: string, required: true}
+  - {name: BirthMonth, source: birth_date, type: date, format: "%m/%d/%Y", required: true}
+  - {name: EntryMonth, source: entry_date, type: date, format: "%m/%d/%Y", required: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "rules"),
+    [
+        (lambda frame: None, set()),
+        (
+            lambda frame: frame.__setitem__("BirthMonth", ["03/14/2022", *frame["BirthMonth"][1:]]),
+            {"full_value"},
+        ),
+    ],
+    ids=["month_and_year_pass", "full_birth_date_stops"],
+)
+def test_a_birth_date_cut_to_the_month_renders_in_a_file_and_a_full_one_stops(
+    tmp_path, change, rules: set[str]
+) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text(STUDY_SPEC, encoding="utf-8")
+    p = preparation("uvm-crc-study", children(PEOPLE), [str(path)])
+    frames = record_frames(p)
+    frame = frames["study.csv"][0]
+    assert frame["BirthMonth"][0] == "03/2022"  # Liam, born 2022-03-14
+    change(frame)
+    failures = gate(p, frames)
+    assert {f.split(" ")[0].rstrip(":") for f in failures} == rules, failures

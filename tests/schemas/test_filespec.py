@@ -179,3 +179,30 @@ def test_when_column_rule_broken_then_refused(tmp_path: Path, column: str, probl
     path = write_spec(tmp_path, GOOD + f"  - {column}\n")
     with pytest.raises(FileSpecError, match=problem):
         load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("date_format", "month_format"),
+    [
+        ("%Y-%m-%d", "%Y-%m"),
+        ("%m/%d/%Y", "%m/%Y"),
+        ("%d.%m.%Y", "%m.%Y"),
+        ("%Y%m%d", "%Y%m"),
+        ("%m%d%Y", "%m%Y"),
+        ("%-m/%-d/%Y", "%-m/%Y"),
+        ("%Y/%m/%-d", "%Y/%m"),
+        ("%b %Y", "%b %Y"),
+    ],
+)
+def test_a_month_cut_date_is_written_with_the_date_pattern_without_its_day(
+    tmp_path: Path, date_format: str, month_format: str
+) -> None:
+    column = f"{{name: D, source: birth_date, type: date, format: '{date_format}'}}"
+    spec = load_spec(write_spec(tmp_path, GOOD + f"  - {column}\n"))
+    assert spec.columns[-1].month_format == month_format
+
+
+def test_a_date_pattern_naming_the_day_twice_is_refused(tmp_path: Path) -> None:
+    column = "{name: D, source: birth_date, type: date, format: '%d/%m/%Y (%d)'}"
+    with pytest.raises(FileSpecError, match="names the day once"):
+        load_spec(write_spec(tmp_path, GOOD + f"  - {column}\n"))

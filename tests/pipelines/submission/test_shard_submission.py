@@ -8,13 +8,17 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import select, update
 
 from pipelines import tasks
 from pipelines.demo import DEMO_DATE
 from pipelines.destinations.base import TransientDeliveryError
+from pipelines.mapping import RenderError
+from pipelines.submission.prepare import _prepare_together
 from pipelines.submission.stops import stops_of
 from schemas import Child, Delivery, Program
+from schemas.filespec import FORMATS_DIR
 from tests.pipelines.submission.conftest import World
 from tests.pipelines.submission.test_remote_submission import (
     FORMATS,
@@ -105,3 +109,46 @@ def test_when_a_transient_fault_retries_the_shard_then_nothing_is_sent_twice(
     with engine.connect() as connection:
         rows = connection.execute(select(Delivery.program_code, Delivery.status)).all()
     assert sorted(rows) == sorted((p, "logged") for p in shard), "one delivery per program"
+
+
+def test_when_an_error_names_no_program_then_each_is_prepared_alone_and_only_its_own_stops(
+    env_world: World, tmp_path: Path
+) -> None:
+    """A state layout that maps only Head Start's program type: rendering the shard's
+    enrollment file fails on the Early Head Start program's rows with an error that names a
+    spec column, not a program. The shard then prepares program by program: only VT-EHS-02
+    stops, VT-HS-01 is delivered and logged."""
+    world = env_world
+    spec = yaml.safe_load((FORMATS_DIR / "hs_enrollment.yaml").read_text())
+    program_type = next(c for c in spec["columns"] if c["name"] == "ProgramType")
+    del program_type["code_set"]  # so the layout may leave codes out
+    program_type["codes"] = {"head_start": "HS"}
+    layout = tmp_path / "hs_enrollment_hs_only.yaml"
+    layout.write_text(yaml.safe_dump(spec, sort_keys=False))
+    root = tmp_path / "drop"
+    formats = ["hs_child_identity", str(layout)]
+    world.destination("vt", type="local", recipient="VT-AOE", agreements=["vt-aoe-ecids"],
+                      formats=formats, local={"root": str(root)})  # fmt: skip
+    plan = tasks.plan_run("vt", DEMO_DATE.isoformat(), {})
+    [shard] = plan["shards"]
+    assert shard == ["VT-EHS-02", "VT-HS-01"], "a small night is one shard"
+    with pytest.raises(RenderError, match="column ProgramType") as together:
+        _prepare_together(plan, shard, None)  # the shard's one pass: no program named
+    assert "VT-" not in str(together.value)
+
+    prepared = tasks.prepare_shard(plan, shard)
+
+    assert prepared["stopped"] == ["VT-EHS-02"]
+    assert [p["program"] for p in prepared["prepared"]] == ["VT-HS-01"]
+    stop = stops_of(world.engine, plan["run_id"])
+    assert set(stop) == {"VT-EHS-02"} and stop["VT-EHS-02"]["step"] == "prepare"
+    assert stop["VT-EHS-02"]["reason"] == "config_error"
+    assert "column ProgramType" in stop["VT-EHS-02"]["detail"]
+    assert "early_head_start" not in stop["VT-EHS-02"]["detail"], "the rule, never the value"
+    summary = tasks.finish_run(plan, [tasks.deliver_shard(plan, prepared)])
+    assert summary["status"] == "partial"
+    assert summary["programs"]["processed"] == ["VT-HS-01"]
+    assert summary["programs"]["stopped"] == ["VT-EHS-02"]
+    assert {p.parent.name for p in root.rglob(IDENTITY)} == {"VT-HS-01"}
+    assert set(world.disclosures()["program_code"]) == {"VT-HS-01"}
+    assert_log_matches(world, arrived(root, IDENTITY))
