@@ -5,9 +5,10 @@ newest entries (or all of them) and what is left is still a valid chain. So ever
 it finishes, stores both heads (``seq`` and ``entry_hash``) in an anchor record of its own
 (``ledger_anchors``) and in its run summary; :func:`verify_ledgers` then checks
 
-1. each chain by itself and against the newest anchor (a cut tail or a wipe shows as
-   "anchored seq N is missing"; a tail cut and re-grown as "hash differs from the anchor"),
-   and against every anchor of an exported anchors file when one is given;
+1. each chain by itself (whole, or only the entries after its newest verified-through
+   checkpoint: ``privacy/checkpoints.py``) and against the newest anchor (a cut tail or a
+   wipe shows as "anchored seq N is missing"; a tail cut and re-grown as "hash differs from
+   the anchor"), and against every anchor of an exported anchors file when one is given;
 2. each anchor's own hash (keyed like the ledgers, so an edited anchor shows);
 3. the ledgers against the delivery ledger and the runs: every batch the delivery ledger
    calls ``logged`` has entries for its program and run, and no finished run has fewer
@@ -23,16 +24,26 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from privacy import checkpoints as checkpointing
 from privacy.errors import LedgerError
-from privacy.ledger import GENESIS, LedgerName, VerifyReport, digest, ledger_key, verify
+from privacy.ledger import (
+    GENESIS,
+    Break,
+    LedgerName,
+    VerifyReport,
+    digest,
+    ledger_key,
+    verify,
+)
 from schemas import Delivery, DisclosureEntry, LedgerAnchor, RedactionEntry, Run
 
 __all__ = [
@@ -182,6 +193,9 @@ class LedgerCheck:
     anchor: Anchor | None
     anchor_problems: list[str] = field(default_factory=list)
     delivery_problems: list[str] = field(default_factory=list)
+    full: bool = True
+    started_from: dict[str, checkpointing.Checkpoint] = field(default_factory=dict)
+    recorded: dict[str, checkpointing.Checkpoint] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -198,21 +212,64 @@ def verify_ledgers(
     *,
     given: dict[str, tuple[int, str] | None] | None = None,
     exported: Sequence[Anchor] = (),
+    full: bool = True,
+    record: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> LedgerCheck:
     """Verify both chains against ``given`` heads (``SEQ:HASH`` typed by a person) or else
     the newest stored anchor, then every ``exported`` anchor, each anchor's own hash, and the
-    delivery ledger and runs (see the module doc)."""
+    delivery ledger and runs (see the module doc).
+
+    ``full`` False: walk only the entries after each ledger's newest checkpoint, once it is
+    vouched for, and spot-check the anchors before it (``privacy/checkpoints.py``); a
+    checkpoint that fails is reported and the whole chain walked. ``record``: append a
+    checkpoint at each head found intact (with intact anchors), in the caller's transaction.
+    ``progress(ledger, entries walked)`` is called as the walks go.
+    """
     stored = anchors(session)
     latest = stored[-1] if stored else None
-    check = LedgerCheck(reports={}, anchor=latest)
+    check = LedgerCheck(reports={}, anchor=latest, full=full)
     for name in LEDGERS:
         head = (given or {}).get(name) or (latest.heads[name] if latest else None)
-        check.reports[name] = verify(session, name, anchor=head)
+        start, refused = _checkpoint(session, name, check) if not full else (None, [])
+        report = verify(
+            session,
+            name,
+            anchor=head,
+            start=start,
+            progress=None if progress is None else partial(progress, name),
+        )
+        if not report.wrong_key:
+            report.breaks[:0] = refused
+        if start is not None:
+            anchored = [(a.run_id, *a.heads[name]) for a in stored]
+            report.breaks += checkpointing.anchor_spot_checks(session, name, start[0], anchored)
+        check.reports[name] = report
     check.anchor_problems += _signatures(stored)
     check.anchor_problems += _exported(session, exported, stored)
     check.delivery_problems += _deliveries(session)
     check.delivery_problems += _runs(session)
+    if record and not check.anchor_problems:
+        for report in check.reports.values():
+            made = checkpointing.record(session, report, full=full)
+            if made is not None:
+                check.recorded[report.ledger] = made
     return check
+
+
+def _checkpoint(
+    session: Session, name: LedgerName, check: LedgerCheck
+) -> tuple[tuple[int, str] | None, list[Break]]:
+    """Where a routine walk of ``name`` starts (None: from the first entry), and why a
+    checkpoint was refused."""
+    found = checkpointing.latest(session, name)
+    if found is None:
+        return None, []
+    refused = checkpointing.vouch(session, found)
+    if refused:
+        return None, refused
+    check.started_from[name] = found
+    return (found.seq, found.entry_hash), []
 
 
 def _signatures(stored: Iterable[Anchor]) -> list[str]:

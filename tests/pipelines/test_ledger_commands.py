@@ -261,8 +261,12 @@ def test_audit_verify_with_anchor_catches_a_cut_tail(
     head = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("head 4:"))
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM disclosure_log WHERE seq = 4"))
-    assert invoke(runner, seeded, "audit", "verify")[0] == 0
-    code, out = invoke(runner, seeded, "audit", "verify", "--disclosures-head", head)
+    # the first verify left a checkpoint at seq 4: a routine verify misses it
+    code, out = invoke(runner, seeded, "audit", "verify", "--no-checkpoint")
+    assert code == 1 and ": checkpoint: " in out and "that entry is missing" in out
+    # a full walk with neither anchor nor checkpoint: what is left is a valid chain
+    assert invoke(runner, seeded, "audit", "verify", "--full", "--no-checkpoint")[0] == 0
+    code, out = invoke(runner, seeded, "audit", "verify", "--full", "--disclosures-head", head)
     assert code == 1 and "anchor" in out
     assert invoke(runner, seeded, "audit", "verify", "--disclosures-head", "4:zz")[0] == 2
 
