@@ -39,6 +39,10 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
+def _shown(value: dt.datetime | None) -> str | None:
+    return None if value is None else _aware(value).replace(microsecond=0).isoformat()
+
+
 def view(job: LedgerVerifyJob | None) -> dict[str, Any] | None:
     """What a page or a JSON client is shown of ``job`` (no PII: counts, seqs, hashes)."""
     if job is None:
@@ -50,9 +54,9 @@ def view(job: LedgerVerifyJob | None) -> dict[str, Any] | None:
         "mode": job.mode,
         "state": "stalled" if stalled else job.state,
         "requested_by": job.requested_by,
-        "started_at": _aware(job.started_at).isoformat(),
-        "updated_at": updated.isoformat(),
-        "finished_at": None if job.finished_at is None else _aware(job.finished_at).isoformat(),
+        "started_at": _shown(job.started_at),
+        "updated_at": _shown(updated),
+        "finished_at": _shown(job.finished_at),
         "checked": int(job.checked),
         "total": int(job.total),
         "result": job.result,

@@ -251,7 +251,8 @@ def verify_ledgers(
     check.delivery_problems += _runs(session)
     if record and not check.anchor_problems:
         for report in check.reports.values():
-            made = checkpointing.record(session, report, full=full)
+            # a routine verify without a usable checkpoint walked every entry: a full one
+            made = checkpointing.record(session, report, full=report.since == 0)
             if made is not None:
                 check.recorded[report.ledger] = made
     return check

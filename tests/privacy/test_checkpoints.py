@@ -207,3 +207,15 @@ def test_checkpoints_are_appended_only_when_something_new_was_verified(engine: E
         newest = latest(session, "disclosures")
     assert count == 4  # each ledger: seq 4 (full), seq 7 (routine); the repeat adds none
     assert newest is not None and (newest.seq, newest.full) == (7, False)
+
+
+def test_a_routine_verify_without_a_checkpoint_walks_every_entry_and_says_so(
+    engine: Engine,
+) -> None:
+    night(engine, "run-1", 0)
+    result = check(engine)
+    report = result.reports["disclosures"]
+    assert result.ok and (report.since, report.entries) == (0, 4)
+    assert "full: every entry, seq 1..4" in report.summary()
+    assert result.started_from == {}
+    assert (result.recorded["disclosures"].seq, result.recorded["disclosures"].full) == (4, True)
