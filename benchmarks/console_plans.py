@@ -151,7 +151,8 @@ def main() -> None:
             pattern = (
                 r"(Seq Scan|Index Only Scan|Index Scan|Bitmap Index Scan)( using \w+)? on (\w+)"
             )
-            scans = sorted({"".join(m) for m in re.findall(pattern, "\n".join(lines))})
+            found = re.findall(pattern, "\n".join(lines))
+            scans = sorted({f"{kind}{using} on {name}" for kind, using, name in found})
             used = "; ".join(scans)
             table.add_row(label, total.split(":")[-1].strip(), used)
         console.print(table)
