@@ -40,7 +40,7 @@ from privacy.ledger import (
     append_disclosures,
     append_redactions,
 )
-from schemas import Base
+from schemas import Base, Run
 
 SCRATCH = "console_bench_verify"
 PG_SERVER = os.environ.get("DATASHARE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -51,11 +51,24 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
-def night(engine: Engine, run_id: str, start: int, n: int) -> None:
-    """``n`` entries of one run (five in six disclosures), then the run's anchor."""
-    when = dt.datetime.now(dt.UTC)
+def night(engine: Engine, run_id: str, start: int, n: int, days_ago: int = 0) -> None:
+    """``n`` entries of one run (five in six disclosures), the run's row (finished
+    ``days_ago``) and its anchor."""
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
     disclosures = n * 5 // 6
     with session_scope(engine) as session:
+        session.add(
+            Run(
+                id=run_id,
+                destination="vt-aoe",
+                run_date=when.date(),
+                dry_run=False,
+                status="succeeded",
+                started_at=when,
+                finished_at=when,
+                summary={"children": {"logged": disclosures}},
+            )
+        )
         append_disclosures(
             session,
             [
@@ -135,7 +148,7 @@ def main() -> None:
         began = time.perf_counter()
         per_night = args.entries // args.nights
         for number in range(args.nights):
-            night(engine, f"run-{number:04d}", number * per_night, per_night)
+            night(engine, f"run-{number:04d}", number * per_night, per_night, args.nights - number)
         built = time.perf_counter() - began
         backend = "SQLite" if args.sqlite else "PostgreSQL"
         chain = "SHA-256" if args.unkeyed else "HMAC-SHA256"

@@ -247,8 +247,9 @@ def verify_ledgers(
         check.reports[name] = report
     check.anchor_problems += _signatures(stored)
     check.anchor_problems += _exported(session, exported, stored)
-    check.delivery_problems += _deliveries(session)
-    check.delivery_problems += _runs(session)
+    recent = _recent_runs(session, _covered_until(check))
+    check.delivery_problems += _deliveries(session, recent)
+    check.delivery_problems += _runs(session, recent)
     if record and not check.anchor_problems:
         for report in check.reports.values():
             # a routine verify without a usable checkpoint walked every entry: a full one
@@ -302,24 +303,52 @@ def _exported(session: Session, exported: Sequence[Anchor], stored: list[Anchor]
     return problems
 
 
-def _entry_pairs(session: Session) -> set[tuple[str, str]]:
+# A run that finished this long before a checkpoint was taken has all its entries before it.
+_CLOCK_MARGIN = dt.timedelta(hours=1)
+
+
+def _covered_until(check: LedgerCheck) -> dt.datetime | None:
+    """Runs finished before this are covered by both checkpoints a routine verify started
+    from (their entries lie before them, and the count shows none deleted); None: check all."""
+    if check.full or set(check.started_from) != set(LEDGERS):
+        return None
+    return min(c.verified_at for c in check.started_from.values()) - _CLOCK_MARGIN
+
+
+def _recent_runs(session: Session, since: dt.datetime | None) -> set[str] | None:
+    """Ids of runs unfinished or finished at or after ``since``; None when ``since`` is."""
+    if since is None:
+        return None
+    query = select(Run.id).where(Run.finished_at.is_(None) | (Run.finished_at >= since))
+    return {str(r) for r in session.scalars(query)}
+
+
+def _entry_pairs(session: Session, runs: set[str] | None = None) -> set[tuple[str, str]]:
     pairs: set[tuple[str, str]] = set()
     for table in _TABLES.values():
         query = select(table.run_id, table.program_code).distinct()
-        pairs.update((str(r), str(p)) for r, p in session.execute(query))
+        if runs is None:
+            pairs.update((str(r), str(p)) for r, p in session.execute(query))
+            continue
+        ordered = sorted(runs)
+        for start in range(0, len(ordered), 500):  # each by the run_id index
+            chunk = query.where(table.run_id.in_(ordered[start : start + 500]))
+            pairs.update((str(r), str(p)) for r, p in session.execute(chunk))
     return pairs
 
 
-def _deliveries(session: Session) -> list[str]:
-    """A batch logged in the delivery ledger has entries for its run and program."""
-    rows = session.execute(
+def _deliveries(session: Session, runs: set[str] | None = None) -> list[str]:
+    """A batch logged in the delivery ledger has entries for its run and program (only the
+    ``runs`` given, when given)."""
+    query = (
         select(Delivery.run_id, Delivery.destination, Delivery.program_code, Delivery.artifacts)
         .where(Delivery.status == "logged")
         .order_by(Delivery.id)
-    ).all()
+    )
+    rows = [r for r in session.execute(query).all() if runs is None or r.run_id in runs]
     if not rows:
         return []
-    pairs = _entry_pairs(session)
+    pairs = _entry_pairs(session, runs)
     problems = []
     for run_id, destination, program, artifacts in rows:
         counts = ((artifacts or {}).get("prepared") or {}).get("counts") or {}
@@ -331,17 +360,24 @@ def _deliveries(session: Session) -> list[str]:
     return problems
 
 
-def _runs(session: Session) -> list[str]:
-    """A finished run's disclosure entries are at least as many as its summary logged."""
-    logged_by_run = dict(
-        session.execute(
-            select(DisclosureEntry.run_id, func.count()).group_by(DisclosureEntry.run_id)
-        ).all()
-    )
+def _runs(session: Session, runs: set[str] | None = None) -> list[str]:
+    """A finished run's disclosure entries are at least as many as its summary logged (only
+    the ``runs`` given, when given)."""
+    counting = select(DisclosureEntry.run_id, func.count()).group_by(DisclosureEntry.run_id)
+    logged_by_run: dict[str, int] = {}
+    if runs is None:
+        logged_by_run.update(tuple(r) for r in session.execute(counting))
+    else:
+        ordered = sorted(runs)
+        for start in range(0, len(ordered), 500):
+            chunk = counting.where(DisclosureEntry.run_id.in_(ordered[start : start + 500]))
+            logged_by_run.update(tuple(r) for r in session.execute(chunk))
     problems = []
     for run_id, summary in session.execute(
         select(Run.id, Run.summary).where(Run.dry_run.is_(False), Run.finished_at.is_not(None))
     ):
+        if runs is not None and run_id not in runs:
+            continue
         children = (summary or {}).get("children") or {}
         expected = children.get("logged", 0)
         have = int(logged_by_run.get(run_id, 0))

@@ -14,7 +14,7 @@ from pipelines.db import session_scope
 from privacy.anchors import LedgerCheck, verify_ledgers
 from privacy.checkpoints import Checkpoint, latest
 from privacy.ledger import LEDGER_KEY_ENV, digest
-from schemas import DisclosureEntry, LedgerAnchor, LedgerCheckpoint, RedactionEntry
+from schemas import DisclosureEntry, LedgerAnchor, LedgerCheckpoint, RedactionEntry, Run
 from tests.privacy.test_anchors import night
 
 KEY = "k" * 40
@@ -219,3 +219,43 @@ def test_a_routine_verify_without_a_checkpoint_walks_every_entry_and_says_so(
     assert "full: every entry, seq 1..4" in report.summary()
     assert result.started_from == {}
     assert (result.recorded["disclosures"].seq, result.recorded["disclosures"].full) == (4, True)
+
+
+def finished_run(engine: Engine, run_id: str, when: dt.datetime, logged: int) -> None:
+    with session_scope(engine) as session:
+        session.add(
+            Run(
+                id=run_id,
+                destination="vt",
+                run_date=when.date(),
+                dry_run=False,
+                status="success",
+                started_at=when,
+                finished_at=when,
+                summary={"children": {"logged": logged}},
+            )
+        )
+
+
+def test_a_routine_verify_checks_the_runs_since_its_checkpoints_and_full_checks_all(
+    engine: Engine,
+) -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    night(engine, "run-1", 0)
+    finished_run(engine, "run-1", now - dt.timedelta(days=2), logged=4)
+    assert check(engine, full=True).ok  # checkpoints now
+    night(engine, "run-2", 10, n=3)
+    finished_run(engine, "run-2", now + dt.timedelta(minutes=1), logged=5)  # 3 in the log
+    with session_scope(engine) as session:  # an older run's summary no longer matches
+        session.execute(
+            update(Run).where(Run.id == "run-1").values(summary={"children": {"logged": 9}})
+        )
+    routine = check(engine, record=False)
+    assert routine.delivery_problems == [
+        "run run-2 logged 5 disclosures; the disclosure log holds 3"
+    ]
+    full = check(engine, full=True, record=False)
+    assert sorted(full.delivery_problems) == [
+        "run run-1 logged 9 disclosures; the disclosure log holds 4",
+        "run run-2 logged 5 disclosures; the disclosure log holds 3",
+    ]
