@@ -89,6 +89,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--children", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=365)
+    parser.add_argument(
+        "--drop-index", action="append", default=[], help="an index to drop first (a before)"
+    )
     args = parser.parse_args()
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -104,6 +107,9 @@ def main() -> None:
             for statement in FILL.format(**sizes).split(";\n"):
                 if statement.strip():
                     connection.exec_driver_sql(statement)
+        with engine.begin() as connection:
+            for name in args.drop_index:
+                connection.exec_driver_sql(f'DROP INDEX "{name}"')
         catcher = Catcher(engine)
         run = f"run-{args.runs // 2:04d}"
         with Session(engine) as session:

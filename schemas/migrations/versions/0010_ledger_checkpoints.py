@@ -1,4 +1,4 @@
-"""ledger checkpoints and verify jobs, for incremental and background verification
+"""ledger checkpoints and verify jobs; redaction audit by run, reason and seq
 
 Revision ID: 0010
 Revises: 0009
@@ -8,6 +8,8 @@ Create Date: 2026-12-07 07:00:00
   routine verify walks only the entries after it.
 - ``ledger_verify_jobs``: a verification the console runs in the background, its progress
   and its result.
+- ``ix_redaction_audit_run_reason_seq``: the console's page of children behind one reason of
+  one run reads only that page (keyset pagination), not every entry of the run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("redaction_audit", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_redaction_audit_run_reason_seq", ["run_id", "reason_code", "seq"], unique=False
+        )
     op.create_table(
         "ledger_checkpoints",
         sa.Column("id", BIG, nullable=False),
@@ -60,3 +66,5 @@ def downgrade() -> None:
     with op.batch_alter_table("ledger_checkpoints", schema=None) as batch_op:
         batch_op.drop_index("ix_ledger_checkpoints_ledger_seq")
     op.drop_table("ledger_checkpoints")
+    with op.batch_alter_table("redaction_audit", schema=None) as batch_op:
+        batch_op.drop_index("ix_redaction_audit_run_reason_seq")
