@@ -366,12 +366,12 @@ def _runs(session: Session, runs: set[str] | None = None) -> list[str]:
     counting = select(DisclosureEntry.run_id, func.count()).group_by(DisclosureEntry.run_id)
     logged_by_run: dict[str, int] = {}
     if runs is None:
-        logged_by_run.update(tuple(r) for r in session.execute(counting))
+        logged_by_run.update((str(r), int(n)) for r, n in session.execute(counting))
     else:
         ordered = sorted(runs)
         for start in range(0, len(ordered), 500):
             chunk = counting.where(DisclosureEntry.run_id.in_(ordered[start : start + 500]))
-            logged_by_run.update(tuple(r) for r in session.execute(chunk))
+            logged_by_run.update((str(r), int(n)) for r, n in session.execute(chunk))
     problems = []
     for run_id, summary in session.execute(
         select(Run.id, Run.summary).where(Run.dry_run.is_(False), Run.finished_at.is_not(None))
