@@ -9,13 +9,21 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from pipelines.review import agreement_warnings
 from privacy.agreements import load_agreement
 from privacy.participation import history
-from schemas import Child, DisclosureAccess, DisclosureEntry, Program, RedactionEntry, Run
+from schemas import (
+    Child,
+    DisclosureAccess,
+    DisclosureEntry,
+    LedgerVerifyJob,
+    Program,
+    RedactionEntry,
+    Run,
+)
 from tests.console.conftest import login
 from tests.console.world import forget_changes
 from tests.pipelines.submission.conftest import PROJECT, World
@@ -150,6 +158,8 @@ def test_each_role_may_post_only_at_its_rank(
         else:  # allowed: the form is judged on its content (an empty change is refused)
             expected = (202,) if path == "/ledgers/verify" else (200, 400)
             assert response.status_code in expected, (user, path, response.text[:200])
+            if response.status_code == 202:  # let the verify job end before the next test
+                client.app.state.console.jobs[response.json()["job"]].join()  # type: ignore[attr-defined]
 
 
 # -- CSRF ----------------------------------------------------------------------------------
@@ -525,3 +535,40 @@ def test_pages_are_not_cached_and_set_a_strict_csrf_cookie(
     assert response.headers["cache-control"] == "no-store"
     cookie = response.headers["set-cookie"].lower()
     assert "samesite=strict" in cookie and "httponly" in cookie
+
+
+def test_a_running_job_is_followed_and_joined_and_a_stalled_one_says_so(
+    client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    """One job at a time: a second request joins the running one; a job whose progress
+    stopped (its process ended) is shown as stalled and no longer blocks a new one."""
+    login(client, tokens["vera"])
+    token = csrf(client, "/ledgers")
+    now = dt.datetime.now(dt.UTC)
+    with Session(world.engine) as session, session.begin():
+        job = LedgerVerifyJob(mode="full", requested_by="uma", state="running", started_at=now,
+                              updated_at=now, checked=350_000, total=1_200_000)  # fmt: skip
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    try:
+        page = client.get("/ledgers", headers=HTML).text
+        assert f"Full verify #{job_id}" in page and "running" in page
+        assert "350,000 of about 1,200,000 entries walked" in page
+        assert 'http-equiv="refresh"' in page
+        answer = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON)
+        assert answer.status_code == 202 and answer.json()["job"] == job_id
+        with Session(world.engine) as session, session.begin():
+            session.execute(
+                update(LedgerVerifyJob)
+                .where(LedgerVerifyJob.id == job_id)
+                .values(updated_at=now - dt.timedelta(hours=1))
+            )
+        page = client.get(f"/ledgers/jobs/{job_id}", headers=HTML).text
+        assert "stalled" in page and 'http-equiv="refresh"' not in page
+        answer = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON)
+        assert answer.status_code == 202 and answer.json()["job"] != job_id
+        client.app.state.console.jobs[answer.json()["job"]].join()  # type: ignore[attr-defined]
+    finally:
+        with Session(world.engine) as session, session.begin():
+            session.execute(delete(LedgerVerifyJob).where(LedgerVerifyJob.id == job_id))
