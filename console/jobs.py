@@ -184,6 +184,7 @@ def outcome(check: anchoring.LedgerCheck) -> dict[str, Any]:
             {
                 "ledger": r.ledger,
                 "ok": r.ok,
+                "keyed": r.keyed,
                 "summary": r.summary(),
                 "verified": r.verified_range,
                 "since": r.since,

@@ -487,6 +487,7 @@ def test_ledger_verify_runs_in_the_background_and_says_what_it_verified(
         assert report["ok"] and report["verified"].startswith("incremental: nothing after")
         page = client.get(f"/ledgers/jobs/{job['id']}", headers=HTML).text
         assert "Routine verify" in page and "Verified: incremental" in page
+        assert "only a full verify is a check here" in page  # the world's ledgers are unkeyed
         # full: every entry, the early edit found
         job = run_job(app, client, token, "full", HTML)
         page = client.get(f"/ledgers/jobs/{job['id']}", headers=HTML).text
