@@ -8,6 +8,7 @@ role that may not see or do a thing gets 403; a change without its CSRF token ge
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +36,7 @@ class ConsoleState:
         self._settings = settings
         self._engine: Engine | None = None
         self._agreements: tuple[tuple[Any, ...], Any] | None = None
+        self.jobs: dict[int, threading.Thread] = {}  # background verify jobs of this process
 
     @property
     def settings(self) -> Settings:

@@ -5,9 +5,10 @@ newest entries (or all of them) and what is left is still a valid chain. So ever
 it finishes, stores both heads (``seq`` and ``entry_hash``) in an anchor record of its own
 (``ledger_anchors``) and in its run summary; :func:`verify_ledgers` then checks
 
-1. each chain by itself and against the newest anchor (a cut tail or a wipe shows as
-   "anchored seq N is missing"; a tail cut and re-grown as "hash differs from the anchor"),
-   and against every anchor of an exported anchors file when one is given;
+1. each chain by itself (whole, or only the entries after its newest verified-through
+   checkpoint: ``privacy/checkpoints.py``) and against the newest anchor (a cut tail or a
+   wipe shows as "anchored seq N is missing"; a tail cut and re-grown as "hash differs from
+   the anchor"), and against every anchor of an exported anchors file when one is given;
 2. each anchor's own hash (keyed like the ledgers, so an edited anchor shows);
 3. the ledgers against the delivery ledger and the runs: every batch the delivery ledger
    calls ``logged`` has entries for its program and run, and no finished run has fewer
@@ -23,16 +24,26 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from privacy import checkpoints as checkpointing
 from privacy.errors import LedgerError
-from privacy.ledger import GENESIS, LedgerName, VerifyReport, digest, ledger_key, verify
+from privacy.ledger import (
+    GENESIS,
+    Break,
+    LedgerName,
+    VerifyReport,
+    digest,
+    ledger_key,
+    verify,
+)
 from schemas import Delivery, DisclosureEntry, LedgerAnchor, RedactionEntry, Run
 
 __all__ = [
@@ -182,6 +193,9 @@ class LedgerCheck:
     anchor: Anchor | None
     anchor_problems: list[str] = field(default_factory=list)
     delivery_problems: list[str] = field(default_factory=list)
+    full: bool = True
+    started_from: dict[str, checkpointing.Checkpoint] = field(default_factory=dict)
+    recorded: dict[str, checkpointing.Checkpoint] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -198,21 +212,66 @@ def verify_ledgers(
     *,
     given: dict[str, tuple[int, str] | None] | None = None,
     exported: Sequence[Anchor] = (),
+    full: bool = True,
+    record: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> LedgerCheck:
     """Verify both chains against ``given`` heads (``SEQ:HASH`` typed by a person) or else
     the newest stored anchor, then every ``exported`` anchor, each anchor's own hash, and the
-    delivery ledger and runs (see the module doc)."""
+    delivery ledger and runs (see the module doc).
+
+    ``full`` False: walk only the entries after each ledger's newest checkpoint, once it is
+    vouched for, and spot-check the anchors before it (``privacy/checkpoints.py``); a
+    checkpoint that fails is reported and the whole chain walked. ``record``: append a
+    checkpoint at each head found intact (with intact anchors), in the caller's transaction.
+    ``progress(ledger, entries walked)`` is called as the walks go.
+    """
     stored = anchors(session)
     latest = stored[-1] if stored else None
-    check = LedgerCheck(reports={}, anchor=latest)
+    check = LedgerCheck(reports={}, anchor=latest, full=full)
     for name in LEDGERS:
         head = (given or {}).get(name) or (latest.heads[name] if latest else None)
-        check.reports[name] = verify(session, name, anchor=head)
+        start, refused = _checkpoint(session, name, check) if not full else (None, [])
+        report = verify(
+            session,
+            name,
+            anchor=head,
+            start=start,
+            progress=None if progress is None else partial(progress, name),
+        )
+        if not report.wrong_key:
+            report.breaks[:0] = refused
+        if start is not None:
+            anchored = [(a.run_id, *a.heads[name]) for a in stored]
+            report.breaks += checkpointing.anchor_spot_checks(session, name, start[0], anchored)
+        check.reports[name] = report
     check.anchor_problems += _signatures(stored)
     check.anchor_problems += _exported(session, exported, stored)
-    check.delivery_problems += _deliveries(session)
-    check.delivery_problems += _runs(session)
+    recent = _recent_runs(session, _covered_until(check))
+    check.delivery_problems += _deliveries(session, recent)
+    check.delivery_problems += _runs(session, recent)
+    if record and not check.anchor_problems:
+        for report in check.reports.values():
+            # a routine verify without a usable checkpoint walked every entry: a full one
+            made = checkpointing.record(session, report, full=report.since == 0)
+            if made is not None:
+                check.recorded[report.ledger] = made
     return check
+
+
+def _checkpoint(
+    session: Session, name: LedgerName, check: LedgerCheck
+) -> tuple[tuple[int, str] | None, list[Break]]:
+    """Where a routine walk of ``name`` starts (None: from the first entry), and why a
+    checkpoint was refused."""
+    found = checkpointing.latest(session, name)
+    if found is None:
+        return None, []
+    refused = checkpointing.vouch(session, found)
+    if refused:
+        return None, refused
+    check.started_from[name] = found
+    return (found.seq, found.entry_hash), []
 
 
 def _signatures(stored: Iterable[Anchor]) -> list[str]:
@@ -244,24 +303,52 @@ def _exported(session: Session, exported: Sequence[Anchor], stored: list[Anchor]
     return problems
 
 
-def _entry_pairs(session: Session) -> set[tuple[str, str]]:
+# A run that finished this long before a checkpoint was taken has all its entries before it.
+_CLOCK_MARGIN = dt.timedelta(hours=1)
+
+
+def _covered_until(check: LedgerCheck) -> dt.datetime | None:
+    """Runs finished before this are covered by both checkpoints a routine verify started
+    from (their entries lie before them, and the count shows none deleted); None: check all."""
+    if check.full or set(check.started_from) != set(LEDGERS):
+        return None
+    return min(c.verified_at for c in check.started_from.values()) - _CLOCK_MARGIN
+
+
+def _recent_runs(session: Session, since: dt.datetime | None) -> set[str] | None:
+    """Ids of runs unfinished or finished at or after ``since``; None when ``since`` is."""
+    if since is None:
+        return None
+    query = select(Run.id).where(Run.finished_at.is_(None) | (Run.finished_at >= since))
+    return {str(r) for r in session.scalars(query)}
+
+
+def _entry_pairs(session: Session, runs: set[str] | None = None) -> set[tuple[str, str]]:
     pairs: set[tuple[str, str]] = set()
     for table in _TABLES.values():
         query = select(table.run_id, table.program_code).distinct()
-        pairs.update((str(r), str(p)) for r, p in session.execute(query))
+        if runs is None:
+            pairs.update((str(r), str(p)) for r, p in session.execute(query))
+            continue
+        ordered = sorted(runs)
+        for start in range(0, len(ordered), 500):  # each by the run_id index
+            chunk = query.where(table.run_id.in_(ordered[start : start + 500]))
+            pairs.update((str(r), str(p)) for r, p in session.execute(chunk))
     return pairs
 
 
-def _deliveries(session: Session) -> list[str]:
-    """A batch logged in the delivery ledger has entries for its run and program."""
-    rows = session.execute(
+def _deliveries(session: Session, runs: set[str] | None = None) -> list[str]:
+    """A batch logged in the delivery ledger has entries for its run and program (only the
+    ``runs`` given, when given)."""
+    query = (
         select(Delivery.run_id, Delivery.destination, Delivery.program_code, Delivery.artifacts)
         .where(Delivery.status == "logged")
         .order_by(Delivery.id)
-    ).all()
+    )
+    rows = [r for r in session.execute(query).all() if runs is None or r.run_id in runs]
     if not rows:
         return []
-    pairs = _entry_pairs(session)
+    pairs = _entry_pairs(session, runs)
     problems = []
     for run_id, destination, program, artifacts in rows:
         counts = ((artifacts or {}).get("prepared") or {}).get("counts") or {}
@@ -273,17 +360,24 @@ def _deliveries(session: Session) -> list[str]:
     return problems
 
 
-def _runs(session: Session) -> list[str]:
-    """A finished run's disclosure entries are at least as many as its summary logged."""
-    logged_by_run = dict(
-        session.execute(
-            select(DisclosureEntry.run_id, func.count()).group_by(DisclosureEntry.run_id)
-        ).all()
-    )
+def _runs(session: Session, runs: set[str] | None = None) -> list[str]:
+    """A finished run's disclosure entries are at least as many as its summary logged (only
+    the ``runs`` given, when given)."""
+    counting = select(DisclosureEntry.run_id, func.count()).group_by(DisclosureEntry.run_id)
+    logged_by_run: dict[str, int] = {}
+    if runs is None:
+        logged_by_run.update((str(r), int(n)) for r, n in session.execute(counting))
+    else:
+        ordered = sorted(runs)
+        for start in range(0, len(ordered), 500):
+            chunk = counting.where(DisclosureEntry.run_id.in_(ordered[start : start + 500]))
+            logged_by_run.update((str(r), int(n)) for r, n in session.execute(chunk))
     problems = []
     for run_id, summary in session.execute(
         select(Run.id, Run.summary).where(Run.dry_run.is_(False), Run.finished_at.is_not(None))
     ):
+        if runs is not None and run_id not in runs:
+            continue
         children = (summary or {}).get("children") or {}
         expected = children.get("logged", 0)
         have = int(logged_by_run.get(run_id, 0))

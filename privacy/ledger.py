@@ -39,7 +39,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from json.encoder import encode_basestring
@@ -66,7 +66,9 @@ __all__ = [
     "canonical",
     "digest",
     "disclosures_for_child",
+    "entry_matches",
     "ledger_key",
+    "ledger_table",
     "programs_for_child",
     "redactions",
     "verify",
@@ -428,7 +430,7 @@ def append_redactions(session: Session, items: Iterable[Redaction]) -> list[int]
 
 # -- verifying -----------------------------------------------------------------------------
 
-BreakKind = Literal["edited", "deleted", "reordered", "relinked", "anchor", "key"]
+BreakKind = Literal["edited", "deleted", "reordered", "relinked", "anchor", "key", "checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -449,11 +451,13 @@ class Break:
 
 @dataclass
 class VerifyReport:
-    """The outcome of walking one ledger's chain."""
+    """The outcome of walking one ledger's chain: the whole of it (``since`` 0), or the entries
+    after a verified-through checkpoint at seq ``since`` (incremental)."""
 
     ledger: str
     keyed: bool
     entries: int = 0
+    since: int = 0
     head_seq: int = 0
     head_hash: str = GENESIS
     breaks: list[Break] = dc_field(default_factory=list)
@@ -465,13 +469,25 @@ class VerifyReport:
         """True when no break was found."""
         return not self.breaks
 
+    @property
+    def verified_range(self) -> str:
+        """What was walked, in words: every entry, or the seqs after the checkpoint."""
+        if not self.since:
+            return f"full: every entry, seq 1..{self.head_seq}"
+        if self.head_seq <= self.since:
+            return f"incremental: nothing after the checkpoint at seq {self.since}"
+        return f"incremental: seq {self.since + 1}..{self.head_seq}, after the checkpoint"
+
     def summary(self) -> str:
-        """One line: ledger, size, result."""
+        """One line: ledger, size, what was walked, result."""
         mode = "HMAC-SHA256 (keyed)" if self.keyed else "SHA-256 (unkeyed)"
         state = "intact" if self.ok else f"BROKEN at {len(self.breaks) + self.more_breaks} place(s)"
         if self.wrong_key:
             state = "NOT VERIFIED: the key looks wrong"
-        return f"{self.ledger}: {self.entries} entries, head seq {self.head_seq}, {mode}: {state}"
+        return (
+            f"{self.ledger}: {self.entries} entries, head seq {self.head_seq} "
+            f"({self.verified_range}), {mode}: {state}"
+        )
 
 
 class _Walk:
@@ -598,15 +614,21 @@ class _Walk:
         self.add(Break(seq, entry_id, "relinked", detail))
 
 
-def _stream(session: Session, table: Table) -> Iterator[RowMapping]:
-    result = session.execute(
-        select(table).order_by(table.c.seq).execution_options(yield_per=_STREAM_BATCH)
-    )
+def _stream(session: Session, table: Table, after: int = 0) -> Iterator[RowMapping]:
+    query = select(table).order_by(table.c.seq)
+    if after:
+        query = query.where(table.c.seq > after)
+    result = session.execute(query.execution_options(yield_per=_STREAM_BATCH))
     yield from result.mappings()
 
 
 def verify(
-    session: Session, ledger: LedgerName, *, anchor: tuple[int, str] | None = None
+    session: Session,
+    ledger: LedgerName,
+    *,
+    anchor: tuple[int, str] | None = None,
+    start: tuple[int, str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Walk ``ledger`` in seq order and report every break: where (seq, id) and what.
 
@@ -614,23 +636,59 @@ def verify(
     renumbered run whose predecessor is gone), a reordered one (hash made at another seq, or
     a predecessor elsewhere), a re-hashed one (the next entry's link breaks). ``anchor`` =
     (seq, entry_hash) recorded earlier: the chain must still contain it (catches a cut tail).
+
+    ``start`` = (seq, entry_hash) of an entry already verified (a checkpoint, checked by the
+    caller: ``privacy/checkpoints.py``): only the entries after it are walked, the first of
+    them linked to ``entry_hash``. An ``anchor`` at or before it is looked up, not walked.
+    ``progress`` is called with the count of entries walked so far, every few thousand.
     """
     spec = _LEDGERS[ledger]
     report = VerifyReport(ledger=ledger, keyed=ledger_key() is not None)
     walk = _Walk(session, spec, report)
+    after = 0
+    if start is not None and start[0] > 0:
+        after = report.since = start[0]
+        walk.expected, walk.prev_seq = after + 1, after
+        walk.prev_hash = report.head_hash = start[1]
+        report.head_seq = after
     anchor_seen = False
-    for row in _stream(session, spec.table):
+    if anchor is not None and 0 < anchor[0] <= after:
+        anchor_seen = True
+        found = session.execute(
+            select(spec.table.c.id, spec.table.c.entry_hash).where(spec.table.c.seq == anchor[0])
+        ).first()
+        if found is None or found.entry_hash != anchor[1]:
+            state = "is missing" if found is None else "differs from the anchor"
+            entry_id = None if found is None else int(found.id)
+            walk.add(Break(anchor[0], entry_id, "anchor", f"anchored seq {anchor[0]} {state}"))
+    for row in _stream(session, spec.table, after):
         walk.step(row)
+        if progress is not None and report.entries % _STREAM_BATCH == 0:
+            progress(report.entries)
         if anchor is not None and int(row["seq"]) == anchor[0]:
             anchor_seen = True
             if row["entry_hash"] != anchor[1]:
                 walk.add(Break(anchor[0], int(row["id"]), "anchor", "hash differs from the anchor"))
+    if progress is not None:
+        progress(report.entries)
     if anchor is not None and anchor[0] > 0 and not anchor_seen:
         detail = f"anchored seq {anchor[0]} is missing; the chain ends at seq {report.head_seq}"
         walk.add(Break(anchor[0], None, "anchor", detail))
     if walk.first is not None and walk.hashes_ok == 0 and walk.links_ok:
         _blame_the_key(report, walk.first)  # one entry alone could be an edit: see there
     return report
+
+
+def ledger_table(ledger: LedgerName) -> Table:
+    """The table of ``ledger`` (for the checks around a walk: checkpoints, anchors)."""
+    return _LEDGERS[ledger].table
+
+
+def entry_matches(ledger: LedgerName, row: Mapping[str, Any] | RowMapping) -> bool:
+    """Whether one stored entry's content (a full row of its table) still gives its
+    ``entry_hash`` under the current key: one entry checked without walking the chain."""
+    content = {c: row[c] for c in _LEDGERS[ledger].content_columns}
+    return hmac.compare_digest(digest(content), str(row["entry_hash"]))
 
 
 def _blame_the_key(report: VerifyReport, first: tuple[int, int, dict[str, Any], str]) -> None:

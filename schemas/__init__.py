@@ -25,6 +25,7 @@ from schemas.records import (
     Site,
 )
 from schemas.sharing import Consent, EnrollmentNotice, Recipient
+from schemas.verification import LedgerCheckpoint, LedgerVerifyJob
 
 __all__ = [
     "Attendance",
@@ -39,6 +40,8 @@ __all__ = [
     "EnrollmentNotice",
     "Guardian",
     "LedgerAnchor",
+    "LedgerCheckpoint",
+    "LedgerVerifyJob",
     "ParentStatement",
     "ParticipationEvent",
     "Program",

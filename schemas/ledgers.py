@@ -119,6 +119,9 @@ class RedactionEntry(Base):
     """
 
     __tablename__ = "redaction_audit"
+    # the console's children behind one reason of one run: a page in seq order after the last
+    # one shown reads just that page, however large the run (migration 0010)
+    __table_args__ = (Index("ix_redaction_audit_run_reason_seq", "run_id", "reason_code", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(unique=True)

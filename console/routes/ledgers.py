@@ -1,43 +1,53 @@
-"""Ledger integrity on demand: ``privacy.ledger.verify`` on the disclosure log and the
-redaction audit (the same function as ``datashare audit verify``)."""
+"""Ledger integrity: ``verify_ledgers`` (the same as ``datashare audit verify``) on the
+disclosure log and the redaction audit, run as a background job (``console/jobs.py``), never
+inside a request. The page shows the newest job's progress, then what it verified (every entry,
+or the entries after each ledger's checkpoint) and what it found."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from console.app import Db
+from console import jobs
+from console.app import State
 from console.auth import Viewer, checked_form
-from console.pages import NO_STORE, page, wants_json
-from privacy import ledger
+from console.pages import NO_STORE, base_path, page, wants_json
 
 router = APIRouter()
-LEDGERS = ("disclosures", "redactions")
 
 
 @router.get("/ledgers")
-def ledgers(request: Request, who: Viewer) -> Response:
-    """The page with the button; verifying walks whole chains, so it runs only when asked."""
-    return page(request, who, "ledgers.html", reports=None)
+def ledgers(request: Request, who: Viewer, console: State) -> Response:
+    """The newest verify job (its progress or its result) and the buttons to start one."""
+    job = jobs.latest(console.engine)
+    if wants_json(request):
+        return JSONResponse({"job": job}, headers=NO_STORE)
+    marks = jobs.newest_checkpoints(console.engine)
+    return page(request, who, "ledgers.html", job=job, checkpoints=marks)
+
+
+@router.get("/ledgers/jobs/{job_id}")
+def job(request: Request, job_id: int, who: Viewer, console: State) -> Response:
+    """One verify job: its progress, then its result."""
+    found = jobs.find(console.engine, job_id)
+    if found is None:
+        raise HTTPException(404, f"no verify job {job_id}")
+    if wants_json(request):
+        return JSONResponse({"job": found}, headers=NO_STORE)
+    marks = jobs.newest_checkpoints(console.engine)
+    return page(request, who, "ledgers.html", job=found, checkpoints=marks)
 
 
 @router.post("/ledgers/verify")
-async def verify(request: Request, who: Viewer, db: Db) -> Response:
-    """Walk both chains and show where each is broken, if anywhere."""
-    await checked_form(request, who)
-    reports = [ledger.verify(db, name) for name in LEDGERS]  # type: ignore[arg-type]
+async def verify(request: Request, who: Viewer, console: State) -> Response:
+    """Start a verify job (``mode`` routine or full) or join the one running; answers at once:
+    202 with the job's address for a client, a redirect to the page for a browser."""
+    form = await checked_form(request, who)
+    mode = str(form.get("mode") or "routine")
+    if mode not in jobs.MODES:
+        raise HTTPException(400, f"mode must be one of {', '.join(jobs.MODES)}")
+    job_id = jobs.start(console.engine, mode, who.name, console.jobs)
+    where = f"{base_path(request)}/ledgers/jobs/{job_id}"
     if wants_json(request):
-        data = [
-            {
-                "ledger": r.ledger,
-                "ok": r.ok,
-                "summary": r.summary(),
-                "entries": r.entries,
-                "head": f"{r.head_seq}:{r.head_hash}",
-                "breaks": [str(b) for b in r.breaks],
-                "more_breaks": r.more_breaks,
-            }
-            for r in reports
-        ]
-        return JSONResponse(data, headers=NO_STORE)
-    return page(request, who, "ledgers.html", reports=reports)
+        return JSONResponse({"job": job_id, "url": where}, 202, headers=NO_STORE)
+    return RedirectResponse(where, status_code=303, headers=NO_STORE)

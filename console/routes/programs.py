@@ -70,7 +70,7 @@ def _status_rows(matrix: dict[str, dict[str, Any]], only: str | None = None) -> 
 def _history_rows(db: Db, program: str | None) -> list[dict[str, Any]]:
     return [
         {
-            "effective_date": c.effective_date.isoformat(),
+            "effective_date": c.effective_date.isoformat() if c.effective_date else "",
             "program": c.program_code,
             "action": c.action.value,
             "recipient": c.recipient_code or "all recipients",

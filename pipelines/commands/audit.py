@@ -121,17 +121,37 @@ def verify_chains(
             "--anchors", help="An anchors file exported earlier: every anchor must still hold."
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Walk every entry, not only those after the newest verified-through checkpoint.",
+        ),
+    ] = False,
+    checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--checkpoint/--no-checkpoint",
+            help="Record a verified-through checkpoint at each head found intact.",
+        ),
+    ] = True,
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:
     """Check the ledgers' hash chains against the newest run anchor (or the heads given), the
-    anchors themselves and the delivery ledger; non-zero if anything is broken."""
+    anchors themselves and the delivery ledger; non-zero if anything is broken.
+
+    By default only the entries after each ledger's newest verified-through checkpoint are
+    walked (the checkpoint itself, and every anchor before it, are checked); --full walks
+    every entry and also finds an entry edited before the checkpoint."""
     console = Console()
     given = {"disclosures": _anchor(disclosures_head), "redactions": _anchor(redactions_head)}
     engine = make_engine(database_url)
     try:
         exported = anchoring.read_anchor_file(anchors_file) if anchors_file else []
         with session_scope(engine) as session:
-            check = anchoring.verify_ledgers(session, given=given, exported=exported)
+            check = anchoring.verify_ledgers(
+                session, given=given, exported=exported, full=full, record=checkpoint
+            )
     except LedgerError as error:
         console.print(f"[red]{error}[/]", highlight=False)
         raise typer.Exit(2) from error
@@ -144,6 +164,7 @@ def verify_chains(
             f"anchor: run {check.anchor.run_id} at {check.anchor.anchored_at.isoformat()}",
             highlight=False,
         )
+    _print_scope(console, check)
     for report in check.reports.values():
         style = "green" if report.ok else "bold red"
         console.print(f"[{style}]{report.summary()}[/]", highlight=False)
@@ -162,11 +183,36 @@ def verify_chains(
         console.print(f"[{style}]{title}: {state}[/]", highlight=False)
         for problem in problems:
             console.print(f"  {problem}", highlight=False, markup=False)
+    for name, made in check.recorded.items():
+        console.print(f"checkpoint recorded: {name} verified through seq {made.seq}")
     if not check.ok:
         raise typer.Exit(1)
 
 
-@app.command("anchors")
+def _print_scope(console: Console, check: anchoring.LedgerCheck) -> None:
+    """Say what was verified: every entry, or which checkpoint a routine verify started from."""
+    if check.full:
+        console.print("full verify: every entry of both ledgers walked", highlight=False)
+        return
+    console.print(
+        "routine verify: only the entries after each ledger's verified-through checkpoint are "
+        "walked; the checkpoint and the anchors before it are checked (--full walks every entry)",
+        highlight=False,
+    )
+    for name in check.reports:
+        start = check.started_from.get(name)
+        if start is None:
+            console.print(f"  {name}: no usable checkpoint, every entry walked", highlight=False)
+            continue
+        console.print(f"  {name}: from checkpoint {start.describe()}", highlight=False)
+        if not start.keyed:
+            console.print(
+                f"  {name}: unkeyed, so anyone who can write the database could have written "
+                "this checkpoint: only --full is a check there",
+                highlight=False,
+            )
+
+
 def list_anchors(
     export: Annotated[
         Path | None,

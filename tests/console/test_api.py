@@ -9,13 +9,21 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from pipelines.review import agreement_warnings
 from privacy.agreements import load_agreement
 from privacy.participation import history
-from schemas import Child, DisclosureAccess, DisclosureEntry, Program, RedactionEntry, Run
+from schemas import (
+    Child,
+    DisclosureAccess,
+    DisclosureEntry,
+    LedgerVerifyJob,
+    Program,
+    RedactionEntry,
+    Run,
+)
 from tests.console.conftest import login
 from tests.console.world import forget_changes
 from tests.pipelines.submission.conftest import PROJECT, World
@@ -148,7 +156,10 @@ def test_each_role_may_post_only_at_its_rank(
         if RANK[user] < needed:
             assert response.status_code == 403, (user, path)
         else:  # allowed: the form is judged on its content (an empty change is refused)
-            assert response.status_code in (200, 400), (user, path, response.text[:200])
+            expected = (202,) if path == "/ledgers/verify" else (200, 400)
+            assert response.status_code in expected, (user, path, response.text[:200])
+            if response.status_code == 202:  # let the verify job end before the next test
+                client.app.state.console.jobs[response.json()["job"]].join()  # type: ignore[attr-defined]
 
 
 # -- CSRF ----------------------------------------------------------------------------------
@@ -455,30 +466,88 @@ def test_agreement_warnings_at_the_60_day_boundary(
     assert agreement_warnings(agreement, TODAY) == expected
 
 
-def test_ledger_verify_reports_intact_then_the_edited_entry(
-    client: TestClient, tokens: dict[str, str], world: World
+def run_job(app, client: TestClient, token: str, mode: str, accept: dict[str, str]) -> dict:  # type: ignore[no-untyped-def]
+    """Start a verify job as a browser or a client would, wait for its thread, read it back."""
+    response = client.post(
+        "/ledgers/verify", data={"csrf_token": token, "mode": mode}, headers=accept
+    )
+    if accept is JSON:
+        assert response.status_code == 202
+        job_id = response.json()["job"]
+    else:  # a browser is sent to the job's page at once
+        assert response.status_code == 303
+        job_id = int(response.headers["location"].rsplit("/", 1)[1])
+    app.state.console.jobs[job_id].join()
+    return client.get(f"/ledgers/jobs/{job_id}", headers=JSON).json()["job"]  # type: ignore[no-any-return]
+
+
+def test_ledger_verify_runs_in_the_background_and_says_what_it_verified(
+    app,
+    client: TestClient,
+    tokens: dict[str, str],
+    world: World,  # type: ignore[no-untyped-def]
 ) -> None:
     login(client, tokens["vera"])
     token = csrf(client, "/ledgers")
-    reports = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON).json()
-    assert [(r["ledger"], r["ok"]) for r in reports] == [
+    job = run_job(app, client, token, "routine", JSON)
+    assert job["state"] == "done" and job["requested_by"] == "vera"
+    assert [(r["ledger"], r["ok"]) for r in job["result"]["ledgers"]] == [
         ("disclosures", True),
         ("redactions", True),
     ]
+    head = int(job["result"]["ledgers"][0]["head"].split(":")[0])
+    assert job["result"]["recorded"].get("disclosures", head) == head  # checkpoint at the head
+    assert "seq" in client.get("/ledgers", headers=HTML).text  # the page names the checkpoint
     with Session(world.engine) as session, session.begin():
-        entry = session.scalar(select(DisclosureEntry).order_by(DisclosureEntry.seq).limit(1))
-        seq, purpose = entry.seq, entry.purpose
+        first = session.scalar(select(DisclosureEntry).order_by(DisclosureEntry.seq).limit(1))
+        last = session.scalar(select(DisclosureEntry).order_by(DisclosureEntry.seq.desc()).limit(1))
+        saved = {first.seq: first.purpose, last.seq: last.purpose}
+        first_seq, last_seq = first.seq, last.seq
         session.execute(
-            update(DisclosureEntry).where(DisclosureEntry.seq == seq).values(purpose="changed")
+            update(DisclosureEntry)
+            .where(DisclosureEntry.seq == first_seq)
+            .values(purpose="changed")
         )
     try:
-        page = client.post("/ledgers/verify", data={"csrf_token": token}, headers=HTML).text
-        assert "BROKEN" in page and f"seq {seq}" in page and "edited" in page
-    finally:
+        # routine: walks nothing before the checkpoint, and says so
+        job = run_job(app, client, token, "routine", JSON)
+        report = job["result"]["ledgers"][0]
+        assert report["ok"] and report["verified"].startswith("incremental: nothing after")
+        page = client.get(f"/ledgers/jobs/{job['id']}", headers=HTML).text
+        assert "Routine verify" in page and "Verified: incremental" in page
+        assert "only a full verify is a check here" in page  # the world's ledgers are unkeyed
+        # full: every entry, the early edit found
+        job = run_job(app, client, token, "full", HTML)
+        page = client.get(f"/ledgers/jobs/{job['id']}", headers=HTML).text
+        assert "Full verify" in page and "BROKEN" in page and "Verified: full: every entry" in page
+        assert f"seq {first_seq} (id" in page and "edited" in page
+        # a tamper of the newest entry: the routine verify catches it at the checkpoint
         with Session(world.engine) as session, session.begin():
             session.execute(
-                update(DisclosureEntry).where(DisclosureEntry.seq == seq).values(purpose=purpose)
+                update(DisclosureEntry).where(DisclosureEntry.seq == last_seq).values(purpose="x")
             )
+        job = run_job(app, client, token, "routine", JSON)
+        breaks = job["result"]["ledgers"][0]["breaks"]
+        assert not job["result"]["ok"] and f"seq {last_seq}" in breaks[0]
+        assert ": checkpoint: " in breaks[0]
+    finally:
+        with Session(world.engine) as session, session.begin():
+            for seq, purpose in saved.items():
+                session.execute(
+                    update(DisclosureEntry)
+                    .where(DisclosureEntry.seq == seq)
+                    .values(purpose=purpose)
+                )
+
+
+def test_a_verify_mode_that_does_not_exist_is_refused(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    login(client, tokens["vera"])
+    token = csrf(client, "/ledgers")
+    response = client.post("/ledgers/verify", data={"csrf_token": token, "mode": "x"}, headers=JSON)
+    assert response.status_code == 400
+    assert client.get("/ledgers/jobs/999999", headers=JSON).status_code == 404
 
 
 def test_unknown_run_and_agreement_are_404(client: TestClient, tokens: dict[str, str]) -> None:
@@ -495,3 +564,40 @@ def test_pages_are_not_cached_and_set_a_strict_csrf_cookie(
     assert response.headers["cache-control"] == "no-store"
     cookie = response.headers["set-cookie"].lower()
     assert "samesite=strict" in cookie and "httponly" in cookie
+
+
+def test_a_running_job_is_followed_and_joined_and_a_stalled_one_says_so(
+    client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    """One job at a time: a second request joins the running one; a job whose progress
+    stopped (its process ended) is shown as stalled and no longer blocks a new one."""
+    login(client, tokens["vera"])
+    token = csrf(client, "/ledgers")
+    now = dt.datetime.now(dt.UTC)
+    with Session(world.engine) as session, session.begin():
+        job = LedgerVerifyJob(mode="full", requested_by="uma", state="running", started_at=now,
+                              updated_at=now, checked=350_000, total=1_200_000)  # fmt: skip
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    try:
+        page = client.get("/ledgers", headers=HTML).text
+        assert f"Full verify #{job_id}" in page and "running" in page
+        assert "350,000 of about 1,200,000 entries walked" in page
+        assert 'http-equiv="refresh"' in page
+        answer = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON)
+        assert answer.status_code == 202 and answer.json()["job"] == job_id
+        with Session(world.engine) as session, session.begin():
+            session.execute(
+                update(LedgerVerifyJob)
+                .where(LedgerVerifyJob.id == job_id)
+                .values(updated_at=now - dt.timedelta(hours=1))
+            )
+        page = client.get(f"/ledgers/jobs/{job_id}", headers=HTML).text
+        assert "stalled" in page and 'http-equiv="refresh"' not in page
+        answer = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON)
+        assert answer.status_code == 202 and answer.json()["job"] != job_id
+        client.app.state.console.jobs[answer.json()["job"]].join()  # type: ignore[attr-defined]
+    finally:
+        with Session(world.engine) as session, session.begin():
+            session.execute(delete(LedgerVerifyJob).where(LedgerVerifyJob.id == job_id))

@@ -262,10 +262,32 @@ def test_audit_verify_with_anchor_catches_a_cut_tail(
     head = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("head 4:"))
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM disclosure_log WHERE seq = 4"))
-    assert invoke(runner, seeded, "audit", "verify")[0] == 0
-    code, out = invoke(runner, seeded, "audit", "verify", "--disclosures-head", head)
+    # the first verify left a checkpoint at seq 4: a routine verify misses it
+    code, out = invoke(runner, seeded, "audit", "verify", "--no-checkpoint")
+    assert code == 1 and ": checkpoint: " in out and "that entry is missing" in out
+    # a full walk with neither anchor nor checkpoint: what is left is a valid chain
+    assert invoke(runner, seeded, "audit", "verify", "--full", "--no-checkpoint")[0] == 0
+    code, out = invoke(runner, seeded, "audit", "verify", "--full", "--disclosures-head", head)
     assert code == 1 and "anchor" in out
     assert invoke(runner, seeded, "audit", "verify", "--disclosures-head", "4:zz")[0] == 2
+
+
+def test_audit_verify_routine_then_full_says_what_each_verified(
+    runner: CliRunner, seeded: str, engine: Engine
+) -> None:
+    code, out = invoke(runner, seeded, "audit", "verify")
+    assert code == 0 and "routine verify" in out and "no usable checkpoint" in out
+    assert "checkpoint recorded: disclosures verified through seq 4" in out
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE disclosure_log SET recipient_code = 'X' WHERE seq = 2"))
+    code, out = invoke(runner, seeded, "audit", "verify")
+    assert code == 0 and "disclosures: from checkpoint seq 4 (full verify of" in out
+    assert "incremental: nothing after the checkpoint at seq 4" in out
+    assert "only --full is a check there" in out  # unkeyed: said plainly
+    code, out = invoke(runner, seeded, "audit", "verify", "--full")
+    assert code == 1 and "full verify: every entry of both ledgers walked" in out
+    assert "seq 2 (id " in out and ": edited:" in out and "full: every entry, seq 1..4" in out
+    assert "checkpoint recorded: disclosures" not in out
 
 
 def test_audit_verify_with_unusable_key_exits_2(
