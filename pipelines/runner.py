@@ -24,6 +24,8 @@ from pipelines.paths import safe_join
 from pipelines.settings import Settings
 
 PROJECT = Path(__file__).resolve().parent.parent
+# airflow.sdk.definitions.context._AIRFLOW_PARSING_CONTEXT_DAG_ID, read by get_parsing_context()
+PARSING_CONTEXT_DAG_ID = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
 TASK_EVENT = re.compile(
     r"\[DAG TEST\] (starting|end task) task_id=(?:[\w]+\.)*(\w+) map_index=(-?\d+)"
 )
@@ -140,11 +142,14 @@ def run_dag(
         "--conf",
         conf,
     ]
+    # Airflow's parsing context for the whole process: every parse of the DAG folder in it
+    # (the CLI's and dag.test()'s re-sync) builds this destination's DAG only
+    env = {**local_environ(settings), PARSING_CONTEXT_DAG_ID: f"datashare_{destination}"}
     with (
         log.open("a") as out,
         subprocess.Popen(
             command,
-            env=local_environ(settings),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
