@@ -11,7 +11,7 @@ folder (the CLI's, and ``dag.test()``'s re-sync) builds and stores that one DAG,
 destination's; the migration check is skipped (:func:`prepare_airflow` migrated for the
 installed Airflow). What it cannot skip through a supported path in Airflow 3.3:
 ``dag.test()`` runs each task through the in-process execution API, whose first request
-builds Cadwyn's routers for every API version (about a fifth of the run's CPU);
+builds Cadwyn's routers for every API version (about a quarter of the run's CPU);
 ``use_executor`` would need a running api-server instead, and ``mark_success_pattern`` skips
 tasks rather than running them. ``benchmarks/startup_benchmark.py`` measures the run.
 """
