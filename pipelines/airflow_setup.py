@@ -30,12 +30,13 @@ import secrets
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from pipelines.destinations.registry import DestinationConfig
+from pipelines.destinations.schedule import DagSettings
 from pipelines.runner import airflow_environ
 from pipelines.settings import Settings
 
@@ -120,7 +121,7 @@ def ensure_secrets(home: Path) -> Path:
     return path
 
 
-def pool_entries(configs: list[DestinationConfig]) -> dict[str, dict[str, object]]:
+def pool_entries(configs: Sequence[DagSettings]) -> dict[str, dict[str, object]]:
     """Airflow's pool import format: one pool per destination, slots = its pool size."""
     return {
         c.pool: {
@@ -132,7 +133,7 @@ def pool_entries(configs: list[DestinationConfig]) -> dict[str, dict[str, object
     }
 
 
-def sync_pools(env: dict[str, str], configs: list[DestinationConfig], log: Path | None) -> None:
+def sync_pools(env: dict[str, str], configs: Sequence[DagSettings], log: Path | None) -> None:
     """Create or update every destination's pool (``airflow pools import``: idempotent)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as out:
         json.dump(pool_entries(configs), out)

@@ -26,7 +26,6 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from sqlalchemy import (
     JSON,
@@ -55,7 +54,6 @@ from pipelines.destinations.base import (
     TerminalDeliveryError,
     TransientDeliveryError,
 )
-from pipelines.mapping import RenderError, staging_table, typed_rows
 from schemas.filespec import FileSpec
 
 T = TypeVar("T")
@@ -133,6 +131,10 @@ class StagingDbDestination:
         self.retries = retries
         self.retry_backoff = retry_backoff
         self._url = url or (lambda: resolve_url(settings))
+        # pipelines.mapping (and pandas with it) only when a staging destination is built:
+        # the `datashare` command imports this module at start through the registry
+        from pipelines.mapping import staging_table
+
         self.metadata = MetaData()
         self.specs = {spec.file_name: spec for spec in specs}
         self.tables = {
@@ -160,6 +162,8 @@ class StagingDbDestination:
             raise TerminalDeliveryError(
                 f"{self.name}: no file spec for artifact(s) {', '.join(unknown)}"
             )
+        import pandas as pd  # here, not at the top: see __init__
+
         plans = []
         for name, keys in rows.items():
             if not keys:
@@ -201,6 +205,8 @@ class StagingDbDestination:
     # -- internals ------------------------------------------------------------------------
 
     def _rows(self, name: str, frame: Any) -> list[dict[str, Any]]:
+        from pipelines.mapping import RenderError, typed_rows
+
         spec = self.specs[name]
         try:
             rows = typed_rows(spec, frame)

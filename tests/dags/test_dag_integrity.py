@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -29,17 +30,22 @@ BROKEN = "type: local\nrecipient: VT-AOE\nagreements: [vt-aoe-ecids]\nschedule: 
 
 
 @pytest.fixture(scope="module")
-def dagbag(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = tmp_path_factory.mktemp("config")
     shutil.copytree(PROJECT / "config" / "agreements", config / "agreements")
     (config / "destinations").mkdir()
     for name, content in DESTINATIONS.items():
         (config / "destinations" / f"{name}.yaml").write_text(yaml.safe_dump(content))
     (config / "destinations" / "broken.yaml").write_text(BROKEN)
+    return config
+
+
+@pytest.fixture(scope="module")
+def dagbag(config_dir: Path):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DATASHARE_CONFIG_DIR", str(config))
+        patch.setenv("DATASHARE_CONFIG_DIR", str(config_dir))
         return DagBag(dag_folder=str(PROJECT / "dags"))
 
 
@@ -47,6 +53,31 @@ def test_every_healthy_destination_makes_a_dag(dagbag) -> None:  # type: ignore[
     assert set(dagbag.dag_ids) == {
         "datashare_vt", "datashare_mo", "datashare_off", "datashare_tuned"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("dag_id", ["datashare_mo", "datashare_off"])
+def test_parsing_for_one_dag_builds_only_that_destination(
+    config_dir: Path, dagbag: Any, dag_id: str
+) -> None:
+    """Airflow's parsing context (a task process; ``datashare run`` sets it for its ``dags
+    test``): only the DAG asked for is built, the same as in the full parse, and a broken
+    file is still the import error."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    # (Airflow's own _airflow_parsing_context_manager leaves the variable set afterwards)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, dag_id)
+        patch.setenv("DATASHARE_CONFIG_DIR", str(config_dir))
+        alone = DagBag(dag_folder=str(PROJECT / "dags"))
+    assert alone.dag_ids == [dag_id]
+    assert DagSerialization.to_dict(alone.dags[dag_id]) == DagSerialization.to_dict(
+        dagbag.dags[dag_id]
+    )
+    assert [Path(where).name for where in alone.import_errors] == [
+        "datashare_destination_errors.py"
+    ]
 
 
 def test_a_disabled_destination_is_never_scheduled_but_can_be_run(dagbag) -> None:  # type: ignore[no-untyped-def]
