@@ -17,8 +17,10 @@ Several workers on one machine tell apart in Airflow's task instances through
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -198,16 +200,19 @@ class AirflowCluster:
             base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=60
         )
 
-    def stop(self) -> None:
-        """Terminate every process still running; kill what has not ended within a minute."""
+    def stop(self, *, grace: float = 60) -> None:
+        """Terminate every process still running; kill the whole session (its children too)
+        of any that has not ended within ``grace`` seconds."""
         running = [p for p in self.processes.values() if p.poll() is None]
         for process in running:
             process.terminate()
+        deadline = time.monotonic() + grace
         for process in running:
             try:
-                process.wait(timeout=60)
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # its own session: pgid == pid
                 process.wait()
 
     def __enter__(self) -> AirflowCluster:

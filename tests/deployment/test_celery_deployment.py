@@ -30,6 +30,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     for name in databases:
         fresh_database(ADMIN, name)
     flush_redis(BROKER)
-    engine = None
+    engine, cluster = None, None
     try:
         shutil.copytree(PROJECT / "config" / "agreements", root / "config" / "agreements")
         (root / "config" / "destinations").mkdir()
@@ -114,8 +115,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         (root / "config" / "destinations" / f"{CRASH}.yaml").write_text(crash)
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/dep_ds_{tag}"
         engine = make_engine(url)
-        upgrade(engine)
-        seed(engine, children=300, seed=11)
         env = cluster_environ(
             root,
             metadata_url=f"postgresql+psycopg2://postgres@127.0.0.1/dep_af_{tag}",
@@ -139,24 +138,38 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             (root / worker).mkdir(mode=0o700)
             for name in ("keys.json", "staging.key"):
                 shutil.copy(root / "state" / name, root / worker / name)
-        with AirflowCluster(root, env) as cluster:
-            cluster.prepare()
-            cluster.start_core()
-            for worker in WORKERS:
-                start_worker(cluster, worker)
-            yield {
-                "root": root,
-                "cluster": cluster,
-                "engine": engine,
-                "env": cluster.env,
-                "metadata_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/dep_af_{tag}",
-            }
+        cluster = AirflowCluster(root, env)
+        # the program database is seeded while Airflow migrates its own and starts (no DAG file
+        # reads the program database; the first task to read it runs after the trigger)
+        with ThreadPoolExecutor(1) as pool:
+            seeded = pool.submit(_seed, engine)
+            try:
+                cluster.prepare()
+                cluster.start_core()
+                for worker in WORKERS:
+                    start_worker(cluster, worker)
+            finally:
+                seeded.result()
+        yield {
+            "root": root,
+            "cluster": cluster,
+            "engine": engine,
+            "env": cluster.env,
+            "metadata_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/dep_af_{tag}",
+        }
     finally:
+        if cluster is not None:
+            cluster.stop(grace=5)  # every check is done: no need to wait for a graceful end
         if engine is not None:
             engine.dispose()
         for name in databases:
             drop_database(ADMIN, name)
         flush_redis(BROKER)
+
+
+def _seed(engine: Engine) -> None:
+    upgrade(engine)
+    seed(engine, children=300, seed=11)
 
 
 def start_worker(cluster: AirflowCluster, worker: str, **extra: str) -> subprocess.Popen:  # type: ignore[type-arg]
@@ -413,8 +426,11 @@ def _a_late_redelivery_of_the_killed_workers_message_is_refused(
     api, engine, dag_id = cluster.api(), deployment["engine"], f"datashare_{CRASH}"
     orphans: dict[str, str] = crash["orphans"]
     assert orphans, "the killed worker's message is left unacknowledged in Redis"
-    start_worker(
-        cluster, crash["victim"], AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT="1"
+    start_worker(  # it runs no task, so it skips preloading the quality gates
+        cluster,
+        crash["victim"],
+        AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT="1",
+        DATASHARE_PRELOAD="0",
     )
     metadata = create_engine(deployment["metadata_url"])
     deadline = time.monotonic() + 600
