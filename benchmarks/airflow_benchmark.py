@@ -5,7 +5,7 @@ started here, the run triggered through the REST API and waited for.
 Run: ``.venv/bin/python benchmarks/airflow_benchmark.py [--children N] [--programs P]
 [--executor local|celery] [--shard-children C]`` (defaults: 100000, 300, local, 25000).
 ``local`` is the LocalExecutor with parallelism 2 (this machine has 2 cores); ``celery`` is the
-CeleryExecutor with two workers of concurrency 1 on Redis database 2. The destination is a
+CeleryExecutor with two workers of concurrency 1 on Redis database 6. The destination is a
 local folder (``resend: full``, two record files per program), pool size 2.
 
 Printed: wall time from trigger to the run's end, each task's time (from the task instances'
@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,13 +33,23 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 
-import httpx  # noqa: E402
 import pipeline_benchmark as seeding  # noqa: E402
 import psutil  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-BIN = Path(sys.executable).parent
+from pipelines.airflow_cluster import (  # noqa: E402
+    AirflowCluster,
+    cluster_environ,
+    flush_redis,
+    fresh_database,
+    task_instances,
+    trigger,
+    wait_for_dag,
+    wait_for_end,
+)
+
 PG = seeding.PG
+BROKER = "redis://127.0.0.1:6379/6"
 SOURCE = "shards_bench_source"
 META = "shards_bench_airflow"
 DAG = "datashare_bench"
@@ -50,12 +58,6 @@ RUN_DATE = dt.date(2026, 11, 27)
 
 def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _seed(children: int, programs: int) -> None:
@@ -119,15 +121,6 @@ def floor(url: str, folder: Path) -> tuple[float, int]:
     return time.perf_counter() - started, written
 
 
-def _database(name: str) -> str:
-    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return name
-
-
 def _world(root: Path, args: argparse.Namespace) -> dict[str, str]:
     """Config (one local-folder destination), keys, and every process's environment."""
     from pipelines.settings import Settings
@@ -149,51 +142,17 @@ def _world(root: Path, args: argparse.Namespace) -> dict[str, str]:
     settings = Settings(database_url=url, config_dir=config, state_dir=state)
     ensure_demo_key(settings.keys_file, "VT-AOE")
     create_key_file(settings.staging_key_file)
-    port = _free_port()
     host = PG.split("@", 1)[1]
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(PROJECT),
-        "DATASHARE_HOME": str(PROJECT),
-        "DATASHARE_DATABASE_URL": url,
-        "DATASHARE_CONFIG_DIR": str(config),
-        "DATASHARE_STATE_DIR": str(state),
-        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@{host}/{META}",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "GX_ANALYTICS_ENABLED": "False",
-        "BENCH_PORT": str(port),
-    }
-    if args.executor == "celery":
-        env |= {
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/2",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@{host}/{META}",
-        }
-    else:
-        env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
-    return env
-
-
-def _api(port: int) -> httpx.Client:
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            token = httpx.get(f"{base}/auth/token", timeout=10).json()["access_token"]
-            break
-        except (httpx.HTTPError, KeyError, ValueError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)  # polling a server that is starting
-    return httpx.Client(
-        base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=60
+    return cluster_environ(
+        root,
+        metadata_url=f"postgresql+psycopg2://postgres@{host}/{META}",
+        database_url=url,
+        config_dir=config,
+        state_dir=state,
+        executor="CeleryExecutor" if args.executor == "celery" else "LocalExecutor",
+        broker_url=BROKER,
+        AIRFLOW__CORE__PARALLELISM="2",
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
     )
 
 
@@ -204,76 +163,34 @@ def _stamp(value: str | None) -> dt.datetime | None:
 def run(args: argparse.Namespace) -> None:
     """Seed, start Airflow, trigger, wait, measure the floor, print."""
     load_before = _uptime()
-    _database(SOURCE)
+    fresh_database(f"{PG}/postgres", SOURCE)
     started = time.perf_counter()
     subprocess.run([sys.executable, __file__, "--seed", str(args.children), str(args.programs)],
                    check=True)  # fmt: skip
     seeded = time.perf_counter() - started
     root = Path(tempfile.mkdtemp(prefix="shards-airflow-bench-"))
-    _database(META)
+    fresh_database(f"{PG}/postgres", META)
     env = _world(root, args)
-    port = int(env["BENCH_PORT"])
-    logs = root / "logs"
-    logs.mkdir()
-    processes: list[subprocess.Popen] = []  # type: ignore[type-arg]
-
-    def start(name: str, *command: str, **extra: str) -> None:
-        out = (logs / f"{name}.log").open("w")
-        processes.append(
-            subprocess.Popen([str(BIN / "airflow"), *command], env=env | extra, stdout=out,
-                             stderr=subprocess.STDOUT)
-        )  # fmt: skip
-
-    try:
-        subprocess.run([BIN / "airflow", "db", "migrate"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
-        subprocess.run([BIN / "datashare", "airflow", "sync"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
-        for line in (root / "airflow" / "datashare-secrets.env").read_text().splitlines():
-            key, value = line.split("=", 1)
-            env[key] = value
-        start("api", "api-server", "--port", str(port))
-        start("scheduler", "scheduler")
-        start("dag-processor", "dag-processor")
+    if args.executor == "celery":
+        flush_redis(BROKER)
+    with AirflowCluster(root, env) as cluster:
+        cluster.prepare()
+        cluster.start_core()
         if args.executor == "celery":
             for worker in ("w1", "w2"):
-                start(worker, "celery", "worker", "--celery-hostname", f"{worker}@%h",
-                      "--concurrency", "1",
-                      AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
-                      AIRFLOW__CORE__HOSTNAME_CALLABLE="tests.deployment.worker_name.hostname",
-                      DATASHARE_WORKER_NAME=worker)  # fmt: skip
-        sampler = Sampler([psutil.Process(p.pid) for p in processes])
+                cluster.start_worker(worker, concurrency=1)
+        sampler = Sampler([psutil.Process(p.pid) for p in cluster.processes.values()])
         sampler.start()
-        api = _api(port)
-        deadline = time.monotonic() + 600
-        while api.get(f"/dags/{DAG}").status_code != 200:
-            assert time.monotonic() < deadline, "the DAG never appeared"
-            time.sleep(1)  # the dag-processor has not parsed it yet
-        api.patch(f"/dags/{DAG}", json={"is_paused": False}).raise_for_status()
-        logical = dt.datetime.combine(RUN_DATE, dt.time(), dt.UTC).isoformat()
+        api = cluster.api()
+        wait_for_dag(api, DAG)
         triggered = time.perf_counter()
-        created = api.post(f"/dags/{DAG}/dagRuns", json={"logical_date": logical, "conf": {}})
-        created.raise_for_status()
-        run_id = created.json()["dag_run_id"]
-        while (state := api.get(f"/dags/{DAG}/dagRuns/{run_id}").json()["state"]) in {
-            "queued",
-            "running",
-        }:
-            time.sleep(1)  # waiting for the run, not synchronising with it
+        run_id = trigger(api, DAG, RUN_DATE)
+        state = wait_for_end(api, DAG, run_id, timeout=6 * 3600)
         wall = time.perf_counter() - triggered
         sampler.running = False
-        instances = api.get(
-            f"/dags/{DAG}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
-        ).json()["task_instances"]
+        instances = task_instances(api, DAG, run_id)
         run_row = api.get(f"/dags/{DAG}/dagRuns/{run_id}").json()
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    logs = cluster.logs
     floor_seconds, floor_bytes = floor(f"{PG}/{SOURCE}", root / "floor")
     arrived = sum(
         sum(1 for _ in path.open()) - 1 for path in (root / "drop").rglob("hs_child_identity.csv")
@@ -300,8 +217,9 @@ def _report(  # type: ignore[no-untyped-def]
 
     console = Console(width=200)
     per: dict[str, list[float]] = defaultdict(list)
-    first = min((_stamp(t["start_date"]) for t in instances if t["start_date"]), default=None)
-    last = max((_stamp(t["end_date"]) for t in instances if t["end_date"]), default=None)
+    starts = [s for t in instances if (s := _stamp(t["start_date"]))]
+    ends = [e for t in instances if (e := _stamp(t["end_date"]))]
+    first, last = min(starts, default=None), max(ends, default=None)
     for ti in instances:
         begin, end = _stamp(ti["start_date"]), _stamp(ti["end_date"])
         if begin and end:

@@ -186,6 +186,7 @@ def check_airflow(env: dict[str, str], configs: list[DestinationConfig]) -> Iter
             broker.split("@")[-1] or "unset",
             "set AIRFLOW__CELERY__BROKER_URL=redis://HOST:6379/0",
         )
+        yield from check_visibility_timeout(env, configs)
     if metadata.startswith("postgresql"):
         yield Finding(
             "postgres provider",
@@ -221,6 +222,53 @@ def check_airflow(env: dict[str, str], configs: list[DestinationConfig]) -> Iter
             "datashare airflow sync (writes it once, 0600), then load it in every Airflow process",
         )
     yield from check_pools(env, configs)
+
+
+# Brokers whose unacknowledged messages come back after a visibility timeout (Airflow's Celery
+# provider sets one for these only).
+VISIBILITY_BROKERS = ("redis://", "rediss://", "sentinel://", "sqs://")
+PROVIDER_VISIBILITY_TIMEOUT = 86400  # the Celery provider's default when none is set
+VISIBILITY_MARGIN_SECONDS = 600  # a task's start-up and end around its execution timeout
+
+
+def check_visibility_timeout(
+    env: dict[str, str], configs: list[DestinationConfig]
+) -> Iterator[Finding]:
+    """With Redis (or SQS) as Celery's broker, a task's message stays unacknowledged until the
+    task ends, and one older than ``[celery_broker_transport_options] visibility_timeout`` is
+    handed to a worker again. Airflow refuses to start that copy while its token lives, but
+    one arriving later fails in Celery, and the executor then fails the attempt still running.
+    So the timeout must outlast the longest attempt any destination allows
+    (``tasks.execution_timeout_minutes``, disabled ones too: they can be triggered) plus
+    :data:`VISIBILITY_MARGIN_SECONDS`."""
+    broker = _airflow_setting(env, "celery", "broker_url")
+    if not broker.startswith(VISIBILITY_BROKERS):
+        return
+    longest = max(configs, key=lambda c: c.tasks.execution_timeout_minutes, default=None)
+    minutes = longest.tasks.execution_timeout_minutes if longest else 60
+    needed = minutes * 60 + VISIBILITY_MARGIN_SECONDS
+    which = f"destination {longest.name}'s" if longest else "the default"
+    fix = (
+        f"[celery_broker_transport_options] visibility_timeout = {max(needed, 7200)} in "
+        "airflow.cfg (or AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT) on "
+        "every Airflow host"
+    )
+    raw = _airflow_setting(env, "celery_broker_transport_options", "visibility_timeout")
+    if not raw:
+        seconds, source = float(PROVIDER_VISIBILITY_TIMEOUT), "unset: the provider's default"
+    else:
+        try:
+            seconds, source = float(raw), "set"
+        except ValueError:
+            yield Finding("celery visibility timeout", False, f"{raw!r} is not seconds", fix)
+            return
+    yield Finding(
+        "celery visibility timeout",
+        seconds >= needed,
+        f"{seconds:.0f} s ({source}); the longest task attempt, {which} execution timeout of "
+        f"{minutes} min, needs {needed} s",
+        fix,
+    )
 
 
 def check_metadata_file(env: dict[str, str]) -> Iterator[Finding]:

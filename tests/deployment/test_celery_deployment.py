@@ -8,6 +8,10 @@ state folders and names.
   host dies): Airflow notices the silent task (a lowered heartbeat timeout), retries it on the
   surviving worker, the run ends green, and the delivered files still equal the disclosure log
   with no child missing and none twice; the ledgers verify.
+- The killed worker's message, which it never acknowledged, handed out again by Celery after
+  the run ended (its host comes back with a short visibility timeout): the execution API
+  refuses to start the task instance it names (the retry replaced it), so nothing is sent or
+  logged twice and Airflow's view of the run is unchanged.
 
 "Mid-delivery" is an event, not a moment guessed with a sleep: the test holds a SHARE lock on
 the disclosure log, so every delivery sends its files and then waits to log them; the worker
@@ -15,26 +19,40 @@ killed is the one whose database connection is seen waiting on that lock."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import psutil
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
+from pipelines.airflow_cluster import (
+    ACTIVE,
+    BIN,
+    AirflowCluster,
+    cluster_environ,
+    drop_database,
+    flush_redis,
+    fresh_database,
+    run_state,
+    task_instances,
+    trigger,
+    wait_for_end,
+)
 from pipelines.db import make_engine
 from pipelines.demo import DEMO_DATE, seed
 from pipelines.staging import create_key_file
@@ -44,9 +62,8 @@ from schemas.migrate import upgrade
 from tests.conftest import PROJECT
 
 pytestmark = [pytest.mark.deployment, pytest.mark.postgres]
-BIN = Path(sys.executable).parent
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-REDIS_DB = 1  # this test's own Redis database
+BROKER = "redis://127.0.0.1:6379/5"  # this test's own Redis database
 # Two by default; DATASHARE_DEPLOYMENT_WORKERS=1 measures the same run on one worker.
 WORKERS = [f"w{i + 1}" for i in range(int(os.environ.get("DATASHARE_DEPLOYMENT_WORKERS", "2")))]
 CRASH = "demo-crash"
@@ -61,13 +78,10 @@ DEMO_TASKS = "tasks:\n  shard_programs: 1\n"
 # A killed task is noticed after this many silent seconds (Airflow's default is 300); live
 # tasks heartbeat every 2 s, so a loaded machine still leaves them a wide margin.
 HEARTBEAT_TIMEOUT = 15
-ACTIVE = {"queued", "running"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+RUN_TIMEOUT = 1200
+# A workload's token lives [scheduler] task_queued_timeout (600 s by default) from queueing; a
+# killed worker's task that had not started yet is queued again after as long.
+TOKEN_LIFE = 600
 
 
 def _needs() -> str | None:
@@ -84,29 +98,17 @@ def _needs() -> str | None:
     return None
 
 
-def _flush_redis() -> None:
-    """Empty this test's Redis database: no message of an earlier run is delivered again."""
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    client.flushdb()
-    client.close()
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if reason := _needs():
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("deployment")
     tag = uuid.uuid4().hex[:8]
-    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for name in (f"dep_af_{tag}", f"dep_ds_{tag}"):
-            connection.execute(text(f"CREATE DATABASE {name}"))
-    _flush_redis()
-    processes: list[subprocess.Popen] = []  # type: ignore[type-arg]
-    workers: dict[str, subprocess.Popen] = {}  # type: ignore[type-arg]
-    engine = None
+    databases = (f"dep_af_{tag}", f"dep_ds_{tag}")
+    for name in databases:
+        fresh_database(ADMIN, name)
+    flush_redis(BROKER)
+    engine, cluster = None, None
     try:
         shutil.copytree(PROJECT / "config" / "agreements", root / "config" / "agreements")
         (root / "config" / "destinations").mkdir()
@@ -117,33 +119,18 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         (root / "config" / "destinations" / f"{CRASH}.yaml").write_text(crash)
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/dep_ds_{tag}"
         engine = make_engine(url)
-        upgrade(engine)
-        seed(engine, children=300, seed=11)
-        port = _free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(PROJECT),
-            "DATASHARE_HOME": str(PROJECT),
-            "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
-            "AIRFLOW_HOME": str(root / "airflow"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1/dep_af_{tag}",
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@127.0.0.1/dep_af_{tag}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.deployment.worker_name.hostname",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        env = cluster_environ(
+            root,
+            metadata_url=f"postgresql+psycopg2://postgres@127.0.0.1/dep_af_{tag}",
+            database_url=url,
+            config_dir=root / "config",
+            state_dir=root / "state",
+            broker_url=BROKER,
             # a killed worker's tasks are found silent within seconds (not 5 minutes)
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
-            "DATASHARE_DATABASE_URL": url,
-            "DATASHARE_CONFIG_DIR": str(root / "config"),
-            "DATASHARE_STATE_DIR": str(root / "state"),
-            "GX_ANALYTICS_ENABLED": "False",
-        }
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT),
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="2",
+            AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL="2",
+        )
         (root / "state").mkdir(mode=0o700)
         for recipient in ("VT-AOE", "MO-DESE"):
             ensure_demo_key(root / "state" / "keys.json", recipient)
@@ -152,119 +139,45 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             (root / worker).mkdir(mode=0o700)
             for name in ("keys.json", "staging.key"):
                 shutil.copy(root / "state" / name, root / worker / name)
-        subprocess.run([BIN / "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-        subprocess.run(
-            [BIN / "datashare", "airflow", "sync"], env=env, check=True, capture_output=True
-        )
-        secrets = dict(
-            line.split("=", 1)
-            for line in (root / "airflow" / "datashare-secrets.env").read_text().splitlines()
-        )
-        env |= secrets
-        logs = root / "logs"
-        logs.mkdir()
-
-        def start(name: str, *args: str, **extra: str) -> subprocess.Popen:  # type: ignore[type-arg]
-            out = (logs / f"{name}.log").open("a")
-            process = subprocess.Popen(
-                [BIN / "airflow", *args],
-                env=env | extra,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a worker can be killed whole
-            )
-            processes.append(process)
-            return process
-
-        def start_worker(worker: str) -> None:
-            workers[worker] = start(
-                worker,
-                "celery",
-                "worker",
-                "--celery-hostname",
-                f"{worker}@%h",
-                "--concurrency",
-                "2",
-                AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
-                DATASHARE_STATE_DIR=str(root / worker),
-                DATASHARE_WORKER_NAME=worker,
-            )
-
-        start("api", "api-server", "--port", str(port))
-        start("scheduler", "scheduler")
-        start("dag-processor", "dag-processor")
-        for worker in WORKERS:
-            start_worker(worker)
+        cluster = AirflowCluster(root, env)
+        # the program database is seeded while Airflow migrates its own and starts (no DAG file
+        # reads the program database; the first task to read it runs after the trigger)
+        with ThreadPoolExecutor(1) as pool:
+            seeded = pool.submit(_seed, engine)
+            try:
+                cluster.prepare()
+                cluster.start_core()
+                for worker in WORKERS:
+                    start_worker(cluster, worker)
+            finally:
+                seeded.result()
         yield {
             "root": root,
-            "port": port,
+            "cluster": cluster,
             "engine": engine,
-            "logs": logs,
-            "env": env,
-            "workers": workers,
+            "env": cluster.env,
+            "metadata_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/dep_af_{tag}",
         }
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if cluster is not None:
+            cluster.stop(grace=5)  # every check is done: no need to wait for a graceful end
         if engine is not None:
             engine.dispose()
-        with admin.connect() as connection:
-            for name in (f"dep_af_{tag}", f"dep_ds_{tag}"):
-                connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
-        _flush_redis()
+        for name in databases:
+            drop_database(ADMIN, name)
+        flush_redis(BROKER)
 
 
-def _api(port: int) -> httpx.Client:
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            token = httpx.get(f"{base}/auth/token", timeout=10).json()["access_token"]
-            break
-        except (httpx.HTTPError, KeyError, ValueError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2)  # polling a server that is starting, not synchronising tasks
-    return httpx.Client(
-        base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30
+def _seed(engine: Engine) -> None:
+    upgrade(engine)
+    seed(engine, children=300, seed=11)
+
+
+def start_worker(cluster: AirflowCluster, worker: str, **extra: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    """A worker of concurrency 2 with its private state folder."""
+    return cluster.start_worker(
+        worker, concurrency=2, DATASHARE_STATE_DIR=str(cluster.root / worker), **extra
     )
-
-
-def _trigger(api: httpx.Client, dag_id: str) -> str:
-    """Unpause ``dag_id`` once the dag-processor parsed it and start a run of the demo date."""
-    deadline = time.monotonic() + 300
-    while api.get(f"/dags/{dag_id}").status_code != 200:  # the dag-processor parsed it
-        assert time.monotonic() < deadline, f"{dag_id} never appeared"
-        time.sleep(2)
-    api.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-    logical = dt.datetime.combine(DEMO_DATE, dt.time(), dt.UTC).isoformat()
-    created = api.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": logical, "conf": {}})
-    created.raise_for_status()
-    return str(created.json()["dag_run_id"])
-
-
-def _state(api: httpx.Client, dag_id: str, run_id: str) -> str:
-    return str(api.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"])
-
-
-def _wait_for_end(api: httpx.Client, dag_id: str, run_id: str, started: float) -> str:
-    while (state := _state(api, dag_id, run_id)) in ACTIVE:
-        assert time.monotonic() - started < 1200, "the run did not finish in 20 minutes"
-        time.sleep(3)  # polling the run's state through the REST API
-    return state
-
-
-def _instances(api: httpx.Client, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    answer = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
-    return list(answer.json()["task_instances"])
 
 
 def _delivered_and_logged(
@@ -290,26 +203,30 @@ def _delivered_and_logged(
 def test_a_deployment_runs_green_on_both_workers_and_survives_losing_one(
     deployment: dict[str, Any],
 ) -> None:
-    """One test, two runs in order: under pytest-xdist two tests of this module could each
+    """One test, three steps in order: under pytest-xdist two tests of this module could each
     start a whole deployment at once, on the same Redis database."""
     _a_submission_through_the_rest_api_runs_green_on_both_workers(deployment)
     if len(WORKERS) < 2:
         print("one worker: no worker can be lost while another survives")
         return
-    _a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost_or_doubled(deployment)
+    crash = _a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost_or_doubled(
+        deployment
+    )
+    _a_late_redelivery_of_the_killed_workers_message_is_refused(deployment, crash)
 
 
 def _a_submission_through_the_rest_api_runs_green_on_both_workers(
     deployment: dict[str, Any],
 ) -> None:
-    api = _api(deployment["port"])
-    run_id = _trigger(api, "datashare_demo")
+    cluster: AirflowCluster = deployment["cluster"]
+    api = cluster.api()
+    run_id = trigger(api, "datashare_demo", DEMO_DATE)
     started = time.monotonic()
-    state = _wait_for_end(api, "datashare_demo", run_id, started)
+    state = wait_for_end(api, "datashare_demo", run_id, timeout=RUN_TIMEOUT)
     seconds = time.monotonic() - started
-    hosts = {ti["hostname"] for ti in _instances(api, "datashare_demo", run_id)}
+    hosts = {ti["hostname"] for ti in task_instances(api, "datashare_demo", run_id)}
     print(f"deployment run: {seconds:.1f} s on {sorted(hosts)}")
-    assert state == "success", (deployment["logs"] / "w1.log").read_text()[-3000:]
+    assert state == "success", (cluster.logs / "w1.log").read_text()[-3000:]
     assert hosts == set(WORKERS), "tasks ran on every worker"
     delivered, logged = _delivered_and_logged(deployment["root"], deployment["engine"], "demo")
     assert delivered and logged == delivered
@@ -380,59 +297,176 @@ def _kill_whole(worker: subprocess.Popen) -> None:  # type: ignore[type-arg]
     psutil.wait_procs(tree, timeout=30)
 
 
-def _a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost_or_doubled(
-    deployment: dict[str, Any],
-) -> None:
-    api, engine, dag_id = _api(deployment["port"]), deployment["engine"], f"datashare_{CRASH}"
-    workers: dict[str, subprocess.Popen] = deployment["workers"]  # type: ignore[type-arg]
-    started = time.monotonic()
-    with engine.connect() as hold:
-        hold.execute(text("LOCK TABLE disclosure_log IN SHARE MODE"))  # deliveries wait to log
-        run_id = _trigger(api, dag_id)
-        victim = _worker_waiting_on_a_lock(
-            engine, workers, lambda: _state(api, dag_id, run_id) not in ACTIVE
-        )
-        _kill_whole(workers[victim])
-        interrupted = {
-            (ti["task_id"], ti["map_index"])
-            for ti in _instances(api, dag_id, run_id)
-            if ti["state"] == "running" and ti["hostname"] == victim
-        }
-        killed_at = time.monotonic()
-        hold.rollback()  # the survivor's deliveries go on
-    state = _wait_for_end(api, dag_id, run_id, started)
-    print(
-        f"crash run: {time.monotonic() - started:.1f} s, {victim} killed, the run ended "
-        f"{time.monotonic() - killed_at:.1f} s later; {sorted(interrupted)} interrupted"
-    )
-    (survivor,) = set(WORKERS) - {victim}
-    assert state == "success", (deployment["logs"] / "scheduler.log").read_text()[-3000:]
-    assert any(task == "shard.deliver" for task, _ in interrupted), interrupted
-    final = {(ti["task_id"], ti["map_index"]): ti for ti in _instances(api, dag_id, run_id)}
-    for key in interrupted:
-        assert final[key]["try_number"] >= 2, f"{key} was tried again"
-        assert final[key]["hostname"] == survivor, f"{key} finished on the surviving worker"
-    delivered, logged = _delivered_and_logged(deployment["root"], engine, CRASH)
-    assert len(set(delivered)) == len(delivered), "no child delivered twice"
-    assert len(set(logged)) == len(logged), "no child logged twice"
-    assert logged == delivered, "the disclosure log is exactly what arrived"
+def _unacknowledged(ti_ids: set[str]) -> dict[str, str]:
+    """The messages in the broker that a worker received and never acknowledged (kombu's Redis
+    transport keeps them in the hash ``unacked`` until acknowledged, or handed out again after
+    the visibility timeout) whose workload is one of the task instances ``ti_ids``: Celery task
+    id -> task instance id."""
+    import redis
+
+    client = redis.Redis.from_url(BROKER)
+    try:
+        entries: dict[bytes, bytes] = client.hgetall("unacked")  # type: ignore[assignment]
+    finally:
+        client.close()
+    found = {}
+    for raw in entries.values():
+        message, _exchange, _routing_key = json.loads(raw)
+        body = base64.b64decode(message["body"]).decode()
+        for ti_id in ti_ids:
+            if ti_id in body:
+                found[str(message["headers"]["id"])] = ti_id
+    return found
+
+
+def _outcome(engine: Engine, root: Path) -> dict[str, Any]:
+    """What the crash destination's night left: delivered rows, disclosure log, deliveries,
+    the run's summary, staged batches."""
+    delivered, logged = _delivered_and_logged(root, engine, CRASH)
     with engine.connect() as connection:
         (summary,) = connection.scalars(select(Run.summary).where(Run.destination == CRASH))
         deliveries = connection.execute(
             select(Delivery.program_code, Delivery.status).where(Delivery.destination == CRASH)
         ).all()
         staged = connection.scalar(select(func.count()).select_from(StagedChunk))
+    return {
+        "delivered": delivered,
+        "logged": logged,
+        "summary": summary,
+        "deliveries": sorted((str(p), str(s)) for p, s in deliveries),
+        "staged": staged,
+    }
+
+
+def _assert_every_program_right(outcome: dict[str, Any], env: dict[str, str]) -> None:
+    """No child missing or twice, the log exactly what arrived, one logged delivery per
+    program, the ledgers verify."""
+    delivered, logged, summary = outcome["delivered"], outcome["logged"], outcome["summary"]
+    assert len(set(delivered)) == len(delivered), "no child delivered twice"
+    assert len(set(logged)) == len(logged), "no child logged twice"
+    assert logged == delivered, "the disclosure log is exactly what arrived"
     assert summary["programs"]["stopped"] == [] and summary["programs"]["processed"]
     assert summary["children"]["disclosed"] == summary["children"]["logged"] == len(logged)
-    assert sorted(p for p, _ in deliveries) == summary["programs"]["processed"]
-    assert {s for _, s in deliveries} == {"logged"}, "one logged delivery per program"
+    assert [p for p, _ in outcome["deliveries"]] == sorted(summary["programs"]["processed"])
+    assert {s for _, s in outcome["deliveries"]} == {"logged"}, "one logged delivery a program"
     assert {p for p, _ in delivered} == set(summary["programs"]["processed"])
-    assert staged == 0, "staged batches are removed after the run"
+    assert outcome["staged"] == 0, "staged batches are removed after the run"
     audit = subprocess.run(
-        [BIN / "datashare", "audit", "verify"],
-        env=deployment["env"],
-        capture_output=True,
-        text=True,
-        check=False,
+        [BIN / "datashare", "audit", "verify"], env=env, capture_output=True, text=True, check=False
     )
     assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
+
+
+def _a_worker_killed_mid_delivery_is_retried_to_completion_with_nothing_lost_or_doubled(
+    deployment: dict[str, Any],
+) -> dict[str, Any]:
+    cluster: AirflowCluster = deployment["cluster"]
+    api, engine, dag_id = cluster.api(), deployment["engine"], f"datashare_{CRASH}"
+    workers = {name: cluster.processes[name] for name in WORKERS}
+    started = time.monotonic()
+    with engine.connect() as hold:
+        hold.execute(text("LOCK TABLE disclosure_log IN SHARE MODE"))  # deliveries wait to log
+        run_id = trigger(api, dag_id, DEMO_DATE)
+        victim = _worker_waiting_on_a_lock(
+            engine, workers, lambda: run_state(api, dag_id, run_id) not in ACTIVE
+        )
+        _kill_whole(workers[victim])
+        running = [
+            ti
+            for ti in task_instances(api, dag_id, run_id)
+            if ti["state"] == "running" and ti["hostname"] == victim
+        ]
+        interrupted = {(ti["task_id"], ti["map_index"]) for ti in running}
+        # the messages the killed worker never acknowledged stay in Redis
+        orphans = _unacknowledged({str(ti["id"]) for ti in running})
+        killed_at = time.monotonic()
+        hold.rollback()  # the survivor's deliveries go on
+    state = wait_for_end(api, dag_id, run_id, timeout=RUN_TIMEOUT)
+    print(
+        f"crash run: {time.monotonic() - started:.1f} s, {victim} killed, the run ended "
+        f"{time.monotonic() - killed_at:.1f} s later; {sorted(interrupted)} interrupted"
+    )
+    (survivor,) = set(WORKERS) - {victim}
+    assert state == "success", (cluster.logs / "scheduler.log").read_text()[-3000:]
+    assert any(task == "shard.deliver" for task, _ in interrupted), interrupted
+    final = {(ti["task_id"], ti["map_index"]): ti for ti in task_instances(api, dag_id, run_id)}
+    for key in interrupted:
+        assert final[key]["try_number"] >= 2, f"{key} was tried again"
+        assert final[key]["hostname"] == survivor, f"{key} finished on the surviving worker"
+    outcome = _outcome(engine, deployment["root"])
+    _assert_every_program_right(outcome, deployment["env"])
+    return {
+        "run_id": run_id,
+        "victim": victim,
+        "ti_ids": [str(ti["id"]) for ti in running],
+        "orphans": orphans,
+        "queued": [dt.datetime.fromisoformat(ti["queued_when"]).timestamp() for ti in running],
+        "instances": final,
+        "outcome": outcome,
+    }
+
+
+def _celery_result(metadata: Engine, task_id: str) -> tuple[str, str] | None:
+    """(status, traceback) Celery's result backend holds for ``task_id``, if any."""
+    with metadata.connect() as connection:
+        row = connection.execute(
+            text("SELECT status, traceback FROM celery_taskmeta WHERE task_id = :id"),
+            {"id": task_id},
+        ).first()
+    return (str(row[0]), str(row[1] or "")) if row else None
+
+
+def _a_late_redelivery_of_the_killed_workers_message_is_refused(
+    deployment: dict[str, Any], crash: dict[str, Any]
+) -> None:
+    """The killed worker's message comes back after the run ended: its host is started again
+    with a visibility timeout of 1 s, and at start its Celery consumer hands every message left
+    unacknowledged that long to the workers again. The workload names the interrupted try's
+    task instance, which its retry replaced (Airflow gives each try a new task-instance id), so
+    the execution API refuses to start it (404; after the workload's token expired, 403):
+    nothing runs, nothing is sent or logged again, and Airflow's view of the run does not
+    change."""
+    cluster: AirflowCluster = deployment["cluster"]
+    api, engine, dag_id = cluster.api(), deployment["engine"], f"datashare_{CRASH}"
+    orphans: dict[str, str] = crash["orphans"]
+    assert orphans, "the killed worker's message is left unacknowledged in Redis"
+    assert set(orphans.values()) == set(crash["ti_ids"]), "one message each interrupted task"
+    start_worker(  # it runs no task, so it skips preloading the quality gates
+        cluster,
+        crash["victim"],
+        AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT="1",
+        DATASHARE_PRELOAD="0",
+    )
+    metadata = create_engine(deployment["metadata_url"])
+    deadline = time.monotonic() + 600
+    try:
+        while True:
+            results = {task_id: _celery_result(metadata, task_id) for task_id in orphans}
+            left = _unacknowledged(set(orphans.values()))
+            if not left and all(r and r[0] == "FAILURE" for r in results.values()):
+                break
+            assert time.monotonic() < deadline, f"not redelivered: {results}, {sorted(left)}"
+            time.sleep(1)  # polling the result backend for the redelivered copy's outcome
+    finally:
+        metadata.dispose()
+    logs = "".join((cluster.logs / f"{w}.log").read_text() for w in WORKERS)
+    # Within its token's life the copy is refused by the task-instance check (its try was
+    # replaced); later on a loaded machine, by the expired token.
+    expired = time.time() > min(crash["queued"]) + TOKEN_LIFE - 10
+    refusals = ("Task Instance not found", *(["Invalid auth token"] if expired else []))
+    for task_id, result in results.items():
+        assert result is not None
+        assert logs.count(f"execute_workload[{task_id}] received") == 2, "handed out again"
+        assert any(r in result[1] for r in refusals), result[1][-2000:]
+        why = next(r for r in refusals if r in result[1])
+        print(f"late redelivery of {task_id}: refused ({why})")
+    assert run_state(api, dag_id, crash["run_id"]) == "success"
+    after = {
+        (ti["task_id"], ti["map_index"]): ti for ti in task_instances(api, dag_id, crash["run_id"])
+    }
+    for key, ti in crash["instances"].items():
+        same = ("id", "state", "try_number", "hostname", "end_date")
+        assert [after[key][f] for f in same] == [ti[f] for f in same], key
+    outcome = _outcome(engine, deployment["root"])
+    assert outcome == crash["outcome"], "nothing sent, logged or changed again"
+    _assert_every_program_right(outcome, deployment["env"])

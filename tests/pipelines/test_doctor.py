@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.airflow_setup import private_metadata
+from pipelines.commands.destinations import check_destinations
 from pipelines.db import make_engine
-from pipelines.destinations.registry import load_destination
-from pipelines.doctor import check_airflow, check_metadata_file, diagnose
+from pipelines.destinations.registry import DestinationConfig, load_destination
+from pipelines.doctor import check_airflow, check_metadata_file, check_visibility_timeout, diagnose
 from pipelines.settings import Settings
 from pipelines.staging import create_key_file
 from privacy.keys import ensure_demo_key
@@ -161,3 +162,69 @@ def test_datashare_run_set_up_makes_a_copied_metadata_file_private(tmp_path: Pat
     (home / "datashare-ready.json").write_text(json.dumps(ready))
     prepare_airflow(settings, "demo", tmp_path / "setup.log")
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+def long_tasks(minutes: int) -> DestinationConfig:
+    demo = load_destination("demo", PROJECT / "config" / "destinations")
+    tasks = demo.tasks.model_copy(update={"execution_timeout_minutes": minutes})
+    return demo.model_copy(update={"name": "slow-edfi", "tasks": tasks})
+
+
+@pytest.mark.parametrize(
+    ("broker", "timeout", "longest_minutes", "ok", "said"),
+    [
+        ("redis://127.0.0.1:6379/0", "7200", 60, True, "7200 s (set)"),
+        ("redis://127.0.0.1:6379/0", None, 60, True, "86400 s (unset: the provider's default)"),
+        ("redis://127.0.0.1:6379/0", "4200", 60, True, "needs 4200 s"),
+        ("redis://127.0.0.1:6379/0", "4199", 60, False, "needs 4200 s"),
+        ("redis://127.0.0.1:6379/0", "3600", 60, False, "default execution timeout of 60 min"),
+        ("rediss://redis.example:6380/0", "7200", 180, False, "slow-edfi's execution timeout"),
+        ("sqs://", "7200.5", 110, True, "7200 s (set)"),
+        ("redis://127.0.0.1:6379/0", "two hours", 60, False, "'two hours' is not seconds"),
+        ("amqp://guest@127.0.0.1:5672//", "60", 60, None, ""),
+    ],
+    ids=[
+        "project",
+        "unset",
+        "just-enough",
+        "one-short",
+        "an-hour",
+        "long-destination",
+        "sqs-float",
+        "not-a-number",
+        "rabbitmq-has-none",
+    ],
+)
+def test_the_celery_visibility_timeout_must_outlast_the_longest_task_attempt(
+    tmp_path: Path,
+    broker: str,
+    timeout: str | None,
+    longest_minutes: int,
+    ok: bool | None,
+    said: str,
+) -> None:
+    extra = {"AIRFLOW__CELERY__BROKER_URL": broker}
+    if timeout is not None:
+        extra["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"] = timeout
+    env = airflow_env(tmp_path, AIRFLOW_CONFIG=str(tmp_path / "none.cfg"), **extra)
+    configs = [] if longest_minutes == 60 else [long_tasks(longest_minutes)]
+    findings = list(check_visibility_timeout(env, configs))
+    if ok is None:
+        assert findings == [], "only brokers with a visibility timeout are checked"
+        return
+    (found,) = findings
+    assert found.ok is ok and said in found.detail, found
+    assert (
+        "visibility_timeout" in found.fix
+        and str(max(longest_minutes * 60 + 600, 7200)) in found.fix
+    )
+
+
+def test_the_projects_airflow_cfg_sets_a_visibility_timeout_every_destination_fits_in(
+    tmp_path: Path,
+) -> None:
+    configs, problems = check_destinations(PROJECT / "config" / "destinations")
+    assert configs and not problems
+    env = airflow_env(tmp_path, AIRFLOW__CELERY__BROKER_URL="redis://127.0.0.1:6379/0")
+    (found,) = check_visibility_timeout(env, configs)
+    assert found.ok and "(set)" in found.detail, found
