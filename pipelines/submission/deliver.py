@@ -157,7 +157,11 @@ def outgoing(
 
 
 def _delete(
-    context: RunContext, destination: Any, changes: Changes, held: dict[ChildKey, Held]
+    context: RunContext,
+    destination: Any,
+    program: str,
+    changes: Changes,
+    held: dict[ChildKey, Held],
 ) -> tuple[set[ChildKey], dict[ChildKey, tuple[str, ...]]]:
     """Delete at the destination what tonight withdraws or replaces, where it can delete;
     returns the children withdrawn and, per child, the old copies replaced."""
@@ -172,7 +176,10 @@ def _delete(
         for stale in changes.replace.values():
             for name, keys in stale.items():
                 rows.setdefault(name, []).extend(keys)
-        destination.delete_rows(rows)
+        run = context.run
+        destination.delete_rows(
+            rows, program_code=program, run_id=run.run_id, run_date=run.run_date.isoformat()
+        )
         return set(changes.withdraw), {k: tuple(sorted(v)) for k, v in changes.replace.items()}
     if hasattr(destination, "withdraw") and changes.withdraw:
         results = destination.withdraw(sorted(changes.withdraw))
@@ -219,7 +226,7 @@ def deliver_program(
     result: DeliveryResult = (
         destination.deliver(sending) if sending.artifacts or changes.snapshot else DeliveryResult()
     )
-    withdrawn, replaced = _delete(context, destination, changes, held)
+    withdrawn, replaced = _delete(context, destination, batch.program_code, changes, held)
     replaced |= result.replaced
     sent = time.perf_counter()
     outcome["seconds"] = {"deliver": round(sent - started, 3)}
