@@ -47,7 +47,9 @@ def plan_run(
     ``recorded_by``, ``effective_date``, ``scope``, ``excluded_fields``), by name only. An
     agreement not in force on the run date leaves no program. A skipped program whose records
     the destination still holds from earlier deliveries is counted in ``still_held`` and its
-    note says so (:mod:`.withdrawals`: nothing more is sent, nothing withdrawn automatically).
+    note says so (:mod:`.withdrawals`: nothing more is sent, nothing withdrawn automatically);
+    so is an AIAN program processed for aggregates only under a record agreement (its children
+    withheld for that program-level reason), whose earlier records are held all the same.
 
     The programs to process are also cut into ``shards`` (:mod:`.shards`), by the
     destination's ``tasks.shard_children`` and ``tasks.shard_programs``: the DAG maps one
@@ -78,6 +80,7 @@ def plan_run(
         skipped: dict[str, str] = {}
         notes: dict[str, str] = {}  # what an AIAN program's opt-in lacks: names, never values
         programs: list[str] = []
+        narrowed: list[str] = []  # AIAN aggregate-only under a record agreement: no records
         for code in in_state:
             status = statuses[code]
             outcome = program_outcome(status, status.is_aian, agreement)
@@ -85,11 +88,13 @@ def plan_run(
                 skipped[code] = str(blocked)
             elif outcome.shares:
                 programs.append(code)
+                if outcome.reason is Reason.AIAN_AGGREGATE_ONLY:
+                    narrowed.append(code)
             else:
                 skipped[code] = str(outcome.reason)
                 if outcome.reason is Reason.AIAN_OPT_IN_INCOMPLETE:
                     notes[code] = "the AIAN opt-in lacks " + ", ".join(status.opt_in_missing)
-        held = held_counts(session, destination, sorted(skipped))
+        held = held_counts(session, destination, sorted({*skipped, *narrowed}))
         for code, count in held.items():
             note = still_held_note(count, agreement.delete_out_of_scope)
             notes[code] = f"{notes[code]}; {note}" if code in notes else note
