@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select, text
 
+import pipelines.submission.deliver as deliver
 from schemas import DeliveredRecord
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World, make_world
@@ -75,7 +77,9 @@ def held_state(world: World) -> set[n.ChildKey]:
     return {(p, c) for p, c in rows}
 
 
-def assert_tables_match_log(world: World, url: str, run_ids: list[str]) -> set[n.ChildKey]:
+def assert_tables_match_log(
+    world: World, url: str, run_ids: list[str] | None = None
+) -> set[n.ChildKey]:
     held = set(n.held_by_staging(url))
     log = n.latest(world, run_ids)
     disclosed = {k for k, e in log.items() if e.action == "disclose"}
@@ -112,3 +116,47 @@ def test_a_child_withdrawn_then_reconsented_is_written_again_even_when_the_batch
         held = assert_tables_match_log(world, staging_url, run_ids)
         assert held == expected, f"night {number} ({event})"
     assert n.latest(world, run_ids)[acted].action == "disclose"
+
+
+class Killed(Exception):
+    """The run dies after the destination accepted, before anything is logged."""
+
+
+def test_a_run_that_delivered_and_deleted_then_died_is_reconciled_as_delivered(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Night 2 sends one child's correction and deletes a revoked child's rows (its deletion
+    marker follows its batch marker), then dies before logging. Night 3's reconciliation finds
+    the batch held (its own run's deletion set aside) and logs it under night 2's run; the
+    revoked child's withdrawal is planned again and logged. The tables match the log."""
+    world = small_world
+    children = n.control(world, 3)
+    corrected, revoked = children[0], children[1]
+    staging_destination(world, staging_url, monkeypatch)
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+
+    record = deliver.record_delivery
+    dying = {"on": True}
+
+    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
+        if dying["on"] and kwargs.get("delivery_id") is not None:
+            raise Killed
+        return record(session, context, **kwargs)
+
+    monkeypatch.setattr(deliver, "record_delivery", killed_before_logging)
+    n.set_middle(world, corrected, "Bea")
+    n.revoke(world, revoked, n.night(2))
+    with pytest.raises(Killed):
+        world.run("state", run_date=n.night(2))
+    assert set(n.held_by_staging(staging_url)) == set(children) - {revoked}
+    dying["on"] = False
+
+    third = world.run("state", run_date=n.night(3))
+    assert third["status"] == "success", third["programs"]
+    assert third["reconciled"][n.PROGRAM].startswith("logged 1 disclosures"), third["reconciled"]
+    log = n.latest(world)
+    assert log[corrected].action == "disclose" and log[revoked].action == "delete"
+    held = assert_tables_match_log(world, staging_url)
+    assert n.held_by_staging(staging_url)[corrected].middle == "Bea"
+    assert held == set(children) - {revoked}
