@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 import pipelines.submission.deliver as deliver
 from schemas import DeliveredRecord
+from tests.conftest import reset_schema
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World, make_world
 
@@ -37,17 +38,16 @@ def small_world(tmp_path: Path) -> Iterator[World]:
 
 
 @pytest.fixture(params=STAGING)
-def staging_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty staging database: a SQLite file, or this worker's PostgreSQL scratch one."""
+def staging_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty staging database: a SQLite file, or this worker's PostgreSQL scratch one
+    (emptied again afterwards: other tests of the worker expect it empty)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'staging.db'}"
+        yield f"sqlite:///{tmp_path / 'staging.db'}"
+        return
     url: str = request.getfixturevalue("staging_pg_url")
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return url
+    reset_schema(url)
+    yield url
+    reset_schema(url)
 
 
 def staging_destination(world: World, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
