@@ -6,13 +6,22 @@ the config names. The tables are made from the file specs when missing
 transaction per batch: every artifact's rows are upserted (``INSERT ... ON CONFLICT DO UPDATE``
 on PostgreSQL and SQLite) and a marker row goes into ``datashare_batches`` (destination,
 program, run id, batch digest, row counts); so either all of the batch is there with its
-marker or none of it, and ``holds`` is exact: the program's latest marker carries the
-batch's digest. An unchanged batch writes nothing.
+marker or none of it. An unchanged batch writes nothing: a batch is skipped only when the
+program's latest marker carries its digest, i.e. the tables hold exactly what they held right
+after that batch was written.
 
 Deletions: :meth:`StagingDbDestination.delete_rows` removes rows by key (as written in the
 batch) in one transaction — a withdrawn child's rows, or an old row whose key changed (a
 corrected entry date, a parent statement withdrawn). The submission knows which rows a child
-has at the destination from its delivery state (:mod:`pipelines.submission.state`).
+has at the destination from its delivery state (:mod:`pipelines.submission.state`). When it
+removed anything, the same transaction writes a deletion marker for the program (digest
+``deleted``, the run deleting, rows removed per table): the tables no longer hold what the
+latest batch marker says, so a batch equal to it (a child withdrawn, then re-consented with the
+same rows) is written again rather than skipped.
+
+``holds(batch)`` (crash reconciliation) is exact: the program's latest marker carries the
+batch's digest, deletion markers of the batch's own run aside (its run deletes, after
+delivering, only rows of children or keys the batch does not have).
 
 Faults: refused or dropped connections, timeouts and locks are
 :class:`TransientDeliveryError` (retried here, bounded); constraint or type errors are
@@ -58,6 +67,8 @@ from schemas.filespec import FileSpec
 
 T = TypeVar("T")
 MARKER_TABLE = "datashare_batches"
+DELETED = "deleted"
+"""``batch_digest`` of a deletion marker (never a batch's digest: those are 64 hex digits)."""
 
 
 class StagingDbSettings(BaseModel):
@@ -153,10 +164,19 @@ class StagingDbDestination:
         prepared = [(self.tables[a.name], self._rows(a.name, a.frame)) for a in batch.artifacts]
         return self._retrying(lambda: self._deliver_once(batch, prepared))
 
-    def delete_rows(self, rows: Mapping[str, Sequence[Sequence[str]]]) -> dict[str, int]:
-        """Delete rows by key: artifact name -> the key values of each row, as written in
-        the batch (``key`` of its spec). One transaction; returns, per artifact name, how many
-        rows were there (names with none are left out)."""
+    def delete_rows(
+        self,
+        rows: Mapping[str, Sequence[Sequence[str]]],
+        *,
+        program_code: str,
+        run_id: str,
+        run_date: str,
+    ) -> dict[str, int]:
+        """Delete rows of ``program_code`` by key: artifact name -> the key values of each row,
+        as written in the batch (``key`` of its spec). One transaction, which also writes the
+        program's deletion marker when anything was (or may have been) removed; returns, per
+        artifact name, how many rows were there (names with none, or whose count the driver
+        does not say, are left out)."""
         unknown = [name for name in rows if name not in self.specs]
         if unknown:
             raise TerminalDeliveryError(
@@ -181,18 +201,33 @@ class StagingDbDestination:
             with self._engine_().begin() as conn:
                 self.metadata.create_all(conn, checkfirst=True)
                 gone = {name: conn.execute(stmt, params).rowcount for name, stmt, params in plans}
-            return {name: n for name, n in gone.items() if n > 0}  # -1: a driver that cannot say
+                if any(n != 0 for n in gone.values()):  # -1: the driver cannot say, maybe some
+                    conn.execute(
+                        insert(self.markers),
+                        {
+                            "destination": self.name,
+                            "program_code": program_code,
+                            "run_id": run_id,
+                            "run_date": run_date,
+                            "batch_digest": DELETED,
+                            "row_counts": gone,
+                            "delivered_at": dt.datetime.now(dt.UTC),
+                        },
+                    )
+            return {name: n for name, n in gone.items() if n > 0}
 
         return self._retrying(lambda: self._guard(delete))
 
     def holds(self, batch: Batch) -> bool:
-        """Whether the program's latest marker is this batch's digest."""
+        """Whether the program's latest marker is this batch's digest (deletion markers of the
+        batch's own run aside: that run deleted, after delivering, only what the batch has
+        not)."""
 
         def check() -> bool:
             with self._engine_().connect() as conn:
                 if not conn.dialect.has_table(conn, MARKER_TABLE):
                     return False
-                return self._latest_digest(conn, batch) == batch.digest
+                return self._latest_digest(conn, batch, of_run=batch.run_id) == batch.digest
 
         return self._retrying(lambda: self._guard(check))
 
@@ -252,15 +287,18 @@ class StagingDbDestination:
             accepted=accepted, location=location, sent_nothing_new=not wrote, rows=rows
         )
 
-    def _latest_digest(self, conn: Connection, batch: Batch) -> str | None:
+    def _latest_digest(
+        self, conn: Connection, batch: Batch, *, of_run: str | None = None
+    ) -> str | None:
+        """The digest of the program's latest marker (``deleted`` after a deletion), deletion
+        markers of run ``of_run`` left aside."""
         m = self.markers.c
-        query = (
-            select(m.batch_digest)
-            .where(m.destination == self.name, m.program_code == batch.program_code)
-            .order_by(m.id.desc())
-            .limit(1)
+        query = select(m.batch_digest).where(
+            m.destination == self.name, m.program_code == batch.program_code
         )
-        return conn.execute(query).scalar_one_or_none()
+        if of_run is not None:
+            query = query.where(~and_(m.batch_digest == DELETED, m.run_id == of_run))
+        return conn.execute(query.order_by(m.id.desc()).limit(1)).scalar_one_or_none()
 
     def _engine_(self) -> Engine:
         if self._engine is None:

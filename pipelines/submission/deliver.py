@@ -200,7 +200,11 @@ def _doomed_rows(changes: Changes, held: dict[ChildKey, Held]) -> dict[str, list
 
 
 def _delete(
-    context: RunContext, destination: Any, changes: Changes, held: dict[ChildKey, Held]
+    context: RunContext,
+    destination: Any,
+    program: str,
+    changes: Changes,
+    held: dict[ChildKey, Held],
 ) -> tuple[set[ChildKey], dict[ChildKey, tuple[str, ...]], dict[str, int]]:
     """Delete at the destination what tonight withdraws or replaces, where it can delete;
     returns the children withdrawn, per child the old copies replaced, and the rows deleted
@@ -209,7 +213,13 @@ def _delete(
         carried = withdrawals_spec([load_spec(n) for n in context.destination.formats])
         return (set(changes.withdraw) if carried else set()), {}, {}
     if hasattr(destination, "delete_rows"):
-        deleted = destination.delete_rows(_doomed_rows(changes, held))
+        run = context.run
+        deleted = destination.delete_rows(
+            _doomed_rows(changes, held),
+            program_code=program,
+            run_id=run.run_id,
+            run_date=run.run_date.isoformat(),
+        )
         replaced = {k: tuple(sorted(v)) for k, v in changes.replace.items()}
         return set(changes.withdraw), replaced, dict(deleted)
     if hasattr(destination, "withdraw") and changes.withdraw:
@@ -338,7 +348,9 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
         if sending.artifacts or changes.snapshot or _marks_empty(destination, stopped)
         else DeliveryResult()
     )
-    withdrawn, replaced, deleted = _delete(context, destination, changes, held)
+    withdrawn, replaced, deleted = _delete(
+        context, destination, batch.program_code, changes, held
+    )
     replaced |= result.replaced
     rows_deleted = Counter(result.rows_deleted) + Counter(deleted)
     outcome["seconds"] = {"deliver": round(time.perf_counter() - started, 3)}

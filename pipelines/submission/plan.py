@@ -61,7 +61,9 @@ def plan_run(
     children held): its delivery withdraws them all and sends nothing else. Otherwise it is
     counted in ``still_held`` and its note says so (nothing more is sent). Aggregate tables a
     skipped program's destination still holds are counted in ``aggregates_held`` (never
-    withdrawn). See :mod:`.withdrawals`.
+    withdrawn). An AIAN program processed for aggregates only under a record agreement (its
+    children withheld for that program-level reason) has the records held from earlier nights
+    counted in ``still_held`` too (not withdrawn). See :mod:`.withdrawals`.
 
     The programs to process are also cut into ``shards`` (:mod:`.shards`), by the
     destination's ``tasks.shard_children`` and ``tasks.shard_programs``: the DAG maps one
@@ -98,6 +100,7 @@ def plan_run(
         statuses = current_participation(session, recipient.code, run_date)
         notes: dict[str, str] = {}  # what an AIAN program's opt-in lacks: names, never values
         programs: list[str] = []
+        narrowed: list[str] = []  # AIAN aggregate-only under a record agreement: no records
         for code in in_state:
             status = statuses[code]
             outcome = program_outcome(status, status.is_aian, agreement)
@@ -105,11 +108,17 @@ def plan_run(
                 skipped[code] = str(blocked)
             elif outcome.shares:
                 programs.append(code)
+                if outcome.reason is Reason.AIAN_AGGREGATE_ONLY:
+                    narrowed.append(code)
             else:
                 skipped[code] = str(outcome.reason)
                 if outcome.reason is Reason.AIAN_OPT_IN_INCOMPLETE:
                     notes[code] = "the AIAN opt-in lacks " + ", ".join(status.opt_in_missing)
         held, withdrawing, tables = _stopped(context, session, skipped, notes, programs)
+        for code, count in held_counts(session, destination, narrowed).items():
+            held[code] = count
+            note = still_held_note(count, agreement.delete_out_of_scope)
+            notes[code] = f"{notes[code]}; {note}" if code in notes else note
         now = dt.datetime.now(dt.UTC)
         session.add(
             Run(

@@ -195,6 +195,9 @@ def test_programs_are_kept_apart(staging: StagingDbDestination, reader: Engine) 
     assert staging.holds(vt) and staging.holds(ehs)
 
 
+RUN_2 = {"program_code": "VT-HS-01", "run_id": "run-2", "run_date": "2026-11-28"}
+
+
 def test_delete_rows_removes_exactly_the_rows_named_by_key(
     staging: StagingDbDestination, reader: Engine
 ) -> None:
@@ -204,7 +207,8 @@ def test_delete_rows_removes_exactly_the_rows_named_by_key(
         {
             "hs_child_identity.csv": [["VT-HS-01", "C0002"]],
             "hs_enrollment.csv": [["VT-HS-01", "C0002"], ["VT-HS-01", "C9999"]],
-        }
+        },
+        **RUN_2,
     )
     assert gone == {"hs_child_identity.csv": 1, "hs_enrollment.csv": 1}, "C9999 was not there"
     assert [r["LocalChildID"] for r in table_rows(reader, "hs_child_identity")] == [
@@ -212,9 +216,84 @@ def test_delete_rows_removes_exactly_the_rows_named_by_key(
         "C0003",
     ]
     assert [r["LocalChildID"] for r in table_rows(reader, "hs_enrollment")] == ["C0001", "C0003"]
-    assert staging.delete_rows({"hs_child_identity.csv": []}) == {}
+    assert staging.delete_rows({"hs_child_identity.csv": []}, **RUN_2) == {}
     with pytest.raises(TerminalDeliveryError, match="no file spec"):
-        staging.delete_rows({"other.csv": [["x"]]})
+        staging.delete_rows({"other.csv": [["x"]]}, **RUN_2)
+
+
+def test_a_deletion_leaves_a_marker_so_the_last_batch_sent_again_is_written_again(
+    staging: StagingDbDestination, reader: Engine
+) -> None:
+    """A child withdrawn (rows deleted) then re-consented: the batch last sent is no longer
+    what the tables hold, so it is written, not skipped as unchanged."""
+    batch = make_batch(2)
+    staging.deliver(batch)
+    staging.delete_rows(
+        {
+            "hs_child_identity.csv": [["VT-HS-01", "C0001"], ["VT-HS-01", "C0002"]],
+            "hs_enrollment.csv": [["VT-HS-01", "C0001"], ["VT-HS-01", "C0002"]],
+        },
+        **RUN_2,
+    )
+    assert table_rows(reader, "hs_child_identity") == []
+    deletion = markers(reader)[-1]
+    assert (deletion["batch_digest"], deletion["run_id"]) == ("deleted", "run-2")
+    assert deletion["program_code"] == "VT-HS-01" and deletion["run_date"] == "2026-11-28"
+    assert not staging.holds(make_batch(2, run_id="run-3")), "a later run: the rows are gone"
+
+    again = staging.deliver(make_batch(2, run_id="run-3"))
+    assert not again.sent_nothing_new and again.rows == {
+        "hs_child_identity.csv": 2,
+        "hs_enrollment.csv": 2,
+    }
+    assert [r["LocalChildID"] for r in table_rows(reader, "hs_child_identity")] == [
+        "C0001",
+        "C0002",
+    ]
+    assert staging.holds(make_batch(2, run_id="run-3"))
+    count = len(markers(reader))
+    assert staging.deliver(make_batch(2, run_id="run-4")).sent_nothing_new, "unchanged again"
+    assert len(markers(reader)) == count
+
+
+def test_a_deletion_of_rows_not_there_leaves_no_marker(
+    staging: StagingDbDestination, reader: Engine
+) -> None:
+    batch = make_batch(2)
+    staging.deliver(batch)
+    gone = staging.delete_rows({"hs_child_identity.csv": [["VT-HS-01", "C9999"]]}, **RUN_2)
+    assert gone == {}  # both drivers here count (one that cannot, -1, leaves a marker)
+    assert len(markers(reader)) == 1
+    assert staging.deliver(make_batch(2, run_id="run-3")).sent_nothing_new
+
+
+def test_holds_sets_aside_only_the_deletions_of_the_batch_own_run(
+    staging: StagingDbDestination,
+) -> None:
+    """A run delivers, then deletes what it withdraws (rows its batch has not): its batch is
+    still held whole. Another program's or another run's deletion is not set aside."""
+    other = make_batch(2, program="VT-EHS-02", run_id="run-2")
+    staging.deliver(other)
+    batch = make_batch(2, run_id="run-2")
+    staging.deliver(batch)
+    withdrawn = {"hs_child_identity.csv": [["VT-EHS-02", "C0001"]]}
+    staging.delete_rows(withdrawn, program_code="VT-EHS-02", run_id="run-2", run_date="2026-11-28")
+    assert staging.holds(batch), "another program's deletion"
+    assert staging.holds(other), "its own run's deletion"
+    staging.delete_rows(
+        {"hs_child_identity.csv": [["VT-HS-01", "C0002"]]},
+        program_code="VT-HS-01",
+        run_id="run-2",
+        run_date="2026-11-28",
+    )
+    assert staging.holds(batch), "the batch's own run deleted after delivering"
+    staging.delete_rows(
+        {"hs_enrollment.csv": [["VT-HS-01", "C0002"]]},
+        program_code="VT-HS-01",
+        run_id="run-3",
+        run_date="2026-11-29",
+    )
+    assert not staging.holds(batch), "a later run deleted rows: no longer as delivered"
 
 
 def test_holds_is_false_before_anything_was_delivered(staging: StagingDbDestination) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import reset_schema
 from tests.edfi.contract_server import EdfiContractServer
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World, make_world
@@ -183,6 +184,11 @@ class Staging(Destination):
 
     def held(self) -> tuple[dict[n.ChildKey, n.Holding], set[n.ChildKey]]:
         return n.held_by_staging(self.url), set()
+
+    def close(self) -> None:
+        """Empty the worker's staging database again: later tests of the worker expect it
+        empty."""
+        reset_schema(self.url)
 
 
 class Edfi(Destination):

@@ -1,0 +1,162 @@
+"""The staging database's copy after a withdrawal and a re-consent (review finding, marker).
+
+A staging database skips a batch whose digest equals the program's latest marker (an unchanged
+batch writes nothing). Deleting rows used to leave that marker as it was, so a child sent, then
+withdrawn (revocation, rows deleted), then re-consented with the very batch last sent was not
+written again — yet logged as disclosed and kept as held in the delivery state. Here, night by
+night through the submission, on a SQLite and a PostgreSQL staging database: the tables hold
+exactly the children whose latest log entry is a disclosure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+import pipelines.submission.deliver as deliver
+from schemas import DeliveredRecord
+from tests.conftest import reset_schema
+from tests.pipelines.submission import nights as n
+from tests.pipelines.submission.conftest import World, make_world
+
+STAGING = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture
+def small_world(tmp_path: Path) -> Iterator[World]:
+    world = make_world(f"sqlite:///{tmp_path / 'program.db'}", tmp_path, children=60)
+    n.write_agreement(world)
+    yield world
+    world.engine.dispose()
+
+
+@pytest.fixture(params=STAGING)
+def staging_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty staging database: a SQLite file, or this worker's PostgreSQL scratch one
+    (emptied again afterwards: other tests of the worker expect it empty)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'staging.db'}"
+        return
+    url: str = request.getfixturevalue("staging_pg_url")
+    reset_schema(url)
+    yield url
+    reset_schema(url)
+
+
+def staging_destination(world: World, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_STAGING_URL", url)
+    world.destination(
+        "state",
+        type="staging_db",
+        recipient="MO-DESE",
+        agreements=[n.AGREEMENT],
+        formats=n.FILES[:3],
+        retries=0,
+        timeout_seconds=10,
+        staging_db={"url_env": "TEST_STAGING_URL"},
+    )
+
+
+def held_state(world: World) -> set[n.ChildKey]:
+    """The children the delivery state says the destination holds."""
+    with world.engine.connect() as connection:
+        rows = connection.execute(
+            select(DeliveredRecord.program_code, DeliveredRecord.child_local_id).where(
+                DeliveredRecord.destination == "state",
+                DeliveredRecord.status == "held",
+                DeliveredRecord.child_local_id != "",
+            )
+        ).all()
+    return {(p, c) for p, c in rows}
+
+
+def assert_tables_match_log(
+    world: World, url: str, run_ids: list[str] | None = None
+) -> set[n.ChildKey]:
+    held = set(n.held_by_staging(url))
+    log = n.latest(world, run_ids)
+    disclosed = {k for k, e in log.items() if e.action == "disclose"}
+    assert held == disclosed, "the staging tables hold exactly the children logged as disclosed"
+    assert held_state(world) == held, "the delivery state says what the tables hold"
+    return held
+
+
+@pytest.mark.parametrize("in_play", [1, 3])
+def test_a_child_withdrawn_then_reconsented_is_written_again_even_when_the_batch_is_the_last_one(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch, in_play: int
+) -> None:
+    """One in-play child: night 3's batch is night 1's. Three: night 2 sends only the acted
+    child's correction, night 4's re-consent sends that same batch again."""
+    world = small_world
+    children = n.control(world, in_play)
+    acted = children[0]
+    staging_destination(world, staging_url, monkeypatch)
+    nights: list[tuple[str, set[n.ChildKey]]] = [("first", set(children))]
+    if in_play > 1:
+        nights.append(("correct", set(children)))
+    nights += [("revoke", set(children) - {acted}), ("reconsent", set(children))]
+    run_ids: list[str] = []
+    for number, (event, expected) in enumerate(nights, start=1):
+        if event == "correct":
+            n.set_middle(world, acted, "Bea")
+        elif event == "revoke":
+            n.revoke(world, acted, n.night(number))
+        elif event == "reconsent":
+            n.reconsent(world, acted, n.night(number))
+        summary = world.run("state", run_date=n.night(number))
+        assert summary["status"] == "success", summary["programs"]
+        run_ids.append(summary["run_id"])
+        held = assert_tables_match_log(world, staging_url, run_ids)
+        assert held == expected, f"night {number} ({event})"
+    assert n.latest(world, run_ids)[acted].action == "disclose"
+
+
+class Killed(Exception):
+    """The run dies after the destination accepted, before anything is logged."""
+
+
+def test_a_run_that_delivered_and_deleted_then_died_is_reconciled_as_delivered(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Night 2 sends one child's correction and deletes a revoked child's rows (its deletion
+    marker follows its batch marker), then dies before logging. Night 3's reconciliation finds
+    the batch held (its own run's deletion set aside) and logs it under night 2's run; the
+    revoked child's withdrawal is planned again and logged. The tables match the log."""
+    world = small_world
+    children = n.control(world, 3)
+    corrected, revoked = children[0], children[1]
+    staging_destination(world, staging_url, monkeypatch)
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+
+    record = deliver.record_delivery
+    dying = {"on": True}
+
+    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
+        if dying["on"] and kwargs.get("delivery_id") is not None:
+            raise Killed
+        return record(session, context, **kwargs)
+
+    monkeypatch.setattr(deliver, "record_delivery", killed_before_logging)
+    n.set_middle(world, corrected, "Bea")
+    n.revoke(world, revoked, n.night(2))
+    with pytest.raises(Killed):
+        world.run("state", run_date=n.night(2))
+    assert set(n.held_by_staging(staging_url)) == set(children) - {revoked}
+    dying["on"] = False
+
+    third = world.run("state", run_date=n.night(3))
+    assert third["status"] == "success", third["programs"]
+    assert third["reconciled"][n.PROGRAM].startswith("logged 1 disclosures"), third["reconciled"]
+    log = n.latest(world)
+    assert log[corrected].action == "disclose" and log[revoked].action == "delete"
+    held = assert_tables_match_log(world, staging_url)
+    assert n.held_by_staging(staging_url)[corrected].middle == "Bea"
+    assert held == set(children) - {revoked}
