@@ -213,6 +213,7 @@ def _print_scope(console: Console, check: anchoring.LedgerCheck) -> None:
             )
 
 
+@app.command("anchors")
 def list_anchors(
     export: Annotated[
         Path | None,

@@ -65,6 +65,9 @@ class StagingSqlite(Staging):
             staging_db={"url_env": "TEST_STAGING_URL"},
         )
 
+    def close(self) -> None:
+        """The test's own SQLite file: nothing another test reads, nothing to empty."""
+
 
 KINDS = [
     pytest.param(Local, id="local"),
