@@ -154,8 +154,9 @@ def prepare_shard(run: dict[str, Any], programs: list[str]) -> dict[str, Any]:
 def deliver_shard(
     run: dict[str, Any], shard: dict[str, Any], *, final_attempt: bool = True
 ) -> dict[str, Any]:
-    """The deliver task of one shard: each prepared program is delivered and logged on its
-    own; a program that fails terminally stops alone. When a program met a transient fault
+    """The deliver task of one shard: each prepared program is delivered on its own and the
+    delivered programs are logged in groups (each program alone should a group's write fail);
+    a program that fails terminally stops alone. When a program met a transient fault
     and Airflow has an attempt left, the task fails after delivering the others so Airflow
     retries it; the retry sends only the programs not yet logged (:func:`deliver_shard
     <pipelines.submission.deliver.deliver_shard>`)."""

@@ -288,8 +288,10 @@ def _identity_indices(
 
     template_columns = tuple(i for name, i in template if name not in TEMPLATE_VARIABLES)
     key = template_columns + at(
-        lambda t: (t.entity, t.name) == ("child", "local_id")
-        or (t.entity == "program" and t.name in variables)
+        lambda t: (
+            (t.entity, t.name) == ("child", "local_id")
+            or (t.entity == "program" and t.name in variables)
+        )
     )
     child = at(lambda t: t.entity == "child")
     enrollment = at(

@@ -348,9 +348,7 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
         if sending.artifacts or changes.snapshot or _marks_empty(destination, stopped)
         else DeliveryResult()
     )
-    withdrawn, replaced, deleted = _delete(
-        context, destination, batch.program_code, changes, held
-    )
+    withdrawn, replaced, deleted = _delete(context, destination, batch.program_code, changes, held)
     replaced |= result.replaced
     rows_deleted = Counter(result.rows_deleted) + Counter(deleted)
     outcome["seconds"] = {"deliver": round(time.perf_counter() - started, 3)}

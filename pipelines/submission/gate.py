@@ -41,9 +41,11 @@ ID_FIELDS = ("child_local_id", "state_student_id")
 ROW_FIELDS = tuple(
     name
     for name, f in CATALOG.items()
-    if f.kind is Kind.TEXT or name in (*ID_FIELDS, "birth_date", "address_zip")
+    if f.kind in (Kind.TEXT, Kind.DATE, Kind.ZIP) or name in ID_FIELDS
 )
-"""The fields whose values the row-wise rules look for (the child's own identifying data)."""
+"""The fields whose values the row-wise rules look for: the child's own identifying data, and
+every date and ZIP code (a field an agreement may send cut to the month, year or three digits,
+whose full value in that column stops the batch: ``full_value``)."""
 IDENTITY_COLUMNS = list(dict.fromkeys([*KEY, *ROW_FIELDS]))
 PASSED = "passed_input_gate"
 STATEMENT = "statement"

@@ -249,4 +249,3 @@ def test_problem_message_of_every_dms_problem_body_drops_quoted_values(case: dic
         assert f"= {value}" not in message
     for path in body.get("validationErrors", {}):
         assert path in message
-

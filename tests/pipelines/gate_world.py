@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.mapping import render
-from pipelines.submission.gate import output_gate
+from pipelines.submission.gate import IDENTITY_COLUMNS, output_gate
 from privacy.agreements import Agreement, load_agreement
 from privacy.keys import RecipientKey
 from privacy.transforms import FieldPlan, compile_plan
@@ -59,7 +59,7 @@ class StubPreparation:
     collected: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.identity = [self.extract]
+        self.identity = [self.extract[IDENTITY_COLUMNS]]  # what identity_of keeps of a chunk
         names = pd.concat([self.extract["first_name"], self.extract["last_name"]])
         self.collected = {PROGRAM: SimpleNamespace(names=set(names.dropna().astype(str)))}
 

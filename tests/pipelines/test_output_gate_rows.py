@@ -215,25 +215,29 @@ columns:
 
 
 @pytest.mark.parametrize(
-    ("change", "rules"),
+    ("column", "source", "rules"),
     [
-        (lambda frame: None, set()),
-        (
-            lambda frame: frame.__setitem__("BirthMonth", ["03/14/2022", *frame["BirthMonth"][1:]]),
-            {"full_value"},
-        ),
+        (None, None, set()),
+        ("BirthMonth", "birth_date", {"full_value"}),
+        ("EntryMonth", "entry_date", {"full_value"}),
     ],
-    ids=["month_and_year_pass", "full_birth_date_stops"],
+    ids=["month_and_year_pass", "full_birth_date_stops", "full_entry_date_stops"],
 )
-def test_a_birth_date_cut_to_the_month_renders_in_a_file_and_a_full_one_stops(
-    tmp_path, change, rules: set[str]
+def test_dates_cut_to_the_month_render_in_a_file_and_a_full_one_stops(
+    tmp_path, column: str | None, source: str | None, rules: set[str]
 ) -> None:
+    """Every date the agreement cuts to the month (the birth date, the entry date) stops the
+    batch when a row carries its child's full date instead."""
     path = tmp_path / "study.yaml"
     path.write_text(STUDY_SPEC, encoding="utf-8")
     p = preparation("uvm-crc-study", children(PEOPLE), [str(path)])
     frames = record_frames(p)
     frame = frames["study.csv"][0]
     assert frame["BirthMonth"][0] == "03/2022"  # Liam, born 2022-03-14
-    change(frame)
+    entry = pd.Timestamp(p.extract["entry_date"].iloc[0])
+    assert frame["EntryMonth"][0] == entry.strftime("%m/%Y")
+    if column is not None:
+        full = pd.Timestamp(p.extract[source].iloc[0]).strftime("%m/%d/%Y")
+        frame[column] = [full, *frame[column][1:]]
     failures = gate(p, frames)
     assert {f.split(" ")[0].rstrip(":") for f in failures} == rules, failures

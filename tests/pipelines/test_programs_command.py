@@ -106,10 +106,20 @@ def test_an_opt_in_without_authority_is_listed_as_not_the_programs_decision(db_u
     engine = make_engine(url)
     with engine.begin() as conn:  # as an import wrote it before the registry's constraint
         program = conn.scalar(select(Program.id).where(Program.code == AIAN))
-        row = {"id": 99, "program_id": program, "recipient_id": None, "action": "opt_in",
-               "effective_date": dt.date(2026, 2, 1), "decided_by": "enrollment import",
-               "authority": None, "scope": "record", "excluded_fields": [], "reason": None,
-               "recorded_at": dt.datetime(2026, 2, 1, tzinfo=dt.UTC), "recorded_by": None}
+        row = {
+            "id": 99,
+            "program_id": program,
+            "recipient_id": None,
+            "action": "opt_in",
+            "effective_date": dt.date(2026, 2, 1),
+            "decided_by": "enrollment import",
+            "authority": None,
+            "scope": "record",
+            "excluded_fields": [],
+            "reason": None,
+            "recorded_at": dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+            "recorded_by": None,
+        }
         columns = {k: np.array([v], dtype=object) for k, v in row.items()}
         insert_unchecked(conn, Base.metadata.tables["participation_events"], columns)
     engine.dispose()

@@ -38,9 +38,7 @@ def case(name: str, expected: Reason, **overrides: Any):  # type: ignore[no-unty
 
 def reason_of(consents: list[dict[str, Any]], terms=None) -> str:  # type: ignore[no-untyped-def]
     data = inputs([child(1), child(2)], consents)
-    decision = decide(
-        data, terms or agreement(), SEDS, RUN, participation=participating(PROGRAM)
-    )
+    decision = decide(data, terms or agreement(), SEDS, RUN, participation=participating(PROGRAM))
     return str(decision.children.set_index("child_id").loc[1, "reason"])
 
 

@@ -39,4 +39,3 @@ def test_when_code_unknown_then_describe_raises() -> None:
 )
 def test_reason_levels(reason: Reason, level: Level) -> None:
     assert reason.level is level
-
