@@ -162,6 +162,7 @@ def test_walk_the_console_inside_airflow(world: World, server: ApiServer, artifa
             console.get_by_role("button", name="Verify both ledgers now").click()
             # the job runs in the background; its page refreshes itself until it is done
             console.get_by_text("all intact").wait_for()
+            console.get_by_text("Verified: ").last.wait_for()  # the page may still be loading
             assert console.locator(".status-success").count() == 3  # the job, both ledgers
             assert console.get_by_text("Verified: ").count() == 2
             shot("ledger-integrity")
