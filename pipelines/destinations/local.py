@@ -250,8 +250,7 @@ class LocalFolderDestination:
         written: dict[str, int] = {}
         parts: list[tuple[Path, Path]] = []
         for artifact in batch.artifacts:
-            data = artifact.csv_bytes()
-            digest = hashlib.sha256(data).hexdigest()
+            data, digest = artifact.csv_bytes(), artifact.sha256  # rendered and digested once
             target = folder / artifact.name
             if not (target.is_file() and sha256_file(target) == digest):
                 parts.append((write_part(target, data), target))

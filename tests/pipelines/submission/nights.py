@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 import yaml
 from sqlalchemy import Engine, create_engine, delete, select, text, update
 from sqlalchemy.orm import Session
@@ -44,6 +45,25 @@ from tests.pipelines.submission.conftest import PROJECT, World
 PROGRAM = "MO-HS-03"
 AGREEMENT = "mo-dese-state-copy"
 FILES = ["hs_child_identity", "hs_enrollment", "hs_parent_statements", "hs_withdrawals"]
+
+
+def staging_destination(
+    world: World, url: str, monkeypatch: pytest.MonkeyPatch, name: str = "state"
+) -> None:
+    """A staging-database destination ``name`` of the state-copy world, writing to ``url``."""
+    monkeypatch.setenv("TEST_STAGING_URL", url)
+    world.destination(
+        name,
+        type="staging_db",
+        recipient="MO-DESE",
+        agreements=[AGREEMENT],
+        formats=FILES[:3],
+        retries=0,
+        timeout_seconds=10,
+        staging_db={"url_env": "TEST_STAGING_URL"},
+    )
+
+
 ChildKey = tuple[str, str]
 
 

@@ -53,17 +53,7 @@ class StagingSqlite(Staging):
     def __init__(self, world: World, tmp_path: Path, request: pytest.FixtureRequest) -> None:
         Destination.__init__(self, world, tmp_path, request)
         self.url = f"sqlite:///{tmp_path / 'staging.db'}"
-        request.getfixturevalue("monkeypatch").setenv("TEST_STAGING_URL", self.url)
-        world.destination(
-            "state",
-            type="staging_db",
-            recipient="MO-DESE",
-            agreements=[n.AGREEMENT],
-            formats=n.FILES[:3],
-            retries=0,
-            timeout_seconds=10,
-            staging_db={"url_env": "TEST_STAGING_URL"},
-        )
+        n.staging_destination(world, self.url, request.getfixturevalue("monkeypatch"))
 
     def close(self) -> None:
         """The test's own SQLite file: nothing another test reads, nothing to empty."""

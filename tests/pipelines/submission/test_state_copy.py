@@ -170,17 +170,7 @@ class Staging(Destination):
             connection.execute(text("DROP SCHEMA public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
         engine.dispose()
-        request.getfixturevalue("monkeypatch").setenv("TEST_STAGING_URL", self.url)
-        world.destination(
-            "state",
-            type="staging_db",
-            recipient="MO-DESE",
-            agreements=[n.AGREEMENT],
-            formats=n.FILES[:3],
-            retries=0,
-            timeout_seconds=10,
-            staging_db={"url_env": "TEST_STAGING_URL"},
-        )
+        n.staging_destination(world, self.url, request.getfixturevalue("monkeypatch"))
 
     def held(self) -> tuple[dict[n.ChildKey, n.Holding], set[n.ChildKey]]:
         return n.held_by_staging(self.url), set()

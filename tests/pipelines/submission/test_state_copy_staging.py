@@ -50,20 +50,6 @@ def staging_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     reset_schema(url)
 
 
-def staging_destination(world: World, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_STAGING_URL", url)
-    world.destination(
-        "state",
-        type="staging_db",
-        recipient="MO-DESE",
-        agreements=[n.AGREEMENT],
-        formats=n.FILES[:3],
-        retries=0,
-        timeout_seconds=10,
-        staging_db={"url_env": "TEST_STAGING_URL"},
-    )
-
-
 def held_state(world: World) -> set[n.ChildKey]:
     """The children the delivery state says the destination holds."""
     with world.engine.connect() as connection:
@@ -97,7 +83,7 @@ def test_a_child_withdrawn_then_reconsented_is_written_again_even_when_the_batch
     world = small_world
     children = n.control(world, in_play)
     acted = children[0]
-    staging_destination(world, staging_url, monkeypatch)
+    n.staging_destination(world, staging_url, monkeypatch)
     nights: list[tuple[str, set[n.ChildKey]]] = [("first", set(children))]
     if in_play > 1:
         nights.append(("correct", set(children)))
@@ -132,7 +118,7 @@ def test_a_run_that_delivered_and_deleted_then_died_is_reconciled_as_delivered(
     world = small_world
     children = n.control(world, 3)
     corrected, revoked = children[0], children[1]
-    staging_destination(world, staging_url, monkeypatch)
+    n.staging_destination(world, staging_url, monkeypatch)
     first = world.run("state", run_date=n.night(1))
     assert first["status"] == "success", first["programs"]
 

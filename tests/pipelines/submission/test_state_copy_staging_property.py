@@ -69,17 +69,7 @@ def test_after_each_night_the_staging_tables_hold_what_the_agreement_permits_and
     in_play = reset(world)
     name = f"staging-prop-{next(_names)}"
     url = f"sqlite:///{world.config.parent / f'{name}.db'}"
-    monkeypatch.setenv("TEST_STAGING_URL", url)
-    world.destination(
-        name,
-        type="staging_db",
-        recipient="MO-DESE",
-        agreements=[n.AGREEMENT],
-        formats=n.FILES[:3],
-        retries=0,
-        timeout_seconds=10,
-        staging_db={"url_env": "TEST_STAGING_URL"},
-    )
+    n.staging_destination(world, url, monkeypatch, name)
     middle = dict.fromkeys(in_play, "")
     active = dict.fromkeys(in_play, True)
     run_ids: list[str] = []
