@@ -145,6 +145,16 @@ def test_each_role_sees_exactly_the_pages_of_its_rank(
         assert response.status_code == expected, (user, path, response.text[:200])
 
 
+def test_a_verify_job_page_is_refused_to_a_user_without_a_console_role(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """A job's page answers by rank before it looks the job up: 403, not 404, for nora."""
+    headers = {**JSON, "Authorization": f"Bearer {tokens['nora']}"}
+    assert client.get("/ledgers/jobs/1", headers=headers).status_code == 403
+    headers = {**JSON, "Authorization": f"Bearer {tokens['vera']}"}
+    assert client.get("/ledgers/jobs/999999", headers=headers).status_code == 404
+
+
 @pytest.mark.parametrize("user", [*ROLES, "nora"])
 def test_each_role_may_post_only_at_its_rank(
     client: TestClient, tokens: dict[str, str], user: str
