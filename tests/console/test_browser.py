@@ -159,7 +159,12 @@ def test_walk_the_console_inside_airflow(world: World, server: ApiServer, artifa
             console.get_by_role("heading", name="Fields that leave, and how", exact=True).wait_for()
             shot("agreement")
             console.get_by_role("link", name="Ledger integrity").click()
+            console.get_by_role("heading", name="Ledger integrity", exact=True).wait_for()
+            # the world is shared: this page may already show another test's finished job, so
+            # wait for the console's frame to reach the new job's own page before reading it
+            frame = next(f for f in page.frames if f.url.endswith("/ledgers"))
             console.get_by_role("button", name="Verify both ledgers now").click()
+            frame.wait_for_url("**/ledgers/jobs/*")
             # the job runs in the background; its page refreshes itself until it is done
             console.get_by_text("all intact").wait_for()
             console.get_by_text("Verified: ").last.wait_for()  # the page may still be loading
