@@ -18,7 +18,8 @@ of its import cost. Neither is used by our suites, so :func:`defer_unused_import
 stand-in module in their place that imports the real one on first attribute use: an
 expectation that needs them still gets them, later.
 
-:func:`run_suite` returns GE's raw result for the caller to read indices from; only
+:class:`Loaded` loads a frame once for the suites a gate runs on it and returns GE's raw
+results for the caller to read indices from; only
 :func:`summarize` output (names, columns, counts) may be kept or written anywhere.
 """
 
@@ -123,11 +124,109 @@ def _batch_definition() -> BatchDefinition:
 def warm_up() -> None:
     """Pay the gates' start-up now: GE imported, the context, its pandas data source and the
     input suite built, our expectations registered. Idempotent; holds no data."""
-    from pipelines.quality import expectations  # noqa: F401  (registers them with GE)
-    from pipelines.quality.input_suite import input_suite
+    from pipelines.quality import expectations, input_rules  # noqa: F401  (registers them)
+    from pipelines.quality.input_suite import screen_suite
 
     _batch_definition()
-    input_suite()
+    screen_suite()
+
+
+class Loaded:
+    """A frame loaded into Great Expectations once, for every suite a gate runs on it.
+
+    ``Batch.validate`` makes a new validator each call, and with it a new batch of the same
+    frame, which GE fingerprints (hashes every cell) twice per call. A gate runs up to three
+    suites on one frame; loaded once, it is fingerprinted once and the suites run on one
+    validator (``graph_validate``, as ``Batch.validate`` itself does: nothing is stored).
+    :meth:`close` drops GE's metric cache, which holds the last run's metrics (unexpected
+    values among them) on the data source's long-lived execution engine.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        self._validator = get_context().get_validator_using_batch_list(
+            expectation_suite=None, batch_list=[batch]
+        )
+
+    def run(
+        self,
+        suite: Any,
+        *,
+        result_format: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
+        """The results of ``suite``, in suite order; :class:`QualityError` if any expectation
+        raised, except one marked ``meta["combined"]`` (it reads as failed: its caller checks
+        its columns one by one). Every expectation carries ``meta={"rule": ..., "field": ...}``.
+        """
+        validator = self._validator
+        configurations = validator.process_expectations_for_validation(
+            suite.expectation_configurations, dict(parameters or {})
+        )
+        results = validator.graph_validate(
+            configurations=configurations,
+            runtime_configuration={"result_format": dict(result_format)},
+        )
+        for item in results:
+            if (item.exception_info or {}).get("raised_exception"):
+                meta = meta_of(item)
+                if meta.get("combined"):
+                    item.success = False  # checked again column by column, which may raise
+                    continue
+                raise QualityError(
+                    f"suite {suite.name}: rule {meta.get('rule')} on column {meta.get('field')} "
+                    f"could not be evaluated"
+                )
+        return list(results)
+
+    def screened(
+        self,
+        suite: Any,
+        *,
+        result_format: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+    ) -> Screened:
+        """Validate in two passes: every expectation with :data:`SCREEN_FORMAT` (success
+        only), then only those that failed again with ``result_format`` (counts, indices).
+        Same successes as one full run (GE decides success from the same unexpected count in
+        every format), for about half the cost when most expectations pass.
+
+        A passed expectation's result has no count (the screen did not ask for one): the
+        report leaves it empty rather than claim a number. Every expectation of ``suite``
+        must carry a distinct ``meta["order"]``.
+        """
+        import great_expectations as gx
+
+        screen = self.run(suite, result_format=SCREEN_FORMAT, parameters=parameters)
+        failed = {meta_of(item).get("order") for item in screen if not item.success}
+        detail: dict[Any, Any] = {}
+        if failed:
+            again = gx.ExpectationSuite(name=suite.name)
+            for expectation in suite.expectations:
+                if (expectation.meta or {}).get("order") in failed:
+                    copy = expectation.copy(deep=True)
+                    copy.id = None
+                    again.add_expectation(copy)
+            full = self.run(again, result_format=result_format, parameters=parameters)
+            detail = {meta_of(item).get("order"): item for item in full}
+        results = []
+        for item in screen:
+            order = meta_of(item).get("order")
+            results.append(detail.get(order, item))
+        return Screened(results)
+
+    def close(self) -> None:
+        """Drop what GE keeps of this frame (its metric cache on the shared engine)."""
+        engine = self._validator.execution_engine
+        cache = getattr(engine, "_metric_cache", None)
+        if isinstance(cache, dict):
+            cache.clear()
+
+    def __enter__(self) -> Loaded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run_suite(
@@ -137,22 +236,13 @@ def run_suite(
     result_format: Mapping[str, Any],
     parameters: Mapping[str, Any] | None = None,
 ) -> ExpectationSuiteValidationResult:
-    """Validate ``frame`` against ``suite``; :class:`QualityError` if any expectation raised.
+    """Validate ``frame`` against ``suite`` once (:meth:`Loaded.run`); GE's raw result."""
+    from great_expectations.core import ExpectationSuiteValidationResult
 
-    Every expectation of ``suite`` must carry ``meta={"rule": ..., "field": ...}``.
-    """
-    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(
-        suite, result_format=dict(result_format), expectation_parameters=dict(parameters or {})
-    )
-    for item in result.results:
-        if (item.exception_info or {}).get("raised_exception"):
-            meta = meta_of(item)
-            raise QualityError(
-                f"suite {suite.name}: rule {meta.get('rule')} on column {meta.get('field')} "
-                f"could not be evaluated"
-            )
-    return result
+    with Loaded(frame) as loaded:
+        results = loaded.run(suite, result_format=result_format, parameters=parameters)
+    success = all(item.success for item in results)
+    return ExpectationSuiteValidationResult(success=success, results=results, suite_name=suite.name)
 
 
 SCREEN_FORMAT = {"result_format": "BOOLEAN_ONLY"}
@@ -161,85 +251,37 @@ SCREEN_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 
 @dataclass(frozen=True)
 class Screened:
-    """The results of a screened run (:func:`run_screened`), in suite order."""
+    """The results of a screened run (:meth:`Loaded.screened`), in suite order."""
 
     results: list[Any]
 
 
-def run_screened(
-    frame: pd.DataFrame,
-    suite: Any,
-    *,
-    result_format: Mapping[str, Any],
-    parameters: Mapping[str, Any] | None = None,
-) -> Screened:
-    """Validate ``frame`` against ``suite`` in two passes: every expectation with
-    :data:`SCREEN_FORMAT` (success only), then only those that failed again with
-    ``result_format`` (counts, indices). Same successes as one :func:`run_suite` (GE decides
-    success from the same unexpected count in every format), for about half the cost when
-    most expectations pass.
-
-    A passed map expectation (no ``mostly`` below 1) reads as 0 unexpected rows (0.0%), as a
-    full run would say; a passed table expectation has no count. Every expectation of
-    ``suite`` must carry a distinct ``meta["order"]``.
-    """
-    import great_expectations as gx
-
-    screen = run_suite(frame, suite, result_format=SCREEN_FORMAT, parameters=parameters)
-    failed = {meta_of(item).get("order") for item in screen.results if not item.success}
-    detail: dict[Any, Any] = {}
-    if failed:
-        again = gx.ExpectationSuite(name=suite.name)
-        for expectation in suite.expectations:
-            if (expectation.meta or {}).get("order") in failed:
-                copy = expectation.copy(deep=True)
-                copy.id = None
-                again.add_expectation(copy)
-        full = run_suite(frame, again, result_format=result_format, parameters=parameters)
-        detail = {meta_of(item).get("order"): item for item in full.results}
-    results = []
-    for item in screen.results:
-        order = meta_of(item).get("order")
-        if order in detail:
-            results.append(detail[order])
-            continue
-        config = meta_of(item)  # its type; raises without an expectation
-        kwargs = getattr(item.expectation_config, "kwargs", None) or {}
-        table = str(config["type"]).startswith("expect_table")
-        if item.success and not table and kwargs.get("mostly", 1) >= 1:
-            item.result = {**(item.result or {}), "unexpected_count": 0, "unexpected_percent": 0.0}
-        results.append(item)
-    return Screened(results)
-
-
-def summarize(result: ExpectationSuiteValidationResult | Screened) -> list[dict[str, Any]]:
-    """PII-free summary of each expectation, in suite order.
-
-    Keeps only rule name, column, expectation type, success and the unexpected count and
-    percentage; GE's lists of unexpected values, index rows and kwargs (value sets may hold
-    names) are dropped.
-    """
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for item in result.results:
-        meta = meta_of(item)
-        raw = item.result or {}
-        count = raw.get("unexpected_count")
-        percent = raw.get("unexpected_percent")
-        rows.append(
-            (
-                int(meta.get("order", 0)),
-                {
-                    "name": str(meta.get("rule")),
-                    "column": None if meta.get("field") is None else str(meta["field"]),
-                    "expectation": str(meta.get("type")),
-                    "success": bool(item.success),
-                    "unexpected_count": None if count is None else int(count),
-                    "unexpected_percent": None if percent is None else round(float(percent), 4),
-                },
-            )
-        )
+def summarize(result: Screened | ExpectationSuiteValidationResult) -> list[dict[str, Any]]:
+    """PII-free summary of each expectation, in suite order (:func:`summary_row` of each)."""
+    rows = [(int(meta_of(item).get("order", 0)), summary_row(item)) for item in result.results]
     rows.sort(key=lambda pair: pair[0])
     return [row for _, row in rows]
+
+
+def summary_row(item: Any) -> dict[str, Any]:
+    """PII-free summary of one expectation result.
+
+    Keeps only rule name, column, expectation type, success and the unexpected count and
+    percentage (``None`` when GE did not count, as in a success-only screen); GE's lists of
+    unexpected values, index rows and kwargs (value sets may hold names) are dropped.
+    """
+    meta = meta_of(item)
+    raw = item.result or {}
+    count = raw.get("unexpected_count")
+    percent = raw.get("unexpected_percent")
+    return {
+        "name": str(meta.get("rule")),
+        "column": None if meta.get("field") is None else str(meta["field"]),
+        "expectation": str(meta.get("type")),
+        "success": bool(item.success),
+        "unexpected_count": None if count is None else int(count),
+        "unexpected_percent": None if percent is None else round(float(percent), 4),
+    }
 
 
 def meta_of(item: Any) -> dict[str, Any]:

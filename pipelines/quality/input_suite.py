@@ -15,11 +15,12 @@ Rules (:class:`InputRule`), one GE expectation each per column:
 
 Rows that break a rule are quarantined (one row per child and rule, naming the field and the
 rule, never the value); if the share of failing children exceeds ``max_failure_share`` the
-whole batch stops and nothing passes. GE runs the suite screened
-(:func:`~pipelines.quality.context.run_screened`): success only first, then, for the
-expectations that failed, result format COMPLETE with
+whole batch stops and nothing passes. GE runs a screen first, success only, where each
+family of :data:`COMBINED` is one expectation (:mod:`pipelines.quality.input_rules`; GE's cost
+is mostly per expectation); a failed family is checked column by column, and every
+expectation that failed runs again with result format COMPLETE and
 ``unexpected_index_column_names=["child_id"]``; only the child ids are read from that result,
-which is then dropped. The suite is built once per process; run-date bounds are suite
+which is then dropped. The frame is loaded into GE once for all of it. The suite is built once per process; run-date bounds are suite
 parameters. ``unexpected_percent`` in the report is GE's: a share of the non-missing values.
 """
 
@@ -34,11 +35,12 @@ from typing import Any
 import pandas as pd
 
 from pipelines.quality.context import (
+    SCREEN_FORMAT,
+    Loaded,
     QualityError,
     get_context,
     meta_of,
-    run_screened,
-    summarize,
+    summary_row,
     unexpected_ids,
 )
 from privacy.fields import CATALOG
@@ -230,9 +232,13 @@ def _expectations() -> list[Any]:
     return [expectation for expectation, *_ in rows]
 
 
+COMBINED = (InputRule.MISSING_REQUIRED, InputRule.UNKNOWN_CODE, InputRule.TOO_LONG)
+"""Rule families the screen checks as one expectation each (:mod:`.input_rules`)."""
+
+
 @cache
 def input_suite() -> Any:
-    """The input suite, built once per process."""
+    """The input suite (one expectation per rule and column), built once per process."""
     import great_expectations as gx
 
     get_context()
@@ -240,6 +246,95 @@ def input_suite() -> Any:
     for expectation in _expectations():
         suite.add_expectation(expectation)
     return suite
+
+
+def _combined(rule: InputRule) -> Any:
+    """The one expectation checking every column of a :data:`COMBINED` family."""
+    from pipelines.quality import input_rules as ir
+
+    if rule is InputRule.MISSING_REQUIRED:
+        return ir.ExpectValuesAllPresent(column_list=list(REQUIRED), ignore_row_if="never")
+    if rule is InputRule.UNKNOWN_CODE:
+        return ir.ExpectValuesInSets(
+            column_list=list(CODE_SETS),
+            value_sets=[[c.value for c in code_set] for code_set in CODE_SETS.values()],
+            ignore_row_if="never",
+        )
+    return ir.ExpectValueLengthsAtMost(
+        column_list=list(MAX_LENGTHS), lengths=list(MAX_LENGTHS.values()), ignore_row_if="never"
+    )
+
+
+@cache
+def screen_suite() -> Any:
+    """The screen: each :data:`COMBINED` family as one expectation (``meta["combined"]``),
+    every other expectation of :func:`input_suite` as it is. Built once per process."""
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name="datashare_input")
+    families = {rule.value for rule in COMBINED}
+    order = len(input_suite().expectations)
+    for rule in COMBINED:
+        expectation = _combined(rule)
+        expectation.meta = {"rule": rule.value, "field": None, "order": order, "combined": True}
+        suite.add_expectation(expectation)
+        order += 1
+    for expectation in input_suite().expectations:
+        if expectation.meta["rule"] not in families:
+            copy = expectation.copy(deep=True)
+            copy.id = None
+            suite.add_expectation(copy)
+    return suite
+
+
+def _again(rules: set[str], orders: set[int]) -> Any:
+    """The expectations of :func:`input_suite` of failed families or failed themselves."""
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name="datashare_input")
+    for expectation in input_suite().expectations:
+        if expectation.meta["rule"] in rules or expectation.meta["order"] in orders:
+            copy = expectation.copy(deep=True)
+            copy.id = None
+            suite.add_expectation(copy)
+    return suite
+
+
+def _run(prepared: pd.DataFrame, parameters: dict[str, Any]) -> tuple[list[Any], list[dict]]:
+    """GE's results of the expectations that failed (each with its rows), and the summary of
+    every expectation of :func:`input_suite`, in its order.
+
+    The screen runs success only; a failed family is checked column by column, success only
+    first, then with :data:`RESULT_FORMAT` for those that failed (:meth:`Loaded.screened`),
+    as is a failed single expectation. A passed expectation's summary has no count."""
+    with Loaded(prepared) as loaded:
+        screen = loaded.run(screen_suite(), result_format=SCREEN_FORMAT, parameters=parameters)
+        rules: set[str] = set()
+        orders: set[int] = set()
+        passed: dict[str, Any] = {}
+        for item in screen:
+            meta = meta_of(item)
+            if meta.get("combined") and not item.success:
+                rules.add(meta["rule"])
+            elif meta.get("combined"):
+                passed[meta["rule"]] = item
+            elif not item.success:
+                orders.add(meta["order"])
+        detail = []
+        if rules or orders:
+            again = _again(rules, orders)
+            detail = loaded.screened(again, result_format=RESULT_FORMAT, parameters=parameters)
+            detail = detail.results
+    by_order = {meta_of(item)["order"]: item for item in [*screen, *detail]}
+    summary = []
+    for expectation in input_suite().expectations:
+        meta = expectation.meta
+        if meta["rule"] in passed:
+            row = summary_row(passed[meta["rule"]])
+            summary.append({**row, "column": meta["field"]})
+        else:
+            summary.append(summary_row(by_order[meta["order"]]))
+    return [item for item in detail if not item.success], summary
 
 
 def _sixth_birthday_cutoff(run_date: dt.date) -> pd.Timestamp:
@@ -308,25 +403,19 @@ def validate_input(
     :class:`QualityError` if the frame cannot be validated at all (a catalog column missing,
     ``child_id`` missing or repeated, a date column holding non-dates).
     """
-    suite = input_suite()
     prepared = _prepare(frame)
-    result = run_screened(
-        prepared,
-        suite,
-        result_format=RESULT_FORMAT,
-        parameters={
-            "run_date": pd.Timestamp(run_date),
-            "sixth_birthday_cutoff": _sixth_birthday_cutoff(run_date),
-        },
-    )
+    parameters = {
+        "run_date": pd.Timestamp(run_date),
+        "sixth_birthday_cutoff": _sixth_birthday_cutoff(run_date),
+    }
+    failed, expectations = _run(prepared, parameters)
     keys = frame.set_index(ID)[["program_code", "child_local_id"]]
     failures: list[tuple[Any, str, str, str]] = []
-    for item in result.results:
+    for item in failed:
         meta = meta_of(item)
         for child_id in unexpected_ids(item, ID):
             failures.append((child_id, meta["field"], meta["rule"], meta["message"]))
-    expectations = summarize(result)
-    del result  # GE's result holds the failing values; only ids and counts are kept
+    del failed  # GE's results hold the failing values; only ids and counts are kept
     quarantined = pd.DataFrame(failures, columns=["child_id", "field", "rule", "message"])
     quarantined["child_id"] = quarantined["child_id"].astype(frame[ID].dtype)
     quarantined = quarantined.join(keys, on="child_id")[list(QUARANTINE_COLUMNS)]

@@ -9,7 +9,8 @@ rule of :data:`COMBINED` is one expectation over all its columns (GE's cost is m
 expectation: one regex expectation per column cost more than the search itself); (2) for a
 combined rule that failed, each of its columns alone (the failure names the column and its
 row count); (3) for a column that failed ``pii_like``, each pattern alone. Every stage runs
-screened (:func:`~pipelines.quality.context.run_screened`). A combined expectation fails
+screened (:meth:`~pipelines.quality.context.Loaded.screened`), all on one loaded frame. A
+combined expectation fails
 exactly when one of its columns would (same checks, same normalization, the union of rows).
 
 Patterns (searched anywhere in a value's text, bounded so longer digit/word runs do not match):
@@ -64,7 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.quality.context import get_context, run_screened, summarize
+from pipelines.quality.context import Loaded, get_context, summarize
 from pipelines.quality.mentions import KeyIndex, forms_matrix
 
 _B = r"(?<![\w-])"
@@ -457,6 +458,32 @@ def _codes(matrices: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     return codes
 
 
+def _per_column(
+    screen: list[dict[str, Any]], detail: list[dict[str, Any]], checks: list[Check]
+) -> list[dict[str, Any]]:
+    """The screen's summary with each :data:`COMBINED` rule's one row replaced by a row per
+    column: a passed rule passed on each of its columns (no count: none was taken per
+    column); a failed rule by its columns' own results (stage two). A failed rule none of
+    whose columns failed alone keeps its own row, so the failure is never lost."""
+    out: list[dict[str, Any]] = []
+    for item in screen:
+        if item["name"] not in COMBINED or item["column"] is not None:
+            out.append(item)
+            continue
+        mine = [e for e in detail if e["name"] == item["name"]]
+        if item["success"]:
+            out += [
+                {**item, "column": column, "unexpected_count": None, "unexpected_percent": None}
+                for rule, column, _ in checks
+                if rule == item["name"]
+            ]
+        elif any(not e["success"] for e in mine):
+            out += mine
+        else:
+            out += [item, *mine]
+    return out
+
+
 def validate_output(
     frame: pd.DataFrame,
     *,
@@ -522,22 +549,25 @@ def validate_output(
         failures.append(f"count_numeric on column {count}: not a numeric column")
         spec = replace(spec, count_column=None)  # checked as any other column instead
     checks = _checks(data, spec)
-    expectations = summarize(
-        run_screened(data, _screen_suite(data, spec, checks), result_format=RESULT_FORMAT)
-    )
-    combined = {e["name"] for e in expectations if e["column"] is None and not e["success"]}
-    combined &= set(COMBINED)
-    if combined:
-        detail = run_screened(data, _detail_suite(combined, checks), result_format=RESULT_FORMAT)
-        expectations += summarize(detail)
-    flagged = [
-        e["column"]
-        for e in expectations
-        if e["name"] == "pii_like" and e["column"] is not None and not e["success"]
-    ]
-    if flagged:
-        detail = run_screened(data, _pattern_suite(flagged, spec), result_format=RESULT_FORMAT)
-        expectations += summarize(detail)
+    with Loaded(data) as loaded:
+        screen = summarize(
+            loaded.screened(_screen_suite(data, spec, checks), result_format=RESULT_FORMAT)
+        )
+        combined = {e["name"] for e in screen if e["column"] is None and not e["success"]}
+        combined &= set(COMBINED)
+        detail: list[dict[str, Any]] = []
+        if combined:
+            suite = _detail_suite(combined, checks)
+            detail = summarize(loaded.screened(suite, result_format=RESULT_FORMAT))
+        expectations = _per_column(screen, detail, checks)
+        flagged = [
+            e["column"]
+            for e in expectations
+            if e["name"] == "pii_like" and e["column"] is not None and not e["success"]
+        ]
+        if flagged:
+            suite = _pattern_suite(flagged, spec)
+            expectations += summarize(loaded.screened(suite, result_format=RESULT_FORMAT))
     explained = {
         e["column"] for e in expectations if e["name"] in PATTERN_RULES and not e["success"]
     }
