@@ -31,15 +31,15 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
     multicolumn_condition_partial,
 )
 
-from pipelines.quality.mentions import KeyIndex, normalized
-from schemas.filespec import neutralise_formula
+from pipelines.quality.mentions import KeyIndex, arrow_strings, mapped, normalize, normalized
+from schemas.filespec import looks_like_formula, neutralise_formula
 
 KEY_SEPARATOR = "\x1f"
 _DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
 
 
 def _normalized(series: pd.Series) -> pd.Series:
-    return pd.Series(normalized(series.to_numpy(dtype=object)), index=series.index, dtype=object)
+    return pd.Series(normalized(series), index=series.index, dtype=object)
 
 
 class RowValuesAbsent(MulticolumnMapMetricProvider):
@@ -53,9 +53,7 @@ class RowValuesAbsent(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        texts = np.column_stack(
-            [normalized(column_list[name].to_numpy(dtype=object)) for name in column_list]
-        )
+        texts = np.column_stack([normalized(column_list[name]) for name in column_list])
         codes, _ = pd.factorize(texts.ravel(), use_na_sentinel=True)  # text or None
         codes = codes.reshape(texts.shape)
         cell, others = codes[:, :1], codes[:, 1:]
@@ -75,13 +73,23 @@ class RowValueMatches(MulticolumnMapMetricProvider):
         return _matches(column_list.iloc[:, 0], column_list.iloc[:, 1])
 
 
+def _guarded(value: Any) -> str | None:
+    """The normalized text a file spec's formula guard writes for ``value`` (a quote in
+    front), ``None`` when the guard leaves it as it is."""
+    if isinstance(value, str) and looks_like_formula(value):
+        return normalize(neutralise_formula(value))
+    return None
+
+
 def _matches(cells: pd.Series, raw: pd.Series) -> pd.Series:
-    """True where the cell is empty or equals the own value (as written or formula-guarded)."""
-    cell = _normalized(cells)
-    own = _normalized(raw)
-    quote = lambda v: neutralise_formula(v) if isinstance(v, str) else v  # noqa: E731
-    guarded = _normalized(raw.map(quote, na_action="ignore"))
-    return cell.isna() | (own.notna() & ((cell == own) | (cell == guarded)))
+    """True where the cell is empty or equals the own value (as written or formula-guarded).
+    Values are compared as normalized text (no text equals ``None``)."""
+    cell = normalized(cells)
+    own = normalized(raw)
+    guarded = mapped(raw, _guarded)
+    present = pd.notna(cell)
+    same = pd.notna(own) & ((cell == own) | (pd.notna(guarded) & (cell == guarded)))
+    return pd.Series(~present | same, index=cells.index)
 
 
 class NoOtherChildMentioned(MulticolumnMapMetricProvider):
@@ -105,6 +113,25 @@ class NoOtherChildMentioned(MulticolumnMapMetricProvider):
         return pd.Series(ok, index=column_list.index)
 
 
+def _distinct_texts(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each value's text (``astype(str)``) as a position among the distinct texts. An Arrow
+    string column is its own text, encoded by Arrow; integers, strings and dates are told
+    apart by value before they are written (no two such values share a text)."""
+    import pyarrow.compute as pc
+
+    arrow = arrow_strings(values)
+    if arrow is not None:
+        encoded = pc.dictionary_encode(arrow).combine_chunks()
+        return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.infer_dtype(
+        values, skipna=True
+    ) in ("string", "date"):  # distinct values have distinct texts: the texts of the distinct
+        codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+        return codes, [str(value) for value in uniques]
+    codes, uniques = pd.factorize(values.astype(str).to_numpy(dtype=object))
+    return codes, list(uniques)
+
+
 class ColumnsNotMatchingRegexes(MulticolumnMapMetricProvider):
     """True where no column's value (as text, missing skipped) matches that column's regex
     (``regexes``, one per column; ``re.search``, as GE's ``column_values.not_match_regex``).
@@ -123,8 +150,7 @@ class ColumnsNotMatchingRegexes(MulticolumnMapMetricProvider):
             present = column.notna().to_numpy()
             if not present.any():
                 continue
-            texts = column[present].astype(str).to_numpy(dtype=object)
-            codes, uniques = pd.factorize(texts)
+            codes, uniques = _distinct_texts(column[present])
             pattern = re.compile(regex)
             found = np.array([pattern.search(text) is not None for text in uniques], dtype=bool)
             hit[np.flatnonzero(present)] |= found[codes]
@@ -138,7 +164,7 @@ def _groups(kwargs: dict[str, Any]) -> list[tuple[int, list[int]]]:
 class RowValuesAbsentAll(MulticolumnMapMetricProvider):
     """:class:`RowValuesAbsent` for several cells at once: ``groups`` pairs a cell's position
     in ``column_list`` with the positions of the row's values it must equal none of. Every
-    column is normalized and coded once."""
+    column is normalized once; texts are compared as they are (no text equals ``None``)."""
 
     condition_metric_name = "datashare.row_values_absent_all"
     condition_domain_keys = _DOMAIN
@@ -146,16 +172,22 @@ class RowValuesAbsentAll(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        texts = np.column_stack(
-            [normalized(column_list[name].to_numpy(dtype=object)) for name in column_list]
-        )
-        codes, _ = pd.factorize(texts.ravel(), use_na_sentinel=True)
-        codes = codes.reshape(texts.shape)
+        texts: dict[int, np.ndarray] = {}
+
+        def text(at: int) -> np.ndarray:
+            if at not in texts:
+                texts[at] = normalized(column_list.iloc[:, at])
+            return texts[at]
+
         hit = np.zeros(len(column_list), dtype=bool)
         for cell, others in _groups(kwargs):
             if others:
-                own = codes[:, cell : cell + 1]
-                hit |= ((own == codes[:, others]) & (own >= 0)).any(axis=1)
+                own = text(cell)
+                present = pd.notna(own)
+                if not present.any():
+                    continue
+                values = np.column_stack([text(at) for at in others])
+                hit |= ((own[:, None] == values) & present[:, None]).any(axis=1)
         return pd.Series(~hit, index=column_list.index)
 
 

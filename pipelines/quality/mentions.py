@@ -86,35 +86,71 @@ _ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
 """The ASCII characters ``str.split()`` splits on (``str.isspace``)."""
 
 
-def normalize_strings(texts: Sequence[str]) -> list[str | None]:
-    """:func:`normalize` of each string: ASCII strings column-wise with Arrow (white space
-    runs made one space, ends trimmed, lower case: what ``split``/``casefold`` do to ASCII),
-    the others one by one."""
+def normalize_strings(texts: Any) -> np.ndarray:
+    """:func:`normalize` of each string (a sequence of ``str``, or an Arrow string array
+    without nulls): ASCII strings column-wise with Arrow (white space runs made one space,
+    ends trimmed, lower case: what ``split``/``casefold`` do to ASCII), the others one by one.
+    An object array, ``None`` for empty."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not len(texts):
-        return []
-    array = pa.array(list(texts), type=pa.string())
+        return np.empty(0, dtype=object)
+    if isinstance(texts, pa.Array | pa.ChunkedArray):
+        array = texts
+    else:
+        array = pa.array(list(texts), type=pa.string())
     ascii_ = pc.string_is_ascii(array).to_numpy(zero_copy_only=False)
     spaced = pc.replace_substring_regex(
         array, pattern="[\t\n\x0b\x0c\r\x1c-\x1f ]+", replacement=" "
     )
-    folded = pc.ascii_lower(pc.utf8_trim(spaced, characters=" ")).to_pylist()
-    return [(folded[i] or None) if ascii_[i] else normalize(text) for i, text in enumerate(texts)]
+    folded = pc.ascii_lower(pc.utf8_trim(spaced, characters=" "))
+    folded = pc.if_else(pc.equal(folded, ""), pa.scalar(None, folded.type), folded)
+    out = np.asarray(folded.to_numpy(zero_copy_only=False), dtype=object)
+    others = np.flatnonzero(~ascii_)
+    if len(others):
+        originals = array.take(pa.array(others)).to_pylist()
+        for i, text in zip(others, originals, strict=True):
+            out[i] = normalize(text)
+    return out
 
 
-def _per_distinct(values: Any, fn: Any, strings: Any = None) -> tuple[np.ndarray, list[Any]]:
+def arrow_strings(values: Any) -> Any:
+    """``values`` as an Arrow string array when they are one already (a pandas Series or
+    array of an Arrow string dtype), else ``None``."""
+    import pyarrow as pa
+
+    array = values.array if isinstance(values, pd.Series) else values
+    dtype = getattr(array, "dtype", None)
+    arrow = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
+        isinstance(dtype, pd.ArrowDtype)
+        and (pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype))
+    )
+    return pa.chunked_array(pa.array(array)) if arrow else None
+
+
+def _per_distinct(values: Any, fn: Any, strings: Any = None) -> tuple[np.ndarray, Any]:
     """``fn`` of each distinct non-missing value, and each value's position among them (-1
-    when missing). Values of one kind are hashed together; a mixed column goes one by one.
-    ``strings``, if given, does what ``fn`` does to a list of distinct strings at once (used
-    when every value is a string)."""
+    when missing). Values of one kind are hashed together (an Arrow string column by Arrow's
+    dictionary encoding); a mixed column goes one by one. ``strings``, if given, does what
+    ``fn`` does to the distinct strings at once (used when every value is a string)."""
+    import pyarrow.compute as pc
+
+    arrow = arrow_strings(values)
+    if arrow is not None:
+        encoded = pc.dictionary_encode(arrow).combine_chunks()
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        codes = codes.astype(np.intp, copy=False)
+        uniques = encoded.dictionary
+        if strings is not None:
+            return codes, strings(uniques)
+        return codes, [fn(u) for u in uniques.to_pylist()]
     array = np.asarray(values, dtype=object)
     kind = pd.api.types.infer_dtype(array, skipna=True)
     if kind in _UNIFORM:
         codes, uniques = pd.factorize(array, use_na_sentinel=True)
         if strings is not None and kind == "string":
-            return codes, list(strings(list(uniques)))
+            return codes, strings(list(uniques))
         return codes, [fn(u) for u in uniques]
     memo: dict[tuple[type, Any], int] = {}
     results: list[Any] = []
@@ -136,21 +172,33 @@ def _per_distinct(values: Any, fn: Any, strings: Any = None) -> tuple[np.ndarray
     return codes, results
 
 
+def _table(results: Any) -> np.ndarray:
+    """``results`` as an object array with a trailing ``None`` (what code -1 picks)."""
+    table = np.empty(len(results) + 1, dtype=object)
+    table[: len(results)] = results if isinstance(results, np.ndarray) else list(results)
+    return table
+
+
+def mapped(values: Any, fn: Any) -> np.ndarray:
+    """``fn`` of every non-missing value (``None`` for missing), each distinct value once."""
+    codes, results = _per_distinct(values, fn)
+    return _table(results)[codes]
+
+
 def normalized(values: Any) -> np.ndarray:
     """:func:`normalize` of every value, each distinct value normalized once."""
     codes, results = _per_distinct(values, normalize, normalize_strings)
-    table = np.array([*results, None], dtype=object)
-    return table[codes]  # -1 (missing) picks the trailing None
-
-
-def _string_forms(texts: Sequence[str]) -> list[list[str]]:
-    return [[text] if text else [] for text in normalize_strings(texts)]
+    return _table(results)[codes]  # -1 (missing) picks the trailing None
 
 
 def forms_matrix(values: Any) -> np.ndarray:
     """:func:`value_forms` of every value as rows of a matrix (``None`` past a value's
     forms; no column for an empty input), each distinct value's forms made once."""
-    codes, results = _per_distinct(values, value_forms, _string_forms)
+    codes, results = _per_distinct(values, value_forms, normalize_strings)
+    if isinstance(results, np.ndarray):  # strings: one form each, or none when empty
+        column = _table(results)
+        width = 1 if pd.notna(results).any() else 0
+        return column[codes].reshape(-1, 1)[:, :width]
     width = max((len(forms) for forms in results), default=0)
     table = np.full((len(results) + 1, width), None, dtype=object)
     for i, forms in enumerate(results):

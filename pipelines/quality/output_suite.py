@@ -305,8 +305,10 @@ def _screen_suite(data: pd.DataFrame, spec: _Spec, checks: list[Check]) -> Any:
         mine = [check for check in checks if check[0] == rule]
         if len(mine) == 1:
             out.add(_one(*mine[0]), rule, mine[0][1])
-        elif mine:
-            out.add(_all(rule, mine), rule, None, columns=len(mine))
+        elif mine:  # no row skipped: GE's "all missing" filter costs more than the check
+            expectation = _all(rule, mine)
+            expectation.ignore_row_if = "never"
+            out.add(expectation, rule, None, columns=len(mine))
     for column in spec.columns.statements:
         if column in data.columns and spec.own_keys is not None:
             out.add(
@@ -372,10 +374,10 @@ def _helpers(
     """The helper columns (row child's protected forms, own values and own keys) and the
     spec naming them.
 
-    Vectorized: each distinct value's forms are made once (:func:`forms_matrix`), every form
-    of the batch becomes an integer code, and "a protected form the row also sends as kept"
-    is an integer comparison across the row's columns; such a form is blanked (a kept value
-    is nobody's secret). A form's position among the helper columns carries no meaning."""
+    Vectorized: each distinct value's forms are made once (:func:`forms_matrix`), and "a
+    protected form the row also sends as kept" is one array comparison of the row's forms
+    (text, or ``None`` past a value's forms); such a form is blanked (a kept value is
+    nobody's secret). A form's position among the helper columns carries no meaning."""
     values = rows.values.reset_index(drop=True)
     columns = spec.columns
     generalized = set(columns.generalized.values())
@@ -387,19 +389,18 @@ def _helpers(
     matrices = {source: forms_matrix(values[source]) for source in kept_sources}
     matrices |= {source: forms_matrix(values[source]) for source in protected_sources}
     n = len(values)
-    codes = _codes(matrices, n)
     kept = (
-        np.hstack([codes[source] for source in kept_sources])
+        np.hstack([matrices[source] for source in kept_sources])
         if kept_sources
-        else np.empty((n, 0), dtype=np.intp)
+        else np.empty((n, 0), dtype=object)
     )
     helpers: dict[str, pd.Series] = {}
     protected: dict[str, list[str]] = {}
     for source in protected_sources:
         forms = matrices[source].copy()
-        if source not in generalized and kept.shape[1]:
-            own = codes[source]
-            sent = ((own[:, :, None] == kept[:, None, :]) & (own[:, :, None] >= 0)).any(axis=2)
+        if source not in generalized and kept.shape[1] and forms.shape[1]:
+            present = pd.notna(forms)[:, :, None]  # a form is text; no text equals None
+            sent = ((forms[:, :, None] == kept[:, None, :]) & present).any(axis=2)
             forms[sent] = None
         for k in range(forms.shape[1]):
             if not pd.notna(forms[:, k]).any():
@@ -440,22 +441,6 @@ def _joined_keys(own_keys: Sequence[frozenset[str]] | np.ndarray) -> list[str]:
     else:
         rows = own_keys
     return [KEY_SEPARATOR.join(sorted({k for k in keys if isinstance(k, str)})) for keys in rows]
-
-
-def _codes(matrices: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """Every form of ``matrices`` as one integer code per distinct form (-1 for none)."""
-    names = [name for name, m in matrices.items() if m.shape[1]]
-    flat = np.concatenate([matrices[name].ravel() for name in names]) if names else None
-    codes: dict[str, np.ndarray] = {name: np.empty((n, 0), dtype=np.intp) for name in matrices}
-    if flat is None or not len(flat):
-        return codes
-    all_codes, _ = pd.factorize(flat, use_na_sentinel=True)  # forms are text: no 1 == 1.0
-    at = 0
-    for name in names:
-        size = matrices[name].size
-        codes[name] = all_codes[at : at + size].reshape(matrices[name].shape)
-        at += size
-    return codes
 
 
 def _per_column(
