@@ -303,3 +303,23 @@ def test_pseudonym_columns_without_pattern_is_a_caller_error() -> None:
 def test_compiled_pseudonym_pattern_is_accepted() -> None:
     result = check(clean_batch(), pseudonym_pattern=re.compile(PSEUDONYM_PATTERN))
     assert result.ok, result.failures
+
+
+def test_a_passed_combined_rule_is_reported_per_column_without_a_count() -> None:
+    result = check(clean_batch())
+    rows = result.report["expectations"]
+    pii = [row["column"] for row in rows if row["name"] == "pii_like"]
+    assert len(pii) > 1 and None not in pii  # one expectation ran; each column is listed
+    assert len(pii) == len(set(pii))
+    assert all(row["unexpected_count"] is None for row in rows if row["name"] == "pii_like")
+
+
+def test_a_failed_combined_rule_is_reported_by_its_columns_with_their_counts() -> None:
+    frame = clean_batch()
+    frame["site_code"] = frame["site_code"].astype(object)
+    frame.at[2, "site_code"] = "802-555-0142"
+    rows = check(frame).report["expectations"]
+    pii = {row["column"]: row for row in rows if row["name"] == "pii_like"}
+    assert None not in pii
+    assert pii["site_code"]["success"] is False and pii["site_code"]["unexpected_count"] == 1
+    assert all(row["success"] for column, row in pii.items() if column != "site_code")
