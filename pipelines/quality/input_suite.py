@@ -20,8 +20,9 @@ family of :data:`COMBINED` is one expectation (:mod:`pipelines.quality.input_rul
 is mostly per expectation); a failed family is checked column by column, and every
 expectation that failed runs again with result format COMPLETE and
 ``unexpected_index_column_names=["child_id"]``; only the child ids are read from that result,
-which is then dropped. The frame is loaded into GE once for all of it. The suite is built once per process; run-date bounds are suite
-parameters. ``unexpected_percent`` in the report is GE's: a share of the non-missing values.
+which is then dropped. The frame is loaded into GE once for all of it. The suites are built
+once per process; run-date bounds are suite parameters. ``unexpected_percent`` in the report
+is GE's (a share of the non-missing values), given only where GE counted (a failed rule).
 """
 
 from __future__ import annotations
@@ -320,11 +321,11 @@ def _run(prepared: pd.DataFrame, parameters: dict[str, Any]) -> tuple[list[Any],
                 passed[meta["rule"]] = item
             elif not item.success:
                 orders.add(meta["order"])
-        detail = []
+        detail: list[Any] = []
         if rules or orders:
             again = _again(rules, orders)
-            detail = loaded.screened(again, result_format=RESULT_FORMAT, parameters=parameters)
-            detail = detail.results
+            screened = loaded.screened(again, result_format=RESULT_FORMAT, parameters=parameters)
+            detail = screened.results
     by_order = {meta_of(item)["order"]: item for item in [*screen, *detail]}
     summary = []
     for expectation in input_suite().expectations:

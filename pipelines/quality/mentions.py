@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,10 +122,11 @@ def arrow_strings(values: Any) -> Any:
 
     array = values.array if isinstance(values, pd.Series) else values
     dtype = getattr(array, "dtype", None)
-    arrow = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
-        isinstance(dtype, pd.ArrowDtype)
-        and (pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype))
-    )
+    if isinstance(dtype, pd.ArrowDtype):
+        kind = dtype.pyarrow_dtype
+        arrow = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    else:
+        arrow = isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
     return pa.chunked_array(pa.array(array)) if arrow else None
 
 
