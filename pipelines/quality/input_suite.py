@@ -33,6 +33,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.quality.context import (
@@ -352,8 +353,20 @@ def _blank_to_missing(value: Any) -> Any:
 
 
 def _required_text(series: pd.Series) -> pd.Series:
-    """Strings stripped and blank strings missing, so a blank required field counts as absent."""
-    return series.astype(object).map(_blank_to_missing, na_action="ignore")
+    """Strings stripped and blank strings missing, so a blank required field counts as absent.
+
+    A column of strings (missing values aside) is stripped once per distinct string; any
+    other column value by value (distinct values of mixed types may compare equal)."""
+    values = series.astype(object)
+    if pd.api.types.infer_dtype(values, skipna=True) != "string":
+        return values.map(_blank_to_missing, na_action="ignore")
+    array = values.to_numpy()
+    codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    table = np.array([*(text.strip() or None for text in uniques), None], dtype=object)
+    out = table[codes]
+    missing = codes < 0
+    out[missing] = array[missing]  # None, NaN as they were
+    return pd.Series(out, index=series.index, dtype=object)
 
 
 def _dates(series: pd.Series, name: str) -> pd.Series:
@@ -365,7 +378,11 @@ def _dates(series: pd.Series, name: str) -> pd.Series:
     """
     if not pd.api.types.is_datetime64_any_dtype(series.dtype):
         values = series.astype(object)
-        is_date = values.map(lambda v: isinstance(v, dt.date), na_action="ignore")
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind in ("date", "datetime", "empty"):  # every value a date (datetime is one)
+            is_date = pd.Series(True, index=values.index)
+        else:
+            is_date = values.map(lambda v: isinstance(v, dt.date), na_action="ignore")
         if not is_date.fillna(True).astype(bool).all():
             raise QualityError(
                 f"suite datashare_input: column {name} holds values that are not dates"
