@@ -39,7 +39,7 @@ from schemas import Run  # noqa: E402
 from schemas.migrate import upgrade  # noqa: E402
 
 PG_SERVER = os.environ.get("DATASHARE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-SCRATCH = "datashare_bench_console"
+SCRATCH = os.environ.get("DATASHARE_BENCH_DB_PREFIX", "") + "datashare_bench_console"
 PROGRAMS = ["VT-HS-01", "VT-EHS-02", "MO-HS-03", "NM-HS-05"]
 REASONS = ["no_consent", "consent_expired", "consent_revoked", "notice_refused",
            "consent_unsigned", "disability_consent_missing"]  # fmt: skip

@@ -1,10 +1,11 @@
 """EXPLAIN (ANALYZE, BUFFERS) of every query the console's ledger-heavy pages and a routine
 ledger verify run, on PostgreSQL with a large history.
 
-Fills a scratch database (``console_plans`` on the server of ``$DATASHARE_TEST_PG``, default
-127.0.0.1:5432; made and dropped here) straight with SQL: ``--entries`` disclosure-log entries
-and a fifth as many redaction-audit entries over ``--runs`` runs, 40 programs and
-``--children`` children (the hashes are filler: plans, not chains, are looked at). Then calls
+Fills a scratch database (``console_plans``, prefixed by ``$DATASHARE_BENCH_DB_PREFIX`` if
+set, on the server of ``$DATASHARE_TEST_PG``, default 127.0.0.1:5432; made and dropped here)
+straight with SQL: ``--entries`` disclosure-log entries and a fifth as many redaction-audit
+entries over ``--runs`` runs, 40 programs and ``--children`` children (the hashes are filler:
+plans, not chains, are looked at). Then calls
 the functions the pages call (a run's audit by reason, the children behind a reason and their
 next page, a child's disclosures, the disclosures command's program lookup, the runs page)
 and the routine verify's own queries, catching each statement as it runs and printing its
@@ -34,7 +35,7 @@ from privacy import anchors as anchoring
 from privacy.ledger import ledger_table, programs_for_child
 from schemas import Base, RedactionEntry
 
-SCRATCH = "console_plans"
+SCRATCH = os.environ.get("DATASHARE_BENCH_DB_PREFIX", "") + "console_plans"
 PG_SERVER = os.environ.get("DATASHARE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 FILL = """
