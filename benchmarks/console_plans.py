@@ -62,7 +62,6 @@ SELECT s, 'run-' || lpad((1 + (s - 1) * {runs} / {redactions})::text, 4, '0'),
        (ARRAY['no_consent', 'refused', 'not_enrolled', 'field_not_in_agreement'])[1 + mod(s, 4)],
        'rule', now(), md5((s - 1)::text) || md5((s - 1)::text), md5(s::text) || md5(s::text)
 FROM generate_series(1, {redactions}) AS s;
-ANALYZE;
 """
 
 
@@ -93,6 +92,9 @@ def main() -> None:
     parser.add_argument(
         "--drop-index", action="append", default=[], help="an index to drop first (a before)"
     )
+    parser.add_argument(
+        "--sql", action="append", default=[], help="a statement to run first, e.g. an old index"
+    )
     args = parser.parse_args()
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -111,6 +113,11 @@ def main() -> None:
         with engine.begin() as connection:
             for name in args.drop_index:
                 connection.exec_driver_sql(f'DROP INDEX "{name}"')
+            for statement in args.sql:
+                connection.exec_driver_sql(statement)
+        # as autovacuum leaves an append-only table: statistics and the visibility map
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
         catcher = Catcher(engine)
         run = f"run-{args.runs // 2:04d}"
         with Session(engine) as session:
