@@ -145,8 +145,9 @@ def main() -> None:
                 ("verify: entries before the checkpoint", lambda: session.scalar(counted)),
                 ("verify: entries after the checkpoint", lambda: list(session.execute(
                     select(table_).where(table_.c.seq > mark).order_by(table_.c.seq)))),
-                ("verify: delivery pairs", lambda: anchoring._entry_pairs(session)),
-                ("verify: runs' counts", lambda: anchoring._runs(session)),
+                ("verify: entries by run and program", lambda: anchoring._logged(session,
+                                                                                 None)),
+                ("verify: audited pairs of a run", lambda: anchoring._audited(session, {run})),
             ]  # fmt: skip
             for label, call in calls:
                 catcher.label = label
