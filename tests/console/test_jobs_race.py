@@ -63,7 +63,7 @@ def hold_first_write(engine: Engine, barrier: Any) -> None:
         job_thread = threading.current_thread().name.startswith("datashare-verify")
         if writes and not job_thread and not getattr(seen, "done", False):
             seen.done = True
-            barrier.wait(timeout=60)
+            barrier.wait(timeout=300)  # a guard against a hang, not a timing
 
 
 def hold_runs(monkeypatch: pytest.MonkeyPatch, release: Any) -> None:
@@ -71,7 +71,7 @@ def hold_runs(monkeypatch: pytest.MonkeyPatch, release: Any) -> None:
     real = jobs.run
 
     def held(*args: Any) -> None:
-        release.wait(60)
+        release.wait(300)
         real(*args)
 
     monkeypatch.setattr(jobs, "run", held)
@@ -181,7 +181,7 @@ def _racer(url: str, i: int, barrier: Any, release: Any, answers: Any) -> None:
     hold_first_write(engine, barrier)
     threads: dict[int, threading.Thread] = {}
     answers.put(jobs.start(engine, "routine", f"process{i}", threads))
-    release.wait(60)
+    release.wait(300)
     for thread in threads.values():
         thread.join()
     answers.put(len(threads))
@@ -198,11 +198,11 @@ def test_when_processes_race_then_one_job_runs_and_checkpoints_once(url: str) ->
     ]
     for process in racers:
         process.start()
-    given = [answers.get(timeout=120) for _ in range(RACERS)]
+    given = [answers.get(timeout=300) for _ in range(RACERS)]
     release.set()
-    started = [answers.get(timeout=120) for _ in range(RACERS)]
+    started = [answers.get(timeout=300) for _ in range(RACERS)]
     for process in racers:
-        process.join(60)
+        process.join(300)
         assert process.exitcode == 0
     engine = make_engine(url)
     found, marks = jobs_and_checkpoints(engine)
