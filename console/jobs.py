@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 MODES = ("routine", "full")
 STALE = dt.timedelta(minutes=5)
 _PROGRESS_EVERY = 1.0  # seconds between progress writes
+_ATTEMPTS = 5  # reads of the running job before giving up (each lost race reads it again)
+STALLED = "no progress for {minutes} minutes: the server process running it stopped"
 
 
 def _now() -> dt.datetime:
@@ -124,10 +126,6 @@ def start(engine: Engine, mode: str, who: str, threads: dict[int, threading.Thre
             thread.start()
         return job_id
     raise RuntimeError("could not start or join a verify job: the jobs table kept changing")
-
-
-_ATTEMPTS = 5
-STALLED = "no progress for {minutes} minutes: the server process running it stopped"
 
 
 class _Moved(Exception):
