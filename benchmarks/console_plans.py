@@ -1,10 +1,11 @@
 """EXPLAIN (ANALYZE, BUFFERS) of every query the console's ledger-heavy pages and a routine
 ledger verify run, on PostgreSQL with a large history.
 
-Fills a scratch database (``console_plans`` on the server of ``$DATASHARE_TEST_PG``, default
-127.0.0.1:5432; made and dropped here) straight with SQL: ``--entries`` disclosure-log entries
-and a fifth as many redaction-audit entries over ``--runs`` runs, 40 programs and
-``--children`` children (the hashes are filler: plans, not chains, are looked at). Then calls
+Fills a scratch database (``console_plans``, prefixed by ``$DATASHARE_BENCH_DB_PREFIX`` if
+set, on the server of ``$DATASHARE_TEST_PG``, default 127.0.0.1:5432; made and dropped here)
+straight with SQL: ``--entries`` disclosure-log entries and a fifth as many redaction-audit
+entries over ``--runs`` runs, 40 programs and ``--children`` children (the hashes are filler:
+plans, not chains, are looked at). Then calls
 the functions the pages call (a run's audit by reason, the children behind a reason and their
 next page, a child's disclosures, the disclosures command's program lookup, the runs page)
 and the routine verify's own queries, catching each statement as it runs and printing its
@@ -34,7 +35,7 @@ from privacy import anchors as anchoring
 from privacy.ledger import ledger_table, programs_for_child
 from schemas import Base, RedactionEntry
 
-SCRATCH = "console_plans"
+SCRATCH = os.environ.get("DATASHARE_BENCH_DB_PREFIX", "") + "console_plans"
 PG_SERVER = os.environ.get("DATASHARE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 FILL = """
@@ -61,7 +62,6 @@ SELECT s, 'run-' || lpad((1 + (s - 1) * {runs} / {redactions})::text, 4, '0'),
        (ARRAY['no_consent', 'refused', 'not_enrolled', 'field_not_in_agreement'])[1 + mod(s, 4)],
        'rule', now(), md5((s - 1)::text) || md5((s - 1)::text), md5(s::text) || md5(s::text)
 FROM generate_series(1, {redactions}) AS s;
-ANALYZE;
 """
 
 
@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument(
         "--drop-index", action="append", default=[], help="an index to drop first (a before)"
     )
+    parser.add_argument(
+        "--sql", action="append", default=[], help="a statement to run first, e.g. an old index"
+    )
     args = parser.parse_args()
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -110,6 +113,11 @@ def main() -> None:
         with engine.begin() as connection:
             for name in args.drop_index:
                 connection.exec_driver_sql(f'DROP INDEX "{name}"')
+            for statement in args.sql:
+                connection.exec_driver_sql(statement)
+        # as autovacuum leaves an append-only table: statistics and the visibility map
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
         catcher = Catcher(engine)
         run = f"run-{args.runs // 2:04d}"
         with Session(engine) as session:
@@ -137,8 +145,9 @@ def main() -> None:
                 ("verify: entries before the checkpoint", lambda: session.scalar(counted)),
                 ("verify: entries after the checkpoint", lambda: list(session.execute(
                     select(table_).where(table_.c.seq > mark).order_by(table_.c.seq)))),
-                ("verify: delivery pairs", lambda: anchoring._entry_pairs(session)),
-                ("verify: runs' counts", lambda: anchoring._runs(session)),
+                ("verify: entries by run and program", lambda: anchoring._logged(session,
+                                                                                 None)),
+                ("verify: audited pairs of a run", lambda: anchoring._audited(session, {run})),
             ]  # fmt: skip
             for label, call in calls:
                 catcher.label = label

@@ -248,8 +248,9 @@ def verify_ledgers(
     check.anchor_problems += _signatures(stored)
     check.anchor_problems += _exported(session, exported, stored)
     recent = _recent_runs(session, _covered_until(check))
-    check.delivery_problems += _deliveries(session, recent)
-    check.delivery_problems += _runs(session, recent)
+    logged = _logged(session, recent)
+    check.delivery_problems += _deliveries(session, logged, recent)
+    check.delivery_problems += _runs(session, logged, recent)
     if record and not check.anchor_problems:
         for report in check.reports.values():
             # a routine verify without a usable checkpoint walked every entry: a full one
@@ -323,36 +324,57 @@ def _recent_runs(session: Session, since: dt.datetime | None) -> set[str] | None
     return {str(r) for r in session.scalars(query)}
 
 
-def _entry_pairs(session: Session, runs: set[str] | None = None) -> set[tuple[str, str]]:
-    pairs: set[tuple[str, str]] = set()
-    for table in _TABLES.values():
-        query = select(table.run_id, table.program_code).distinct()
-        if runs is None:
-            pairs.update((str(r), str(p)) for r, p in session.execute(query))
-            continue
-        ordered = sorted(runs)
-        for start in range(0, len(ordered), 500):  # each by the run_id index
-            chunk = query.where(table.run_id.in_(ordered[start : start + 500]))
-            pairs.update((str(r), str(p)) for r, p in session.execute(chunk))
-    return pairs
+def _logged(session: Session, runs: set[str] | None) -> dict[tuple[str, str], int]:
+    """Disclosure-log entries by (run, program): one pass over the log serves both
+    cross-checks (only the ``runs`` given, each chunk by the run_id index, when given)."""
+    query = select(DisclosureEntry.run_id, DisclosureEntry.program_code, func.count()).group_by(
+        DisclosureEntry.run_id, DisclosureEntry.program_code
+    )
+    chunks = [query] if runs is None else _by_runs(query, DisclosureEntry, runs)
+    return {(str(r), str(p)): int(n) for chunk in chunks for r, p, n in session.execute(chunk)}
 
 
-def _deliveries(session: Session, runs: set[str] | None = None) -> list[str]:
-    """A batch logged in the delivery ledger has entries for its run and program (only the
-    ``runs`` given, when given)."""
+def _by_runs(
+    query: Any, table: type[DisclosureEntry] | type[RedactionEntry], runs: set[str]
+) -> list[Any]:
+    """``query`` once per 500 of ``runs`` (a bounded IN list, each by the run_id index)."""
+    ordered = sorted(runs)
+    return [
+        query.where(table.run_id.in_(ordered[start : start + 500]))
+        for start in range(0, len(ordered), 500)
+    ]
+
+
+def _audited(session: Session, runs: set[str]) -> set[tuple[str, str]]:
+    """(run, program) pairs of the redaction audit, for the ``runs`` given only."""
+    query = select(RedactionEntry.run_id, RedactionEntry.program_code).distinct()
+    return {
+        (str(r), str(p))
+        for chunk in _by_runs(query, RedactionEntry, runs)
+        for r, p in session.execute(chunk)
+    }
+
+
+def _deliveries(
+    session: Session, logged: dict[tuple[str, str], int], runs: set[str] | None = None
+) -> list[str]:
+    """A batch logged in the delivery ledger has entries for its run and program in either
+    ledger (only the ``runs`` given, when given). ``logged``: disclosure entries by (run,
+    program); the audit is read only for the runs of batches without disclosure entries (a
+    program whose children were all withheld)."""
     query = (
         select(Delivery.run_id, Delivery.destination, Delivery.program_code, Delivery.artifacts)
         .where(Delivery.status == "logged")
         .order_by(Delivery.id)
     )
     rows = [r for r in session.execute(query).all() if runs is None or r.run_id in runs]
-    if not rows:
-        return []
-    pairs = _entry_pairs(session, runs)
+    unlogged = {r.run_id for r in rows if (r.run_id, r.program_code) not in logged}
+    audited = _audited(session, unlogged) if unlogged else set()
     problems = []
     for run_id, destination, program, artifacts in rows:
         counts = ((artifacts or {}).get("prepared") or {}).get("counts") or {}
-        if int(counts.get("considered", 1) or 0) and (run_id, program) not in pairs:
+        pair = (run_id, program)
+        if int(counts.get("considered", 1) or 0) and pair not in logged and pair not in audited:
             problems.append(
                 f"delivery of {program} to {destination} in run {run_id} is logged, but neither "
                 "ledger has an entry for it (entries deleted?)"
@@ -360,18 +382,14 @@ def _deliveries(session: Session, runs: set[str] | None = None) -> list[str]:
     return problems
 
 
-def _runs(session: Session, runs: set[str] | None = None) -> list[str]:
+def _runs(
+    session: Session, logged: dict[tuple[str, str], int], runs: set[str] | None = None
+) -> list[str]:
     """A finished run's disclosure entries are at least as many as its summary logged (only
-    the ``runs`` given, when given)."""
-    counting = select(DisclosureEntry.run_id, func.count()).group_by(DisclosureEntry.run_id)
+    the ``runs`` given, when given). ``logged``: disclosure entries by (run, program)."""
     logged_by_run: dict[str, int] = {}
-    if runs is None:
-        logged_by_run.update((str(r), int(n)) for r, n in session.execute(counting))
-    else:
-        ordered = sorted(runs)
-        for start in range(0, len(ordered), 500):
-            chunk = counting.where(DisclosureEntry.run_id.in_(ordered[start : start + 500]))
-            logged_by_run.update((str(r), int(n)) for r, n in session.execute(chunk))
+    for (run_id, _), count in logged.items():
+        logged_by_run[run_id] = logged_by_run.get(run_id, 0) + count
     problems = []
     for run_id, summary in session.execute(
         select(Run.id, Run.summary).where(Run.dry_run.is_(False), Run.finished_at.is_not(None))

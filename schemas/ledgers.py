@@ -88,9 +88,11 @@ class DisclosureEntry(Base):
     ``delete`` (a record withdrawn from the recipient after revocation)."""
 
     __tablename__ = "disclosure_log"
-    # a parent's request reads one child's entries in order without scanning the log
+    # a parent's request reads one child's entries in order without scanning the log; a
+    # request by child id alone finds the child's programs in the second (migration 0011)
     __table_args__ = (
         Index("ix_disclosure_log_program_child_seq", "program_code", "child_local_id", "seq"),
+        Index("ix_disclosure_log_child_program", "child_local_id", "program_code"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -120,12 +122,24 @@ class RedactionEntry(Base):
 
     __tablename__ = "redaction_audit"
     # the console's children behind one reason of one run: a page in seq order after the last
-    # one shown reads just that page, however large the run (migration 0010)
-    __table_args__ = (Index("ix_redaction_audit_run_reason_seq", "run_id", "reason_code", "seq"),)
+    # one shown reads just that page, however large the run (migration 0010); a run's counts
+    # by reason, program, agreement and field are read from the second index alone, which
+    # also serves every lookup by run (it replaced the run_id index in migration 0011)
+    __table_args__ = (
+        Index("ix_redaction_audit_run_reason_seq", "run_id", "reason_code", "seq"),
+        Index(
+            "ix_redaction_audit_run_groups",
+            "run_id",
+            "reason_code",
+            "program_code",
+            "agreement_id",
+            "field",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(unique=True)
-    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[str] = mapped_column(String(64))
     program_code: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(80))
     agreement_id: Mapped[str] = mapped_column(String(80))

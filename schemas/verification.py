@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schemas.base import Base
@@ -34,12 +34,28 @@ class LedgerCheckpoint(Base):
     checkpoint_hash: Mapped[str] = mapped_column(String(64))
 
 
+RUNNING_ONLY = "state = 'running'"
+
+
 class LedgerVerifyJob(Base):
     """One verification the console runs in the background: ``mode`` is ``routine`` (from the
-    checkpoints) or ``full``; ``state`` is ``running``, ``done`` or ``failed``; ``checked`` of
-    ``total`` entries walked so far; ``result`` what it found (no PII: seqs, ids, hashes)."""
+    checkpoints) or ``full``; ``state`` is ``running``, ``done``, ``failed`` or ``stalled`` (its
+    progress stopped: its process ended); ``checked`` of ``total`` entries walked so far;
+    ``result`` what it found (no PII: seqs, ids, hashes).
+
+    At most one job is ``running``: a partial unique index (migration 0011) makes the database
+    refuse a second, however many api-server workers ask at once."""
 
     __tablename__ = "ledger_verify_jobs"
+    __table_args__ = (
+        Index(
+            "ux_ledger_verify_jobs_running",
+            "state",
+            unique=True,
+            sqlite_where=text(RUNNING_ONLY),
+            postgresql_where=text(RUNNING_ONLY),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mode: Mapped[str] = mapped_column(String(10))

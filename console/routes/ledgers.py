@@ -14,6 +14,7 @@ from console.auth import Viewer, checked_form
 from console.pages import NO_STORE, base_path, page, wants_json
 
 router = APIRouter()
+STALE_MINUTES = int(jobs.STALE.total_seconds() // 60)
 
 
 @router.get("/ledgers")
@@ -23,7 +24,9 @@ def ledgers(request: Request, who: Viewer, console: State) -> Response:
     if wants_json(request):
         return JSONResponse({"job": job}, headers=NO_STORE)
     marks = jobs.newest_checkpoints(console.engine)
-    return page(request, who, "ledgers.html", job=job, checkpoints=marks)
+    return page(
+        request, who, "ledgers.html", job=job, checkpoints=marks, stale_minutes=STALE_MINUTES
+    )
 
 
 @router.get("/ledgers/jobs/{job_id}")
@@ -35,7 +38,9 @@ def job(request: Request, job_id: int, who: Viewer, console: State) -> Response:
     if wants_json(request):
         return JSONResponse({"job": found}, headers=NO_STORE)
     marks = jobs.newest_checkpoints(console.engine)
-    return page(request, who, "ledgers.html", job=found, checkpoints=marks)
+    return page(
+        request, who, "ledgers.html", job=found, checkpoints=marks, stale_minutes=STALE_MINUTES
+    )
 
 
 @router.post("/ledgers/verify")

@@ -605,9 +605,18 @@ def test_a_running_job_is_followed_and_joined_and_a_stalled_one_says_so(
             )
         page = client.get(f"/ledgers/jobs/{job_id}", headers=HTML).text
         assert "stalled" in page and 'http-equiv="refresh"' not in page
+        assert "the api-server restarted" in page and "Start a new verify" in page
         answer = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON)
         assert answer.status_code == 202 and answer.json()["job"] != job_id
         client.app.state.console.jobs[answer.json()["job"]].join()  # type: ignore[attr-defined]
+        # the new request marked the old job stalled in the database (no longer "running")
+        with Session(world.engine) as session:
+            old = session.get(LedgerVerifyJob, job_id)
+            assert old is not None and old.state == "stalled" and old.finished_at is not None
+        shown = client.get(f"/ledgers/jobs/{job_id}", headers=JSON).json()["job"]
+        assert shown["state"] == "stalled" and "no progress for 5 minutes" in shown["error"]
+        latest = client.get("/ledgers", headers=JSON).json()["job"]
+        assert latest["id"] == answer.json()["job"] and latest["state"] == "done"
     finally:
         with Session(world.engine) as session, session.begin():
             session.execute(delete(LedgerVerifyJob).where(LedgerVerifyJob.id == job_id))

@@ -234,6 +234,24 @@ def test_when_a_logged_batch_has_no_entries_then_the_delivery_check_says_so(
     ]
 
 
+def test_when_a_batch_withheld_every_child_then_its_audit_entries_are_its_entries(
+    engine: Engine,
+) -> None:
+    """Only the redaction audit has entries of a program whose children were all withheld:
+    that counts, for that run only (its entries under another run do not)."""
+    night(engine, "run-1", 0)
+    with session_scope(engine) as session:
+        append_redactions(session, [redaction(i, program_code="VT-HS-04") for i in (50, 51)])
+    _delivery(engine, "run-1", "VT-HS-04", 2)
+    assert verified(engine).ok and verified(engine, full=False).ok
+    _delivery(engine, "run-2", "VT-HS-04", 2)
+    problem = (
+        "delivery of VT-HS-04 to vt in run run-2 is logged, but neither ledger has an entry "
+        "for it (entries deleted?)"
+    )
+    assert verified(engine).delivery_problems == [problem]
+
+
 def test_when_a_run_logged_more_than_the_log_holds_then_the_run_check_says_so(
     engine: Engine,
 ) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from pipelines.db import make_engine
 from schemas import Base
@@ -38,4 +41,27 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(empty_url: str) 
     upgrade(engine)
     downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+
+
+def test_0011_keeps_the_newest_running_verify_job_and_stalls_the_others(empty_url: str) -> None:
+    """Jobs the old race left running together: the newest stays running, the index holds."""
+    engine = make_engine(empty_url)
+    upgrade(engine, "0010")
+    insert = text(
+        "INSERT INTO ledger_verify_jobs (id, mode, requested_by, state, started_at, updated_at,"
+        " checked, total) VALUES (:id, 'routine', 'vera', :state, :at, :at, 0, 0)"
+    )
+    at = dt.datetime(2026, 12, 7, 9, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        for job_id, state in ((1, "done"), (2, "running"), (3, "running"), (4, "failed")):
+            connection.execute(insert, {"id": job_id, "state": state, "at": at})
+    upgrade(engine)
+    with engine.begin() as connection:
+        states = connection.execute(text("SELECT id, state FROM ledger_verify_jobs ORDER BY id"))
+        assert [tuple(r) for r in states] == [
+            (1, "done"), (2, "stalled"), (3, "running"), (4, "failed")
+        ]  # fmt: skip
+        with pytest.raises(IntegrityError):
+            connection.execute(insert, {"id": 5, "state": "running", "at": at})
     engine.dispose()
