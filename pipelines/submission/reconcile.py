@@ -305,8 +305,8 @@ class Verdict(Enum):
 PRESUMED = {
     Verdict.TAKEN: "presumed arrived: its publish had begun and the destination no longer "
     "shows its folder (the state took it); its snapshot goes again",
-    Verdict.PARTS_TAKEN: "presumed arrived: its files had been written (as .part files, not "
-    "yet published) and the destination no longer shows its folder (the state took it); its "
+    Verdict.PARTS_TAKEN: "presumed arrived: its upload had begun (.part files, never "
+    "published) and the destination no longer shows its folder (the state took it); its "
     "snapshot goes again",
 }
 """The verdicts that log a batch the destination no longer shows, with the run summary's
