@@ -30,8 +30,10 @@ under the run that sent it, with its date and the per-child digests of the stage
 run summary and the delivery row say it was presumed, and the program's snapshot goes again
 tonight (the state may have taken it incomplete; a same-date resend of identical content is
 the same disclosure and is not logged twice). A batch that never began its upload is not
-logged. A folder that still shows the batch was not taken (a state takes a folder whole):
-what the batch left goes, as above. A staged batch lost too (its files unreadable) is logged,
+logged. Once its publish began, a file of the batch under no name (final or ``.part``) was
+published and taken, even when the state left what it did not see (``.part`` files): the batch
+is presumed arrived too. Otherwise a folder that still shows the batch was not taken: what the
+batch left goes, as above. A staged batch lost too (its files unreadable) is logged,
 when it arrived or is presumed to have, from its delivery row (:func:`_settle_unreadable`:
 the children it sent, every field the agreement allows, the content unknown); otherwise what
 it left goes by the names the row keeps.
@@ -62,7 +64,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryError, Discarded
-from pipelines.destinations.local import MANIFEST
+from pipelines.destinations.local import MANIFEST, part_name
 from pipelines.staging import StagingError
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
@@ -157,7 +159,8 @@ def _settle(
     discarded = (
         None if whole or carried else _discard(context, destination, run_id, program, prepared)
     )
-    verdict = decide(whole=whole, shows=_shows(discarded), marks=marks)
+    shows, missing = _found(discarded, prepared)
+    verdict = decide(whole=whole, shows=shows, missing=missing, marks=marks)
     if verdict in PRESUMED:
         with session_scope(context.engine) as session:
             logged = record_delivery(
@@ -238,7 +241,8 @@ def _settle_unreadable(
     program = str(prepared["program"])
     discarded = _discard(context, destination, run_id, program, prepared)
     arrived = discarded is not None and MANIFEST in discarded.done.removed
-    verdict = decide(whole=arrived, shows=_shows(discarded), marks=marks)
+    shows, missing = _found(discarded, prepared)
+    verdict = decide(whole=arrived, shows=shows, missing=missing, marks=marks)
     recorded = artifacts.get("changes") or {}
     sent = {(p, c) for p, c in recorded.get("send", [])}
     if verdict is Verdict.NOT_ARRIVED or not sent:
@@ -304,7 +308,7 @@ class Verdict(Enum):
 
 PRESUMED = {
     Verdict.TAKEN: "presumed arrived: its publish had begun and the destination no longer "
-    "shows its folder (the state took it); its snapshot goes again",
+    "shows it, or not all of it (the state took it); its snapshot goes again",
     Verdict.PARTS_TAKEN: "presumed arrived: its upload had begun (.part files, never "
     "published) and the destination no longer shows its folder (the state took it); its "
     "snapshot goes again",
@@ -313,36 +317,44 @@ PRESUMED = {
 words for each."""
 
 
-def decide(*, whole: bool, shows: bool | None, marks: Marks) -> Verdict:
+def decide(*, whole: bool, shows: bool | None, missing: bool, marks: Marks) -> Verdict:
     """Whether an unfinished delivery's disclosures happened (see the module doc).
 
     ``whole``: the destination holds the batch, or its own manifest (it arrived). ``shows``:
     something of the batch (a file of its names, a ``.part`` file, a file another run's
     manifest keeps) is in its folder, ``None`` for a destination that cannot say (not a file
-    drop: no presumption). A state takes a folder whole, so a folder that still shows the
-    batch was not taken: what it left goes and nothing is logged (never published, or
-    published incomplete and removed before anyone took it). A folder that shows nothing of
-    it was taken, or never written: the marks tell which. Publish begun: files may have been
-    there under their final names (or whole, manifest last), so it arrived, presumed. Only
-    the upload begun: its ``.part`` files reached the state's server and left it with the
-    state; never published, but nothing proves no one read them, so it is logged too (never
-    under-state a disclosure). Neither: nothing left us, nothing is logged."""
+    drop: no presumption). ``missing``: some file of the batch is there under no name (final,
+    ``.pgp``, ``.part``).
+
+    Publish begun: every file was written (as ``.part``) before it, and renaming keeps each
+    under one name or the other, so a file under no name was published and then taken: the
+    batch arrived, presumed, whether the state took the whole folder or only what it could
+    see. Otherwise a folder that still shows the batch was not taken (nothing was published;
+    a state takes what it takes whole): what it left goes and nothing is logged. A folder
+    that shows nothing of it was taken, or never written: only the upload begun means its
+    ``.part`` files reached the state's server and went with the state; never published, but
+    nothing proves no one read them, so it is logged too (never under-state a disclosure).
+    Neither mark: nothing left us, nothing is logged."""
     if whole:
         return Verdict.ARRIVED
-    if shows is None or shows:
+    if shows is None:
         return Verdict.NOT_ARRIVED
-    if marks.publish_began:
+    if marks.publish_began and missing:
         return Verdict.TAKEN
-    if marks.upload_began:
+    if not shows and marks.upload_began:
         return Verdict.PARTS_TAKEN
     return Verdict.NOT_ARRIVED
 
 
-def _shows(discarded: _Discard | None) -> bool | None:
-    """Whether ``discard`` found anything of the batch in its folder (None: no discard)."""
+def _found(discarded: _Discard | None, prepared: dict[str, Any]) -> tuple[bool | None, bool]:
+    """What ``discard`` found of the batch in its folder: anything (``shows``; None: no
+    discard), and whether one of its artifacts is there under no name (``missing``)."""
     if discarded is None:
-        return None
-    return bool(discarded.done.removed or discarded.done.kept)
+        return None, False
+    there = set(discarded.done.removed) | set(discarded.done.kept)
+    names = [str(a["name"]) for a in prepared["artifacts"]]
+    forms = [{n, f"{n}.pgp", part_name(n), part_name(f"{n}.pgp")} for n in names]
+    return bool(there), any(not (f & there) for f in forms)
 
 
 def _presumed(session: Session, context: RunContext, delivery_id: int, verdict: Verdict) -> None:

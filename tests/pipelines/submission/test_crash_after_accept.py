@@ -1058,3 +1058,35 @@ def test_folder_taken_with_its_staged_files_lost_is_logged_from_the_delivery_row
     assert set(sent_fields) == taken, "the snapshot went again tonight"
     for row in crashed.itertuples():
         assert set(row.fields) >= sent_fields[(row.program_code, row.child_local_id)]
+
+
+def test_files_the_state_took_while_leaving_hidden_part_files_are_logged(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """Killed while renaming (one file already under its final name); the state's ingestion
+    then takes every file it sees and leaves the hidden ``.part`` files. A file of the batch
+    under no name was published and taken: the batch is logged once (all of it: which of its
+    fields left is not known), presumed, what the state left goes, the snapshot goes again."""
+    crash = killed_mid_upload(world, drop.name, drop.kind, "rename", tmp_path)
+    folder = drop.root / DEMO_DATE.isoformat() / crash.program
+    batch: set[tuple[str, str]] = set()
+    for path in folder.iterdir():
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        batch |= set(zip(frame["ProgramID"], frame["LocalChildID"], strict=True))
+    visible = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    hidden = [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert visible and hidden, "one file renamed, the others still .part files"
+    for path in visible:
+        path.unlink()
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    disclosed = assert_once_and_nothing_more(world, drop, summary)
+    outcome = summary["reconciled"][crash.program]
+    assert outcome.startswith(f"logged {len(batch)} disclosures of run {crash.run_id}")
+    assert "presumed arrived" in outcome
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == batch
+    assert set(crashed["run_date"]) == {DEMO_DATE}
+    assert orphans(drop.root, crash) == [], "the .part files the state left are gone"
+    assert (LATER, crash.program) in folders(drop.root), "the snapshot went again"

@@ -21,24 +21,26 @@ NONE, UPLOAD, BOTH = Marks(False, False), Marks(True, False), Marks(True, True)
 
 
 @pytest.mark.parametrize(
-    ("whole", "shows", "marks", "expected"),
+    ("whole", "shows", "missing", "marks", "expected"),
     [
-        pytest.param(True, False, BOTH, Verdict.ARRIVED, id="own-manifest-there-arrived"),
-        pytest.param(True, None, NONE, Verdict.ARRIVED, id="held-by-a-database-arrived"),
-        pytest.param(True, False, NONE, Verdict.ARRIVED, id="arrived-even-without-marks"),
-        pytest.param(False, True, BOTH, Verdict.NOT_ARRIVED, id="mid-rename-remnants-discarded"),
-        pytest.param(False, True, UPLOAD, Verdict.NOT_ARRIVED, id="part-files-still-there"),
-        pytest.param(False, False, BOTH, Verdict.TAKEN, id="published-then-taken-logged"),
-        pytest.param(False, False, UPLOAD, Verdict.PARTS_TAKEN, id="parts-taken-logged"),
-        pytest.param(False, False, NONE, Verdict.NOT_ARRIVED, id="never-written-not-logged"),
-        pytest.param(False, False, Marks(False, True), Verdict.TAKEN, id="publish-mark-alone"),
-        pytest.param(False, None, BOTH, Verdict.NOT_ARRIVED, id="not-a-file-drop-no-presuming"),
+        pytest.param(True, False, True, BOTH, Verdict.ARRIVED, id="own-manifest-there-arrived"),
+        pytest.param(True, None, False, NONE, Verdict.ARRIVED, id="held-by-a-database-arrived"),
+        pytest.param(True, False, True, NONE, Verdict.ARRIVED, id="arrived-even-without-marks"),
+        pytest.param(False, True, False, BOTH, Verdict.NOT_ARRIVED, id="mid-rename-remnants"),
+        pytest.param(False, True, False, UPLOAD, Verdict.NOT_ARRIVED, id="part-files-there"),
+        pytest.param(False, True, True, UPLOAD, Verdict.NOT_ARRIVED, id="some-parts-unwritten"),
+        pytest.param(False, False, True, BOTH, Verdict.TAKEN, id="published-then-taken"),
+        pytest.param(False, True, True, BOTH, Verdict.TAKEN, id="visible-files-taken-parts-left"),
+        pytest.param(False, False, True, UPLOAD, Verdict.PARTS_TAKEN, id="parts-taken-logged"),
+        pytest.param(False, False, True, NONE, Verdict.NOT_ARRIVED, id="never-written"),
+        pytest.param(False, False, True, Marks(False, True), Verdict.TAKEN, id="publish-mark-only"),
+        pytest.param(False, None, False, BOTH, Verdict.NOT_ARRIVED, id="not-a-file-drop"),
     ],
 )
 def test_reconcile_decision(
-    whole: bool, shows: bool | None, marks: Marks, expected: Verdict
+    whole: bool, shows: bool | None, missing: bool, marks: Marks, expected: Verdict
 ) -> None:
-    assert decide(whole=whole, shows=shows, marks=marks) is expected
+    assert decide(whole=whole, shows=shows, missing=missing, marks=marks) is expected
 
 
 LOGGED = {"arrived", "taken", "parts_taken"}
@@ -73,7 +75,7 @@ def steps(names: list[str]) -> list[tuple[str, str]]:
     files=st.integers(min_value=1, max_value=3),
     crash_after=st.integers(min_value=0, max_value=20),
     earlier=st.booleans(),
-    state=st.sampled_from(["away", "complete-only", "greedy"]),
+    state=st.sampled_from(["away", "complete-only", "greedy", "visible-only"]),
 )
 def test_decision_never_under_logs_and_never_logs_what_provably_did_not_happen(
     files: int, crash_after: int, earlier: bool, state: str
@@ -96,23 +98,30 @@ def test_decision_never_under_logs_and_never_logs_what_provably_did_not_happen(
             folder.manifest = "new"
         else:
             folder.files[name] = folder.files.pop(f".{name}.part")
-    # the state takes a folder whole (files and manifest): greedily, or only a complete one
-    complete = folder.manifest is not None
-    took = state == "greedy" or (state == "complete-only" and complete)
+    # then the state takes a folder whole (files and manifest), greedily or only a complete
+    # one, or takes every file it can see and leaves the hidden (``.part``) ones
     arrived_whole = folder.manifest == "new"  # the batch's own manifest: complete, readable
-    truth = arrived_whole or (took and any(w == "new" for w in folder.files.values()))
-    if took:
-        folder = Folder({}, None)
-    shows = bool(folder.files)  # the crashed batch's, or an earlier one's its manifest keeps
-    verdict = decide(whole=folder.manifest == "new", shows=shows, marks=Marks(upload, publish))
+    if state == "visible-only":
+        taken = {n: w for n, w in folder.files.items() if not n.startswith(".")}
+        left = Folder({n: w for n, w in folder.files.items() if n.startswith(".")}, None)
+    elif state == "greedy" or (state == "complete-only" and folder.manifest is not None):
+        taken, left = dict(folder.files), Folder({}, None)
+    else:
+        taken, left = {}, folder
+    truth = arrived_whole or "new" in taken.values()
+    shows = bool(left.files)  # the crashed batch's files, or an earlier batch's
+    missing = any(n not in left.files and f".{n}.part" not in left.files for n in names)
+    verdict = decide(
+        whole=left.manifest == "new", shows=shows, missing=missing, marks=Marks(upload, publish)
+    )
     logged = verdict.value in LOGGED
     if truth:
         assert logged, "a disclosure that happened is logged"
     if logged and not truth:
         # the one case nothing can tell apart from a batch taken away: the upload marked,
         # then killed before its first byte was written (the folder shows nothing of it)
-        assert upload and not new_bytes_left
+        assert upload and not new_bytes_left and not shows
     if not upload and not publish:
-        assert not logged or folder.manifest == "new", "nothing left us: nothing logged"
+        assert not logged or arrived_whole, "nothing left us: nothing logged"
     if logged and not arrived_whole:
         assert verdict in (Verdict.TAKEN, Verdict.PARTS_TAKEN), "marked as presumed"
