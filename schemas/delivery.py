@@ -21,7 +21,9 @@ class Delivery(Base):
     Whether a batch is unchanged is decided against :class:`DeliveredRecord` (what the
     destination holds now), never against this history: the same batch digest may be sent
     again (a correction that reverts, ``resend: full``). ``staged_path`` is the encrypted file
-    holding what must be logged once the destination is known to hold the batch."""
+    holding what must be logged once the destination is known to hold the batch.
+    ``upload_began_at`` / ``publish_began_at`` let reconciliation tell a file drop's batch
+    that never left from one the state took away before the next run looked."""
 
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("destination", "program_code", "run_id"),)
@@ -36,6 +38,11 @@ class Delivery(Base):
     staged_path: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+    upload_began_at: Mapped[dt.datetime | None]
+    """A file drop's: committed just before its first ``.part`` file is written."""
+    publish_began_at: Mapped[dt.datetime | None]
+    """A file drop's: committed just before the old manifest goes and the first file is
+    renamed to its final name (from then on the state may see, and take, the batch)."""
 
 
 class SentResource(Base):

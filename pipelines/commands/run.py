@@ -108,7 +108,18 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
         console.print(table)
     for program, note in sorted(programs.get("skip_notes", {}).items()):
         console.print(f"{program} (not sharing): {note}", markup=False, highlight=False)
+    show_reconciled(console, summary)
     show_stops(console, summary)
+
+
+def show_reconciled(console: Console, summary: dict[str, Any]) -> None:
+    """One line per program whose earlier, unlogged delivery this run settled first: logged
+    (arrived, or presumed arrived because the destination no longer shows it) or sent afresh."""
+    settled = summary.get("reconciled") or {}
+    if settled:
+        console.print(f"Earlier deliveries settled ({len(settled)}):", highlight=False)
+    for program, outcome in sorted(settled.items()):
+        console.print(f"  {program}: {outcome}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _dry_run_rows(head: Table, summary: dict[str, Any]) -> None:

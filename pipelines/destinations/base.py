@@ -11,23 +11,38 @@ connection refused or dropped, timeouts, 429/5xx) and :class:`TerminalDeliveryEr
 one: authentication, a rejected layout). Messages never contain record values.
 
 File drops also have ``discard`` (optional, not in the protocol: reconciliation looks for it),
-which removes what a batch killed mid-upload left in its folder (:class:`Discarded`).
+which removes what a batch killed mid-upload left in its folder (:class:`Discarded`), and take
+a ``progress`` callback in ``deliver`` (:data:`Progress`): told :data:`UPLOAD` just before the
+first ``.part`` file is written and :data:`PUBLISH` just before the old manifest goes and the
+first file gets its final name, it records each durably before the step starts, so the next run
+can tell a batch that never left from one the state took away whole.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:  # pandas loads only where frames are built: `datashare` starts faster
     import pandas as pd
 
 ChildKey = tuple[str, str]
 """(program code, program-local child id): how a delivered record is named."""
+
+Step = Literal["upload", "publish"]
+UPLOAD: Step = "upload"
+PUBLISH: Step = "publish"
+Progress = Callable[[Step], None]
+"""A file drop's ``deliver(batch, progress=...)`` calls it, and waits for it, just before
+each step (:data:`UPLOAD`, :data:`PUBLISH`); an attempt retried calls it again."""
+
+
+def no_progress(step: Step) -> None:
+    """The :data:`Progress` of a delivery no one follows (a dry run, a test)."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ row counts, SHA-256 of each file, run id) written the same way, last. A folder w
 is present is complete. A folder being replaced keeps its old manifest while the new files are
 written under their temporary names; it loses the manifest only then, just before they are
 renamed into place, so a batch killed while writing leaves the old folder complete (and
-``.part`` files nobody reads).
+``.part`` files nobody reads). A ``progress`` callback hears each step before it starts
+(``base.Progress``): the upload, then the publish (the old manifest goes, files take their
+final names, the new manifest comes).
 
 A batch killed mid-upload (before its manifest) leaves files no manifest vouches for and no
 disclosure log entry explains: ``discard`` removes exactly them (:func:`discard_plan`), and the
@@ -35,11 +37,15 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from pipelines.destinations.base import (
+    PUBLISH,
+    UPLOAD,
     Batch,
     DeliveryResult,
     Discarded,
+    Progress,
     TerminalDeliveryError,
     TransientDeliveryError,
+    no_progress,
 )
 
 MANIFEST = "manifest.json"
@@ -225,12 +231,14 @@ class LocalFolderDestination:
         """Where ``batch`` lands."""
         return self.root / batch.run_date / batch.program_code
 
-    def deliver(self, batch: Batch) -> DeliveryResult:
-        """Write the batch's files, then its manifest; nothing when already there."""
+    def deliver(self, batch: Batch, progress: Progress | None = None) -> DeliveryResult:
+        """Write the batch's files, then its manifest; nothing when already there.
+        ``progress`` hears :data:`UPLOAD` before the first file is written and
+        :data:`PUBLISH` before the old manifest goes (``base.Progress``)."""
         check_batch_names(batch, self.name)
         folder = self.folder(batch)
         try:
-            return self._deliver(batch, folder)
+            return self._deliver(batch, folder, progress or no_progress)
         except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
             raise TerminalDeliveryError(
                 f"{self.name}: cannot write {folder} ({type(exc).__name__})"
@@ -240,7 +248,7 @@ class LocalFolderDestination:
                 f"{self.name}: writing {folder} failed ({type(exc).__name__})"
             ) from exc
 
-    def _deliver(self, batch: Batch, folder: Path) -> DeliveryResult:
+    def _deliver(self, batch: Batch, folder: Path, progress: Progress) -> DeliveryResult:
         accepted = set(batch.child_keys)
         if self._holds(batch, folder):
             return DeliveryResult(accepted=accepted, location=str(folder), sent_nothing_new=True)
@@ -249,6 +257,7 @@ class LocalFolderDestination:
         stored: dict[str, tuple[str, str, int]] = {}
         written: dict[str, int] = {}
         parts: list[tuple[Path, Path]] = []
+        progress(UPLOAD)
         for artifact in batch.artifacts:
             data, digest = artifact.csv_bytes(), artifact.sha256  # rendered and digested once
             target = folder / artifact.name
@@ -257,6 +266,7 @@ class LocalFolderDestination:
                 written[artifact.name] = len(artifact.frame)
             stored[artifact.name] = (artifact.name, digest, len(data))
         # every new file is written: only now does the old folder stop being complete
+        progress(PUBLISH)
         (folder / MANIFEST).unlink(missing_ok=True)
         for partial, target in parts:
             commit_part(partial, target)

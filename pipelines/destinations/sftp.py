@@ -48,12 +48,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from pipelines.destinations.base import (
+    PUBLISH,
+    UPLOAD,
     Batch,
     DeliveryError,
     DeliveryResult,
     Discarded,
+    Progress,
     TerminalDeliveryError,
     TransientDeliveryError,
+    no_progress,
 )
 from pipelines.destinations.local import (
     MANIFEST,
@@ -298,10 +302,12 @@ class SftpDestination:
 
     # -- public protocol -------------------------------------------------------------------
 
-    def deliver(self, batch: Batch) -> DeliveryResult:
-        """Upload the batch (``.part`` then rename), manifest last; retries transient faults."""
+    def deliver(self, batch: Batch, progress: Progress | None = None) -> DeliveryResult:
+        """Upload the batch (``.part`` then rename), manifest last; retries transient faults.
+        ``progress`` hears :data:`UPLOAD` before the first upload and :data:`PUBLISH` before
+        the old manifest goes (``base.Progress``), again in a retried attempt."""
         check_batch_names(batch, self.name)
-        return self._retrying(lambda: self._deliver_once(batch))
+        return self._retrying(lambda: self._deliver_once(batch, progress or no_progress))
 
     def holds(self, batch: Batch) -> bool:
         """Whether the remote manifest lists exactly this batch and its files are there."""
@@ -371,7 +377,7 @@ class SftpDestination:
 
     # -- one attempt ----------------------------------------------------------------------
 
-    def _deliver_once(self, batch: Batch) -> DeliveryResult:
+    def _deliver_once(self, batch: Batch, progress: Progress) -> DeliveryResult:
         accepted = set(batch.child_keys)
         folder = self.folder(batch)
         location = self._location(folder)
@@ -387,9 +393,11 @@ class SftpDestination:
                 if entry.get("name") and _same_file(sftp, folder, entry)
             }
             stored, uploads = self._prepare(batch, reusable)
+            progress(UPLOAD)
             for stored_as, data in uploads:
                 _put_part(sftp, folder, stored_as, data)
             # every new file is uploaded: only now does the old folder stop being complete
+            progress(PUBLISH)
             _remove(sftp, manifest_path)
             for stored_as, _ in uploads:
                 _commit_part(sftp, folder, stored_as)

@@ -48,6 +48,7 @@ from pipelines.submission.batches import (
     remove_staged_many,
 )
 from pipelines.submission.context import RunContext
+from pipelines.submission.marks import deliver_marked
 from pipelines.submission.record import Recording, StateUpdate, record_delivery, record_group
 from pipelines.submission.state import (
     HELD,
@@ -344,7 +345,7 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
     destination = context.client
     started = time.perf_counter()
     result: DeliveryResult = (
-        destination.deliver(sending)
+        deliver_marked(context, destination, sending, delivery_id)
         if sending.artifacts or changes.snapshot or _marks_empty(destination, stopped)
         else DeliveryResult()
     )

@@ -15,13 +15,28 @@ no manifest) is not just sent afresh: what it left in its folder is removed firs
 destination's ``discard``), so no file sits at the state that no manifest vouches for and no
 disclosure log entry explains; the run summary says how many files went from which folder. A
 batch whose own manifest is in its folder arrived whole (the manifest is written last), even
-when the state has since taken its files away (``arrived``): it is logged, never discarded. The
-same holds when the staged files cannot be read (the names come from the delivery row). A
+when the state has since taken its files away (``arrived``): it is logged, never discarded. A
 same-day rerun killed while renaming its files into place has removed the folder's old
 manifest: that folder (the last logged batch's) is no longer complete, so its remaining files
 of the batch's names go too, its disclosures stay logged (the folder was complete and could be
 read), and the delivery state forgets the program's snapshot digest so this run sends the
 program's whole snapshot again (the children it held stay held: withdrawals still name them).
+
+A file drop's folder the state took away whole before this run looked (files and manifest
+gone) shows nothing of the batch, exactly like a batch that never left: the delivery row's
+marks (:mod:`.marks`, committed before each step) tell them apart (:func:`decide`). A batch
+whose upload or publish had begun and of which nothing is left is logged as presumed arrived,
+under the run that sent it, with its date and the per-child digests of the staged batch; the
+run summary and the delivery row say it was presumed, and the program's snapshot goes again
+tonight (the state may have taken it incomplete; a same-date resend of identical content is
+the same disclosure and is not logged twice). A batch that never began its upload is not
+logged. Once its publish began, a file of the batch under no name (final or ``.part``) was
+published and taken, even when the state left what it did not see (``.part`` files): the batch
+is presumed arrived too. Otherwise a folder that still shows the batch was not taken: what the
+batch left goes, as above. A staged batch lost too (its files unreadable) is logged,
+when it arrived or is presumed to have, from its delivery row (:func:`_settle_unreadable`:
+the children it sent, every field the agreement allows, the content unknown); otherwise what
+it left goes by the names the row keeps.
 
 A destination that cannot be reached while reconciling (``holds`` or ``discard`` fails) leaves
 the delivery open and its staged files kept: the error stops this run at its plan (sending the
@@ -39,7 +54,9 @@ logs it, and can withdraw the child if it no longer qualifies.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import select, update
@@ -47,6 +64,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryError, Discarded
+from pipelines.destinations.local import MANIFEST, part_name
 from pipelines.staging import StagingError
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
@@ -75,16 +93,24 @@ def reconcile(context: RunContext) -> dict[str, str]:
     """Settle every unfinished delivery of the run's destination; program code -> outcome."""
     with session_scope(context.engine) as session:
         rows = session.execute(
-            select(Delivery.id, Delivery.run_id, Delivery.program_code, Delivery.artifacts).where(
+            select(
+                Delivery.id,
+                Delivery.run_id,
+                Delivery.program_code,
+                Delivery.artifacts,
+                Delivery.upload_began_at,
+                Delivery.publish_began_at,
+            ).where(
                 Delivery.destination == context.run.destination, Delivery.status.in_(UNFINISHED)
             )
         ).all()
     outcomes: dict[str, str] = {}
     destination = context.client if rows else None
-    for delivery_id, run_id, program, artifacts in rows:
+    for delivery_id, run_id, program, artifacts, upload, publish in rows:
+        marks = Marks(upload is not None, publish is not None)
         try:
             outcomes[program] = _settle(
-                context, destination, delivery_id, run_id, program, artifacts
+                context, destination, delivery_id, run_id, program, artifacts, marks
             )
         except DeliveryError as error:
             raise type(error)(
@@ -101,6 +127,7 @@ def _settle(
     run_id: str,
     program: str,
     artifacts: dict[str, Any],
+    marks: Marks,
 ) -> str:
     """Settle one unfinished delivery; its outcome for the run summary."""
     prepared: dict[str, Any] = artifacts["prepared"]
@@ -108,10 +135,7 @@ def _settle(
         ledger = load_ledger(context, prepared)
         batch = load_batch(context, prepared, ledger, run_id=run_id)
     except (StagingError, OSError):
-        discarded = _discard(context, destination, run_id, program, prepared)
-        with session_scope(context.engine) as session:
-            _mark(session, delivery_id, "failed", forget_snapshot=discarded)
-        return "failed: staged files unreadable" + _removed(discarded) + ", sent afresh"
+        return _settle_unreadable(context, destination, delivery_id, run_id, artifacts, marks)
     assert destination is not None
     recorded = artifacts.get("changes") or {}
     snapshot = bool(recorded.get("snapshot", True))
@@ -132,7 +156,28 @@ def _settle(
     whole = destination.holds(sent) or _arrived(destination, sent)
     carried = _carried(destination, sent, run_id, whole)
     current = current_of(batch, ledger)
-    if whole:
+    discarded = (
+        None if whole or carried else _discard(context, destination, run_id, program, prepared)
+    )
+    shows, missing = _found(discarded, prepared)
+    verdict = decide(whole=whole, shows=shows, missing=missing, marks=marks)
+    if verdict in PRESUMED:
+        with session_scope(context.engine) as session:
+            logged = record_delivery(
+                session,
+                context,
+                run_id=run_id,
+                program=program,
+                ledger=ledger,
+                run_date=dt.date.fromisoformat(batch.run_date),
+                accepted=set(accepted),
+                rejected={},
+                delivery_id=delivery_id,
+                state=StateUpdate(current, held, changes.program, snapshot),
+            )
+            _presumed(session, context, delivery_id, verdict)
+        outcome = f"logged {logged} disclosures of run {run_id}, {PRESUMED[verdict]}"
+    elif whole:
         with session_scope(context.engine) as session:
             logged = record_delivery(
                 session,
@@ -170,12 +215,159 @@ def _settle(
             f"run {run_id} arrived in part: logged {logged} disclosures of it; the rest sent afresh"
         )
     else:
-        discarded = _discard(context, destination, run_id, program, prepared)
         with session_scope(context.engine) as session:
             _mark(session, delivery_id, "failed", forget_snapshot=discarded)
         outcome = f"run {run_id} did not arrive{_removed(discarded)}; sent afresh"
     remove_staged(context, prepared)
     return outcome
+
+
+def _settle_unreadable(
+    context: RunContext,
+    destination: Any,
+    delivery_id: int,
+    run_id: str,
+    artifacts: dict[str, Any],
+    marks: Marks,
+) -> str:
+    """Settle a delivery whose staged batch cannot be read: what it left at a file drop goes
+    (by the names its row keeps). It is logged when it arrived (its own manifest was there)
+    or is presumed arrived (:func:`decide`), from its row: each child it sent
+    (``changes.send``), with every field the agreement lets leave (the child's own are lost
+    with the staged ledger: never fewer than were sent) and, for content no longer known, the
+    digest of ``unknown:{run}:{program}:{child}``; the delivery state holds those children
+    as partly known (:data:`PARTIAL`), so this run sends the whole snapshot again."""
+    prepared: dict[str, Any] = artifacts["prepared"]
+    program = str(prepared["program"])
+    discarded = _discard(context, destination, run_id, program, prepared)
+    arrived = discarded is not None and MANIFEST in discarded.done.removed
+    shows, missing = _found(discarded, prepared)
+    verdict = decide(whole=arrived, shows=shows, missing=missing, marks=marks)
+    recorded = artifacts.get("changes") or {}
+    sent = {(p, c) for p, c in recorded.get("send", [])}
+    if verdict is Verdict.NOT_ARRIVED or not sent:
+        with session_scope(context.engine) as session:
+            _mark(session, delivery_id, "failed", forget_snapshot=discarded)
+        return "failed: staged files unreadable" + _removed(discarded) + ", sent afresh"
+    run_date = prepared.get("run_date")
+    fields = sorted(context.agreement.fields)
+    ledger = {
+        "disclosures": [
+            {
+                "program_code": p,
+                "child_local_id": c,
+                "fields": fields,
+                "digest": hashlib.sha256(f"unknown:{run_id}:{p}:{c}".encode()).hexdigest(),
+            }
+            for p, c in sorted(sent)
+        ],
+        "redactions": [],
+    }
+    with session_scope(context.engine) as session:
+        run_date = run_date or _run_date(session, run_id)
+        held = load_held(session, context.run.destination, program)
+        partial = Current({k: PARTIAL for k in sent}, {}, "")
+        logged = record_delivery(
+            session,
+            context,
+            run_id=run_id,
+            program=program,
+            ledger=ledger,
+            run_date=dt.date.fromisoformat(run_date),
+            accepted=sent,
+            rejected={},
+            delivery_id=delivery_id,
+            state=StateUpdate(partial, held, False, bool(recorded.get("snapshot", True))),
+        )
+        _presumed(session, context, delivery_id, verdict)
+    why = PRESUMED.get(verdict, "arrived whole (its own manifest was there)")
+    return (
+        f"logged {logged} disclosures of run {run_id} from its delivery row (staged files "
+        f"unreadable: every field the agreement allows, content unknown), {why}"
+        f"{_removed(discarded)}"
+    )
+
+
+@dataclass(frozen=True)
+class Marks:
+    """How far a file drop's batch got, as its delivery row says (``deliveries``'
+    ``upload_began_at``, ``publish_began_at``; :mod:`.marks`)."""
+
+    upload_began: bool
+    publish_began: bool
+
+
+class Verdict(Enum):
+    """What reconciliation concludes about an unfinished delivery (:func:`decide`)."""
+
+    ARRIVED = "arrived"
+    TAKEN = "taken"
+    PARTS_TAKEN = "parts_taken"
+    NOT_ARRIVED = "not_arrived"
+
+
+PRESUMED = {
+    Verdict.TAKEN: "presumed arrived: its publish had begun and the destination no longer "
+    "shows it, or not all of it (the state took it); its snapshot goes again",
+    Verdict.PARTS_TAKEN: "presumed arrived: its upload had begun (.part files, never "
+    "published) and the destination no longer shows its folder (the state took it); its "
+    "snapshot goes again",
+}
+"""The verdicts that log a batch the destination no longer shows, with the run summary's
+words for each."""
+
+
+def decide(*, whole: bool, shows: bool | None, missing: bool, marks: Marks) -> Verdict:
+    """Whether an unfinished delivery's disclosures happened (see the module doc).
+
+    ``whole``: the destination holds the batch, or its own manifest (it arrived). ``shows``:
+    something of the batch (a file of its names, a ``.part`` file, a file another run's
+    manifest keeps) is in its folder, ``None`` for a destination that cannot say (not a file
+    drop: no presumption). ``missing``: some file of the batch is there under no name (final,
+    ``.pgp``, ``.part``).
+
+    Publish begun: every file was written (as ``.part``) before it, and renaming keeps each
+    under one name or the other, so a file under no name was published and then taken: the
+    batch arrived, presumed, whether the state took the whole folder or only what it could
+    see. Otherwise a folder that still shows the batch was not taken (nothing was published;
+    a state takes what it takes whole): what it left goes and nothing is logged. A folder
+    that shows nothing of it was taken, or never written: only the upload begun means its
+    ``.part`` files reached the state's server and went with the state; never published, but
+    nothing proves no one read them, so it is logged too (never under-state a disclosure).
+    Neither mark: nothing left us, nothing is logged."""
+    if whole:
+        return Verdict.ARRIVED
+    if shows is None:
+        return Verdict.NOT_ARRIVED
+    if marks.publish_began and missing:
+        return Verdict.TAKEN
+    if not shows and marks.upload_began:
+        return Verdict.PARTS_TAKEN
+    return Verdict.NOT_ARRIVED
+
+
+def _found(discarded: _Discard | None, prepared: dict[str, Any]) -> tuple[bool | None, bool]:
+    """What ``discard`` found of the batch in its folder: anything (``shows``; None: no
+    discard), and whether one of its artifacts is there under no name (``missing``)."""
+    if discarded is None:
+        return None, False
+    there = set(discarded.done.removed) | set(discarded.done.kept)
+    names = [str(a["name"]) for a in prepared["artifacts"]]
+    forms = [{n, f"{n}.pgp", part_name(n), part_name(f"{n}.pgp")} for n in names]
+    return bool(there), any(not (f & there) for f in forms)
+
+
+def _presumed(session: Session, context: RunContext, delivery_id: int, verdict: Verdict) -> None:
+    """A batch logged as presumed arrived: its delivery row says so and by which run, and the
+    program's snapshot digest is cleared (:func:`_forget_snapshot`) so this run sends the
+    whole snapshot again (the state may have taken it incomplete)."""
+    row = session.get(Delivery, delivery_id)
+    assert row is not None
+    row.artifacts = {
+        **row.artifacts,
+        "reconciled": {"verdict": verdict.value, "by_run": context.run.run_id},
+    }
+    _forget_snapshot(session, row.destination, row.program_code)
 
 
 @dataclass(frozen=True)

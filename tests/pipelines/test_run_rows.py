@@ -89,3 +89,27 @@ def test_a_counts_only_run_does_not_read_as_nothing_permitted() -> None:
     assert "hs_program_aggregate.csv: 58" in text
     assert "summary.json" in text, "the report path is shown whole, folded, not cut"
     assert "NM-AIAN-06" in text and "not registered" in text
+
+
+def test_a_run_says_which_earlier_deliveries_it_settled_and_which_were_presumed() -> None:
+    import io
+
+    from rich.console import Console
+
+    from pipelines.commands.run import show_reconciled
+
+    out = io.StringIO()
+    presumed = "logged 3 disclosures of run r1, presumed arrived: the destination no longer shows"
+    show_reconciled(
+        Console(file=out, width=80),
+        {"reconciled": {"VT-HS-02": "run r2 did not arrive; sent afresh", "VT-HS-01": presumed}},
+    )
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "Earlier deliveries settled (2):",
+        f"  VT-HS-01: {presumed}",
+        "  VT-HS-02: run r2 did not arrive; sent afresh",
+    ]
+    quiet = io.StringIO()
+    show_reconciled(Console(file=quiet), {"reconciled": {}})
+    assert quiet.getvalue() == ""

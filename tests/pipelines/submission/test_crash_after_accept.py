@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -891,3 +892,201 @@ def test_edfi_crash_before_the_ledger_logs_what_the_api_holds_under_the_run_that
     with session_scope(world.engine) as session:
         check = verify_ledgers(session)
     assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
+
+
+# --- the state took the whole folder before the next run looked ---------------------------
+
+# Killed after the delivery row was written and before the file drop began (no mark on it):
+# nothing of the batch ever left.
+BEFORE_UPLOAD = """
+import sys
+
+import pipelines.submission.deliver as deliver
+from pipelines import tasks
+
+def killed_before(context, destination, batch, delivery_id):
+    print("accepted", batch.program_code, flush=True)
+    sys.stdin.read()  # blocks until the test kills this process
+
+deliver.deliver_marked = killed_before
+run = tasks.plan_run(sys.argv[1], sys.argv[2], {})
+print("run", run["run_id"], flush=True)
+for shard in run["shards"]:
+    tasks.deliver_shard(run, tasks.prepare_shard(run, shard))
+print("finished", flush=True)
+"""
+CRASH_POINTS = ["before-upload", "write", "rename", "accepted"]
+
+
+def killed_at(world: World, drop: Drop, point: str, tmp_path: Path) -> Crash:
+    if point == "before-upload":
+        return crash_after_accept(world, drop.name, tmp_path, script=BEFORE_UPLOAD)
+    if point == "accepted":
+        return crash_after_accept(world, drop.name, tmp_path)
+    return killed_mid_upload(world, drop.name, drop.kind, point, tmp_path)
+
+
+def state_takes_the_folder(root: Path, crash: Crash) -> set[tuple[str, str]]:
+    """The state's ingestion takes the crashed batch's folder away whole (files, ``.part``
+    files, manifest; the date's folder too when that leaves it empty); returns the children
+    the files it took name (an oracle read from the bytes that left, not from our ledgers)."""
+    folder = root / DEMO_DATE.isoformat() / crash.program
+    children: set[tuple[str, str]] = set()
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name.endswith((".csv", ".csv.part")):
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if "LocalChildID" in frame:
+                children |= set(zip(frame["ProgramID"], frame["LocalChildID"], strict=True))
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    if folder.parent.is_dir() and not any(folder.parent.iterdir()):
+        folder.parent.rmdir()  # the date's folder it emptied goes with it
+    return children
+
+
+def assert_once_and_nothing_more(world: World, drop: Drop, summary: dict) -> pd.DataFrame:  # type: ignore[type-arg]
+    """Every folder left is explained by the log, no disclosure twice, no delivery open,
+    nothing staged, the ledgers verify; returns the disclosures."""
+    assert summary["status"] == "success", summary.get("stop_lines")
+    assert_explained(world, drop.root)
+    log = world.disclosures()
+    disclosed = log.loc[log["action"] == "disclose"]
+    assert not disclosed.duplicated(["program_code", "child_local_id", "run_id"]).any()
+    assert not disclosed.duplicated(["program_code", "child_local_id", "run_date"]).any(), (
+        "one disclosure per child and date: a same-date resend of the same content is the same"
+    )
+    with world.engine.connect() as connection:
+        statuses = Counter(connection.scalars(sql_select(Delivery.status)))
+    assert set(statuses) <= {"logged", "unchanged", "failed"}, statuses
+    assert world.staged() == []
+    with session_scope(world.engine) as session:
+        check = verify_ledgers(session)
+    assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
+    return disclosed
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_folder_the_state_took_before_reconciliation_is_logged_once_if_it_left(
+    world: World, drop: Drop, tmp_path: Path, point: str
+) -> None:
+    """Killed at each point of a file drop's delivery; the state then takes the batch's
+    folder away whole, so the destination shows nothing of it. What left (``.part`` files,
+    renamed files, the whole batch) is logged once, under the run that sent it, with its
+    date, marked presumed; what never left is not logged. Either way the program's snapshot
+    goes again tonight and is logged under tonight's run."""
+    crash = killed_at(world, drop, point, tmp_path)
+    assert_killed_before_logging(world, crash)
+    taken = state_takes_the_folder(drop.root, crash)
+    assert bool(taken) == (point != "before-upload"), "what the killed run left behind"
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    disclosed = assert_once_and_nothing_more(world, drop, summary)
+    outcome = summary["reconciled"][crash.program]
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    if point == "before-upload":
+        assert outcome.startswith(f"run {crash.run_id} did not arrive"), outcome
+        assert crashed.empty, "nothing left: nothing logged"
+    else:
+        assert outcome.startswith(f"logged {len(taken)} disclosures of run {crash.run_id}")
+        assert "presumed arrived" in outcome and "no longer shows" in outcome
+        assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == taken
+        assert set(crashed["run_date"]) == {DEMO_DATE}, "with the date it was sent"
+        with world.engine.connect() as connection:
+            row = connection.execute(
+                sql_select(Delivery.status, Delivery.artifacts).where(
+                    Delivery.run_id == crash.run_id
+                )
+            ).one()
+        assert row.status == "logged"
+        assert row.artifacts["reconciled"]["by_run"] == summary["run_id"]
+        assert row.artifacts["reconciled"]["verdict"] == (
+            "parts_taken" if point == "write" else "taken"
+        )
+    again = folders(drop.root)[(LATER, crash.program)]
+    tonight = disclosed.loc[
+        (disclosed["run_id"] == summary["run_id"]) & (disclosed["program_code"] == crash.program)
+    ]
+    assert set(zip(tonight["program_code"], tonight["child_local_id"], strict=True)) == again
+    assert not list(drop.root.rglob("*.part"))
+
+
+def test_folder_taken_on_the_same_date_is_logged_once(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """The state took the whole batch; the next run is the same date's: its resend of the
+    same content is the same disclosure, so each child of it is logged once, under the
+    crashed run."""
+    crash = crash_after_accept(world, drop.name, tmp_path)
+    taken = state_takes_the_folder(drop.root, crash)
+
+    summary = world.run(drop.name)
+
+    disclosed = assert_once_and_nothing_more(world, drop, summary)
+    assert "presumed arrived" in summary["reconciled"][crash.program]
+    ours = disclosed.loc[disclosed["program_code"] == crash.program]
+    assert set(ours["run_id"]) == {crash.run_id}
+    assert set(zip(ours["program_code"], ours["child_local_id"], strict=True)) == taken
+    assert folders(drop.root)[(DEMO_DATE, crash.program)] == taken, "the snapshot went again"
+
+
+def test_folder_taken_with_its_staged_files_lost_is_logged_from_the_delivery_row(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """Killed while renaming, the state took the folder, and the staged batch is gone too:
+    the children the delivery row names are logged under the crashed run (every field the
+    agreement allows: never fewer than were sent), and the snapshot goes again."""
+    crash = killed_mid_upload(world, drop.name, drop.kind, "rename", tmp_path)
+    taken = state_takes_the_folder(drop.root, crash)
+    assert taken
+    with world.engine.begin() as connection:
+        connection.execute(text("DELETE FROM staged_chunks"))
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    disclosed = assert_once_and_nothing_more(world, drop, summary)
+    outcome = summary["reconciled"][crash.program]
+    assert outcome.startswith(f"logged {len(taken)} disclosures of run {crash.run_id}")
+    assert "staged files unreadable" in outcome and "presumed arrived" in outcome
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == taken
+    assert set(crashed["run_date"]) == {DEMO_DATE}
+    tonight = disclosed.loc[
+        (disclosed["run_id"] == summary["run_id"]) & (disclosed["program_code"] == crash.program)
+    ]
+    sent_fields = {(r.program_code, r.child_local_id): set(r.fields) for r in tonight.itertuples()}
+    assert set(sent_fields) == taken, "the snapshot went again tonight"
+    for row in crashed.itertuples():
+        assert set(row.fields) >= sent_fields[(row.program_code, row.child_local_id)]
+
+
+def test_files_the_state_took_while_leaving_hidden_part_files_are_logged(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """Killed while renaming (one file already under its final name); the state's ingestion
+    then takes every file it sees and leaves the hidden ``.part`` files. A file of the batch
+    under no name was published and taken: the batch is logged once (all of it: which of its
+    fields left is not known), presumed, what the state left goes, the snapshot goes again."""
+    crash = killed_mid_upload(world, drop.name, drop.kind, "rename", tmp_path)
+    folder = drop.root / DEMO_DATE.isoformat() / crash.program
+    batch: set[tuple[str, str]] = set()
+    for path in folder.iterdir():
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        batch |= set(zip(frame["ProgramID"], frame["LocalChildID"], strict=True))
+    visible = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    hidden = [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert visible and hidden, "one file renamed, the others still .part files"
+    for path in visible:
+        path.unlink()
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    disclosed = assert_once_and_nothing_more(world, drop, summary)
+    outcome = summary["reconciled"][crash.program]
+    assert outcome.startswith(f"logged {len(batch)} disclosures of run {crash.run_id}")
+    assert "presumed arrived" in outcome
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == batch
+    assert set(crashed["run_date"]) == {DEMO_DATE}
+    assert orphans(drop.root, crash) == [], "the .part files the state left are gone"
+    assert (LATER, crash.program) in folders(drop.root), "the snapshot went again"

@@ -1,0 +1,49 @@
+"""Durable marks of a file drop's delivery steps, on its delivery row.
+
+A file drop (local folder, SFTP) tells its ``progress`` (``destinations.base.Progress``) just
+before it writes the batch's first ``.part`` file (``upload``) and just before the folder's old
+manifest goes and the first file takes its final name (``publish``). Each mark is committed
+before the step starts, so a run killed at any point leaves on its delivery row how far the
+batch got: the next run's reconciliation (:mod:`.reconcile`) tells a batch that never left
+from one the state took away whole before anyone looked. A mark keeps the first time it was
+set (a retried attempt does not move it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import update
+
+from pipelines.db import session_scope
+from pipelines.destinations.base import PUBLISH, UPLOAD, Batch, DeliveryResult, Progress, Step
+from pipelines.submission.context import RunContext
+from schemas import Delivery
+
+FILE_DROPS = ("local", "sftp")
+_COLUMNS = {UPLOAD: Delivery.upload_began_at, PUBLISH: Delivery.publish_began_at}
+
+
+def marking(context: RunContext, delivery_id: int) -> Progress:
+    """The ``progress`` that records each step on delivery ``delivery_id`` (committed)."""
+
+    def mark(step: Step) -> None:
+        column = _COLUMNS[step]
+        with session_scope(context.engine) as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, column.is_(None))
+                .values({column: dt.datetime.now(dt.UTC)})
+            )
+
+    return mark
+
+
+def deliver_marked(
+    context: RunContext, destination: Any, batch: Batch, delivery_id: int
+) -> DeliveryResult:
+    """``destination.deliver(batch)``; a file drop's with its steps marked on the row."""
+    if context.destination.type.value in FILE_DROPS:
+        return destination.deliver(batch, progress=marking(context, delivery_id))
+    return destination.deliver(batch)
