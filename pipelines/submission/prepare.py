@@ -17,7 +17,12 @@ them would fail alike.
 A program the plan lists in ``withdrawing`` (it no longer shares, and what the destination holds
 of it is withdrawn: :mod:`.withdrawals`) is not extracted, decided or mapped: its staged batch
 has no artifact and an empty ledger, and says ``withdraw_program`` so that its delivery
-withdraws every child held and sends nothing else (:func:`stage_withdrawal`).
+withdraws every child held and sends nothing else (:func:`stage_withdrawal`). An AIAN program
+sharing aggregate outputs only whose held records are withdrawn (``records_withheld`` too) is
+prepared as usual when the destination's formats carry aggregate tables (every child of it is
+withheld, so no child's row is staged) and its batch says ``withdraw_program`` as well, with
+``keeps_aggregates``: its delivery withdraws every child held and sends only its aggregate
+tables.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
 from pipelines.submission.reports import write_report
 from pipelines.submission.stage_batch import stage_programs
-from pipelines.submission.withdrawals import WITHDRAWN_PROGRAM
+from pipelines.submission.withdrawals import WITHDRAWN_PROGRAM, aggregate_files
 from privacy.agreements import Agreement, StatementHandling
 from privacy.decision import Decision, DecisionInputs, decide
 from privacy.errors import InvalidKeyError, MissingKeyError
@@ -269,13 +274,21 @@ def _prepare_together(
     """Prepare ``programs`` in one pass: their batches, and the programs that stopped alone."""
     context = RunContext.of(run, settings)
     withdrawing = run.get("withdrawing") or {}
+    # aggregate-only AIAN programs: their records withdrawn, their aggregate tables prepared
+    tables = set(run.get("records_withheld") or {}) if aggregate_files(context.destination) else set()
     stopped = [
-        stage_withdrawal(context, p, int(withdrawing[p])) for p in programs if p in withdrawing
+        stage_withdrawal(context, p, int(withdrawing[p]))
+        for p in programs
+        if p in withdrawing and p not in tables
     ]
-    programs = [p for p in programs if p not in withdrawing]
+    programs = [p for p in programs if p not in withdrawing or p in tables]
     if not programs:
         return stopped, {}
     prepared, why = _prepare_sharing(context, programs)
+    for item in prepared:
+        if (code := item["program"]) in withdrawing:
+            item["counts"]["withdrawing"] = int(withdrawing[code])
+            item |= {"withdraw_program": WITHDRAWN_PROGRAM, "keeps_aggregates": True}
     return [*stopped, *prepared], why
 
 

@@ -115,10 +115,6 @@ def test_records_held_from_before_the_narrowing_are_counted_in_still_held(
     assert set(ours["run_date"]) == {DEMO_DATE}, "nothing more of the program disclosed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="whole-program withdrawal (program_out_of_scope) comes with the 'stopped' branch",
-)
 def test_under_delete_out_of_scope_the_records_held_are_withdrawn_and_logged(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
