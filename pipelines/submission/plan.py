@@ -147,9 +147,11 @@ def plan_run(
     tasks = context.destination.tasks
     # a program whose held records are withdrawn is not extracted (it weighs nothing), unless
     # its aggregate tables still go
-    unextracted = [code for code in withdrawing if code not in withheld or not aggregate_files(
-        context.destination
-    )]
+    unextracted = [
+        code
+        for code in withdrawing
+        if code not in withheld or not aggregate_files(context.destination)
+    ]
     return {
         **run.to_dict(),
         "agreement": agreement.id,

@@ -275,7 +275,9 @@ def _prepare_together(
     context = RunContext.of(run, settings)
     withdrawing = run.get("withdrawing") or {}
     # aggregate-only AIAN programs: their records withdrawn, their aggregate tables prepared
-    tables = set(run.get("records_withheld") or {}) if aggregate_files(context.destination) else set()
+    tables = (
+        set(run.get("records_withheld") or {}) if aggregate_files(context.destination) else set()
+    )
     stopped = [
         stage_withdrawal(context, p, int(withdrawing[p]))
         for p in programs
