@@ -32,6 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -120,7 +121,24 @@ class Preparation:
     def plan_for(self, program: str) -> FieldPlan:
         """The field plan of a program (an AIAN opt-in may exclude fields)."""
         status = self.participation[program]
-        excluded = frozenset(status.opt_in.excluded_fields if status.opt_in else ())
+        return self._plan(frozenset(status.opt_in.excluded_fields if status.opt_in else ()))
+
+    @cached_property
+    def carried(self) -> frozenset[str]:
+        """The catalog fields the destination's outputs carry at all: the sources of its record
+        files' columns and of its aggregate breakdowns, or the fields its Ed-Fi mapping fills.
+        A field the agreement names that no output carries never leaves anybody's disclosure,
+        so removing it from a child is not a redaction to audit or count."""
+        plan = self._plan(frozenset())
+        if self.is_edfi:
+            from pipelines.edfi.mapping import MAPPED_FIELDS  # here: only Ed-Fi needs it
+
+            return frozenset(plan.fields) & MAPPED_FIELDS
+        columns = {c.source for spec in self.record_specs for c in spec.columns}
+        columns |= {name for spec in self.aggregate_specs for name in spec.breakdowns}
+        return frozenset(plan.source(c) for c in columns if c in plan.columns)
+
+    def _plan(self, excluded: frozenset[str]) -> FieldPlan:
         if excluded not in self.plans:
             self.plans[excluded] = compile_plan(
                 self.agreement,
@@ -222,7 +240,8 @@ class Preparation:
         removals = decision.field_removals.merge(
             children[["child_id", "program_code", "child_local_id", "disclose"]], on="child_id"
         )
-        removals = removals.loc[removals["disclose"]]
+        # only fields a disclosure of this destination would otherwise carry
+        removals = removals.loc[removals["disclose"] & removals["field"].isin(self.carried)]
         for program, rows in children.groupby("program_code", observed=True):
             c = self.collected[str(program)]
             count_into(c.reasons, rows["reason"].astype(str))
