@@ -32,17 +32,21 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import create_engine, delete, text, update
 from sqlalchemy.orm import Session
 
+import pipelines.submission.deliver as deliver_module
 from pipelines.demo import DEMO_DATE
 from pipelines.destinations.base import Artifact, Batch
 from pipelines.destinations.registry import load_destination
 from pipelines.submission.context import SubmissionError
+from pipelines.submission.deliver import deliver_shard
+from pipelines.submission.plan import plan_run
+from pipelines.submission.prepare import prepare_shard
 from pipelines.submission.state import Changes
 from pipelines.submission.withdrawals import only_withdrawals
 from privacy.participation import record_change
-from schemas import ParticipationEvent
+from schemas import ParticipationEvent, Run
 from schemas.codes import OptInScope, ParticipationAction
 from tests.conftest import reset_schema
 from tests.edfi.contract_server import EdfiContractServer
@@ -423,6 +427,48 @@ def test_without_aggregate_formats_nothing_but_the_withdrawals_goes(
     assert {p.name for p in (root / str(night(2)) / PROGRAM).glob("*.csv")} == {
         "hs_withdrawals.csv"
     }
+
+
+def test_a_crash_after_the_narrowed_withdrawal_is_reconciled_as_sent(
+    world: World, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The withdrawals and aggregate table arrived, the process died before logging: the next
+    run finds the folder as it was sent (not "did not arrive"), and every child ends up
+    withdrawn and logged as deleted exactly once."""
+    destination = Local(world, tmp_path, request)
+    world.run("nm", run_date=night(1))
+    sent = destination.records()
+    opt_in(world, OptInScope.AGGREGATE, night(2))
+    plan = plan_run("nm", night(2), settings=world.settings)
+    prepared = [
+        item for shard in plan["shards"] for item in prepare_shard(plan, shard, world.settings)[0]
+    ]
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the process died before logging")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(deliver_module, "record_group", crash)
+        with pytest.raises(RuntimeError):
+            deliver_shard(plan, prepared, world.settings)
+    assert destination.records() == set() and destination.named(night(2)) == sent
+    assert entries(world, plan["run_id"]).empty, "nothing logged yet"
+
+    with world.engine.begin() as connection:  # the crashed run's last sign of life is old
+        long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        connection.execute(
+            update(Run)
+            .where(Run.id == plan["run_id"])
+            .values(heartbeat_at=long_ago, started_at=long_ago)
+        )
+    later = world.run("nm", run_date=night(3))
+    assert later["status"] == "success", later["stop_lines"]
+    assert later["reconciled"][PROGRAM].startswith("logged"), later["reconciled"]
+    assert (destination.root / str(night(2)) / PROGRAM).is_dir(), "the folder was kept"
+    log = world.disclosures()
+    deletes = log.loc[(log["program_code"] == PROGRAM) & (log["action"] == "delete")]
+    assert sorted(keys_list(deletes)) == sorted(sent), "each child withdrawn, logged once"
+    assert destination.records() == set() and destination.table_rows() > 0
 
 
 # --- the fail-closed gate ----------------------------------------------------------------------
