@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, delete, text, update
 from sqlalchemy.orm import Session
 
 import pipelines.submission.deliver as deliver_module
+from pipelines.commands.policy import explanation
 from pipelines.demo import DEMO_DATE
 from pipelines.destinations.base import Artifact, Batch
 from pipelines.destinations.registry import load_destination
@@ -45,6 +46,7 @@ from pipelines.submission.plan import plan_run
 from pipelines.submission.prepare import prepare_shard
 from pipelines.submission.state import Changes
 from pipelines.submission.withdrawals import only_withdrawals
+from privacy.agreements import load_agreement
 from privacy.participation import record_change
 from schemas import ParticipationEvent, Run
 from schemas.codes import OptInScope, ParticipationAction
@@ -469,6 +471,16 @@ def test_a_crash_after_the_narrowed_withdrawal_is_reconciled_as_sent(
     deletes = log.loc[(log["program_code"] == PROGRAM) & (log["action"] == "delete")]
     assert sorted(keys_list(deletes)) == sorted(sent), "each child withdrawn, logged once"
     assert destination.records() == set() and destination.table_rows() > 0
+
+
+def test_the_agreement_explains_the_narrowing_in_plain_words(world: World) -> None:
+    agreement = load_agreement(world.config / "agreements" / f"{AGREEMENT}.yaml")
+    text = "\n".join(explanation(agreement, None, today=DEMO_DATE))
+    assert "opt-in narrows to aggregate outputs" in text and "program_out_of_scope" in text
+    plain = load_agreement(PROJECT / "config" / "agreements" / "vt-aoe-ecids.yaml")
+    assert "narrows" not in "\n".join(explanation(plain, None, today=DEMO_DATE))
+    counts = load_agreement(PROJECT / "config" / "agreements" / "nm-ececd-aggregate.yaml")
+    assert "narrows" not in "\n".join(explanation(counts, None, today=DEMO_DATE))
 
 
 # --- the fail-closed gate ----------------------------------------------------------------------
