@@ -110,7 +110,8 @@ class Reason(StrEnum):
         "program_out_of_scope",
         Level.PROGRAM,
         "the program no longer shares with this recipient (participation withdrawn, AIAN "
-        "opt-in ended or incomplete, agreement expired or lapsed), and the agreement asks the "
+        "opt-in ended or incomplete, agreement expired or lapsed), or no longer shares child "
+        "records (an AIAN opt-in narrowed to aggregate outputs), and the agreement asks the "
         "recipient to delete what it holds of children who no longer qualify",
     )
 

@@ -179,6 +179,12 @@ def explanation(a: Agreement, recipient: RecipientRow | None, *, today: dt.date)
             "incomplete, agreement expired or lapsed): the recipient is asked to delete every "
             "child of it that it holds (program_out_of_scope); nothing else of it is sent"
         )
+        if a.output is OutputLevel.RECORD:
+            lines.append(
+                "An AIAN program whose opt-in narrows to aggregate outputs: the recipient is "
+                "asked to delete every child record of it that it holds (program_out_of_scope); "
+                "its aggregate tables still go where the destination takes them"
+            )
     leaving = a.leaving()
     verb = "Counts are broken down by" if a.output is OutputLevel.AGGREGATE else "What leaves"
     lines.append(f"{verb} ({len(leaving)} field(s)):")

@@ -106,8 +106,11 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
         for program, reason in sorted(programs["skipped"].items()):
             table.add_row(program, _describe(reason))
         console.print(table)
+    aggregates_only = programs.get("records_withheld", {})
     for program, note in sorted(programs.get("skip_notes", {}).items()):
-        console.print(f"{program} (not sharing): {note}", markup=False, highlight=False)
+        # an AIAN program sharing aggregate outputs only does share: say what it withholds
+        what = "aggregate outputs only" if program in aggregates_only else "not sharing"
+        console.print(f"{program} ({what}): {note}", markup=False, highlight=False)
     show_reconciled(console, summary)
     show_stops(console, summary)
 

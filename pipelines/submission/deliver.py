@@ -65,6 +65,7 @@ from pipelines.submission.state import (
     withheld_reasons,
 )
 from pipelines.submission.withdrawals import (
+    aggregates_only,
     only_withdrawals,
     program_withdrawal,
     withdrawals_artifact,
@@ -138,17 +139,28 @@ def _not_sent(result: DeliveryResult) -> list[dict[str, Any]]:
 
 
 def _planned(
-    context: RunContext, batch: Batch, ledger: dict[str, Any], stopped: bool = False
+    context: RunContext,
+    batch: Batch,
+    ledger: dict[str, Any],
+    stopped: bool = False,
+    tables: bool = False,
 ) -> tuple[Current, dict[ChildKey, Held], Changes]:
     """Tonight's batch against what the destination holds now (:mod:`.state`); for a program
-    that ``stopped`` sharing, every child held is withdrawn (:mod:`.withdrawals`)."""
+    that ``stopped`` sharing child records, every child held is withdrawn (:mod:`.withdrawals`)
+    and, when it still shares aggregate ``tables``, they go if they changed."""
     current = current_of(batch, ledger)
     with session_scope(context.engine) as session:
         held = load_held(session, context.run.destination, batch.program_code)
         held = with_rows(session, context.run.destination, held, differing(held, current))
     if stopped:
         snapshot = context.destination.type.value in SNAPSHOTS
-        return current, held, program_withdrawal(held, snapshot=snapshot)
+        changes = program_withdrawal(
+            held,
+            snapshot=snapshot,
+            aggregates=(batch.program_code, current.program_digest) if tables else None,
+            full=context.destination.resend is Resend.FULL,
+        )
+        return current, held, changes
     agreement = context.agreement
     changes = plan_changes(
         held,
@@ -164,10 +176,18 @@ def _planned(
 
 
 def outgoing(
-    context: RunContext, batch: Batch, changes: Changes, held: dict[ChildKey, Held]
+    context: RunContext,
+    batch: Batch,
+    changes: Changes,
+    held: dict[ChildKey, Held],
+    tables_only: bool = False,
 ) -> Batch:
     """What goes tonight: the changed children's rows (a file drop: the whole snapshot, with
-    its withdrawals file when its formats carry one)."""
+    its withdrawals file when its formats carry one); with ``tables_only`` (a program sharing
+    aggregate outputs only, whose records are withdrawn) its aggregate tables alone, when they
+    go, and the withdrawals file."""
+    if tables_only:
+        batch = aggregates_only(batch, context.destination)
     out = narrowed(batch, changes)
     if not changes.snapshot:
         return out
@@ -231,14 +251,17 @@ def _delete(
     return set(), {}, {}
 
 
-def _would_deliver(context: RunContext, batch: Batch, ledger: dict[str, Any]) -> dict[str, Any]:
+def _would_deliver(
+    context: RunContext, batch: Batch, ledger: dict[str, Any], tables_only: bool = False
+) -> dict[str, Any]:
     """What a real run would do now, for a dry run: children it would send (new or changed)
     and withdraw, rows per file, table or resource it would deliver and delete. Only reads
-    (what the destination holds, by the delivery ledger): nothing is sent, written or logged."""
-    _, held, changes = _planned(context, batch, ledger)
+    (what the destination holds, by the delivery ledger): nothing is sent, written or logged.
+    ``tables_only``: a program whose records are withdrawn while its aggregate tables go."""
+    _, held, changes = _planned(context, batch, ledger, tables_only, tables_only)
     if changes.nothing:
         return {"would": {"send": 0, "withdraw": 0}, "rows_would_deliver": {}}
-    sending = outgoing(context, batch, changes, held)
+    sending = outgoing(context, batch, changes, held, tables_only)
     client = context.client if context.destination.type.value == "edfi" else None
     if client is not None:
         rows = dict(Counter(p.resource for p in client.map(sending).payloads))  # type: ignore[attr-defined]
@@ -311,19 +334,23 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
     batch = load_batch(context, prepared, ledger)
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
     stopped = bool(prepared.get("withdraw_program"))
-    if context.run.dry_run and stopped:  # nothing is deleted: say what would be withdrawn
+    tables = stopped and bool(prepared.get("keeps_aggregates"))
+    if context.run.dry_run and stopped and not tables:  # deletes nothing: says what it would
         outcome |= {"status": "dry_run", "would_withdraw": prepared["counts"]["withdrawing"]}
         remove_staged(context, prepared)
         return outcome, None
     if context.run.dry_run:
+        shown = aggregates_only(batch, context.destination) if tables else batch
         outcome |= {
             "status": "dry_run",
-            **_dry_run(context, batch),
-            **_would_deliver(context, batch, ledger),
+            **_dry_run(context, shown),
+            **_would_deliver(context, batch, ledger, tables),
         }
+        if tables:
+            outcome["would_withdraw"] = prepared["counts"]["withdrawing"]
         remove_staged(context, prepared)
         return outcome, None
-    current, held, changes = _planned(context, batch, ledger, stopped)
+    current, held, changes = _planned(context, batch, ledger, stopped, tables)
     common = {
         "run_id": context.run.run_id,
         "run_date": context.run.run_date,
@@ -337,9 +364,9 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
             outcome["note"] = "nothing to publish: the destination holds no child of it"
         unchanged = Recording(**common, accepted=None, rejected={}, delivery_id=None)
         return outcome, _Sent(unchanged, prepared, outcome, None, batch.digest)
-    sending = outgoing(context, batch, changes, held)
+    sending = outgoing(context, batch, changes, held, tables)
     if stopped:
-        only_withdrawals(sending, changes, context.destination)
+        only_withdrawals(sending, changes, context.destination, aggregates=tables)
     with session_scope(context.engine) as session:
         delivery_id = _delivery_row(session, context, sending, prepared, changes).id
     destination = context.client

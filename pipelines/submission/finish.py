@@ -28,6 +28,7 @@ from pipelines.submission.stops import lost, stop_line, stops_of
 from privacy.anchors import anchor_run
 from privacy.errors import PrivacyError
 from privacy.ledger import Redaction, append_redactions
+from privacy.reasons import Level, Reason, citation
 from schemas import Run
 
 
@@ -81,6 +82,7 @@ def summarize(
             "skip_notes": plan.get("skip_notes", {}),
             "still_held": plan.get("still_held", {}),
             "withdrawing": plan.get("withdrawing", {}),
+            "records_withheld": plan.get("records_withheld", {}),
             "aggregates_held": plan.get("aggregates_held", {}),
         },
         "stops": why,
@@ -111,7 +113,10 @@ def summarize(
 def finish_run(
     plan: dict[str, Any], delivered: list[dict[str, Any] | None], settings: Settings | None = None
 ) -> dict[str, Any]:
-    """Record skipped programs in the redaction audit and close the run with its summary.
+    """Record skipped programs, and programs whose child records are withheld as a whole
+    (an AIAN program sharing aggregate outputs only), in the redaction audit, each line citing
+    the rule that decided it (:func:`skip_basis`) and its note; then close the run with its
+    summary.
 
     ``delivered`` holds the outcomes the deliver tasks handed on; a program missing there
     whose delivery this run logged (its shard task failed afterwards, on another program) is
@@ -128,6 +133,8 @@ def finish_run(
         summary["output"] = context.agreement.output.value
     status = run_status(summary)
     summary["status"] = status
+    notes = plan.get("skip_notes", {})
+    lines = sorted({**plan["skipped_programs"], **plan.get("records_withheld", {})}.items())
     with session_scope(context.engine) as session:
         if not context.run.dry_run:
             append_redactions(
@@ -139,10 +146,10 @@ def finish_run(
                         subject=program,
                         agreement_id=plan["agreement"],
                         reason_code=reason,
-                        rule="program participation registry (45 CFR 1302.53(b))"
-                        + (f": {n}" if (n := plan.get("skip_notes", {}).get(program)) else ""),
+                        rule=skip_basis(reason, plan["agreement"])
+                        + (f": {n}" if (n := notes.get(program)) else ""),
                     )
-                    for program, reason in sorted(plan["skipped_programs"].items())
+                    for program, reason in lines
                 ],
             )
         summary["anchor"] = anchor_run(session, context.run.run_id)  # after the run's last append
@@ -155,6 +162,28 @@ def finish_run(
     clean_run(context, plan["programs"])
     sweep_closed_runs(context)
     return summary
+
+
+JURISDICTION = frozenset({Reason.PROGRAM_NOT_IN_JURISDICTION, Reason.RECIPIENT_NO_JURISDICTION})
+
+
+def skip_basis(reason: str, agreement_id: str) -> str:
+    """The rule a program-level audit line cites: the recipient's jurisdiction (a recipient
+    receives only programs of its own state), the agreement (not in force, lapsed, the
+    recipient barred), the AIAN program's own opt-in (its scope), or the participation
+    registry (45 CFR 1302.53(b))."""
+    try:
+        known = Reason(reason)
+    except ValueError:
+        return "program participation registry (45 CFR 1302.53(b))"
+    if known in JURISDICTION:
+        where = citation(reason)
+        return f"jurisdiction: a recipient receives only programs of its own state ({where})"
+    if known.level is Level.AGREEMENT:
+        return f"data-sharing agreement {agreement_id} ({citation(reason) or '45 CFR 1303.22'})"
+    if known is Reason.AIAN_AGGREGATE_ONLY:
+        return f"the AIAN program's opt-in scope ({citation(reason)})"
+    return "program participation registry (45 CFR 1302.53(b))"
 
 
 def run_status(summary: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from pipelines.submission.runs import ConcurrentRun, LiveCheck, owner, settle_op
 from pipelines.submission.shards import children_per_program, shards
 from pipelines.submission.stops import StopReason
 from pipelines.submission.withdrawals import (
+    aggregate_files,
     aggregates_held,
     aggregates_note,
     held_counts,
@@ -62,8 +63,11 @@ def plan_run(
     counted in ``still_held`` and its note says so (nothing more is sent). Aggregate tables a
     skipped program's destination still holds are counted in ``aggregates_held`` (never
     withdrawn). An AIAN program processed for aggregates only under a record agreement (its
-    children withheld for that program-level reason) has the records held from earlier nights
-    counted in ``still_held`` too (not withdrawn). See :mod:`.withdrawals`.
+    children withheld for that program-level reason) is listed in ``records_withheld``
+    (program -> ``aian_aggregate_only``) with a note saying why; the records held of it from
+    earlier nights are withdrawn like a stopped program's (``withdrawing``) when the agreement
+    asks for it and the destination can delete, and otherwise counted in ``still_held``. Its
+    aggregate tables keep going either way. See :mod:`.withdrawals`.
 
     The programs to process are also cut into ``shards`` (:mod:`.shards`), by the
     destination's ``tasks.shard_children`` and ``tasks.shard_programs``: the DAG maps one
@@ -115,10 +119,7 @@ def plan_run(
                 if outcome.reason is Reason.AIAN_OPT_IN_INCOMPLETE:
                     notes[code] = "the AIAN opt-in lacks " + ", ".join(status.opt_in_missing)
         held, withdrawing, tables = _stopped(context, session, skipped, notes, programs)
-        for code, count in held_counts(session, destination, narrowed).items():
-            held[code] = count
-            note = still_held_note(count, agreement.delete_out_of_scope)
-            notes[code] = f"{notes[code]}; {note}" if code in notes else note
+        withheld = _narrowed(context, session, narrowed, notes, held, withdrawing)
         now = dt.datetime.now(dt.UTC)
         session.add(
             Run(
@@ -134,6 +135,7 @@ def plan_run(
                     "skip_notes": notes,
                     "still_held": held,
                     "withdrawing": withdrawing,
+                    "records_withheld": withheld,
                     "aggregates_held": tables,
                     "reconciled": reconciled,
                     "abandoned_runs": abandoned,
@@ -143,14 +145,20 @@ def plan_run(
             )
         )
     tasks = context.destination.tasks
+    # a program whose held records are withdrawn is not extracted (it weighs nothing), unless
+    # its aggregate tables still go
+    unextracted = [
+        code
+        for code in withdrawing
+        if code not in withheld or not aggregate_files(context.destination)
+    ]
     return {
         **run.to_dict(),
         "agreement": agreement.id,
         "programs": programs,
         "shards": shards(
             programs,
-            # a program whose held records are withdrawn is not extracted: it weighs nothing
-            children_per_program(context.engine, programs) | dict.fromkeys(withdrawing, 0),
+            children_per_program(context.engine, programs) | dict.fromkeys(unextracted, 0),
             max_children=tasks.shard_children,
             max_programs=tasks.shard_programs,
         ),
@@ -158,9 +166,40 @@ def plan_run(
         "skip_notes": notes,
         "still_held": held,
         "withdrawing": withdrawing,
+        "records_withheld": withheld,
         "aggregates_held": tables,
         "reconciled": reconciled,
     }
+
+
+def _narrowed(
+    context: RunContext,
+    session: Any,
+    narrowed: list[str],
+    notes: dict[str, str],
+    held: dict[str, int],
+    withdrawing: dict[str, int],
+) -> dict[str, str]:
+    """The AIAN programs sharing aggregate outputs only under a record agreement: program ->
+    ``aian_aggregate_only``, each with its note (why no child record of it goes, and what
+    becomes of the records the destination holds from earlier nights: withdrawn tonight into
+    ``withdrawing``, or counted into ``held``)."""
+    reason = Reason.AIAN_AGGREGATE_ONLY
+    withheld = dict.fromkeys(narrowed, str(reason))
+    counts = held_counts(session, context.run.destination, narrowed)
+    sends_tables = bool(aggregate_files(context.destination))
+    for code in narrowed:
+        note = f"no child record is sent ({reason.value}: {reason.description})"
+        if (count := counts.get(code)) and withdraws_program(
+            reason, context.agreement, context.destination
+        ):
+            withdrawing[code] = count
+            note += "; " + withdrawing_note(count, aggregates=sends_tables)
+        elif count:
+            held[code] = count
+            note += "; " + still_held_note(count, context.agreement.delete_out_of_scope)
+        notes[code] = f"{notes[code]}; {note}" if code in notes else note
+    return withheld
 
 
 def _stopped(

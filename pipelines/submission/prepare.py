@@ -17,7 +17,12 @@ them would fail alike.
 A program the plan lists in ``withdrawing`` (it no longer shares, and what the destination holds
 of it is withdrawn: :mod:`.withdrawals`) is not extracted, decided or mapped: its staged batch
 has no artifact and an empty ledger, and says ``withdraw_program`` so that its delivery
-withdraws every child held and sends nothing else (:func:`stage_withdrawal`).
+withdraws every child held and sends nothing else (:func:`stage_withdrawal`). An AIAN program
+sharing aggregate outputs only whose held records are withdrawn (``records_withheld`` too) is
+prepared as usual when the destination's formats carry aggregate tables (every child of it is
+withheld, so no child's row is staged) and its batch says ``withdraw_program`` as well, with
+``keeps_aggregates``: its delivery withdraws every child held and sends only its aggregate
+tables.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -43,7 +49,7 @@ from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
 from pipelines.submission.reports import write_report
 from pipelines.submission.stage_batch import stage_programs
-from pipelines.submission.withdrawals import WITHDRAWN_PROGRAM
+from pipelines.submission.withdrawals import WITHDRAWN_PROGRAM, aggregate_files
 from privacy.agreements import Agreement, StatementHandling
 from privacy.decision import Decision, DecisionInputs, decide
 from privacy.errors import InvalidKeyError, MissingKeyError
@@ -115,7 +121,24 @@ class Preparation:
     def plan_for(self, program: str) -> FieldPlan:
         """The field plan of a program (an AIAN opt-in may exclude fields)."""
         status = self.participation[program]
-        excluded = frozenset(status.opt_in.excluded_fields if status.opt_in else ())
+        return self._plan(frozenset(status.opt_in.excluded_fields if status.opt_in else ()))
+
+    @cached_property
+    def carried(self) -> frozenset[str]:
+        """The catalog fields the destination's outputs carry at all: the sources of its record
+        files' columns and of its aggregate breakdowns, or the fields its Ed-Fi mapping fills.
+        A field the agreement names that no output carries never leaves anybody's disclosure,
+        so removing it from a child is not a redaction to audit or count."""
+        plan = self._plan(frozenset())
+        if self.is_edfi:
+            from pipelines.edfi.mapping import MAPPED_FIELDS  # here: only Ed-Fi needs it
+
+            return frozenset(plan.fields) & MAPPED_FIELDS
+        columns = {c.source for spec in self.record_specs for c in spec.columns}
+        columns |= {name for spec in self.aggregate_specs for name in spec.breakdowns}
+        return frozenset(plan.source(c) for c in columns if c in plan.columns)
+
+    def _plan(self, excluded: frozenset[str]) -> FieldPlan:
         if excluded not in self.plans:
             self.plans[excluded] = compile_plan(
                 self.agreement,
@@ -217,7 +240,8 @@ class Preparation:
         removals = decision.field_removals.merge(
             children[["child_id", "program_code", "child_local_id", "disclose"]], on="child_id"
         )
-        removals = removals.loc[removals["disclose"]]
+        # only fields a disclosure of this destination would otherwise carry
+        removals = removals.loc[removals["disclose"] & removals["field"].isin(self.carried)]
         for program, rows in children.groupby("program_code", observed=True):
             c = self.collected[str(program)]
             count_into(c.reasons, rows["reason"].astype(str))
@@ -269,13 +293,23 @@ def _prepare_together(
     """Prepare ``programs`` in one pass: their batches, and the programs that stopped alone."""
     context = RunContext.of(run, settings)
     withdrawing = run.get("withdrawing") or {}
+    # aggregate-only AIAN programs: their records withdrawn, their aggregate tables prepared
+    tables = (
+        set(run.get("records_withheld") or {}) if aggregate_files(context.destination) else set()
+    )
     stopped = [
-        stage_withdrawal(context, p, int(withdrawing[p])) for p in programs if p in withdrawing
+        stage_withdrawal(context, p, int(withdrawing[p]))
+        for p in programs
+        if p in withdrawing and p not in tables
     ]
-    programs = [p for p in programs if p not in withdrawing]
+    programs = [p for p in programs if p not in withdrawing or p in tables]
     if not programs:
         return stopped, {}
     prepared, why = _prepare_sharing(context, programs)
+    for item in prepared:
+        if (code := item["program"]) in withdrawing:
+            item["counts"]["withdrawing"] = int(withdrawing[code])
+            item |= {"withdraw_program": WITHDRAWN_PROGRAM, "keeps_aggregates": True}
     return [*stopped, *prepared], why
 
 

@@ -149,7 +149,8 @@ def _settle(
         held = load_held(session, context.run.destination, program)
         held = with_rows(session, context.run.destination, held, changes.withdraw)
     if recorded:
-        sent = outgoing(context, batch, changes, held)
+        # as sent: a program sharing aggregate outputs only sent its tables alone
+        sent = outgoing(context, batch, changes, held, bool(prepared.get("keeps_aggregates")))
         accepted = changes.send & batch.child_keys
     else:  # a delivery recorded before the delivery state existed
         sent, accepted = batch, set(batch.child_keys)

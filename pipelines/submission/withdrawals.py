@@ -33,6 +33,18 @@ agreement's scope, so:
   destruction of what was lawfully disclosed to the written agreement's terms
   (1303.22(c)(2)-(3)); an agreement without ``delete_out_of_scope`` does not ask for it.
 
+**An AIAN program that narrows its opt-in to aggregate outputs only** under a record agreement
+(reason :attr:`Reason.AIAN_AGGREGATE_ONLY <privacy.reasons.Reason.AIAN_AGGREGATE_ONLY>`) still
+shares, but no longer its children's records: every child record the destination holds of it
+has left the scope of the program's decision (45 CFR 1302.53(b)(4)). With
+``delete_out_of_scope`` and a destination that can delete it is withdrawn like a stopped
+program's (``withdrawing``, :func:`program_withdrawal`, reason ``program_out_of_scope``), and
+the same night its aggregate tables still go when the destination's formats carry them (the
+opt-in allows aggregate outputs): the program is then extracted and decided as usual (every
+child withheld as ``aian_aggregate_only``), and :func:`only_withdrawals` lets through the
+aggregate tables (:func:`aggregates_only`) and the withdrawals file, never a child's row.
+Without ``delete_out_of_scope`` the records held are counted in ``still_held``.
+
 A suspension of the recipient (a temporary bar: nothing at all goes to it), an agreement not
 yet in effect and a recipient without a state on record (a record to fix, not a decision) are
 never reasons to withdraw: what the destination holds is counted only. Aggregate tables are
@@ -73,10 +85,12 @@ WITHDRAWING = frozenset(
         Reason.AGREEMENT_REVIEW_OVERDUE,
         Reason.RECIPIENT_NOT_ELIGIBLE,
         Reason.DESTRUCTION_TERMS_MISSING,
+        Reason.AIAN_AGGREGATE_ONLY,
     }
 )
-"""Why a program no longer shares, when it means its children left the agreement's scope (see
-the module doc for the reasons that do not)."""
+"""Why a program no longer shares (or, ``aian_aggregate_only``, no longer shares child
+records), when it means its children's records left the agreement's scope (see the module doc
+for the reasons that do not)."""
 FILE_DROPS = ("local", "sftp")
 
 
@@ -173,38 +187,86 @@ def withdraws_program(reason: str, agreement: Agreement, destination: Destinatio
     )
 
 
-def program_withdrawal(held: Mapping[ChildKey, Held], *, snapshot: bool) -> Changes:
-    """Tonight's changes for a program that stopped sharing: every child the destination holds
-    (or a file drop's earlier folders left) is withdrawn; nothing is sent, not even the
-    program's own artifacts."""
+def program_withdrawal(
+    held: Mapping[ChildKey, Held],
+    *,
+    snapshot: bool,
+    aggregates: tuple[str, str] | None = None,
+    full: bool = False,
+) -> Changes:
+    """Tonight's changes for a program that stopped sharing (child records): every child the
+    destination holds (or a file drop's earlier folders left) is withdrawn and no child is
+    sent. The program's own artifacts go only for a program that still shares aggregates:
+    ``aggregates`` is then (program code, tonight's program digest), and they go when they
+    differ from what is held (always under ``resend: full``; a file drop's snapshot goes whole
+    when anything differs)."""
     withdraw = {
         key: WITHDRAWN_PROGRAM
         for key, h in held.items()
         if key[1] != PROGRAM and h.status in (HELD, DROPPED)
     }
-    return Changes(withdraw=withdraw, snapshot=snapshot)
+    changes = Changes(withdraw=withdraw, snapshot=snapshot)
+    if aggregates is not None:
+        program, digest = aggregates
+        own = held.get((program, PROGRAM))
+        changes.program = full or own is None or own.digest != digest
+        changes.program = changes.program or (snapshot and bool(withdraw))
+    return changes
 
 
-def only_withdrawals(batch: Batch, changes: Changes, destination: DestinationConfig) -> None:
-    """Fail closed unless the delivery of a stopped program carries nothing but withdrawals:
-    no child sent, no program artifact, no file other than the withdrawals file."""
+def aggregates_only(batch: Batch, destination: DestinationConfig) -> Batch:
+    """``batch`` with only its aggregate tables (the destination's ``aggregate``-level formats):
+    what a program sharing aggregate outputs only may still send."""
+    names = aggregate_files(destination)
+    kept = tuple(a for a in batch.artifacts if a.name in names and not a.child_keys)
+    return Batch(batch.run_id, batch.run_date, batch.program_code, kept)
+
+
+def aggregate_files(destination: DestinationConfig) -> frozenset[str]:
+    """The file names of ``destination``'s aggregate-level formats."""
+    specs = (load_spec(name) for name in destination.formats)
+    return frozenset(s.file_name for s in specs if s.level == "aggregate")
+
+
+def only_withdrawals(
+    batch: Batch, changes: Changes, destination: DestinationConfig, *, aggregates: bool = False
+) -> None:
+    """Fail closed unless the delivery of a program whose records are withdrawn carries
+    nothing but withdrawals: no child sent, no file other than the withdrawals file and, for a
+    program that still shares ``aggregates``, its aggregate tables (no program artifact
+    otherwise); no artifact that holds a child's row."""
     spec = withdrawals_spec([load_spec(name) for name in destination.formats])
     allowed = {spec.file_name} if spec is not None and changes.snapshot else set()
-    extra = sorted(a.name for a in batch.artifacts if a.name not in allowed)
-    if changes.send or changes.program or extra:
+    if aggregates:
+        allowed |= aggregate_files(destination)
+    extra = sorted(
+        a.name
+        for a in batch.artifacts
+        if a.name not in allowed or (a.child_keys and (spec is None or a.name != spec.file_name))
+    )
+    if changes.send or (changes.program and not aggregates) or extra:
+        what = "aggregate tables and withdrawals" if aggregates else "withdrawals"
         raise SubmissionError(
-            f"program {batch.program_code}: it no longer shares, so only withdrawals may go to "
-            f"destination {destination.name}; the delivery would also carry "
+            f"program {batch.program_code}: it no longer shares child records, so only "
+            f"{what} may go to destination {destination.name}; the delivery would also carry "
             f"{', '.join(extra) or 'child records'}: nothing is sent"
         )
 
 
-def withdrawing_note(count: int) -> str:
-    """The audit and run-output line for a program whose held records are withdrawn tonight."""
+def withdrawing_note(count: int, aggregates: bool = False) -> str:
+    """The audit and run-output line for a program whose held records are withdrawn tonight
+    (``aggregates``: an AIAN program sharing aggregate outputs only, whose aggregate tables
+    still go)."""
+    rest = (
+        "its aggregate tables still go (the AIAN opt-in allows aggregate outputs), nothing "
+        "else of it is sent"
+        if aggregates
+        else "nothing else is sent"
+    )
     return (
         f"the destination holds {count} children's records from earlier deliveries; the "
         f"agreement asks for their deletion (delete_out_of_scope), so they are withdrawn "
-        f"tonight ({WITHDRAWN_PROGRAM}) and nothing else is sent"
+        f"tonight ({WITHDRAWN_PROGRAM}) and {rest}"
     )
 
 

@@ -2,11 +2,12 @@
 record agreement, after a staging database received its children's records.
 
 From then on every child of the program is withheld for a program-level reason
-(``aian_aggregate_only``): nothing more of it is sent. The records the destination already
-holds must not be lost from view: the run counts them in ``still_held`` (counts only, no child
-named). Under ``delete_out_of_scope`` they must be withdrawn (deleted, and logged as deleted):
-that needs the whole-program withdrawal of another branch ("stopped", reason
-``program_out_of_scope``); the test for it is marked xfail (strict) until that merge.
+(``aian_aggregate_only``): no child record of it is sent. The records the destination already
+holds must not be lost from view: without ``delete_out_of_scope`` the run counts them in
+``still_held`` (counts only, no child named); under ``delete_out_of_scope`` they are withdrawn
+like a stopped program's (deleted, one ``delete`` disclosure-log entry per child, reason
+``program_out_of_scope``). Every destination type, aggregates flowing the same night, a dry
+run, date boundaries and a property: ``test_aian_scope_withdrawal.py``.
 """
 
 from __future__ import annotations
@@ -115,10 +116,6 @@ def test_records_held_from_before_the_narrowing_are_counted_in_still_held(
     assert set(ours["run_date"]) == {DEMO_DATE}, "nothing more of the program disclosed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="whole-program withdrawal (program_out_of_scope) comes with the 'stopped' branch",
-)
 def test_under_delete_out_of_scope_the_records_held_are_withdrawn_and_logged(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,7 +29,7 @@ from pipelines.submission.prepare import prepare_program
 from privacy.anchors import heads
 from privacy.ledger import LEDGER_KEY_ENV
 from privacy.participation import record_change
-from schemas import DisclosureEntry, Program, Run
+from schemas import Child, DisclosureEntry, ParentStatement, Program, Run
 from schemas.filespec import FORMULA_TRIGGERS
 from tests.pipelines.hostile import FORMULAS, HYPHEN_NAME, write_gold
 from tests.pipelines.submission.conftest import World, make_world
@@ -238,6 +238,22 @@ def test_when_verified_with_another_key_then_the_key_is_blamed_once(
     world = small_world
     monkeypatch.setenv(LEDGER_KEY_ENV, "w" * 40)
     local(world)
+    # two parents dispute a field the files carry, without the statements file: the field is
+    # held back, so the redaction audit has entries too (a field no format carries, such as
+    # tribal_affiliation, is no redaction, and nothing else is withheld here)
+    with session_scope(world.engine) as session:
+        disputed = session.scalars(
+            select(Child.id).join(Program).where(Program.code == "VT-HS-01").limit(2)
+        ).all()
+        session.add_all(
+            ParentStatement(
+                child_id=child,
+                field="race",
+                statement="The parent disputes this entry.",
+                filed_date=DEMO_DATE - dt.timedelta(days=10),
+            )
+            for child in disputed
+        )
     world.run("vt")
     monkeypatch.setenv(LEDGER_KEY_ENV, "x" * 40)
     result = CliRunner(env={"COLUMNS": "250"}).invoke(
