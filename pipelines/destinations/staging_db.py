@@ -23,6 +23,15 @@ same rows) is written again rather than skipped.
 batch's digest, deletion markers of the batch's own run aside (its run deletes, after
 delivering, only rows of children or keys the batch does not have).
 
+Dates: a table's date columns are SQL ``DATE``. A date the agreement cuts to the month
+cannot go there without a made-up day, which a state's staff would read as the child's real
+birth or entry date; so a staging destination whose agreement sends a month into a date
+column is refused where its file is read (:func:`month_cut_columns`, checked by
+:func:`pipelines.destinations.registry.load_destination`: ``destinations check`` and every
+run), and a month-cut cell that still arrives (an agreement edited since) is refused before
+anything is written (:func:`pipelines.mapping.typed_rows`, rule ``month_in_date_column``).
+Send such an agreement to a file drop, whose date columns write the month as the month.
+
 Faults: refused or dropped connections, timeouts and locks are
 :class:`TransientDeliveryError` (retried here, bounded); constraint or type errors are
 terminal. Messages carry the error class and SQLSTATE only, never statement parameters.
@@ -63,12 +72,29 @@ from pipelines.destinations.base import (
     TerminalDeliveryError,
     TransientDeliveryError,
 )
-from schemas.filespec import FileSpec
+from schemas.filespec import ColumnSpec, ColumnType, FileSpec
 
 T = TypeVar("T")
 MARKER_TABLE = "datashare_batches"
 DELETED = "deleted"
 """``batch_digest`` of a deletion marker (never a batch's digest: those are 64 hex digits)."""
+
+
+def month_cut_columns(
+    specs: Sequence[FileSpec], transforms: Mapping[str, str]
+) -> list[tuple[FileSpec, ColumnSpec]]:
+    """The date columns of ``specs`` that would carry a month into a SQL ``DATE``: those
+    whose field ``transforms`` (field -> transform name, an agreement's) cuts to the month,
+    and those whose pattern has no day. A staging database refuses them (rule
+    ``month_in_date_column``): storing the first of the month would read as a birth or entry
+    date the agreement never sent, and nothing in a ``DATE`` column says otherwise."""
+    return [
+        (spec, column)
+        for spec in specs
+        for column in spec.columns
+        if column.type is ColumnType.DATE
+        and (transforms.get(column.source) == "month" or column.month_format == column.date_format)
+    ]
 
 
 class StagingDbSettings(BaseModel):
