@@ -257,6 +257,26 @@ class StagingDbDestination:
 
         return self._retrying(lambda: self._guard(check))
 
+    def deleted_by(self, run_id: str, program_code: str) -> bool:
+        """Whether run ``run_id`` deleted rows of the program here: its deletion marker,
+        written in the transaction that deleted (crash reconciliation logs those deletions
+        under that run)."""
+
+        def check() -> bool:
+            with self._engine_().connect() as conn:
+                if not conn.dialect.has_table(conn, MARKER_TABLE):
+                    return False
+                m = self.markers.c
+                query = select(m.id).where(
+                    m.destination == self.name,
+                    m.program_code == program_code,
+                    m.run_id == run_id,
+                    m.batch_digest == DELETED,
+                )
+                return conn.execute(query.limit(1)).first() is not None
+
+        return self._retrying(lambda: self._guard(check))
+
     def close(self) -> None:
         """Release the connection pool."""
         if self._engine is not None:

@@ -6,9 +6,11 @@ now, under the run that sent them and with its run date (the batch keeps the ide
 staged with, :func:`.batches.load_batch`: a file drop is looked for in that date's folder, on
 whatever night the reconciliation happens), and the delivery state records them as held; if not,
 nothing arrived, nothing is logged, and the batch is marked failed so this run sends it afresh.
-Deletions of that run are not logged here: the state still lists those children as held, so
-this run plans them again (deleting what is already gone changes nothing) and logs them.
-Either way the staged files go.
+Deletions of that run are logged here too, under that run and its date, where the destination
+says it made them (a staging database: the run's deletion marker, written in the transaction
+that deleted); the delivery state then no longer holds those children. Elsewhere (or when the
+run crashed before deleting) the state still lists them as held, so this run plans them again
+and logs them. Either way the staged files go.
 
 A file drop's batch that did not arrive whole (killed mid-upload: some files, ``.part`` files,
 no manifest) is not just sent afresh: what it left in its folder is removed first (the
@@ -130,6 +132,8 @@ def _settle(
     else:  # a delivery recorded before the delivery state existed
         sent, accepted = batch, set(batch.child_keys)
     whole = destination.holds(sent) or _arrived(destination, sent)
+    deleted = _deleted_by(destination, run_id, program, changes) if recorded else {}
+    whole = whole or bool(deleted and not sent.artifacts)  # it only deleted: that is done
     carried = _carried(destination, sent, run_id, whole)
     current = current_of(batch, ledger)
     if whole:
@@ -144,10 +148,11 @@ def _settle(
                 accepted=set(accepted),
                 rejected={},
                 delivery_id=delivery_id,
+                deleted=deleted,
                 carried=carried,
                 state=StateUpdate(current, held, changes.program, snapshot),
             )
-        outcome = f"logged {logged} disclosures of run {run_id}"
+        outcome = f"logged {logged - len(deleted)} disclosures{_deletions(deleted)} of run {run_id}"
     elif carried:
         part = set(carried) & set(accepted)
         partial = Current({k: PARTIAL for k in part}, current.rows, current.program_digest)
@@ -172,8 +177,24 @@ def _settle(
     else:
         discarded = _discard(context, destination, run_id, program, prepared)
         with session_scope(context.engine) as session:
+            if deleted:  # its batch was overwritten since, but its deletions were done
+                record_delivery(
+                    session,
+                    context,
+                    run_id=run_id,
+                    program=program,
+                    ledger={**ledger, "redactions": []},
+                    run_date=dt.date.fromisoformat(batch.run_date),
+                    accepted=set(),
+                    rejected={},
+                    delivery_id=None,
+                    deleted=deleted,
+                    state=StateUpdate(current, held, False, snapshot),
+                )
             _mark(session, delivery_id, "failed", forget_snapshot=discarded)
         outcome = f"run {run_id} did not arrive{_removed(discarded)}; sent afresh"
+        if deleted:
+            outcome += f"; logged{_deletions(deleted)} it made"
     remove_staged(context, prepared)
     return outcome
 
@@ -274,6 +295,24 @@ def _arrived(destination: Any, sent: Batch) -> bool:
     arrived, and is logged, never discarded."""
     arrived = getattr(destination, "arrived", None)
     return bool(arrived(sent)) if arrived is not None else False
+
+
+def _deleted_by(
+    destination: Any, run_id: str, program: str, changes: Changes
+) -> dict[ChildKey, str]:
+    """The withdrawals the crashed run carried out (child -> reason): at a staging database
+    whose deletion marker of that run is there (written in the transaction that deleted), all
+    of ``changes.withdraw``; they are logged under that run and its date, and the delivery
+    state no longer holds them. Empty elsewhere, or when it deleted nothing (crashed before
+    deleting, or the rows were gone): this run plans them again, deletes and logs them."""
+    deleted_by = getattr(destination, "deleted_by", None)
+    if deleted_by is None or not changes.withdraw or not deleted_by(run_id, program):
+        return {}
+    return dict(changes.withdraw)
+
+
+def _deletions(deleted: dict[ChildKey, str]) -> str:
+    return f" and {len(deleted)} deletions" if deleted else ""
 
 
 def _carried(
