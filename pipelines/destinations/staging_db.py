@@ -58,6 +58,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
+    func,
     insert,
     select,
 )
@@ -76,6 +77,8 @@ from schemas.filespec import ColumnSpec, ColumnType, FileSpec
 
 T = TypeVar("T")
 MARKER_TABLE = "datashare_batches"
+LATEST_INDEX = "ix_datashare_batches_latest"
+"""The markers' index by program alone: the latest marker of a program, whoever wrote it."""
 DELETED = "deleted"
 """``batch_digest`` of a deletion marker (never a batch's digest: those are 64 hex digits)."""
 
@@ -145,6 +148,7 @@ def marker_table(metadata: MetaData) -> Table:
         Column("row_counts", JSON, nullable=False),
         Column("delivered_at", DateTime(timezone=True), nullable=False),
         Index("ix_datashare_batches_program", "destination", "program_code", "id"),
+        Index(LATEST_INDEX, "program_code", "id"),
     )
 
 
@@ -179,6 +183,7 @@ class StagingDbDestination:
         }
         self.markers = marker_table(self.metadata)
         self._engine: Engine | None = None
+        self._indexed = False
 
     def deliver(self, batch: Batch) -> DeliveryResult:
         """Upsert every artifact and the batch marker in one transaction."""
@@ -225,7 +230,7 @@ class StagingDbDestination:
             if not plans:
                 return {}
             with self._engine_().begin() as conn:
-                self.metadata.create_all(conn, checkfirst=True)
+                self._create_tables(conn)
                 gone = {name: conn.execute(stmt, params).rowcount for name, stmt, params in plans}
                 if any(n != 0 for n in gone.values()):  # -1: the driver cannot say, maybe some
                     conn.execute(
@@ -268,7 +273,6 @@ class StagingDbDestination:
                     return False
                 m = self.markers.c
                 query = select(m.id).where(
-                    m.destination == self.name,
                     m.program_code == program_code,
                     m.run_id == run_id,
                     m.batch_digest == DELETED,
@@ -276,6 +280,30 @@ class StagingDbDestination:
                 return conn.execute(query.limit(1)).first() is not None
 
         return self._retrying(lambda: self._guard(check))
+
+    def last_writers(self) -> dict[str, str]:
+        """Program code -> the destination name that wrote the program's latest marker here,
+        for every program last written under another name than this destination's (it was
+        renamed, or another destination file points at the same database)."""
+
+        def read() -> dict[str, str]:
+            with self._engine_().connect() as conn:
+                if not conn.dialect.has_table(conn, MARKER_TABLE):
+                    return {}
+                m = self.markers.c
+                latest = (
+                    select(m.program_code, func.max(m.id).label("id"))
+                    .group_by(m.program_code)
+                    .subquery()
+                )
+                query = (
+                    select(m.program_code, m.destination)
+                    .join(latest, latest.c.id == m.id)
+                    .where(m.destination != self.name)
+                )
+                return {str(p): str(d) for p, d in conn.execute(query)}
+
+        return self._retrying(lambda: self._guard(read))
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -306,7 +334,7 @@ class StagingDbDestination:
 
         def write() -> bool:
             with self._engine_().begin() as conn:
-                self.metadata.create_all(conn, checkfirst=True)
+                self._create_tables(conn)
                 if self._latest_digest(conn, batch) == batch.digest:
                     return False
                 for table, rows in prepared:
@@ -333,15 +361,23 @@ class StagingDbDestination:
             accepted=accepted, location=location, sent_nothing_new=not wrote, rows=rows
         )
 
+    def _create_tables(self, conn: Connection) -> None:
+        """The tables when missing; once per client, the markers' index by program on a
+        marker table made before it existed."""
+        self.metadata.create_all(conn, checkfirst=True)
+        if not self._indexed:
+            (index,) = (i for i in self.markers.indexes if i.name == LATEST_INDEX)
+            index.create(conn, checkfirst=True)
+            self._indexed = True
+
     def _latest_digest(
         self, conn: Connection, batch: Batch, *, of_run: str | None = None
     ) -> str | None:
-        """The digest of the program's latest marker (``deleted`` after a deletion), deletion
+        """The digest of the program's latest marker (``deleted`` after a deletion), whichever
+        destination name wrote it (the tables are the database's, not the name's), deletion
         markers of run ``of_run`` left aside."""
         m = self.markers.c
-        query = select(m.batch_digest).where(
-            m.destination == self.name, m.program_code == batch.program_code
-        )
+        query = select(m.batch_digest).where(m.program_code == batch.program_code)
         if of_run is not None:
             query = query.where(~and_(m.batch_digest == DELETED, m.run_id == of_run))
         return conn.execute(query.order_by(m.id.desc()).limit(1)).scalar_one_or_none()
