@@ -21,7 +21,15 @@ same rows) is written again rather than skipped.
 
 ``holds(batch)`` (crash reconciliation) is exact: the program's latest marker carries the
 batch's digest, deletion markers of the batch's own run aside (its run deletes, after
-delivering, only rows of children or keys the batch does not have).
+delivering, only rows of children or keys the batch does not have). ``deleted_by(run, program)``
+says whether a run's deletion marker is there (a crashed run's deletions are then logged under
+it).
+
+Markers name the destination that wrote them, but are read per program whoever wrote them:
+the tables are the database's, and a destination renamed in config, or a second destination
+file pointing at the same database, writes the very rows the other name wrote. ``last_writers``
+lists the programs last written under another name, so the submission brings its own
+delivery state of them up to date first (:mod:`pipelines.submission.staging_copy`).
 
 Dates: a table's date columns are SQL ``DATE``. A date the agreement cuts to the month
 cannot go there without a made-up day, which a state's staff would read as the child's real
