@@ -203,3 +203,62 @@ def test_a_crashed_runs_deletions_are_logged_under_its_own_id_and_date(
     assert assert_tables_match_log(world, staging_url) == set(children) - {revoked}
     if also_corrected:
         assert n.held_by_staging(staging_url)[corrected].middle == "Bea"
+
+
+class DeleteFailed(Exception):
+    """The staging database's delete fails after its batch was committed."""
+
+
+@pytest.mark.parametrize("seam", ["before_logging", "at_the_delete"])
+def test_an_old_copy_a_crashed_run_replaced_is_deleted_and_logged_once(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch, seam: str
+) -> None:
+    """Night 2 moves a child's parent statement to another field (the statements table's key
+    changes: the old row is an old copy to delete), and dies either after deleting it, before
+    logging, or at the delete itself, right after its batch was committed. Night 3 leaves the
+    tables with only the new statement row, and the old copy's deletion is logged once: under
+    night 2 when night 2 deleted it, under night 3 when night 3 had to."""
+    world = small_world
+    children = n.control(world, 3)
+    moved = children[0]
+    n.set_statement(world, moved, "race")
+    n.staging_destination(world, staging_url, monkeypatch)
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+    assert n.held_by_staging(staging_url)[moved].statements == ["race"]
+
+    with monkeypatch.context() as patch:
+        if seam == "before_logging":
+            record = deliver.record_delivery
+
+            def killed(session: Any, context: Any, **kwargs: Any) -> Any:
+                if kwargs.get("delivery_id") is not None:
+                    raise Killed
+                return record(session, context, **kwargs)
+
+            patch.setattr(deliver, "record_delivery", killed)
+        else:
+            from pipelines.destinations.staging_db import StagingDbDestination
+
+            def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
+                raise DeleteFailed
+
+            patch.setattr(StagingDbDestination, "delete_rows", failing)
+        n.set_statement(world, moved, "sex")
+        with pytest.raises((Killed, DeleteFailed)):
+            summary = world.run("state", run_date=n.night(2))
+            raise DeleteFailed(summary["programs"])  # a stopped program: the run is partial
+    crashed = crashed_run_id(world, n.night(2))
+    expected = ["sex"] if seam == "before_logging" else ["race", "sex"]
+    assert sorted(n.held_by_staging(staging_url)[moved].statements) == expected
+
+    third = world.run("state", run_date=n.night(3))
+    assert third["status"] == "success", third["programs"]
+    assert n.held_by_staging(staging_url)[moved].statements == ["sex"], "the old copy is gone"
+    log = world.disclosures()
+    mine = log.loc[log["child_local_id"] == moved[1]]
+    old_copy = mine.loc[mine["action"] == "delete"]
+    assert len(old_copy) == 1, "the old copy's deletion is logged once"
+    by = crashed if seam == "before_logging" else third["run_id"]
+    assert old_copy["run_id"].tolist() == [by], "under the run that deleted it"
+    assert assert_tables_match_log(world, staging_url) == set(children)
