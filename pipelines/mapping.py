@@ -18,7 +18,9 @@ and the plan's columns, and writes every spec column as text exactly as the stat
   :class:`RenderError` naming spec, column and rule, never the value (fail closed).
 
 :func:`typed_rows` turns a rendered frame back into typed values for a staging database, and
-:func:`staging_table` builds that database's table for a spec.
+:func:`staging_table` builds that database's table for a spec. A date column there is SQL
+``DATE``: a cell holding a month (rule ``month_in_date_column``) is refused, never stored as
+a made-up day.
 """
 
 from __future__ import annotations
@@ -312,13 +314,17 @@ def typed_rows(spec: FileSpec, frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _reader(spec: FileSpec, column: ColumnSpec) -> Callable[[Any], Any]:
+    dates: dict[str, dt.date] = {}  # a column holds few distinct dates: each is read once
+
     def read(value: Any) -> Any:
         if _missing(value) or (column.suppressible and value == spec.suppressed_marker):
             return None
         text = str(value)
         try:
             if column.type is ColumnType.DATE:
-                return dt.datetime.strptime(text, column.date_format).date()
+                if text not in dates:
+                    dates[text] = _read_date(spec, column, text)
+                return dates[text]
             if column.type is ColumnType.INTEGER:
                 return int(text)
             if column.type is ColumnType.BOOLEAN:
@@ -326,6 +332,8 @@ def _reader(spec: FileSpec, column: ColumnSpec) -> Callable[[Any], Any]:
                 if text not in (true, false):
                     raise ValueError(column.name)
                 return text == true
+        except RenderError:
+            raise
         except ValueError:
             raise RenderError(
                 f"{spec.name}: column {column.name}: cell does not read as "
@@ -334,6 +342,39 @@ def _reader(spec: FileSpec, column: ColumnSpec) -> Callable[[Any], Any]:
         return text
 
     return read
+
+
+MONTH_IN_DATE_COLUMN = "month_in_date_column"
+"""The rule that keeps a month out of a SQL ``DATE`` column (it would need a made-up day)."""
+
+
+def _read_date(spec: FileSpec, column: ColumnSpec, text: str) -> dt.date:
+    """A full date exactly as the column writes it. A date cut to the month (the column's
+    pattern without its day), or any cell of a column whose pattern has no day, is refused:
+    a SQL date holds a day, which the agreement did not send. Reading back must give the very
+    text (``%Y%m%d`` reads ``202111`` as 2021-01-01 otherwise)."""
+    month = column.month_format
+    if month != column.date_format:
+        try:
+            value = dt.datetime.strptime(text, column.date_format).date()
+        except ValueError:
+            value = None
+        if value is not None and value.strftime(column.date_format) == text:
+            return value
+        if not _reads_as(text, month):
+            raise ValueError(column.name)
+    raise RenderError(
+        f"{spec.name}: column {column.name}: holds a date cut to the month, which a date "
+        f"column cannot hold without making up a day (rule {MONTH_IN_DATE_COLUMN})"
+    )
+
+
+def _reads_as(text: str, pattern: str) -> bool:
+    try:
+        dt.datetime.strptime(text, pattern)
+    except ValueError:
+        return False
+    return True
 
 
 def _sql_type(column: ColumnSpec) -> TypeEngine[Any]:

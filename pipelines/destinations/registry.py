@@ -155,6 +155,8 @@ def load_destination(name: str, folder: Path = DEFAULT_FOLDER) -> DestinationCon
             ) from None
     if config.type is DestinationType.EDFI and config.edfi is not None:
         _check_edfi(path, root, config)
+    if config.type is DestinationType.STAGING_DB:
+        _check_staging_dates(path, root, config)
     return config
 
 
@@ -174,6 +176,41 @@ def _check_edfi(path: Path, root: yaml.Node | None, config: DestinationConfig) -
         model.model_validate({"name": config.name, **(config.edfi or {})})
     except ValidationError as exc:
         raise DestinationConfigError(_problems(path, root, exc, ("edfi",))) from None
+
+
+def _check_staging_dates(path: Path, root: yaml.Node | None, config: DestinationConfig) -> None:
+    """Refuse a staging database whose agreement sends a date cut to the month into a date
+    column (SQL ``DATE``: :func:`~pipelines.destinations.staging_db.month_cut_columns`), one
+    ``file:line`` problem per agreement, field and column. The agreements are read from the
+    config folder's ``agreements/``; one that cannot be read is ``datashare policy check``'s
+    to report (and stops the run where it is loaded)."""
+    from pipelines.destinations.staging_db import month_cut_columns
+    from privacy.agreements import AgreementError, load_agreement
+
+    specs = [load_spec(name, FORMATS_DIR) for name in config.formats]
+    problems = []
+    for index, name in enumerate(config.agreements):
+        file = path.parent.parent / "agreements" / f"{name}.yaml"
+        try:
+            agreement = load_agreement(file)
+        except (AgreementError, OSError):
+            continue
+        transforms = {field: spec.name for field, spec in agreement.fields.items()}
+        where = f"{path}:{key_line(root, ('agreements', index))}: agreements[{index}]"
+        for spec, column in month_cut_columns(specs, transforms):
+            field = column.source
+            if transforms.get(field) == "month":
+                what = f"agreement {name} ({file}) sends {field} cut to the month"
+            else:
+                what = f"spec {spec.name} writes {field} without its day"
+            problems.append(
+                f"{where}: {what}, but {spec.name}.{column.name} is a date column (SQL DATE) "
+                "of this staging database, which cannot hold a month without making up a day "
+                "(rule month_in_date_column); send it to a file drop (its date columns write "
+                "the month as the month), or use a spec whose column for it is text"
+            )
+    if problems:
+        raise DestinationConfigError("\n".join(problems))
 
 
 def list_destinations(folder: Path = DEFAULT_FOLDER) -> list[str]:

@@ -21,7 +21,24 @@ same rows) is written again rather than skipped.
 
 ``holds(batch)`` (crash reconciliation) is exact: the program's latest marker carries the
 batch's digest, deletion markers of the batch's own run aside (its run deletes, after
-delivering, only rows of children or keys the batch does not have).
+delivering, only rows of children or keys the batch does not have). ``deleted_by(run, program)``
+says whether a run's deletion marker is there (a crashed run's deletions are then logged under
+it).
+
+Markers name the destination that wrote them, but are read per program whoever wrote them:
+the tables are the database's, and a destination renamed in config, or a second destination
+file pointing at the same database, writes the very rows the other name wrote. ``last_writers``
+lists the programs last written under another name, so the submission brings its own
+delivery state of them up to date first (:mod:`pipelines.submission.staging_copy`).
+
+Dates: a table's date columns are SQL ``DATE``. A date the agreement cuts to the month
+cannot go there without a made-up day, which a state's staff would read as the child's real
+birth or entry date; so a staging destination whose agreement sends a month into a date
+column is refused where its file is read (:func:`month_cut_columns`, checked by
+:func:`pipelines.destinations.registry.load_destination`: ``destinations check`` and every
+run), and a month-cut cell that still arrives (an agreement edited since) is refused before
+anything is written (:func:`pipelines.mapping.typed_rows`, rule ``month_in_date_column``).
+Send such an agreement to a file drop, whose date columns write the month as the month.
 
 Faults: refused or dropped connections, timeouts and locks are
 :class:`TransientDeliveryError` (retried here, bounded); constraint or type errors are
@@ -49,6 +66,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
+    func,
     insert,
     select,
 )
@@ -63,12 +81,31 @@ from pipelines.destinations.base import (
     TerminalDeliveryError,
     TransientDeliveryError,
 )
-from schemas.filespec import FileSpec
+from schemas.filespec import ColumnSpec, ColumnType, FileSpec
 
 T = TypeVar("T")
 MARKER_TABLE = "datashare_batches"
+LATEST_INDEX = "ix_datashare_batches_latest"
+"""The markers' index by program alone: the latest marker of a program, whoever wrote it."""
 DELETED = "deleted"
 """``batch_digest`` of a deletion marker (never a batch's digest: those are 64 hex digits)."""
+
+
+def month_cut_columns(
+    specs: Sequence[FileSpec], transforms: Mapping[str, str]
+) -> list[tuple[FileSpec, ColumnSpec]]:
+    """The date columns of ``specs`` that would carry a month into a SQL ``DATE``: those
+    whose field ``transforms`` (field -> transform name, an agreement's) cuts to the month,
+    and those whose pattern has no day. A staging database refuses them (rule
+    ``month_in_date_column``): storing the first of the month would read as a birth or entry
+    date the agreement never sent, and nothing in a ``DATE`` column says otherwise."""
+    return [
+        (spec, column)
+        for spec in specs
+        for column in spec.columns
+        if column.type is ColumnType.DATE
+        and (transforms.get(column.source) == "month" or column.month_format == column.date_format)
+    ]
 
 
 class StagingDbSettings(BaseModel):
@@ -119,6 +156,7 @@ def marker_table(metadata: MetaData) -> Table:
         Column("row_counts", JSON, nullable=False),
         Column("delivered_at", DateTime(timezone=True), nullable=False),
         Index("ix_datashare_batches_program", "destination", "program_code", "id"),
+        Index(LATEST_INDEX, "program_code", "id"),
     )
 
 
@@ -153,6 +191,7 @@ class StagingDbDestination:
         }
         self.markers = marker_table(self.metadata)
         self._engine: Engine | None = None
+        self._indexed = False
 
     def deliver(self, batch: Batch) -> DeliveryResult:
         """Upsert every artifact and the batch marker in one transaction."""
@@ -199,7 +238,7 @@ class StagingDbDestination:
             if not plans:
                 return {}
             with self._engine_().begin() as conn:
-                self.metadata.create_all(conn, checkfirst=True)
+                self._create_tables(conn)
                 gone = {name: conn.execute(stmt, params).rowcount for name, stmt, params in plans}
                 if any(n != 0 for n in gone.values()):  # -1: the driver cannot say, maybe some
                     conn.execute(
@@ -231,6 +270,49 @@ class StagingDbDestination:
 
         return self._retrying(lambda: self._guard(check))
 
+    def deleted_by(self, run_id: str, program_code: str) -> bool:
+        """Whether run ``run_id`` deleted rows of the program here: its deletion marker,
+        written in the transaction that deleted (crash reconciliation logs those deletions
+        under that run)."""
+
+        def check() -> bool:
+            with self._engine_().connect() as conn:
+                if not conn.dialect.has_table(conn, MARKER_TABLE):
+                    return False
+                m = self.markers.c
+                query = select(m.id).where(
+                    m.program_code == program_code,
+                    m.run_id == run_id,
+                    m.batch_digest == DELETED,
+                )
+                return conn.execute(query.limit(1)).first() is not None
+
+        return self._retrying(lambda: self._guard(check))
+
+    def last_writers(self) -> dict[str, str]:
+        """Program code -> the destination name that wrote the program's latest marker here,
+        for every program last written under another name than this destination's (it was
+        renamed, or another destination file points at the same database)."""
+
+        def read() -> dict[str, str]:
+            with self._engine_().connect() as conn:
+                if not conn.dialect.has_table(conn, MARKER_TABLE):
+                    return {}
+                m = self.markers.c
+                latest = (
+                    select(m.program_code, func.max(m.id).label("id"))
+                    .group_by(m.program_code)
+                    .subquery()
+                )
+                query = (
+                    select(m.program_code, m.destination)
+                    .join(latest, latest.c.id == m.id)
+                    .where(m.destination != self.name)
+                )
+                return {str(p): str(d) for p, d in conn.execute(query)}
+
+        return self._retrying(lambda: self._guard(read))
+
     def close(self) -> None:
         """Release the connection pool."""
         if self._engine is not None:
@@ -260,7 +342,7 @@ class StagingDbDestination:
 
         def write() -> bool:
             with self._engine_().begin() as conn:
-                self.metadata.create_all(conn, checkfirst=True)
+                self._create_tables(conn)
                 if self._latest_digest(conn, batch) == batch.digest:
                     return False
                 for table, rows in prepared:
@@ -287,15 +369,23 @@ class StagingDbDestination:
             accepted=accepted, location=location, sent_nothing_new=not wrote, rows=rows
         )
 
+    def _create_tables(self, conn: Connection) -> None:
+        """The tables when missing; once per client, the markers' index by program on a
+        marker table made before it existed."""
+        self.metadata.create_all(conn, checkfirst=True)
+        if not self._indexed:
+            (index,) = (i for i in self.markers.indexes if i.name == LATEST_INDEX)
+            index.create(conn, checkfirst=True)
+            self._indexed = True
+
     def _latest_digest(
         self, conn: Connection, batch: Batch, *, of_run: str | None = None
     ) -> str | None:
-        """The digest of the program's latest marker (``deleted`` after a deletion), deletion
+        """The digest of the program's latest marker (``deleted`` after a deletion), whichever
+        destination name wrote it (the tables are the database's, not the name's), deletion
         markers of run ``of_run`` left aside."""
         m = self.markers.c
-        query = select(m.batch_digest).where(
-            m.destination == self.name, m.program_code == batch.program_code
-        )
+        query = select(m.batch_digest).where(m.program_code == batch.program_code)
         if of_run is not None:
             query = query.where(~and_(m.batch_digest == DELETED, m.run_id == of_run))
         return conn.execute(query.order_by(m.id.desc()).limit(1)).scalar_one_or_none()

@@ -93,6 +93,8 @@ class EdfiDestination:
         self._client = client
         self._client_lock = threading.Lock()
         self.resend_all = False
+        self._read: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+        """The API reads of the last :meth:`holds`, for the :meth:`carried_by` after it."""
 
     @classmethod
     def from_config(
@@ -228,10 +230,15 @@ class EdfiDestination:
                 and e.payload_digest == p.payload_digest
             )
         ]
+        self._read = {}
         if not missing:
             return True
         with ThreadPoolExecutor(self.settings.concurrency) as pool:
-            return all(pool.map(self._held_by_api, missing))
+            found = list(pool.map(self._held_item, missing))
+        # kept for carried_by, which the reconciliation of the same batch calls next: each
+        # resource is read from the API once (by its resource, natural key and content)
+        self._read = {_read_key(p): item for p, item in zip(missing, found, strict=True)}
+        return all(item is not None for item in found)
 
     def carried_by(
         self, batch: Batch, run_id: str, *, held_by_api: bool
@@ -296,16 +303,17 @@ class EdfiDestination:
         """Per payload, the API's resource holding it exactly as mapped (``None`` when the
         API does not); with ``assume`` (the API was just read: it holds them all) an empty
         one each, without asking again."""
+        read, self._read = self._read, {}
         if assume:
-            return [{} for _ in payloads]
-        if not payloads:
-            return []
-
-        def held(payload: Payload) -> dict[str, Any] | None:
-            return next((i for i in self._find(payload) if _same(payload.body, i)), None)
-
-        with ThreadPoolExecutor(self.settings.concurrency) as pool:
-            return list(pool.map(held, payloads))
+            return [read.get(_read_key(p)) or {} for p in payloads]
+        asking = [p for p in payloads if _read_key(p) not in read]
+        if asking:
+            with ThreadPoolExecutor(self.settings.concurrency) as pool:
+                read |= {
+                    _read_key(p): item
+                    for p, item in zip(asking, pool.map(self._held_item, asking), strict=True)
+                }
+        return [read[_read_key(p)] for p in payloads]
 
     def withdraw(self, child_keys: Iterable[ChildKey]) -> list[WithdrawResult]:
         """Delete every resource the ledger says the API holds for these children (consent
@@ -437,8 +445,9 @@ class EdfiDestination:
                 blocked[key] = f"{payload.resource} was refused"
         return accepted
 
-    def _held_by_api(self, payload: Payload) -> bool:
-        return any(_same(payload.body, item) for item in self._find(payload))
+    def _held_item(self, payload: Payload) -> dict[str, Any] | None:
+        """The API's resource holding ``payload`` exactly as mapped, or ``None``."""
+        return next((i for i in self._find(payload) if _same(payload.body, i)), None)
 
     def _find(self, payload: Payload) -> list[dict[str, Any]]:
         """The API's resources with ``payload``'s natural key (query by the unambiguous key
@@ -586,6 +595,11 @@ def _normalized(value: Any) -> Any:
     if isinstance(value, list):
         return sorted((_normalized(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
     return value
+
+
+def _read_key(payload: Payload) -> tuple[str, str, str]:
+    """What an API read of ``payload`` answers for: its resource, natural key and content."""
+    return (payload.resource, payload.key_digest, payload.payload_digest)
 
 
 def _same(sent: Mapping[str, Any], held: Mapping[str, Any]) -> bool:

@@ -6,9 +6,14 @@ now, under the run that sent them and with its run date (the batch keeps the ide
 staged with, :func:`.batches.load_batch`: a file drop is looked for in that date's folder, on
 whatever night the reconciliation happens), and the delivery state records them as held; if not,
 nothing arrived, nothing is logged, and the batch is marked failed so this run sends it afresh.
-Deletions of that run are not logged here: the state still lists those children as held, so
-this run plans them again (deleting what is already gone changes nothing) and logs them.
-Either way the staged files go.
+Deletions of that run (withdrawals, and old copies a changed key left) are logged here too,
+under that run and its date, where the destination says it made them (a staging database: the
+run's deletion marker, written in the transaction that deleted); the delivery state then no
+longer holds the withdrawn children. Elsewhere (or when the run crashed before deleting) the
+state still lists the withdrawn children as held, so this run plans them again and logs them;
+old copies a staging database still has are deleted here, by this run, and logged under it
+(the delivery state logged with the batch has the new keys only: no later night would find
+them). Either way the staged files go.
 
 A file drop's batch that did not arrive whole (killed mid-upload: some files, ``.part`` files,
 no manifest) is not just sent afresh: what it left in its folder is removed first (the
@@ -70,6 +75,7 @@ from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
 from pipelines.submission.deliver import outgoing
 from pipelines.submission.record import StateUpdate, record_delivery
+from pipelines.submission.staging_copy import take_over
 from pipelines.submission.state import (
     PROGRAM,
     Changes,
@@ -90,7 +96,10 @@ sent again) and can withdraw what is there."""
 
 
 def reconcile(context: RunContext) -> dict[str, str]:
-    """Settle every unfinished delivery of the run's destination; program code -> outcome."""
+    """Settle every unfinished delivery of the run's destination; program code -> outcome.
+    First, a staging database's programs last written under another destination name have
+    this name's delivery state brought up to date (:func:`.staging_copy.take_over`)."""
+    taken = take_over(context) if context.destination.type.value == "staging_db" else {}
     with session_scope(context.engine) as session:
         rows = session.execute(
             select(
@@ -117,6 +126,8 @@ def reconcile(context: RunContext) -> dict[str, str]:
                 f"reconciling run {run_id}'s delivery of {program}: {error}; the delivery "
                 "stays open for the next run"
             ) from error
+    for program, text in taken.items():
+        outcomes[program] = f"{text}; {outcomes[program]}" if program in outcomes else text
     return outcomes
 
 
@@ -143,6 +154,7 @@ def _settle(
         send={(p, c) for p, c in recorded.get("send", [])},
         program=bool(recorded.get("program", True)),
         withdraw={(p, c): why for p, c, why in recorded.get("withdraw", [])},
+        replace={(p, c): rows for p, c, rows in recorded.get("replace", [])},
         snapshot=snapshot,
     )
     with session_scope(context.engine) as session:
@@ -155,6 +167,10 @@ def _settle(
     else:  # a delivery recorded before the delivery state existed
         sent, accepted = batch, set(batch.child_keys)
     whole = destination.holds(sent) or _arrived(destination, sent)
+    did_delete = bool(recorded) and _did_delete(destination, run_id, program, changes)
+    deleted = dict(changes.withdraw) if did_delete else {}
+    replaced = _what(changes.replace) if did_delete else {}
+    whole = whole or bool(deleted and not sent.artifacts)  # it only deleted: that is done
     carried = _carried(destination, sent, run_id, whole)
     current = current_of(batch, ledger)
     discarded = (
@@ -179,7 +195,21 @@ def _settle(
             _presumed(session, context, delivery_id, verdict)
         outcome = f"logged {logged} disclosures of run {run_id}, {PRESUMED[verdict]}"
     elif whole:
+        left = {} if did_delete else _delete_old_copies(context, destination, program, changes)
         with session_scope(context.engine) as session:
+            if left:  # deleted now, by this run: logged under it
+                record_delivery(
+                    session,
+                    context,
+                    run_id=context.run.run_id,
+                    run_date=context.run.run_date,
+                    program=program,
+                    ledger={"disclosures": [], "redactions": []},
+                    accepted=None,
+                    rejected={},
+                    delivery_id=None,
+                    replaced=left,
+                )
             logged = record_delivery(
                 session,
                 context,
@@ -190,10 +220,15 @@ def _settle(
                 accepted=set(accepted),
                 rejected={},
                 delivery_id=delivery_id,
+                deleted=deleted,
+                replaced=replaced,
                 carried=carried,
                 state=StateUpdate(current, held, changes.program, snapshot),
             )
-        outcome = f"logged {logged} disclosures of run {run_id}"
+        gone = len(deleted) + len(replaced)
+        outcome = f"logged {logged - gone} disclosures{_deletions(gone)} of run {run_id}"
+        if left:
+            outcome += f"; deleted {len(left)} old copies it left (logged under this run)"
     elif carried:
         part = set(carried) & set(accepted)
         partial = Current({k: PARTIAL for k in part}, current.rows, current.program_digest)
@@ -217,8 +252,24 @@ def _settle(
         )
     else:
         with session_scope(context.engine) as session:
+            if deleted:  # its batch was overwritten since, but its deletions were done
+                record_delivery(
+                    session,
+                    context,
+                    run_id=run_id,
+                    program=program,
+                    ledger={**ledger, "redactions": []},
+                    run_date=dt.date.fromisoformat(batch.run_date),
+                    accepted=set(),
+                    rejected={},
+                    delivery_id=None,
+                    deleted=deleted,
+                    state=StateUpdate(current, held, False, snapshot),
+                )
             _mark(session, delivery_id, "failed", forget_snapshot=discarded)
         outcome = f"run {run_id} did not arrive{_removed(discarded)}; sent afresh"
+        if deleted:
+            outcome += f"; logged{_deletions(len(deleted))} it made"
     remove_staged(context, prepared)
     return outcome
 
@@ -467,6 +518,49 @@ def _arrived(destination: Any, sent: Batch) -> bool:
     arrived, and is logged, never discarded."""
     arrived = getattr(destination, "arrived", None)
     return bool(arrived(sent)) if arrived is not None else False
+
+
+def _did_delete(destination: Any, run_id: str, program: str, changes: Changes) -> bool:
+    """Whether the crashed run carried out its deletions (withdrawals and old copies a changed
+    key left): at a staging database whose deletion marker of that run is there (written in
+    the transaction that deleted). They are then logged under that run and its date, and the
+    delivery state no longer holds the withdrawn children. False elsewhere, or when it deleted
+    nothing (crashed before deleting, or the rows were gone): this run plans the withdrawals
+    again, and deletes the old copies itself (:func:`_delete_old_copies`)."""
+    deleted_by = getattr(destination, "deleted_by", None)
+    if deleted_by is None or not (changes.withdraw or changes.replace):
+        return False
+    return bool(deleted_by(run_id, program))
+
+
+def _what(replace: dict[ChildKey, Any]) -> dict[ChildKey, tuple[str, ...]]:
+    """Per child, the tables of its old copies (what a ``delete`` entry names)."""
+    return {key: tuple(sorted(rows)) for key, rows in replace.items()}
+
+
+def _delete_old_copies(
+    context: RunContext, destination: Any, program: str, changes: Changes
+) -> dict[ChildKey, tuple[str, ...]]:
+    """Delete now the old copies the crashed run was to delete and did not (a staging
+    database: the delivery state of the batch being logged has the new keys only, so no later
+    night would find them); per child, the tables, to log under this run. Raises
+    :class:`DeliveryError` when the database cannot be reached (nothing is logged: the
+    delivery stays open)."""
+    if not changes.replace or not hasattr(destination, "delete_rows"):
+        return {}
+    rows: dict[str, list[list[str]]] = {}
+    for stale in changes.replace.values():
+        for name, keys in stale.items():
+            rows.setdefault(name, []).extend(keys)
+    run = context.run
+    destination.delete_rows(
+        rows, program_code=program, run_id=run.run_id, run_date=run.run_date.isoformat()
+    )
+    return _what(changes.replace)
+
+
+def _deletions(count: int) -> str:
+    return f" and {count} deletions" if count else ""
 
 
 def _carried(

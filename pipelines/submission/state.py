@@ -107,6 +107,7 @@ class Changes:
             "send": sorted(list(k) for k in self.send),
             "program": self.program,
             "withdraw": sorted([*k, why] for k, why in self.withdraw.items()),
+            "replace": sorted([*k, rows] for k, rows in self.replace.items()),
             "snapshot": self.snapshot,
         }
 

@@ -351,3 +351,31 @@ def test_from_config_accepts_a_plain_mapping(ledger_engine: Engine) -> None:
     )
     assert destination.name == "plain"
     assert destination.settings.organization("VT-EHS-02").school_id == 255901002
+
+
+def test_reconciling_a_lost_ledger_reads_each_resource_of_the_api_once(
+    server: EdfiContractServer, make_destination: Make, tmp_path: Path
+) -> None:
+    """``holds`` reads the API for what the ledger lacks; ``carried_by`` right after (the
+    reconciliation of the same batch) uses those reads instead of asking again: one GET per
+    resource checked, and the same answer as asking."""
+    frame, keys = synthetic_frame(6)
+    make_destination().deliver(records_batch(frame, keys, run_id="crashed"))
+    from pipelines.db import make_engine
+    from schemas import Base
+
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    Base.metadata.create_all(fresh)
+    amnesiac = make_destination(engine=fresh)
+    frame.at[0, "last_name"] = "Changed"
+    changed = records_batch(frame, keys, run_id="crashed")
+    resources = len(amnesiac.map(changed).payloads)
+    gets = server.requests["GET data"]
+    assert not amnesiac.holds(changed)
+    carried = amnesiac.carried_by(changed, "crashed", held_by_api=False)
+    assert server.requests["GET data"] - gets == resources, "one GET per resource"
+    assert set(carried) == set(keys)
+    assert not any(f.startswith("students:") for f in carried[keys[0]])
+    with session_scope(fresh) as session:
+        ids = session.execute(select(SentResource.resource_id)).scalars().all()
+    assert len(ids) == resources - 1 and all(ids), "recorded with the ids the API gave"

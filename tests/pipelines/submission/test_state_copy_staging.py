@@ -146,3 +146,119 @@ def test_a_run_that_delivered_and_deleted_then_died_is_reconciled_as_delivered(
     held = assert_tables_match_log(world, staging_url)
     assert n.held_by_staging(staging_url)[corrected].middle == "Bea"
     assert held == set(children) - {revoked}
+
+
+def crashed_run_id(world: World, run_date: object) -> str:
+    from schemas import Run
+
+    with world.engine.connect() as connection:
+        (run_id,) = connection.execute(select(Run.id).where(Run.run_date == run_date)).scalars()
+    return str(run_id)
+
+
+@pytest.mark.parametrize("also_corrected", [True, False], ids=["sent_and_deleted", "only_deleted"])
+def test_a_crashed_runs_deletions_are_logged_under_its_own_id_and_date(
+    small_world: World,
+    staging_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    also_corrected: bool,
+) -> None:
+    """Night 2 deletes a revoked child's rows (and, in one case, sends another child's
+    correction) and dies at the seam between the staging database's commit and the log.
+    Night 3 logs the deletion once, under night 2's run and date (as it logs night 2's
+    disclosures), and does not plan it again; the tables match the log."""
+    world = small_world
+    children = n.control(world, 3)
+    corrected, revoked = children[0], children[1]
+    n.staging_destination(world, staging_url, monkeypatch)
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+
+    record = deliver.record_delivery
+
+    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
+        if kwargs.get("delivery_id") is not None:
+            raise Killed
+        return record(session, context, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(deliver, "record_delivery", killed_before_logging)
+        if also_corrected:
+            n.set_middle(world, corrected, "Bea")
+        n.revoke(world, revoked, n.night(2))
+        with pytest.raises(Killed):
+            world.run("state", run_date=n.night(2))
+    assert set(n.held_by_staging(staging_url)) == set(children) - {revoked}, "deleted at night 2"
+    crashed = crashed_run_id(world, n.night(2))
+
+    third = world.run("state", run_date=n.night(3))
+    assert third["status"] == "success", third["programs"]
+    log = world.disclosures()
+    deletions = log.loc[(log["action"] == "delete") & (log["child_local_id"] == revoked[1])]
+    assert len(deletions) == 1, "the deletion is logged once"
+    assert deletions["run_id"].tolist() == [crashed], "under the run that deleted"
+    assert deletions["run_date"].tolist() == [n.night(2)], "with the date it was deleted"
+    tonight = log.loc[log["run_id"] == third["run_id"]]
+    assert tonight.empty, "night 3 had nothing of its own to send or delete"
+    assert assert_tables_match_log(world, staging_url) == set(children) - {revoked}
+    if also_corrected:
+        assert n.held_by_staging(staging_url)[corrected].middle == "Bea"
+
+
+class DeleteFailed(Exception):
+    """The staging database's delete fails after its batch was committed."""
+
+
+@pytest.mark.parametrize("seam", ["before_logging", "at_the_delete"])
+def test_an_old_copy_a_crashed_run_replaced_is_deleted_and_logged_once(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch, seam: str
+) -> None:
+    """Night 2 moves a child's parent statement to another field (the statements table's key
+    changes: the old row is an old copy to delete), and dies either after deleting it, before
+    logging, or at the delete itself, right after its batch was committed. Night 3 leaves the
+    tables with only the new statement row, and the old copy's deletion is logged once: under
+    night 2 when night 2 deleted it, under night 3 when night 3 had to."""
+    world = small_world
+    children = n.control(world, 3)
+    moved = children[0]
+    n.set_statement(world, moved, "race")
+    n.staging_destination(world, staging_url, monkeypatch)
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+    assert n.held_by_staging(staging_url)[moved].statements == ["race"]
+
+    with monkeypatch.context() as patch:
+        if seam == "before_logging":
+            record = deliver.record_delivery
+
+            def killed(session: Any, context: Any, **kwargs: Any) -> Any:
+                if kwargs.get("delivery_id") is not None:
+                    raise Killed
+                return record(session, context, **kwargs)
+
+            patch.setattr(deliver, "record_delivery", killed)
+        else:
+            from pipelines.destinations.staging_db import StagingDbDestination
+
+            def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
+                raise DeleteFailed
+
+            patch.setattr(StagingDbDestination, "delete_rows", failing)
+        n.set_statement(world, moved, "sex")
+        with pytest.raises((Killed, DeleteFailed)):
+            summary = world.run("state", run_date=n.night(2))
+            raise DeleteFailed(summary["programs"])  # a stopped program: the run is partial
+    crashed = crashed_run_id(world, n.night(2))
+    expected = ["sex"] if seam == "before_logging" else ["race", "sex"]
+    assert sorted(n.held_by_staging(staging_url)[moved].statements) == expected
+
+    third = world.run("state", run_date=n.night(3))
+    assert third["status"] == "success", third["programs"]
+    assert n.held_by_staging(staging_url)[moved].statements == ["sex"], "the old copy is gone"
+    log = world.disclosures()
+    mine = log.loc[log["child_local_id"] == moved[1]]
+    old_copy = mine.loc[mine["action"] == "delete"]
+    assert len(old_copy) == 1, "the old copy's deletion is logged once"
+    by = crashed if seam == "before_logging" else third["run_id"]
+    assert old_copy["run_id"].tolist() == [by], "under the run that deleted it"
+    assert assert_tables_match_log(world, staging_url) == set(children)

@@ -1,7 +1,8 @@
 """Property: for random nights of sends, corrections, withdrawals (revocation) and re-consents,
-after each night a staging database's tables hold exactly the children the agreement permits,
-with their current middle names, and exactly the children whose latest disclosure-log entry
-is a disclosure.
+run each night by one of two destination files writing to the same staging database (a
+rename, or two files), or by both in either order, after each run a staging database's tables
+hold exactly the children the agreement permits, with their current middle names, and exactly
+the children whose latest disclosure-log entry is a disclosure.
 
 The oracle is the test's own model of the controlled world (:mod:`.nights`): an in-play child
 is permitted while its parent's consent is active, with its current middle name. It reads the
@@ -46,6 +47,11 @@ night_plans = st.lists(
     max_size=4,
 )
 NONE = ("none", "Ann")
+RUNS = (("p",), ("p",), ("q",), ("p", "q"), ("q", "p"))
+"""Which destination files run each night, both writing to the same staging database: one
+name, the other (a rename, or a second file), or both in either order."""
+runs_per_night = st.lists(st.sampled_from(RUNS), min_size=4, max_size=4)
+ONE_NAME = [("p",)] * 4
 
 
 @settings(
@@ -59,17 +65,34 @@ NONE = ("none", "Ann")
         [("edit", "Bea"), NONE, NONE],
         [("revoke", "Ann"), NONE, NONE],
         [("reconsent", "Ann"), NONE, NONE],
-    ]
+    ],
+    runs=ONE_NAME,
 )
-@given(plan=night_plans)
+@example(  # renamed after night 1: the revoked child is withdrawn under the new name
+    plan=[[NONE, NONE, NONE], [("revoke", "Ann"), NONE, NONE]],
+    runs=[("p",), ("q",), ("q",), ("q",)],
+)
+@example(  # two files: one deletes, the other must write the re-consented batch again
+    plan=[
+        [NONE, NONE, NONE],
+        [("revoke", "Ann"), NONE, NONE],
+        [("reconsent", "Ann"), NONE, NONE],
+    ],
+    runs=[("p", "q"), ("p", "q"), ("q", "p"), ("p",)],
+)
+@given(plan=night_plans, runs=runs_per_night)
 def test_after_each_night_the_staging_tables_hold_what_the_agreement_permits_and_the_log_says(
-    shared_world: World, monkeypatch: pytest.MonkeyPatch, plan: list[list[tuple[str, str]]]
+    shared_world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    plan: list[list[tuple[str, str]]],
+    runs: list[tuple[str, ...]],
 ) -> None:
     world = shared_world
     in_play = reset(world)
-    name = f"staging-prop-{next(_names)}"
-    url = f"sqlite:///{world.config.parent / f'{name}.db'}"
-    n.staging_destination(world, url, monkeypatch, name)
+    base = f"staging-prop-{next(_names)}"
+    url = f"sqlite:///{world.config.parent / f'{base}.db'}"
+    for suffix in ("p", "q"):  # two destination files (or one renamed), one database
+        n.staging_destination(world, url, monkeypatch, f"{base}-{suffix}")
     middle = dict.fromkeys(in_play, "")
     active = dict.fromkeys(in_play, True)
     run_ids: list[str] = []
@@ -84,12 +107,14 @@ def test_after_each_night_the_staging_tables_hold_what_the_agreement_permits_and
             elif op == "reconsent" and not active[key]:
                 active[key] = True
                 n.reconsent(world, key, n.night(number))
-        summary = world.run(name, run_date=n.night(number))
-        assert summary["status"] == "success"
-        run_ids.append(summary["run_id"])
-        held = n.held_by_staging(url)
-        expected = {key: middle[key] for key in in_play if active[key]}
-        assert {key: h.middle for key, h in held.items()} == expected, f"night {number}"
-        log = n.latest(world, run_ids)
-        disclosed = {key for key, entry in log.items() if entry.action == "disclose"}
-        assert disclosed == set(held), f"night {number}: held = latest entry is a disclosure"
+        for suffix in runs[number - 1]:
+            summary = world.run(f"{base}-{suffix}", run_date=n.night(number))
+            assert summary["status"] == "success"
+            run_ids.append(summary["run_id"])
+            held = n.held_by_staging(url)
+            expected = {key: middle[key] for key in in_play if active[key]}
+            when = f"night {number}, {suffix}"
+            assert {key: h.middle for key, h in held.items()} == expected, when
+            log = n.latest(world, run_ids)
+            disclosed = {key for key, entry in log.items() if entry.action == "disclose"}
+            assert disclosed == set(held), f"{when}: held = latest entry is a disclosure"

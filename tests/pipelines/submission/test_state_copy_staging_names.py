@@ -1,0 +1,87 @@
+"""One staging database, two destination names: a destination renamed in config, and two
+destination files pointing at the same database.
+
+The staging database keeps a marker per batch (and per deletion) naming the destination that
+wrote it; the program database keeps, per destination name, what that destination holds. A
+renamed destination used to start from nothing: it resent everything and never withdrew a
+child the database still held from before the rename. Two files on one database each skipped a
+batch equal to their own latest marker although the other had deleted those rows since. Here,
+night by night through the submission, on SQLite and PostgreSQL: after every run the tables
+hold exactly what the agreement permits (the oracle: the test's own model of the controlled
+world) and exactly the children whose latest disclosure-log entry is a disclosure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.pipelines.submission import nights as n
+from tests.pipelines.submission.conftest import World
+from tests.pipelines.submission.test_state_copy_staging import small_world, staging_url
+
+__all__ = ["small_world", "staging_url"]  # fixtures
+
+
+def assert_copy_is_right(world: World, url: str, permitted: set[n.ChildKey], when: str) -> None:
+    held = set(n.held_by_staging(url))
+    assert held == permitted, f"{when}: the tables hold what the agreement permits"
+    disclosed = {k for k, e in n.latest(world).items() if e.action == "disclose"}
+    assert disclosed == held, f"{when}: the tables hold what the log says was disclosed"
+
+
+def rename(world: World, old: str, new: str) -> None:
+    """The destination file ``old`` renamed ``new`` (same content)."""
+    folder = world.config / "destinations"
+    (folder / f"{old}.yaml").rename(folder / f"{new}.yaml")
+
+
+def test_a_renamed_destination_withdraws_what_the_database_held_before_the_rename(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = small_world
+    children = n.control(world, 3)
+    revoked = children[1]
+    n.staging_destination(world, staging_url, monkeypatch, "state")
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+    assert_copy_is_right(world, staging_url, set(children), "night 1")
+
+    rename(world, "state", "state-copy")
+    n.revoke(world, revoked, n.night(2))
+    second = world.run("state-copy", run_date=n.night(2))
+    assert second["status"] == "success", second["programs"]
+    assert_copy_is_right(world, staging_url, set(children) - {revoked}, "night 2, renamed")
+    tonight = world.disclosures()
+    tonight = tonight.loc[tonight["run_id"] == second["run_id"]]
+    assert list(zip(tonight["child_local_id"], tonight["action"], strict=True)) == [
+        (revoked[1], "delete")
+    ], "the rename resends nothing the database holds; it withdraws the revoked child"
+
+    n.reconsent(world, revoked, n.night(3))
+    third = world.run("state-copy", run_date=n.night(3))
+    assert third["status"] == "success", third["programs"]
+    assert_copy_is_right(world, staging_url, set(children), "night 3, re-consented")
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")], ids=["a_first", "b_first"])
+def test_two_destinations_on_one_database_keep_its_copy_and_the_log_equal(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch, order: tuple[str, str]
+) -> None:
+    """One in-play child, so every batch of it is the very batch last sent: night 2 one file
+    deletes it, night 3 (re-consented) the other must write it again, not skip it because its
+    own latest marker is that batch."""
+    world = small_world
+    (child,) = n.control(world, 1)
+    for name in ("a", "b"):
+        n.staging_destination(world, staging_url, monkeypatch, name)
+    nights = [(1, None, {child}), (2, "revoke", set()), (3, "reconsent", {child})]
+    for number, event, permitted in nights:
+        if event == "revoke":
+            n.revoke(world, child, n.night(number))
+        elif event == "reconsent":
+            n.reconsent(world, child, n.night(number))
+        names = order if number != 3 else order[::-1]
+        for name in names:
+            summary = world.run(name, run_date=n.night(number))
+            assert summary["status"] == "success", summary["programs"]
+            assert_copy_is_right(world, staging_url, permitted, f"night {number}, {name}")
