@@ -38,6 +38,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     String,
+    and_,
     cast,
     func,
     literal,
@@ -93,16 +94,39 @@ class ExtractChunk:
 
 
 def _current_enrollments(run_date: dt.date, chunk: Chunk):  # type: ignore[no-untyped-def]
+    """Each chunk child's latest enrollment begun by the run date (open on it, or ended within
+    ``LOOKBACK``), with its attendance summed up to the run date (0 when none).
+
+    The sums are grouped per enrollment before ranking, over an outer join that reads each
+    enrollment's months through the ``(enrollment_id, month)`` index: one probe per enrollment
+    for both sums (two correlated subqueries cost two per child), without ``LATERAL`` (SQLite
+    has none) and without a second pass over the enrollments.
+    """
+
+    def total(days: Any) -> Any:
+        return func.coalesce(cast(func.sum(days), Integer), literal(0, Integer))
+
+    months = and_(Attendance.enrollment_id == Enrollment.id, Attendance.month <= run_date)
+    summed = (
+        select(
+            Enrollment,
+            total(Attendance.days_scheduled).label("days_scheduled"),
+            total(Attendance.days_present).label("days_present"),
+        )
+        .select_from(Enrollment.__table__.outerjoin(Attendance, months))
+        .where(Enrollment.entry_date <= run_date, chunk(Enrollment.child_id))
+        .group_by(Enrollment.id)  # the other columns depend on the primary key
+        .subquery("summed")
+    )
     ranked = select(
-        Enrollment,
+        summed,
         func.row_number()
         .over(
-            partition_by=Enrollment.child_id,
-            order_by=(Enrollment.entry_date.desc(), Enrollment.id.desc()),
+            partition_by=summed.c.child_id,
+            order_by=(summed.c.entry_date.desc(), summed.c.id.desc()),
         )
         .label("rank"),
-    ).where(Enrollment.entry_date <= run_date, chunk(Enrollment.child_id))
-    ranked = ranked.subquery("ranked")
+    ).subquery("ranked")
     return (
         select(ranked)
         .where(ranked.c.rank == 1)
@@ -128,17 +152,6 @@ def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
     chunk's children."""
     enrollment = _current_enrollments(run_date, chunk)
     guardian = _primary_guardians(chunk)
-
-    def attendance(days: Any) -> Any:
-        """The current enrollment's days up to the run date (0 when none): read through the
-        ``(enrollment_id, month)`` index for that enrollment only."""
-        total = (
-            select(cast(func.sum(days), Integer))
-            .where(Attendance.enrollment_id == enrollment.c.id, Attendance.month <= run_date)
-            .scalar_subquery()
-        )
-        return func.coalesce(total, literal(0, Integer))
-
     columns = {
         "child_id": Child.id,
         "program_code": Program.code,
@@ -168,8 +181,8 @@ def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
         "exit_date": enrollment.c.exit_date,
         "exit_reason": enrollment.c.exit_reason,
         "eligibility_category": enrollment.c.eligibility_category,
-        "days_scheduled": attendance(Attendance.days_scheduled),
-        "days_present": attendance(Attendance.days_present),
+        "days_scheduled": enrollment.c.days_scheduled,
+        "days_present": enrollment.c.days_present,
         "dual_language_learner": Child.dual_language_learner,
         "homeless": Child.homeless,
         "foster_care": Child.foster_care,
