@@ -126,13 +126,12 @@ def render(
             texts = [None if v is None else neutralise_formula(v) for v in texts]
         table = np.array([*texts, None], dtype=object)  # code -1 (missing) picks None
         empty = np.array([t is None for t in table], dtype=bool)[codes]
-        long = np.array(
-            [
-                t is not None and bool(column.max_length) and len(t) > column.max_length
-                for t in table
-            ],
-            dtype=bool,
-        )[codes]
+        limit = column.max_length
+        long = (
+            np.array([t is not None and len(t) > limit for t in table], dtype=bool)[codes]
+            if limit
+            else np.zeros(n, bool)
+        )
         missing = empty if column.required and not column.suppressible else np.zeros(n, bool)
         for i in np.flatnonzero(missing | long).tolist():
             reason = (
@@ -148,9 +147,11 @@ def render(
     keep = np.ones(n, dtype=bool)
     keep[bad] = False
     frame = pd.DataFrame(
-        {name: pd.Series(values, dtype=object)[keep] for name, values in cells.items()},
+        {name: pd.Series(values, dtype=object) for name, values in cells.items()},
         columns=list(spec.column_names),
-    ).reset_index(drop=True)
+    )
+    if bad:  # one row filter for every column
+        frame = frame.loc[keep].reset_index(drop=True)
     kept_keys = tuple(k for k, ok in zip(keys, keep, strict=False) if ok) if keys else ()
     return RenderResult(spec, frame, kept_keys, _unrenderable(problems, keys))
 

@@ -267,8 +267,13 @@ def _field_lists(fields: list[str], carried: np.ndarray) -> list[list[str]]:
     carries: worked out once per distinct row, not once per child."""
     if not len(carried) or not fields:
         return [[] for _ in range(len(carried))]
-    patterns, inverse = np.unique(carried, axis=0, return_inverse=True)
-    named = [[f for f, keep in zip(fields, row, strict=True) if keep] for row in patterns.tolist()]
+    packed = np.packbits(carried, axis=1)  # a row's mask as bytes: one value to group by
+    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    named = [
+        [f for f, keep in zip(fields, carried[i].tolist(), strict=True) if keep]
+        for i in first.tolist()
+    ]
     return [named[k] for k in inverse.reshape(-1).tolist()]
 
 
@@ -276,14 +281,12 @@ def _joined(frame: pd.DataFrame) -> list[str]:
     """Each row's cells as text joined by ``\x1f`` (a missing cell is empty)."""
     columns = []
     for name in frame.columns:
-        values = frame[name].to_numpy(dtype=object)
-        missing = frame[name].isna().to_numpy()
-        columns.append(
-            [
-                "" if gone else value if type(value) is str else str(value)
-                for value, gone in zip(values.tolist(), missing.tolist(), strict=True)
-            ]
-        )
+        values = frame[name].to_numpy(dtype=object, copy=True)
+        values[frame[name].isna().to_numpy()] = ""
+        if pd.api.types.infer_dtype(values, skipna=False) == "string":
+            columns.append(values.tolist())  # text already: as it is
+            continue
+        columns.append([value if type(value) is str else str(value) for value in values.tolist()])
     return ["\x1f".join(cells) for cells in zip(*columns, strict=True)]
 
 
