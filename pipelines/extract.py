@@ -38,13 +38,13 @@ from sqlalchemy import (
     Engine,
     Integer,
     String,
-    and_,
     cast,
     func,
     literal,
     or_,
     select,
     table,
+    true,
 )
 from sqlalchemy import (
     column as sql_column,
@@ -94,39 +94,16 @@ class ExtractChunk:
 
 
 def _current_enrollments(run_date: dt.date, chunk: Chunk):  # type: ignore[no-untyped-def]
-    """Each chunk child's latest enrollment begun by the run date (open on it, or ended within
-    ``LOOKBACK``), with its attendance summed up to the run date (0 when none).
-
-    The sums are grouped per enrollment before ranking, over an outer join that reads each
-    enrollment's months through the ``(enrollment_id, month)`` index: one probe per enrollment
-    for both sums (two correlated subqueries cost two per child), without ``LATERAL`` (SQLite
-    has none) and without a second pass over the enrollments.
-    """
-
-    def total(days: Any) -> Any:
-        return func.coalesce(cast(func.sum(days), Integer), literal(0, Integer))
-
-    months = and_(Attendance.enrollment_id == Enrollment.id, Attendance.month <= run_date)
-    summed = (
-        select(
-            Enrollment,
-            total(Attendance.days_scheduled).label("days_scheduled"),
-            total(Attendance.days_present).label("days_present"),
-        )
-        .select_from(Enrollment.__table__.outerjoin(Attendance, months))
-        .where(Enrollment.entry_date <= run_date, chunk(Enrollment.child_id))
-        .group_by(Enrollment.id)  # the other columns depend on the primary key
-        .subquery("summed")
-    )
     ranked = select(
-        summed,
+        Enrollment,
         func.row_number()
         .over(
-            partition_by=summed.c.child_id,
-            order_by=(summed.c.entry_date.desc(), summed.c.id.desc()),
+            partition_by=Enrollment.child_id,
+            order_by=(Enrollment.entry_date.desc(), Enrollment.id.desc()),
         )
         .label("rank"),
-    ).subquery("ranked")
+    ).where(Enrollment.entry_date <= run_date, chunk(Enrollment.child_id))
+    ranked = ranked.subquery("ranked")
     return (
         select(ranked)
         .where(ranked.c.rank == 1)
@@ -147,11 +124,35 @@ def _primary_guardians(chunk: Chunk):  # type: ignore[no-untyped-def]
     return select(ranked).where(ranked.c.rank == 1).subquery("primary_guardian")
 
 
-def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
+def _attendance(run_date: dt.date, enrollment: Any, lateral: bool) -> tuple[Any, list[Any]]:
+    """The current enrollment's days scheduled and present up to the run date (0 when none),
+    read through the ``(enrollment_id, month)`` index for that enrollment only; and the
+    ``LATERAL`` subquery to join for them, if ``lateral``.
+
+    With ``lateral`` (PostgreSQL) one probe per child gives both sums; SQLite has no
+    ``LATERAL``, so there each is a correlated subquery (two probes per child). A grouped
+    join instead would let the planner merge-join the whole attendance index once per chunk.
+    """
+    where = (Attendance.enrollment_id == enrollment.c.id, Attendance.month <= run_date)
+    sums = [
+        cast(func.sum(days), Integer).label(days.key)
+        for days in (Attendance.days_scheduled, Attendance.days_present)
+    ]
+    if lateral:
+        joined = select(*sums).where(*where).lateral("attendance_total")
+        columns = [joined.c.days_scheduled, joined.c.days_present]
+    else:
+        joined = None
+        columns = [select(total).where(*where).scalar_subquery() for total in sums]
+    return joined, [func.coalesce(c, literal(0, Integer)) for c in columns]
+
+
+def _children_query(run_date: dt.date, chunk: Chunk, *, lateral: bool = False) -> Select[Any]:
     """One row per child of the chunk, in child id order; every subquery is limited to the
-    chunk's children."""
+    chunk's children. ``lateral``: attendance through a ``LATERAL`` join (PostgreSQL)."""
     enrollment = _current_enrollments(run_date, chunk)
     guardian = _primary_guardians(chunk)
+    attendance, (days_scheduled, days_present) = _attendance(run_date, enrollment, lateral)
     columns = {
         "child_id": Child.id,
         "program_code": Program.code,
@@ -181,8 +182,8 @@ def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
         "exit_date": enrollment.c.exit_date,
         "exit_reason": enrollment.c.exit_reason,
         "eligibility_category": enrollment.c.eligibility_category,
-        "days_scheduled": enrollment.c.days_scheduled,
-        "days_present": enrollment.c.days_present,
+        "days_scheduled": days_scheduled,
+        "days_present": days_present,
         "dual_language_learner": Child.dual_language_learner,
         "homeless": Child.homeless,
         "foster_care": Child.foster_care,
@@ -194,15 +195,16 @@ def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
     }
     missing = set(CATALOG) - set(columns)
     assert not missing, f"extract lacks catalog fields {sorted(missing)}"
-    return (
+    query = (
         select(*(column.label(name) for name, column in columns.items()))
         .join(Program, Program.id == Child.program_id)
         .join(enrollment, enrollment.c.child_id == Child.id)
         .join(Site, Site.id == enrollment.c.site_id)
         .outerjoin(guardian, guardian.c.child_id == Child.id)
-        .where(chunk(Child.id))
-        .order_by(Child.id)
     )
+    if attendance is not None:
+        query = query.outerjoin(attendance, true())
+    return query.where(chunk(Child.id)).order_by(Child.id)
 
 
 def _related_queries(chunk: Chunk) -> dict[str, Select[Any]]:
@@ -406,7 +408,7 @@ def _read_chunk(
             return column.in_(members)  # type: ignore[no-any-return]
 
         read = _rows_frame
-    children = read(connection, _children_query(run_date, chunk))
+    children = read(connection, _children_query(run_date, chunk, lateral=_uses_copy(connection)))
     related = {name: read(connection, query) for name, query in _related_queries(chunk).items()}
     keep = children["child_id"]
     return ExtractChunk(
