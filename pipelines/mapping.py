@@ -46,7 +46,14 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from pipelines.destinations.base import Artifact, ChildKey
-from schemas.filespec import ColumnSpec, ColumnType, FileSpec, FormulaGuard, neutralise_formula
+from schemas.filespec import (
+    ColumnSpec,
+    ColumnType,
+    FileSpec,
+    FormulaGuard,
+    looks_like_formula,
+    neutralise_formula,
+)
 
 CHILD_KEY_COLUMNS = ("program_code", "child_local_id")
 UNRENDERABLE_COLUMNS = ["program_code", "child_local_id", "reason", "field", "column"]
@@ -123,7 +130,10 @@ def render(
         codes, distinct = _distinct(permitted[column.source])
         texts = _render_column(spec, column, distinct)
         if column.type is ColumnType.STRING and spec.formula_guard is FormulaGuard.QUOTE:
-            texts = [None if v is None else neutralise_formula(v) for v in texts]
+            texts = [
+                v if v is None or not looks_like_formula(v) else neutralise_formula(v)
+                for v in texts
+            ]  # the guard called only where it changes the text
         table = np.array([*texts, None], dtype=object)  # code -1 (missing) picks None
         empty = np.array([t is None for t in table], dtype=bool)[codes]
         limit = column.max_length
