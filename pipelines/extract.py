@@ -16,8 +16,9 @@ On PostgreSQL (psycopg 3) the chunk's ids are a temporary table (:func:`chunk_ta
 rows leave the server by ``COPY (query) TO STDOUT`` in CSV, read by Arrow's CSV reader into
 typed columns (an unquoted empty field is NULL, a quoted one an empty string): no Python
 object per cell on the way. Elsewhere (SQLite) the same queries run through SQLAlchemy, each
-limited by a semi-join on the chunk's id window and programs. Both give the same frame: the
-same columns, dtypes and values (dates as ``datetime.date``, coded values as their strings).
+limited by a semi-join on the chunk's id window and programs (attendance as two correlated
+subqueries where PostgreSQL joins one ``LATERAL``: SQLite has none). Both give the same frame:
+the same columns, dtypes and values (dates as ``datetime.date``, coded values as their strings).
 """
 
 from __future__ import annotations
