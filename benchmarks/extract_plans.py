@@ -77,7 +77,7 @@ def main() -> None:
         )
         ids = connection.scalars(keyset).all()
         chunk = extract.chunk_table(connection, ids)
-        show(f"children ({len(ids)} ids)", extract._children_query(RUN_DATE, chunk))
+        show(f"children ({len(ids)} ids)", extract._children_query(RUN_DATE, chunk, lateral=True))
         for name, query in extract._related_queries(chunk).items():
             show(name, query)
 

@@ -16,8 +16,9 @@ On PostgreSQL (psycopg 3) the chunk's ids are a temporary table (:func:`chunk_ta
 rows leave the server by ``COPY (query) TO STDOUT`` in CSV, read by Arrow's CSV reader into
 typed columns (an unquoted empty field is NULL, a quoted one an empty string): no Python
 object per cell on the way. Elsewhere (SQLite) the same queries run through SQLAlchemy, each
-limited by a semi-join on the chunk's id window and programs. Both give the same frame: the
-same columns, dtypes and values (dates as ``datetime.date``, coded values as their strings).
+limited by a semi-join on the chunk's id window and programs (attendance as two correlated
+subqueries where PostgreSQL joins one ``LATERAL``: SQLite has none). Both give the same frame:
+the same columns, dtypes and values (dates as ``datetime.date``, coded values as their strings).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    true,
 )
 from sqlalchemy import (
     column as sql_column,
@@ -123,22 +125,35 @@ def _primary_guardians(chunk: Chunk):  # type: ignore[no-untyped-def]
     return select(ranked).where(ranked.c.rank == 1).subquery("primary_guardian")
 
 
-def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
+def _attendance(run_date: dt.date, enrollment: Any, lateral: bool) -> tuple[Any, list[Any]]:
+    """The current enrollment's days scheduled and present up to the run date (0 when none),
+    read through the ``(enrollment_id, month)`` index for that enrollment only; and the
+    ``LATERAL`` subquery to join for them, if ``lateral``.
+
+    With ``lateral`` (PostgreSQL) one probe per child gives both sums; SQLite has no
+    ``LATERAL``, so there each is a correlated subquery (two probes per child). A grouped
+    join instead would let the planner merge-join the whole attendance index once per chunk.
+    """
+    where = (Attendance.enrollment_id == enrollment.c.id, Attendance.month <= run_date)
+    sums = [
+        cast(func.sum(days), Integer).label(days.key)
+        for days in (Attendance.days_scheduled, Attendance.days_present)
+    ]
+    if lateral:
+        joined = select(*sums).where(*where).lateral("attendance_total")
+        columns = [joined.c.days_scheduled, joined.c.days_present]
+    else:
+        joined = None
+        columns = [select(total).where(*where).scalar_subquery() for total in sums]
+    return joined, [func.coalesce(c, literal(0, Integer)) for c in columns]
+
+
+def _children_query(run_date: dt.date, chunk: Chunk, *, lateral: bool = False) -> Select[Any]:
     """One row per child of the chunk, in child id order; every subquery is limited to the
-    chunk's children."""
+    chunk's children. ``lateral``: attendance through a ``LATERAL`` join (PostgreSQL)."""
     enrollment = _current_enrollments(run_date, chunk)
     guardian = _primary_guardians(chunk)
-
-    def attendance(days: Any) -> Any:
-        """The current enrollment's days up to the run date (0 when none): read through the
-        ``(enrollment_id, month)`` index for that enrollment only."""
-        total = (
-            select(cast(func.sum(days), Integer))
-            .where(Attendance.enrollment_id == enrollment.c.id, Attendance.month <= run_date)
-            .scalar_subquery()
-        )
-        return func.coalesce(total, literal(0, Integer))
-
+    attendance, (days_scheduled, days_present) = _attendance(run_date, enrollment, lateral)
     columns = {
         "child_id": Child.id,
         "program_code": Program.code,
@@ -168,8 +183,8 @@ def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
         "exit_date": enrollment.c.exit_date,
         "exit_reason": enrollment.c.exit_reason,
         "eligibility_category": enrollment.c.eligibility_category,
-        "days_scheduled": attendance(Attendance.days_scheduled),
-        "days_present": attendance(Attendance.days_present),
+        "days_scheduled": days_scheduled,
+        "days_present": days_present,
         "dual_language_learner": Child.dual_language_learner,
         "homeless": Child.homeless,
         "foster_care": Child.foster_care,
@@ -181,15 +196,16 @@ def _children_query(run_date: dt.date, chunk: Chunk) -> Select[Any]:
     }
     missing = set(CATALOG) - set(columns)
     assert not missing, f"extract lacks catalog fields {sorted(missing)}"
-    return (
+    query = (
         select(*(column.label(name) for name, column in columns.items()))
         .join(Program, Program.id == Child.program_id)
         .join(enrollment, enrollment.c.child_id == Child.id)
         .join(Site, Site.id == enrollment.c.site_id)
         .outerjoin(guardian, guardian.c.child_id == Child.id)
-        .where(chunk(Child.id))
-        .order_by(Child.id)
     )
+    if attendance is not None:
+        query = query.outerjoin(attendance, true())
+    return query.where(chunk(Child.id)).order_by(Child.id)
 
 
 def _related_queries(chunk: Chunk) -> dict[str, Select[Any]]:
@@ -393,7 +409,7 @@ def _read_chunk(
             return column.in_(members)  # type: ignore[no-any-return]
 
         read = _rows_frame
-    children = read(connection, _children_query(run_date, chunk))
+    children = read(connection, _children_query(run_date, chunk, lateral=_uses_copy(connection)))
     related = {name: read(connection, query) for name, query in _related_queries(chunk).items()}
     keep = children["child_id"]
     return ExtractChunk(

@@ -48,7 +48,14 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from pipelines.destinations.base import Artifact, ChildKey
-from schemas.filespec import ColumnSpec, ColumnType, FileSpec, FormulaGuard, neutralise_formula
+from schemas.filespec import (
+    ColumnSpec,
+    ColumnType,
+    FileSpec,
+    FormulaGuard,
+    looks_like_formula,
+    neutralise_formula,
+)
 
 CHILD_KEY_COLUMNS = ("program_code", "child_local_id")
 UNRENDERABLE_COLUMNS = ["program_code", "child_local_id", "reason", "field", "column"]
@@ -125,16 +132,18 @@ def render(
         codes, distinct = _distinct(permitted[column.source])
         texts = _render_column(spec, column, distinct)
         if column.type is ColumnType.STRING and spec.formula_guard is FormulaGuard.QUOTE:
-            texts = [None if v is None else neutralise_formula(v) for v in texts]
+            texts = [
+                v if v is None or not looks_like_formula(v) else neutralise_formula(v)
+                for v in texts
+            ]  # the guard called only where it changes the text
         table = np.array([*texts, None], dtype=object)  # code -1 (missing) picks None
         empty = np.array([t is None for t in table], dtype=bool)[codes]
-        long = np.array(
-            [
-                t is not None and bool(column.max_length) and len(t) > column.max_length
-                for t in table
-            ],
-            dtype=bool,
-        )[codes]
+        limit = column.max_length
+        long = (
+            np.array([t is not None and len(t) > limit for t in table], dtype=bool)[codes]
+            if limit
+            else np.zeros(n, bool)
+        )
         missing = empty if column.required and not column.suppressible else np.zeros(n, bool)
         for i in np.flatnonzero(missing | long).tolist():
             reason = (
@@ -150,9 +159,11 @@ def render(
     keep = np.ones(n, dtype=bool)
     keep[bad] = False
     frame = pd.DataFrame(
-        {name: pd.Series(values, dtype=object)[keep] for name, values in cells.items()},
+        {name: pd.Series(values, dtype=object) for name, values in cells.items()},
         columns=list(spec.column_names),
-    ).reset_index(drop=True)
+    )
+    if bad:  # one row filter for every column
+        frame = frame.loc[keep].reset_index(drop=True)
     kept_keys = tuple(k for k, ok in zip(keys, keep, strict=False) if ok) if keys else ()
     return RenderResult(spec, frame, kept_keys, _unrenderable(problems, keys))
 
@@ -206,7 +217,7 @@ def _distinct(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
     one keeps every non-missing row as its own value."""
     if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) in _SAME_KIND:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        return np.asarray(codes), list(uniques)
+        return np.asarray(codes), _listed(uniques)
     values = series.tolist()
     codes = np.full(len(values), -1, dtype=np.intp)
     kept: list[Any] = []
@@ -215,6 +226,14 @@ def _distinct(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
             codes[i] = len(kept)
             kept.append(value)
     return codes, kept
+
+
+def _listed(uniques: Any) -> list[Any]:
+    """The distinct values as a list of Python values: a text column's in one conversion
+    (iterating an Arrow-backed column builds each value on its own, many times slower)."""
+    if isinstance(uniques.dtype, pd.StringDtype):
+        return list(uniques.to_numpy(dtype=object).tolist())
+    return list(uniques)
 
 
 def _render_column(spec: FileSpec, column: ColumnSpec, values: list[Any]) -> list[str | None]:

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -128,16 +130,22 @@ def _binding(name: str, run_id: str, kind: bytes) -> bytes:
 
 
 def seal(
-    data: pd.DataFrame | bytes, key: bytes, *, run_id: str, name: str
+    data: pd.DataFrame | pa.Table | bytes, key: bytes, *, run_id: str, name: str
 ) -> tuple[bytes, int | None]:
     """``data`` serialized and sealed with AES-GCM, bound to ``name`` and ``run_id``; and its
-    row count (``None`` for bytes)."""
+    row count (``None`` for bytes). An Arrow table (with its pandas metadata, as a frame
+    converted by ``pa.Table.from_pandas``) is written as the frame would be, unconverted."""
     if len(key) != KEY_BYTES:
         raise StagingKeyError(f"a staging key is {KEY_BYTES} bytes")
     if isinstance(data, pd.DataFrame):
         kind, rows = _PARQUET, len(data)
         buffer = io.BytesIO()
         data.to_parquet(buffer, engine="pyarrow", index=False)
+        plain = buffer.getvalue()
+    elif isinstance(data, pa.Table):
+        kind, rows = _PARQUET, data.num_rows
+        buffer = io.BytesIO()
+        pq.write_table(data, buffer, compression="snappy")  # as pandas' to_parquet writes
         plain = buffer.getvalue()
     else:
         kind, rows, plain = _BYTES, None, bytes(data)

@@ -8,12 +8,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
 from pipelines.mapping import RenderResult, render
 from pipelines.submission.aggregate import breakdown_domains, program_counts
-from pipelines.submission.collect import ChildKey, Collected, count_into
+from pipelines.submission.collect import ChildKey, Collected
 from privacy.decision import Decision
 from privacy.reasons import Reason
 from privacy.transforms import FieldPlan
@@ -56,7 +57,11 @@ class RecordMaker:
             return
         ids = rows.set_index("child_id").loc[disclosed["child_id"]]
         keys: list[ChildKey] = list(
-            zip(ids["program_code"].astype(str), ids["child_local_id"].astype(str), strict=True)
+            zip(
+                ids["program_code"].astype(str).tolist(),
+                ids["child_local_id"].astype(str).tolist(),
+                strict=True,
+            )
         )
         permitted = plan.apply(disclosed, self.p.run_date)
         if self.p.is_edfi:
@@ -98,7 +103,7 @@ class RecordMaker:
                     continue
                 dropped.add(key)
                 c = self.p.collected[key[0]]
-                count_into(c.reasons, pd.Series([REQUIRED_FIELD_MISSING]))
+                c.reasons[REQUIRED_FIELD_MISSING] = c.reasons.get(REQUIRED_FIELD_MISSING, 0) + 1
                 c.reasons["disclosed"] = c.reasons.get("disclosed", 0) - 1
                 c.redactions.append(
                     {
@@ -123,26 +128,28 @@ class RecordMaker:
         """Hand each program its rows, and log one disclosure line per child: the fields it
         carried and the digest of exactly its rows, parent statements sent beside a field
         included (``parent_statement:<field>``)."""
-        programs = pd.Series([k[0] for k in keys])
         fields = [f for f in decision.fields if f in used]
         carried = decision.field_mask.reindex(disclosed["child_id"])[fields].to_numpy(dtype=bool)
+        carried_fields = _field_lists(fields, carried)
         digests = _digests(frames, len(keys), statements)
         disputed: dict[int, list[str]] = {}
         if statements is not None:
             for position, field in zip(statements.positions, statements.fields_, strict=True):
                 disputed.setdefault(position, []).append(f"{STATEMENT_PREFIX}{field}")
-        for program, positions in programs.groupby(programs).groups.items():
-            at = list(positions)
-            c = self.p.collected[str(program)]
+        # each program's rows in their order: one stable sort, then a slice per program
+        order, runs = _by_program(keys)
+        by_program = {name: frame.take(order) for name, frame in frames.items()}
+        for program, start, stop in runs:
+            at = order[start:stop]
+            c = self.p.collected[program]
             part_keys = [keys[i] for i in at]
-            for name, frame in frames.items():
-                c.keep(name, frame.iloc[at].reset_index(drop=True), part_keys)
+            for name, frame in by_program.items():
+                c.keep(name, frame.iloc[start:stop].reset_index(drop=True), part_keys)
             c.disclosures.extend(
                 {
                     "program_code": keys[i][0],
                     "child_local_id": keys[i][1],
-                    "fields": [f for f, keep in zip(fields, carried[i], strict=True) if keep]
-                    + sorted(disputed.get(i, [])),
+                    "fields": carried_fields[i] + sorted(disputed.get(i, [])),
                     "digest": digests[i],
                 }
                 for i in at
@@ -238,23 +245,64 @@ class RecordMaker:
         return frames
 
 
-def _joined(frame: pd.DataFrame) -> pd.Series:
-    text = frame.astype(object).where(frame.notna(), "").astype(str)
-    return text.iloc[:, 0].str.cat([text[c] for c in text.columns[1:]], sep="\x1f")
+def _by_program(keys: list[ChildKey]) -> tuple[list[int], list[tuple[str, int, int]]]:
+    """Positions of ``keys`` ordered by program (stable: each program's in their order), and
+    each program's run ``(program, start, stop)`` in that order."""
+    if not keys:
+        return [], []
+    programs = np.array([k[0] for k in keys], dtype=object)
+    order = np.argsort(programs, kind="stable")
+    ordered = programs[order]
+    names, starts = np.unique(ordered, return_index=True)
+    stops = [*starts[1:].tolist(), len(keys)]
+    runs = [
+        (str(name), start, stop)
+        for name, start, stop in zip(names.tolist(), starts.tolist(), stops, strict=True)
+    ]
+    return order.tolist(), runs
+
+
+def _field_lists(fields: list[str], carried: np.ndarray) -> list[list[str]]:
+    """Per row of ``carried`` (a boolean row per child, a column per field), the fields it
+    carries: worked out once per distinct row, not once per child."""
+    if not len(carried) or not fields:
+        return [[] for _ in range(len(carried))]
+    packed = np.packbits(carried, axis=1)  # a row's mask as bytes: one value to group by
+    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    named = [
+        [f for f, keep in zip(fields, carried[i].tolist(), strict=True) if keep]
+        for i in first.tolist()
+    ]
+    return [named[k] for k in inverse.reshape(-1).tolist()]
+
+
+def _joined(frame: pd.DataFrame) -> list[str]:
+    """Each row's cells as text joined by ``\x1f`` (a missing cell is empty)."""
+    columns = []
+    for name in frame.columns:
+        values = frame[name].to_numpy(dtype=object, copy=True)
+        values[frame[name].isna().to_numpy()] = ""
+        if pd.api.types.infer_dtype(values, skipna=False) == "string":
+            columns.append(values.tolist())  # text already: as it is
+            continue
+        columns.append([value if type(value) is str else str(value) for value in values.tolist()])
+    return ["\x1f".join(cells) for cells in zip(*columns, strict=True)]
 
 
 def _digests(frames: dict[str, pd.DataFrame], n: int, statements: Statements | None) -> list[str]:
     """SHA-256 per child position over each of its rows, file by file in file-name order
     (``name \x1e cells joined by \x1f \x1d`` per row): one row per record file, and its
     parent statements' rows (in ``Field`` order) in theirs."""
-    parts: dict[str, pd.Series] = {}
+    parts: dict[str, list[str]] = {}
     for name, frame in frames.items():
-        parts[name] = f"{name}\x1e" + _joined(frame) + "\x1d"
+        parts[name] = [f"{name}\x1e{line}\x1d" for line in _joined(frame)]
     if statements is not None and not statements.frame.empty:
-        lines = f"{statements.name}\x1e" + _joined(statements.frame) + "\x1d"
-        by_child = lines.groupby(pd.Series(statements.positions, index=lines.index)).agg("".join)
-        parts[statements.name] = by_child.reindex(range(n), fill_value="")
-    total = pd.Series([""] * n, dtype=object)
-    for name in sorted(parts):
-        total = total + parts[name].to_numpy(dtype=object)
-    return [hashlib.sha256(line.encode()).hexdigest() for line in total]
+        by_child = [""] * n
+        for position, line in zip(statements.positions, _joined(statements.frame), strict=True):
+            by_child[position] += f"{statements.name}\x1e{line}\x1d"
+        parts[statements.name] = by_child
+    if not parts:
+        return [hashlib.sha256(b"").hexdigest()] * n
+    lines = ["".join(cells) for cells in zip(*(parts[name] for name in sorted(parts)), strict=True)]
+    return [hashlib.sha256(line.encode()).hexdigest() for line in lines]

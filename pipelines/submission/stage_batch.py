@@ -6,8 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from pipelines.staged_store import Staging
 from pipelines.staging import staging_key
+from pipelines.submission.stage_tables import as_tables
 from privacy.reasons import Reason
 
 if TYPE_CHECKING:
@@ -35,13 +38,14 @@ def stage_programs(
     run_id = context.run.run_id
     items: list[Staging] = []
     layout: list[tuple[str, list[tuple[str, list[str]]], str]] = []
+    tables = _tables(batches)
     for code, frames, report in batches:
         c = p.collected[code]
         named = []
         child_keys: dict[str, list[list[str]]] = {}
         for name, (frame, keys) in frames.items():
             spec = next((s for s in p.specs if s.file_name == name), None)
-            items.append(Staging(frame, run_id, code, name))
+            items.append(Staging(tables.get((code, name), frame), run_id, code, name))
             named.append((name, list(spec.key) if spec else []))
             child_keys[name] = [list(k) for k in keys]
         ledger = json.dumps(
@@ -77,4 +81,19 @@ def stage_programs(
                 "report": report,
             }
         )
+    return out
+
+
+def _tables(batches: Sequence[tuple[str, Frames, str]]) -> dict[tuple[str, str], Any]:
+    """Each program's text frames as Arrow tables, converted once per file name for the whole
+    shard (:mod:`.stage_tables`); a file whose frames are not all text is left out."""
+    by_name: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+    for code, frames, _ in batches:
+        for name, (frame, _keys) in frames.items():
+            by_name.setdefault(name, []).append((code, frame))
+    out: dict[tuple[str, str], Any] = {}
+    for name, parts in by_name.items():
+        tables = as_tables([frame for _, frame in parts])
+        if tables is not None:
+            out |= {(code, name): table for (code, _), table in zip(parts, tables, strict=True)}
     return out

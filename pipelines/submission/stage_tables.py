@@ -1,0 +1,75 @@
+"""Program frames of a shard as Arrow tables, converted from pandas once per file name.
+
+Staging serializes each program's frames to parquet. Converting each small frame on its own
+(``DataFrame.to_parquet``) costs a fixed price per column and frame that dominates a shard of
+many programs; here every program's frames of one file are converted together and each
+program's table is a slice of the result. A slice is typed and described exactly as its frame
+converted alone would be (a column with no value in it is Arrow ``null``, pandas type
+``empty``), so it reads back as the same frame.
+
+Only text frames take this path (every column holding text or nothing, as rendered state
+files do); any other frame is left for ``to_parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+
+PANDAS_KEY = b"pandas"
+
+
+def as_tables(frames: Sequence[pd.DataFrame]) -> list[pa.Table] | None:
+    """Each of ``frames`` (one file's frames of several programs, the same columns) as the
+    Arrow table ``pa.Table.from_pandas(frame, preserve_index=False)`` would make; ``None``
+    when they are not all text frames of the same columns."""
+    if not frames:
+        return []
+    columns = list(frames[0].columns)
+    for frame in frames:
+        texts = all(pd.api.types.is_object_dtype(kind) for kind in frame.dtypes)
+        if list(frame.columns) != columns or not texts or frame.attrs:
+            return None
+    if not columns or len(set(columns)) != len(columns):
+        return None
+    whole = pd.concat(frames, ignore_index=True)
+    values = whole.to_numpy(dtype=object)[whole.isna().to_numpy()]
+    if any(value is not None for value in values.tolist()):
+        return None  # NaN or NA converts by other rules than None
+    try:
+        table = pa.Table.from_pandas(whole, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if not all(pa.types.is_string(t) or pa.types.is_null(t) for t in table.schema.types):
+        return None
+    described = json.loads(table.schema.metadata[PANDAS_KEY])
+    out = []
+    start = 0
+    for frame in frames:
+        part = table.slice(start, len(frame))
+        start += len(frame)
+        out.append(_as_alone(part, described))
+    return out
+
+
+def _as_alone(part: pa.Table, described: dict[str, object]) -> pa.Table:
+    """``part`` typed and described as its rows converted alone: a column with no value is
+    ``null`` (pandas type ``empty``), any other text column ``string`` (``unicode``)."""
+    fields = []
+    arrays = []
+    kinds = []
+    for field, column in zip(part.schema, part.columns, strict=True):
+        empty = column.null_count == len(column)
+        kind = pa.null() if empty else pa.string()
+        arrays.append(pa.nulls(len(column)) if empty else column.cast(kind))
+        fields.append(pa.field(field.name, kind))
+        kinds.append("empty" if empty else "unicode")
+    columns = [
+        {**entry, "pandas_type": pandas_type}
+        for entry, pandas_type in zip(described["columns"], kinds, strict=True)  # type: ignore[call-overload]
+    ]
+    metadata = {PANDAS_KEY: json.dumps({**described, "columns": columns}).encode()}
+    return pa.table(arrays, schema=pa.schema(fields, metadata=metadata))
