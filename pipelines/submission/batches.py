@@ -51,10 +51,17 @@ def load_batch(
 def load_ledger(
     context: RunContext, prepared: dict[str, Any], store: Readable | None = None
 ) -> dict[str, Any]:
-    """The disclosures, redactions and child keys staged with the batch."""
+    """The disclosures (each with its list of ``fields``), redactions and child keys staged
+    with the batch; a ledger staged with ``field_lists`` (:func:`.stage_batch.ledger_bytes`)
+    has its lists put back, one shared list per distinct set of fields."""
     key = staging_key(context.settings.staging_key_file)
     ref = StagedRef.from_dict(prepared["ledger"])
-    return json.loads(load_raw(store or context.staged, ref, key))
+    ledger: dict[str, Any] = json.loads(load_raw(store or context.staged, ref, key))
+    lists = ledger.pop("field_lists", None)
+    if lists is not None:
+        for disclosure in ledger["disclosures"]:
+            disclosure["fields"] = lists[disclosure["fields"]]
+    return ledger
 
 
 def _refs(prepared: Sequence[dict[str, Any]]) -> list[StagedRef]:

@@ -94,7 +94,7 @@ def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
 
 
 def _new_delivery_row(
-    context: RunContext, batch: Batch, prepared: dict[str, Any], changes: Changes
+    context: RunContext, batch: Batch, prepared: dict[str, Any], artifacts: dict[str, Any]
 ) -> int:
     """The id of this run's delivery of the program, inserted pending in a transaction of its
     own: for a program of which the run has no row yet (:class:`_Ahead` knows)."""
@@ -109,7 +109,7 @@ def _new_delivery_row(
                     run_id=context.run.run_id,
                     batch_digest=batch.digest,
                     status="pending",
-                    artifacts={"prepared": prepared, "changes": changes.to_dict()},
+                    artifacts=artifacts,
                     staged_path=prepared["ledger"]["path"],
                     created_at=now,
                     updated_at=now,
@@ -120,9 +120,14 @@ def _new_delivery_row(
 
 
 def _delivery_row(  # type: ignore[no-untyped-def]
-    session, context: RunContext, batch: Batch, prepared: dict[str, Any], changes: Changes
+    session,
+    context: RunContext,
+    batch: Batch,
+    prepared: dict[str, Any],
+    artifacts: dict[str, Any],
 ) -> Delivery:
-    """This run's delivery of the program, pending (a retried task finds its own row)."""
+    """This run's delivery of the program, pending (a retried task finds its own row);
+    ``artifacts``: the prepared batch and tonight's changes (``Changes.to_dict``)."""
     now = dt.datetime.now(dt.UTC)
     row = session.scalars(
         select(Delivery).where(
@@ -143,7 +148,7 @@ def _delivery_row(  # type: ignore[no-untyped-def]
         return row
     row.batch_digest = batch.digest
     row.status = "pending"
-    row.artifacts = {"prepared": prepared, "changes": changes.to_dict()}
+    row.artifacts = artifacts
     row.staged_path = prepared["ledger"]["path"]
     row.updated_at = now
     session.flush()
@@ -424,11 +429,12 @@ def _send(
     sending = outgoing(context, batch, changes, held)
     if stopped:
         only_withdrawals(sending, changes, context.destination)
+    artifacts = {"prepared": prepared, "changes": changes.to_dict()}
     if ahead is not None and ahead.fresh(program):
-        delivery_id = _new_delivery_row(context, sending, prepared, changes)
+        delivery_id = _new_delivery_row(context, sending, prepared, artifacts)
     else:
         with session_scope(context.engine) as session:
-            delivery_id = _delivery_row(session, context, sending, prepared, changes).id
+            delivery_id = _delivery_row(session, context, sending, prepared, artifacts).id
     destination = context.client
     started = time.perf_counter()
     result: DeliveryResult = (
@@ -463,7 +469,6 @@ def _send(
         carried=result.carried,
         state=StateUpdate(current, held, changes.program, changes.snapshot),
     )
-    artifacts = {"prepared": prepared, "changes": changes.to_dict()}
     return outcome, _Sent(recording, prepared, outcome, artifacts, sending.digest)
 
 
