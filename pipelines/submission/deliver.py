@@ -11,8 +11,11 @@ batch. A dry run writes the exact payloads to a local folder and logs nothing.
 
 A shard (:func:`deliver_shard`, what one mapped Airflow task does) delivers its programs one
 after the other with one destination client (one connection pool, one Ed-Fi client, one SFTP
-session where the destination keeps one open); a program that fails stops only itself. The
-shard records what it sent in groups of programs (about ``RECORD_GROUP_CHILDREN`` children:
+session where the destination keeps one open); a program that fails stops only itself. It
+reads once for all its programs (:class:`_Ahead`) their staged files (one query; each file
+still checked and opened on its own), what the destination holds of them and which already
+have a delivery row of this run. The shard records what it sent in groups of programs
+(about ``RECORD_GROUP_CHILDREN`` children:
 :func:`.record.record_group`, one transaction and bulk writes per group, each program alone
 should the group's write fail), always after the group's deliveries: a crash in between
 leaves the group's deliveries open for the next run to reconcile. Each program's outcome is
