@@ -39,6 +39,14 @@ _IN_BATCH = 1000
 STORE_ENV = "DATASHARE_STAGING_STORE"
 
 
+class Readable(Protocol):
+    """Anything that hands out an artifact's sealed bytes (a store, or :class:`Prefetched`)."""
+
+    def read(self, ref: StagedRef) -> bytes:
+        """The sealed bytes ``ref`` points at; :class:`StagingError` if missing."""
+        ...
+
+
 class StagedStore(Protocol):
     """Holds sealed artifacts by run, program and name."""
 
@@ -55,6 +63,12 @@ class StagedStore(Protocol):
 
     def read(self, ref: StagedRef) -> bytes:
         """The sealed bytes ``ref`` points at; :class:`StagingError` if missing."""
+        ...
+
+    def read_many(self, refs: Iterable[StagedRef]) -> dict[str, bytes]:
+        """The sealed bytes of several artifacts at once (one query on the database), by
+        ``ref.path``; a missing one is left out (its :meth:`read` raises). Unchecked: each
+        is checked and opened on its own (:func:`pipelines.staging.unseal`)."""
         ...
 
     def remove(self, ref: StagedRef) -> None:
@@ -149,6 +163,22 @@ class DatabaseStore:
             raise StagingError(f"staged file {ref.path} is missing")
         return sealed
 
+    def read_many(self, refs: Iterable[StagedRef]) -> dict[str, bytes]:
+        """One query per ``_IN_BATCH`` artifacts, their chunks in order."""
+        locations = sorted({ref.path.removeprefix(DB_PREFIX) for ref in refs})
+        parts: dict[str, list[bytes]] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(locations), _IN_BATCH):
+                query = (
+                    select(StagedChunk.key, StagedChunk.data)
+                    .where(StagedChunk.key.in_(locations[start : start + _IN_BATCH]))
+                    .order_by(StagedChunk.key, StagedChunk.seq)
+                )
+                for location, data in connection.execute(query):
+                    parts.setdefault(location, []).append(data)
+        found = {DB_PREFIX + location: b"".join(chunks) for location, chunks in parts.items()}
+        return {path: sealed for path, sealed in found.items() if sealed}
+
     def remove(self, ref: StagedRef) -> None:
         self.remove_many([ref])
 
@@ -202,6 +232,15 @@ class FolderStore:
         except FileNotFoundError:
             raise StagingError(f"staged file {ref.path} is missing") from None
 
+    def read_many(self, refs: Iterable[StagedRef]) -> dict[str, bytes]:
+        found = {}
+        for ref in refs:
+            try:
+                found[ref.path] = self.read(ref)
+            except StagingError:  # missing: its own read says so
+                continue
+        return found
+
     def remove(self, ref: StagedRef) -> None:
         Path(ref.path).unlink(missing_ok=True)
 
@@ -219,6 +258,27 @@ class FolderStore:
 
     def runs(self) -> set[str]:
         return {p.name for p in self.root.iterdir() if p.is_dir()} if self.root.is_dir() else set()
+
+
+class Prefetched:
+    """A store's artifacts read ahead in one go (:meth:`StagedStore.read_many`, at the first
+    :meth:`read`), handed out once each; anything not read ahead (or asked for again) is read
+    from the store itself, so a missing artifact fails exactly as there. Should the read
+    ahead fail, that first read fails with it and the later ones go to the store one by one.
+    Only :meth:`read` is offered: the caller checks and opens the bytes file by file."""
+
+    def __init__(self, store: StagedStore, refs: Iterable[StagedRef]) -> None:
+        self.store = store
+        self._refs: list[StagedRef] | None = list(refs)
+        self._sealed: dict[str, bytes] = {}
+
+    def read(self, ref: StagedRef) -> bytes:
+        """The sealed bytes of ``ref`` (forgotten here once handed out)."""
+        if self._refs is not None:
+            refs, self._refs = self._refs, None
+            self._sealed = self.store.read_many(refs)
+        sealed = self._sealed.pop(ref.path, None)
+        return self.store.read(ref) if sealed is None else sealed
 
 
 def _insert_chunks(session: Session, rows: list[dict[str, object]]) -> None:
@@ -250,11 +310,11 @@ def open_store(kind: str, engine: Engine, folder: Path) -> StagedStore:
     raise StagingError(f"{STORE_ENV}={kind!r}: use 'database' or 'folder'")
 
 
-def load_frame(store: StagedStore, ref: StagedRef, key: bytes) -> pd.DataFrame:
+def load_frame(store: Readable, ref: StagedRef, key: bytes) -> pd.DataFrame:
     """The frame staged at ``ref`` in ``store``."""
     return load(ref, key, store.read)
 
 
-def load_raw(store: StagedStore, ref: StagedRef, key: bytes) -> bytes:
+def load_raw(store: Readable, ref: StagedRef, key: bytes) -> bytes:
     """The bytes staged at ``ref`` in ``store``."""
     return load_bytes(ref, key, store.read)

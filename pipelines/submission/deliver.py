@@ -11,8 +11,11 @@ batch. A dry run writes the exact payloads to a local folder and logs nothing.
 
 A shard (:func:`deliver_shard`, what one mapped Airflow task does) delivers its programs one
 after the other with one destination client (one connection pool, one Ed-Fi client, one SFTP
-session where the destination keeps one open); a program that fails stops only itself. The
-shard records what it sent in groups of programs (about ``RECORD_GROUP_CHILDREN`` children:
+session where the destination keeps one open); a program that fails stops only itself. It
+reads once for all its programs (:class:`_Ahead`) their staged files (one query; each file
+still checked and opened on its own), what the destination holds of them and which already
+have a delivery row of this run. The shard records what it sent in groups of programs
+(about ``RECORD_GROUP_CHILDREN`` children:
 :func:`.record.record_group`, one transaction and bulk writes per group, each program alone
 should the group's write fail), always after the group's deliveries: a crash in between
 leaves the group's deliveries open for the next run to reconcile. Each program's outcome is
@@ -32,7 +35,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
@@ -41,9 +44,11 @@ from pipelines.destinations.local import LocalFolderDestination
 from pipelines.destinations.registry import Resend
 from pipelines.paths import safe_join
 from pipelines.settings import Settings
+from pipelines.staged_store import Readable
 from pipelines.submission.batches import (
     load_batch,
     load_ledger,
+    prefetch,
     remove_staged,
     remove_staged_many,
 )
@@ -59,6 +64,7 @@ from pipelines.submission.state import (
     current_of,
     differing,
     load_held,
+    load_held_many,
     narrowed,
     plan_changes,
     with_rows,
@@ -92,10 +98,41 @@ def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
     return {"location": str(folder)}
 
 
+def _new_delivery_row(
+    context: RunContext, batch: Batch, prepared: dict[str, Any], artifacts: dict[str, Any]
+) -> int:
+    """The id of this run's delivery of the program, inserted pending in a transaction of its
+    own: for a program of which the run has no row yet (:class:`_Ahead` knows)."""
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(context.engine) as session:
+        return int(
+            session.execute(
+                insert(Delivery)
+                .values(
+                    destination=context.run.destination,
+                    program_code=batch.program_code,
+                    run_id=context.run.run_id,
+                    batch_digest=batch.digest,
+                    status="pending",
+                    artifacts=artifacts,
+                    staged_path=prepared["ledger"]["path"],
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(Delivery.id)
+            ).scalar_one()
+        )
+
+
 def _delivery_row(  # type: ignore[no-untyped-def]
-    session, context: RunContext, batch: Batch, prepared: dict[str, Any], changes: Changes
+    session,
+    context: RunContext,
+    batch: Batch,
+    prepared: dict[str, Any],
+    artifacts: dict[str, Any],
 ) -> Delivery:
-    """This run's delivery of the program, pending (a retried task finds its own row)."""
+    """This run's delivery of the program, pending (a retried task finds its own row);
+    ``artifacts``: the prepared batch and tonight's changes (``Changes.to_dict``)."""
     now = dt.datetime.now(dt.UTC)
     row = session.scalars(
         select(Delivery).where(
@@ -116,7 +153,7 @@ def _delivery_row(  # type: ignore[no-untyped-def]
         return row
     row.batch_digest = batch.digest
     row.status = "pending"
-    row.artifacts = {"prepared": prepared, "changes": changes.to_dict()}
+    row.artifacts = artifacts
     row.staged_path = prepared["ledger"]["path"]
     row.updated_at = now
     session.flush()
@@ -144,14 +181,19 @@ def _planned(
     ledger: dict[str, Any],
     stopped: bool = False,
     tables: bool = False,
+    held: dict[ChildKey, Held] | None = None,
 ) -> tuple[Current, dict[ChildKey, Held], Changes]:
-    """Tonight's batch against what the destination holds now (:mod:`.state`); for a program
-    that ``stopped`` sharing child records, every child held is withdrawn (:mod:`.withdrawals`)
-    and, when it still shares aggregate ``tables``, they go if they changed."""
+    """Tonight's batch against what the destination holds now (:mod:`.state`; ``held``: as
+    :func:`.state.load_held` read it for the shard); for a program that ``stopped`` sharing
+    child records, every child held is withdrawn (:mod:`.withdrawals`) and, when it still
+    shares aggregate ``tables``, they go if they changed."""
     current = current_of(batch, ledger)
-    with session_scope(context.engine) as session:
-        held = load_held(session, context.run.destination, batch.program_code)
-        held = with_rows(session, context.run.destination, held, differing(held, current))
+    if held is None:
+        with session_scope(context.engine) as session:
+            held = load_held(session, context.run.destination, batch.program_code)
+    if needed := differing(held, current):
+        with session_scope(context.engine) as session:
+            held = with_rows(session, context.run.destination, held, needed)
     if stopped:
         snapshot = context.destination.type.value in SNAPSHOTS
         changes = program_withdrawal(
@@ -327,11 +369,57 @@ def _arguments(recording: Recording) -> dict[str, Any]:
     return {f.name: getattr(recording, f.name) for f in fields(Recording)}
 
 
-def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any], _Sent | None]:
+class _Ahead:
+    """What a shard reads once for all its programs, at the first program's turn: their
+    staged files (:func:`.batches.prefetch`, each still checked and opened on its own), what
+    the destination holds of each (:func:`.state.load_held_many`) and which already have a
+    delivery row of this run. Should that read fail, the program at whose turn it failed
+    fails with it and each later one reads its own, as when delivered alone."""
+
+    def __init__(self, context: RunContext, prepared: Sequence[dict[str, Any]]) -> None:
+        self.context = context
+        self.staged: Readable = prefetch(context, prepared)
+        self._programs: list[str] | None = [str(p["program"]) for p in prepared]
+        self._held: dict[str, dict[ChildKey, Held]] = {}
+        self._fresh: set[str] = set()
+
+    def _read(self) -> None:
+        if self._programs is None:
+            return
+        programs, self._programs = self._programs, None
+        run = self.context.run
+        with session_scope(self.context.engine) as session:
+            rows = session.scalars(
+                select(Delivery.program_code).where(
+                    Delivery.destination == run.destination,
+                    Delivery.run_id == run.run_id,
+                    Delivery.program_code.in_(programs),
+                )
+            )
+            fresh = set(programs) - set(rows)
+            held = load_held_many(session, run.destination, programs)
+        self._held, self._fresh = held, fresh
+
+    def held(self, program: str) -> dict[ChildKey, Held] | None:
+        """What the destination holds of ``program`` (None: not read ahead, read it)."""
+        self._read()
+        return self._held.pop(program, None)
+
+    def fresh(self, program: str) -> bool:
+        """Whether the run had no delivery row of ``program`` when the shard began."""
+        self._read()
+        return program in self._fresh
+
+
+def _send(
+    context: RunContext, prepared: dict[str, Any], ahead: _Ahead | None = None
+) -> tuple[dict[str, Any], _Sent | None]:
     """Send ``prepared`` (nothing for an unchanged batch; to a folder for a dry run); the
-    outcome, and what is to be recorded (None: nothing, the dry run's staged files are gone)."""
-    ledger = load_ledger(context, prepared)
-    batch = load_batch(context, prepared, ledger)
+    outcome, and what is to be recorded (None: nothing, the dry run's staged files are gone).
+    ``ahead``: what the shard read at once (default: each program reads its own)."""
+    store = ahead.staged if ahead is not None else None
+    ledger = load_ledger(context, prepared, store)
+    batch = load_batch(context, prepared, ledger, store=store)
     outcome: dict[str, Any] = {"program": batch.program_code, "counts": prepared["counts"]}
     stopped = bool(prepared.get("withdraw_program"))
     tables = stopped and bool(prepared.get("keeps_aggregates"))
@@ -350,7 +438,9 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
             outcome["would_withdraw"] = prepared["counts"]["withdrawing"]
         remove_staged(context, prepared)
         return outcome, None
-    current, held, changes = _planned(context, batch, ledger, stopped, tables)
+    program = batch.program_code
+    held_now = ahead.held(program) if ahead is not None else None
+    current, held, changes = _planned(context, batch, ledger, stopped, tables, held_now)
     common = {
         "run_id": context.run.run_id,
         "run_date": context.run.run_date,
@@ -367,8 +457,12 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
     sending = outgoing(context, batch, changes, held, tables)
     if stopped:
         only_withdrawals(sending, changes, context.destination, aggregates=tables)
-    with session_scope(context.engine) as session:
-        delivery_id = _delivery_row(session, context, sending, prepared, changes).id
+    artifacts = {"prepared": prepared, "changes": changes.to_dict()}
+    if ahead is not None and ahead.fresh(program):
+        delivery_id = _new_delivery_row(context, sending, prepared, artifacts)
+    else:
+        with session_scope(context.engine) as session:
+            delivery_id = _delivery_row(session, context, sending, prepared, artifacts).id
     destination = context.client
     started = time.perf_counter()
     result: DeliveryResult = (
@@ -403,7 +497,6 @@ def _send(context: RunContext, prepared: dict[str, Any]) -> tuple[dict[str, Any]
         carried=result.carried,
         state=StateUpdate(current, held, changes.program, changes.snapshot),
     )
-    artifacts = {"prepared": prepared, "changes": changes.to_dict()}
     return outcome, _Sent(recording, prepared, outcome, artifacts, sending.digest)
 
 
@@ -478,13 +571,14 @@ def deliver_shard(
         if not context.run.dry_run and prepared and hasattr(context.client, "shard_session"):
             stack.enter_context(context.client.shard_session())
         group: list[_Sent] = []
+        ahead = _Ahead(context, [p for p in prepared if str(p["program"]) not in done])
         for item in prepared:
             program = str(item["program"])
             if program in done:
                 outcomes.append(done[program])
                 continue
             try:
-                outcome, sent = _send(context, item)
+                outcome, sent = _send(context, item, ahead)
             except Exception as error:  # one program's failure stops only that program
                 failed[program] = error
                 continue

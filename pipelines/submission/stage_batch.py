@@ -20,6 +20,28 @@ Frames = dict[str, Any]
 """File name -> (frame, the child each row belongs to)."""
 
 
+def ledger_bytes(
+    disclosures: Sequence[dict[str, Any]],
+    redactions: Sequence[dict[str, Any]],
+    child_keys: dict[str, list[list[str]]],
+) -> bytes:
+    """A program's staged ledger as JSON. Each distinct list of disclosed fields (a program
+    has one or a few) is written once under ``field_lists`` and each disclosure names its own
+    by position: the deliver task parses a third of the text
+    (:func:`.batches.load_ledger` puts the lists back)."""
+    lists: dict[tuple[str, ...], int] = {}
+    compact = [
+        {**d, "fields": lists.setdefault(tuple(d["fields"]), len(lists))} for d in disclosures
+    ]
+    ledger = {
+        "disclosures": compact,
+        "field_lists": [list(fields) for fields in lists],
+        "redactions": redactions,
+        "child_keys": child_keys,
+    }
+    return json.dumps(ledger).encode()
+
+
 def stage_program(p: Preparation, code: str, frames: Frames, report: str) -> dict[str, Any]:
     """One program's batch staged (see :func:`stage_programs`)."""
     return stage_programs(p, [(code, frames, report)])[0]
@@ -48,9 +70,7 @@ def stage_programs(
             items.append(Staging(tables.get((code, name), frame), run_id, code, name))
             named.append((name, list(spec.key) if spec else []))
             child_keys[name] = [list(k) for k in keys]
-        ledger = json.dumps(
-            {"disclosures": c.disclosures, "redactions": c.redactions, "child_keys": child_keys}
-        ).encode()
+        ledger = ledger_bytes(c.disclosures, c.redactions, child_keys)
         items.append(Staging(ledger, run_id, code, "ledger.json"))
         layout.append((code, named, report))
     refs = iter(context.staged.put_many(items, key))

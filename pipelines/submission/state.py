@@ -149,23 +149,48 @@ def _key_texts(frame: pd.DataFrame, columns: list[str]) -> list[list[str]]:
     texts = []
     for column in columns:
         series = frame[column]
+        if _is_text(series):  # str or missing already: the same texts, without a loop
+            texts.append(series.to_numpy(dtype=object, na_value="").tolist())
+            continue
         missing = series.isna().to_numpy().tolist()
         values = series.to_numpy(dtype=object).tolist()
         texts.append(["" if m else str(v) for v, m in zip(values, missing, strict=True)])
     return [list(row) for row in zip(*texts, strict=True)]
 
 
+def _is_text(series: pd.Series) -> bool:
+    """Whether ``series`` is of pandas' string dtype (each value a ``str`` or missing)."""
+    import pandas as pd
+
+    return isinstance(series.dtype, pd.StringDtype)
+
+
 def load_held(session: Session, destination: str, program: str) -> dict[ChildKey, Held]:
     """What ``destination`` holds for ``program`` (digests and status; row keys are read by
     :func:`with_rows` for the children that need them); the program's own artifacts under
     ``(program, PROGRAM)``."""
-    query = select(
-        DeliveredRecord.child_local_id, DeliveredRecord.digest, DeliveredRecord.status
-    ).where(DeliveredRecord.destination == destination, DeliveredRecord.program_code == program)
-    return {
-        (program, local_id): Held(digest, {}, status)
-        for local_id, digest, status in session.execute(query)
-    }
+    return load_held_many(session, destination, [program])[program]
+
+
+def load_held_many(
+    session: Session, destination: str, programs: Iterable[str]
+) -> dict[str, dict[ChildKey, Held]]:
+    """:func:`load_held` of several programs (a shard's) in one query per ``_CHUNK``."""
+    codes = sorted(set(programs))
+    out: dict[str, dict[ChildKey, Held]] = {code: {} for code in codes}
+    for start in range(0, len(codes), _CHUNK):
+        query = select(
+            DeliveredRecord.program_code,
+            DeliveredRecord.child_local_id,
+            DeliveredRecord.digest,
+            DeliveredRecord.status,
+        ).where(
+            DeliveredRecord.destination == destination,
+            DeliveredRecord.program_code.in_(codes[start : start + _CHUNK]),
+        )
+        for program, local_id, digest, status in session.execute(query):
+            out[program][(program, local_id)] = Held(digest, {}, status)
+    return out
 
 
 def differing(held: Mapping[ChildKey, Held], current: Current) -> set[ChildKey]:

@@ -94,3 +94,66 @@ def test_many_programs_staged_at_once_read_back_and_forgotten_at_once(any_store)
         with pytest.raises(StagingError, match="missing"):
             load_raw(store, gone, KEY)
     assert load_raw(store, refs[2], KEY) == big, "only what was named is forgotten"
+
+
+def test_a_shard_read_at_once_gives_each_artifact_once_then_asks_the_store(any_store) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.staged_store import Prefetched, Staging
+
+    store = any_store
+    big = bytes(range(256)) * (CHUNK_BYTES // 256 + 10)  # more than one chunk
+    items = [Staging(b"one", "r1", "P1", "ledger.json"), Staging(big, "r1", "P2", "ledger.json")]
+    refs = store.put_many(items, KEY)
+    assert store.read_many(refs) == {r.path: store.read(r) for r in refs}
+    ahead = Prefetched(store, refs)
+    store.remove_many([refs[0]])  # read ahead at the first read, not before
+    with pytest.raises(StagingError, match="missing"):
+        load_raw(ahead, refs[0], KEY)
+    assert load_raw(ahead, refs[1], KEY) == big
+    assert load_raw(ahead, refs[1], KEY) == big, "asked again: read from the store"
+
+
+def _chunks(engine, location: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        query = select(StagedChunk.data).where(StagedChunk.key == location)
+        return list(connection.scalars(query.order_by(StagedChunk.seq)))
+
+
+@pytest.mark.parametrize(
+    "harm",
+    ["flip the last byte", "cut the last byte", "cut the second chunk", "drop the second chunk"],
+)
+def test_a_harmed_chunk_read_with_its_shard_is_refused_and_the_others_open(
+    db_url: str, harm: str
+) -> None:
+    from sqlalchemy import delete
+
+    from pipelines.staged_store import DB_PREFIX, Prefetched, Staging
+
+    engine = make_engine(db_url)
+    store = DatabaseStore(engine)
+    big = bytes(range(256)) * (CHUNK_BYTES // 256 + 10)  # two chunks
+    frame = permitted_frame(3)
+    items = [
+        Staging(big, "r1", "P1", "ledger.json"),
+        Staging(frame, "r1", "P1", "identity.csv"),
+        Staging(b"other", "r1", "P2", "ledger.json"),
+    ]
+    harmed, *others = refs = store.put_many(items, KEY)
+    location = harmed.path.removeprefix(DB_PREFIX)
+    _, second = _chunks(engine, location)
+    where = (StagedChunk.key == location, StagedChunk.seq == 1)
+    with engine.begin() as connection:
+        if harm == "drop the second chunk":
+            connection.execute(delete(StagedChunk).where(*where))
+        elif harm == "flip the last byte":
+            changed = second[:-1] + bytes([second[-1] ^ 1])
+            connection.execute(update(StagedChunk).where(*where).values(data=changed))
+        else:
+            cut = second[:-1] if harm == "cut the last byte" else second[: len(second) // 2]
+            connection.execute(update(StagedChunk).where(*where).values(data=cut))
+    ahead = Prefetched(store, refs)
+    with pytest.raises(StagedFileTampered, match=r"staged file db:r1/P1/ledger\.json does not"):
+        load_raw(ahead, harmed, KEY)
+    pd.testing.assert_frame_equal(load_frame(ahead, others[0], KEY), frame, check_dtype=False)
+    assert load_raw(ahead, others[1], KEY) == b"other"
+    engine.dispose()
