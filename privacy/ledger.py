@@ -39,13 +39,14 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from json.encoder import encode_basestring
 from typing import Any, Literal
 
-from sqlalchemy import JSON, RowMapping, Table, insert, select, text
+from sqlalchemy import JSON, Column, Date, DateTime, RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from privacy.errors import LedgerError
@@ -55,12 +56,14 @@ __all__ = [
     "GENESIS",
     "LEDGER_KEY_ENV",
     "Break",
+    "Columns",
     "Disclosure",
     "LedgerName",
     "LoggedDisclosure",
     "LoggedRedaction",
     "Redaction",
     "VerifyReport",
+    "append_columns",
     "append_disclosures",
     "append_redactions",
     "canonical",
@@ -221,82 +224,35 @@ def canonical(content: Mapping[str, Any]) -> bytes:
     ).encode()
 
 
-def _fragment(value: Any) -> str:
-    """``value`` as :func:`canonical` writes it (the same JSON text, piece by piece)."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return str(encode_basestring(value))
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_fragment(v) for v in value) + "]"
-    if isinstance(value, dt.date):  # datetimes too
-        return str(encode_basestring(_json_default(value)))
-    return json.dumps(  # numbers and anything else: the general encoder
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
-
-
-def _column(rows: Sequence[Mapping[str, Any]], name: str) -> list[str]:
-    """``"name":value`` of every row, each distinct value encoded once (most columns of a
-    batch hold the same run, agreement, recipient and date in every row)."""
-    key = encode_basestring(name) + ":"
-    memo: dict[Any, str] = {}
-    lists: dict[int, str] = {}  # a list shared by many rows (the same fields): by identity
-    out = []
-    for row in rows:
-        value = row[name]
-        if isinstance(value, list):
-            try:
-                out.append(lists[id(value)])
-                continue
-            except KeyError:
-                pass
-            token: Any = (list, tuple(value))
-        else:
-            token = (type(value), value)
-        try:
-            text_ = memo[token]
-        except KeyError:
-            text_ = memo[token] = key + _fragment(value)
-        except TypeError:  # unhashable: encode as it is
-            text_ = key + _fragment(value)
-        if isinstance(value, list):
-            lists[id(value)] = text_
-        out.append(text_)
-    return out
-
-
-def _chain(rows: list[dict[str, Any]], seq: int, prev: str, digest: Any) -> list[int]:
-    """Number ``rows`` after ``seq``, link each to the one before (``prev`` first) and hash it.
-
-    The canonical text of every row is built column by column in one pass, around the one
-    part that waits for the previous hash (``prev_hash``); the loop that follows only joins
-    three strings and hashes them. The bytes are exactly :func:`canonical`'s (sorted keys,
-    compact separators), so the chain is the one :func:`verify` walks.
-    """
-    names = sorted({*rows[0], "seq", "prev_hash"})
-    if any(set(row) != set(rows[0]) for row in rows):
-        raise LedgerError("ledger rows of one append must have the same columns")
-    at = names.index("prev_hash")
-    seqs = list(range(seq + 1, seq + 1 + len(rows)))
-
-    def joined(columns: list[str]) -> list[str]:
-        parts = [
-            [f'"seq":{n}' for n in seqs] if name == "seq" else _column(rows, name)
-            for name in columns
-        ]
-        return [",".join(p) for p in zip(*parts, strict=True)] if parts else [""] * len(rows)
-
-    heads = ["{" + h + ("," if h else "") + '"prev_hash":' for h in joined(names[:at])]
-    tails = [("," + t if t else "") + "}" for t in joined(names[at + 1 :])]
-    for row, number, head, tail in zip(rows, seqs, heads, tails, strict=True):
-        row["seq"] = number
-        row["prev_hash"] = prev
-        prev = row["entry_hash"] = digest((head + encode_basestring(prev) + tail).encode())
-    return seqs
-
-
 # -- appending -----------------------------------------------------------------------------
+#
+# An append works on columns (column name -> one value per entry), never on an object per
+# entry: each distinct value of a column is checked and encoded once (a batch repeats its run,
+# agreement, recipient, date and time in every entry), the canonical text of every entry is
+# joined from its columns' pieces around the one part that waits for the previous hash
+# (``prev_hash``), and PostgreSQL receives the rows as ``COPY`` text built the same way.
+
+Columns = Mapping[str, Sequence[Any]]
+"""The entries of one append: every content column (all but ``id``, ``seq``, ``prev_hash`` and
+``entry_hash``) -> one value per entry, in entry order. Text columns take ``str`` (``None``
+where the column is nullable), date columns ``datetime.date``, time columns timezone-aware
+datetimes (stored and hashed in UTC), the ``fields`` column tuples of ``str``."""
+
+_COPY_ESCAPES = re.compile(r"[\b\t\n\v\f\r\\]")
+_COPY_ESCAPED = {
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    "\\": "\\\\",
+}
+
+
+def _copy_text(value: str) -> str:
+    """``value`` as a field of PostgreSQL's ``COPY`` text format (backslash escapes)."""
+    return _COPY_ESCAPES.sub(lambda m: _COPY_ESCAPED[m.group(0)], value)
 
 
 def _aware_utc(value: dt.datetime, name: str) -> dt.datetime:
@@ -305,48 +261,133 @@ def _aware_utc(value: dt.datetime, name: str) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
-def _disclosure_row(
-    item: Disclosure, fields: dict[tuple[str, ...], list[str]] | None = None
-) -> dict[str, Any]:
-    """The row of ``item``; ``fields`` shares one list among items that name the same fields
-    (most of a batch), so the chain and the ``COPY`` encode it once."""
-    if item.action not in ACTIONS:
+def _normal(column: Column[Any], value: Any) -> Any:
+    """``value`` as stored (and hashed); :class:`LedgerError` when it does not fit the column.
+    The message names the column only, never the value."""
+    name, kind = column.name, column.type
+    if value is None:
+        if column.nullable:
+            return None
+        raise LedgerError(f"ledger column {name} must have a value")
+    if isinstance(kind, DateTime):
+        return _aware_utc(value, name)
+    if isinstance(kind, Date):
+        if type(value) is not dt.date:
+            raise LedgerError(f"ledger column {name} must hold dates")
+        return value
+    if isinstance(kind, JSON):
+        if type(value) is not tuple or any(type(v) is not str for v in value):
+            raise LedgerError(f"ledger column {name} must hold tuples of field names")
+        return value
+    if type(value) is not str:
+        raise LedgerError(f"ledger column {name} must hold text")
+    return value
+
+
+def _json(value: Any) -> str:
+    """A stored value as :func:`canonical` writes it (compact JSON, UTC ISO times)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return str(encode_basestring(value))
+    if isinstance(value, tuple):
+        return "[" + ",".join(map(encode_basestring, value)) + "]"
+    return str(encode_basestring(value.isoformat()))  # a date, or a datetime in UTC
+
+
+def _copy_field(value: Any) -> str:
+    """A stored value as a ``COPY`` text field: what ``psycopg`` would send for it."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return _copy_text(value)
+    if isinstance(value, tuple):
+        return _copy_text(json.dumps(list(value)))  # the json column keeps this text
+    return str(value.isoformat())
+
+
+class _Encoded:
+    """One column of an append: its values checked and encoded once per distinct value."""
+
+    def __init__(self, column: Column[Any], values: Sequence[Any]) -> None:
+        self.name = column.name
+        self.values = values
+        try:
+            distinct = dict.fromkeys(values)
+        except TypeError:  # an unhashable value (a list of fields): not this column's type
+            message = f"ledger column {column.name} holds a value of the wrong type"
+            raise LedgerError(message) from None
+        self.normal = {v: _normal(column, v) for v in distinct}
+
+    def pieces(self) -> list[str]:
+        """``"name":value`` (canonical JSON) of every entry."""
+        key = encode_basestring(self.name) + ":"
+        text_ = {v: key + _json(n) for v, n in self.normal.items()}
+        return list(map(text_.__getitem__, self.values))
+
+    def copy_fields(self) -> list[str]:
+        """The ``COPY`` text field of every entry."""
+        text_ = {v: _copy_field(n) for v, n in self.normal.items()}
+        return list(map(text_.__getitem__, self.values))
+
+    def stored(self) -> list[Any]:
+        """The value stored for every entry (a JSON column's tuple as a list)."""
+        normal = {v: list(n) if isinstance(n, tuple) else n for v, n in self.normal.items()}
+        return list(map(normal.__getitem__, self.values))
+
+
+def _encoded(ledger: _Ledger, columns: Columns) -> tuple[list[_Encoded], int]:
+    """Every column of ``columns`` checked (names, lengths, types) and encoded; the count."""
+    expected = set(ledger.content_columns) - {"seq", "prev_hash"}
+    if set(columns) != expected:
+        missing, extra = sorted(expected - set(columns)), sorted(set(columns) - expected)
+        raise LedgerError(
+            f"ledger columns do not match the ledger: missing {missing}, extra {extra}"
+        )
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1:
+        raise LedgerError("ledger columns of one append must have the same length")
+    encoded = [_Encoded(ledger.table.c[name], columns[name]) for name in sorted(columns)]
+    if "action" in columns and not set(columns["action"]) <= ACTIONS:
         raise LedgerError(f"disclosure action must be one of {sorted(ACTIONS)}")
-    if isinstance(item.fields, str):
-        raise LedgerError("disclosure fields must be a sequence of field names")
-    named = tuple(item.fields)
-    shared = None if fields is None else fields.get(named)
-    if shared is None:
-        shared = [str(f) for f in named]
-        if fields is not None:
-            fields[named] = shared
-    return {
-        "run_id": str(item.run_id),
-        "program_code": str(item.program_code),
-        "child_local_id": str(item.child_local_id),
-        "recipient_code": str(item.recipient_code),
-        "agreement_id": str(item.agreement_id),
-        "legal_basis": str(item.legal_basis),
-        "purpose": str(item.purpose),
-        "fields": shared,
-        "action": str(item.action),
-        "run_date": item.run_date,
-        "disclosed_at": _aware_utc(item.disclosed_at, "disclosed_at"),
-        "payload_digest": str(item.payload_digest),
-    }
+    return encoded, lengths.pop()
 
 
-def _redaction_row(item: Redaction) -> dict[str, Any]:
-    return {
-        "run_id": str(item.run_id),
-        "program_code": str(item.program_code),
-        "subject": str(item.subject),
-        "agreement_id": str(item.agreement_id),
-        "field": None if item.field is None else str(item.field),
-        "reason_code": str(item.reason_code),
-        "rule": str(item.rule),
-        "recorded_at": _aware_utc(item.recorded_at, "recorded_at"),
-    }
+def _chain(encoded: list[_Encoded], seqs: list[int], prev: str, key: bytes | None) -> list[str]:
+    """The ``entry_hash`` of every entry numbered ``seqs``, the first linked to ``prev``.
+
+    The bytes hashed are exactly :func:`canonical`'s (sorted keys, compact separators): each
+    entry's text before and after its ``prev_hash`` is joined from the columns' pieces first,
+    so the loop that follows only joins three strings and hashes them.
+    """
+    pieces = {c.name: c.pieces() for c in encoded}
+    pieces["seq"] = [f'"seq":{n}' for n in seqs]
+    names = sorted([*pieces, "prev_hash"])
+    at = names.index("prev_hash")
+    before = [pieces[name] for name in names[:at]]
+    after = [pieces[name] for name in names[at + 1 :]]
+    opening = ['{"prev_hash":"'] * len(seqs)
+    if before:
+        opening = ["{" + h + ',"prev_hash":"' for h in map(",".join, zip(*before, strict=True))]
+    closing = ['"}'] * len(seqs)
+    if after:
+        closing = ['",' + t + "}" for t in map(",".join, zip(*after, strict=True))]
+    text_ = str(encode_basestring(prev))[1:-1]  # a stored head as JSON writes it
+    hashes: list[str] = []
+    add = hashes.append
+    if key is None:
+        sha256 = hashlib.sha256
+        for head, tail in zip(opening, closing, strict=True):
+            text_ = sha256((head + text_ + tail).encode()).hexdigest()
+            add(text_)
+        return hashes
+    base = hmac.new(key, digestmod=hashlib.sha256)  # keyed once, copied per entry
+    for head, tail in zip(opening, closing, strict=True):
+        mac = base.copy()
+        mac.update((head + text_ + tail).encode())
+        text_ = mac.hexdigest()
+        add(text_)
+    return hashes
 
 
 def _lock(session: Session, ledger: _Ledger) -> None:
@@ -363,55 +404,114 @@ def _lock(session: Session, ledger: _Ledger) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _append(session: Session, name: str, rows: Iterable[dict[str, Any]]) -> list[int]:
+def _append(session: Session, name: str, columns: Columns) -> list[int]:
     ledger = _LEDGERS[name]
     table = ledger.table
-    prepared = list(rows)  # validate everything before touching the ledger
-    if not prepared:
+    encoded, count = _encoded(ledger, columns)  # validate everything before touching the ledger
+    if not count:
         return []
-    digest = _digester(ledger_key())
+    key = ledger_key()
     _lock(session, ledger)
     head = session.execute(
         select(table.c.seq, table.c.entry_hash).order_by(table.c.seq.desc()).limit(1)
     ).first()
     seq, prev = (int(head.seq), str(head.entry_hash)) if head else (0, GENESIS)
-    seqs = _chain(prepared, seq, prev, digest)
-    _insert(session, table, prepared)
+    seqs = list(range(seq + 1, seq + 1 + count))
+    hashes = _chain(encoded, seqs, prev, key)
+    chained: dict[str, list[Any]] = {
+        "seq": seqs,
+        "prev_hash": [prev, *hashes[:-1]],
+        "entry_hash": hashes,
+    }
+    _insert(session, table, encoded, chained)
     return seqs
 
 
-def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows``: one ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3), multi-row
-    inserts elsewhere; either way in the caller's transaction."""
+def _insert(
+    session: Session, table: Table, encoded: list[_Encoded], chained: dict[str, list[Any]]
+) -> None:
+    """Write the entries: ``COPY ... FROM STDIN`` text on PostgreSQL (psycopg 3), built column
+    by column, multi-row inserts elsewhere; either way in the caller's transaction."""
     connection = session.connection()
     driver = connection.connection.driver_connection
+    names = [c.name for c in table.columns if c.name != "id"]
     if driver is None or connection.dialect.name != "postgresql" or not hasattr(driver, "pgconn"):
+        values = {c.name: c.stored() for c in encoded} | chained
+        rows = [
+            dict(zip(names, row, strict=True)) for row in zip(*map(values.get, names), strict=True)
+        ]
         for start in range(0, len(rows), _INSERT_BATCH):
             session.execute(insert(table), rows[start : start + _INSERT_BATCH])
         return
     from psycopg import sql
 
-    columns = [c.name for c in table.columns if c.name != "id"]
-    as_json = [isinstance(c.type, JSON) for c in table.columns if c.name != "id"]
+    fields = {c.name: c.copy_fields() for c in encoded}
+    fields["seq"] = list(map(str, chained["seq"]))
+    fields["prev_hash"] = [_copy_text(h) for h in chained["prev_hash"]]
+    fields["entry_hash"] = chained["entry_hash"]  # hex digests: nothing to escape
+    lines = list(map("\t".join, zip(*(fields[name] for name in names), strict=True)))
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    dumped: dict[int, str] = {}  # a JSON value shared by many rows, encoded once
-
-    def encoded(value: Any) -> str | None:
-        if value is None:
-            return None
-        try:
-            return dumped[id(value)]
-        except KeyError:
-            text_ = dumped[id(value)] = json.dumps(value)
-            return text_
-
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(
-                [encoded(row[c]) if j else row[c] for c, j in zip(columns, as_json, strict=True)]
-            )
+        for start in range(0, len(lines), _INSERT_BATCH):
+            copy.write("\n".join(lines[start : start + _INSERT_BATCH]) + "\n")
+
+
+def append_columns(session: Session, ledger: LedgerName, columns: Columns) -> list[int]:
+    """Append entries given as columns (:data:`Columns`) to ``ledger`` in the caller's
+    transaction; returns their ``seq``s. The chain, the canonical form and the stored rows are
+    exactly those of the same entries appended one by one.
+
+    Nothing is written when any value is invalid (:class:`LedgerError`).
+    """
+    return _append(session, ledger, columns)
+
+
+def _disclosure_row(item: Disclosure) -> dict[str, Any]:
+    """The content of ``item`` as stored."""
+    if item.action not in ACTIONS:
+        raise LedgerError(f"disclosure action must be one of {sorted(ACTIONS)}")
+    if isinstance(item.fields, str):
+        raise LedgerError("disclosure fields must be a sequence of field names")
+    return {
+        "run_id": str(item.run_id),
+        "program_code": str(item.program_code),
+        "child_local_id": str(item.child_local_id),
+        "recipient_code": str(item.recipient_code),
+        "agreement_id": str(item.agreement_id),
+        "legal_basis": str(item.legal_basis),
+        "purpose": str(item.purpose),
+        "fields": tuple(str(f) for f in item.fields),
+        "action": str(item.action),
+        "run_date": item.run_date,
+        "disclosed_at": _aware_utc(item.disclosed_at, "disclosed_at"),
+        "payload_digest": str(item.payload_digest),
+    }
+
+
+def _redaction_row(item: Redaction) -> dict[str, Any]:
+    """The content of ``item`` as stored."""
+    return {
+        "run_id": str(item.run_id),
+        "program_code": str(item.program_code),
+        "subject": str(item.subject),
+        "agreement_id": str(item.agreement_id),
+        "field": None if item.field is None else str(item.field),
+        "reason_code": str(item.reason_code),
+        "rule": str(item.rule),
+        "recorded_at": _aware_utc(item.recorded_at, "recorded_at"),
+    }
+
+
+def _as_columns(name: str, rows: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {
+        c: [] for c in _LEDGERS[name].content_columns if c not in ("seq", "prev_hash")
+    }
+    for row in rows:
+        for column, values in columns.items():
+            values.append(row[column])
+    return columns
 
 
 def append_disclosures(session: Session, items: Iterable[Disclosure]) -> list[int]:
@@ -419,13 +519,14 @@ def append_disclosures(session: Session, items: Iterable[Disclosure]) -> list[in
 
     Nothing is written when any item is invalid (:class:`LedgerError`).
     """
-    fields: dict[tuple[str, ...], list[str]] = {}
-    return _append(session, "disclosures", (_disclosure_row(i, fields) for i in items))
+    rows = (_disclosure_row(i) for i in items)
+    return _append(session, "disclosures", _as_columns("disclosures", rows))
 
 
 def append_redactions(session: Session, items: Iterable[Redaction]) -> list[int]:
     """Append redactions to the audit in the caller's transaction; returns their ``seq``s."""
-    return _append(session, "redactions", (_redaction_row(i) for i in items))
+    rows = (_redaction_row(i) for i in items)
+    return _append(session, "redactions", _as_columns("redactions", rows))
 
 
 # -- verifying -----------------------------------------------------------------------------
