@@ -235,8 +235,9 @@ def canonical(content: Mapping[str, Any]) -> bytes:
 Columns = Mapping[str, Sequence[Any]]
 """The entries of one append: every content column (all but ``id``, ``seq``, ``prev_hash`` and
 ``entry_hash``) -> one value per entry, in entry order. Text columns take ``str`` (``None``
-where the column is nullable), date columns ``datetime.date``, time columns timezone-aware
-datetimes (stored and hashed in UTC), the ``fields`` column tuples of ``str``."""
+only where the column is nullable; anything else is made ``str``, as the object API does),
+date columns ``datetime.date``, time columns timezone-aware datetimes (stored and hashed in
+UTC), the ``fields`` column tuples of ``str`` (other sequences are made one)."""
 
 _COPY_ESCAPES = re.compile(r"[\b\t\n\v\f\r\\]")
 _COPY_ESCAPED = {
@@ -284,6 +285,33 @@ def _normal(column: Column[Any], value: Any) -> Any:
     return value
 
 
+def _comparable(column: Column[Any], values: Sequence[Any]) -> Sequence[Any]:
+    """``values``, each made what the column stores when it is not already (field names as a
+    tuple of ``str``, other text as ``str``: what :func:`append_disclosures` makes of an
+    item), so that values equal as keys are equal as stored."""
+    try:
+        distinct = dict.fromkeys(values)
+    except TypeError:  # unhashable: a list of field names
+        distinct = None
+    if isinstance(column.type, JSON):
+        if distinct is not None and all(
+            type(v) is tuple and all(type(f) is str for f in v) for v in distinct
+        ):
+            return values
+        return [_field_names(column.name, v) for v in values]
+    if isinstance(column.type, Date | DateTime):
+        return values
+    if distinct is not None and all(v is None or type(v) is str for v in distinct):
+        return values
+    return [v if v is None else str(v) for v in values]
+
+
+def _field_names(name: str, value: Any) -> Any:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise LedgerError(f"ledger column {name} must hold sequences of field names")
+    return tuple(str(f) for f in value)
+
+
 def _json(value: Any) -> str:
     """A stored value as :func:`canonical` writes it (compact JSON, UTC ISO times)."""
     if value is None:
@@ -311,10 +339,10 @@ class _Encoded:
 
     def __init__(self, column: Column[Any], values: Sequence[Any]) -> None:
         self.name = column.name
-        self.values = values
+        self.values = _comparable(column, values)
         try:
-            distinct = dict.fromkeys(values)
-        except TypeError:  # an unhashable value (a list of fields): not this column's type
+            distinct = dict.fromkeys(self.values)
+        except TypeError:
             message = f"ledger column {column.name} holds a value of the wrong type"
             raise LedgerError(message) from None
         self.normal = {v: _normal(column, v) for v in distinct}
