@@ -8,7 +8,13 @@ check, one append per ledger (the ledger lock held only for that), one ``deliver
 upsert and one update of the delivery rows for the whole group. Should that transaction fail,
 each program of the group is recorded alone, so one program's bad record stops only itself.
 Recording always follows delivery: a crash in between leaves the group's deliveries open, and
-the next run reconciles each (:mod:`.reconcile`)."""
+the next run reconciles each (:mod:`.reconcile`).
+
+Entries are built as columns (:func:`privacy.ledger.append_columns`), never as an object per
+entry, and every entry of a group carries the group's one time (``disclosed_at``,
+``recorded_at``): they are written in one transaction, at one moment as far as the log can
+tell. The log keeps the date a disclosure was made (45 CFR 1303.24(b), FERPA 99.32); no rule
+asks for the instants of entries written together to differ."""
 
 from __future__ import annotations
 
