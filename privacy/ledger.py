@@ -251,11 +251,6 @@ _COPY_ESCAPED = {
 }
 
 
-def _copy_text(value: str) -> str:
-    """``value`` as a field of PostgreSQL's ``COPY`` text format (backslash escapes)."""
-    return _COPY_ESCAPES.sub(lambda m: _COPY_ESCAPED[m.group(0)], value)
-
-
 def _aware_utc(value: dt.datetime, name: str) -> dt.datetime:
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise LedgerError(f"{name} must be a timezone-aware datetime")
@@ -285,25 +280,29 @@ def _normal(column: Column[Any], value: Any) -> Any:
     return value
 
 
-def _comparable(column: Column[Any], values: Sequence[Any]) -> Sequence[Any]:
+def _comparable(column: Column[Any], values: Sequence[Any]) -> tuple[Sequence[Any], list[Any]]:
     """``values``, each made what the column stores when it is not already (field names as a
     tuple of ``str``, other text as ``str``: what :func:`append_disclosures` makes of an
-    item), so that values equal as keys are equal as stored."""
+    item), so that values equal as keys are equal as stored; and their distinct values."""
     try:
-        distinct = dict.fromkeys(values)
+        distinct = list(dict.fromkeys(values))
     except TypeError:  # unhashable: a list of field names
         distinct = None
     if isinstance(column.type, JSON):
-        if distinct is not None and all(
+        if distinct is None or not all(
             type(v) is tuple and all(type(f) is str for f in v) for v in distinct
         ):
-            return values
-        return [_field_names(column.name, v) for v in values]
-    if isinstance(column.type, Date | DateTime):
-        return values
-    if distinct is not None and all(v is None or type(v) is str for v in distinct):
-        return values
-    return [v if v is None else str(v) for v in values]
+            values = [_field_names(column.name, v) for v in values]
+    elif isinstance(column.type, Date | DateTime):
+        pass
+    elif distinct is None or not all(v is None or type(v) is str for v in distinct):
+        values = [v if v is None else str(v) for v in values]
+    else:
+        return values, distinct
+    try:
+        return values, list(dict.fromkeys(values))
+    except TypeError:
+        raise LedgerError(f"ledger column {column.name} holds a value of the wrong type") from None
 
 
 def _field_names(name: str, value: Any) -> Any:
@@ -323,15 +322,30 @@ def _json(value: Any) -> str:
     return str(encode_basestring(value.isoformat()))  # a date, or a datetime in UTC
 
 
-def _copy_field(value: Any) -> str:
-    """A stored value as a ``COPY`` text field: what ``psycopg`` would send for it."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return _copy_text(value)
-    if isinstance(value, tuple):
-        return _copy_text(json.dumps(list(value)))  # the json column keeps this text
-    return str(value.isoformat())
+def _copy_texts(values: list[str]) -> list[str]:
+    """Each of ``values`` as a ``COPY`` text field (backslash escapes), in one pass."""
+    joined = "\x00".join(values)  # NUL: the one character no stored text holds
+    if joined.count("\x00") != max(len(values) - 1, 0):
+        raise LedgerError("ledger text cannot hold a NUL character")
+    if not _COPY_ESCAPES.search(joined):
+        return values
+    return _COPY_ESCAPES.sub(lambda m: _COPY_ESCAPED[m.group(0)], joined).split("\x00")
+
+
+def _copy_fields(values: list[Any]) -> list[str]:
+    """Stored values as ``COPY`` text fields: what ``psycopg`` would send for them."""
+    texts = []
+    for value in values:
+        if value is None:
+            texts.append("")
+        elif isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, tuple):
+            texts.append(json.dumps(list(value)))  # the json column keeps this text
+        else:
+            texts.append(value.isoformat())
+    escaped = _copy_texts(texts)
+    return ["\\N" if value is None else text_ for value, text_ in zip(values, escaped, strict=True)]
 
 
 class _Encoded:
@@ -339,29 +353,32 @@ class _Encoded:
 
     def __init__(self, column: Column[Any], values: Sequence[Any]) -> None:
         self.name = column.name
-        self.values = _comparable(column, values)
-        try:
-            distinct = dict.fromkeys(self.values)
-        except TypeError:
-            message = f"ledger column {column.name} holds a value of the wrong type"
-            raise LedgerError(message) from None
-        self.normal = {v: _normal(column, v) for v in distinct}
+        self.values, self.distinct = _comparable(column, values)
+        kind = column.type
+        if isinstance(kind, Date | DateTime | JSON):
+            self.normal = [_normal(column, v) for v in self.distinct]
+        else:  # text, already ``str``
+            if not column.nullable and None in self.distinct:
+                raise LedgerError(f"ledger column {column.name} must have a value")
+            self.normal = self.distinct
+
+    def _each(self, encoded: list[Any]) -> list[Any]:
+        """Per entry, the encoding (``encoded``, one per distinct value) of its value."""
+        table = dict(zip(self.distinct, encoded, strict=True))
+        return list(map(table.__getitem__, self.values))
 
     def pieces(self) -> list[str]:
         """``"name":value`` (canonical JSON) of every entry."""
         key = encode_basestring(self.name) + ":"
-        text_ = {v: key + _json(n) for v, n in self.normal.items()}
-        return list(map(text_.__getitem__, self.values))
+        return self._each([key + _json(n) for n in self.normal])
 
     def copy_fields(self) -> list[str]:
         """The ``COPY`` text field of every entry."""
-        text_ = {v: _copy_field(n) for v, n in self.normal.items()}
-        return list(map(text_.__getitem__, self.values))
+        return self._each(_copy_fields(self.normal))
 
     def stored(self) -> list[Any]:
         """The value stored for every entry (a JSON column's tuple as a list)."""
-        normal = {v: list(n) if isinstance(n, tuple) else n for v, n in self.normal.items()}
-        return list(map(normal.__getitem__, self.values))
+        return self._each([list(n) if isinstance(n, tuple) else n for n in self.normal])
 
 
 def _encoded(ledger: _Ledger, columns: Columns) -> tuple[list[_Encoded], int]:
@@ -475,7 +492,7 @@ def _insert(
 
     fields = {c.name: c.copy_fields() for c in encoded}
     fields["seq"] = list(map(str, chained["seq"]))
-    fields["prev_hash"] = [_copy_text(h) for h in chained["prev_hash"]]
+    fields["prev_hash"] = _copy_texts(chained["prev_hash"])
     fields["entry_hash"] = chained["entry_hash"]  # hex digests: nothing to escape
     lines = list(map("\t".join, zip(*(fields[name] for name in names), strict=True)))
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
