@@ -41,6 +41,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from json.encoder import encode_basestring
@@ -82,7 +83,7 @@ LEDGER_KEY_ENV = "DATASHARE_LEDGER_KEY"
 GENESIS = "0" * 64
 MIN_KEY_LENGTH = 32
 ACTIONS = frozenset({"disclose", "delete"})
-_INSERT_BATCH = 5_000
+_INSERT_BATCH = 1_000  # entries hashed and sent at a time
 _STREAM_BATCH = 2_000
 _MAX_BREAKS = 100
 _SEQ_SEARCH = 256  # how far from its place an out-of-order entry is looked for
@@ -349,18 +350,32 @@ def _copy_fields(values: list[Any]) -> list[str]:
 
 
 class _Encoded:
-    """One column of an append: its values checked and encoded once per distinct value."""
+    """One column of an append: its values checked once per distinct value; encoded (as
+    canonical JSON, ``COPY`` text, stored values) once per distinct value of each part."""
 
     def __init__(self, column: Column[Any], values: Sequence[Any]) -> None:
         self.name = column.name
-        self.values, self.distinct = _comparable(column, values)
-        kind = column.type
-        if isinstance(kind, Date | DateTime | JSON):
-            self.normal = [_normal(column, v) for v in self.distinct]
+        self.values, distinct = _comparable(column, values)
+        if isinstance(column.type, Date | DateTime | JSON):
+            self.normal = {v: _normal(column, v) for v in distinct}
         else:  # text, already ``str``
-            if not column.nullable and None in self.distinct:
+            if not column.nullable and None in distinct:
                 raise LedgerError(f"ledger column {column.name} must have a value")
-            self.normal = self.distinct
+            self.normal = dict(zip(distinct, distinct, strict=True))
+
+    def part(self, start: int, stop: int) -> _Part:
+        """The entries ``start`` to ``stop`` (excluded)."""
+        return _Part(self, self.values[start:stop])
+
+
+class _Part:
+    """Some consecutive entries of one column."""
+
+    def __init__(self, column: _Encoded, values: Sequence[Any]) -> None:
+        self.name = column.name
+        self.values = values
+        self.distinct = list(dict.fromkeys(values))
+        self.normal = list(map(column.normal.__getitem__, self.distinct))
 
     def _each(self, encoded: list[Any]) -> list[Any]:
         """Per entry, the encoding (``encoded``, one per distinct value) of its value."""
@@ -398,7 +413,7 @@ def _encoded(ledger: _Ledger, columns: Columns) -> tuple[list[_Encoded], int]:
     return encoded, lengths.pop()
 
 
-def _chain(encoded: list[_Encoded], seqs: list[int], prev: str, key: bytes | None) -> list[str]:
+def _chain(encoded: list[_Part], seqs: list[int], prev: str, key: bytes | None) -> list[str]:
     """The ``entry_hash`` of every entry numbered ``seqs``, the first linked to ``prev``.
 
     The bytes hashed are exactly :func:`canonical`'s (sorted keys, compact separators): each
@@ -450,6 +465,8 @@ def _lock(session: Session, ledger: _Ledger) -> None:
 
 
 def _append(session: Session, name: str, columns: Columns) -> list[int]:
+    """Check every entry, take the lock, then chain and write the entries part by part: on
+    PostgreSQL the server stores one part while the next is hashed."""
     ledger = _LEDGERS[name]
     table = ledger.table
     encoded, count = _encoded(ledger, columns)  # validate everything before touching the ledger
@@ -462,45 +479,54 @@ def _append(session: Session, name: str, columns: Columns) -> list[int]:
     ).first()
     seq, prev = (int(head.seq), str(head.entry_hash)) if head else (0, GENESIS)
     seqs = list(range(seq + 1, seq + 1 + count))
-    hashes = _chain(encoded, seqs, prev, key)
-    chained: dict[str, list[Any]] = {
-        "seq": seqs,
-        "prev_hash": [prev, *hashes[:-1]],
-        "entry_hash": hashes,
-    }
-    _insert(session, table, encoded, chained)
+    with _writer(session, table) as write:
+        for start in range(0, count, _INSERT_BATCH):
+            stop = min(start + _INSERT_BATCH, count)
+            parts = [c.part(start, stop) for c in encoded]
+            hashes = _chain(parts, seqs[start:stop], prev, key)
+            write(parts, {"seq": seqs[start:stop], "prev_hash": [prev, *hashes[:-1]]}, hashes)
+            prev = hashes[-1]
     return seqs
 
 
-def _insert(
-    session: Session, table: Table, encoded: list[_Encoded], chained: dict[str, list[Any]]
-) -> None:
-    """Write the entries: ``COPY ... FROM STDIN`` text on PostgreSQL (psycopg 3), built column
-    by column, multi-row inserts elsewhere; either way in the caller's transaction."""
+Write = Callable[[list[_Part], dict[str, list[Any]], list[str]], None]
+
+
+@contextmanager
+def _writer(session: Session, table: Table) -> Iterator[Write]:
+    """A function that writes parts of the entries (with their ``seq``, ``prev_hash`` and
+    ``entry_hash``): ``COPY ... FROM STDIN`` text on PostgreSQL (psycopg 3), built column by
+    column, multi-row inserts elsewhere; either way in the caller's transaction."""
     connection = session.connection()
     driver = connection.connection.driver_connection
     names = [c.name for c in table.columns if c.name != "id"]
     if driver is None or connection.dialect.name != "postgresql" or not hasattr(driver, "pgconn"):
-        values = {c.name: c.stored() for c in encoded} | chained
-        rows = [
-            dict(zip(names, row, strict=True)) for row in zip(*map(values.get, names), strict=True)
-        ]
-        for start in range(0, len(rows), _INSERT_BATCH):
-            session.execute(insert(table), rows[start : start + _INSERT_BATCH])
+
+        def insert_rows(
+            parts: list[_Part], chained: dict[str, list[Any]], hashes: list[str]
+        ) -> None:
+            values = {p.name: p.stored() for p in parts} | chained | {"entry_hash": hashes}
+            rows = zip(*map(values.get, names), strict=True)
+            session.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
+
+        yield insert_rows
         return
     from psycopg import sql
 
-    fields = {c.name: c.copy_fields() for c in encoded}
-    fields["seq"] = list(map(str, chained["seq"]))
-    fields["prev_hash"] = _copy_texts(chained["prev_hash"])
-    fields["entry_hash"] = chained["entry_hash"]  # hex digests: nothing to escape
-    lines = list(map("\t".join, zip(*(fields[name] for name in names), strict=True)))
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for start in range(0, len(lines), _INSERT_BATCH):
-            copy.write("\n".join(lines[start : start + _INSERT_BATCH]) + "\n")
+
+        def copy_rows(parts: list[_Part], chained: dict[str, list[Any]], hashes: list[str]) -> None:
+            fields = {p.name: p.copy_fields() for p in parts}
+            fields["seq"] = list(map(str, chained["seq"]))
+            fields["prev_hash"] = _copy_texts(chained["prev_hash"])
+            fields["entry_hash"] = hashes  # hex digests: nothing to escape
+            lines = map("\t".join, zip(*(fields[name] for name in names), strict=True))
+            copy.write("\n".join(lines) + "\n")
+
+        yield copy_rows
 
 
 def append_columns(session: Session, ledger: LedgerName, columns: Columns) -> list[int]:
