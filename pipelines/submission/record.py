@@ -158,12 +158,17 @@ def record_many(
         session.execute(
             update(Delivery).where(Delivery.id.in_(logged)).values(status="logged", updated_at=now)
         )
-    sizes = [len(d["run_id"]) for d, _ in built]
-    if fresh is None:
-        return sizes
-    ends = list(itertools.accumulate(sizes))  # each recording's entries end there
+    return kept_per_part([len(d["run_id"]) for d, _ in built], fresh)
+
+
+def kept_per_part(sizes: Sequence[int], kept: Sequence[int] | None) -> list[int]:
+    """How many of each part's entries are kept: the parts (``sizes`` entries each) lie one
+    after the other, ``kept`` lists the positions kept in ascending order (None: all)."""
+    if kept is None:
+        return list(sizes)
+    ends = list(itertools.accumulate(sizes))  # each part's entries end there
     return [
-        bisect.bisect_left(fresh, end) - bisect.bisect_left(fresh, end - size)
+        bisect.bisect_left(kept, end) - bisect.bisect_left(kept, end - size)
         for size, end in zip(sizes, ends, strict=True)
     ]
 
