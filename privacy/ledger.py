@@ -40,27 +40,30 @@ import hmac
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from json.encoder import encode_basestring
 from typing import Any, Literal
 
-from sqlalchemy import JSON, RowMapping, Table, insert, select, text
+from sqlalchemy import RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from privacy.errors import LedgerError
+from privacy.ledger_columns import Columns, Encoded, Part, aware_utc, chain, copy_texts
 from schemas.ledgers import DisclosureEntry, RedactionEntry
 
 __all__ = [
     "GENESIS",
     "LEDGER_KEY_ENV",
     "Break",
+    "Columns",
     "Disclosure",
     "LedgerName",
     "LoggedDisclosure",
     "LoggedRedaction",
     "Redaction",
     "VerifyReport",
+    "append_columns",
     "append_disclosures",
     "append_redactions",
     "canonical",
@@ -79,7 +82,7 @@ LEDGER_KEY_ENV = "DATASHARE_LEDGER_KEY"
 GENESIS = "0" * 64
 MIN_KEY_LENGTH = 32
 ACTIONS = frozenset({"disclose", "delete"})
-_INSERT_BATCH = 5_000
+_INSERT_BATCH = 1_000  # entries hashed and sent at a time
 _STREAM_BATCH = 2_000
 _MAX_BREAKS = 100
 _SEQ_SEARCH = 256  # how far from its place an out-of-order entry is looked for
@@ -221,132 +224,30 @@ def canonical(content: Mapping[str, Any]) -> bytes:
     ).encode()
 
 
-def _fragment(value: Any) -> str:
-    """``value`` as :func:`canonical` writes it (the same JSON text, piece by piece)."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return str(encode_basestring(value))
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_fragment(v) for v in value) + "]"
-    if isinstance(value, dt.date):  # datetimes too
-        return str(encode_basestring(_json_default(value)))
-    return json.dumps(  # numbers and anything else: the general encoder
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
-
-
-def _column(rows: Sequence[Mapping[str, Any]], name: str) -> list[str]:
-    """``"name":value`` of every row, each distinct value encoded once (most columns of a
-    batch hold the same run, agreement, recipient and date in every row)."""
-    key = encode_basestring(name) + ":"
-    memo: dict[Any, str] = {}
-    lists: dict[int, str] = {}  # a list shared by many rows (the same fields): by identity
-    out = []
-    for row in rows:
-        value = row[name]
-        if isinstance(value, list):
-            try:
-                out.append(lists[id(value)])
-                continue
-            except KeyError:
-                pass
-            token: Any = (list, tuple(value))
-        else:
-            token = (type(value), value)
-        try:
-            text_ = memo[token]
-        except KeyError:
-            text_ = memo[token] = key + _fragment(value)
-        except TypeError:  # unhashable: encode as it is
-            text_ = key + _fragment(value)
-        if isinstance(value, list):
-            lists[id(value)] = text_
-        out.append(text_)
-    return out
-
-
-def _chain(rows: list[dict[str, Any]], seq: int, prev: str, digest: Any) -> list[int]:
-    """Number ``rows`` after ``seq``, link each to the one before (``prev`` first) and hash it.
-
-    The canonical text of every row is built column by column in one pass, around the one
-    part that waits for the previous hash (``prev_hash``); the loop that follows only joins
-    three strings and hashes them. The bytes are exactly :func:`canonical`'s (sorted keys,
-    compact separators), so the chain is the one :func:`verify` walks.
-    """
-    names = sorted({*rows[0], "seq", "prev_hash"})
-    if any(set(row) != set(rows[0]) for row in rows):
-        raise LedgerError("ledger rows of one append must have the same columns")
-    at = names.index("prev_hash")
-    seqs = list(range(seq + 1, seq + 1 + len(rows)))
-
-    def joined(columns: list[str]) -> list[str]:
-        parts = [
-            [f'"seq":{n}' for n in seqs] if name == "seq" else _column(rows, name)
-            for name in columns
-        ]
-        return [",".join(p) for p in zip(*parts, strict=True)] if parts else [""] * len(rows)
-
-    heads = ["{" + h + ("," if h else "") + '"prev_hash":' for h in joined(names[:at])]
-    tails = [("," + t if t else "") + "}" for t in joined(names[at + 1 :])]
-    for row, number, head, tail in zip(rows, seqs, heads, tails, strict=True):
-        row["seq"] = number
-        row["prev_hash"] = prev
-        prev = row["entry_hash"] = digest((head + encode_basestring(prev) + tail).encode())
-    return seqs
-
-
 # -- appending -----------------------------------------------------------------------------
+#
+# An append works on columns (column name -> one value per entry), never on an object per
+# entry (:mod:`privacy.ledger_columns`): each distinct value of a column is checked and encoded
+# once, the canonical text of every entry is joined from its columns' pieces around the one
+# part that waits for the previous hash (``prev_hash``), and PostgreSQL receives the rows as
+# ``COPY`` text built the same way.
 
 
-def _aware_utc(value: dt.datetime, name: str) -> dt.datetime:
-    if not isinstance(value, dt.datetime) or value.tzinfo is None:
-        raise LedgerError(f"{name} must be a timezone-aware datetime")
-    return value.astimezone(dt.UTC)
-
-
-def _disclosure_row(
-    item: Disclosure, fields: dict[tuple[str, ...], list[str]] | None = None
-) -> dict[str, Any]:
-    """The row of ``item``; ``fields`` shares one list among items that name the same fields
-    (most of a batch), so the chain and the ``COPY`` encode it once."""
-    if item.action not in ACTIONS:
+def _encoded(ledger: _Ledger, columns: Columns) -> tuple[list[Encoded], int]:
+    """Every column of ``columns`` checked (names, lengths, types) and encoded; the count."""
+    expected = set(ledger.content_columns) - {"seq", "prev_hash"}
+    if set(columns) != expected:
+        missing, extra = sorted(expected - set(columns)), sorted(set(columns) - expected)
+        raise LedgerError(
+            f"ledger columns do not match the ledger: missing {missing}, extra {extra}"
+        )
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1:
+        raise LedgerError("ledger columns of one append must have the same length")
+    encoded = [Encoded(ledger.table.c[name], columns[name]) for name in sorted(columns)]
+    if "action" in columns and not set(columns["action"]) <= ACTIONS:
         raise LedgerError(f"disclosure action must be one of {sorted(ACTIONS)}")
-    if isinstance(item.fields, str):
-        raise LedgerError("disclosure fields must be a sequence of field names")
-    named = tuple(item.fields)
-    shared = None if fields is None else fields.get(named)
-    if shared is None:
-        shared = [str(f) for f in named]
-        if fields is not None:
-            fields[named] = shared
-    return {
-        "run_id": str(item.run_id),
-        "program_code": str(item.program_code),
-        "child_local_id": str(item.child_local_id),
-        "recipient_code": str(item.recipient_code),
-        "agreement_id": str(item.agreement_id),
-        "legal_basis": str(item.legal_basis),
-        "purpose": str(item.purpose),
-        "fields": shared,
-        "action": str(item.action),
-        "run_date": item.run_date,
-        "disclosed_at": _aware_utc(item.disclosed_at, "disclosed_at"),
-        "payload_digest": str(item.payload_digest),
-    }
-
-
-def _redaction_row(item: Redaction) -> dict[str, Any]:
-    return {
-        "run_id": str(item.run_id),
-        "program_code": str(item.program_code),
-        "subject": str(item.subject),
-        "agreement_id": str(item.agreement_id),
-        "field": None if item.field is None else str(item.field),
-        "reason_code": str(item.reason_code),
-        "rule": str(item.rule),
-        "recorded_at": _aware_utc(item.recorded_at, "recorded_at"),
-    }
+    return encoded, lengths.pop()
 
 
 def _lock(session: Session, ledger: _Ledger) -> None:
@@ -363,55 +264,125 @@ def _lock(session: Session, ledger: _Ledger) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _append(session: Session, name: str, rows: Iterable[dict[str, Any]]) -> list[int]:
+def _append(session: Session, name: str, columns: Columns) -> list[int]:
+    """Check every entry, take the lock, then chain and write the entries part by part: on
+    PostgreSQL the server stores one part while the next is hashed."""
     ledger = _LEDGERS[name]
     table = ledger.table
-    prepared = list(rows)  # validate everything before touching the ledger
-    if not prepared:
+    encoded, count = _encoded(ledger, columns)  # validate everything before touching the ledger
+    if not count:
         return []
-    digest = _digester(ledger_key())
+    key = ledger_key()
     _lock(session, ledger)
     head = session.execute(
         select(table.c.seq, table.c.entry_hash).order_by(table.c.seq.desc()).limit(1)
     ).first()
     seq, prev = (int(head.seq), str(head.entry_hash)) if head else (0, GENESIS)
-    seqs = _chain(prepared, seq, prev, digest)
-    _insert(session, table, prepared)
+    seqs = list(range(seq + 1, seq + 1 + count))
+    with _writer(session, table) as write:
+        for start in range(0, count, _INSERT_BATCH):
+            stop = min(start + _INSERT_BATCH, count)
+            parts = [c.part(start, stop) for c in encoded]
+            hashes = chain(parts, seqs[start:stop], prev, key)
+            write(parts, {"seq": seqs[start:stop], "prev_hash": [prev, *hashes[:-1]]}, hashes)
+            prev = hashes[-1]
     return seqs
 
 
-def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows``: one ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3), multi-row
-    inserts elsewhere; either way in the caller's transaction."""
+Write = Callable[[list[Part], dict[str, list[Any]], list[str]], None]
+
+
+@contextmanager
+def _writer(session: Session, table: Table) -> Iterator[Write]:
+    """A function that writes parts of the entries (with their ``seq``, ``prev_hash`` and
+    ``entry_hash``): ``COPY ... FROM STDIN`` text on PostgreSQL (psycopg 3), built column by
+    column, multi-row inserts elsewhere; either way in the caller's transaction."""
     connection = session.connection()
     driver = connection.connection.driver_connection
+    names = [c.name for c in table.columns if c.name != "id"]
     if driver is None or connection.dialect.name != "postgresql" or not hasattr(driver, "pgconn"):
-        for start in range(0, len(rows), _INSERT_BATCH):
-            session.execute(insert(table), rows[start : start + _INSERT_BATCH])
+
+        def insert_rows(
+            parts: list[Part], chained: dict[str, list[Any]], hashes: list[str]
+        ) -> None:
+            values = {p.name: p.stored() for p in parts} | chained | {"entry_hash": hashes}
+            rows = zip(*map(values.get, names), strict=True)
+            session.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
+
+        yield insert_rows
         return
     from psycopg import sql
 
-    columns = [c.name for c in table.columns if c.name != "id"]
-    as_json = [isinstance(c.type, JSON) for c in table.columns if c.name != "id"]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    dumped: dict[int, str] = {}  # a JSON value shared by many rows, encoded once
-
-    def encoded(value: Any) -> str | None:
-        if value is None:
-            return None
-        try:
-            return dumped[id(value)]
-        except KeyError:
-            text_ = dumped[id(value)] = json.dumps(value)
-            return text_
-
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(
-                [encoded(row[c]) if j else row[c] for c, j in zip(columns, as_json, strict=True)]
-            )
+
+        def copy_rows(parts: list[Part], chained: dict[str, list[Any]], hashes: list[str]) -> None:
+            fields = {p.name: p.copy_fields() for p in parts}
+            fields["seq"] = list(map(str, chained["seq"]))
+            fields["prev_hash"] = copy_texts(chained["prev_hash"])
+            fields["entry_hash"] = hashes  # hex digests: nothing to escape
+            lines = map("\t".join, zip(*(fields[name] for name in names), strict=True))
+            copy.write("\n".join(lines) + "\n")
+
+        yield copy_rows
+
+
+def append_columns(session: Session, ledger: LedgerName, columns: Columns) -> list[int]:
+    """Append entries given as columns (:data:`Columns`) to ``ledger`` in the caller's
+    transaction; returns their ``seq``s. The chain, the canonical form and the stored rows are
+    exactly those of the same entries appended one by one.
+
+    Nothing is written when any value is invalid (:class:`LedgerError`).
+    """
+    return _append(session, ledger, columns)
+
+
+def _disclosure_row(item: Disclosure) -> dict[str, Any]:
+    """The content of ``item`` as stored."""
+    if item.action not in ACTIONS:
+        raise LedgerError(f"disclosure action must be one of {sorted(ACTIONS)}")
+    if isinstance(item.fields, str):
+        raise LedgerError("disclosure fields must be a sequence of field names")
+    return {
+        "run_id": str(item.run_id),
+        "program_code": str(item.program_code),
+        "child_local_id": str(item.child_local_id),
+        "recipient_code": str(item.recipient_code),
+        "agreement_id": str(item.agreement_id),
+        "legal_basis": str(item.legal_basis),
+        "purpose": str(item.purpose),
+        "fields": tuple(str(f) for f in item.fields),
+        "action": str(item.action),
+        "run_date": item.run_date,
+        "disclosed_at": aware_utc(item.disclosed_at, "disclosed_at"),
+        "payload_digest": str(item.payload_digest),
+    }
+
+
+def _redaction_row(item: Redaction) -> dict[str, Any]:
+    """The content of ``item`` as stored."""
+    return {
+        "run_id": str(item.run_id),
+        "program_code": str(item.program_code),
+        "subject": str(item.subject),
+        "agreement_id": str(item.agreement_id),
+        "field": None if item.field is None else str(item.field),
+        "reason_code": str(item.reason_code),
+        "rule": str(item.rule),
+        "recorded_at": aware_utc(item.recorded_at, "recorded_at"),
+    }
+
+
+def _as_columns(name: str, rows: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {
+        c: [] for c in _LEDGERS[name].content_columns if c not in ("seq", "prev_hash")
+    }
+    for row in rows:
+        for column, values in columns.items():
+            values.append(row[column])
+    return columns
 
 
 def append_disclosures(session: Session, items: Iterable[Disclosure]) -> list[int]:
@@ -419,13 +390,14 @@ def append_disclosures(session: Session, items: Iterable[Disclosure]) -> list[in
 
     Nothing is written when any item is invalid (:class:`LedgerError`).
     """
-    fields: dict[tuple[str, ...], list[str]] = {}
-    return _append(session, "disclosures", (_disclosure_row(i, fields) for i in items))
+    rows = (_disclosure_row(i) for i in items)
+    return _append(session, "disclosures", _as_columns("disclosures", rows))
 
 
 def append_redactions(session: Session, items: Iterable[Redaction]) -> list[int]:
     """Append redactions to the audit in the caller's transaction; returns their ``seq``s."""
-    return _append(session, "redactions", (_redaction_row(i) for i in items))
+    rows = (_redaction_row(i) for i in items)
+    return _append(session, "redactions", _as_columns("redactions", rows))
 
 
 # -- verifying -----------------------------------------------------------------------------

@@ -8,13 +8,21 @@ check, one append per ledger (the ledger lock held only for that), one ``deliver
 upsert and one update of the delivery rows for the whole group. Should that transaction fail,
 each program of the group is recorded alone, so one program's bad record stops only itself.
 Recording always follows delivery: a crash in between leaves the group's deliveries open, and
-the next run reconciles each (:mod:`.reconcile`)."""
+the next run reconciles each (:mod:`.reconcile`).
+
+Entries are built as columns (:func:`privacy.ledger.append_columns`), never as an object per
+entry, and every entry of a group carries the group's one time (``disclosed_at``,
+``recorded_at``): they are written in one transaction, at one moment as far as the log can
+tell. The log keeps the date a disclosure was made (45 CFR 1303.24(b), FERPA 99.32); no rule
+asks for the instants of entries written together to differ."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +34,7 @@ from pipelines.destinations.base import ChildKey
 from pipelines.submission.context import RunContext
 from pipelines.submission.repeats import new_disclosures
 from pipelines.submission.state import OUT_OF_SCOPE, Current, Held, state_rows, upsert_state
-from privacy.ledger import Disclosure, Redaction, append_disclosures, append_redactions
+from privacy.ledger import append_columns
 from privacy.reasons import Reason
 from schemas import Delivery
 
@@ -47,27 +55,6 @@ class StateUpdate:
     held: Mapping[ChildKey, Held]
     program_sent: bool
     snapshot: bool = False
-
-
-def _delete_entry(
-    agreement: Any, run_id: str, run_date: dt.date, key: ChildKey, purpose: str, what: str
-) -> Disclosure:
-    program_code, local_id = key
-    return Disclosure(
-        run_id=run_id,
-        program_code=program_code,
-        child_local_id=local_id,
-        recipient_code=agreement.recipient,
-        agreement_id=agreement.id,
-        legal_basis=agreement.legal_basis.value,
-        purpose=purpose,
-        fields=(),
-        run_date=run_date,
-        payload_digest=hashlib.sha256(
-            f"delete:{program_code}:{local_id}{what}".encode()
-        ).hexdigest(),
-        action="delete",
-    )
 
 
 @dataclass(frozen=True)
@@ -140,13 +127,14 @@ def record_many(
     repeat check, one append to each ledger (one ``COPY``, the chain hashed in one pass), one
     ``delivery_state`` upsert and one update of the delivery rows. Returns, per recording, how
     many disclosures (and deletions) were logged."""
-    built = [_entries(context, r) for r in recordings]
-    disclosures = [d for entries, _ in built for d in entries]
+    now = dt.datetime.now(dt.UTC)  # the group's one transaction: one time for its entries
+    built = [_entries(context, r, now) for r in recordings]
+    disclosures = _joined([d for d, _ in built], DISCLOSURE_COLUMNS)
     fresh = new_disclosures(session, disclosures)  # a repeat is one disclosure
-    kept = {id(d) for d in fresh}
-    append_disclosures(session, fresh)
-    append_redactions(session, [r for _, redactions in built for r in redactions])
-    now = dt.datetime.now(dt.UTC)
+    if fresh is not None:
+        disclosures = {name: [values[i] for i in fresh] for name, values in disclosures.items()}
+    append_columns(session, "disclosures", disclosures)
+    append_columns(session, "redactions", _joined([r for _, r in built], REDACTION_COLUMNS))
     rows = [
         row
         for r in recordings
@@ -170,7 +158,19 @@ def record_many(
         session.execute(
             update(Delivery).where(Delivery.id.in_(logged)).values(status="logged", updated_at=now)
         )
-    return [sum(id(d) in kept for d in entries) for entries, _ in built]
+    return kept_per_part([len(d["run_id"]) for d, _ in built], fresh)
+
+
+def kept_per_part(sizes: Sequence[int], kept: Sequence[int] | None) -> list[int]:
+    """How many of each part's entries are kept: the parts (``sizes`` entries each) lie one
+    after the other, ``kept`` lists the positions kept in ascending order (None: all)."""
+    if kept is None:
+        return list(sizes)
+    ends = list(itertools.accumulate(sizes))  # each part's entries end there
+    return [
+        bisect.bisect_left(kept, end) - bisect.bisect_left(kept, end - size)
+        for size, end in zip(sizes, ends, strict=True)
+    ]
 
 
 Finish = Callable[[Session, Sequence[tuple[Recording, int]]], None]
@@ -210,83 +210,172 @@ def record_group(
     return logged, failed
 
 
-def _entries(context: RunContext, r: Recording) -> tuple[list[Disclosure], list[Redaction]]:
-    """The disclosure log and redaction audit entries of one program's record."""
+DISCLOSURE_COLUMNS = (
+    "run_id",
+    "program_code",
+    "child_local_id",
+    "recipient_code",
+    "agreement_id",
+    "legal_basis",
+    "purpose",
+    "fields",
+    "action",
+    "run_date",
+    "disclosed_at",
+    "payload_digest",
+)
+REDACTION_COLUMNS = (
+    "run_id",
+    "program_code",
+    "subject",
+    "agreement_id",
+    "field",
+    "reason_code",
+    "rule",
+    "recorded_at",
+)
+Columns = dict[str, list[Any]]
+"""Ledger entries as columns (:data:`privacy.ledger.Columns`): name -> one value per entry."""
+
+
+def _add(columns: Columns, same: Mapping[str, Any], each: Mapping[str, list[Any]]) -> None:
+    """Add entries to ``columns``: ``each`` one value per entry, ``same`` one for all."""
+    count = len(next(iter(each.values())))
+    for name, values in each.items():
+        columns[name] += values
+    for name, value in same.items():
+        columns[name] += [value] * count
+
+
+def _joined(parts: Iterable[Columns], names: Sequence[str]) -> Columns:
+    """The entries of ``parts`` one after the other."""
+    out: Columns = {name: [] for name in names}
+    for part in parts:
+        for name in names:
+            out[name] += part[name]
+    return out
+
+
+def _deletions(
+    columns: Columns,
+    same: Mapping[str, Any],
+    keys: list[ChildKey],
+    whys: list[str],
+    what: list[str],
+) -> None:
+    """``delete`` entries for ``keys``: the reason per child (``purpose``) and what went
+    (part of the payload digest, which names the deletion)."""
+    if not keys:
+        return
+    _add(
+        columns,
+        {**same, "fields": (), "action": "delete"},
+        {
+            "program_code": [p for p, _ in keys],
+            "child_local_id": [c for _, c in keys],
+            "purpose": whys,
+            "payload_digest": [
+                hashlib.sha256(f"delete:{p}:{c}{w}".encode()).hexdigest()
+                for (p, c), w in zip(keys, what, strict=True)
+            ],
+        },
+    )
+
+
+def _entries(context: RunContext, r: Recording, now: dt.datetime) -> tuple[Columns, Columns]:
+    """The disclosure log and redaction audit entries of one program's record, as columns,
+    all written at ``now``: replaced copies deleted, then each accepted child, then children
+    withdrawn; redactions as the ledger lists them, then children the destination rejected,
+    then what it left out."""
     agreement = context.agreement
     run_id, run_date, program, ledger = r.run_id, r.run_date, r.program, r.ledger
     accepted, carried = r.accepted, r.carried
-    deleted = r.deleted or {}
-    replaced = r.replaced or {}
-    disclosures = [
-        _delete_entry(
-            agreement,
-            run_id,
-            run_date,
-            key,
-            f"old copy deleted: tonight's record no longer has it ({', '.join(what)})",
-            ":" + ",".join(what),
-        )
-        for key, what in sorted(replaced.items())
-    ]
+    disclosures: Columns = {name: [] for name in DISCLOSURE_COLUMNS}
+    same = {
+        "run_id": run_id,
+        "recipient_code": agreement.recipient,
+        "agreement_id": agreement.id,
+        "legal_basis": agreement.legal_basis.value,
+        "run_date": run_date,
+        "disclosed_at": now,
+    }
+    replaced = sorted((r.replaced or {}).items())
+    _deletions(
+        disclosures,
+        same,
+        [key for key, _ in replaced],
+        [
+            f"old copy deleted: tonight's record no longer has it ({', '.join(what)})"
+            for _, what in replaced
+        ],
+        [":" + ",".join(what) for _, what in replaced],
+    )
     if accepted is not None:
-        common = {
-            "run_id": run_id,
-            "recipient_code": agreement.recipient,
-            "agreement_id": agreement.id,
-            "legal_basis": agreement.legal_basis.value,
-            "purpose": agreement.purpose,
-            "run_date": run_date,
-        }
-        for d in ledger["disclosures"]:
-            key = (d["program_code"], d["child_local_id"])
-            if key not in accepted or (carried is not None and key not in carried):
-                continue
-            disclosures.append(
-                Disclosure(
-                    **common,
-                    program_code=key[0],
-                    child_local_id=key[1],
-                    fields=tuple(d["fields"] if carried is None else carried[key]),
-                    payload_digest=d["digest"],
-                )
+        kept = [
+            d
+            for d in ledger["disclosures"]
+            if (key := (d["program_code"], d["child_local_id"])) in accepted
+            and (carried is None or key in carried)
+        ]
+        if kept:
+            _add(
+                disclosures,
+                {**same, "purpose": agreement.purpose, "action": "disclose"},
+                {
+                    "program_code": [d["program_code"] for d in kept],
+                    "child_local_id": [d["child_local_id"] for d in kept],
+                    "fields": [
+                        tuple(d["fields"])
+                        if carried is None
+                        else tuple(carried[(d["program_code"], d["child_local_id"])])
+                        for d in kept
+                    ],
+                    "payload_digest": [d["digest"] for d in kept],
+                },
             )
-    redactions = [
-        Redaction(
-            run_id=run_id,
-            program_code=program,
-            subject=x["subject"],
-            agreement_id=agreement.id,
-            reason_code=x["reason"],
-            rule=x["rule"],
-            field=x["field"],
+    deleted = sorted((r.deleted or {}).items())
+    _deletions(
+        disclosures,
+        same,
+        [key for key, _ in deleted],
+        [WHY_DELETED[why] for _, why in deleted],
+        [""] * len(deleted),
+    )
+    redactions: Columns = {name: [] for name in REDACTION_COLUMNS}
+    audit = {"run_id": run_id, "agreement_id": agreement.id, "recorded_at": now}
+    if ledger["redactions"]:
+        x = ledger["redactions"]
+        _add(
+            redactions,
+            {**audit, "program_code": program},
+            {
+                "subject": [i["subject"] for i in x],
+                "field": [i["field"] for i in x],
+                "reason_code": [i["reason"] for i in x],
+                "rule": [i["rule"] for i in x],
+            },
         )
-        for x in ledger["redactions"]
-    ]
-    redactions += [
-        Redaction(
-            run_id=run_id,
-            program_code=program_code,
-            subject=local_id,
-            agreement_id=agreement.id,
-            reason_code=REJECTED,
-            rule=problem[:500],
+    rejected = sorted(r.rejected.items())
+    if rejected:
+        _add(
+            redactions,
+            {**audit, "field": None, "reason_code": REJECTED},
+            {
+                "program_code": [p for (p, _), _ in rejected],
+                "subject": [c for (_, c), _ in rejected],
+                "rule": [problem[:500] for _, problem in rejected],
+            },
         )
-        for (program_code, local_id), problem in sorted(r.rejected.items())
-    ]
-    disclosures += [
-        _delete_entry(agreement, run_id, run_date, key, WHY_DELETED[why], "")
-        for key, why in sorted(deleted.items())
-    ]
-    redactions += [
-        Redaction(
-            run_id=run_id,
-            program_code=note["program_code"],
-            subject=note["subject"],
-            agreement_id=agreement.id,
-            reason_code=note["reason"],
-            rule=note["rule"],
-            field=note["field"],
+    if r.notes:
+        _add(
+            redactions,
+            audit,
+            {
+                "program_code": [n["program_code"] for n in r.notes],
+                "subject": [n["subject"] for n in r.notes],
+                "field": [n["field"] for n in r.notes],
+                "reason_code": [n["reason"] for n in r.notes],
+                "rule": [n["rule"] for n in r.notes],
+            },
         )
-        for note in r.notes
-    ]
     return disclosures, redactions

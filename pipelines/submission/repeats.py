@@ -27,12 +27,12 @@ entries by the indexed ``run_id``, so its cost does not grow with the log's hist
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from privacy.ledger import Disclosure
 from schemas import DisclosureEntry, Run
 
 Identity = tuple[str, str, str, str, str, str, str, tuple[str, ...]]
@@ -51,20 +51,24 @@ def _identity(
     return (program, child, recipient, agreement, action, run_date, digest, tuple(fields))
 
 
-def new_disclosures(session: Session, disclosures: Sequence[Disclosure]) -> list[Disclosure]:
-    """``disclosures`` without those already in the log (and without repeats among them)."""
-    if not disclosures:
-        return []
-    dates = {d.run_date for d in disclosures}
-    channels = select(Run.destination).where(Run.id.in_({d.run_id for d in disclosures}))
+def new_disclosures(session: Session, disclosures: Mapping[str, Sequence[Any]]) -> list[int] | None:
+    """The positions of the entries of ``disclosures`` (ledger columns, as
+    :func:`privacy.ledger.append_columns` takes them) not already in the log (nor repeats of
+    one before them), in order; None when that is every entry."""
+    if not disclosures["run_id"]:
+        return None
+    d = disclosures
+    dates = set(d["run_date"])
+    runs = set(d["run_id"])
+    channels = select(Run.destination).where(Run.id.in_(runs))
     run_ids = list(
         session.scalars(
             select(Run.id).where(Run.run_date.in_(dates), Run.destination.in_(channels))
         )
     )
-    run_ids += sorted({d.run_id for d in disclosures} - set(run_ids))
-    programs = {d.program_code for d in disclosures}
-    recipients = {d.recipient_code for d in disclosures}
+    run_ids += sorted(runs - set(run_ids))
+    programs = set(d["program_code"])
+    recipients = set(d["recipient_code"])
     e = DisclosureEntry
     seen: set[Identity] = set()
     for start in range(0, len(run_ids), 500):
@@ -90,24 +94,30 @@ def new_disclosures(session: Session, disclosures: Sequence[Disclosure]) -> list
             for p, c, r, a, act, day, digest, fields in rows
         )
     if not seen:  # the date's first delivery of these programs: nothing to compare
-        return list(disclosures)
+        return None
     children = {(key[0], key[1]) for key in seen}
     fresh = []
-    for d in disclosures:
-        if (d.program_code, d.child_local_id) not in children:
-            fresh.append(d)
+    entries = zip(
+        d["program_code"],
+        d["child_local_id"],
+        d["recipient_code"],
+        d["agreement_id"],
+        d["action"],
+        d["run_date"],
+        d["payload_digest"],
+        d["fields"],
+        strict=True,
+    )
+    for i, (program, child, recipient, agreement, action, day, digest, fields) in enumerate(
+        entries
+    ):
+        if (program, child) not in children:
+            fresh.append(i)
             continue
         key = _identity(
-            d.program_code,
-            d.child_local_id,
-            d.recipient_code,
-            d.agreement_id,
-            d.action,
-            d.run_date.isoformat(),
-            d.payload_digest,
-            d.fields,
+            program, child, recipient, agreement, action, day.isoformat(), digest, fields
         )
         if key not in seen:
             seen.add(key)
-            fresh.append(d)
+            fresh.append(i)
     return fresh
