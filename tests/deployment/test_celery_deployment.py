@@ -456,7 +456,10 @@ def _a_late_redelivery_of_the_killed_workers_message_is_refused(
     refusals = ("Task Instance not found", *(["Invalid auth token"] if expired else []))
     for task_id, result in results.items():
         assert result is not None
-        assert logs.count(f"execute_workload[{task_id}] received") == 2, "handed out again"
+        # handed out again at least once; with a 1 s visibility timeout a copy still being
+        # refused can be handed out once more on a loaded machine: each copy is refused, as
+        # the unchanged task instances, deliveries and log below show
+        assert logs.count(f"execute_workload[{task_id}] received") >= 2, "handed out again"
         assert any(r in result[1] for r in refusals), result[1][-2000:]
         why = next(r for r in refusals if r in result[1])
         print(f"late redelivery of {task_id}: refused ({why})")
