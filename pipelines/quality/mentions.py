@@ -6,6 +6,10 @@ Pure functions (no Great Expectations), shared by the output gate and its expect
   white space made one space, ends stripped, case folded; empty is ``None``.
 - :func:`value_forms`: the ways a child's value can be written in a cell: a date as ISO,
   ``MM/DD/YYYY`` and ``M/D/YYYY``; anything else as its normalized text.
+- :func:`full_date_forms`: the ways a full date can be written in a column that carries it cut
+  to the month: :func:`value_forms` and the column's own full ``strftime`` pattern (``%d.%m.%Y``,
+  ``%Y%m%d``, ``%y%m%d``...), less what that column rightly writes for the date's month (so a
+  pattern that names no day, or a form equal to the month cut, never stops a correct value).
 - Mentions in free text (a parent's statement). Words are the maximal runs of letters and
   digits (case folded); anything else separates them. A statement *mentions* a person's full
   name when the words of the first and last name (either order; or first, middle, last) occur
@@ -75,6 +79,41 @@ def value_forms(value: Any) -> list[str]:
         ]
     text = normalize(value)
     return [text] if text else []
+
+
+def _as_date(value: Any) -> dt.date | None:
+    """``value`` as a date (a date, a datetime, or ISO ``YYYY-MM-DD`` text), else ``None``."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def full_date_forms(value: Any, full: str, month: str) -> list[str]:
+    """The normalized ways a column written with ``strftime`` pattern ``full`` (and ``month``
+    for a date cut to the month) could carry ``value``'s full date: :func:`value_forms` and
+    ``value`` written with ``full``; none equal to what the column writes for the month cut
+    (that is the agreement's own value, not a full date). Empty for no date."""
+    date = _as_date(value)
+    if date is None:
+        return []
+    forms = [*value_forms(date), normalize(_strftime(date, full))]
+    cut = normalize(_strftime(date.replace(day=1), month))
+    return [f for f in dict.fromkeys(forms) if f is not None and f != cut]
+
+
+def _strftime(date: dt.date, pattern: str) -> str | None:
+    """``date`` written as the renderer writes it (``date.strftime``); ``None`` if it cannot."""
+    try:
+        return date.strftime(pattern)
+    except ValueError:
+        return None
 
 
 _UNIFORM = frozenset({"string", "empty", "date", "datetime"})
@@ -200,6 +239,18 @@ def forms_matrix(values: Any) -> np.ndarray:
         column = _table(results)
         width = 1 if pd.notna(results).any() else 0
         return column[codes].reshape(-1, 1)[:, :width]
+    return _matrix(codes, results)
+
+
+def full_date_forms_matrix(values: Any, full: str, month: str) -> np.ndarray:
+    """:func:`full_date_forms` of every value as rows of a matrix (``None`` past a value's
+    forms), each distinct value's forms made once."""
+    codes, results = _per_distinct(values, lambda v: full_date_forms(v, full, month))
+    return _matrix(codes, results)
+
+
+def _matrix(codes: np.ndarray, results: list[list[str]]) -> np.ndarray:
+    """Each distinct value's forms as a row, picked by ``codes`` (-1: a row of ``None``)."""
     width = max((len(forms) for forms in results), default=0)
     table = np.full((len(results) + 1, width), None, dtype=object)
     for i, forms in enumerate(results):

@@ -38,7 +38,12 @@ pseudonymizes, a birth date it cuts to the month) must not show up where it coul
   of the row child's protected values, in any of its forms (:mod:`pipelines.quality.mentions`);
   a protected value equal to a value the agreement sends as recorded (a guardian's last name
   that is also the child's) is not protected in that row.
-- ``full_value``: a ``generalized_columns`` cell equals its own field's full value.
+- ``full_value``: a ``generalized_columns`` cell equals its own field's full value. For a column
+  with ``date_formats`` (a file column written with a ``strftime`` pattern, and the pattern of
+  its month cut), the full date in that column's own pattern too (``%d.%m.%Y``, ``%Y%m%d``,
+  ``%y%m%d``...), but never what the column rightly writes for the row child's month: a
+  compact month such as ``202111`` is compared with the row child's own date, not read by
+  its shape (:func:`~pipelines.quality.mentions.full_date_forms`).
 - ``value_mismatch``: a ``kept_text_columns`` cell is neither empty nor its row child's value
   (another child's name in this child's row).
 - ``other_child``: a ``statement_columns`` cell mentions another child of the batch (a full
@@ -66,7 +71,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.quality.context import Loaded, get_context, summarize
-from pipelines.quality.mentions import KeyIndex, forms_matrix
+from pipelines.quality.mentions import KeyIndex, forms_matrix, full_date_forms_matrix
 
 _B = r"(?<![\w-])"
 _E = r"(?![\w-])"
@@ -127,6 +132,8 @@ class Columns:
     statements: tuple[str, ...] = ()
     empty: tuple[str, ...] = ()
     pattern_exempt: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    date_formats: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """A generalized date column -> its ``strftime`` patterns (full date, month cut)."""
 
     @property
     def row_wise(self) -> bool:
@@ -171,6 +178,9 @@ class _Spec:
     """Field -> its helper columns (the row child's protected forms)."""
     own: dict[str, str] = field(default_factory=dict)
     """Field -> the helper column of the row child's own value (kept text fields)."""
+    full_dates: dict[str, list[str]] = field(default_factory=dict)
+    """A column of ``date_formats`` -> the helper columns of the row child's full date as
+    that column could carry it."""
     own_keys: str | None = None
     mentioned: list[str] = field(default_factory=list)
     """The batch's mention keys that occur in the statements (narrowed, like a value set)."""
@@ -231,7 +241,7 @@ def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
     if everything:
         out += [("child_value", c, everything) for c in columns.text if c in data.columns]
     for column, source in columns.generalized.items():
-        own = spec.protected.get(source, [])
+        own = spec.full_dates.get(column, spec.protected.get(source, []))
         if column in data.columns and own:
             out.append(("full_value", column, own))
     for column, source in columns.kept_text.items():
@@ -408,6 +418,18 @@ def _helpers(
             name = f"{HELPER_PREFIX}{source}:{k}"
             helpers[name] = pd.Series(forms[:, k], dtype=object)
             protected.setdefault(source, []).append(name)
+    full_dates: dict[str, list[str]] = {}
+    for column, (full, month) in columns.date_formats.items():
+        source = columns.generalized.get(column)
+        if source is None or source not in values.columns or column not in data.columns:
+            continue
+        forms = full_date_forms_matrix(values[source], full, month)
+        full_dates[column] = []
+        for k in range(forms.shape[1]):
+            if pd.notna(forms[:, k]).any():
+                name = f"{HELPER_PREFIX}full:{column}:{k}"
+                helpers[name] = pd.Series(forms[:, k], dtype=object)
+                full_dates[column].append(name)
     own_values: dict[str, str] = {}
     for source in sorted(set(columns.kept_text.values())):
         name = f"{HELPER_PREFIX}{source}:own"
@@ -428,7 +450,12 @@ def _helpers(
                     found |= rows.batch.find(text)
         mentioned = sorted(found)
     return helpers, replace(
-        spec, protected=protected, own=own_values, own_keys=own_keys, mentioned=mentioned
+        spec,
+        protected=protected,
+        own=own_values,
+        own_keys=own_keys,
+        mentioned=mentioned,
+        full_dates=full_dates,
     )
 
 

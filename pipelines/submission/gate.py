@@ -11,6 +11,8 @@ agreement sends it:
   against every value of the row's own child that the agreement does not send as recorded;
   a text field the agreement keeps must also be that child's own value (or empty);
 - a generalized field (month, year, age in months, bucket, ZIP3): must not be the full value;
+  a date column of a file layout, in none of the forms it could be written in (ISO, US, or
+  the column's own pattern), other than what the column writes for the month;
 - a parent's statement: must not mention another child of the batch (their full name or id);
   a phone, e-mail or number in it is the parent's own words and travels (45 CFR 1303.24(c));
 - a layout column whose field the agreement does not send: must be empty;
@@ -32,6 +34,7 @@ from pipelines.quality.mentions import KeyIndex, id_keys, name_key_matrix
 from pipelines.quality.output_suite import Columns, RowValues, validate_output
 from privacy.fields import CATALOG, Kind
 from privacy.transforms import PSEUDONYM_PATTERN, FieldPlan
+from schemas.filespec import ColumnType
 
 if TYPE_CHECKING:
     from pipelines.submission.prepare import Preparation
@@ -113,8 +116,14 @@ class Identities:
         return RowValues(values.reset_index(drop=True), kept, own, self.batch), unknown
 
 
-def _columns(sources: dict[str, str], plan: FieldPlan, record_level: bool) -> Columns:
-    """Which rules read which column, from each column's source and the plan's transform."""
+def _columns(
+    sources: dict[str, str],
+    plan: FieldPlan,
+    record_level: bool,
+    date_formats: dict[str, tuple[str, str]] | None = None,
+) -> Columns:
+    """Which rules read which column, from each column's source and the plan's transform
+    (``date_formats``: a layout's date column -> its full and month patterns)."""
     transform = {rule.column: rule.transform.name for rule in plan.rules}
     field_of = {rule.column: rule.field.name for rule in plan.rules}
     text, empty, statements = [], [], []
@@ -149,6 +158,7 @@ def _columns(sources: dict[str, str], plan: FieldPlan, record_level: bool) -> Co
         statements=tuple(statements),
         empty=tuple(empty),
         pattern_exempt=exempt,
+        date_formats={c: f for c, f in (date_formats or {}).items() if c in generalized},
     )
 
 
@@ -162,17 +172,23 @@ def _check(
 ) -> dict[str, Any]:
     spec = next((s for s in p.specs if s.file_name == name), None)
     pseudonymized = {r.column for r in plan.rules if r.transform.name == "pseudonymize"}
+    formats: dict[str, tuple[str, str]] = {}
     if spec is None:  # an API destination's records: exactly the plan's columns
         sources = {c: c for c in plan.columns}
         pseudonyms = [c for c in plan.columns if c in pseudonymized]
     else:
         sources = {c.name: c.source for c in spec.columns}
+        formats = {
+            c.name: (c.date_format, c.month_format)
+            for c in spec.columns
+            if c.type is ColumnType.DATE
+        }
         pseudonyms = [c.name for c in spec.columns if c.source in pseudonymized]
     aggregate = spec is not None and spec.level == "aggregate"
     if spec is not None and aggregate:  # rendered counts are text; the cell-size rule reads numbers
         counts = frame["ChildCount"].replace({spec.suppressed_marker: None})
         frame = frame.assign(ChildCount=pd.to_numeric(counts).astype("Float64"))
-    columns = _columns(sources, plan, record_level=not aggregate)
+    columns = _columns(sources, plan, record_level=not aggregate, date_formats=formats)
     kept = frozenset(r.field.name for r in plan.rules if r.transform.name == "keep")
     rows, unknown = identities.rows(keys, kept) if not aggregate else (None, 0)
     result = validate_output(
