@@ -35,7 +35,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
@@ -53,7 +53,7 @@ from pipelines.submission.batches import (
     remove_staged_many,
 )
 from pipelines.submission.context import RunContext
-from pipelines.submission.marks import deliver_marked
+from pipelines.submission.marks import deliver_marked, flushed_by_mark
 from pipelines.submission.record import Recording, StateUpdate, record_delivery, record_group
 from pipelines.submission.state import (
     HELD,
@@ -102,9 +102,16 @@ def _new_delivery_row(
     context: RunContext, batch: Batch, prepared: dict[str, Any], artifacts: dict[str, Any]
 ) -> int:
     """The id of this run's delivery of the program, inserted pending in a transaction of its
-    own: for a program of which the run has no row yet (:class:`_Ahead` knows)."""
+    own: for a program of which the run has no row yet (:class:`_Ahead` knows).
+
+    For a file drop on PostgreSQL the commit does not wait for the disk flush: no byte leaves
+    before the upload mark (:mod:`.marks`), whose synchronous commit flushes the log up to
+    itself, this row included (the log is written in order); the mark fails if the row is
+    gone. Other destinations send without a mark, so their row waits for the flush."""
     now = dt.datetime.now(dt.UTC)
     with session_scope(context.engine) as session:
+        if flushed_by_mark(context, session):
+            session.execute(text("SET LOCAL synchronous_commit = off"))
         return int(
             session.execute(
                 insert(Delivery)

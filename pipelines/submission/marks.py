@@ -15,6 +15,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.destinations.base import PUBLISH, UPLOAD, Batch, DeliveryResult, Progress, Step
@@ -31,13 +32,22 @@ def marking(context: RunContext, delivery_id: int) -> Progress:
     def mark(step: Step) -> None:
         column = _COLUMNS[step]
         with session_scope(context.engine) as session:
-            session.execute(
+            marked = session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id, column.is_(None))
                 .values({column: dt.datetime.now(dt.UTC)})
-            )
+            ).rowcount
+            if not marked and session.get(Delivery, delivery_id) is None:  # fail closed
+                raise LookupError(f"delivery {delivery_id} is not recorded: nothing is sent")
 
     return mark
+
+
+def flushed_by_mark(context: RunContext, session: Session) -> bool:
+    """Whether a pending delivery row may commit without waiting for the disk: on PostgreSQL,
+    for a file drop, whose upload mark's synchronous commit flushes it before any byte leaves."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return postgres and context.destination.type.value in FILE_DROPS
 
 
 def deliver_marked(

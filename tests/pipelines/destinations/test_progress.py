@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace as Ctx
 
 import pytest
 
+from pipelines.db import make_engine
 from pipelines.destinations.base import Step
 from pipelines.destinations.local import MANIFEST, LocalFolderDestination
+from pipelines.submission.marks import marking
 from tests.pipelines.batches import make_batch
 from tests.pipelines.destinations.test_discard import sftp_destination
 from tests.sftp_server import SftpTestServer
@@ -70,3 +73,16 @@ def test_unchanged_batch_marks_nothing(tmp_path: Path) -> None:
     seen: list[tuple[Step, list[str]]] = []
     result = local.deliver(make_batch(3), progress=watching(tmp_path, seen))
     assert result.sent_nothing_new and seen == []
+
+
+def test_when_the_delivery_row_is_missing_then_the_upload_mark_fails_and_nothing_is_written(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The upload mark is what makes a pending row durable before a byte leaves (the row may be
+    committed without waiting for the disk): a mark that finds no row stops the delivery."""
+    engine = make_engine(db_url)
+    local = LocalFolderDestination("state", tmp_path / "drop")
+    with pytest.raises(LookupError, match="not recorded"):
+        local.deliver(make_batch(2, run_id="now"), progress=marking(Ctx(engine=engine), 424242))
+    engine.dispose()
+    assert not [p for p in (tmp_path / "drop").rglob("*") if p.is_file()], "nothing written"
