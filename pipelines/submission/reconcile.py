@@ -29,7 +29,7 @@ program's whole snapshot again (the children it held stay held: withdrawals stil
 
 A file drop's folder the state took away whole before this run looked (files and manifest
 gone) shows nothing of the batch, exactly like a batch that never left: the delivery row's
-marks (:mod:`.marks`, committed before each step) tell them apart (:func:`decide`). A batch
+marks (:mod:`.marks`, committed before each step) tell them apart (:func:`.arrival.decide`). A batch
 whose upload or publish had begun and of which nothing is left is logged as presumed arrived,
 under the run that sent it, with its date and the per-child digests of the staged batch; the
 run summary and the delivery row say it was presumed, and the program's snapshot goes again
@@ -61,7 +61,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import select, update
@@ -71,6 +70,7 @@ from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryError, Discarded
 from pipelines.destinations.local import MANIFEST, part_name
 from pipelines.staging import StagingError
+from pipelines.submission.arrival import PRESUMED, Marks, Verdict, decide
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
 from pipelines.submission.deliver import outgoing
@@ -338,64 +338,6 @@ def _settle_unreadable(
         f"unreadable: every field the agreement allows, content unknown), {why}"
         f"{_removed(discarded)}"
     )
-
-
-@dataclass(frozen=True)
-class Marks:
-    """How far a file drop's batch got, as its delivery row says (``deliveries``'
-    ``upload_began_at``, ``publish_began_at``; :mod:`.marks`)."""
-
-    upload_began: bool
-    publish_began: bool
-
-
-class Verdict(Enum):
-    """What reconciliation concludes about an unfinished delivery (:func:`decide`)."""
-
-    ARRIVED = "arrived"
-    TAKEN = "taken"
-    PARTS_TAKEN = "parts_taken"
-    NOT_ARRIVED = "not_arrived"
-
-
-PRESUMED = {
-    Verdict.TAKEN: "presumed arrived: its publish had begun and the destination no longer "
-    "shows it, or not all of it (the state took it); its snapshot goes again",
-    Verdict.PARTS_TAKEN: "presumed arrived: its upload had begun (.part files, never "
-    "published) and the destination no longer shows its folder (the state took it); its "
-    "snapshot goes again",
-}
-"""The verdicts that log a batch the destination no longer shows, with the run summary's
-words for each."""
-
-
-def decide(*, whole: bool, shows: bool | None, missing: bool, marks: Marks) -> Verdict:
-    """Whether an unfinished delivery's disclosures happened (see the module doc).
-
-    ``whole``: the destination holds the batch, or its own manifest (it arrived). ``shows``:
-    something of the batch (a file of its names, a ``.part`` file, a file another run's
-    manifest keeps) is in its folder, ``None`` for a destination that cannot say (not a file
-    drop: no presumption). ``missing``: some file of the batch is there under no name (final,
-    ``.pgp``, ``.part``).
-
-    Publish begun: every file was written (as ``.part``) before it, and renaming keeps each
-    under one name or the other, so a file under no name was published and then taken: the
-    batch arrived, presumed, whether the state took the whole folder or only what it could
-    see. Otherwise a folder that still shows the batch was not taken (nothing was published;
-    a state takes what it takes whole): what it left goes and nothing is logged. A folder
-    that shows nothing of it was taken, or never written: only the upload begun means its
-    ``.part`` files reached the state's server and went with the state; never published, but
-    nothing proves no one read them, so it is logged too (never under-state a disclosure).
-    Neither mark: nothing left us, nothing is logged."""
-    if whole:
-        return Verdict.ARRIVED
-    if shows is None:
-        return Verdict.NOT_ARRIVED
-    if marks.publish_began and missing:
-        return Verdict.TAKEN
-    if not shows and marks.upload_began:
-        return Verdict.PARTS_TAKEN
-    return Verdict.NOT_ARRIVED
 
 
 def _found(discarded: _Discard | None, prepared: dict[str, Any]) -> tuple[bool | None, bool]:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.submission.reconcile import Marks, Verdict, decide
+from pipelines.submission.arrival import Marks, Verdict, decide
 
 NONE, UPLOAD, BOTH = Marks(False, False), Marks(True, False), Marks(True, True)
 
