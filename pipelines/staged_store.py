@@ -26,12 +26,16 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.staging import StagedRef, StagingError, load, load_bytes, seal, stage
 from schemas import StagedChunk
+
+Sealable = pd.DataFrame | pa.Table | bytes
+"""What a staged file holds: a frame, an Arrow table (written as its frame would be), or bytes."""
 
 DB_PREFIX = "db:"
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -50,9 +54,7 @@ class Readable(Protocol):
 class StagedStore(Protocol):
     """Holds sealed artifacts by run, program and name."""
 
-    def put(
-        self, data: pd.DataFrame | bytes, key: bytes, *, run_id: str, program: str, name: str
-    ) -> StagedRef:
+    def put(self, data: Sealable, key: bytes, *, run_id: str, program: str, name: str) -> StagedRef:
         """Seal and keep ``data``; the reference to hand to the next task."""
         ...
 
@@ -96,7 +98,7 @@ class StagedStore(Protocol):
 class Staging:
     """One artifact to stage: what, and under which run, program and file name."""
 
-    data: pd.DataFrame | bytes
+    data: Sealable
     run_id: str
     program: str
     name: str
@@ -113,9 +115,7 @@ class DatabaseStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def put(
-        self, data: pd.DataFrame | bytes, key: bytes, *, run_id: str, program: str, name: str
-    ) -> StagedRef:
+    def put(self, data: Sealable, key: bytes, *, run_id: str, program: str, name: str) -> StagedRef:
         return self.put_many([Staging(data, run_id, program, name)], key)[0]
 
     def put_many(self, items: Sequence[Staging], key: bytes) -> list[StagedRef]:
@@ -214,9 +214,7 @@ class FolderStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def put(
-        self, data: pd.DataFrame | bytes, key: bytes, *, run_id: str, program: str, name: str
-    ) -> StagedRef:
+    def put(self, data: Sealable, key: bytes, *, run_id: str, program: str, name: str) -> StagedRef:
         return stage(data, self.root / run_id / program, key, run_id=run_id, name=name)
 
     def put_many(self, items: Sequence[Staging], key: bytes) -> list[StagedRef]:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, delete, text, update
@@ -53,6 +52,7 @@ from schemas.codes import OptInScope, ParticipationAction
 from tests.conftest import reset_schema
 from tests.edfi.contract_server import EdfiContractServer
 from tests.pipelines.submission.conftest import PROJECT, World, make_world
+from tests.pipelines.submission.test_aian_scope_narrows import opt_in, record_agreement
 from tests.sftp_server import PASSWORD, USERNAME, SftpTestServer
 
 PROGRAM, OTHER = "NM-AIAN-07", "NM-HS-05"
@@ -60,7 +60,6 @@ AGREEMENT = "nm-ececd-records"
 RECORDS = ["hs_child_identity", "hs_enrollment"]
 AGGREGATE = "hs_program_aggregate"
 WITHDRAWALS = "hs_withdrawals"
-COUNCIL = "tribal council"
 DAY = dt.timedelta(days=1)
 Key = tuple[str, str]
 
@@ -69,33 +68,9 @@ def night(number: int) -> dt.date:
     return DEMO_DATE + (number - 1) * DAY
 
 
-def record_agreement(world: World) -> None:
-    """Vermont's record-level ECIDS agreement, written out for NM-ECECD, deleting what no
-    longer qualifies."""
-    data = yaml.safe_load((PROJECT / "config/agreements/vt-aoe-ecids.yaml").read_text())
-    data |= {"id": AGREEMENT, "recipient": "NM-ECECD", "delete_out_of_scope": True}
-    path = world.config / "agreements" / f"{AGREEMENT}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def opt_in(world: World, scope: OptInScope, on: dt.date) -> None:
-    with Session(world.engine) as session, session.begin():
-        record_change(
-            session,
-            PROGRAM,
-            ParticipationAction.OPT_IN,
-            decided_by=COUNCIL,
-            authority="Tribal Council Resolution 2026-31",
-            recorded_by="program clerk",
-            scope=scope,
-            reason="scope decided by the council",
-            effective_date=on,
-        )
-
-
 def new_world(tmp_path: Path) -> World:
     world = make_world(f"sqlite:///{tmp_path / 'program.db'}", tmp_path, children=120)
-    record_agreement(world)
+    record_agreement(world, delete_out_of_scope=True)
     opt_in(world, OptInScope.RECORD, DEMO_DATE - 30 * DAY)
     return world
 
