@@ -24,6 +24,7 @@ import sys
 import textwrap
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,10 +184,11 @@ def holding(world: World) -> set[tuple[str, str]]:
 # --- SFTP ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sftp(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """``vt-sftp``: Vermont's programs as files on a real SFTP server on loopback; yields the
-    server's root folder."""
+@contextmanager
+def vt_sftp(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, SftpTestServer]]:
+    """``vt-sftp`` on a real SFTP server on loopback; yields its incoming folder and the server."""
     root = tmp_path / "sftp-root"
     (root / "incoming").mkdir(parents=True)
     with SftpTestServer(root) as server:
@@ -210,7 +212,15 @@ def sftp(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
                 "remote_root": "/incoming",
             },
         )
-        yield root / "incoming"
+        yield root / "incoming", server
+
+
+@pytest.fixture
+def sftp(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``vt-sftp``: Vermont's programs as files on a real SFTP server on loopback; yields the
+    server's root folder."""
+    with vt_sftp(world, tmp_path, monkeypatch) as (incoming, _):
+        yield incoming
 
 
 def folders(root: Path) -> dict[tuple[dt.date, str], set[tuple[str, str]]]:
@@ -560,30 +570,8 @@ def drop(
         )
         yield Drop("vt-local", "local", root)
         return
-    root = tmp_path / "sftp-root"
-    (root / "incoming").mkdir(parents=True)
-    with SftpTestServer(root) as server:
-        known = tmp_path / "known_hosts"
-        known.write_text(server.known_hosts_line())
-        monkeypatch.setenv("TEST_SFTP_PASSWORD", PASSWORD)
-        world.destination(
-            "vt-sftp",
-            type="sftp",
-            recipient="VT-AOE",
-            agreements=["vt-aoe-ecids"],
-            formats=FORMATS,
-            retries=0,
-            timeout_seconds=10,
-            sftp={
-                "host": "127.0.0.1",
-                "port": server.port,
-                "username": USERNAME,
-                "password_env": "TEST_SFTP_PASSWORD",
-                "known_hosts": str(known),
-                "remote_root": "/incoming",
-            },
-        )
-        yield Drop("vt-sftp", "sftp", root / "incoming", server)
+    with vt_sftp(world, tmp_path, monkeypatch) as (incoming, server):
+        yield Drop("vt-sftp", "sftp", incoming, server)
 
 
 def everything(root: Path) -> list[Path]:
