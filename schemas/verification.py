@@ -44,7 +44,12 @@ class LedgerVerifyJob(Base):
     ``result`` what it found (no PII: seqs, ids, hashes).
 
     At most one job is ``running``: a partial unique index (migration 0011) makes the database
-    refuse a second, however many api-server workers ask at once."""
+    refuse a second, however many api-server workers (or ``datashare audit verify`` runs) ask
+    at once. Its owner, the process running it, is recorded (migration 0015): ``owner_host``
+    (a host name, to show), ``owner_space`` (the boot and pid namespace in which ``owner_pid``
+    names it), ``owner_pid`` and ``owner_started`` (that process's start, as its kernel counts
+    it, so a reused pid is not taken for it); the owner writes ``heartbeat_at`` every few
+    seconds while the job runs (``console/owners.py``, ``console/jobs.py``)."""
 
     __tablename__ = "ledger_verify_jobs"
     __table_args__ = (
@@ -68,3 +73,8 @@ class LedgerVerifyJob(Base):
     total: Mapped[int] = mapped_column(default=0)
     result: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    owner_host: Mapped[str | None] = mapped_column(String(255))
+    owner_space: Mapped[str | None] = mapped_column(String(120))
+    owner_pid: Mapped[int | None]
+    owner_started: Mapped[str | None] = mapped_column(String(40))
+    heartbeat_at: Mapped[dt.datetime | None]

@@ -14,7 +14,7 @@ from console.auth import Viewer, checked_form
 from console.pages import NO_STORE, base_path, page, wants_json
 
 router = APIRouter()
-STALE_MINUTES = int(jobs.STALE.total_seconds() // 60)
+STALE_SECONDS = int(jobs.STALE_AFTER.total_seconds())
 
 
 @router.get("/ledgers")
@@ -25,7 +25,7 @@ def ledgers(request: Request, who: Viewer, console: State) -> Response:
         return JSONResponse({"job": job}, headers=NO_STORE)
     marks = jobs.newest_checkpoints(console.engine)
     return page(
-        request, who, "ledgers.html", job=job, checkpoints=marks, stale_minutes=STALE_MINUTES
+        request, who, "ledgers.html", job=job, checkpoints=marks, stale_seconds=STALE_SECONDS
     )
 
 
@@ -39,7 +39,7 @@ def job(request: Request, job_id: int, who: Viewer, console: State) -> Response:
         return JSONResponse({"job": found}, headers=NO_STORE)
     marks = jobs.newest_checkpoints(console.engine)
     return page(
-        request, who, "ledgers.html", job=found, checkpoints=marks, stale_minutes=STALE_MINUTES
+        request, who, "ledgers.html", job=found, checkpoints=marks, stale_seconds=STALE_SECONDS
     )
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
+from console import jobs
 from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine, session_scope
 from pipelines.reports import (
@@ -142,16 +144,31 @@ def verify_chains(
 
     By default only the entries after each ledger's newest verified-through checkpoint are
     walked (the checkpoint itself, and every anchor before it, are checked); --full walks
-    every entry and also finds an entry edited before the checkpoint."""
+    every entry and also finds an entry edited before the checkpoint.
+
+    Recording checkpoints, it runs as a verify job the console shows, one at a time: it waits
+    for a verify the console (or another command) is running. --no-checkpoint writes
+    nothing, so it runs at once, beside any job."""
     console = Console()
     given = {"disclosures": _anchor(disclosures_head), "redactions": _anchor(redactions_head)}
     engine = make_engine(database_url)
+    kept = True
     try:
         exported = anchoring.read_anchor_file(anchors_file) if anchors_file else []
-        with session_scope(engine) as session:
-            check = anchoring.verify_ledgers(
-                session, given=given, exported=exported, full=full, record=checkpoint
+        if checkpoint:
+            check, kept = jobs.verify_as_job(
+                engine,
+                _who(),
+                full=full,
+                given=given,
+                exported=exported,
+                waiting=lambda job: _say_waiting(console, job),
             )
+        else:
+            with session_scope(engine) as session:
+                check = anchoring.verify_ledgers(
+                    session, given=given, exported=exported, full=full, record=False
+                )
     except LedgerError as error:
         console.print(f"[red]{error}[/]", highlight=False)
         raise typer.Exit(2) from error
@@ -183,10 +200,37 @@ def verify_chains(
         console.print(f"[{style}]{title}: {state}[/]", highlight=False)
         for problem in problems:
             console.print(f"  {problem}", highlight=False, markup=False)
-    for name, made in check.recorded.items():
+    if not kept:
+        console.print(
+            "no checkpoint recorded: this verify's job was marked stalled while it ran "
+            "(its heartbeat stopped), and another verify may have started",
+            highlight=False,
+        )
+    for name, made in check.recorded.items() if kept else ():
         console.print(f"checkpoint recorded: {name} verified through seq {made.seq}")
     if not check.ok:
         raise typer.Exit(1)
+
+
+def _who() -> str:
+    """Who asked, as a verify job records it."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        user = "someone"
+    return f"{user} (datashare audit verify)"
+
+
+def _say_waiting(console: Console, job: dict[str, Any]) -> None:
+    """Say which verify job this command waits for (no PII: an id, a name, times)."""
+    mode = "full" if job["mode"] == "full" else "routine"
+    console.print(
+        f"a {mode} verify (job #{job['id']}, asked by {job['requested_by']} at "
+        f"{job['started_at']}, {job['owner'] or 'owner not recorded'}) is running: waiting "
+        "for it to end, so that two verifies never walk the ledgers or write checkpoints "
+        "at once (the console shows its progress)",
+        highlight=False,
+    )
 
 
 def _print_scope(console: Console, check: anchoring.LedgerCheck) -> None:

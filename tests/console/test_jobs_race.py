@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
+import signal
+import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, select
+from typer.testing import CliRunner
 
-from console import jobs
+from console import jobs, owners
+from pipelines.cli import app
 from pipelines.db import make_engine, session_scope
+from privacy import anchors as anchoring
 from schemas import LedgerCheckpoint, LedgerVerifyJob
 from schemas.migrate import upgrade
 from tests.conftest import reset_schema
@@ -148,7 +155,7 @@ def test_when_requests_race_past_a_stale_job_then_it_is_stalled_and_one_new_job_
     with session_scope(engine) as session:
         stalled = session.get(LedgerVerifyJob, old)
         assert stalled is not None and stalled.finished_at is not None
-        assert "no progress for 5 minutes" in str(stalled.error)
+        assert "no heartbeat for 30 seconds" in str(stalled.error)
 
 
 def test_a_job_marked_stalled_behind_its_back_writes_no_result_and_no_checkpoint(
@@ -212,3 +219,248 @@ def test_when_processes_race_then_one_job_runs_and_checkpoints_once(url: str) ->
     assert len(found) == 1 and found[0][1] == "done" and given == [found[0][0]] * RACERS
     assert sorted(started) == [0] * (RACERS - 1) + [1]
     assert marks == ["disclosures", "redactions"]
+
+
+# --- orphans: a job's owner process, its heartbeat (migration 0015) ---------------------------
+
+
+def _own_a_job(url: str, release: Any, answers: Any, beat_every: float) -> None:
+    """One api-server worker: start a full verify whose walk waits for ``release`` (a slow
+    job), report the job's id, and finish it once released (unless killed first)."""
+    engine = make_engine(url)
+    jobs.HEARTBEAT = beat_every
+    real = anchoring.verify_ledgers
+
+    def slow(*args: Any, **kw: Any) -> anchoring.LedgerCheck:
+        release.wait(300)  # a guard against a hang, not a timing
+        return real(*args, **kw)
+
+    anchoring.verify_ledgers = slow  # type: ignore[assignment]
+    threads: dict[int, threading.Thread] = {}
+    answers.put(jobs.start(engine, "full", "uma", threads))
+    for thread in threads.values():
+        thread.join()
+    engine.dispose()
+
+
+def owned_job(url: str, beat_every: float = jobs.HEARTBEAT) -> tuple[Any, Any, int]:
+    """(a worker process running a slow job, the event that lets it finish, the job's id)."""
+    context = multiprocessing.get_context("spawn")
+    release, answers = context.Event(), context.Queue()
+    worker = context.Process(target=_own_a_job, args=(url, release, answers, beat_every))
+    worker.start()
+    return worker, release, answers.get(timeout=300)
+
+
+def row(engine: Engine, job_id: int) -> LedgerVerifyJob:
+    with session_scope(engine) as session:
+        found = session.get(LedgerVerifyJob, job_id)
+        assert found is not None
+        session.expunge(found)
+        return found
+
+
+def test_a_job_whose_worker_was_killed_is_replaced_by_the_next_request_at_once(
+    url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of the worker running a job (an api-server restart): the next request starts a
+    new job now, not minutes later. Its heartbeat is not what tells: the age limit is a day."""
+    worker, _, old = owned_job(url)
+    owner = row(engine, old)
+    assert (owner.owner_pid, owner.owner_host) == (worker.pid, socket.gethostname())
+    assert owner.owner_started and owner.owner_space
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(300)
+    monkeypatch.setattr(jobs, "STALE_AFTER", dt.timedelta(days=1))
+    shown = jobs.find(engine, old)
+    assert shown is not None and shown["state"] == "stalled"  # shown so before anyone asks
+    assert f"pid {worker.pid} on {socket.gethostname()}) ended" in shown["error"]
+    threads: dict[int, threading.Thread] = {}
+    new = jobs.start(engine, "routine", "vera", threads)
+    assert new != old and list(threads) == [new]
+    threads[new].join()
+    found, marks = jobs_and_checkpoints(engine)
+    assert found == [(old, "stalled"), (new, "done")]
+    assert marks == ["disclosures", "redactions"]  # the new job's, once
+    assert "api-server restarted" in str(row(engine, old).error)
+
+
+def test_a_live_slow_job_on_this_host_is_joined_though_its_progress_is_old(
+    url: str, engine: Engine
+) -> None:
+    """Its walk has made no progress for an hour, but its worker lives and beats: a request
+    joins it; once released it finishes and records the checkpoints."""
+    worker, release, old = owned_job(url, beat_every=0.2)
+    try:
+        hour_ago = dt.datetime.now(dt.UTC) - HOUR_AGO
+        with session_scope(engine) as session:
+            job = session.get(LedgerVerifyJob, old)
+            assert job is not None
+            job.updated_at, first = hour_ago, job.heartbeat_at
+        for _ in range(3000):  # the owner beats while its walk is silent
+            if row(engine, old).heartbeat_at != first:
+                break
+            threading.Event().wait(0.1)
+        assert row(engine, old).heartbeat_at != first
+        threads: dict[int, threading.Thread] = {}
+        assert jobs.start(engine, "routine", "vera", threads) == old and threads == {}
+        assert jobs.find(engine, old)["state"] == "running"  # type: ignore[index]
+    finally:
+        release.set()
+        worker.join(300)
+    assert worker.exitcode == 0
+    found, marks = jobs_and_checkpoints(engine)
+    assert found == [(old, "done")] and marks == ["disclosures", "redactions"]
+
+
+def other_host_job(engine: Engine, heard: dt.timedelta) -> int:
+    """A job owned by a process of another host (its pid means nothing here, though this
+    process has the same one), last heard from ``heard`` ago, with progress just now."""
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(engine) as session:
+        job = LedgerVerifyJob(mode="full", requested_by="uma", state="running", started_at=now,
+                              updated_at=now, heartbeat_at=now - heard, checked=10, total=100,
+                              owner_host="api-2", owner_space="another-boot/pid:[1]",
+                              owner_pid=os.getpid(), owner_started="1")  # fmt: skip
+        session.add(job)
+        session.flush()
+        return int(job.id)
+
+
+@pytest.mark.parametrize(
+    ("heard", "stalled"),
+    [
+        (dt.timedelta(0), False),
+        (jobs.STALE_AFTER - dt.timedelta(seconds=5), False),
+        (jobs.STALE_AFTER + dt.timedelta(seconds=5), True),
+        (HOUR_AGO, True),
+    ],
+)
+def test_a_job_of_another_host_is_judged_by_its_heartbeat_only(
+    engine: Engine, heard: dt.timedelta, stalled: bool
+) -> None:
+    old = other_host_job(engine, heard)
+    threads: dict[int, threading.Thread] = {}
+    new = jobs.start(engine, "routine", "vera", threads)
+    for thread in threads.values():
+        thread.join()
+    assert (new != old) is stalled
+    shown = jobs.find(engine, old)
+    assert shown is not None and shown["owner"] == f"pid {os.getpid()} on api-2"
+    assert shown["state"] == ("stalled" if stalled else "running")
+    if stalled:
+        assert "no heartbeat for 30 seconds or more" in shown["error"]
+
+
+def test_a_pid_reused_by_another_process_is_not_taken_for_the_owner() -> None:
+    me = owners.current()
+    assert me.started is not None and not owners.ended(me)
+    assert owners.ended(replace(me, started=str(int(me.started) + 1)))
+    assert owners.visible(me.space) and not owners.visible("another-boot/pid:[1]")
+    assert not owners.visible(None)
+
+
+def test_a_heartbeat_moves_only_the_heartbeat_and_stops_once_the_job_ended(
+    engine: Engine,
+) -> None:
+    old = stale_job(engine)
+    before = row(engine, old)
+    assert jobs.beat(engine, old)
+    after = row(engine, old)
+    assert after.updated_at == before.updated_at and after.heartbeat_at is not None
+    assert jobs.find(engine, old)["state"] == "running"  # type: ignore[index]
+    with session_scope(engine) as session:
+        session.get(LedgerVerifyJob, old).state = "stalled"  # type: ignore[union-attr]
+    assert not jobs.beat(engine, old)
+
+
+# --- datashare audit verify takes the same slot ------------------------------------------------
+
+
+def cli(url: str, *args: str) -> tuple[int, str]:
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(
+        app, ["audit", "verify", "--database-url", url, *args]
+    )
+    return result.exit_code, result.output
+
+
+def held_console_job(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, threading.Thread, threading.Event]:
+    release = threading.Event()
+    hold_runs(monkeypatch, release)
+    threads: dict[int, threading.Thread] = {}
+    job_id = jobs.start(engine, "full", "vera", threads)
+    return job_id, threads[job_id], release
+
+
+def test_the_cli_waits_for_a_console_job_then_runs_as_a_job_the_console_shows(
+    url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console_job, thread, release = held_console_job(engine, monkeypatch)
+    seen: list[tuple[list[tuple[int, str]], list[str]]] = []
+
+    def pause(_: float) -> None:  # the command waits: let the console's job finish
+        seen.append(jobs_and_checkpoints(engine))
+        release.set()
+        thread.join()
+
+    monkeypatch.setattr(jobs, "_pause", pause)
+    code, out = cli(url)
+    assert code == 0, out
+    assert seen[0] == ([(console_job, "running")], [])  # nothing walked or written meanwhile
+    assert f"job #{console_job}, asked by vera" in " ".join(out.split())
+    assert "waiting for it to end" in " ".join(out.split())
+    found, marks = jobs_and_checkpoints(engine)
+    assert found[0] == (console_job, "done") and len(found) == 2 and found[1][1] == "done"
+    shown = jobs.latest(engine)
+    assert shown is not None and shown["id"] == found[1][0] and shown["mode"] == "routine"
+    assert shown["requested_by"].endswith("(datashare audit verify)") and shown["result"]["ok"]
+    assert marks == ["disclosures", "redactions"]  # the console job's; the command's added none
+
+
+def test_a_console_request_while_the_cli_verifies_joins_the_cli_job(
+    url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = anchoring.verify_ledgers
+    threads: dict[int, threading.Thread] = {}
+    asked: list[int] = []
+
+    def verify_and_click(*args: Any, **kw: Any) -> anchoring.LedgerCheck:
+        asked.append(jobs.start(engine, "full", "vera", threads))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(anchoring, "verify_ledgers", verify_and_click)
+    code, out = cli(url, "--full")
+    assert code == 0, out
+    found, marks = jobs_and_checkpoints(engine)
+    assert found == [(asked[0], "done")] and threads == {}
+    assert marks == ["disclosures", "redactions"] and "checkpoint recorded" in out
+
+
+def test_the_cli_without_checkpoints_runs_beside_a_job_and_writes_nothing(
+    url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console_job, thread, release = held_console_job(engine, monkeypatch)
+    monkeypatch.setattr(jobs, "_pause", lambda _: pytest.fail("--no-checkpoint must not wait"))
+    try:
+        code, out = cli(url, "--no-checkpoint")
+        assert code == 0, out
+        assert jobs_and_checkpoints(engine) == ([(console_job, "running")], [])
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_an_interrupted_cli_verify_frees_the_slot(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_: Any, **__: Any) -> anchoring.LedgerCheck:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(anchoring, "verify_ledgers", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        jobs.verify_as_job(engine, "ada (datashare audit verify)", full=False)
+    found, marks = jobs_and_checkpoints(engine)
+    assert [state for _, state in found] == ["failed"] and marks == []
+    assert "KeyboardInterrupt" in str(jobs.find(engine, found[0][0])["error"])  # type: ignore[index]
