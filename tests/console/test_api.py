@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from console import owners
 from pipelines.review import agreement_warnings
 from privacy.agreements import load_agreement
 from privacy.participation import history
@@ -618,5 +621,48 @@ def test_a_running_job_is_followed_and_joined_and_a_stalled_one_says_so(
         latest = client.get("/ledgers", headers=JSON).json()["job"]
         assert latest["id"] == answer.json()["job"] and latest["state"] == "done"
     finally:
+        with Session(world.engine) as session, session.begin():
+            session.execute(delete(LedgerVerifyJob).where(LedgerVerifyJob.id == job_id))
+
+
+def test_after_a_restart_the_orphaned_job_is_stalled_at_once_and_verify_starts_a_new_one(
+    client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    """A job owned by a worker process of this host: joined while the worker lives; once it
+    is killed (an api-server restart), shown stalled and replaced by the next click at once,
+    though its progress and heartbeat are seconds old."""
+    login(client, tokens["uma"])
+    token = csrf(client, "/ledgers")
+    worker = subprocess.Popen(["sleep", "600"])
+    stat = Path(f"/proc/{worker.pid}/stat").read_text()
+    here = owners.current()
+    now = dt.datetime.now(dt.UTC)
+    with Session(world.engine) as session, session.begin():
+        job = LedgerVerifyJob(mode="full", requested_by="uma", state="running", started_at=now,
+                              updated_at=now, heartbeat_at=now, checked=350_000,
+                              total=1_200_000, owner_host=here.host, owner_space=here.space,
+                              owner_pid=worker.pid,
+                              owner_started=stat.rpartition(")")[2].split()[19])  # fmt: skip
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    try:
+        page = client.get("/ledgers", headers=HTML).text
+        assert f"run by pid {worker.pid} on {here.host}" in page and "running" in page
+        answer = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON)
+        assert answer.status_code == 202 and answer.json()["job"] == job_id
+        worker.kill()
+        worker.wait()
+        page = client.get(f"/ledgers/jobs/{job_id}", headers=HTML).text
+        assert "stalled" in page and 'http-equiv="refresh"' not in page
+        assert f"(pid {worker.pid} on {here.host}) ended" in page and "Start a new verify" in page
+        answer = client.post("/ledgers/verify", data={"csrf_token": token}, headers=JSON)
+        assert answer.status_code == 202 and answer.json()["job"] != job_id
+        client.app.state.console.jobs[answer.json()["job"]].join()  # type: ignore[attr-defined]
+        shown = client.get(f"/ledgers/jobs/{job_id}", headers=JSON).json()["job"]
+        assert shown["state"] == "stalled" and "api-server restarted" in shown["error"]
+    finally:
+        worker.kill()
+        worker.wait()
         with Session(world.engine) as session, session.begin():
             session.execute(delete(LedgerVerifyJob).where(LedgerVerifyJob.id == job_id))

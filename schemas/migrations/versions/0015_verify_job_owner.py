@@ -25,12 +25,14 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
+BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # as the models map int
+
 
 def upgrade() -> None:
     with op.batch_alter_table("ledger_verify_jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("owner_host", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("owner_space", sa.String(length=120), nullable=True))
-        batch_op.add_column(sa.Column("owner_pid", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("owner_pid", BIG, nullable=True))
         batch_op.add_column(sa.Column("owner_started", sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE ledger_verify_jobs SET heartbeat_at = updated_at")
