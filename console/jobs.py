@@ -20,7 +20,14 @@ ended (an api-server restart, a killed worker: seen at once), or when its heartb
 than :data:`STALE_AFTER` (how a job of another host is judged). The next request marks it
 ``stalled`` and inserts the new job in one transaction. A job writes its result, and its
 checkpoints, only while its row is still ``running``: one marked stalled behind its back (a
-process that froze, then woke) writes nothing.
+process that froze, then woke) writes nothing. Heartbeats are stamped with the writer's clock
+and judged by the reader's: api-server hosts' clocks must agree to well within STALE_AFTER.
+
+``datashare audit verify`` shares the slot rather than running beside a job, though two
+verifies at once would not make a checkpoint false (each vouches only for what it walked):
+the slot spares a small server two walks of a million entries at once, keeps a slower
+verify's checkpoint (at an older head) from landing after a newer one and making the next
+routine verify walk more, and lets the console show every verify.
 """
 
 from __future__ import annotations
