@@ -59,27 +59,31 @@ def engine(url: str) -> Iterator[Engine]:
 
 
 def hold_first_write(engine: Engine, barrier: Any) -> None:
-    """Each requesting thread (not a job's own) waits at ``barrier`` before its first INSERT
-    or UPDATE of the jobs table."""
+    """Each requesting thread (not a job's own, nor its heartbeat) waits at ``barrier`` before
+    its first INSERT or UPDATE of the jobs table."""
     seen = threading.local()
 
     @event.listens_for(engine, "before_cursor_execute")
     def wait(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         words = statement.lstrip().upper()
         writes = words.startswith(("INSERT INTO LEDGER_VERIFY_JOBS", "UPDATE LEDGER_VERIFY_JOBS"))
-        job_thread = threading.current_thread().name.startswith("datashare-verify")
+        job_thread = threading.current_thread().name.startswith(
+            ("datashare-verify", "datashare-heartbeat")
+        )
         if writes and not job_thread and not getattr(seen, "done", False):
             seen.done = True
             barrier.wait(timeout=300)  # a guard against a hang, not a timing
 
 
 def hold_runs(monkeypatch: pytest.MonkeyPatch, release: Any) -> None:
-    """A started job's thread walks the ledgers only once ``release`` is set."""
+    """A started job's thread walks the ledgers only once ``release`` is set (beating, as a
+    live job's owner does, meanwhile)."""
     real = jobs.run
 
-    def held(*args: Any) -> None:
-        release.wait(300)
-        real(*args)
+    def held(engine: Engine, job_id: int, full: bool) -> None:
+        with jobs.beating(engine, job_id):
+            release.wait(300)
+        real(engine, job_id, full)
 
     monkeypatch.setattr(jobs, "run", held)
 
