@@ -19,6 +19,16 @@ object per cell on the way. Elsewhere (SQLite) the same queries run through SQLA
 limited by a semi-join on the chunk's id window and programs (attendance as two correlated
 subqueries where PostgreSQL joins one ``LATERAL``: SQLite has none). Both give the same frame:
 the same columns, dtypes and values (dates as ``datetime.date``, coded values as their strings).
+
+Plans (``benchmarks/extract_plans.py``, one ~25,000-child shard of 300 programs): at 100,000
+children a chunk is a quarter of every table and the planner merge-joins the chunk's table
+against whole ``child_id`` indexes, which is right there; at 1,000,000 it probes the
+``child_id`` indexes once per chunk child (nested loops, no sort, ~17 buffers per child) for
+the children, their enrollment, guardian and attendance and their consents, and merge-joins
+only the small notices and statements indexes (2,500 and 500 pages: cheaper than 23,000 probes,
+measured). A shard's children are spread over every page of every table (programs interleave),
+so at 1,000,000 children the probes read pages from the OS cache that a 128 MB
+``shared_buffers`` no longer holds: that, not the plans, is what grows faster than the rows.
 """
 
 from __future__ import annotations
@@ -77,6 +87,9 @@ PG_SETTINGS = (
     # program's rows for one chunk, which makes a night quadratic in the number of chunks.
     "enable_seqscan = off",
     "random_page_cost = 1.1",  # the tables are in memory or on SSD
+    # A chunk's sorts (its consents by child at 100,000 children: 4.5 MB) stay in memory; the
+    # default 4 MB spilled them to disk.
+    "work_mem = '64MB'",
 )
 """Settings of the chunk's read transaction on PostgreSQL (``SET LOCAL``: they end with it)."""
 
@@ -203,8 +216,9 @@ def _children_query(run_date: dt.date, chunk: Chunk, *, lateral: bool = False) -
         .join(Site, Site.id == enrollment.c.site_id)
         .outerjoin(guardian, guardian.c.child_id == Child.id)
     )
-    if attendance is not None:
-        query = query.outerjoin(attendance, true())
+    if attendance is not None:  # PostgreSQL: the enrollment join alone keeps the chunk's
+        # children (a second probe of the chunk's table per child would only repeat it)
+        return query.outerjoin(attendance, true()).order_by(Child.id)
     return query.where(chunk(Child.id)).order_by(Child.id)
 
 

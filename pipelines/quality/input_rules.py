@@ -6,13 +6,18 @@ check), so the screen checks a family of per-column rules as one multicolumn exp
 - :class:`ExpectValuesAllPresent`: every listed column present (``missing_required``);
 - :class:`ExpectValuesInSets`: each column missing or in its own value set (``unknown_code``);
 - :class:`ExpectValueLengthsAtMost`: each column missing or, as text, at most its own length
-  (``too_long``).
+  (``too_long``);
+- :class:`ExpectDatesInOrder`: the five date rules of ``birth_date``, ``entry_date`` and
+  ``exit_date`` (``birth_date_future``, ``birth_date_over_age``, ``birth_date_before_1900``,
+  ``birth_after_entry``, ``exit_before_entry``), each as GE's own expectation checks it
+  (``between`` on the present birth dates; a column pair only where both are present).
 
 Each row condition is the union of what GE's own per-column expectations flag, computed the
 same way (``isnull``; ``isin`` on the present values; ``astype(str).str.len()`` on the present
 values, a length that is not a number counting as too long). Rows are never skipped
 (``ignore_row_if="never"``). A family that fails (or cannot be evaluated) is checked again
-column by column with GE's own expectations, whose results alone name the rows.
+column by column (rule by rule for the dates) with GE's own expectations, whose results alone
+name the rows.
 
 Importing this module registers the expectations with Great Expectations.
 """
@@ -90,6 +95,29 @@ class ValueLengthsAtMost(MulticolumnMapMetricProvider):
         return pd.Series(~bad, index=column_list.index)
 
 
+class DatesInOrder(MulticolumnMapMetricProvider):
+    """True where no date rule is broken; the columns are birth, entry and exit date
+    (``datetime64``, missing as ``NaT``). A birth date present must be at most
+    ``latest_birth``, after ``over_age_cutoff`` and at least ``earliest_birth``; an entry date
+    at least the birth date, and an exit date at least the entry date, where both are present."""
+
+    condition_metric_name = "datashare.dates_in_order"
+    condition_domain_keys = _DOMAIN
+    condition_value_keys = ("latest_birth", "over_age_cutoff", "earliest_birth")
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        born, entry, exit_ = (column_list.iloc[:, at] for at in range(3))
+        latest = pd.Timestamp(kwargs["latest_birth"])
+        cutoff = pd.Timestamp(kwargs["over_age_cutoff"])
+        earliest = pd.Timestamp(kwargs["earliest_birth"])
+        has_birth, has_entry = born.notna(), entry.notna()
+        bad = has_birth & ((born > latest) | (born <= cutoff) | (born < earliest))
+        bad |= has_birth & has_entry & (entry < born)
+        bad |= has_entry & exit_.notna() & (exit_ < entry)
+        return ~bad
+
+
 class ExpectValuesAllPresent(MulticolumnMapExpectation):
     """No listed column is missing in any row."""
 
@@ -113,4 +141,15 @@ class ExpectValueLengthsAtMost(MulticolumnMapExpectation):
     lengths: list[int] = pydantic.Field(default_factory=list)
     map_metric = "datashare.value_lengths_at_most"
     success_keys = ("mostly", "lengths")
+    args_keys = ("column_list",)
+
+
+class ExpectDatesInOrder(MulticolumnMapExpectation):
+    """The five date rules of birth, entry and exit date (``column_list`` in that order)."""
+
+    latest_birth: Any = None
+    over_age_cutoff: Any = None
+    earliest_birth: Any = None
+    map_metric = "datashare.dates_in_order"
+    success_keys = ("mostly", "latest_birth", "over_age_cutoff", "earliest_birth")
     args_keys = ("column_list",)

@@ -17,7 +17,8 @@ Rows that break a rule are quarantined (one row per child and rule, naming the f
 rule, never the value); if the share of failing children exceeds ``max_failure_share`` the
 whole batch stops and nothing passes. GE runs a screen first, success only, where each
 family of :data:`COMBINED` is one expectation (:mod:`pipelines.quality.input_rules`; GE's cost
-is mostly per expectation); a failed family is checked column by column, and every
+is mostly per expectation): missing required, unknown codes, too long, and the five date rules;
+a failed family is checked column by column (rule by rule), and every
 expectation that failed runs again with result format COMPLETE and
 ``unexpected_index_column_names=["child_id"]``; only the child ids are read from that result,
 which is then dropped. The frame is loaded into GE once for all of it. The suites are built
@@ -234,8 +235,21 @@ def _expectations() -> list[Any]:
     return [expectation for expectation, *_ in rows]
 
 
-COMBINED = (InputRule.MISSING_REQUIRED, InputRule.UNKNOWN_CODE, InputRule.TOO_LONG)
-"""Rule families the screen checks as one expectation each (:mod:`.input_rules`)."""
+DATE_RULES = (
+    InputRule.BIRTH_DATE_FUTURE,
+    InputRule.BIRTH_DATE_OVER_AGE,
+    InputRule.BIRTH_DATE_BEFORE_1900,
+    InputRule.BIRTH_AFTER_ENTRY,
+    InputRule.EXIT_BEFORE_ENTRY,
+)
+COMBINED: tuple[tuple[InputRule, ...], ...] = (
+    (InputRule.MISSING_REQUIRED,),
+    (InputRule.UNKNOWN_CODE,),
+    (InputRule.TOO_LONG,),
+    DATE_RULES,
+)
+"""Rule families the screen checks as one expectation each (:mod:`.input_rules`): three
+families of one rule over many columns, and the five date rules over the three dates."""
 
 
 @cache
@@ -250,10 +264,19 @@ def input_suite() -> Any:
     return suite
 
 
-def _combined(rule: InputRule) -> Any:
-    """The one expectation checking every column of a :data:`COMBINED` family."""
+def _combined(family: tuple[InputRule, ...]) -> Any:
+    """The one expectation checking every column and rule of a :data:`COMBINED` family."""
     from pipelines.quality import input_rules as ir
 
+    if family == DATE_RULES:
+        return ir.ExpectDatesInOrder(
+            column_list=list(DATE_FIELDS),
+            latest_birth={"$PARAMETER": "run_date"},
+            over_age_cutoff={"$PARAMETER": "sixth_birthday_cutoff"},
+            earliest_birth=EARLIEST_BIRTH,
+            ignore_row_if="never",
+        )
+    (rule,) = family
     if rule is InputRule.MISSING_REQUIRED:
         return ir.ExpectValuesAllPresent(column_list=list(REQUIRED), ignore_row_if="never")
     if rule is InputRule.UNKNOWN_CODE:
@@ -269,16 +292,24 @@ def _combined(rule: InputRule) -> Any:
 
 @cache
 def screen_suite() -> Any:
-    """The screen: each :data:`COMBINED` family as one expectation (``meta["combined"]``),
-    every other expectation of :func:`input_suite` as it is. Built once per process."""
+    """The screen: each :data:`COMBINED` family as one expectation (``meta["combined"]``, its
+    rules in ``meta["rules"]``), every other expectation of :func:`input_suite` as it is.
+    Built once per process."""
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(name="datashare_input")
-    families = {rule.value for rule in COMBINED}
+    families = {rule.value for family in COMBINED for rule in family}
     order = len(input_suite().expectations)
-    for rule in COMBINED:
-        expectation = _combined(rule)
-        expectation.meta = {"rule": rule.value, "field": None, "order": order, "combined": True}
+    for family in COMBINED:
+        expectation = _combined(family)
+        rules = [rule.value for rule in family]
+        expectation.meta = {
+            "rule": rules[0] if len(rules) == 1 else "dates",
+            "rules": rules,
+            "field": None,
+            "order": order,
+            "combined": True,
+        }
         suite.add_expectation(expectation)
         order += 1
     for expectation in input_suite().expectations:
@@ -317,9 +348,9 @@ def _run(prepared: pd.DataFrame, parameters: dict[str, Any]) -> tuple[list[Any],
         for item in screen:
             meta = meta_of(item)
             if meta.get("combined") and not item.success:
-                rules.add(meta["rule"])
+                rules.update(meta["rules"])
             elif meta.get("combined"):
-                passed[meta["rule"]] = item
+                passed |= dict.fromkeys(meta["rules"], item)
             elif not item.success:
                 orders.add(meta["order"])
         detail: list[Any] = []
@@ -333,7 +364,7 @@ def _run(prepared: pd.DataFrame, parameters: dict[str, Any]) -> tuple[list[Any],
         meta = expectation.meta
         if meta["rule"] in passed:
             row = summary_row(passed[meta["rule"]])
-            summary.append({**row, "column": meta["field"]})
+            summary.append({**row, "name": meta["rule"], "column": meta["field"]})
         else:
             summary.append(summary_row(by_order[meta["order"]]))
     return [item for item in detail if not item.success], summary
