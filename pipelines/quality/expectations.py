@@ -34,12 +34,12 @@ from great_expectations.expectations.expectation import (
     ColumnMapExpectation,
     MulticolumnMapExpectation,
 )
-from great_expectations.expectations.metrics import (
-    ColumnMapMetricProvider,
-    column_condition_partial,
-)
 from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
     MulticolumnMapMetricProvider,
+)
+from great_expectations.expectations.metrics.map_metric_provider.column_condition_partial import (
+    column_condition_partial,
 )
 from great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial import (  # noqa: E501
     multicolumn_condition_partial,
