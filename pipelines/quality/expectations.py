@@ -7,6 +7,13 @@ leave) and these multicolumn expectations compare them, row by row, in Great Exp
   :func:`~pipelines.quality.mentions.normalize` writes it, equals none of the row's values.
 - :class:`ExpectRowValueMatches` (``column_list = [cell, own]``): the cell is empty or equals
   the row's own value.
+- :class:`ExpectRowValuesAbsentAll` and :class:`ExpectRowValuesMatchAll`: the same for several
+  cells at once; with ``dates`` (``[cell, full, month]``: a column's ``strftime`` patterns, ``""``
+  for none) a cell that holds a full date, whoever's and in any common form
+  (:func:`~pipelines.quality.mentions.carries_full_date`), is a hit of the former and left to
+  it by the latter (the cell is reported once, as a full date).
+- :class:`ExpectColumnValuesHoldNoFullDate` (``column``, ``full``, ``month``): the same date
+  check for one column alone (a multicolumn expectation needs two columns).
 - :class:`ExpectNoOtherChildMentioned` (``column_list = [statement, own keys]``, ``keys``): the
   statement mentions no key of ``keys`` (the batch's children's full names and ids that occur
   in the frame) other than the row's own (own keys joined by :data:`KEY_SEPARATOR`).
@@ -23,15 +30,29 @@ import numpy as np
 import pandas as pd
 from great_expectations.compatibility import pydantic
 from great_expectations.execution_engine import PandasExecutionEngine
-from great_expectations.expectations.expectation import MulticolumnMapExpectation
+from great_expectations.expectations.expectation import (
+    ColumnMapExpectation,
+    MulticolumnMapExpectation,
+)
 from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
     MulticolumnMapMetricProvider,
+)
+from great_expectations.expectations.metrics.map_metric_provider.column_condition_partial import (
+    column_condition_partial,
 )
 from great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial import (  # noqa: E501
     multicolumn_condition_partial,
 )
 
-from pipelines.quality.mentions import KeyIndex, arrow_strings, mapped, normalize, normalized
+from pipelines.quality.mentions import (
+    KeyIndex,
+    arrow_strings,
+    full_date_flags,
+    mapped,
+    normalize,
+    normalized,
+)
 from schemas.filespec import looks_like_formula, neutralise_formula
 
 KEY_SEPARATOR = "\x1f"
@@ -161,6 +182,17 @@ def _groups(kwargs: dict[str, Any]) -> list[tuple[int, list[int]]]:
     return [(int(cell), [int(i) for i in others]) for cell, others in kwargs.get("groups") or ()]
 
 
+def _dates(kwargs: dict[str, Any]) -> dict[int, tuple[str | None, str | None]]:
+    """Cell position -> its column's (full, month) ``strftime`` patterns (``None`` for none)."""
+    return {
+        int(cell): (full or None, month or None) for cell, full, month in kwargs.get("dates") or ()
+    }
+
+
+def _full_dates(texts: np.ndarray, patterns: tuple[str | None, str | None]) -> np.ndarray:
+    return full_date_flags(texts, *patterns)
+
+
 class RowValuesAbsentAll(MulticolumnMapMetricProvider):
     """:class:`RowValuesAbsent` for several cells at once: ``groups`` pairs a cell's position
     in ``column_list`` with the positions of the row's values it must equal none of. Every
@@ -168,7 +200,7 @@ class RowValuesAbsentAll(MulticolumnMapMetricProvider):
 
     condition_metric_name = "datashare.row_values_absent_all"
     condition_domain_keys = _DOMAIN
-    condition_value_keys = ("groups",)
+    condition_value_keys = ("groups", "dates")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
@@ -188,6 +220,8 @@ class RowValuesAbsentAll(MulticolumnMapMetricProvider):
                     continue
                 values = np.column_stack([text(at) for at in others])
                 hit |= ((own[:, None] == values) & present[:, None]).any(axis=1)
+        for cell, patterns in _dates(kwargs).items():
+            hit |= _full_dates(text(cell), patterns)
         return pd.Series(~hit, index=column_list.index)
 
 
@@ -197,14 +231,32 @@ class RowValuesMatchAll(MulticolumnMapMetricProvider):
 
     condition_metric_name = "datashare.row_values_match_all"
     condition_domain_keys = _DOMAIN
-    condition_value_keys = ("groups",)
+    condition_value_keys = ("groups", "dates")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
         ok = pd.Series(True, index=column_list.index)
+        dates = _dates(kwargs)
         for cell, (own,) in _groups(kwargs):
-            ok &= _matches(column_list.iloc[:, cell], column_list.iloc[:, own])
+            matched = _matches(column_list.iloc[:, cell], column_list.iloc[:, own])
+            if cell in dates:  # a full date is the full-date rule's to report
+                full = _full_dates(normalized(column_list.iloc[:, cell]), dates[cell])
+                matched |= full
+            ok &= matched
         return ok
+
+
+class ColumnValuesHoldNoFullDate(ColumnMapMetricProvider):
+    """True where the value holds no full date (``full``, ``month``: the column's patterns,
+    ``""`` for none)."""
+
+    condition_metric_name = "datashare.column_values_hold_no_full_date"
+    condition_value_keys = ("full", "month")
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:
+        patterns = (kwargs.get("full") or None, kwargs.get("month") or None)
+        return pd.Series(~_full_dates(normalized(column), patterns), index=column.index)
 
 
 class ValuesAllMissing(MulticolumnMapMetricProvider):
@@ -228,21 +280,35 @@ class ExpectColumnsNotMatchingRegexes(MulticolumnMapExpectation):
 
 
 class ExpectRowValuesAbsentAll(MulticolumnMapExpectation):
-    """Each ``groups`` cell of a row equals none of its group's values (case folded)."""
+    """Each ``groups`` cell of a row equals none of its group's values (case folded); each
+    ``dates`` cell holds no full date."""
 
     groups: list[list[Any]] = pydantic.Field(default_factory=list)
+    dates: list[list[Any]] = pydantic.Field(default_factory=list)
     map_metric = "datashare.row_values_absent_all"
-    success_keys = ("mostly", "groups")
+    success_keys = ("mostly", "groups", "dates")
     args_keys = ("column_list",)
 
 
 class ExpectRowValuesMatchAll(MulticolumnMapExpectation):
-    """Each ``groups`` cell of a row is empty or the row's own value (case folded)."""
+    """Each ``groups`` cell of a row is empty or the row's own value (case folded), or, for a
+    ``dates`` cell, holds a full date (reported by :class:`ExpectRowValuesAbsentAll`)."""
 
     groups: list[list[Any]] = pydantic.Field(default_factory=list)
+    dates: list[list[Any]] = pydantic.Field(default_factory=list)
     map_metric = "datashare.row_values_match_all"
-    success_keys = ("mostly", "groups")
+    success_keys = ("mostly", "groups", "dates")
     args_keys = ("column_list",)
+
+
+class ExpectColumnValuesHoldNoFullDate(ColumnMapExpectation):
+    """No value of the column holds a full date (other than a reading of ``month``)."""
+
+    full: str = ""
+    month: str = ""
+    map_metric = "datashare.column_values_hold_no_full_date"
+    success_keys = ("mostly", "full", "month")
+    args_keys = ("column",)
 
 
 class ExpectValuesAllMissing(MulticolumnMapExpectation):

@@ -6,10 +6,14 @@ Pure functions (no Great Expectations), shared by the output gate and its expect
   white space made one space, ends stripped, case folded; empty is ``None``.
 - :func:`value_forms`: the ways a child's value can be written in a cell: a date as ISO,
   ``MM/DD/YYYY`` and ``M/D/YYYY``; anything else as its normalized text.
-- :func:`full_date_forms`: the ways a full date can be written in a column that carries it cut
-  to the month: :func:`value_forms` and the column's own full ``strftime`` pattern (``%d.%m.%Y``,
-  ``%Y%m%d``, ``%y%m%d``...), less what that column rightly writes for the date's month (so a
-  pattern that names no day, or a form equal to the month cut, never stops a correct value).
+- :func:`carries_full_date`: whether a cell's text holds a full date (a day of a month of a
+  year), whoever's, in any common form: numeric with separators in any order (``2021-11-15``,
+  ``15.11.2021``, ``11/15/21``), compact (``20211115``, ``15112021``, ``211115``), with a
+  month name (``Nov 15, 2021``, ``15 November 2021``, ``2021-Nov-15``), or a column's own full
+  ``strftime`` pattern. A text the column's month pattern reads as a month (``202111`` in a
+  ``%Y%m`` column) is a month, not a full date.
+- :func:`month_texts`: what a column written with a month pattern rightly holds for each
+  recorded date (the first of its month written with the pattern).
 - Mentions in free text (a parent's statement). Words are the maximal runs of letters and
   digits (case folded); anything else separates them. A statement *mentions* a person's full
   name when the words of the first and last name (either order; or first, middle, last) occur
@@ -95,25 +99,138 @@ def _as_date(value: Any) -> dt.date | None:
     return None
 
 
-def full_date_forms(value: Any, full: str, month: str) -> list[str]:
-    """The normalized ways a column written with ``strftime`` pattern ``full`` (and ``month``
-    for a date cut to the month) could carry ``value``'s full date: :func:`value_forms` and
-    ``value`` written with ``full``; none equal to what the column writes for the month cut
-    (that is the agreement's own value, not a full date). Empty for no date."""
-    date = _as_date(value)
-    if date is None:
-        return []
-    forms = [*value_forms(date), normalize(_strftime(date, full))]
-    cut = normalize(_strftime(date.replace(day=1), month))
-    return [f for f in dict.fromkeys(forms) if f is not None and f != cut]
-
-
 def _strftime(date: dt.date, pattern: str) -> str | None:
     """``date`` written as the renderer writes it (``date.strftime``); ``None`` if it cannot."""
     try:
         return date.strftime(pattern)
     except ValueError:
         return None
+
+
+def _recorded_date(value: Any) -> dt.date | None:
+    """A recorded date (:func:`_as_date`, or text pandas reads as a date), else ``None``."""
+    date = _as_date(value)
+    if date is None and isinstance(value, str) and value.strip():
+        try:
+            stamp = pd.Timestamp(value.strip())
+        except (ValueError, TypeError, OverflowError):
+            return None
+        return None if pd.isna(stamp) else stamp.date()
+    return date
+
+
+def month_text(value: Any, month: str) -> str | None:
+    """What a column written with ``month`` (a ``strftime`` pattern) holds for the recorded
+    date ``value`` cut to its month, normalized; ``None`` for no date."""
+    date = _recorded_date(value)
+    if date is None:
+        return None
+    return normalize(_strftime(date.replace(day=1), month))
+
+
+def month_texts(values: Any, month: str) -> np.ndarray:
+    """:func:`month_text` of every value, each distinct value once."""
+    return mapped(values, lambda v: month_text(v, month))
+
+
+_MONTH_NAME = (
+    r"(?<![a-z])(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)(?![a-z])\.?"
+)
+_MONTH_NUMBER = {
+    name: i + 1
+    for i, name in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    )
+}
+_NUMERIC_SEP = r"(?:\s*[-/.]\s*|\s)"
+_NAMED_SEP = r"\s*[-/.,]?\s*"
+_DAY = r"(\d{1,2})(?!\d)(?:st|nd|rd|th)?"
+_YEAR = r"(\d{4}|\d{2})(?!\d)"
+_NUMERIC = re.compile(
+    rf"(?<!\d)(?=(\d{{1,4}}){_NUMERIC_SEP}(\d{{1,2}}){_NUMERIC_SEP}(\d{{1,4}})(?!\d))"
+)
+_COMPACT = re.compile(r"(?<!\d)(\d{8}|\d{6})(?!\d)")
+_MONTH_DAY_YEAR = re.compile(_MONTH_NAME + _NAMED_SEP + _DAY + _NAMED_SEP + _YEAR)
+_DAY_MONTH_YEAR = re.compile(
+    r"(?<!\d)" + _DAY + _NAMED_SEP + r"(?:of\s+)?" + _MONTH_NAME + _NAMED_SEP + _YEAR
+)
+_YEAR_MONTH_DAY = re.compile(
+    r"(?<!\d)(\d{4})" + _NAMED_SEP + _MONTH_NAME + _NAMED_SEP + r"(\d{1,2})(?!\d)"
+)
+
+
+def _is_day(year: str, month: str | int, day: str) -> bool:
+    """Whether the parts name a day of the calendar (a two-digit year is 20yy)."""
+    y = int(year) + (2000 if len(year) <= 2 else 0)
+    try:
+        dt.date(y, int(month), int(day))
+    except ValueError:
+        return False
+    return len(year) in (2, 4)
+
+
+def _numeric_day(a: str, b: str, c: str) -> bool:
+    """Whether three numbers (in text order) read as a day in any common order."""
+    readings: list[tuple[str, str, str]] = []  # year, month, day
+    if len(a) == 4:
+        readings += [(a, b, c), (a, c, b)]
+    if len(c) == 4:
+        readings += [(c, b, a), (c, a, b)]
+    if len(a) <= 2 and len(c) <= 2:
+        readings += [(a, b, c), (c, b, a), (c, a, b)]
+    return any(_is_day(*r) for r in readings)
+
+
+def _compact_day(digits: str) -> bool:
+    """Whether a run of six or eight digits reads as a day in any common order."""
+    if len(digits) == 8:
+        y1, m1, d1 = digits[:4], digits[4:6], digits[6:]
+        d2, m2, y2 = digits[:2], digits[2:4], digits[4:]
+        return any(_is_day(*r) for r in ((y1, m1, d1), (y1, d1, m1), (y2, m2, d2), (y2, d2, m2)))
+    a, b, c = digits[:2], digits[2:4], digits[4:]
+    return any(_is_day(*r) for r in ((a, b, c), (c, b, a), (c, a, b)))
+
+
+def _parses_as(text: str, pattern: str) -> bool:
+    """Whether ``text`` is exactly what ``pattern`` writes for some date (normalized)."""
+    try:
+        parsed = dt.datetime.strptime(text, pattern.replace("%-", "%"))
+    except ValueError:
+        return False
+    return normalize(_strftime(parsed.date(), pattern)) == text
+
+
+def carries_full_date(text: str, full: str | None = None, month: str | None = None) -> bool:
+    """Whether the normalized ``text`` holds a full date anywhere in it (see the module
+    docstring): a common form, or exactly what ``full`` writes (when it differs from
+    ``month``); never a text that is exactly what ``month`` writes for a month."""
+    if month and _parses_as(text, month):
+        return False
+    if full and full != month and _parses_as(text, full):
+        return True
+    if any(_numeric_day(*m.groups()) for m in _NUMERIC.finditer(text)):
+        return True
+    if any(_compact_day(m.group(1)) for m in _COMPACT.finditer(text)):
+        return True
+    for m in _MONTH_DAY_YEAR.finditer(text):
+        if _is_day(m.group(3), _MONTH_NUMBER[m.group(1)[:3]], m.group(2)):
+            return True
+    for m in _DAY_MONTH_YEAR.finditer(text):
+        if _is_day(m.group(3), _MONTH_NUMBER[m.group(2)[:3]], m.group(1)):
+            return True
+    for m in _YEAR_MONTH_DAY.finditer(text):
+        if _is_day(m.group(1), _MONTH_NUMBER[m.group(2)[:3]], m.group(3)):
+            return True
+    return False
+
+
+def full_date_flags(texts: np.ndarray, full: str | None, month: str | None) -> np.ndarray:
+    """:func:`carries_full_date` of normalized texts (``None`` is no date), each distinct
+    text once."""
+    codes, uniques = pd.factorize(texts, use_na_sentinel=True)
+    flags = np.array([carries_full_date(u, full, month) for u in uniques] + [False], dtype=bool)
+    return flags[codes]
 
 
 _UNIFORM = frozenset({"string", "empty", "date", "datetime"})
@@ -239,13 +356,6 @@ def forms_matrix(values: Any) -> np.ndarray:
         column = _table(results)
         width = 1 if pd.notna(results).any() else 0
         return column[codes].reshape(-1, 1)[:, :width]
-    return _matrix(codes, results)
-
-
-def full_date_forms_matrix(values: Any, full: str, month: str) -> np.ndarray:
-    """:func:`full_date_forms` of every value as rows of a matrix (``None`` past a value's
-    forms), each distinct value's forms made once."""
-    codes, results = _per_distinct(values, lambda v: full_date_forms(v, full, month))
     return _matrix(codes, results)
 
 

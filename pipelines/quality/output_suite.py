@@ -38,14 +38,19 @@ pseudonymizes, a birth date it cuts to the month) must not show up where it coul
   of the row child's protected values, in any of its forms (:mod:`pipelines.quality.mentions`);
   a protected value equal to a value the agreement sends as recorded (a guardian's last name
   that is also the child's) is not protected in that row.
-- ``full_value``: a ``generalized_columns`` cell equals its own field's full value. For a column
-  with ``date_formats`` (a file column written with a ``strftime`` pattern, and the pattern of
-  its month cut), the full date in that column's own pattern too (``%d.%m.%Y``, ``%Y%m%d``,
-  ``%y%m%d``...), but never what the column rightly writes for the row child's month: a
-  compact month such as ``202111`` is compared with the row child's own date, not read by
-  its shape (:func:`~pipelines.quality.mentions.full_date_forms`).
+- ``full_value``: a ``generalized_columns`` cell holds a full date, whoever's, in any common
+  form (ISO, ``15.11.2021``, ``11/15/21``, ``20211115``, ``Nov 15, 2021``, ``15 November
+  2021``... :func:`~pipelines.quality.mentions.carries_full_date`) or, for a column of
+  ``date_formats``, in the column's own full pattern; a text the column's month pattern reads
+  as a month (``202111`` in a ``%Y%m`` column) is a month, not a full date. A cell of a
+  generalized column not cut to the month (a ZIP3, a year) also may not equal its row
+  child's full value (the full ZIP code).
 - ``value_mismatch``: a ``kept_text_columns`` cell is neither empty nor its row child's value
-  (another child's name in this child's row).
+  (another child's name in this child's row); a month-cut cell (``month_cut``, and every
+  column of ``date_formats``) is neither empty nor exactly what the column writes for the row
+  child's month (the first of the month written with the column's month pattern): another
+  child's month, or any other text. A month-cut cell holding a full date is ``full_value``
+  only (each bad cell is counted once).
 - ``other_child``: a ``statement_columns`` cell mentions another child of the batch (a full
   name or an id of any child of ``rows.batch`` that is not the row child's own or the row
   child's primary guardian's full name).
@@ -71,7 +76,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.quality.context import Loaded, get_context, summarize
-from pipelines.quality.mentions import KeyIndex, forms_matrix, full_date_forms_matrix
+from pipelines.quality.mentions import KeyIndex, forms_matrix, month_texts
 
 _B = r"(?<![\w-])"
 _E = r"(?![\w-])"
@@ -133,7 +138,15 @@ class Columns:
     empty: tuple[str, ...] = ()
     pattern_exempt: Mapping[str, frozenset[str]] = field(default_factory=dict)
     date_formats: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    """A generalized date column -> its ``strftime`` patterns (full date, month cut)."""
+    """A generalized date column -> its ``strftime`` patterns (full date, month cut); the
+    column is cut to the month."""
+    month_cut: Mapping[str, str] = field(default_factory=dict)
+    """A generalized column cut to the month -> the ``strftime`` pattern it writes the month
+    with (``%Y-%m`` for the ``month`` transform's own text); overrides ``date_formats``'."""
+
+    def months(self) -> dict[str, str]:
+        """Every month-cut column -> its month pattern."""
+        return {c: m for c, (_, m) in self.date_formats.items()} | dict(self.month_cut)
 
     @property
     def row_wise(self) -> bool:
@@ -178,9 +191,8 @@ class _Spec:
     """Field -> its helper columns (the row child's protected forms)."""
     own: dict[str, str] = field(default_factory=dict)
     """Field -> the helper column of the row child's own value (kept text fields)."""
-    full_dates: dict[str, list[str]] = field(default_factory=dict)
-    """A column of ``date_formats`` -> the helper columns of the row child's full date as
-    that column could carry it."""
+    months: dict[str, str] = field(default_factory=dict)
+    """A month-cut column -> the helper column of what it writes for the row child's month."""
     own_keys: str | None = None
     mentioned: list[str] = field(default_factory=list)
     """The batch's mention keys that occur in the statements (narrowed, like a value set)."""
@@ -219,8 +231,18 @@ COMBINED = ("pii_like", "not_permitted", "child_value", "full_value", "value_mis
 rows, is asked only when that one fails (:func:`_detail_suite`)."""
 
 Check = tuple[str, str, Any]
-"""A per-column check of a :data:`COMBINED` rule: rule, column and its argument (a regex, the
-helper columns of the row's values, or the helper column of the row's own value)."""
+"""A per-column check of a :data:`COMBINED` rule: rule, column and its argument (a regex, or
+the :class:`_Against` of a row-wise rule)."""
+
+
+@dataclass(frozen=True)
+class _Against:
+    """What a row-wise check compares a cell with: helper columns of the row's values and,
+    for a cell that may not hold a full date, its column's (full, month) patterns (``""``
+    for none)."""
+
+    helpers: tuple[str, ...]
+    dates: tuple[str, str] | None = None
 
 
 def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
@@ -237,16 +259,22 @@ def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
         out.append(("pii_like", column, "|".join(f"(?:{p})" for p in patterns.values())))
     columns = spec.columns
     out += [("not_permitted", c, None) for c in columns.empty if c in data.columns]
-    everything = [h for helpers in spec.protected.values() for h in helpers]
+    everything = tuple(h for helpers in spec.protected.values() for h in helpers)
     if everything:
-        out += [("child_value", c, everything) for c in columns.text if c in data.columns]
+        out += [("child_value", c, _Against(everything)) for c in columns.text if c in data.columns]
+    months = columns.months()
     for column, source in columns.generalized.items():
-        own = spec.full_dates.get(column, spec.protected.get(source, []))
-        if column in data.columns and own:
-            out.append(("full_value", column, own))
+        if column not in data.columns:
+            continue
+        full = columns.date_formats.get(column, ("", ""))[0]
+        own = () if column in months else tuple(spec.protected.get(source, []))
+        out.append(("full_value", column, _Against(own, (full, months.get(column, "")))))
     for column, source in columns.kept_text.items():
         if column in data.columns and source in spec.own:
-            out.append(("value_mismatch", column, spec.own[source]))
+            out.append(("value_mismatch", column, _Against((spec.own[source],))))
+    for column, helper in spec.months.items():
+        full = columns.date_formats.get(column, ("", ""))[0]
+        out.append(("value_mismatch", column, _Against((helper,), (full, months[column]))))
     return out
 
 
@@ -260,13 +288,14 @@ def _one(rule: str, column: str, argument: Any) -> Any:
         return gxe.ExpectColumnValuesToNotMatchRegex(column=column, regex=argument)
     if rule == "not_permitted":
         return gxe.ExpectColumnValuesToBeNull(column=column)
-    if rule == "value_mismatch":
-        return rx.ExpectRowValueMatches(column_list=[column, argument])
-    return rx.ExpectRowValuesAbsent(column_list=[column, *argument])
+    if not argument.helpers:  # a full date only: one column (a multicolumn one needs two)
+        full, month = argument.dates
+        return rx.ExpectColumnValuesHoldNoFullDate(column=column, full=full, month=month)
+    return _all(rule, [(rule, column, argument)])
 
 
 def _all(rule: str, checks: list[Check]) -> Any:
-    """One expectation for every check of ``rule`` (at least two)."""
+    """One expectation for every check of ``rule`` (a row-wise rule: any number)."""
     from pipelines.quality import expectations as rx
 
     cells = [column for _, column, _ in checks]
@@ -277,16 +306,18 @@ def _all(rule: str, checks: list[Check]) -> Any:
         return rx.ExpectValuesAllMissing(column_list=cells)
     names = list(dict.fromkeys(cells))
     for _, _, argument in checks:
-        names += [h for h in ([argument] if isinstance(argument, str) else argument)]
+        names += argument.helpers
     names = list(dict.fromkeys(names))
     at = {name: i for i, name in enumerate(names)}
     groups = [
-        [at[column], [at[h] for h in ([argument] if isinstance(argument, str) else argument)]]
+        [at[column], [at[h] for h in argument.helpers]]
         for _, column, argument in checks
+        if argument.helpers
     ]
+    dates = [[at[column], *argument.dates] for _, column, argument in checks if argument.dates]
     if rule == "value_mismatch":
-        return rx.ExpectRowValuesMatchAll(column_list=names, groups=groups)
-    return rx.ExpectRowValuesAbsentAll(column_list=names, groups=groups)
+        return rx.ExpectRowValuesMatchAll(column_list=names, groups=groups, dates=dates)
+    return rx.ExpectRowValuesAbsentAll(column_list=names, groups=groups, dates=dates)
 
 
 def _screen_suite(data: pd.DataFrame, spec: _Spec, checks: list[Check]) -> Any:
@@ -418,18 +449,17 @@ def _helpers(
             name = f"{HELPER_PREFIX}{source}:{k}"
             helpers[name] = pd.Series(forms[:, k], dtype=object)
             protected.setdefault(source, []).append(name)
-    full_dates: dict[str, list[str]] = {}
-    for column, (full, month) in columns.date_formats.items():
+    months: dict[str, str] = {}
+    for column, pattern in columns.months().items():
         source = columns.generalized.get(column)
-        if source is None or source not in values.columns or column not in data.columns:
+        if source is None or column not in data.columns:
             continue
-        forms = full_date_forms_matrix(values[source], full, month)
-        full_dates[column] = []
-        for k in range(forms.shape[1]):
-            if pd.notna(forms[:, k]).any():
-                name = f"{HELPER_PREFIX}full:{column}:{k}"
-                helpers[name] = pd.Series(forms[:, k], dtype=object)
-                full_dates[column].append(name)
+        name = f"{HELPER_PREFIX}month:{column}"
+        if source in values.columns:
+            helpers[name] = pd.Series(month_texts(values[source], pattern), dtype=object)
+        else:  # no recorded date: only an empty cell is the month
+            helpers[name] = pd.Series([None] * len(values), dtype=object)
+        months[column] = name
     own_values: dict[str, str] = {}
     for source in sorted(set(columns.kept_text.values())):
         name = f"{HELPER_PREFIX}{source}:own"
@@ -455,7 +485,7 @@ def _helpers(
         own=own_values,
         own_keys=own_keys,
         mentioned=mentioned,
-        full_dates=full_dates,
+        months=months,
     )
 
 

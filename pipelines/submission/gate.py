@@ -10,9 +10,12 @@ agreement sends it:
 - a text field (names, street, city, guardian contacts) and a pseudonymized id: checked
   against every value of the row's own child that the agreement does not send as recorded;
   a text field the agreement keeps must also be that child's own value (or empty);
-- a generalized field (month, year, age in months, bucket, ZIP3): must not be the full value;
-  a date column of a file layout, in none of the forms it could be written in (ISO, US, or
-  the column's own pattern), other than what the column writes for the month;
+- a generalized field (month, year, age in months, bucket, ZIP3): must hold no full date,
+  whoever's and in whatever common form (ISO, US, ``15.11.2021``, ``Nov 15, 2021``, compact
+  ``20211115``, or the column's own pattern), and not the row child's full value (ZIP);
+- a field cut to the month (the ``month`` transform): must be empty or exactly what the
+  column writes for the row child's month (a file's date column: its pattern without the day;
+  any other column: the transform's ``YYYY-MM``), so another child's month stops too;
 - a parent's statement: must not mention another child of the batch (their full name or id);
   a phone, e-mail or number in it is the parent's own words and travels (45 CFR 1303.24(c));
 - a layout column whose field the agreement does not send: must be empty;
@@ -53,6 +56,9 @@ IDENTITY_COLUMNS = list(dict.fromkeys([*KEY, *ROW_FIELDS]))
 PASSED = "passed_input_gate"
 STATEMENT = "statement"
 STATEMENT_SOURCES = frozenset({"statement_field", STATEMENT, "statement_filed_date"})
+MONTH_TEXT = "%Y-%m"
+"""How the ``month`` transform writes a month (``privacy/transforms/month.py``), and so any
+column but a file's date column (a string column, an API record)."""
 PATTERN_EXEMPT = {
     "guardian_phone": frozenset({"phone_like"}),
     "guardian_email": frozenset({"email_like"}),
@@ -128,6 +134,7 @@ def _columns(
     field_of = {rule.column: rule.field.name for rule in plan.rules}
     text, empty, statements = [], [], []
     generalized: dict[str, str] = {}
+    month_cut: dict[str, str] = {}
     kept_text: dict[str, str] = {}
     exempt: dict[str, frozenset[str]] = {}
     for column, source in sources.items():
@@ -139,6 +146,8 @@ def _columns(
                 text.append(column)
             elif how != "keep":
                 generalized[column] = name
+                if how == "month":  # a file's date column writes it with its month pattern
+                    month_cut[column] = (date_formats or {}).get(column, ("", MONTH_TEXT))[1]
             if kind is Kind.TEXT:
                 text.append(column)
                 if how == "keep":
@@ -159,6 +168,7 @@ def _columns(
         empty=tuple(empty),
         pattern_exempt=exempt,
         date_formats={c: f for c, f in (date_formats or {}).items() if c in generalized},
+        month_cut=month_cut,
     )
 
 

@@ -4,11 +4,8 @@ rightly writes never stops, even when compact (``%Y%m`` ``202111``) or for a chi
 1st or the 10th-12th (where day and month read alike).
 
 The table runs the real file-spec loader, renderer and gate (agreement ``uvm-crc-study``, which
-cuts birth and entry dates to the month). The property checks the gate's ``full_value`` rule
-against an oracle written from the rule, which imports nothing of the gate: a cell stops when,
-normalized (ends stripped, case folded), it is the row child's own date written ISO,
-``MM/DD/YYYY``, ``M/D/YYYY`` or with the column's full pattern, and it is not what the column
-writes for the child's month (the date's first day written with the month pattern).
+cuts birth and entry dates to the month). Any child's full date, another child's month and the
+property of the rule are in ``test_output_gate_month_cut.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from pipelines.quality.mentions import KeyIndex
-from pipelines.quality.output_suite import Columns, RowValues, validate_output
 from schemas.filespec import load_spec
 from tests.pipelines.gate_world import children, gate, preparation, record_frames
 
@@ -98,18 +91,17 @@ def test_every_pattern_stops_the_full_date_and_passes_the_month(
     assert gate(p, frames) == [f"full_value on column EntryMonth: {n} of {n} rows"], full
 
 
-def test_a_value_shaped_like_a_full_date_is_no_full_value_unless_it_is_the_childs(
-    tmp_path: Path,
-) -> None:
-    """The rule compares with the row child's own date: a compact value is not read by shape."""
+def test_a_full_date_stops_whoever_it_belongs_to(tmp_path: Path) -> None:
+    """A compact full date stops in the row child's own date or any other (it used to pass
+    when it was not the row child's: another child's birth date left)."""
     p = _world(tmp_path, "%Y%m%d")
     frames = record_frames(p)
     frame = frames["study.csv"][0]
     frame["BirthMonth"] = ["20211101", *frame["BirthMonth"][1:]]  # row 0's own: stops
     assert gate(p, frames) == ["full_value on column BirthMonth: 1 of 6 rows"]
-    shaped = "20190615"  # shaped like a full date, but not row 0's child's
+    shaped = "20190615"  # not row 0's child's: a full date all the same
     frame["BirthMonth"] = [shaped, *frame["BirthMonth"][1:]]
-    assert gate(p, frames) == []
+    assert gate(p, frames) == ["full_value on column BirthMonth: 1 of 6 rows"]
 
 
 def test_a_pattern_without_a_day_writes_only_the_month_and_iso_still_stops(
@@ -124,71 +116,5 @@ def test_a_pattern_without_a_day_writes_only_the_month_and_iso_still_stops(
     assert gate(p, frames) == [f"full_value on column BirthMonth: {len(BORN)} of {len(BORN)} rows"]
 
 
-# --- property: the gate's full_value rule against an oracle written from the rule ---------
-
-
-def _norm(value: Any) -> str | None:
-    if value is None:
-        return None
-    return " ".join(str(value).split()).casefold() or None
-
-
-def oracle(cells: list[Any], born: list[dt.date | None], full: str, month: str) -> int:
-    """How many rows carry their own child's full date (the rule, row by row)."""
-    hits = 0
-    for cell, date in zip(cells, born, strict=True):
-        if date is None or _norm(cell) is None:
-            continue
-        forms = {
-            date.isoformat(),
-            f"{date.month:02d}/{date.day:02d}/{date.year}",
-            f"{date.month}/{date.day}/{date.year}",
-            _norm(date.strftime(full)),
-        }
-        forms.discard(_norm(date.replace(day=1).strftime(month)))
-        hits += _norm(cell) in forms
-    return hits
-
-
-DATES = st.dates(dt.date(2000, 1, 1), dt.date(2029, 12, 31)) | st.sampled_from(BORN)
-
-
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    pattern=st.sampled_from([*PATTERNS, ("%b %Y", "%b %Y"), ("%Y%j", "%Y%j")]),
-    rows=st.lists(st.tuples(st.none() | DATES, DATES, st.integers(0, 7)), min_size=1, max_size=6),
-)
-def test_full_value_equals_the_oracle_for_every_pattern(
-    pattern: tuple[str, str], rows: list[tuple[dt.date | None, dt.date, int]]
-) -> None:
-    full, month = pattern
-    born = [b for b, _, _ in rows]
-
-    def cell(own: dt.date | None, other: dt.date, kind: int) -> Any:
-        date = own if own is not None and kind < 5 else other
-        return [
-            date.replace(day=1).strftime(month),  # the month as rendered
-            date.strftime(full),
-            date.isoformat(),
-            f"{date.month}/{date.day}/{date.year}",
-            f"  {date.strftime(full).upper()}",
-            date.strftime("%Y%m"),
-            date.strftime("%y%m%d"),
-            None,
-        ][kind]
-
-    cells = [cell(own, other, kind) for own, other, kind in rows]
-    frame = pd.DataFrame({"BirthMonth": cells}, dtype=object)
-    values = pd.DataFrame({"birth_date": pd.Series(born, dtype=object)})
-    n = len(rows)
-    result = validate_output(
-        frame,
-        expected_columns=["BirthMonth"],
-        columns=Columns(
-            generalized={"BirthMonth": "birth_date"}, date_formats={"BirthMonth": (full, month)}
-        ),
-        rows=RowValues(values, frozenset(), [frozenset()] * n, KeyIndex.of([])),
-    )
-    hits = oracle(cells, born, full, month)
-    expected = [f"full_value on column BirthMonth: {hits} of {n} rows"] if hits else []
-    assert result.failures == expected
+# The property of the month-cut rule (any full date, another child's month) is in
+# ``test_output_gate_month_cut.py``.

@@ -10,7 +10,8 @@ The oracle's rules, from 45 CFR 1303.24(c) and the agreement's field list:
   also the statement's own child's, or the child's primary guardian's, is the family's own.
 - A name column the agreement keeps carries that row's child's own name (or nothing).
 - A column the agreement pseudonymizes carries only pseudonyms.
-- A birth date the agreement cuts to the month is never the child's full date.
+- A birth date the agreement cuts to the month is carried only as the child's own month
+  (``YYYY-MM``) or not at all: never a full date, nor another child's month.
 - Codes (site codes) carry anything that is not a phone, SSN or e-mail.
 """
 
@@ -209,6 +210,8 @@ def test_study_records_stop_iff_oracle_finds_a_leak(data: st.DataObject, who: li
                     ("birth_date", born.strftime("%m/%d/%Y")),
                     ("birth_date", f"{born.month}/{born.day}/{born.year}"),
                     ("birth_date", other["birth_date"].strftime("%Y-%m")),
+                    ("birth_date", other["birth_date"].strftime("%d.%m.%Y")),
+                    ("birth_date", born.strftime("%Y-%m")),
                     ("child_local_id", me["child_local_id"]),
                     ("child_local_id", other["first_name"]),
                     ("child_local_id", original.at[(row + 1) % len(extract), "child_local_id"]),
@@ -219,8 +222,7 @@ def test_study_records_stop_iff_oracle_finds_a_leak(data: st.DataObject, who: li
         records.at[row, column] = value
     for row in range(len(extract)):
         born = extract.iloc[row]["birth_date"]
-        full = {born.isoformat(), born.strftime("%m/%d/%Y"), f"{born.month}/{born.day}/{born.year}"}
-        if records.at[row, "birth_date"] in full:
+        if records.at[row, "birth_date"] not in (None, born.strftime("%Y-%m")):
             leak = True
         if not re.fullmatch(r"[A-Za-z0-9_]+-[A-Z2-7]{16}", str(records.at[row, "child_local_id"])):
             leak = True

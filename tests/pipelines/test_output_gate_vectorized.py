@@ -10,7 +10,8 @@ cell, and imports nothing of the gate:
 - ``child_value``: a free-text cell equals one of the row child's values the agreement does
   not send as recorded (a value equal to one it does send, in that row, is not protected;
   the birth date, cut to the month, stays protected);
-- ``full_value``: the month column equals the row child's full birth date;
+- ``full_value``: the month column holds a full date, any child's (here: one of ``DATES``
+  written ISO, ``MM/DD/YYYY`` or ``M/D/YYYY``; its random text has no digits);
 - ``value_mismatch``: the kept first-name column is neither empty nor the row child's own
   first name (as written, or with the formula guard's quote in front);
 - ``not_permitted``: the column of a field the agreement does not send is not empty;
@@ -78,6 +79,9 @@ def _forms(value: Any) -> set[str]:
     return {text} if text else set()
 
 
+ANY_DATE = set().union(*(_forms(d) for d in DATES))
+
+
 def oracle(frame: pd.DataFrame, values: pd.DataFrame) -> set[str]:
     n = len(frame)
     hits: dict[tuple[str, str], int] = {}
@@ -97,7 +101,7 @@ def oracle(frame: pd.DataFrame, values: pd.DataFrame) -> set[str]:
         for column in ("FirstName", "Note", "Other"):
             if _norm(frame.at[i, column]) in protected:
                 hit("child_value", column)
-        if _norm(frame.at[i, "BirthMonth"]) in _forms(me["birth_date"]):
+        if _norm(frame.at[i, "BirthMonth"]) in ANY_DATE:
             hit("full_value", "BirthMonth")
         cell, own = _norm(frame.at[i, "FirstName"]), me["first_name"]
         if cell is not None:
@@ -157,7 +161,8 @@ def batches(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
         if kind == "pii":
             return draw(st.sampled_from(PII))
         if kind == "text":
-            return draw(st.text(st.sampled_from("aZ9 -@.()+ß\u00a0\x1cİ"), max_size=12)) or None
+            letters = "aZ9 -@.()+ß\u00a0\x1cİ" if column != "BirthMonth" else "aZ -@.()+ß"
+            return draw(st.text(st.sampled_from(letters), max_size=12)) or None
         return value
 
     frame = pd.DataFrame(
