@@ -3,12 +3,10 @@
 The gate puts the row's own child's values beside the outgoing cells (helper columns that never
 leave) and these multicolumn expectations compare them, row by row, in Great Expectations:
 
-- :class:`ExpectRowValuesAbsent` (``column_list = [cell, value, value, ...]``): the cell, as
-  :func:`~pipelines.quality.mentions.normalize` writes it, equals none of the row's values.
-- :class:`ExpectRowValueMatches` (``column_list = [cell, own]``): the cell is empty or equals
-  the row's own value.
-- :class:`ExpectRowValuesAbsentAll` and :class:`ExpectRowValuesMatchAll`: the same for several
-  cells at once; with ``dates`` (``[cell, full, month]``: a column's ``strftime`` patterns, ``""``
+- :class:`ExpectRowValuesAbsentAll` (``column_list`` and ``groups``: a cell and its row's
+  values): each cell, as :func:`~pipelines.quality.mentions.normalize` writes it, equals none of
+  its row's values; :class:`ExpectRowValuesMatchAll`: each cell is empty or its row's own
+  value; with ``dates`` (``[cell, full, month]``: a column's ``strftime`` patterns, ``""``
   for none) a cell that holds a full date, whoever's and in any common form
   (:func:`~pipelines.quality.mentions.carries_full_date`), is a hit of the former and left to
   it by the latter (the cell is reported once, as a full date).
@@ -61,37 +59,6 @@ _DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parse
 
 def _normalized(series: pd.Series) -> pd.Series:
     return pd.Series(normalized(series), index=series.index, dtype=object)
-
-
-class RowValuesAbsent(MulticolumnMapMetricProvider):
-    """True where the first column's value is none of the other columns' values.
-
-    Every cell is normalized once per distinct value, then each normalized text becomes an
-    integer code: a hit is an integer equality in the row."""
-
-    condition_metric_name = "datashare.row_values_absent"
-    condition_domain_keys = _DOMAIN
-
-    @multicolumn_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        texts = np.column_stack([normalized(column_list[name]) for name in column_list])
-        codes, _ = pd.factorize(texts.ravel(), use_na_sentinel=True)  # text or None
-        codes = codes.reshape(texts.shape)
-        cell, others = codes[:, :1], codes[:, 1:]
-        hit = ((cell == others) & (cell >= 0)).any(axis=1)
-        return pd.Series(~hit, index=column_list.index)
-
-
-class RowValueMatches(MulticolumnMapMetricProvider):
-    """True where the first column is empty or equals the second, as written or as a file
-    spec's formula guard writes it (a single quote in front: ``schemas.filespec``)."""
-
-    condition_metric_name = "datashare.row_value_matches"
-    condition_domain_keys = _DOMAIN
-
-    @multicolumn_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        return _matches(column_list.iloc[:, 0], column_list.iloc[:, 1])
 
 
 def _guarded(value: Any) -> str | None:
@@ -194,7 +161,7 @@ def _full_dates(texts: np.ndarray, patterns: tuple[str | None, str | None]) -> n
 
 
 class RowValuesAbsentAll(MulticolumnMapMetricProvider):
-    """:class:`RowValuesAbsent` for several cells at once: ``groups`` pairs a cell's position
+    """True where no cell equals any of its row's values: ``groups`` pairs a cell's position
     in ``column_list`` with the positions of the row's values it must equal none of. Every
     column is normalized once; texts are compared as they are (no text equals ``None``)."""
 
@@ -226,8 +193,9 @@ class RowValuesAbsentAll(MulticolumnMapMetricProvider):
 
 
 class RowValuesMatchAll(MulticolumnMapMetricProvider):
-    """:class:`RowValueMatches` for several cells: ``groups`` pairs a cell's position in
-    ``column_list`` with the position of the row's own value (one) it must equal or be empty."""
+    """True where every cell is empty or its row's own value, as written or as a file spec's
+    formula guard writes it (a single quote in front: ``schemas.filespec``): ``groups`` pairs a
+    cell's position in ``column_list`` with the position of the row's own value (one)."""
 
     condition_metric_name = "datashare.row_values_match_all"
     condition_domain_keys = _DOMAIN
@@ -315,22 +283,6 @@ class ExpectValuesAllMissing(MulticolumnMapExpectation):
     """Every listed column is empty in every row."""
 
     map_metric = "datashare.values_all_missing"
-    success_keys = ("mostly",)
-    args_keys = ("column_list",)
-
-
-class ExpectRowValuesAbsent(MulticolumnMapExpectation):
-    """Each row's first column equals none of the row's other columns (case folded)."""
-
-    map_metric = "datashare.row_values_absent"
-    success_keys = ("mostly",)
-    args_keys = ("column_list",)
-
-
-class ExpectRowValueMatches(MulticolumnMapExpectation):
-    """Each row's first column is empty or equals its second column (case folded)."""
-
-    map_metric = "datashare.row_value_matches"
     success_keys = ("mostly",)
     args_keys = ("column_list",)
 
