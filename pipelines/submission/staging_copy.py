@@ -12,20 +12,171 @@ tables hold of the child. A renamed destination so withdraws a child the databas
 before the rename, and resends nothing it holds; two destination files on one database each
 plan against what the other did. The other name's rows are kept (copied, not moved): should
 that file still run, it takes this name's rows over in turn once this name writes.
+
+A name renamed right after a crash leaves its open delivery behind (the batch may be in the
+tables, unlogged). Before the take-over, :func:`catch_up` settles the open deliveries of every
+other name that wrote here, once none of that name's runs is alive: as that name (its delivery
+state), under the crashed run's id and date (:func:`.reconcile.reconcile`), so what arrived is
+logged once and the take-over then finds it held; nothing is sent again. A run of that name
+still alive leaves its deliveries alone (it settles them itself).
+
+A dry run writes nothing: :func:`view` says, per program last written under another name, which
+name's delivery state to read alongside this name's (:func:`held_many`, :func:`rows_of`: the
+later row of each child wins, as the take-over would copy it), so it reports what the real run
+would send and delete.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import weakref
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
+from pipelines.destinations.base import ChildKey
 from pipelines.submission.context import RunContext
-from schemas import DeliveredRecord
+from pipelines.submission.reconcile import UNFINISHED, reconcile
+from pipelines.submission.runs import ConcurrentRun, LiveCheck, settle_open_runs
+from pipelines.submission.state import Held, Rows
+from schemas import DeliveredRecord, Delivery
 
 COPIED = ("digest", "rows", "status", "run_id", "updated_at")
+_VIEWS: weakref.WeakKeyDictionary[RunContext, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def is_staging(context: RunContext) -> bool:
+    """Whether the run's destination is a staging database."""
+    return context.destination.type.value == "staging_db"
+
+
+def catch_up(context: RunContext, is_live: LiveCheck | None = None) -> dict[str, str]:
+    """For a staging database, before the run settles its own deliveries: the open
+    deliveries other names left here settled (:func:`adopt`), then this name's delivery
+    state brought up to date (:func:`take_over`); program code -> what was done. A dry run
+    only reads which names it would take over from (:func:`view`). Raises
+    :class:`~pipelines.destinations.base.DeliveryError` when the database cannot be reached
+    (nothing is settled or taken over: the caller stops the destination's programs)."""
+    if not is_staging(context):
+        return {}
+    if context.run.dry_run:
+        view(context)
+        return {}
+    outcomes = adopt(context, is_live)
+    for program, text in take_over(context).items():
+        outcomes[program] = f"{outcomes[program]}; {text}" if program in outcomes else text
+    return outcomes
+
+
+def adopt(context: RunContext, is_live: LiveCheck | None = None) -> dict[str, str]:
+    """Settle the open deliveries of the other names that wrote to this database, as those
+    names, once none of their runs is alive (their crashed runs are marked abandoned by this
+    one); program code -> outcome."""
+    others = getattr(context.client, "writers", None)
+    names = others() if others is not None else set()
+    if not names:
+        return {}
+    with session_scope(context.engine) as session:
+        open_names = session.scalars(
+            select(Delivery.destination)
+            .where(Delivery.destination.in_(sorted(names)), Delivery.status.in_(UNFINISHED))
+            .distinct()
+        ).all()
+    outcomes: dict[str, str] = {}
+    for name in sorted(open_names):
+        named = as_name(context, name)
+        try:
+            settle_open_runs(named, is_live=is_live)
+        except ConcurrentRun:
+            continue  # alive: that run settles its own deliveries
+        for program, text in reconcile(named).items():
+            outcomes[program] = f"destination {name}'s open delivery, taken over: {text}"
+    return outcomes
+
+
+def as_name(context: RunContext, name: str) -> RunContext:
+    """This run's context acting as destination name ``name`` for the delivery state and
+    delivery rows (same configuration, agreement, client and stores; still this run's id)."""
+    for shared in ("destination", "agreement", "client", "engine", "staged"):
+        getattr(context, shared)  # computed once here, shared with the copy
+    named = copy.copy(context)
+    named.run = dataclasses.replace(context.run, destination=name)
+    return named
+
+
+def view(context: RunContext) -> dict[str, str]:
+    """A dry run's take-over view: program code -> the name whose delivery state a real run
+    would take over now (read once per run and process); empty for a real run (it took over
+    at plan) and for other destinations."""
+    if not context.run.dry_run or not is_staging(context):
+        return {}
+    found = _VIEWS.get(context)
+    if found is None:
+        found = _VIEWS[context] = dict(context.client.last_writers())  # type: ignore[attr-defined]
+    return found
+
+
+def held_many(
+    session: Session, context: RunContext, held: dict[str, dict[ChildKey, Held]]
+) -> dict[str, dict[ChildKey, Held]]:
+    """``held`` (this name's, per program) as a real run would see it after the take-over:
+    each child's later row of this name's and the viewed name's (:func:`view`)."""
+    writers = view(context)
+    for program in [p for p in held if p in writers]:
+        mine = _stamped(session, context.run.destination, program)
+        theirs = _stamped(session, writers[program], program)
+        for child, (their, at) in theirs.items():
+            ours = mine.get(child)
+            if ours is None or _older(ours[1], at):
+                held[program][(program, child)] = Held(their.digest, {}, their.status)
+    return held
+
+
+def rows_of(
+    session: Session, context: RunContext, held: dict[ChildKey, Held], keys: Iterable[ChildKey]
+) -> dict[ChildKey, Held]:
+    """The row keys of ``keys`` from the name whose row :func:`held_many` kept."""
+    writers = view(context)
+    out = dict(held)
+    for program, local_id in keys:
+        if program not in writers:
+            continue
+        rows: dict[str, tuple[Rows, Any]] = {}
+        for name in (context.run.destination, writers[program]):
+            found = session.execute(
+                select(DeliveredRecord.rows, DeliveredRecord.updated_at).where(
+                    DeliveredRecord.destination == name,
+                    DeliveredRecord.program_code == program,
+                    DeliveredRecord.child_local_id == local_id,
+                )
+            ).first()
+            if found is not None:
+                rows[name] = (dict(found.rows or {}), found.updated_at)
+        mine, theirs = rows.get(context.run.destination), rows.get(writers[program])
+        chosen = theirs if theirs and (mine is None or _older(mine[1], theirs[1])) else mine
+        if chosen is not None:
+            before = out[(program, local_id)]
+            out[(program, local_id)] = Held(before.digest, chosen[0], before.status)
+    return out
+
+
+def _stamped(session: Session, destination: str, program: str) -> dict[str, tuple[Held, Any]]:
+    found = session.execute(
+        select(
+            DeliveredRecord.child_local_id,
+            DeliveredRecord.digest,
+            DeliveredRecord.status,
+            DeliveredRecord.updated_at,
+        ).where(
+            DeliveredRecord.destination == destination, DeliveredRecord.program_code == program
+        )
+    )
+    return {c: (Held(d, {}, s), at) for c, d, s, at in found}
+
 
 
 def take_over(context: RunContext) -> dict[str, str]:
