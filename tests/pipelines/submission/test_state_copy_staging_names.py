@@ -13,11 +13,20 @@ world) and exactly the children whose latest disclosure-log entry is a disclosur
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
+from sqlalchemy import select
+
+import pipelines.submission.deliver as deliver
+from schemas import Delivery
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World
-from tests.pipelines.submission.test_state_copy_staging import small_world, staging_url
+from tests.pipelines.submission.test_state_copy_staging import (
+    crashed_run_id,
+    small_world,
+    staging_url,
+)
 
 __all__ = ["small_world", "staging_url"]  # fixtures
 
@@ -85,3 +94,54 @@ def test_two_destinations_on_one_database_keep_its_copy_and_the_log_equal(
             summary = world.run(name, run_date=n.night(number))
             assert summary["status"] == "success", summary["programs"]
             assert_copy_is_right(world, staging_url, permitted, f"night {number}, {name}")
+
+
+class Killed(Exception):
+    """The run dies after the staging database committed its batch, before logging."""
+
+
+def test_a_rename_right_after_a_crash_logs_the_crashed_delivery_once_under_its_own_run(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Night 2 under the old name sends one child's correction and dies before logging; the
+    file is renamed. Night 3 under the new name settles the old name's open delivery: the
+    correction is logged once, under night 2's run and date, nothing is sent again, no
+    delivery stays open, and the tables match the log."""
+    world = small_world
+    children = n.control(world, 3)
+    corrected = children[0]
+    n.staging_destination(world, staging_url, monkeypatch, "state")
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+
+    record = deliver.record_delivery
+
+    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
+        if kwargs.get("delivery_id") is not None:
+            raise Killed
+        return record(session, context, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(deliver, "record_delivery", killed_before_logging)
+        n.set_middle(world, corrected, "Bea")
+        with pytest.raises(Killed):
+            world.run("state", run_date=n.night(2))
+    crashed = crashed_run_id(world, n.night(2))
+    assert n.held_by_staging(staging_url)[corrected].middle == "Bea", "the batch was committed"
+
+    rename(world, "state", "state-copy")
+    third = world.run("state-copy", run_date=n.night(3))
+
+    assert third["status"] == "success", third.get("stop_lines")
+    log = world.disclosures()
+    mine = log.loc[(log["child_local_id"] == corrected[1]) & (log["action"] == "disclose")]
+    assert mine["run_id"].tolist() == [first["run_id"], crashed], "once, under the crashed run"
+    assert mine["run_date"].tolist() == [n.night(1), n.night(2)], "with the crashed run's date"
+    tonight = log.loc[log["run_id"] == third["run_id"]]
+    assert tonight.empty, "the new name sends and logs nothing the database already holds"
+    with world.engine.connect() as connection:
+        statuses = set(connection.scalars(select(Delivery.status)))
+    assert statuses <= {"logged", "unchanged"}, f"no delivery left open: {statuses}"
+    assert crashed in third["reconciled"][n.PROGRAM], third["reconciled"]
+    assert_copy_is_right(world, staging_url, set(children), "night 3, renamed after a crash")
+    assert n.held_by_staging(staging_url)[corrected].middle == "Bea"
