@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.destinations.base import ChildKey
+from pipelines.submission.cleanup import sweep_closed_runs
 from pipelines.submission.context import RunContext
 from pipelines.submission.reconcile import UNFINISHED, reconcile
 from pipelines.submission.runs import ConcurrentRun, LiveCheck, settle_open_runs
@@ -75,7 +76,7 @@ def catch_up(context: RunContext, is_live: LiveCheck | None = None) -> dict[str,
 def adopt(context: RunContext, is_live: LiveCheck | None = None) -> dict[str, str]:
     """Settle the open deliveries of the other names that wrote to this database, as those
     names, once none of their runs is alive (their crashed runs are marked abandoned by this
-    one); program code -> outcome."""
+    one), and what those runs left staged removed; program code -> outcome."""
     others = getattr(context.client, "writers", None)
     names = others() if others is not None else set()
     if not names:
@@ -95,6 +96,7 @@ def adopt(context: RunContext, is_live: LiveCheck | None = None) -> dict[str, st
             continue  # alive: that run settles its own deliveries
         for program, text in reconcile(named).items():
             outcomes[program] = f"destination {name}'s open delivery, taken over: {text}"
+        sweep_closed_runs(named)  # what its closed runs left staged, as its own plan would
     return outcomes
 
 
