@@ -476,6 +476,29 @@ def describe_url(url: str) -> str | None:
     return f"host {parsed.host or 'localhost'}{port}, database {parsed.database or ''}"
 
 
+def database_identity(settings: StagingDbSettings) -> tuple[tuple[str, ...], str]:
+    """Which database ``settings`` point at, as a comparable key and as messages may show it
+    (never a user or password): the URL's backend, host, port and database (a SQLite file's
+    absolute path) when its environment variable is set here; otherwise the variable's or
+    Airflow connection's name (two files naming the same one write to the same database)."""
+    from sqlalchemy.engine import make_url
+
+    if settings.url_env is None:
+        return ("connection", str(settings.connection_id)), _source(settings)
+    url = os.environ.get(settings.url_env)
+    shown = describe_url(url) if url else None
+    if not url or shown is None:
+        return ("env", settings.url_env), f"the database {_source(settings)}"
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database or ":memory:"
+        return ("sqlite", os.path.realpath(path) if path != ":memory:" else path), shown
+    port = str(parsed.port or {"postgresql": 5432}.get(backend, ""))
+    host = parsed.host or "localhost"
+    return (backend, host, port, parsed.database or ""), shown
+
+
 def _source(settings: StagingDbSettings) -> str:
     """Where the URL is found, when the URL itself cannot be shown."""
     if settings.url_env is not None:

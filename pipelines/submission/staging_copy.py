@@ -173,12 +173,9 @@ def _stamped(session: Session, destination: str, program: str) -> dict[str, tupl
             DeliveredRecord.digest,
             DeliveredRecord.status,
             DeliveredRecord.updated_at,
-        ).where(
-            DeliveredRecord.destination == destination, DeliveredRecord.program_code == program
-        )
+        ).where(DeliveredRecord.destination == destination, DeliveredRecord.program_code == program)
     )
     return {c: (Held(d, {}, s), at) for c, d, s, at in found}
-
 
 
 def take_over(context: RunContext) -> dict[str, str]:

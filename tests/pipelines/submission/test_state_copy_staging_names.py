@@ -16,9 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+import yaml
+from sqlalchemy import create_engine, inspect, select
 
 import pipelines.submission.deliver as deliver
+from pipelines.destinations.registry import DestinationConfigError
 from schemas import Delivery
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World
@@ -145,3 +147,35 @@ def test_a_rename_right_after_a_crash_logs_the_crashed_delivery_once_under_its_o
     assert crashed in third["reconciled"][n.PROGRAM], third["reconciled"]
     assert_copy_is_right(world, staging_url, set(children), "night 3, renamed after a crash")
     assert n.held_by_staging(staging_url)[corrected].middle == "Bea"
+
+
+def test_two_destinations_on_one_database_under_different_agreements_are_refused_before_writing(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second file on the same database carries another agreement (no middle name): each
+    run is refused where its file is loaded, naming both files and the rule, and nothing is
+    written to the staging database or logged."""
+    world = small_world
+    n.control(world, 2)
+    path = world.config / "agreements" / f"{n.AGREEMENT}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["id"] = "mo-dese-state-copy-narrow"
+    data["fields"] = {k: v for k, v in data["fields"].items() if k != "middle_name"}
+    (path.parent / "mo-dese-state-copy-narrow.yaml").write_text(yaml.safe_dump(data))
+    n.staging_destination(world, staging_url, monkeypatch, "wide")
+    n.staging_destination(world, staging_url, monkeypatch, "narrow")
+    narrow = world.config / "destinations" / "narrow.yaml"
+    narrow.write_text(narrow.read_text().replace(n.AGREEMENT, "mo-dese-state-copy-narrow"))
+
+    for name, other in (("wide", "narrow"), ("narrow", "wide")):
+        with pytest.raises(DestinationConfigError) as caught:
+            world.run(name, run_date=n.night(1))
+        message = str(caught.value)
+        assert "rule staging_db_one_agreement" in message
+        assert f"{other}.yaml" in message and f"{name}.yaml" in message
+    engine = create_engine(staging_url)
+    try:
+        assert inspect(engine).get_table_names() == [], "nothing was written"
+    finally:
+        engine.dispose()
+    assert world.disclosures().empty, "nothing was logged"
