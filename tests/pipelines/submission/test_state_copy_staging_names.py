@@ -13,6 +13,7 @@ world) and exactly the children whose latest disclosure-log entry is a disclosur
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +180,48 @@ def test_two_destinations_on_one_database_under_different_agreements_are_refused
     finally:
         engine.dispose()
     assert world.disclosures().empty, "nothing was logged"
+
+
+UNREACHABLE = [
+    pytest.param("sqlite:///{tmp}/no-such-folder/staging.db", "SQLite file ", id="sqlite"),
+    pytest.param(
+        "postgresql+psycopg://datashare:s3cr3t-pw@127.0.0.1:1/staging",
+        "host 127.0.0.1:1, database staging",
+        id="postgresql",
+    ),
+]
+
+
+@pytest.mark.parametrize(("template", "where"), UNREACHABLE)
+def test_an_unreachable_staging_database_stops_its_programs_at_plan_naming_it(
+    small_world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    staging_url: str,
+    template: str,
+    where: str,
+) -> None:
+    """The take-over reads the database at plan. Unreachable, the run is still planned and
+    closed: each program to process stops at plan (``destination_unavailable``) with a line
+    naming the destination and the database (never its password), nothing is sent or logged,
+    the skipped programs are reported as always; the next night, reachable, sends."""
+    world = small_world
+    children = n.control(world, 2)
+    n.staging_destination(world, template.format(tmp=tmp_path), monkeypatch, "state")
+
+    summary = world.run("state", run_date=n.night(1))
+
+    assert summary["status"] == "failed"
+    assert summary["programs"]["processed"] == [] and n.PROGRAM in summary["programs"]["stopped"]
+    assert summary["stop_lines"]
+    for line in summary["stop_lines"]:
+        assert "stopped at plan (destination_unavailable)" in line, line
+        assert "destination state" in line and where in line, line
+        assert "s3cr3t-pw" not in line and "datashare:" not in line, line
+    assert world.disclosures().empty, "nothing was logged"
+
+    n.staging_destination(world, staging_url, monkeypatch, "state")
+    again = world.run("state", run_date=n.night(2))
+    assert again["status"] == "success", again.get("stop_lines")
+    assert again["programs"]["skipped"] == summary["programs"]["skipped"]
+    assert set(n.held_by_staging(staging_url)) == set(children)
