@@ -20,39 +20,27 @@ state), under the crashed run's id and date (:func:`.reconcile.reconcile`), so w
 logged once and the take-over then finds it held; nothing is sent again. A run of that name
 still alive leaves its deliveries alone (it settles them itself).
 
-A dry run writes nothing: :func:`view` says, per program last written under another name, which
-name's delivery state to read alongside this name's (:func:`held_many`, :func:`rows_of`: the
-later row of each child wins, as the take-over would copy it), so it reports what the real run
-would send and delete.
+A dry run writes nothing: it reads the take-over view instead (:mod:`.staging_view`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import weakref
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
-from pipelines.destinations.base import ChildKey
 from pipelines.submission.cleanup import sweep_closed_runs
 from pipelines.submission.context import RunContext
 from pipelines.submission.reconcile import UNFINISHED, reconcile
 from pipelines.submission.runs import ConcurrentRun, LiveCheck, settle_open_runs
-from pipelines.submission.state import Held, Rows
+from pipelines.submission.staging_view import is_staging, older, view
 from schemas import DeliveredRecord, Delivery
 
 COPIED = ("digest", "rows", "status", "run_id", "updated_at")
-_VIEWS: weakref.WeakKeyDictionary[RunContext, dict[str, str]] = weakref.WeakKeyDictionary()
-
-
-def is_staging(context: RunContext) -> bool:
-    """Whether the run's destination is a staging database."""
-    return context.destination.type.value == "staging_db"
 
 
 def catch_up(context: RunContext, is_live: LiveCheck | None = None) -> dict[str, str]:
@@ -110,74 +98,6 @@ def as_name(context: RunContext, name: str) -> RunContext:
     return named
 
 
-def view(context: RunContext) -> dict[str, str]:
-    """A dry run's take-over view: program code -> the name whose delivery state a real run
-    would take over now (read once per run and process); empty for a real run (it took over
-    at plan) and for other destinations."""
-    if not context.run.dry_run or not is_staging(context):
-        return {}
-    found = _VIEWS.get(context)
-    if found is None:
-        found = _VIEWS[context] = dict(context.client.last_writers())  # type: ignore[attr-defined]
-    return found
-
-
-def held_many(
-    session: Session, context: RunContext, held: dict[str, dict[ChildKey, Held]]
-) -> dict[str, dict[ChildKey, Held]]:
-    """``held`` (this name's, per program) as a real run would see it after the take-over:
-    each child's later row of this name's and the viewed name's (:func:`view`)."""
-    writers = view(context)
-    for program in [p for p in held if p in writers]:
-        mine = _stamped(session, context.run.destination, program)
-        theirs = _stamped(session, writers[program], program)
-        for child, (their, at) in theirs.items():
-            ours = mine.get(child)
-            if ours is None or _older(ours[1], at):
-                held[program][(program, child)] = Held(their.digest, {}, their.status)
-    return held
-
-
-def rows_of(
-    session: Session, context: RunContext, held: dict[ChildKey, Held], keys: Iterable[ChildKey]
-) -> dict[ChildKey, Held]:
-    """The row keys of ``keys`` from the name whose row :func:`held_many` kept."""
-    writers = view(context)
-    out = dict(held)
-    for program, local_id in keys:
-        if program not in writers:
-            continue
-        rows: dict[str, tuple[Rows, Any]] = {}
-        for name in (context.run.destination, writers[program]):
-            found = session.execute(
-                select(DeliveredRecord.rows, DeliveredRecord.updated_at).where(
-                    DeliveredRecord.destination == name,
-                    DeliveredRecord.program_code == program,
-                    DeliveredRecord.child_local_id == local_id,
-                )
-            ).first()
-            if found is not None:
-                rows[name] = (dict(found.rows or {}), found.updated_at)
-        mine, theirs = rows.get(context.run.destination), rows.get(writers[program])
-        chosen = theirs if theirs and (mine is None or _older(mine[1], theirs[1])) else mine
-        if chosen is not None:
-            before = out[(program, local_id)]
-            out[(program, local_id)] = Held(before.digest, chosen[0], before.status)
-    return out
-
-
-def _stamped(session: Session, destination: str, program: str) -> dict[str, tuple[Held, Any]]:
-    found = session.execute(
-        select(
-            DeliveredRecord.child_local_id,
-            DeliveredRecord.digest,
-            DeliveredRecord.status,
-            DeliveredRecord.updated_at,
-        ).where(DeliveredRecord.destination == destination, DeliveredRecord.program_code == program)
-    )
-    return {c: (Held(d, {}, s), at) for c, d, s, at in found}
-
-
 def take_over(context: RunContext) -> dict[str, str]:
     """For a staging database, this destination's delivery state of each program last
     written under another name, brought up to date from that name's; program code -> what
@@ -215,7 +135,7 @@ def _merge(session: Session, source: str, target: str, program: str) -> int:
     taken = 0
     for child, their in theirs.items():
         our = ours.get(child)
-        if our is not None and not _older(our.updated_at, their.updated_at):
+        if our is not None and not older(our.updated_at, their.updated_at):
             continue
         values: dict[str, Any] = {c: getattr(their, c) for c in COPIED}
         if our is None:
@@ -229,11 +149,3 @@ def _merge(session: Session, source: str, target: str, program: str) -> int:
                 setattr(our, column, value)
         taken += 1
     return taken
-
-
-def _older(ours: Any, theirs: Any) -> bool:
-    """Whether ``ours`` was written before ``theirs`` (times as the database returns them:
-    aware on PostgreSQL, naive UTC on SQLite)."""
-    if (ours.tzinfo is None) != (theirs.tzinfo is None):
-        ours, theirs = ours.replace(tzinfo=None), theirs.replace(tzinfo=None)
-    return bool(ours < theirs)

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, inspect, select
 
 import pipelines.submission.deliver as deliver
 from pipelines.destinations.registry import DestinationConfigError
-from schemas import Delivery
+from schemas import DeliveredRecord, Delivery
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World
 from tests.pipelines.submission.test_state_copy_staging import (
@@ -225,3 +225,42 @@ def test_an_unreachable_staging_database_stops_its_programs_at_plan_naming_it(
     assert again["status"] == "success", again.get("stop_lines")
     assert again["programs"]["skipped"] == summary["programs"]["skipped"]
     assert set(n.held_by_staging(staging_url)) == set(children)
+
+
+def test_a_dry_run_after_a_rename_reports_what_the_real_run_then_does_and_writes_nothing(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renamed after night 1, with one child revoked: the dry run under the new name reads
+    the take-over view (without taking anything over) and says it would send nothing and
+    withdraw that one child, which is what the real run then does."""
+    world = small_world
+    children = n.control(world, 3)
+    revoked = children[1]
+    n.staging_destination(world, staging_url, monkeypatch, "state")
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+    rename(world, "state", "state-copy")
+    n.revoke(world, revoked, n.night(2))
+
+    def state_rows() -> list[tuple[str, str, str, str]]:
+        with world.engine.connect() as connection:
+            return sorted(
+                (r.destination, r.program_code, r.child_local_id, r.digest)
+                for r in connection.execute(select(DeliveredRecord))
+            )
+
+    before = state_rows()
+    dry = world.run("state-copy", run_date=n.night(2), dry_run=True)
+
+    assert dry["status"] == "success", dry.get("stop_lines")
+    would = dry["would_deliver"]
+    assert (would["children_sent"], would["children_withdrawn"]) == (0, 1), would
+    assert state_rows() == before, "the dry run took nothing over"
+    assert set(n.held_by_staging(staging_url)) == set(children), "and deleted nothing"
+
+    real = world.run("state-copy", run_date=n.night(2))
+    assert real["status"] == "success", real.get("stop_lines")
+    tonight = world.disclosures().loc[lambda f: f["run_id"] == real["run_id"]]
+    actions = list(zip(tonight["child_local_id"], tonight["action"], strict=True))
+    assert actions == [(revoked[1], "delete")], "the real run did what the dry run said"
+    assert real["rows_deleted"] == would["rows_deleted"]
