@@ -29,7 +29,12 @@ Markers name the destination that wrote them, but are read per program whoever w
 the tables are the database's, and a destination renamed in config, or a second destination
 file pointing at the same database, writes the very rows the other name wrote. ``last_writers``
 lists the programs last written under another name, so the submission brings its own
-delivery state of them up to date first (:mod:`pipelines.submission.staging_copy`).
+delivery state of them up to date first (:mod:`pipelines.submission.staging_copy`);
+``writers`` names the other names, whose open deliveries it settles first. Two files on one
+database must carry the same agreement and formats
+(:func:`pipelines.destinations.registry.load_destination`, :func:`database_identity`). A
+message names the database by host and name (:meth:`StagingDbDestination.where`), never by a
+user or password.
 
 Dates: a table's date columns are SQL ``DATE``. A date the agreement cuts to the month
 cannot go there without a made-up day, which a state's staff would read as the child's real

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from pipelines.db import session_scope
 from pipelines.destinations.base import DeliveryError
 from pipelines.settings import Settings
+from pipelines.submission import staging_view
 from pipelines.submission.cleanup import sweep_closed_runs
 from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
@@ -104,7 +105,7 @@ def plan_run(
         # still holds records of it (to be withdrawn, or counted); the agreement's own reason
         # comes first, as for every program
         moved = [code for code, _ in every if code not in in_state]
-        for code in held_counts(session, destination, moved):
+        for code in _held(context, session, moved):
             skipped[code] = str(blocked or Reason.PROGRAM_NOT_IN_JURISDICTION)
         statuses = current_participation(session, recipient.code, run_date)
         notes: dict[str, str] = {}  # what an AIAN program's opt-in lacks: names, never values
@@ -182,6 +183,14 @@ def plan_run(
     }
 
 
+def _held(context: RunContext, session: Any, programs: list[str]) -> dict[str, int]:
+    """Children the destination holds per program (:func:`.withdrawals.held_counts`); a dry
+    run on a staging database counts them as the real run's take-over would leave them
+    (:mod:`.staging_view`)."""
+    counts = held_counts(session, context.run.destination, programs)
+    return staging_view.held_counts(session, context, counts, programs)
+
+
 def _caught_up(
     context: RunContext, is_live: LiveCheck | None
 ) -> tuple[dict[str, str], DeliveryError | None]:
@@ -217,7 +226,7 @@ def _narrowed(
     ``withdrawing``, or counted into ``held``)."""
     reason = Reason.AIAN_AGGREGATE_ONLY
     withheld = dict.fromkeys(narrowed, str(reason))
-    counts = held_counts(session, context.run.destination, narrowed)
+    counts = _held(context, session, narrowed)
     sends_tables = bool(aggregate_files(context.destination))
     for code in narrowed:
         note = f"no child record is sent ({reason.value}: {reason.description})"
@@ -244,8 +253,7 @@ def _stopped(
     withdrawn tonight join ``programs`` (kept sorted); returns the children still held (not
     withdrawn), the children to withdraw and the aggregate tables held, per program. Adds
     each program's line to ``notes``."""
-    destination = context.run.destination
-    held = held_counts(session, destination, sorted(skipped))
+    held = _held(context, session, sorted(skipped))
     tables = aggregates_held(session, context.destination, sorted(skipped))
     withdrawing: dict[str, int] = {}
     for code, count in held.items():

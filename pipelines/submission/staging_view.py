@@ -59,6 +59,26 @@ def held_many(
     return held
 
 
+def held_counts(
+    session: Session, context: RunContext, counts: dict[str, int], programs: Iterable[str]
+) -> dict[str, int]:
+    """``counts`` (children held per program, this name's: :func:`.withdrawals.held_counts`)
+    with the programs of :func:`view` counted as :func:`held_many` sees them."""
+    writers = view(context)
+    viewed = [p for p in programs if p in writers]
+    if not viewed:
+        return counts
+    from pipelines.submission.state import DROPPED, HELD, PROGRAM, load_held_many
+
+    held = held_many(session, context, load_held_many(session, context.run.destination, viewed))
+    out = {p: n for p, n in counts.items() if p not in writers}
+    for program, children in held.items():
+        n = sum(1 for (_, c), h in children.items() if c != PROGRAM and h.status in (HELD, DROPPED))
+        if n:
+            out[program] = n
+    return out
+
+
 def rows_of(
     session: Session, context: RunContext, held: dict[ChildKey, Held], keys: Iterable[ChildKey]
 ) -> dict[ChildKey, Held]:

@@ -19,10 +19,13 @@ from typing import Any
 import pytest
 import yaml
 from sqlalchemy import create_engine, inspect, select
+from sqlalchemy.orm import Session
 
 import pipelines.submission.deliver as deliver
 from pipelines.destinations.registry import DestinationConfigError
+from privacy.participation import record_change
 from schemas import DeliveredRecord, Delivery
+from schemas.codes import ParticipationAction
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World
 from tests.pipelines.submission.test_state_copy_staging import (
@@ -264,3 +267,35 @@ def test_a_dry_run_after_a_rename_reports_what_the_real_run_then_does_and_writes
     actions = list(zip(tonight["child_local_id"], tonight["action"], strict=True))
     assert actions == [(revoked[1], "delete")], "the real run did what the dry run said"
     assert real["rows_deleted"] == would["rows_deleted"]
+
+
+def test_a_dry_run_after_a_rename_counts_a_stopped_programs_children_as_the_real_run(
+    small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program stops taking part after the rename: the dry run lists the children the
+    real run withdraws (the take-over view), and takes nothing over."""
+    world = small_world
+    children = n.control(world, 3)
+    n.staging_destination(world, staging_url, monkeypatch, "state")
+    first = world.run("state", run_date=n.night(1))
+    assert first["status"] == "success", first["programs"]
+    rename(world, "state", "state-copy")
+    with Session(world.engine) as session, session.begin():
+        record_change(
+            session,
+            n.PROGRAM,
+            ParticipationAction.WITHDRAW,
+            recipient_code="MO-DESE",
+            decided_by="director",
+            effective_date=n.night(2),
+            reason="program closed",
+        )
+
+    dry = world.run("state-copy", run_date=n.night(2), dry_run=True)
+    assert dry["programs"]["withdrawing"] == {n.PROGRAM: len(children)}, dry["programs"]
+    assert set(n.held_by_staging(staging_url)) == set(children), "the dry run deleted nothing"
+
+    real = world.run("state-copy", run_date=n.night(2))
+    assert real["status"] == "success", real.get("stop_lines")
+    assert real["programs"]["withdrawing"] == dry["programs"]["withdrawing"]
+    assert n.held_by_staging(staging_url) == {}
