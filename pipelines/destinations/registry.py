@@ -157,6 +157,7 @@ def load_destination(name: str, folder: Path = DEFAULT_FOLDER) -> DestinationCon
         _check_edfi(path, root, config)
     if config.type is DestinationType.STAGING_DB:
         _check_staging_dates(path, root, config)
+        _check_shared_database(path, root, config)
     return config
 
 
@@ -208,6 +209,60 @@ def _check_staging_dates(path: Path, root: yaml.Node | None, config: Destination
                 "of this staging database, which cannot hold a month without making up a day "
                 "(rule month_in_date_column); send it to a file drop (its date columns write "
                 "the month as the month), or use a spec whose column for it is text"
+            )
+    if problems:
+        raise DestinationConfigError("\n".join(problems))
+
+
+SHARED_RULE = "staging_db_one_agreement"
+
+
+def _check_shared_database(path: Path, root: yaml.Node | None, config: DestinationConfig) -> None:
+    """Refuse a staging database another enabled destination file of the folder writes to
+    under different agreements or table layouts (``formats``), naming both files, the
+    database (never a password) and the rule: its markers are read by program whoever wrote
+    them (:mod:`pipelines.submission.staging_copy`), so either file would misjudge what the
+    state holds under the other's agreement. The same agreement and formats under two names
+    (a renamed file, or two files) is allowed. Another file that cannot be read is its own
+    problem (reported where it is loaded)."""
+    from pipelines.destinations.staging_db import database_identity
+
+    assert config.staging_db is not None
+    if not config.enabled:
+        return
+    mine, shown = database_identity(config.staging_db)
+    problems = []
+    for other_path in sorted(path.parent.glob("*.yaml")):
+        if other_path.name.startswith(".") or other_path.resolve() == path.resolve():
+            continue
+        try:
+            data, _ = read_destination(other_path)
+            other = DestinationConfig.model_validate(data)
+        except (DestinationConfigError, ValidationError):
+            continue
+        if other.type is not DestinationType.STAGING_DB or not other.enabled:
+            continue
+        assert other.staging_db is not None
+        if database_identity(other.staging_db)[0] != mine:
+            continue
+        differs = []
+        if sorted(other.agreements) != sorted(config.agreements):
+            differs.append(
+                f"agreements {', '.join(config.agreements)} / {', '.join(other.agreements)}"
+            )
+        if sorted(other.formats) != sorted(config.formats):
+            differs.append(
+                f"table layouts (formats {', '.join(config.formats)} / {', '.join(other.formats)})"
+            )
+        if differs:
+            problems.append(
+                f"{path}:{key_line(root, ('staging_db',))}: staging_db: destinations "
+                f"{config.name} ({path}) and {other.name} ({other_path}) write to the same "
+                f"staging database ({shown}) with different {' and '.join(differs)}; its "
+                "markers are read by program whoever wrote them, so each would misjudge what "
+                f"the state holds under the other's agreement (rule {SHARED_RULE}): give each "
+                "its own staging database, or the same agreement and formats (for a renamed "
+                "file, remove the old one)"
             )
     if problems:
         raise DestinationConfigError("\n".join(problems))

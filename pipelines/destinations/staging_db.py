@@ -29,7 +29,12 @@ Markers name the destination that wrote them, but are read per program whoever w
 the tables are the database's, and a destination renamed in config, or a second destination
 file pointing at the same database, writes the very rows the other name wrote. ``last_writers``
 lists the programs last written under another name, so the submission brings its own
-delivery state of them up to date first (:mod:`pipelines.submission.staging_copy`).
+delivery state of them up to date first (:mod:`pipelines.submission.staging_copy`);
+``writers`` names the other names, whose open deliveries it settles first. Two files on one
+database must carry the same agreement and formats
+(:func:`pipelines.destinations.registry.load_destination`, :func:`database_identity`). A
+message names the database by host and name (:meth:`StagingDbDestination.where`), never by a
+user or password.
 
 Dates: a table's date columns are SQL ``DATE``. A date the agreement cuts to the month
 cannot go there without a made-up day, which a state's staff would read as the child's real
@@ -313,6 +318,31 @@ class StagingDbDestination:
 
         return self._retrying(lambda: self._guard(read))
 
+    def writers(self) -> set[str]:
+        """The other destination names that wrote a marker here (a renamed destination's old
+        name, or a second destination file on this database): their open deliveries are this
+        database's too (:func:`pipelines.submission.staging_copy.catch_up`)."""
+
+        def read() -> set[str]:
+            with self._engine_().connect() as conn:
+                if not conn.dialect.has_table(conn, MARKER_TABLE):
+                    return set()
+                m = self.markers.c
+                query = select(m.destination).where(m.destination != self.name).distinct()
+                return {str(d) for d in conn.execute(query).scalars()}
+
+        return self._retrying(lambda: self._guard(read))
+
+    def where(self) -> str:
+        """Which database this is, for messages: the host, port and database name (the file
+        of a SQLite database), never a user or password; the URL's source when it cannot be
+        read."""
+        try:
+            url = self._url().get_secret_value()
+        except DeliveryError:
+            return _source(self.settings)
+        return describe_url(url) or _source(self.settings)
+
     def close(self) -> None:
         """Release the connection pool."""
         if self._engine is not None:
@@ -415,7 +445,8 @@ class StagingDbDestination:
             raise
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
             raise TransientDeliveryError(
-                f"{self.name}: staging database unreachable or busy ({_describe(exc)})"
+                f"{self.name}: staging database {self.where()} unreachable or busy "
+                f"({_describe(exc)})"
             ) from None
         except sa_exc.SQLAlchemyError as exc:
             raise TerminalDeliveryError(
@@ -433,6 +464,51 @@ class StagingDbDestination:
 
     def __repr__(self) -> str:
         return f"StagingDbDestination({self.name!r}, tables={sorted(self.tables)})"
+
+
+def describe_url(url: str) -> str | None:
+    """A database URL as messages may show it: ``host H:P, database D`` (``SQLite file F``),
+    never the user or password; None when it cannot be parsed."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database or ':memory:'}"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"host {parsed.host or 'localhost'}{port}, database {parsed.database or ''}"
+
+
+def database_identity(settings: StagingDbSettings) -> tuple[tuple[str, ...], str]:
+    """Which database ``settings`` point at, as a comparable key and as messages may show it
+    (never a user or password): the URL's backend, host, port and database (a SQLite file's
+    absolute path) when its environment variable is set here; otherwise the variable's or
+    Airflow connection's name (two files naming the same one write to the same database)."""
+    from sqlalchemy.engine import make_url
+
+    if settings.url_env is None:
+        return ("connection", str(settings.connection_id)), _source(settings)
+    url = os.environ.get(settings.url_env)
+    shown = describe_url(url) if url else None
+    if not url or shown is None:
+        return ("env", settings.url_env), f"the database {_source(settings)}"
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database or ":memory:"
+        return ("sqlite", os.path.realpath(path) if path != ":memory:" else path), shown
+    port = str(parsed.port or {"postgresql": 5432}.get(backend, ""))
+    host = parsed.host or "localhost"
+    return (backend, host, port, parsed.database or ""), shown
+
+
+def _source(settings: StagingDbSettings) -> str:
+    """Where the URL is found, when the URL itself cannot be shown."""
+    if settings.url_env is not None:
+        return f"named by environment variable {settings.url_env}"
+    return f"of Airflow connection {settings.connection_id}"
 
 
 def _describe(exc: sa_exc.SQLAlchemyError) -> str:

@@ -55,6 +55,7 @@ from pipelines.submission.batches import (
 from pipelines.submission.context import RunContext
 from pipelines.submission.marks import deliver_marked, flushed_by_mark
 from pipelines.submission.record import Recording, StateUpdate, record_delivery, record_group
+from pipelines.submission.staging_view import held_many, rows_of
 from pipelines.submission.state import (
     HELD,
     PROGRAM,
@@ -198,9 +199,12 @@ def _planned(
     if held is None:
         with session_scope(context.engine) as session:
             held = load_held(session, context.run.destination, batch.program_code)
+            # a dry run on a staging database: as the real run's take-over would leave it
+            held = held_many(session, context, {batch.program_code: held})[batch.program_code]
     if needed := differing(held, current):
         with session_scope(context.engine) as session:
             held = with_rows(session, context.run.destination, held, needed)
+            held = rows_of(session, context, held, needed)
     if stopped:
         snapshot = context.destination.type.value in SNAPSHOTS
         changes = program_withdrawal(

@@ -9,13 +9,16 @@ from typing import Any
 from sqlalchemy import select
 
 from pipelines.db import session_scope
+from pipelines.destinations.base import DeliveryError
 from pipelines.settings import Settings
+from pipelines.submission import staging_view
 from pipelines.submission.cleanup import sweep_closed_runs
 from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
 from pipelines.submission.runs import ConcurrentRun, LiveCheck, owner, settle_open_runs
 from pipelines.submission.shards import children_per_program, shards
-from pipelines.submission.stops import StopReason
+from pipelines.submission.staging_copy import catch_up
+from pipelines.submission.stops import StopReason, record_stop
 from pipelines.submission.withdrawals import (
     aggregate_files,
     aggregates_held,
@@ -85,7 +88,10 @@ def plan_run(
         raise
     sweep_closed_runs(context)
     agreement, recipient = context.agreement, context.recipient
-    reconciled = {} if dry_run else reconcile(context)
+    reconciled, unreachable = _caught_up(context, is_live)
+    if not dry_run and unreachable is None:
+        for code, text in reconcile(context).items():
+            reconciled[code] = f"{reconciled[code]}; {text}" if code in reconciled else text
     with session_scope(context.engine) as session:
         blocked = agreement_reason(agreement, recipient, run_date)
         every = session.execute(select(Program.code, Program.state).order_by(Program.code)).all()
@@ -99,7 +105,7 @@ def plan_run(
         # still holds records of it (to be withdrawn, or counted); the agreement's own reason
         # comes first, as for every program
         moved = [code for code, _ in every if code not in in_state]
-        for code in held_counts(session, destination, moved):
+        for code in _held(context, session, moved):
             skipped[code] = str(blocked or Reason.PROGRAM_NOT_IN_JURISDICTION)
         statuses = current_participation(session, recipient.code, run_date)
         notes: dict[str, str] = {}  # what an AIAN program's opt-in lacks: names, never values
@@ -144,6 +150,9 @@ def plan_run(
                 },
             )
         )
+    if unreachable is not None:  # fail closed: nothing of the destination goes tonight
+        for code in programs:
+            record_stop(context.engine, run.run_id, code, "plan", unreachable)
     tasks = context.destination.tasks
     # a program whose held records are withdrawn is not extracted (it weighs nothing), unless
     # its aggregate tables still go
@@ -156,7 +165,9 @@ def plan_run(
         **run.to_dict(),
         "agreement": agreement.id,
         "programs": programs,
-        "shards": shards(
+        "shards": []
+        if unreachable is not None
+        else shards(
             programs,
             children_per_program(context.engine, programs) | dict.fromkeys(unextracted, 0),
             max_children=tasks.shard_children,
@@ -170,6 +181,35 @@ def plan_run(
         "aggregates_held": tables,
         "reconciled": reconciled,
     }
+
+
+def _held(context: RunContext, session: Any, programs: list[str]) -> dict[str, int]:
+    """Children the destination holds per program (:func:`.withdrawals.held_counts`); a dry
+    run on a staging database counts them as the real run's take-over would leave them
+    (:mod:`.staging_view`)."""
+    counts = held_counts(session, context.run.destination, programs)
+    return staging_view.held_counts(session, context, counts, programs)
+
+
+def _caught_up(
+    context: RunContext, is_live: LiveCheck | None
+) -> tuple[dict[str, str], DeliveryError | None]:
+    """A staging database's other names caught up (:func:`.staging_copy.catch_up`: their
+    open deliveries settled, this name's delivery state taken over; a dry run only reads what
+    it would take over). When the database cannot be reached, nothing is and the error says
+    which destination and database (never a password): each program to process then stops at
+    plan with it, the skipped ones are reported as always, and open deliveries stay open for
+    the next run."""
+    try:
+        return catch_up(context, is_live), None
+    except DeliveryError as error:
+        name = context.run.destination
+        where = str(getattr(context.client, "where", lambda: "")())
+        detail = str(error) if where in str(error) else f"staging database {where}: {error}"
+        return {}, type(error)(
+            f"destination {name}, before planning: {detail}; nothing of it was sent, deleted "
+            "or taken over (open deliveries stay open)"
+        )
 
 
 def _narrowed(
@@ -186,7 +226,7 @@ def _narrowed(
     ``withdrawing``, or counted into ``held``)."""
     reason = Reason.AIAN_AGGREGATE_ONLY
     withheld = dict.fromkeys(narrowed, str(reason))
-    counts = held_counts(session, context.run.destination, narrowed)
+    counts = _held(context, session, narrowed)
     sends_tables = bool(aggregate_files(context.destination))
     for code in narrowed:
         note = f"no child record is sent ({reason.value}: {reason.description})"
@@ -213,8 +253,7 @@ def _stopped(
     withdrawn tonight join ``programs`` (kept sorted); returns the children still held (not
     withdrawn), the children to withdraw and the aggregate tables held, per program. Adds
     each program's line to ``notes``."""
-    destination = context.run.destination
-    held = held_counts(session, destination, sorted(skipped))
+    held = _held(context, session, sorted(skipped))
     tables = aggregates_held(session, context.destination, sorted(skipped))
     withdrawing: dict[str, int] = {}
     for code, count in held.items():

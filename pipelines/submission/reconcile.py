@@ -75,7 +75,6 @@ from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
 from pipelines.submission.deliver import outgoing
 from pipelines.submission.record import StateUpdate, record_delivery
-from pipelines.submission.staging_copy import take_over
 from pipelines.submission.state import (
     PROGRAM,
     Changes,
@@ -97,9 +96,8 @@ sent again) and can withdraw what is there."""
 
 def reconcile(context: RunContext) -> dict[str, str]:
     """Settle every unfinished delivery of the run's destination; program code -> outcome.
-    First, a staging database's programs last written under another destination name have
-    this name's delivery state brought up to date (:func:`.staging_copy.take_over`)."""
-    taken = take_over(context) if context.destination.type.value == "staging_db" else {}
+    (A staging database's other names are caught up first, at plan:
+    :func:`.staging_copy.catch_up`.)"""
     with session_scope(context.engine) as session:
         rows = session.execute(
             select(
@@ -126,8 +124,6 @@ def reconcile(context: RunContext) -> dict[str, str]:
                 f"reconciling run {run_id}'s delivery of {program}: {error}; the delivery "
                 "stays open for the next run"
             ) from error
-    for program, text in taken.items():
-        outcomes[program] = f"{text}; {outcomes[program]}" if program in outcomes else text
     return outcomes
 
 

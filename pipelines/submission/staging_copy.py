@@ -12,20 +12,90 @@ tables hold of the child. A renamed destination so withdraws a child the databas
 before the rename, and resends nothing it holds; two destination files on one database each
 plan against what the other did. The other name's rows are kept (copied, not moved): should
 that file still run, it takes this name's rows over in turn once this name writes.
+
+A name renamed right after a crash leaves its open delivery behind (the batch may be in the
+tables, unlogged). Before the take-over, :func:`catch_up` settles the open deliveries of every
+other name that wrote here, once none of that name's runs is alive: as that name (its delivery
+state), under the crashed run's id and date (:func:`.reconcile.reconcile`), so what arrived is
+logged once and the take-over then finds it held; nothing is sent again. A run of that name
+still alive leaves its deliveries alone (it settles them itself).
+
+A dry run writes nothing: it reads the take-over view instead (:mod:`.staging_view`).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
+from pipelines.submission.cleanup import sweep_closed_runs
 from pipelines.submission.context import RunContext
-from schemas import DeliveredRecord
+from pipelines.submission.reconcile import UNFINISHED, reconcile
+from pipelines.submission.runs import ConcurrentRun, LiveCheck, settle_open_runs
+from pipelines.submission.staging_view import is_staging, older, view
+from schemas import DeliveredRecord, Delivery
 
 COPIED = ("digest", "rows", "status", "run_id", "updated_at")
+
+
+def catch_up(context: RunContext, is_live: LiveCheck | None = None) -> dict[str, str]:
+    """For a staging database, before the run settles its own deliveries: the open
+    deliveries other names left here settled (:func:`adopt`), then this name's delivery
+    state brought up to date (:func:`take_over`); program code -> what was done. A dry run
+    only reads which names it would take over from (:func:`view`). Raises
+    :class:`~pipelines.destinations.base.DeliveryError` when the database cannot be reached
+    (nothing is settled or taken over: the caller stops the destination's programs)."""
+    if not is_staging(context):
+        return {}
+    if context.run.dry_run:
+        view(context)
+        return {}
+    outcomes = adopt(context, is_live)
+    for program, text in take_over(context).items():
+        outcomes[program] = f"{outcomes[program]}; {text}" if program in outcomes else text
+    return outcomes
+
+
+def adopt(context: RunContext, is_live: LiveCheck | None = None) -> dict[str, str]:
+    """Settle the open deliveries of the other names that wrote to this database, as those
+    names, once none of their runs is alive (their crashed runs are marked abandoned by this
+    one), and what those runs left staged removed; program code -> outcome."""
+    others = getattr(context.client, "writers", None)
+    names = others() if others is not None else set()
+    if not names:
+        return {}
+    with session_scope(context.engine) as session:
+        open_names = session.scalars(
+            select(Delivery.destination)
+            .where(Delivery.destination.in_(sorted(names)), Delivery.status.in_(UNFINISHED))
+            .distinct()
+        ).all()
+    outcomes: dict[str, str] = {}
+    for name in sorted(open_names):
+        named = as_name(context, name)
+        try:
+            settle_open_runs(named, is_live=is_live)
+        except ConcurrentRun:
+            continue  # alive: that run settles its own deliveries
+        for program, text in reconcile(named).items():
+            outcomes[program] = f"destination {name}'s open delivery, taken over: {text}"
+        sweep_closed_runs(named)  # what its closed runs left staged, as its own plan would
+    return outcomes
+
+
+def as_name(context: RunContext, name: str) -> RunContext:
+    """This run's context acting as destination name ``name`` for the delivery state and
+    delivery rows (same configuration, agreement, client and stores; still this run's id)."""
+    for shared in ("destination", "agreement", "client", "engine", "staged"):
+        getattr(context, shared)  # computed once here, shared with the copy
+    named = copy.copy(context)
+    named.run = dataclasses.replace(context.run, destination=name)
+    return named
 
 
 def take_over(context: RunContext) -> dict[str, str]:
@@ -65,7 +135,7 @@ def _merge(session: Session, source: str, target: str, program: str) -> int:
     taken = 0
     for child, their in theirs.items():
         our = ours.get(child)
-        if our is not None and not _older(our.updated_at, their.updated_at):
+        if our is not None and not older(our.updated_at, their.updated_at):
             continue
         values: dict[str, Any] = {c: getattr(their, c) for c in COPIED}
         if our is None:
@@ -79,11 +149,3 @@ def _merge(session: Session, source: str, target: str, program: str) -> int:
                 setattr(our, column, value)
         taken += 1
     return taken
-
-
-def _older(ours: Any, theirs: Any) -> bool:
-    """Whether ``ours`` was written before ``theirs`` (times as the database returns them:
-    aware on PostgreSQL, naive UTC on SQLite)."""
-    if (ours.tzinfo is None) != (theirs.tzinfo is None):
-        ours, theirs = ours.replace(tzinfo=None), theirs.replace(tzinfo=None)
-    return bool(ours < theirs)

@@ -95,7 +95,8 @@ class World:
         )
         delivered = []
         try:
-            for program in plan["programs"]:
+            # as the DAG does: the programs of the plan's shards (none when it stopped them)
+            for program in [p for shard in plan["shards"] for p in shard]:
                 prepared = prepare_program(plan, program, self.settings)
                 if between:
                     between(prepared)

@@ -337,6 +337,42 @@ def test_staging_db_crash_after_accept_is_logged_once_by_the_next_run(
     assert set(markers["program_code"]) == set(summary["programs"]["processed"])
 
 
+@pytest.mark.postgres
+def test_staging_db_renamed_right_after_a_kill_settles_the_old_names_delivery(
+    world: World, staging: str, tmp_path: Path
+) -> None:
+    """The process is killed after the staging database committed the first program's batch;
+    the destination file is then renamed. The new name's first run marks the old name's run
+    abandoned, logs the crashed batch once under the run that sent it (with its date) and sends
+    nothing of it again; no delivery stays open."""
+    crash = crash_after_accept(world, "vt-staging", tmp_path)
+    assert_killed_before_logging(world, crash)
+    first_rows, _ = staged_rows(staging)
+    first = set(zip(first_rows["program_code"], first_rows["child_local_id"], strict=True))
+    folder = world.config / "destinations"
+    (folder / "vt-staging.yaml").rename(folder / "vt-staging-renamed.yaml")
+
+    summary = world.run("vt-staging-renamed", run_date=LATER)
+
+    assert summary["status"] == "success", summary.get("stop_lines")
+    assert crash.run_id in summary["reconciled"][crash.program], summary["reconciled"]
+    disclosed = world.disclosures().loc[lambda f: f["action"] == "disclose"]
+    assert not disclosed.duplicated(["program_code", "child_local_id"]).any(), "logged once"
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == first
+    assert set(crashed["run_date"]) == {DEMO_DATE}, "logged with the date it was sent"
+    rows, markers = staged_rows(staging)
+    assert set(zip(rows["program_code"], rows["child_local_id"], strict=True)) == holding(world)
+    ours = markers.loc[markers["program_code"] == crash.program]
+    assert list(ours["run_id"]) == [crash.run_id], "the crashed program's batch is not resent"
+    with world.engine.connect() as connection:
+        statuses = Counter(connection.scalars(sql_select(Delivery.status)))
+        runs = dict(connection.execute(text("SELECT id, status FROM runs")).all())
+    assert set(statuses) <= {"logged", "unchanged"}, statuses
+    assert runs[crash.run_id] == "abandoned"
+    assert world.staged() == [], "the crashed batch's staged files went once logged"
+
+
 # --- Ed-Fi --------------------------------------------------------------------------------
 
 

@@ -105,8 +105,12 @@ def test_when_staging_db_refuses_then_rerun_loads_every_row_once_field_by_field(
     world: World, staging_pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     staging_destination(world, monkeypatch, "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
-    with pytest.raises(TransientDeliveryError):
-        world.run("vt-staging")
+    refused = world.run("vt-staging")  # stopped at plan: the take-over cannot read it
+    assert refused["status"] == "failed" and refused["programs"]["processed"] == []
+    assert refused["stop_lines"] and all(
+        "destination_unavailable" in line and "host 127.0.0.1:1" in line
+        for line in refused["stop_lines"]
+    ), refused["stop_lines"]
     assert world.disclosures().empty
     staging_destination(world, monkeypatch, staging_pg_url)
     summary = world.run("vt-staging")
