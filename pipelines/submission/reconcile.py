@@ -11,9 +11,10 @@ under that run and its date, where the destination says it made them (a staging 
 run's deletion marker, written in the transaction that deleted; Ed-Fi: its own ledger, which
 marks each resource deleted by the run that deleted it, a child counting as withdrawn once
 nothing of it is held; a file drop: the withdrawals file of a batch that arrived, or is
-presumed to have); the delivery state then no longer holds the withdrawn children, so this run
-neither withdraws them again nor logs them a second time. Elsewhere (or when the run crashed before deleting) the
-state still lists the withdrawn children as held, so this run plans them again and logs them;
+presumed to have); the delivery state then no longer holds the withdrawn children, so this
+run neither withdraws them again nor logs them a second time. Elsewhere (or when the run
+crashed before deleting) the state still lists the withdrawn children as held, so this run
+plans them again and logs them;
 old copies a staging database still has are deleted here, by this run, and logged under it
 (the delivery state logged with the batch has the new keys only: no later night would find
 them). Either way the staged files go.
@@ -311,7 +312,9 @@ def _settle_unreadable(
     (``changes.send``), with every field the agreement lets leave (the child's own are lost
     with the staged ledger: never fewer than were sent) and, for content no longer known, the
     digest of ``unknown:{run}:{program}:{child}``; the delivery state holds those children
-    as partly known (:data:`PARTIAL`), so this run sends the whole snapshot again."""
+    as partly known (:data:`PARTIAL`), so this run sends the whole snapshot again. Either way
+    the run's redaction audit is lost with its staged ledger: one audit line says so, under
+    that run, with the counts its row kept (:func:`_audit_lost`)."""
     prepared: dict[str, Any] = artifacts["prepared"]
     program = str(prepared["program"])
     if hasattr(destination, "sent_fields_by"):
@@ -322,8 +325,22 @@ def _settle_unreadable(
     verdict = decide(whole=arrived, shows=shows, missing=missing, marks=marks)
     recorded = artifacts.get("changes") or {}
     sent = {(p, c) for p, c in recorded.get("send", [])}
+    lost = _audit_lost(run_id, program, prepared)
     if verdict is Verdict.NOT_ARRIVED or not sent:
         with session_scope(context.engine) as session:
+            record_delivery(  # the crashed run's redaction audit went with its staged ledger
+                session,
+                context,
+                run_id=run_id,
+                program=program,
+                ledger={"disclosures": [], "redactions": [lost]},
+                run_date=dt.date.fromisoformat(
+                    prepared.get("run_date") or _run_date(session, run_id)
+                ),
+                accepted=None,
+                rejected={},
+                delivery_id=None,
+            )
             _mark(session, delivery_id, "failed", forget_snapshot=discarded)
         return "failed: staged files unreadable" + _removed(discarded) + ", sent afresh"
     run_date = prepared.get("run_date")
@@ -338,7 +355,7 @@ def _settle_unreadable(
             }
             for p, c in sorted(sent)
         ],
-        "redactions": [],
+        "redactions": [lost],
     }
     with session_scope(context.engine) as session:
         run_date = run_date or _run_date(session, run_id)
@@ -363,6 +380,32 @@ def _settle_unreadable(
         f"unreadable: every field the agreement allows, content unknown), {why}"
         f"{_removed(discarded)}"
     )
+
+
+AUDIT_LOST = "redaction_audit_lost"
+"""The reason code of the audit line that says a crashed run's redaction audit is lost."""
+
+
+def _audit_lost(run_id: str, program: str, prepared: dict[str, Any]) -> dict[str, Any]:
+    """The program-level redaction audit line of a crashed run whose staged ledger (and with
+    it the run's redaction audit: who was withheld and which fields removed, and why) cannot
+    be read: it says so, with the counts the delivery row kept (no child named)."""
+    counts = prepared.get("counts") or {}
+    rule = (
+        f"the staged ledger of run {run_id} could not be read: its redaction audit of this "
+        "program (each child withheld, each field removed, and why) is not recovered"
+    )
+    if counts:
+        parts = []
+        for what, key in (("children withheld", "withheld_by_reason"),
+                          ("fields removed", "fields_removed_by_reason")):  # fmt: skip
+            by = {str(k): int(v) for k, v in (counts.get(key) or {}).items() if v}
+            each = ", ".join(f"{k} {n}" for k, n in sorted(by.items()))
+            parts.append(f"{sum(by.values())} {what}" + (f" ({each})" if each else ""))
+        rule += "; its counts: " + "; ".join(parts)
+    else:
+        rule += "; its counts are unknown"
+    return {"subject": program, "field": None, "reason": AUDIT_LOST, "rule": rule}
 
 
 def _settle_unreadable_at_api(
