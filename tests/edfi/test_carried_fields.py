@@ -225,8 +225,8 @@ def test_a_field_the_log_does_not_name_does_not_change_the_body(
     """Oracle from the rule, not the mapping: a field is carried when the body depends on it.
     For each resource sent, every permitted field it does not log can be nulled or changed
     without changing that body (unless the child's student or school association is then
-    withheld, which withholds every resource of the child); every field it logs is permitted and one the resource can
-    carry; no field outside the agreement is logged."""
+    withheld, which withholds every resource of the child); every field it logs is permitted
+    and one the resource can carry; no field outside the agreement is logged."""
     frame, keys = child(**choices)
     columns = [c for c in CATALOG if c in permitted | {"program_code", "child_local_id"}]
     frame = frame[columns]
