@@ -54,6 +54,7 @@ from pipelines.destinations.base import (
 from pipelines.edfi.client import ClientCredentials, EdfiClient, Outcome
 from pipelines.edfi.ledger import DELETED, SENT, LedgerEntry, SentLedger
 from pipelines.edfi.mapping import (
+    RESOURCE_FIELDS,
     SSA,
     STUDENTS,
     EdfiMapper,
@@ -177,7 +178,7 @@ class EdfiDestination:
         with _gc_frozen(), _LedgerWriter(self.ledger, batch.run_id) as writer:
             self._send_mapped(batch, mapped, sending, result, writer)
         summarize(result)
-        self._replace_stale(mapped, sending, result)
+        self._replace_stale(mapped, sending, result, batch.run_id)
         result.sent_nothing_new = sending.posted == 0 and not result.replaced
         log.info("%s %s: %s", self.name, batch.program_code, result.counts())
         return result
@@ -315,13 +316,16 @@ class EdfiDestination:
                 }
         return [read[_read_key(p)] for p in payloads]
 
-    def withdraw(self, child_keys: Iterable[ChildKey]) -> list[WithdrawResult]:
+    def withdraw(
+        self, child_keys: Iterable[ChildKey], *, run_id: str = "withdraw"
+    ) -> list[WithdrawResult]:
         """Delete every resource the ledger says the API holds for these children (consent
         revoked and the agreement says ``delete_on_revocation``): the other associations
         first, then school associations, then students. Each deletion is reported for the
-        disclosure log; the ledger marks them ``deleted``."""
+        disclosure log; the ledger marks them ``deleted`` by ``run_id`` (the run withdrawing:
+        :meth:`withdrawn_by` finds them should it crash before logging)."""
         entries = [e for e in self.ledger.for_children(child_keys) if e.child_key is not None]
-        results = self._delete_entries(entries)
+        results = self._delete_entries(entries, run_id)
         log.info(
             "%s withdraw: %d deleted, %d failed",
             self.name,
@@ -330,7 +334,44 @@ class EdfiDestination:
         )
         return results
 
-    def _replace_stale(self, mapped: Mapped, sending: _Sending, result: EdfiDeliveryResult) -> None:
+    def withdrawn_by(
+        self, run_id: str, program_code: str, children: Iterable[ChildKey]
+    ) -> tuple[set[ChildKey], dict[ChildKey, tuple[str, ...]]]:
+        """What run ``run_id`` deleted of ``program_code`` before it could log it (a crash):
+        the ``children`` it was withdrawing of whom the API holds nothing any more (by the
+        ledger; a child still partly held is withdrawn, and logged, by the run that deletes
+        the rest), and, per other child, the resources of old copies it deleted (a changed
+        natural key)."""
+        wanted = set(children)
+        deleted: dict[ChildKey, set[str]] = {}
+        for entry in self.ledger.deleted_by(run_id, program_code):
+            if entry.child_key is not None:
+                deleted.setdefault(entry.child_key, set()).add(entry.resource)
+        left = {e.child_key for e in self.ledger.for_children(wanted & set(deleted))}
+        withdrawn = {k for k in deleted if k in wanted and k not in left}
+        replaced = {k: tuple(sorted(v)) for k, v in deleted.items() if k not in wanted}
+        return withdrawn, replaced
+
+    def sent_fields_by(
+        self, run_id: str, program_code: str, permitted: Iterable[str]
+    ) -> dict[ChildKey, tuple[str, ...]]:
+        """Per child, the ``resource:field`` pairs of what run ``run_id`` left at the API by
+        the ledger alone (its staged batch lost): each resource it sent that the API still
+        holds, with every ``permitted`` field such a resource can carry
+        (:data:`~pipelines.edfi.mapping.RESOURCE_FIELDS`; the ledger keeps no fields, so never
+        fewer than were sent)."""
+        allowed = frozenset(permitted)
+        fields = RESOURCE_FIELDS[self.settings.data_standard]
+        sent = self.ledger.sent_by_children(run_id, program_code)
+        carried: dict[ChildKey, tuple[str, ...]] = {}
+        for key, resource in sorted(sent):
+            names = sorted(fields.get(resource, frozenset()) & allowed)
+            carried[key] = carried.get(key, ()) + tuple(f"{resource}:{n}" for n in names)
+        return carried
+
+    def _replace_stale(
+        self, mapped: Mapped, sending: _Sending, result: EdfiDeliveryResult, run_id: str
+    ) -> None:
         """Delete what the API holds for the batch's children under a natural key tonight's
         payloads no longer have (only for children of whom it now holds tonight's copy)."""
         now = {(p.resource, p.key_digest) for p in mapped.payloads}
@@ -343,15 +384,16 @@ class EdfiDestination:
             and key not in now
         ]
         replaced: dict[ChildKey, list[str]] = {}
-        for item in self._delete_entries(stale):
+        for item in self._delete_entries(stale, run_id):
             if item.status != "failed":
                 replaced.setdefault(item.child_key, []).append(item.resource)
             if item.status == "deleted":
                 result.rows_deleted[item.resource] = result.rows_deleted.get(item.resource, 0) + 1
         result.replaced = {k: tuple(sorted(set(v))) for k, v in replaced.items()}
 
-    def _delete_entries(self, entries: Sequence[LedgerEntry]) -> list[WithdrawResult]:
-        """Delete ``entries`` at the API, dependents first; the ledger marks them deleted."""
+    def _delete_entries(self, entries: Sequence[LedgerEntry], run_id: str) -> list[WithdrawResult]:
+        """Delete ``entries`` at the API, dependents first; the ledger marks them deleted by
+        ``run_id``."""
         order = self.mapper.order
         results: list[WithdrawResult] = []
         for resource in sorted({e.resource for e in entries}, key=order.index, reverse=True):
@@ -372,7 +414,7 @@ class EdfiDestination:
                 )
                 if status != "failed":
                     gone.append(_with_status(entry, DELETED))
-            self.ledger.record(gone, run_id="withdraw")
+            self.ledger.record(gone, run_id=run_id)
         return results
 
     # --- internals ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The idempotency ledger of an Ed-Fi destination: ``sent_resources`` (schemas/delivery.py).
 
 One row per (destination, resource, natural-key digest): the digest of the body last accepted,
-the server's resource id, and whether the resource is still there (``sent``) or was deleted
-after a revocation (``deleted``). An unchanged record (same key, same body digest, ``sent``)
+the server's resource id, whether the resource is still there (``sent``) or was deleted
+(``deleted``: a withdrawal, or an old copy a changed natural key left), and the run that last
+sent or deleted it. An unchanged record (same key, same body digest, ``sent``)
 is not sent again; :meth:`SentLedger.for_children` finds what to delete on a revocation.
 """
 
@@ -196,6 +197,35 @@ class SentLedger:
         )
         with session_scope(self.engine) as session:
             return {(r[0], r[1], r[2]) for r in session.execute(query)}
+
+    def sent_by_children(self, run_id: str, program_code: str) -> set[tuple[ChildKey, str]]:
+        """(child, resource) of each resource of ``program_code``'s children that run
+        ``run_id`` was the last to send and the API still holds."""
+        query = select(
+            SentResource.program_code, SentResource.child_local_id, SentResource.resource
+        ).where(
+            SentResource.destination == self.destination,
+            SentResource.program_code == program_code,
+            SentResource.run_id == run_id,
+            SentResource.status == SENT,
+            SentResource.child_local_id != "",
+        )
+        with session_scope(self.engine) as session:
+            return {((r[0], r[1]), r[2]) for r in session.execute(query)}
+
+    def deleted_by(self, run_id: str, program_code: str) -> list[LedgerEntry]:
+        """The resources of ``program_code``'s children that run ``run_id`` deleted (a
+        withdrawal, or an old copy a changed natural key left) and that nothing sent since
+        (reconciling a run that crashed before its deletions were logged)."""
+        query = select(*_COLUMNS).where(
+            SentResource.destination == self.destination,
+            SentResource.program_code == program_code,
+            SentResource.run_id == run_id,
+            SentResource.status == DELETED,
+            SentResource.child_local_id != "",
+        )
+        with session_scope(self.engine) as session:
+            return [_entry(row) for row in session.execute(query)]
 
     def for_children(self, child_keys: Iterable[ChildKey]) -> list[LedgerEntry]:
         """Every resource still held (``sent``) for these children."""

@@ -101,6 +101,38 @@ MAPPED_FIELDS = frozenset(
 ID_FIELDS = frozenset({"state_student_id", "child_local_id", "program_code"})
 """Fields a ``studentUniqueId`` is made of."""
 ADDRESS = ("address_street", "address_city", "address_state", "address_zip")
+_GRADE = frozenset({"birth_date", "entry_date", "program_type"})
+"""What a grade level (or a disability descriptor's age group) is made of."""
+_DEMOGRAPHICS = _GRADE | {
+    "sex",
+    "race",
+    "ethnicity",
+    "home_language",
+    "disability",
+    "ifsp",
+    "iep",
+    "homeless",
+    "foster_care",
+}
+_COMMON = {
+    STUDENTS: ID_FIELDS | {"first_name", "middle_name", "last_name", "birth_date"},
+    SSA: ID_FIELDS | _GRADE | {"exit_date", "exit_reason"},
+    SPA: ID_FIELDS | {"program_type", "entry_date", "exit_date", "exit_reason"},
+    SSEPA: ID_FIELDS | _GRADE | {"ifsp", "iep", "disability"},
+    PROGRAMS: frozenset(),
+}
+RESOURCE_FIELDS: dict[int, dict[str, frozenset[str]]] = {
+    5: {**_COMMON, SEOA: ID_FIELDS | _DEMOGRAPHICS | set(ADDRESS) | {"dual_language_learner"}},
+    6: {
+        **_COMMON,
+        SEOA: ID_FIELDS | {"dual_language_learner"},
+        DEMOGRAPHICS: ID_FIELDS | _DEMOGRAPHICS,
+        DIRECTORIES: ID_FIELDS | set(ADDRESS),
+    },
+}
+"""Per Data Standard and resource, every catalog field a payload of it can carry (a
+payload's :attr:`Payload.fields` are some of them): what a disclosure is logged with when only
+the resource is known (the destination's ledger keeps no fields)."""
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 
@@ -341,9 +373,10 @@ class EdfiMapper:
         return body
 
     def _grade(self, row: Row) -> str:
-        birth = row.date("birth_date", quiet=True)
-        entry = row.date("entry_date", quiet=True)
+        birth = row.date("birth_date", quiet=True, carry=False)
+        entry = row.date("entry_date", quiet=True, carry=False)
         if birth is not None and entry is not None:
+            row.carry("birth_date", "entry_date")  # the grade is made of them
             return d.INFANT_TODDLER if age(birth, entry) < 3 else d.PRESCHOOL
         program_type = row.program_type(required=True)
         return d.INFANT_TODDLER if program_type is ProgramType.EARLY_HEAD_START else d.PRESCHOOL
@@ -359,9 +392,11 @@ class EdfiMapper:
         hispanic = row.code("ethnicity", d.ETHNICITY, resource)
         if hispanic is not None:
             body["hispanicLatinoEthnicity"] = hispanic
-        language = row.text("home_language")
+        language = row.peek("home_language")
         if language is not None:
+            language = str(language).strip()
             if self.descriptors.has("LanguageDescriptor", language):
+                row.carry("home_language")
                 use = self._uri("LanguageUseDescriptor", "Home language")
                 body["languages"] = [
                     {
@@ -396,10 +431,10 @@ class EdfiMapper:
         return d.DISABILITY_INFANT_TODDLER if young else d.DISABILITY_PRESCHOOL
 
     def _addresses(self, row: Row, resource: str) -> list[dict[str, Any]] | None:
-        if not any(row.value(name) is not None for name in ADDRESS):
+        if not any(row.peek(name) is not None for name in ADDRESS):
             return None
         for name in ADDRESS:
-            if row.value(name) is None:
+            if row.peek(name) is None:
                 reason = (
                     Reason.REQUIRED_VALUE_MISSING
                     if name in row.columns
@@ -407,18 +442,19 @@ class EdfiMapper:
                 )
                 row.note(resource, reason, name)
                 return None
-        state, postal = str(row.value("address_state")), str(row.value("address_zip"))
+        state, postal = str(row.peek("address_state")), str(row.peek("address_zip"))
         if not self.descriptors.has("StateAbbreviationDescriptor", state):
             row.note(resource, Reason.VALUE_NOT_MAPPABLE, "address_state")
             return None
         if not _ZIP.match(postal):
             row.note(resource, Reason.VALUE_NOT_EXACT, "address_zip")
             return None
+        row.carry(*ADDRESS)
         return [
             {
                 "addressTypeDescriptor": self._uri("AddressTypeDescriptor", "Home"),
-                "streetNumberName": str(row.value("address_street")).strip(),
-                "city": str(row.value("address_city")).strip(),
+                "streetNumberName": str(row.peek("address_street")).strip(),
+                "city": str(row.peek("address_city")).strip(),
                 "stateAbbreviationDescriptor": self._uri("StateAbbreviationDescriptor", state),
                 "postalCode": postal,
             }
@@ -475,7 +511,8 @@ class EdfiMapper:
         return body
 
     def _special_education(self, row: Row) -> dict[str, Any] | None:
-        ifsp, iep = row.flag("ifsp", SSEPA), row.flag("iep", SSEPA)
+        ifsp = row.flag("ifsp", SSEPA)
+        iep = row.flag("iep", SSEPA, carry=not ifsp)  # an IFSP chooses the program alone
         if not (ifsp or iep):
             return None
         program = self.settings.special_education_programs["ifsp" if ifsp else "iep"]

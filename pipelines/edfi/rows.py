@@ -74,12 +74,15 @@ class Row:
     notes: list[NotSent] = field(default_factory=list)
     student_id: str = ""
     used: set[str] = field(default_factory=set)
-    """The fields whose values the resource being built read (what it carries)."""
+    """The fields the resource being built carries: whose values its body holds or is made
+    of (a descriptor chosen by them). A value read and then left out (a code with no Ed-Fi
+    equivalent, a generalized date, an incomplete address) is not carried."""
     id_fields: frozenset[str] = frozenset()
     """The fields the student's ``studentUniqueId`` came from (every reference carries it)."""
 
-    def value(self, name: str) -> Any:
-        """The value, or ``None`` when not permitted or null."""
+    def peek(self, name: str) -> Any:
+        """The value, or ``None`` when not permitted or null, without counting it as carried
+        (for a value the resource may yet leave out)."""
         if name not in self.columns:
             return None
         value = self.values.get(name)
@@ -87,8 +90,20 @@ class Row:
             return None
         if isinstance(value, str) and not value.strip():
             return None
-        self.used.add(name)
         return value
+
+    def value(self, name: str) -> Any:
+        """The value, or ``None`` when not permitted or null; a value returned is carried by
+        the resource being built (:attr:`used`)."""
+        value = self.peek(name)
+        if value is not None:
+            self.used.add(name)
+        return value
+
+    def carry(self, *names: str) -> None:
+        """Count ``names`` as carried by the resource being built (values :meth:`peek` read
+        and the body now holds, or holds something made of)."""
+        self.used.update(names)
 
     def need(self, name: str) -> Any:
         value = self.value(name)
@@ -115,9 +130,11 @@ class Row:
         required: bool = False,
         field_only: str | None = None,
         quiet: bool = False,
+        carry: bool = True,
     ) -> str | None:
-        """An exact ISO date; a generalized one (``2022-03``, a year) is not a date."""
-        value = self.need(name) if required else self.value(name)
+        """An exact ISO date; a generalized one (``2022-03``, a year) is not a date (and is
+        not carried). ``carry`` false: the caller decides whether the date is carried."""
+        value = self.need(name) if required else self.peek(name)
         if value is None:
             return None
         exact = iso_date(value)
@@ -126,35 +143,49 @@ class Row:
                 raise Withheld(Reason.VALUE_NOT_EXACT, name)
             if field_only and not quiet:
                 self.note(field_only, Reason.VALUE_NOT_EXACT, name)
+        elif carry:
+            self.carry(name)
         return exact
 
     def code(self, name: str, table: Mapping[str, Any], resource: str) -> Any:
-        """The Ed-Fi value of a canonical code, or ``None`` (noted when it has none)."""
-        value = self.value(name)
+        """The Ed-Fi value of a canonical code, or ``None`` (noted when it has none: then
+        not carried)."""
+        value = self.peek(name)
         if value is None:
             return None
         mapped = table.get(str(value))
         if mapped is None:
             self.note(resource, Reason.VALUE_NOT_MAPPABLE, name)
+        else:
+            self.carry(name)
         return mapped
 
-    def flag(self, name: str, resource: str | None) -> bool | None:
-        """A boolean flag; ``None`` when not permitted, null or not a boolean (noted)."""
-        value = self.value(name)
+    def flag(self, name: str, resource: str | None, *, carry: bool = True) -> bool | None:
+        """A boolean flag; ``None`` when not permitted, null or not a boolean (noted, not
+        carried). True or false, a flag is carried (``carry`` false: the caller decides): the
+        body is built from it, and a false one is told by what the body then lacks (no
+        disability, no characteristic) to a recipient that receives the field."""
+        value = self.peek(name)
         if value is None:
             return None
         if isinstance(value, bool | np.bool_):
+            if carry:
+                self.carry(name)
             return bool(value)
         if resource is not None:
             self.note(resource, Reason.VALUE_NOT_MAPPABLE, name)
         return None
 
     def program_type(self, *, required: bool) -> ProgramType:
-        value = self.need("program_type") if required else self.value("program_type")
+        value = self.peek("program_type")
+        if value is None and required:
+            self.need("program_type")  # raises why it is missing
         try:
-            return ProgramType(str(value))
+            program_type = ProgramType(str(value))
         except ValueError:
             raise Withheld(Reason.VALUE_NOT_MAPPABLE, "program_type") from None
+        self.carry("program_type")
+        return program_type
 
 
 def iso_date(value: Any) -> str | None:

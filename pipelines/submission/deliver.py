@@ -297,7 +297,7 @@ def _delete(
         replaced = {k: tuple(sorted(v)) for k, v in changes.replace.items()}
         return set(changes.withdraw), replaced, dict(deleted)
     if hasattr(destination, "withdraw") and changes.withdraw:
-        results = destination.withdraw(sorted(changes.withdraw))
+        results = destination.withdraw(sorted(changes.withdraw), run_id=context.run.run_id)
         failed = {w.child_key for w in results if w.status == "failed"}
         gone = Counter(w.resource for w in results if w.status == "deleted")
         return set(changes.withdraw) - failed, {}, dict(gone)

@@ -237,7 +237,9 @@ def _narrowed(
             note += "; " + withdrawing_note(count, aggregates=sends_tables)
         elif count:
             held[code] = count
-            note += "; " + still_held_note(count, context.agreement.delete_out_of_scope)
+            note += "; " + still_held_note(
+                count, context.agreement.delete_out_of_scope, aggregates=sends_tables
+            )
         notes[code] = f"{notes[code]}; {note}" if code in notes else note
     return withheld
 

@@ -8,9 +8,13 @@ whatever night the reconciliation happens), and the delivery state records them 
 nothing arrived, nothing is logged, and the batch is marked failed so this run sends it afresh.
 Deletions of that run (withdrawals, and old copies a changed key left) are logged here too,
 under that run and its date, where the destination says it made them (a staging database: the
-run's deletion marker, written in the transaction that deleted); the delivery state then no
-longer holds the withdrawn children. Elsewhere (or when the run crashed before deleting) the
-state still lists the withdrawn children as held, so this run plans them again and logs them;
+run's deletion marker, written in the transaction that deleted; Ed-Fi: its own ledger, which
+marks each resource deleted by the run that deleted it, a child counting as withdrawn once
+nothing of it is held; a file drop: the withdrawals file of a batch that arrived, or is
+presumed to have); the delivery state then no longer holds the withdrawn children, so this
+run neither withdraws them again nor logs them a second time. Elsewhere (or when the run
+crashed before deleting) the state still lists the withdrawn children as held, so this run
+plans them again and logs them;
 old copies a staging database still has are deleted here, by this run, and logged under it
 (the delivery state logged with the batch has the new keys only: no later night would find
 them). Either way the staged files go.
@@ -41,7 +45,10 @@ is presumed arrived too. Otherwise a folder that still shows the batch was not t
 batch left goes, as above. A staged batch lost too (its files unreadable) is logged,
 when it arrived or is presumed to have, from its delivery row (:func:`_settle_unreadable`:
 the children it sent, every field the agreement allows, the content unknown); otherwise what
-it left goes by the names the row keeps.
+it left goes by the names the row keeps. An Ed-Fi batch lost so is logged from the API's own
+ledger (:func:`_settle_unreadable_at_api`): per child, each resource the crashed run sent and
+the API still holds, with every permitted field such a resource can carry (the ledger keeps
+no fields), and the deletions it made.
 
 A destination that cannot be reached while reconciling (``holds`` or ``discard`` fails) leaves
 the delivery open and its staged files kept: the error stops this run at its plan (sending the
@@ -84,6 +91,7 @@ from pipelines.submission.state import (
     with_rows,
 )
 from pipelines.submission.withdrawals import withdrawals_spec
+from privacy.transforms.registry import get_transform
 from schemas import DeliveredRecord, Delivery, Run
 from schemas.filespec import load_spec
 
@@ -166,6 +174,10 @@ def _settle(
     did_delete = bool(recorded) and _did_delete(destination, run_id, program, changes)
     deleted = dict(changes.withdraw) if did_delete else {}
     replaced = _what(changes.replace) if did_delete else {}
+    if recorded:  # an API's deletions, by its own ledger (Ed-Fi)
+        api_deleted, api_replaced = _deleted_at_api(destination, run_id, program, changes)
+        deleted |= api_deleted
+        replaced |= api_replaced
     whole = whole or bool(deleted and not sent.artifacts)  # it only deleted: that is done
     carried = _carried(destination, sent, run_id, whole)
     current = current_of(batch, ledger)
@@ -174,6 +186,8 @@ def _settle(
     )
     shows, missing = _found(discarded, prepared)
     verdict = decide(whole=whole, shows=shows, missing=missing, marks=marks)
+    if verdict is Verdict.ARRIVED or verdict in PRESUMED:  # its withdrawals file went with it
+        deleted |= _listed(context, sent, changes)
     if verdict in PRESUMED:
         with session_scope(context.engine) as session:
             logged = record_delivery(
@@ -186,10 +200,15 @@ def _settle(
                 accepted=set(accepted),
                 rejected={},
                 delivery_id=delivery_id,
+                deleted=deleted,
                 state=StateUpdate(current, held, changes.program, snapshot),
             )
             _presumed(session, context, delivery_id, verdict)
-        outcome = f"logged {logged} disclosures of run {run_id}, {PRESUMED[verdict]}"
+        logged -= len(deleted)
+        outcome = (
+            f"logged {logged} disclosures{_deletions(len(deleted))} of run {run_id}, "
+            f"{PRESUMED[verdict]}"
+        )
     elif whole:
         left = {} if did_delete else _delete_old_copies(context, destination, program, changes)
         with session_scope(context.engine) as session:
@@ -239,16 +258,20 @@ def _settle(
                 accepted=part,
                 rejected={},
                 delivery_id=None,
+                deleted=deleted,
+                replaced=replaced,
                 carried=carried,
                 state=StateUpdate(partial, held, False, snapshot),
             )
             _mark(session, delivery_id, "failed")
+        gone = len(deleted) + len(replaced)
         outcome = (
-            f"run {run_id} arrived in part: logged {logged} disclosures of it; the rest sent afresh"
+            f"run {run_id} arrived in part: logged {logged - gone} disclosures"
+            f"{_deletions(gone)} of it; the rest sent afresh"
         )
     else:
         with session_scope(context.engine) as session:
-            if deleted:  # its batch was overwritten since, but its deletions were done
+            if deleted or replaced:  # its batch was overwritten since, but it deleted these
                 record_delivery(
                     session,
                     context,
@@ -260,12 +283,13 @@ def _settle(
                     rejected={},
                     delivery_id=None,
                     deleted=deleted,
+                    replaced=replaced,
                     state=StateUpdate(current, held, False, snapshot),
                 )
             _mark(session, delivery_id, "failed", forget_snapshot=discarded)
         outcome = f"run {run_id} did not arrive{_removed(discarded)}; sent afresh"
-        if deleted:
-            outcome += f"; logged{_deletions(len(deleted))} it made"
+        if deleted or replaced:
+            outcome += f"; logged{_deletions(len(deleted) + len(replaced))} it made"
     remove_staged(context, prepared)
     return outcome
 
@@ -284,17 +308,35 @@ def _settle_unreadable(
     (``changes.send``), with every field the agreement lets leave (the child's own are lost
     with the staged ledger: never fewer than were sent) and, for content no longer known, the
     digest of ``unknown:{run}:{program}:{child}``; the delivery state holds those children
-    as partly known (:data:`PARTIAL`), so this run sends the whole snapshot again."""
+    as partly known (:data:`PARTIAL`), so this run sends the whole snapshot again. Either way
+    the run's redaction audit is lost with its staged ledger: one audit line says so, under
+    that run, with the counts its row kept (:func:`_audit_lost`)."""
     prepared: dict[str, Any] = artifacts["prepared"]
     program = str(prepared["program"])
+    if hasattr(destination, "sent_fields_by"):
+        return _settle_unreadable_at_api(context, destination, delivery_id, run_id, artifacts)
     discarded = _discard(context, destination, run_id, program, prepared)
     arrived = discarded is not None and MANIFEST in discarded.done.removed
     shows, missing = _found(discarded, prepared)
     verdict = decide(whole=arrived, shows=shows, missing=missing, marks=marks)
     recorded = artifacts.get("changes") or {}
     sent = {(p, c) for p, c in recorded.get("send", [])}
+    lost = _audit_lost(run_id, program, prepared)
     if verdict is Verdict.NOT_ARRIVED or not sent:
         with session_scope(context.engine) as session:
+            record_delivery(  # the crashed run's redaction audit went with its staged ledger
+                session,
+                context,
+                run_id=run_id,
+                program=program,
+                ledger={"disclosures": [], "redactions": [lost]},
+                run_date=dt.date.fromisoformat(
+                    prepared.get("run_date") or _run_date(session, run_id)
+                ),
+                accepted=None,
+                rejected={},
+                delivery_id=None,
+            )
             _mark(session, delivery_id, "failed", forget_snapshot=discarded)
         return "failed: staged files unreadable" + _removed(discarded) + ", sent afresh"
     run_date = prepared.get("run_date")
@@ -309,7 +351,7 @@ def _settle_unreadable(
             }
             for p, c in sorted(sent)
         ],
-        "redactions": [],
+        "redactions": [lost],
     }
     with session_scope(context.engine) as session:
         run_date = run_date or _run_date(session, run_id)
@@ -334,6 +376,130 @@ def _settle_unreadable(
         f"unreadable: every field the agreement allows, content unknown), {why}"
         f"{_removed(discarded)}"
     )
+
+
+AUDIT_LOST = "redaction_audit_lost"
+"""The reason code of the audit line that says a crashed run's redaction audit is lost."""
+
+
+def _audit_lost(run_id: str, program: str, prepared: dict[str, Any]) -> dict[str, Any]:
+    """The program-level redaction audit line of a crashed run whose staged ledger (and with
+    it the run's redaction audit: who was withheld and which fields removed, and why) cannot
+    be read: it says so, with the counts the delivery row kept (no child named)."""
+    counts = prepared.get("counts") or {}
+    rule = (
+        f"the staged ledger of run {run_id} could not be read: its redaction audit of this "
+        "program (each child withheld, each field removed, and why) is not recovered"
+    )
+    if counts:
+        parts = []
+        for what, key in (("children withheld", "withheld_by_reason"),
+                          ("fields removed", "fields_removed_by_reason")):  # fmt: skip
+            by = {str(k): int(v) for k, v in (counts.get(key) or {}).items() if v}
+            each = ", ".join(f"{k} {n}" for k, n in sorted(by.items()))
+            parts.append(f"{sum(by.values())} {what}" + (f" ({each})" if each else ""))
+        rule += "; its counts: " + "; ".join(parts)
+    else:
+        rule += "; its counts are unknown"
+    return {"subject": program, "field": None, "reason": AUDIT_LOST, "rule": rule}
+
+
+def _settle_unreadable_at_api(
+    context: RunContext,
+    destination: Any,
+    delivery_id: int,
+    run_id: str,
+    artifacts: dict[str, Any],
+) -> str:
+    """Settle a delivery to an API that keeps its own ledger (Ed-Fi) whose staged batch cannot
+    be read: what that ledger says the crashed run left at the API is logged under that run
+    and its date (each resource it sent, with every permitted field such a resource can carry:
+    ``sent_fields_by``; the content no longer known: the digest of
+    ``unknown:{run}:{program}:{child}``), and so are the deletions it made (``withdrawn_by``).
+    The delivery is marked failed: this run sends the program afresh (what the API holds
+    unchanged is not sent again, nor logged twice), and the children logged are held as
+    partly known (:data:`PARTIAL`)."""
+    prepared: dict[str, Any] = artifacts["prepared"]
+    program = str(prepared["program"])
+    recorded = artifacts.get("changes") or {}
+    withdraw = {(p, c): why for p, c, why in recorded.get("withdraw", [])}
+    carried = dict(destination.sent_fields_by(run_id, program, _permitted(context)))
+    gone, replaced = destination.withdrawn_by(run_id, program, withdraw)
+    deleted = {key: withdraw[key] for key in gone}
+    with session_scope(context.engine) as session:
+        logged = 0
+        if carried or deleted or replaced:
+            run_date = prepared.get("run_date") or _run_date(session, run_id)
+            held = load_held(session, context.run.destination, program)
+            held = with_rows(session, context.run.destination, held, deleted)
+            ledger = {
+                "disclosures": [
+                    {
+                        "program_code": p,
+                        "child_local_id": c,
+                        "fields": list(carried[(p, c)]),
+                        "digest": hashlib.sha256(f"unknown:{run_id}:{p}:{c}".encode()).hexdigest(),
+                    }
+                    for p, c in sorted(carried)
+                ],
+                "redactions": [],
+            }
+            partial = Current(dict.fromkeys(carried, PARTIAL), {}, "")
+            logged = record_delivery(
+                session,
+                context,
+                run_id=run_id,
+                program=program,
+                ledger=ledger,
+                run_date=dt.date.fromisoformat(run_date),
+                accepted=set(carried),
+                rejected={},
+                delivery_id=None,
+                deleted=deleted,
+                replaced=replaced,
+                carried=carried,
+                state=StateUpdate(partial, held, False, bool(recorded.get("snapshot", True))),
+            )
+        _mark(session, delivery_id, "failed")
+    gone_count = len(deleted) + len(replaced)
+    return (
+        f"staged files unreadable: logged {logged - gone_count} disclosures"
+        f"{_deletions(gone_count)} of run {run_id} from the destination's own ledger (each "
+        "resource it sent, with every permitted field such a resource carries; content "
+        "unknown); sent afresh"
+    )
+
+
+def _permitted(context: RunContext) -> set[str]:
+    """The fields the agreement lets leave (a transform other than ``drop``)."""
+    return {
+        name for name, spec in context.agreement.fields.items() if get_transform(spec.name).leaves
+    }
+
+
+def _deleted_at_api(
+    destination: Any, run_id: str, program: str, changes: Changes
+) -> tuple[dict[ChildKey, str], dict[ChildKey, tuple[str, ...]]]:
+    """What the crashed run deleted at an API that says it (Ed-Fi's ledger: ``withdrawn_by``):
+    the children it withdrew (child -> reason) and, per child, the old copies it replaced;
+    nothing for the other destinations."""
+    withdrawn_by = getattr(destination, "withdrawn_by", None)
+    if withdrawn_by is None:
+        return {}, {}
+    gone, replaced = withdrawn_by(run_id, program, changes.withdraw)
+    return {key: changes.withdraw[key] for key in gone}, dict(replaced)
+
+
+def _listed(context: RunContext, sent: Batch, changes: Changes) -> dict[ChildKey, str]:
+    """The children the withdrawals file of a file drop's batch that arrived (or is presumed
+    to have) named: the state was told to delete them by that run (child -> reason)."""
+    if not changes.snapshot or not changes.withdraw:
+        return {}
+    spec = withdrawals_spec([load_spec(n) for n in context.destination.formats])
+    if spec is None:
+        return {}
+    named = {k for a in sent.artifacts if a.name == spec.file_name for k in a.child_keys}
+    return {key: why for key, why in changes.withdraw.items() if key in named}
 
 
 def _found(discarded: _Discard | None, prepared: dict[str, Any]) -> tuple[bool | None, bool]:

@@ -157,14 +157,22 @@ def held_counts(session: Session, destination: str, programs: Sequence[str]) -> 
     return {program: int(n) for program, n in rows if n}
 
 
-def still_held_note(count: int, delete_out_of_scope: bool) -> str:
-    """The audit and run-output line for a program that no longer shares (no PII)."""
+def still_held_note(count: int, delete_out_of_scope: bool, aggregates: bool = False) -> str:
+    """The audit and run-output line for a program whose held records stay where they are
+    (no PII): one that no longer shares, where nothing more is sent, or (``aggregates``) an
+    AIAN program sharing aggregate outputs only whose aggregate tables still go."""
     asks = " (the agreement asks for their deletion: delete_out_of_scope)"
     asks = asks if delete_out_of_scope else ""
+    sent = (
+        "no child record of it is sent any more (its aggregate tables still go: the AIAN "
+        "opt-in allows aggregate outputs)"
+        if aggregates
+        else "nothing more is sent"
+    )
     return (
         f"the destination still holds {count} children's records from earlier deliveries; "
-        f"nothing more is sent and they are not withdrawn automatically: the agreement's "
-        f"destruction terms govern them{asks}"
+        f"{sent} and they are not withdrawn automatically: the agreement's destruction terms "
+        f"govern them{asks}"
     )
 
 
