@@ -9,11 +9,12 @@ What a small night costs is mostly fixed start-up, so the ``dags test`` process 
 the destination's own work: Airflow's parsing context names its DAG, so each parse of the DAG
 folder (the CLI's, and ``dag.test()``'s re-sync) builds and stores that one DAG, not every
 destination's; the migration check is skipped (:func:`prepare_airflow` migrated for the
-installed Airflow). What it cannot skip through a supported path in Airflow 3.3:
-``dag.test()`` runs each task through the in-process execution API, whose first request
-builds Cadwyn's routers for every API version (about a quarter of the run's CPU);
-``use_executor`` would need a running api-server instead, and ``mark_success_pattern`` skips
-tasks rather than running them. ``benchmarks/startup_benchmark.py`` measures the run.
+installed Airflow); and ``dag.test()``'s in-process execution API, through which it runs each
+task, is built for its client's API version only, not for every version Airflow has released
+(:mod:`pipelines.dags_test`, which runs Airflow's own ``dags test`` command: about a quarter of
+the run's CPU otherwise). ``use_executor`` would need a running api-server instead, and
+``mark_success_pattern`` skips tasks rather than running them.
+``benchmarks/startup_benchmark.py`` measures the run.
 """
 
 from __future__ import annotations
@@ -145,10 +146,11 @@ def run_dag(
     log = safe_join(logs, f"{destination}-{run_date.isoformat()}-{stamp}.log", role="destination")
     prepare_airflow(settings, destination, log)
     conf = json.dumps({"dry_run": dry_run, "output": output})
+    # `airflow dags test`, its in-process API built for its own client's version only
     command = [
-        str(Path(sys.executable).with_name("airflow")),
-        "dags",
-        "test",
+        sys.executable,
+        "-m",
+        "pipelines.dags_test",
         f"datashare_{destination}",
         run_date.isoformat(),
         "--conf",

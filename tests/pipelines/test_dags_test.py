@@ -1,0 +1,96 @@
+"""``pipelines.dags_test``: the in-process execution API built for its client's version only
+serves that version exactly as the whole API does (same routes, same schemas), and is left
+whole when Airflow's newest version is not the client's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT
+
+OPENAPI_OF_CLIENT_VERSION = """
+import json, sys
+import airflow
+narrowed = sys.argv[1] == "narrowed"
+if narrowed:
+    from pipelines.dags_test import serve_client_version_only
+    assert serve_client_version_only()
+from airflow.api_fastapi.execution_api.app import InProcessExecutionAPI
+from airflow.sdk.api.datamodels._generated import API_VERSION
+from fastapi.openapi.utils import get_openapi
+app = InProcessExecutionAPI().app
+app._cadwyn_initialize()
+routers = app.router.versioned_routers
+spec = get_openapi(title="t", version=API_VERSION, routes=routers[API_VERSION].routes)
+print(json.dumps({"versions": sorted(routers), "api_version": API_VERSION, "spec": spec}))
+"""
+
+
+def openapi_of_client_version(tmp_path: Path, mode: str) -> dict:
+    """The OpenAPI document of the in-process API's routes for the client's version, whole
+    or narrowed, built in a fresh interpreter (narrowing changes Airflow's module state)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
+        "AIRFLOW_HOME": str(tmp_path / mode),
+        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
+        "DATASHARE_HOME": str(PROJECT),
+        "PYTHONPATH": str(PROJECT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", OPENAPI_OF_CLIENT_VERSION, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_narrowed_api_serves_the_client_version_as_the_whole_api_does(
+    tmp_path: Path,
+) -> None:
+    whole = openapi_of_client_version(tmp_path, "whole")
+    narrowed = openapi_of_client_version(tmp_path, "narrowed")
+    assert len(whole["versions"]) > 1  # Airflow builds every version it has released
+    assert narrowed["versions"] == [narrowed["api_version"]]
+    assert narrowed["spec"]["paths"], "no routes served"
+    assert narrowed["spec"] == whole["spec"]
+
+
+class _Version:
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.changes: tuple = ()
+
+
+class _Bundle:
+    def __init__(self, *values: str) -> None:
+        self.head_version = _Version("head")
+        self.versions = tuple(_Version(v) for v in values)
+
+
+@pytest.mark.parametrize(
+    ("versions", "client", "narrowed"),
+    [
+        (("2026-06-30", "2026-04-06"), "2026-06-30", True),
+        (("2026-06-30", "2026-04-06"), "2026-04-06", False),  # client older than the newest
+        (("2026-04-06",), "2026-06-30", False),  # client newer than the server knows
+        ((), "2026-06-30", False),
+    ],
+)
+def test_the_api_is_narrowed_only_when_the_client_speaks_the_newest_version(
+    versions: tuple[str, ...], client: str, narrowed: bool
+) -> None:
+    from pipelines.dags_test import latest_only_bundle
+
+    bundle = latest_only_bundle(_Bundle(*versions), client)
+    assert (bundle is not None) == narrowed
+    if bundle is not None:
+        assert [v.value for v in bundle.versions] == [client]
