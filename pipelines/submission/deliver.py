@@ -22,11 +22,18 @@ leaves the group's deliveries open for the next run to reconcile. Each program's
 kept with its delivery row in the same transaction as its disclosure log entries (an
 unchanged night gets an ``unchanged`` row), so a retried shard task returns the outcome of a
 program an earlier attempt delivered instead of sending it again.
+
+Everything a shard writes (delivery rows, marks, bytes, records) is written by one thread
+(:class:`_Sender`) in exactly the order above, so the crash-safety of each step is what it is
+for a program delivered alone; the task's own thread meanwhile reads, plans and renders the
+next programs (:func:`_ready`: reads only), so their CPU work overlaps the commits and disk
+flushes the writes wait for.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -613,7 +620,21 @@ def deliver_shard(
     Everything written is written in the order it always was, by one thread
     (:class:`_Sender`): each program's delivery row, its marks and bytes, then each group's
     record once the group's deliveries are done. Meanwhile this thread reads, plans and
-    renders the next programs (it only reads), at most about two groups ahead."""
+    renders the next programs (it only reads), at most about two groups ahead.
+
+    The garbage collector leaves alone what the process held before the shard (``gc.freeze``
+    until the shard is done): a shard makes and drops many small objects (ledgers, rows,
+    cells), and each full collection would otherwise walk the whole process again."""
+    gc.freeze()  # what the process held before the shard is not scanned again and again
+    try:
+        return _deliver_shard(run, prepared, settings)
+    finally:
+        gc.unfreeze()
+
+
+def _deliver_shard(
+    run: dict[str, Any], prepared: Sequence[dict[str, Any]], settings: Settings | None
+) -> tuple[list[dict[str, Any]], dict[str, Exception]]:
     context = RunContext.of(run, settings)
     done = (
         {} if context.run.dry_run else recorded_outcomes(context, [p["program"] for p in prepared])
@@ -728,6 +749,8 @@ class _Sender:
                 sent.append(entry.sent.result()[1])
             except Exception as error:  # one program's failure stops only that program
                 self.failed[entry.program] = error
+        if self.broken:  # an earlier group's error is raised where its outcomes are asked
+            return []
         try:
             return _record_sent(self.context, sent, self.failed)
         except BaseException:
