@@ -21,6 +21,11 @@ def _texts(series: pd.Series) -> list[str] | None:
     import pandas as pd
 
     if isinstance(series.dtype, pd.StringDtype):
+        if series.dtype.storage == "pyarrow":  # its Arrow array's values, None where missing
+            import pyarrow as pa
+
+            values = pa.array(series.array).to_pylist()
+            return ["" if v is None else v for v in values]
         return series.to_numpy(dtype=object, na_value="").tolist()
     if series.dtype != object:
         return None
@@ -36,8 +41,8 @@ def _fast(frame: pd.DataFrame) -> str | None:
     if not labels or not all(type(label) is str for label in labels):
         return None
     columns = []
-    for index in range(len(labels)):
-        texts = _texts(frame.iloc[:, index])
+    for _, series in frame.items():  # column by column, duplicate labels included
+        texts = _texts(series)
         if texts is None:
             return None
         columns.append(texts)

@@ -22,14 +22,22 @@ leaves the group's deliveries open for the next run to reconcile. Each program's
 kept with its delivery row in the same transaction as its disclosure log entries (an
 unchanged night gets an ``unchanged`` row), so a retried shard task returns the outcome of a
 program an earlier attempt delivered instead of sending it again.
+
+Everything a shard writes (delivery rows, marks, bytes, records) is written by one thread
+(:class:`_Sender`) in exactly the order above, so the crash-safety of each step is what it is
+for a program delivered alone; the task's own thread meanwhile reads, plans and renders the
+next programs (:func:`_ready`: reads only), so their CPU work overlaps the commits and disk
+flushes the writes wait for.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -422,12 +430,38 @@ class _Ahead:
         return program in self._fresh
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """One program planned and rendered, waiting to be sent (:func:`_transmit`)."""
+
+    context: RunContext
+    prepared: dict[str, Any]
+    outcome: dict[str, Any]
+    sending: Batch
+    changes: Changes
+    held: dict[ChildKey, Held]
+    current: Current
+    common: dict[str, Any]
+    stopped: bool
+    fresh: bool
+
+
 def _send(
     context: RunContext, prepared: dict[str, Any], ahead: _Ahead | None = None
 ) -> tuple[dict[str, Any], _Sent | None]:
     """Send ``prepared`` (nothing for an unchanged batch; to a folder for a dry run); the
     outcome, and what is to be recorded (None: nothing, the dry run's staged files are gone).
     ``ahead``: what the shard read at once (default: each program reads its own)."""
+    ready = _ready(context, prepared, ahead)
+    return _transmit(ready) if isinstance(ready, _Ready) else ready
+
+
+def _ready(
+    context: RunContext, prepared: dict[str, Any], ahead: _Ahead | None = None
+) -> _Ready | tuple[dict[str, Any], _Sent | None]:
+    """Everything :func:`_send` does before anything is written: the batch read back, planned
+    against what the destination holds and rendered (its files and digests), or the outcome
+    of a batch that sends nothing (unchanged, or a dry run)."""
     store = ahead.staged if ahead is not None else None
     ledger = load_ledger(context, prepared, store)
     batch = load_batch(context, prepared, ledger, store=store)
@@ -452,7 +486,7 @@ def _send(
     program = batch.program_code
     held_now = ahead.held(program) if ahead is not None else None
     current, held, changes = _planned(context, batch, ledger, stopped, tables, held_now)
-    common = {
+    common: dict[str, Any] = {
         "run_id": context.run.run_id,
         "run_date": context.run.run_date,
         "program": batch.program_code,
@@ -468,8 +502,20 @@ def _send(
     sending = outgoing(context, batch, changes, held, tables)
     if stopped:
         only_withdrawals(sending, changes, context.destination, aggregates=tables)
+    sending.digest  # noqa: B018 -- rendered and digested now, before anything is written
+    fresh = ahead is not None and ahead.fresh(program)
+    return _Ready(
+        context, prepared, outcome, sending, changes, held, current, common, stopped, fresh
+    )
+
+
+def _transmit(ready: _Ready) -> tuple[dict[str, Any], _Sent]:
+    """The writing half of :func:`_send`: the pending delivery row, the batch sent (a file
+    drop's steps marked on the row before each), what the destination deletes."""
+    context, prepared, outcome = ready.context, ready.prepared, ready.outcome
+    sending, changes, held, stopped = ready.sending, ready.changes, ready.held, ready.stopped
     artifacts = {"prepared": prepared, "changes": changes.to_dict()}
-    if ahead is not None and ahead.fresh(program):
+    if ready.fresh:
         delivery_id = _new_delivery_row(context, sending, prepared, artifacts)
     else:
         with session_scope(context.engine) as session:
@@ -481,7 +527,9 @@ def _send(
         if sending.artifacts or changes.snapshot or _marks_empty(destination, stopped)
         else DeliveryResult()
     )
-    withdrawn, replaced, deleted = _delete(context, destination, batch.program_code, changes, held)
+    withdrawn, replaced, deleted = _delete(
+        context, destination, sending.program_code, changes, held
+    )
     replaced |= result.replaced
     rows_deleted = Counter(result.rows_deleted) + Counter(deleted)
     outcome["seconds"] = {"deliver": round(time.perf_counter() - started, 3)}
@@ -498,7 +546,7 @@ def _send(
         "sent_nothing_new": result.sent_nothing_new,
     }
     recording = Recording(
-        **common,
+        **ready.common,
         accepted=result.accepted & changes.send,
         rejected=result.rejected,
         delivery_id=delivery_id,
@@ -506,7 +554,7 @@ def _send(
         deleted={k: changes.withdraw[k] for k in withdrawn},
         replaced=replaced,
         carried=result.carried,
-        state=StateUpdate(current, held, changes.program, changes.snapshot),
+        state=StateUpdate(ready.current, held, changes.program, changes.snapshot),
     )
     return outcome, _Sent(recording, prepared, outcome, artifacts, sending.digest)
 
@@ -571,37 +619,68 @@ def deliver_shard(
     """Deliver a shard's prepared programs one after the other with one destination client;
     returns their outcomes and, per program that failed, its error (the others went on). A
     program an earlier attempt of the same run already delivered is not sent again: its
-    recorded outcome is returned."""
+    recorded outcome is returned.
+
+    Everything written is written in the order it always was, by one thread
+    (:class:`_Sender`): each program's delivery row, its marks and bytes, then each group's
+    record once the group's deliveries are done. Meanwhile this thread reads, plans and
+    renders the next programs (it only reads), at most about two groups ahead.
+
+    The garbage collector leaves alone what the process held before the shard (``gc.freeze``
+    until the shard is done): a shard makes and drops many small objects (ledgers, rows,
+    cells), and each full collection would otherwise walk the whole process again."""
+    gc.freeze()  # what the process held before the shard is not scanned again and again
+    try:
+        return _deliver_shard(run, prepared, settings)
+    finally:
+        gc.unfreeze()
+
+
+def _deliver_shard(
+    run: dict[str, Any], prepared: Sequence[dict[str, Any]], settings: Settings | None
+) -> tuple[list[dict[str, Any]], dict[str, Exception]]:
     context = RunContext.of(run, settings)
     done = (
         {} if context.run.dry_run else recorded_outcomes(context, [p["program"] for p in prepared])
     )
-    outcomes: list[dict[str, Any]] = []
+    slots: list[list[dict[str, Any]] | Future[list[dict[str, Any]]]] = []
     failed: dict[str, Exception] = {}
     with ExitStack() as stack:
         if not context.run.dry_run and prepared and hasattr(context.client, "shard_session"):
             stack.enter_context(context.client.shard_session())
-        group: list[_Sent] = []
+        sender = stack.enter_context(_Sender(context))
+        group: list[_Entry] = []
         ahead = _Ahead(context, [p for p in prepared if str(p["program"]) not in done])
         for item in prepared:
             program = str(item["program"])
             if program in done:
-                outcomes.append(done[program])
+                slots.append([done[program]])
                 continue
+            if sender.broken:
+                break
             try:
-                outcome, sent = _send(context, item, ahead)
+                ready = _ready(context, item, ahead)
             except Exception as error:  # one program's failure stops only that program
                 failed[program] = error
                 continue
-            if sent is None:
-                outcomes.append(outcome)
+            if isinstance(ready, _Ready):
+                children = len(ready.common["ledger"]["disclosures"])
+                group.append(_Entry(program, children, sender.send(ready)))
+            elif ready[1] is None:
+                slots.append([ready[0]])
                 continue
-            group.append(sent)
+            else:
+                children = len(ready[1].recording.ledger["disclosures"])
+                group.append(_Entry(program, children, ready[1]))
             if _full(group):
-                outcomes += _record_sent(context, group, failed)
+                slots.append(sender.record(group))
                 group = []
-        outcomes += _record_sent(context, group, failed)
-    return outcomes, failed
+        if group:
+            slots.append(sender.record(group))
+    outcomes: list[dict[str, Any]] = []
+    for slot in slots:
+        outcomes += slot if isinstance(slot, list) else slot.result()
+    return outcomes, failed | sender.failed
 
 
 RECORD_GROUP_CHILDREN = 5_000
@@ -609,12 +688,82 @@ RECORD_GROUP_CHILDREN = 5_000
 RECORD_GROUP_PROGRAMS = 50
 
 
-def _full(group: Sequence[_Sent]) -> bool:
+@dataclass(frozen=True)
+class _Entry:
+    """A program of a group to record: sent (or being sent), or found unchanged."""
+
+    program: str
+    children: int
+    sent: Future[tuple[dict[str, Any], _Sent]] | _Sent
+
+
+def _full(group: Sequence[_Entry]) -> bool:
     """Whether ``group`` is to be recorded now: bulk writes pay off past a few thousand
     children, while a crash before recording leaves open (to be reconciled, or resent by a
     retried task) only what one group sent."""
-    children = sum(len(s.recording.ledger["disclosures"]) for s in group)
+    children = sum(e.children for e in group)
     return children >= RECORD_GROUP_CHILDREN or len(group) >= RECORD_GROUP_PROGRAMS
+
+
+class _Sender:
+    """The one thread that writes a shard's deliveries (:func:`_transmit`) and records its
+    groups (:func:`_record_sent`), in the order they are handed to it, while the caller
+    prepares the next programs. A program whose delivery fails is kept in :attr:`failed`;
+    should recording a group fail outright, nothing after it is sent (:attr:`broken`) and
+    its error is raised where the group's outcomes are asked for."""
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.failed: dict[str, Exception] = {}
+        self.broken = False
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deliver")
+        self._records: list[Future[list[dict[str, Any]]]] = []
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=kind is not None)
+
+    def send(self, ready: _Ready) -> Future[tuple[dict[str, Any], _Sent]]:
+        """Send ``ready`` after everything handed over before it."""
+        return self._pool.submit(self._transmit, ready)
+
+    def record(self, group: Sequence[_Entry]) -> Future[list[dict[str, Any]]]:
+        """Record ``group`` once its deliveries are done; returns when the group before it
+        is recorded (the caller stays at most about two groups ahead)."""
+        future = self._pool.submit(self._record, list(group))
+        self._records.append(future)
+        if len(self._records) > 1:
+            wait([self._records[-2]])
+        return future
+
+    def _transmit(self, ready: _Ready) -> tuple[dict[str, Any], _Sent]:
+        if self.broken:
+            raise DeliveryStopped("not sent: recording an earlier group failed")
+        return _transmit(ready)
+
+    def _record(self, group: list[_Entry]) -> list[dict[str, Any]]:
+        sent: list[_Sent] = []
+        for entry in group:
+            if isinstance(entry.sent, _Sent):
+                sent.append(entry.sent)
+                continue
+            try:
+                sent.append(entry.sent.result()[1])
+            except Exception as error:  # one program's failure stops only that program
+                self.failed[entry.program] = error
+        if self.broken:  # an earlier group's error is raised where its outcomes are asked
+            return []
+        try:
+            return _record_sent(self.context, sent, self.failed)
+        except BaseException:
+            self.broken = True
+            raise
+
+
+class DeliveryStopped(Exception):
+    """A program not sent because recording an earlier group of its shard failed."""
 
 
 def _record_sent(

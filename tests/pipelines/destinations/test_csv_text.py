@@ -5,6 +5,7 @@ values, non-ASCII text; text frames take the fast path, others are rendered by p
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,15 @@ CELLS = st.one_of(
     st.sampled_from(["", " ", ",", '"', '""', "\n", "\r", "\r\n", "a,b", 'say "hi"', "é", "0"]),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8),
 )
+STRING_DTYPES = [
+    "str",
+    object,
+    pd.StringDtype("python"),
+    pd.StringDtype("pyarrow"),
+    pd.StringDtype("pyarrow", na_value=np.nan),
+]
+"""Every way a frame's column holds text: Arrow-backed columns render from their Arrow
+array, the others from their values."""
 LABELS = st.text(min_size=1, max_size=6).filter(lambda s: s.strip() == s)
 
 
@@ -38,7 +48,7 @@ def text_frames(draw: st.DrawFn) -> pd.DataFrame:
     data = {}
     for index in range(width):
         cells = draw(st.lists(CELLS, min_size=rows, max_size=rows))
-        dtype = draw(st.sampled_from(["str", object]))
+        dtype = draw(st.sampled_from(STRING_DTYPES))
         data[f"{index}"] = pd.Series(cells, dtype=dtype)
     frame = pd.DataFrame(data)
     frame.columns = labels  # duplicates allowed, as pandas allows them
@@ -49,6 +59,22 @@ def text_frames(draw: st.DrawFn) -> pd.DataFrame:
 @given(text_frames())
 def test_any_text_frame_is_rendered_as_pandas_renders_it(frame: pd.DataFrame) -> None:
     assert csv_bytes(frame) == pandas_csv(frame)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text_frames(), st.integers(1, 3))
+def test_a_frame_read_back_from_parquet_and_narrowed_is_rendered_as_pandas_renders_it(
+    frame: pd.DataFrame, step: int
+) -> None:
+    """As a delivery has it: staged as parquet, read back (Arrow-backed text), some rows
+    kept (``Batch.only``): its Arrow arrays are slices of the ones read."""
+    frame.columns = [f"{i}" for i in range(frame.shape[1])]
+    buffer = io.BytesIO()
+    frame.astype("str").to_parquet(buffer, engine="pyarrow", index=False)
+    back = pd.read_parquet(io.BytesIO(buffer.getvalue()), engine="pyarrow")
+    narrowed = back.loc[[i % step == 0 for i in range(len(back))]].reset_index(drop=True)
+    for shown in (back, narrowed, back.iloc[1:]):
+        assert csv_bytes(shown) == pandas_csv(shown)
 
 
 @pytest.mark.parametrize(
