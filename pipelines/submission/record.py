@@ -5,7 +5,8 @@ logged.
 
 A shard records its programs in groups (:func:`record_group`): one transaction, one repeat
 check, one append per ledger (the ledger lock held only for that), one ``delivery_state``
-upsert and one update of the delivery rows for the whole group. Should that transaction fail,
+write (:func:`.state.write_state`: new children ``COPY``ed in, changed ones upserted) and one
+update of the delivery rows for the whole group. Should that transaction fail,
 each program of the group is recorded alone, so one program's bad record stops only itself.
 Recording always follows delivery: a crash in between leaves the group's deliveries open, and
 the next run reconciles each (:mod:`.reconcile`).
@@ -33,7 +34,14 @@ from pipelines.db import session_scope
 from pipelines.destinations.base import ChildKey
 from pipelines.submission.context import RunContext
 from pipelines.submission.repeats import new_disclosures
-from pipelines.submission.state import OUT_OF_SCOPE, Current, Held, state_rows, upsert_state
+from pipelines.submission.state import (
+    OUT_OF_SCOPE,
+    Current,
+    Held,
+    StateWrites,
+    state_changes,
+    write_state,
+)
 from privacy.ledger import append_columns
 from privacy.reasons import Reason
 from schemas import Delivery
@@ -125,7 +133,7 @@ def record_many(
 ) -> list[int]:
     """:func:`record_delivery` for several programs in the caller's transaction, in bulk: one
     repeat check, one append to each ledger (one ``COPY``, the chain hashed in one pass), one
-    ``delivery_state`` upsert and one update of the delivery rows. Returns, per recording, how
+    ``delivery_state`` write and one update of the delivery rows. Returns, per recording, how
     many disclosures (and deletions) were logged."""
     now = dt.datetime.now(dt.UTC)  # the group's one transaction: one time for its entries
     built = [_entries(context, r, now) for r in recordings]
@@ -135,24 +143,21 @@ def record_many(
         disclosures = {name: [values[i] for i in fresh] for name, values in disclosures.items()}
     append_columns(session, "disclosures", disclosures)
     append_columns(session, "redactions", _joined([r for _, r in built], REDACTION_COLUMNS))
-    rows = [
-        row
-        for r in recordings
-        if r.state is not None and r.accepted is not None
-        for row in state_rows(
-            destination=context.run.destination,
-            program=r.program,
-            run_id=r.run_id,
-            current=r.state.current,
-            held=r.state.held,
-            sent=r.accepted,
-            program_sent=r.state.program_sent,
-            withdrawn=r.deleted or {},
-            snapshot=r.state.snapshot,
-            now=now,
-        )
-    ]
-    upsert_state(session, rows)
+    writes = StateWrites()
+    for r in recordings:
+        if r.state is not None and r.accepted is not None:
+            writes += state_changes(
+                destination=context.run.destination,
+                program=r.program,
+                run_id=r.run_id,
+                current=r.state.current,
+                held=r.state.held,
+                sent=r.accepted,
+                program_sent=r.state.program_sent,
+                withdrawn=r.deleted or {},
+                snapshot=r.state.snapshot,
+            )
+    write_state(session, writes, now)
     logged = [r.delivery_id for r in recordings if r.delivery_id is not None]
     if logged:
         session.execute(

@@ -32,16 +32,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import json.encoder
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from pipelines.destinations.base import Batch, ChildKey
+from privacy.ledger_columns import copy_texts
 from privacy.reasons import Level, Reason
 from schemas import DeliveredRecord
 
@@ -346,129 +348,137 @@ def state_rows(
     snapshot: bool = False,
     now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """The ``delivery_state`` rows that change after tonight (:func:`state_changes`), each as
+    a dict of its columns, written at ``now``."""
+    now = now or dt.datetime.now(dt.UTC)
+    changes = state_changes(
+        destination=destination,
+        program=program,
+        run_id=run_id,
+        current=current,
+        held=held,
+        sent=sent,
+        program_sent=program_sent,
+        withdrawn=withdrawn,
+        snapshot=snapshot,
+    )
+    return [
+        {**dict(zip(STATE_COLUMNS, row, strict=True)), "updated_at": now} for row in changes.rows()
+    ]
+
+
+StateRow = tuple[str, str, str, str, Rows, str, str]
+"""One ``delivery_state`` row but its time: the columns :data:`STATE_COLUMNS` in order."""
+STATE_COLUMNS = (
+    "destination",
+    "program_code",
+    "child_local_id",
+    "digest",
+    "rows",
+    "status",
+    "run_id",
+)
+
+
+@dataclass
+class StateWrites:
+    """The ``delivery_state`` rows to write: ``new`` ones (of children the destination held
+    no row of when the plan read it) and ``changed`` ones (held: updated)."""
+
+    new: list[StateRow] = field(default_factory=list)
+    changed: list[StateRow] = field(default_factory=list)
+
+    def __iadd__(self, other: StateWrites) -> StateWrites:
+        self.new += other.new
+        self.changed += other.changed
+        return self
+
+    def rows(self) -> list[StateRow]:
+        """Every row, the new ones first."""
+        return self.new + self.changed
+
+
+def state_changes(
+    *,
+    destination: str,
+    program: str,
+    run_id: str,
+    current: Current,
+    held: Mapping[ChildKey, Held],
+    sent: Iterable[ChildKey],
+    program_sent: bool,
+    withdrawn: Iterable[ChildKey] = (),
+    snapshot: bool = False,
+) -> StateWrites:
     """The ``delivery_state`` rows that change after tonight: the children ``sent`` (with
     their digests and row keys), those ``withdrawn`` (deleted), and for a snapshot every other
     child it held (no longer in the latest snapshot: dropped). One row per child: a child a
     file drop's withdrawals file withdrew is ``deleted``, not ``dropped`` (the recipient was
     told to delete it and the deletion is logged, so nothing of it is held any more: it is
-    not withdrawn again on a later night)."""
-    now = now or dt.datetime.now(dt.UTC)
+    not withdrawn again on a later night). A row equal (digest and status) to the one held is
+    left out. Tuples, not dicts: a state's first night writes a row per child."""
     sent = set(sent)
     withdrawn = set(withdrawn)
-    values: list[dict[str, Any]] = []
-
-    def put(local_id: str, digest: str, keys: Rows, status: str) -> None:
-        before = held.get((program, local_id))
-        if before is not None and before.status == status and before.digest == digest:
-            return
-        values.append(
-            {
-                "destination": destination,
-                "program_code": program,
-                "child_local_id": local_id,
-                "digest": digest,
-                "rows": keys,
-                "status": status,
-                "run_id": run_id,
-                "updated_at": now,
-            }
-        )
-
-    for key in sorted(sent):
-        put(key[1], current.digests[key], current.rows.get(key, {}), HELD)
+    digests, rows = current.digests, current.rows
+    # (local id, digest, row keys, status) of each row
+    wanted: list[tuple[str, str, Rows, str]] = [
+        (key[1], digests[key], rows.get(key, {}), HELD) for key in sorted(sent)
+    ]
     if program_sent:
-        put(PROGRAM, current.program_digest, {}, HELD)
-    for key in sorted(withdrawn - sent):
-        put(key[1], "", {}, DELETED)
+        wanted.append((PROGRAM, current.program_digest, {}, HELD))
+    wanted += [(key[1], "", {}, DELETED) for key in sorted(withdrawn - sent)]
     if snapshot:
-        for key, before in held.items():
-            if (
-                key[1] != PROGRAM
-                and key not in sent
-                and key not in withdrawn
-                and before.status == HELD
-            ):
-                put(key[1], before.digest, before.rows, DROPPED)
-    return values
-
-
-_PG_UPSERT = text(
-    "INSERT INTO delivery_state (destination, program_code, child_local_id, digest, rows, "
-    "status, run_id, updated_at) "
-    "SELECT v.destination, v.program_code, v.child_local_id, v.digest, CAST(v.rows AS json), "
-    "v.status, v.run_id, :updated_at "
-    "FROM unnest(CAST(:destination AS text[]), CAST(:program_code AS text[]), "
-    "CAST(:child_local_id AS text[]), CAST(:digest AS text[]), CAST(:rows AS text[]), "
-    "CAST(:status AS text[]), CAST(:run_id AS text[])) "
-    "AS v(destination, program_code, child_local_id, digest, rows, status, run_id) "
-    "ON CONFLICT (destination, program_code, child_local_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
-)
-_PG_ARRAYS = ("destination", "program_code", "child_local_id", "digest", "status", "run_id")
-
-
-_INCOMING = "delivery_state_incoming"
-_COPY_COLUMNS = ("destination", "program_code", "child_local_id", "digest", "rows", "status")
-_COPY_UPSERT = (
-    f"INSERT INTO delivery_state ({', '.join(_COPY_COLUMNS)}, run_id, updated_at) "
-    f"SELECT destination, program_code, child_local_id, digest, CAST(rows AS json), status, "
-    f"run_id, %(updated_at)s FROM {_INCOMING} "
-    "ON CONFLICT (destination, program_code, child_local_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
-)
-
-
-def _copy_upsert(session: Session, values: list[dict[str, Any]], updated_at: dt.datetime) -> bool:
-    """The rows ``COPY``ed into a temporary table, then upserted from it in one statement
-    (about twice as fast as arrays ``unnest``ed); False where the driver is not psycopg 3."""
-    connection = session.connection()
-    driver = connection.connection.driver_connection
-    if not hasattr(driver, "pgconn"):
-        return False
-    with driver.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {_INCOMING} (destination text, program_code text, "
-            "child_local_id text, digest text, rows text, status text, run_id text) "
-            "ON COMMIT DROP",
-            prepare=False,  # never a server-side prepared statement over a dropped table
-        )
-        with cursor.copy(f"COPY {_INCOMING} FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(
-                    [
-                        row["destination"],
-                        row["program_code"],
-                        row["child_local_id"],
-                        row["digest"],
-                        json.dumps(row["rows"]),
-                        row["status"],
-                        row["run_id"],
-                    ]
-                )
-        cursor.execute(_COPY_UPSERT, {"updated_at": updated_at}, prepare=False)
-        cursor.execute(f"DROP TABLE {_INCOMING}", prepare=False)  # a second upsert may follow
-    return True
+        wanted += [
+            (key[1], before.digest, before.rows, DROPPED)
+            for key, before in held.items()
+            if key[1] != PROGRAM
+            and key not in sent
+            and key not in withdrawn
+            and before.status == HELD
+        ]
+    out = StateWrites()
+    for local_id, digest, keys, status in wanted:
+        before = held.get((program, local_id))
+        row = (destination, program, local_id, digest, keys, status, run_id)
+        if before is None:
+            out.new.append(row)
+        elif before.status != status or before.digest != digest:
+            out.changed.append(row)
+    return out
 
 
 def upsert_state(session: Session, values: list[dict[str, Any]]) -> None:
-    """Insert or update ``delivery_state`` rows (:func:`state_rows`, of one program or of
-    several) on (destination, program, child): on PostgreSQL one statement for them all (the
-    rows ``COPY``ed into a temporary table, else as arrays ``unnest``ed)."""
-    if not values:
+    """Insert or update ``delivery_state`` rows given as dicts (:func:`state_rows`), of one
+    time or of several (see :func:`write_state`)."""
+    by_time: dict[dt.datetime, list[StateRow]] = {}
+    for row in values:
+        by_time.setdefault(row["updated_at"], []).append(
+            tuple(row[name] for name in STATE_COLUMNS)  # type: ignore[arg-type]
+        )
+    for updated_at, rows in by_time.items():
+        write_state(session, StateWrites(changed=rows), updated_at)
+
+
+def write_state(session: Session, writes: StateWrites, updated_at: dt.datetime) -> None:
+    """Insert or update ``delivery_state`` rows (:func:`state_changes`, of one program or of
+    several) on (destination, program, child), all at ``updated_at``; of two rows of one child
+    the later wins. On PostgreSQL (psycopg 3) the new rows are ``COPY``ed into the table
+    itself, the changed ones into a temporary table and upserted from there in one statement;
+    should a new row's child be held after all, every row is upserted."""
+    if not (writes.new or writes.changed):
         return
+    if session.get_bind().dialect.name == "postgresql" and _pg_write(session, writes, updated_at):
+        return
+    _upsert_rows(session, writes.rows(), updated_at)
+
+
+def _upsert_rows(session: Session, rows: list[StateRow], updated_at: dt.datetime) -> None:
+    """Upserts of ``_CHUNK`` rows, or row by row where the database has no ``ON CONFLICT``."""
     dialect = session.get_bind().dialect.name
-    times = {row["updated_at"] for row in values}
-    if dialect == "postgresql" and len(times) == 1:
-        last = {(r["destination"], r["program_code"], r["child_local_id"]): r for r in values}
-        values = list(last.values())  # one row per key (a later put wins, as in order)
-        if _copy_upsert(session, values, times.pop()):
-            return
-        params: dict[str, Any] = {name: [row[name] for row in values] for name in _PG_ARRAYS}
-        params["rows"] = [json.dumps(row["rows"]) for row in values]
-        params["updated_at"] = values[0]["updated_at"]
-        session.execute(_PG_UPSERT, params)
-        return
     table = DeliveredRecord.__table__
+    values = [
+        {**dict(zip(STATE_COLUMNS, row, strict=True)), "updated_at": updated_at} for row in rows
+    ]
     for start in range(0, len(values), _CHUNK):
         chunk = values[start : start + _CHUNK]
         if dialect in _UPSERTS:
@@ -491,3 +501,108 @@ def upsert_state(session: Session, values: list[dict[str, Any]]) -> None:
             )
             if not done.rowcount:
                 session.execute(insert(table), [row])
+
+
+_INCOMING = "delivery_state_incoming"
+_SAVEPOINT = "delivery_state_new"
+_COPY_UPSERT = (
+    f"INSERT INTO delivery_state ({', '.join(STATE_COLUMNS)}, updated_at) "
+    f"SELECT destination, program_code, child_local_id, digest, CAST(rows AS json), status, "
+    f"run_id, %(updated_at)s FROM {_INCOMING} "
+    "ON CONFLICT (destination, program_code, child_local_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+)
+
+
+def _pg_write(session: Session, writes: StateWrites, updated_at: dt.datetime) -> bool:
+    """:func:`write_state` on PostgreSQL; False where the driver is not psycopg 3."""
+    driver = session.connection().connection.driver_connection
+    if not hasattr(driver, "pgconn"):
+        return False
+    from psycopg.errors import UniqueViolation
+
+    if writes.new:
+        with driver.cursor() as cursor:  # a savepoint: a held child undoes only this COPY
+            cursor.execute(f"SAVEPOINT {_SAVEPOINT}", prepare=False)
+        try:
+            columns = [*STATE_COLUMNS, "updated_at"]
+            _copy(driver, "delivery_state", columns, writes.new, updated_at)
+        except UniqueViolation:  # a child held after all (read before another writer's row)
+            with driver.cursor() as cursor:
+                cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}", prepare=False)
+            _copy_upsert(driver, _last_of_each(writes.rows()), updated_at)
+            return True
+        with driver.cursor() as cursor:
+            cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}", prepare=False)
+    if writes.changed:
+        _copy_upsert(driver, _last_of_each(writes.changed), updated_at)
+    return True
+
+
+def _last_of_each(rows: list[StateRow]) -> list[StateRow]:
+    """One row per (destination, program, child), the later one (one upsert may not change
+    the same row twice)."""
+    last = {row[:3]: row for row in rows}
+    return rows if len(last) == len(rows) else list(last.values())
+
+
+def _copy_upsert(driver: Any, rows: list[StateRow], updated_at: dt.datetime) -> None:
+    """The rows ``COPY``ed into a temporary table, then upserted from it in one statement."""
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_INCOMING} (destination text, program_code text, "
+            "child_local_id text, digest text, rows text, status text, run_id text) "
+            "ON COMMIT DROP",
+            prepare=False,  # never a server-side prepared statement over a dropped table
+        )
+    _copy(driver, _INCOMING, list(STATE_COLUMNS), rows, None)
+    with driver.cursor() as cursor:
+        cursor.execute(_COPY_UPSERT, {"updated_at": updated_at}, prepare=False)
+        cursor.execute(f"DROP TABLE {_INCOMING}", prepare=False)  # a second upsert may follow
+
+
+def _copy(
+    driver: Any,
+    table: str,
+    columns: list[str],
+    rows: list[StateRow],
+    updated_at: dt.datetime | None,
+) -> None:
+    """``rows`` (and ``updated_at`` when given) ``COPY``ed into ``table``, the text built
+    column by column: each row's keys written by one JSON encoder, as ``json.dumps`` writes
+    them (the text a ``json`` column keeps)."""
+    from psycopg import sql
+
+    destination, program, local_id, digest, keys, status, run_id = zip(*rows, strict=True)
+    texts: list[Sequence[str]] = [destination, program, local_id, digest]
+    texts += [list(map(_json_text, keys)), status, run_id]
+    fields = [copy_texts(list(t)) for t in texts]
+    if updated_at is not None:
+        fields.append([updated_at.isoformat()] * len(rows))
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for start in range(0, len(rows), _COPY_BATCH):
+            lines = zip(*(f[start : start + _COPY_BATCH] for f in fields), strict=True)
+            copy.write("\n".join(map("\t".join, lines)) + "\n")
+
+
+_COPY_BATCH = 5_000
+_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_json_text: Callable[[Any], str] = json.dumps
+if _ENCODER is not None:  # CPython's C encoder, made once (``json.dumps`` makes one per call)
+    _encode = _ENCODER(
+        None,
+        json.JSONEncoder().default,  # what json.dumps raises for a value it cannot write
+        json.encoder.encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        True,
+    )
+
+    def _json_text(value: Any) -> str:
+        return "".join(_encode(value, 0))
