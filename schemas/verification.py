@@ -45,7 +45,7 @@ class LedgerVerifyJob(Base):
 
     At most one job is ``running``: a partial unique index (migration 0011) makes the database
     refuse a second, however many api-server workers (or ``datashare audit verify`` runs) ask
-    at once. Its owner, the process running it, is recorded (migration 0015): ``owner_host``
+    at once. Its owner, the process running it, is recorded (migration 0013): ``owner_host``
     (a host name, to show), ``owner_space`` (the boot and pid namespace in which ``owner_pid``
     names it), ``owner_pid`` and ``owner_started`` (that process's start, as its kernel counts
     it, so a reused pid is not taken for it); the owner writes ``heartbeat_at`` every few

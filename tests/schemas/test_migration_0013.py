@@ -1,4 +1,4 @@
-"""0015: a verify job from before it has no owner; its heartbeat is its last progress, so a job
+"""0013: a verify job from before it has no owner; its heartbeat is its last progress, so a job
 a restart left running is judged by how old that is (and a stale one no longer blocks)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def test_jobs_from_before_get_their_last_progress_as_heartbeat_and_no_owner(
             ),
             {"s": WHEN, "u": WHEN + dt.timedelta(minutes=3)},
         )
-    upgrade(engine, "0015")
+    upgrade(engine, "0013")
     with engine.connect() as connection:
         found = connection.execute(
             text(
