@@ -225,7 +225,7 @@ def test_when_processes_race_then_one_job_runs_and_checkpoints_once(url: str) ->
     assert marks == ["disclosures", "redactions"]
 
 
-# --- orphans: a job's owner process, its heartbeat (migration 0015) ---------------------------
+# --- orphans: a job's owner process, its heartbeat (migration 0013) ---------------------------
 
 
 def _own_a_job(url: str, release: Any, answers: Any, beat_every: float) -> None:
