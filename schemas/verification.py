@@ -49,7 +49,7 @@ class LedgerVerifyJob(Base):
     (a host name, to show), ``owner_space`` (the boot and pid namespace in which ``owner_pid``
     names it), ``owner_pid`` and ``owner_started`` (that process's start, as its kernel counts
     it, so a reused pid is not taken for it); the owner writes ``heartbeat_at`` every few
-    seconds while the job runs (``console/owners.py``, ``console/jobs.py``)."""
+    seconds while the job runs (``pipelines/job_owners.py``, ``pipelines/verify_jobs.py``)."""
 
     __tablename__ = "ledger_verify_jobs"
     __table_args__ = (

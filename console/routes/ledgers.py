@@ -1,17 +1,17 @@
 """Ledger integrity: ``verify_ledgers`` (the same as ``datashare audit verify``) on the
-disclosure log and the redaction audit, run as a background job (``console/jobs.py``), never
-inside a request. The page shows the newest job's progress, then what it verified (every entry,
-or the entries after each ledger's checkpoint) and what it found."""
+disclosure log and the redaction audit, run as a background job (``pipelines/verify_jobs.py``),
+never inside a request. The page shows the newest job's progress, then what it verified (every
+entry, or the entries after each ledger's checkpoint) and what it found."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from console import jobs
 from console.app import State
 from console.auth import Viewer, checked_form
 from console.pages import NO_STORE, base_path, page, wants_json
+from pipelines import verify_jobs as jobs
 
 router = APIRouter()
 STALE_SECONDS = int(jobs.STALE_AFTER.total_seconds())

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from console import jobs
+from pipelines import verify_jobs as jobs
 from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine, session_scope
 from pipelines.reports import (

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from console import owners
+from pipelines import job_owners as owners
 from pipelines.review import agreement_warnings
 from privacy.agreements import load_agreement
 from privacy.participation import history

@@ -23,7 +23,8 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from typer.testing import CliRunner
 
-from console import jobs, owners
+from pipelines import job_owners as owners
+from pipelines import verify_jobs as jobs
 from pipelines.cli import app
 from pipelines.db import make_engine, session_scope
 from privacy import anchors as anchoring

@@ -13,7 +13,7 @@ job. ``datashare audit verify`` takes the same slot (:func:`verify_as_job`): it 
 running job to end, then runs as a job the console shows, so two verifies never walk the
 ledgers or write checkpoints at once.
 
-**Orphans.** A job records its owner process (``console/owners.py``), which writes a heartbeat
+**Orphans.** A job records its owner process (``pipelines/job_owners.py``), which writes a heartbeat
 every :data:`HEARTBEAT` seconds while the job runs. A job is *stalled* (:func:`stalled_why`)
 when its owner is a process this one can look up (same host and pid namespace) and it has
 ended (an api-server restart, a killed worker: seen at once), or when its heartbeat is older
@@ -44,7 +44,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from console import owners
+from pipelines import job_owners as owners
 from pipelines.db import session_scope
 from privacy import anchors as anchoring
 from privacy import checkpoints
