@@ -30,21 +30,20 @@ payloads, one JSONL file per resource, without touching the network.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from pipelines.collector import frozen
 from pipelines.destinations.base import (
     Batch,
     ChildKey,
@@ -175,7 +174,7 @@ class EdfiDestination:
             carried={},
         )
         sending = _Sending(self.ledger.held_by_program(batch.program_code))
-        with _gc_frozen(), _LedgerWriter(self.ledger, batch.run_id) as writer:
+        with frozen(), _LedgerWriter(self.ledger, batch.run_id) as writer:
             self._send_mapped(batch, mapped, sending, result, writer)
         summarize(result)
         self._replace_stale(mapped, sending, result, batch.run_id)
@@ -526,19 +525,6 @@ class EdfiDestination:
         if outcome.status == 404:
             return "already_absent", outcome
         return "failed", outcome
-
-
-@contextmanager
-def _gc_frozen() -> Iterator[None]:
-    """Keep the collector off the mapped payloads while sending: ``gc.freeze`` moves every
-    object alive now (tens of thousands of payloads for a large program) out of the
-    collector's sight; full collections triggered by the requests' garbage then stay short.
-    ``gc.unfreeze`` hands them back afterwards."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @dataclass

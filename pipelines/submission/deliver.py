@@ -33,7 +33,6 @@ flushes the writes wait for.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from typing import Any
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
+from pipelines.collector import frozen
 from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryResult
 from pipelines.destinations.local import LocalFolderDestination
@@ -629,11 +629,8 @@ def deliver_shard(
     The garbage collector leaves alone what the process held before the shard (``gc.freeze``
     until the shard is done): a shard makes and drops many small objects (ledgers, rows,
     cells), and each full collection would otherwise walk the whole process again."""
-    gc.freeze()  # what the process held before the shard is not scanned again and again
-    try:
+    with frozen():  # what the process held before the shard is not scanned again and again
         return _deliver_shard(run, prepared, settings)
-    finally:
-        gc.unfreeze()
 
 
 def _deliver_shard(

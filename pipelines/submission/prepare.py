@@ -27,7 +27,6 @@ tables.
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections import defaultdict
@@ -39,6 +38,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from pipelines.collector import frozen
 from pipelines.extract import ExtractChunk, extract
 from pipelines.quality.input_suite import validate_input
 from pipelines.settings import Settings
@@ -355,11 +355,8 @@ def _collector_off_the_heap() -> Iterator[None]:
     from pipelines.quality.context import warm_up
 
     warm_up()
-    gc.freeze()
-    try:
+    with frozen():
         yield
-    finally:
-        gc.unfreeze()
 
 
 def _prepare_sharing(
