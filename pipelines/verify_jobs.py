@@ -360,6 +360,15 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
+class StillRunning(Exception):
+    """Another verify job still ran when a waiting command's limit was reached."""
+
+    def __init__(self, job: dict[str, Any] | None, waited: float) -> None:
+        super().__init__(f"verify job #{job['id'] if job else '?'} still running")
+        self.job = job
+        self.waited = waited
+
+
 def verify_as_job(
     engine: Engine,
     who: str,
@@ -368,13 +377,16 @@ def verify_as_job(
     given: dict[str, tuple[int, str] | None] | None = None,
     exported: Sequence[anchoring.Anchor] = (),
     waiting: Callable[[dict[str, Any]], None] = lambda job: None,
+    wait_limit: float | None = None,
 ) -> tuple[anchoring.LedgerCheck, bool]:
     """Verify in this process as a job of the one slot (``datashare audit verify``): while
-    another job runs, call ``waiting`` with it (once per job) and wait; a stalled one is
-    replaced. Returns what was found and whether its checkpoints were kept (not, if the job
-    was marked stalled meanwhile). A failure, or an interrupt, marks the job failed."""
+    another job runs, call ``waiting`` with it (once per job) and wait, at most ``wait_limit``
+    seconds (then :class:`StillRunning`; nothing was written); a stalled one is replaced.
+    Returns what was found and whether its checkpoints were kept (not, if the job was marked
+    stalled meanwhile). A failure, or an interrupt, marks the job failed."""
     mode = "full" if full else "routine"
     told: set[int] = set()
+    began = time.monotonic()
     while True:
         job_id, new = _take(engine, mode, who)
         if new:
@@ -384,6 +396,9 @@ def verify_as_job(
             shown = find(engine, job_id)
             if shown is not None:
                 waiting(shown)
+        waited = time.monotonic() - began
+        if wait_limit is not None and waited >= wait_limit:
+            raise StillRunning(find(engine, job_id), waited)
         _pause(WAIT_POLL)
     try:
         with beating(engine, job_id):

@@ -137,6 +137,13 @@ def verify_chains(
             help="Record a verified-through checkpoint at each head found intact.",
         ),
     ] = True,
+    wait_limit: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds to wait for a verify already running before giving up (exit 3).",
+        ),
+    ] = 3600.0,
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:
     """Check the ledgers' hash chains against the newest run anchor (or the heads given), the
@@ -147,8 +154,9 @@ def verify_chains(
     every entry and also finds an entry edited before the checkpoint.
 
     Recording checkpoints, it runs as a verify job the console shows, one at a time: it waits
-    for a verify the console (or another command) is running. --no-checkpoint writes
-    nothing, so it runs at once, beside any job."""
+    for a verify the console (or another command) is running, at most --wait-limit seconds
+    (then it exits 3 having verified and written nothing). --no-checkpoint writes nothing,
+    so it runs at once, beside any job."""
     console = Console()
     given = {"disclosures": _anchor(disclosures_head), "redactions": _anchor(redactions_head)}
     engine = make_engine(database_url)
@@ -163,6 +171,7 @@ def verify_chains(
                 given=given,
                 exported=exported,
                 waiting=lambda job: _say_waiting(console, job),
+                wait_limit=wait_limit,
             )
         else:
             with session_scope(engine) as session:
@@ -172,6 +181,15 @@ def verify_chains(
     except LedgerError as error:
         console.print(f"[red]{error}[/]", highlight=False)
         raise typer.Exit(2) from error
+    except jobs.StillRunning as busy:
+        running = f"job #{busy.job['id']}" if busy.job else "another verify job"
+        console.print(
+            f"[yellow]gave up after {busy.waited:.0f} s: {running} is still running; nothing "
+            "was verified or written. Try again later, raise --wait-limit, or run with "
+            "--no-checkpoint (verifies beside it, records no checkpoint).[/]",
+            highlight=False,
+        )
+        raise typer.Exit(3) from busy
     finally:
         engine.dispose()
     if check.anchor is None:

@@ -443,6 +443,43 @@ def test_a_console_request_while_the_cli_verifies_joins_the_cli_job(
     assert marks == ["disclosures", "redactions"] and "checkpoint recorded" in out
 
 
+def test_the_cli_gives_up_at_its_wait_limit_and_writes_nothing(
+    url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console_job, thread, release = held_console_job(engine, monkeypatch)
+    looks: list[float] = []
+    monkeypatch.setattr(jobs, "_pause", looks.append)
+    try:
+        code, out = cli(url, "--wait-limit", "0")
+        assert code == 3, out
+        said = " ".join(out.split())
+        assert f"job #{console_job} is still running" in said and "nothing was verified" in said
+        assert looks == []  # gave up at the first look: no wait past the limit
+        assert jobs_and_checkpoints(engine) == ([(console_job, "running")], [])
+    finally:
+        release.set()
+        thread.join()
+    assert jobs_and_checkpoints(engine)[0] == [(console_job, "done")]  # untouched by the CLI
+
+
+def test_a_wait_within_the_limit_still_runs_the_verify(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console_job, thread, release = held_console_job(engine, monkeypatch)
+
+    def pause(_: float) -> None:
+        release.set()
+        thread.join()
+
+    monkeypatch.setattr(jobs, "_pause", pause)
+    check, kept = jobs.verify_as_job(
+        engine, "ada (datashare audit verify)", full=False, wait_limit=600
+    )
+    assert kept and all(r.ok for r in check.reports.values())
+    found, _ = jobs_and_checkpoints(engine)
+    assert found[0] == (console_job, "done") and found[1][1] == "done" and len(found) == 2
+
+
 def test_the_cli_without_checkpoints_runs_beside_a_job_and_writes_nothing(
     url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
