@@ -153,14 +153,24 @@ def part_name(name: str) -> str:
 
 
 def write_part(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600) and fsync; returns it."""
+    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600); returns it. Not yet on
+    disk for sure: :func:`sync_parts` before it is committed."""
     partial = path.with_name(part_name(path.name))
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
     return partial
+
+
+def sync_parts(partials: Iterable[Path]) -> None:
+    """fsync written ``.part`` files, after all of them are written: the file system flushes
+    them together (the first flush takes the others' data along) instead of one by one."""
+    for partial in partials:
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def commit_part(partial: Path, path: Path) -> None:
@@ -170,7 +180,9 @@ def commit_part(partial: Path, path: Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600), fsync, then rename."""
-    commit_part(write_part(path, data), path)
+    partial = write_part(path, data)
+    sync_parts([partial])
+    commit_part(partial, path)
 
 
 def check_discard_names(run_date: str, program_code: str, names: Iterable[str]) -> list[str]:
@@ -265,7 +277,8 @@ class LocalFolderDestination:
                 parts.append((write_part(target, data), target))
                 written[artifact.name] = len(artifact.frame)
             stored[artifact.name] = (artifact.name, digest, len(data))
-        # every new file is written: only now does the old folder stop being complete
+        sync_parts(partial for partial, _ in parts)
+        # every new file is on disk: only now does the old folder stop being complete
         progress(PUBLISH)
         (folder / MANIFEST).unlink(missing_ok=True)
         for partial, target in parts:

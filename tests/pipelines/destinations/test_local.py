@@ -145,3 +145,33 @@ def test_when_root_is_not_a_folder_then_terminal(tmp_path: Path) -> None:
     root.write_text("a file, not a folder")
     with pytest.raises(TerminalDeliveryError, match="cannot write"):
         LocalFolderDestination("demo", root).deliver(make_batch(1))
+
+
+def test_every_file_is_flushed_to_disk_before_publishing_and_before_its_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after the publish mark must never find a renamed file the disk does not hold
+    whole: every ``.part`` file (and the manifest's) is fsynced before the publish step."""
+    import os
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        events.append("rename " + Path(source).name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    batch = make_batch(3, run_id="run-1")
+    LocalFolderDestination("demo", tmp_path).deliver(batch, progress=lambda s: events.append(s))
+    parts = [f".{a.name}.part" for a in batch.artifacts]
+    publish = events.index("publish")
+    assert sorted(e.removeprefix("fsync ") for e in events[:publish] if "fsync" in e) == parts
+    for part in [*parts, f".{MANIFEST}.part"]:
+        assert events.index(f"fsync {part}") < events.index(f"rename {part}")
+    assert events.index("upload") < min(events.index(f"fsync {p}") for p in parts)
