@@ -179,20 +179,21 @@ class SentLedger:
         """Look up, then insert or update (databases without ``ON CONFLICT``)."""
         known = self.lookup((r["resource"], r["key_digest"]) for r in rows)
         inserts = [r for r in rows if (r["resource"], r["key_digest"]) not in known]
-        updates: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+        new_fields: list[dict[str, Any]] = []
+        same_fields: list[dict[str, Any]] = []  # an entry without fields keeps the stored ones
         for row in rows:
             previous = known.get((row["resource"], row["key_digest"]))
             if previous is not None:
                 resource_id = row["resource_id"] or previous.resource_id
-                update_row = {**row, "id": previous.id, "resource_id": resource_id}
-                if row["fields"] is None:  # the fields stored stay
-                    del update_row["fields"]
-                updates["fields" in update_row].append(update_row)
+                changed = {**row, "id": previous.id, "resource_id": resource_id}
+                if row["fields"] is None:
+                    del changed["fields"]
+                (same_fields if row["fields"] is None else new_fields).append(changed)
         if inserts:
             session.execute(insert(_TABLE), inserts)
-        for same_columns in updates.values():
-            if same_columns:
-                session.execute(update(SentResource), same_columns)
+        for updates in (new_fields, same_fields):
+            if updates:
+                session.execute(update(SentResource), updates)
 
     def sent_by(self, run_id: str, program_code: str) -> set[tuple[str, str, str]]:
         """(resource, key digest, body digest) of each resource of ``program_code`` that run
