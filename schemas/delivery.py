@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import JSON, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from schemas.base import Base
@@ -47,8 +47,9 @@ class Delivery(Base):
 
 class SentResource(Base):
     """A record-level resource held by an API destination (Ed-Fi), by natural key: the digest
-    of what was last sent makes an unchanged record not be resent, and ``status`` says whether
-    it is still there or was deleted after a revocation."""
+    of what was last sent makes an unchanged record not be resent, ``status`` says whether
+    it is still there or was deleted after a revocation, and ``fields`` which fields the body
+    last sent carried."""
 
     __tablename__ = "sent_resources"
     __table_args__ = (UniqueConstraint("destination", "resource", "key_digest"),)
@@ -65,6 +66,10 @@ class SentResource(Base):
     status: Mapped[str] = mapped_column(String(10))
     run_id: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime]
+    fields: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    """The source fields whose values the body last sent carried (sorted): what a crashed run
+    whose staged batch is lost is logged with. ``NULL`` on a row last sent before migration
+    0014 (its fields are not known); a deletion keeps what the deleted copy carried."""
 
 
 class DeliveredRecord(Base):

@@ -356,15 +356,21 @@ class EdfiDestination:
     ) -> dict[ChildKey, tuple[str, ...]]:
         """Per child, the ``resource:field`` pairs of what run ``run_id`` left at the API by
         the ledger alone (its staged batch lost): each resource it sent that the API still
-        holds, with every ``permitted`` field such a resource can carry
-        (:data:`~pipelines.edfi.mapping.RESOURCE_FIELDS`; the ledger keeps no fields, so never
-        fewer than were sent)."""
+        holds, with exactly the fields its bodies carried, as the ledger wrote them when they
+        were sent (what the run's own log would have said; not narrowed by ``permitted``: a
+        field that left is logged even if the agreement has since dropped it).
+
+        A ledger row written before the ledger kept fields (migration 0014: ``fields`` NULL)
+        says only which resource went: such a resource is logged, as before, with every
+        ``permitted`` field a resource of its kind can carry
+        (:data:`~pipelines.edfi.mapping.RESOURCE_FIELDS`). That may over-state what was sent,
+        never under-state it."""
         allowed = frozenset(permitted)
         fields = RESOURCE_FIELDS[self.settings.data_standard]
         sent = self.ledger.sent_by_children(run_id, program_code)
         carried: dict[ChildKey, tuple[str, ...]] = {}
-        for key, resource in sorted(sent):
-            names = sorted(fields.get(resource, frozenset()) & allowed)
+        for (key, resource), known in sorted(sent.items()):
+            names = known if known is not None else sorted(fields.get(resource, set()) & allowed)
             carried[key] = carried.get(key, ()) + tuple(f"{resource}:{n}" for n in names)
         return carried
 
@@ -596,6 +602,7 @@ def _entry(payload: Payload, outcome: Outcome, program_code: str) -> LedgerEntry
         key[1] if key else "",
         outcome.resource_id,
         SENT,
+        fields=tuple(sorted(payload.fields)),
     )
 
 

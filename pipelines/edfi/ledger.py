@@ -2,9 +2,11 @@
 
 One row per (destination, resource, natural-key digest): the digest of the body last accepted,
 the server's resource id, whether the resource is still there (``sent``) or was deleted
-(``deleted``: a withdrawal, or an old copy a changed natural key left), and the run that last
-sent or deleted it. An unchanged record (same key, same body digest, ``sent``)
-is not sent again; :meth:`SentLedger.for_children` finds what to delete on a revocation.
+(``deleted``: a withdrawal, or an old copy a changed natural key left), the run that last
+sent or deleted it, and the source fields the body last sent carried (``fields``, sorted;
+``NULL`` on a row last sent before migration 0014). An unchanged record (same key, same body
+digest, ``sent``) is not sent again; :meth:`SentLedger.for_children` finds what to delete on a
+revocation; :meth:`SentLedger.sent_by_children` what a crashed run left, with its fields.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class LedgerEntry:
     resource_id: str | None
     status: str
     id: int | None = None
+    fields: tuple[str, ...] | None = None
+    """The source fields the body carried (a sent entry); ``None`` leaves the ledger's as
+    they are (a deletion keeps what the deleted copy carried). Not read back by lookups."""
 
     @property
     def child_key(self) -> ChildKey | None:
@@ -149,6 +154,7 @@ class SentLedger:
                 "status": e.status,
                 "run_id": run_id,
                 "updated_at": now,
+                "fields": None if e.fields is None else sorted(e.fields),
             }
             for e in entries
         ]
@@ -164,6 +170,7 @@ class SentLedger:
                 set_={
                     **{name: excluded[name] for name in _UPDATED},
                     "resource_id": func.coalesce(excluded.resource_id, _TABLE.c.resource_id),
+                    "fields": func.coalesce(excluded.fields, _TABLE.c.fields),
                 },
             )
             session.execute(statement, rows)
@@ -172,16 +179,21 @@ class SentLedger:
         """Look up, then insert or update (databases without ``ON CONFLICT``)."""
         known = self.lookup((r["resource"], r["key_digest"]) for r in rows)
         inserts = [r for r in rows if (r["resource"], r["key_digest"]) not in known]
-        updates = []
+        new_fields: list[dict[str, Any]] = []
+        same_fields: list[dict[str, Any]] = []  # an entry without fields keeps the stored ones
         for row in rows:
             previous = known.get((row["resource"], row["key_digest"]))
             if previous is not None:
                 resource_id = row["resource_id"] or previous.resource_id
-                updates.append({**row, "id": previous.id, "resource_id": resource_id})
+                changed = {**row, "id": previous.id, "resource_id": resource_id}
+                if row["fields"] is None:
+                    del changed["fields"]
+                (same_fields if row["fields"] is None else new_fields).append(changed)
         if inserts:
             session.execute(insert(_TABLE), inserts)
-        if updates:
-            session.execute(update(SentResource), updates)
+        for updates in (new_fields, same_fields):
+            if updates:
+                session.execute(update(SentResource), updates)
 
     def sent_by(self, run_id: str, program_code: str) -> set[tuple[str, str, str]]:
         """(resource, key digest, body digest) of each resource of ``program_code`` that run
@@ -198,11 +210,19 @@ class SentLedger:
         with session_scope(self.engine) as session:
             return {(r[0], r[1], r[2]) for r in session.execute(query)}
 
-    def sent_by_children(self, run_id: str, program_code: str) -> set[tuple[ChildKey, str]]:
+    def sent_by_children(
+        self, run_id: str, program_code: str
+    ) -> dict[tuple[ChildKey, str], tuple[str, ...] | None]:
         """(child, resource) of each resource of ``program_code``'s children that run
-        ``run_id`` was the last to send and the API still holds."""
+        ``run_id`` was the last to send and the API still holds, with the source fields its
+        bodies carried (sorted; a child's several resources of one kind, e.g. two school
+        associations, together), or ``None`` when a row of them was written before the ledger
+        kept fields (migration 0014): what they carried is not known."""
         query = select(
-            SentResource.program_code, SentResource.child_local_id, SentResource.resource
+            SentResource.program_code,
+            SentResource.child_local_id,
+            SentResource.resource,
+            SentResource.fields,
         ).where(
             SentResource.destination == self.destination,
             SentResource.program_code == program_code,
@@ -210,8 +230,16 @@ class SentLedger:
             SentResource.status == SENT,
             SentResource.child_local_id != "",
         )
+        found: dict[tuple[ChildKey, str], set[str] | None] = {}
         with session_scope(self.engine) as session:
-            return {((r[0], r[1]), r[2]) for r in session.execute(query)}
+            for row in session.execute(query):
+                key = ((row[0], row[1]), row[2])
+                names = found.setdefault(key, set())
+                if row[3] is None or names is None:
+                    found[key] = None
+                else:
+                    names.update(row[3])
+        return {k: None if v is None else tuple(sorted(v)) for k, v in found.items()}
 
     def deleted_by(self, run_id: str, program_code: str) -> list[LedgerEntry]:
         """The resources of ``program_code``'s children that run ``run_id`` deleted (a

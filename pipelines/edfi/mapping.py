@@ -132,7 +132,7 @@ RESOURCE_FIELDS: dict[int, dict[str, frozenset[str]]] = {
 }
 """Per Data Standard and resource, every catalog field a payload of it can carry (a
 payload's :attr:`Payload.fields` are some of them): what a disclosure is logged with when only
-the resource is known (the destination's ledger keeps no fields)."""
+the resource is known (a ledger row written before the ledger kept fields, migration 0014)."""
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 

@@ -47,8 +47,9 @@ when it arrived or is presumed to have, from its delivery row (:func:`_settle_un
 the children it sent, every field the agreement allows, the content unknown); otherwise what
 it left goes by the names the row keeps. An Ed-Fi batch lost so is logged from the API's own
 ledger (:func:`_settle_unreadable_at_api`): per child, each resource the crashed run sent and
-the API still holds, with every permitted field such a resource can carry (the ledger keeps
-no fields), and the deletions it made.
+the API still holds, with exactly the fields its bodies carried (the ledger keeps them since
+migration 0014; a row from before, with every permitted field such a resource can carry), and
+the deletions it made.
 
 A destination that cannot be reached while reconciling (``holds`` or ``discard`` fails) leaves
 the delivery open and its staged files kept: the error stops this run at its plan (sending the
@@ -413,7 +414,8 @@ def _settle_unreadable_at_api(
 ) -> str:
     """Settle a delivery to an API that keeps its own ledger (Ed-Fi) whose staged batch cannot
     be read: what that ledger says the crashed run left at the API is logged under that run
-    and its date (each resource it sent, with every permitted field such a resource can carry:
+    and its date (each resource it sent, with exactly the fields its bodies carried, or for a
+    ledger row from before migration 0014 every permitted field such a resource can carry:
     ``sent_fields_by``; the content no longer known: the digest of
     ``unknown:{run}:{program}:{child}``), and so are the deletions it made (``withdrawn_by``).
     The delivery is marked failed: this run sends the program afresh (what the API holds
@@ -465,8 +467,9 @@ def _settle_unreadable_at_api(
     return (
         f"staged files unreadable: logged {logged - gone_count} disclosures"
         f"{_deletions(gone_count)} of run {run_id} from the destination's own ledger (each "
-        "resource it sent, with every permitted field such a resource carries; content "
-        "unknown); sent afresh"
+        "resource it sent, with the fields its bodies carried, or every permitted field its "
+        "resource can carry for a row from before the ledger kept fields; content unknown); "
+        "sent afresh"
     )
 
 

@@ -18,6 +18,7 @@ from pipelines.db import session_scope
 from pipelines.destinations.base import Destination
 from pipelines.destinations.registry import DestinationConfig, build_destination
 from pipelines.edfi.destination import EdfiDeliveryResult, EdfiDestination
+from privacy.fields import CATALOG
 from schemas.delivery import SentResource
 from tests.edfi.conftest import SCHOOL
 from tests.edfi.contract_server import EdfiContractServer
@@ -165,6 +166,28 @@ def test_carried_by_asks_the_api_for_what_a_lost_ledger_lacks_and_records_it(
     assert set(again.carried or {}) == {keys[0]}
     results = amnesiac.withdraw([keys[1]])
     assert {r.resource for r in results if r.status == "deleted"} >= {"students"}
+
+
+def test_the_ledger_keeps_what_each_body_carried_for_a_run_whose_stage_is_lost(
+    server: EdfiContractServer, make_destination: Make, ledger_engine: Engine
+) -> None:
+    frame, keys = synthetic_frame(12)
+    destination = make_destination()
+    result = destination.deliver(records_batch(frame, keys))
+    logged = {k: set(v) for k, v in (result.carried or {}).items()}
+    assert set(logged) == set(keys)
+    everything = set(CATALOG)
+
+    recovered = destination.sent_fields_by("run-1", "VT-HS-01", everything)
+
+    assert {k: set(v) for k, v in recovered.items()} == logged, "what its own log would say"
+    assert all(len(v) == len(set(v)) for v in recovered.values())
+    with session_scope(ledger_engine) as session:
+        session.execute(update(SentResource).values(fields=None))  # a ledger from before 0014
+    superset = destination.sent_fields_by("run-1", "VT-HS-01", everything)
+    assert set(superset) == set(logged)
+    assert all(set(superset[k]) >= logged[k] for k in logged), "never fewer than were sent"
+    assert any(set(superset[k]) != logged[k] for k in logged), "an old row over-states"
 
 
 def test_withdraw_deletes_what_was_sent_and_reports_it(

@@ -3,6 +3,8 @@ what a revocation deletes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -77,3 +79,65 @@ def test_destinations_are_kept_apart(engine: Engine) -> None:
     assert SentLedger(engine, "b").lookup([("students", "k1")]) == {}
     SentLedger(engine, "b").record([entry("k1")], "run-1")
     assert rows(engine) == 2
+
+
+def with_fields(found: LedgerEntry, fields: tuple[str, ...] | None) -> LedgerEntry:
+    return LedgerEntry(found.resource, found.key_digest, found.payload_digest,
+                       found.natural_key, found.program_code, found.child_local_id,
+                       found.resource_id, found.status, found.id, fields)  # fmt: skip
+
+
+def stored_fields(engine: Engine) -> dict[str, list[str] | None]:
+    with session_scope(engine) as session:
+        return dict(session.execute(select(SentResource.key_digest, SentResource.fields)).all())
+
+
+@pytest.mark.parametrize(
+    ("sends", "then", "kept"),
+    [  # the fields each write carries, in turn; what the row holds after them
+        pytest.param([("last_name", "first_name")], None, ["first_name", "last_name"],
+                     id="sent: sorted"),
+        pytest.param([("first_name",), ("birth_date", "first_name")], None,
+                     ["birth_date", "first_name"], id="sent again: the new body's"),
+        pytest.param([("first_name",), ()], None, [], id="sent again carrying none"),
+        pytest.param([("first_name",)], DELETED, ["first_name"],
+                     id="deleted: what the deleted copy carried"),
+        pytest.param([None], None, None, id="written without fields: NULL"),
+        pytest.param([("first_name",), None], None, ["first_name"],
+                     id="a write without fields keeps them"),
+    ],
+)  # fmt: skip
+def test_the_fields_a_body_carried_are_kept_per_row(
+    ledger: SentLedger, engine: Engine, sends: list[tuple[str, ...] | None], then: str | None,
+    kept: list[str] | None,
+) -> None:  # fmt: skip
+    for number, fields in enumerate(sends):
+        ledger.record([with_fields(entry("k1", digest=f"d{number}"), fields)], f"run-{number}")
+    if then is not None:
+        found = ledger.lookup([("students", "k1")])[("students", "k1")]
+        assert found.fields is None, "lookups do not read the fields"
+        ledger.record([replace(found, status=then)], "run-gone")
+    assert stored_fields(engine) == {"k1": kept}
+
+
+def test_sent_by_children_gives_each_childs_resources_with_their_fields(
+    ledger: SentLedger,
+) -> None:
+    ssa = "studentSchoolAssociations"
+    ledger.record([
+        with_fields(entry("s1", child="C1"), ("last_name", "first_name")),
+        with_fields(entry("a1", child="C1", resource=ssa), ("entry_date",)),
+        with_fields(entry("a2", child="C1", resource=ssa), ("exit_date", "entry_date")),
+        with_fields(entry("s2", child="C2"), ("first_name",)),
+        with_fields(entry("a3", child="C2", resource=ssa), ("entry_date",)),
+        entry("a4", child="C2", resource=ssa),  # a row from before the ledger kept fields
+        with_fields(entry("s3", child="C3", status=DELETED), ("first_name",)),
+        with_fields(entry("s4", child="C4", program="MO-HS-03"), ("first_name",)),
+    ], "run-1")  # fmt: skip
+    ledger.record([with_fields(entry("s5", child="C5"), ("first_name",))], "run-2")
+    assert ledger.sent_by_children("run-1", "VT-HS-01") == {
+        (("VT-HS-01", "C1"), "students"): ("first_name", "last_name"),
+        (("VT-HS-01", "C1"), ssa): ("entry_date", "exit_date"),
+        (("VT-HS-01", "C2"), "students"): ("first_name",),
+        (("VT-HS-01", "C2"), ssa): None,
+    }
