@@ -198,9 +198,13 @@ def _caught_up(
     open deliveries settled, this name's delivery state taken over; a dry run only reads what
     it would take over). When the database cannot be reached, nothing is and the error says
     which destination and database (never a password): each program to process then stops at
-    plan with it, the skipped ones are reported as always, and open deliveries stay open for
-    the next run."""
+    plan with it, as when the database records other agreements or formats than the
+    destination's (rule ``staging_db_agreement_changed``, checked first; a dry run too);
+    the skipped ones are reported as always, and open deliveries stay open for the next run."""
     try:
+        check = getattr(context.client, "check_agreement", None)
+        if check is not None and staging_view.is_staging(context):
+            check()  # the database's record of its agreement, before anything is touched
         return catch_up(context, is_live), None
     except DeliveryError as error:
         name = context.run.destination
