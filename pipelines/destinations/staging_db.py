@@ -509,21 +509,21 @@ class StagingDbDestination:
             return None
         writer, agreements, formats = recorded
         mine_agreements, mine_formats = self.holds_under
-        differs = []
+        differs, values = [], []
         if agreements != mine_agreements:
-            differs.append(f"agreements {mine_agreements or '-'} (it holds {agreements or '-'})")
+            differs.append("agreements")
+            values.append(f"agreements {agreements or '-'} (this one: {mine_agreements or '-'})")
         if formats != mine_formats:
-            differs.append(f"formats {mine_formats or '-'} (it holds {formats or '-'})")
+            differs.append("formats")
+            values.append(f"formats {formats or '-'} (this one: {mine_formats or '-'})")
         if differs:
             raise TerminalDeliveryError(
-                f"destination {self.name}: the staging database {self.where()} was first "
-                f"written under other agreements or formats (recorded by destination {writer}); "
-                f"this destination has {' and '.join(differs)}; nothing was written "
-                f"(rule {AGREEMENT_RULE}). Its rows and markers would be read as held under "
-                "this destination's agreement: give it its own staging database, or, when "
-                "the change is intended (the state agreed to it, and what the database holds "
-                "was settled with it), record the new agreement and formats with: "
-                + REBASELINE.format(name=self.name)
+                f"destination {self.name}: staging database {self.where()} was written under "
+                f"other {' and '.join(differs)} (rule {AGREEMENT_RULE}): nothing written; if "
+                f"intended, run {REBASELINE.format(name=self.name)}; it holds "
+                f"{', '.join(values)}, recorded by destination {writer}. Its rows and markers "
+                "would be read as held under this destination's agreement: give it its own "
+                "staging database, or rebaseline once the change is agreed with the state"
             )
         return recorded
 
