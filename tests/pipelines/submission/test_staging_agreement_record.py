@@ -10,6 +10,10 @@ included; after the operator's ``datashare destinations rebaseline NAME`` the ru
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
@@ -18,6 +22,7 @@ from typer.testing import CliRunner
 
 from pipelines.commands.destinations import app
 from pipelines.destinations.staging_db import MARKER_TABLE
+from tests.conftest import reset_schema
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World
 from tests.pipelines.submission.test_state_copy_staging import small_world, staging_url
@@ -116,3 +121,79 @@ def test_a_destination_under_another_agreement_stops_at_plan_until_rebaselined(
     assert again["status"] == "success", again.get("stop_lines")
     assert n.PROGRAM in again["programs"]["processed"], again["programs"]
     assert set(n.held_by_staging(staging_url)) == set(children)
+
+
+@pytest.mark.postgres
+def test_two_runs_of_two_names_at_once_on_postgresql_take_turns_at_the_database(
+    small_world: World, staging_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real runs, files ``a`` and ``b`` on one PostgreSQL staging database, the same
+    agreement: ``a`` is held inside its batch transaction; ``b``, planned meanwhile (it sees
+    nothing of ``a`` yet), waits on the database's advisory lock, then finds ``a``'s batch
+    there and writes nothing: one marker, both runs succeed, the tables hold what the
+    agreement permits."""
+    from pipelines.destinations.staging_db import StagingDbDestination
+
+    url = reset_schema(staging_pg_url)
+    world = small_world
+    children = n.control(world, 2)
+    for name in ("a", "b"):
+        n.staging_destination(world, url, monkeypatch, name)
+    inside, go = threading.Event(), threading.Event()
+    real = StagingDbDestination._latest_digest
+
+    def held(self: StagingDbDestination, *args: Any, **kwargs: Any) -> Any:
+        found = real(self, *args, **kwargs)
+        if self.name == "a" and not go.is_set():
+            inside.set()
+            assert go.wait(120), "never released"
+        return found
+
+    monkeypatch.setattr(StagingDbDestination, "_latest_digest", held)
+    run_a, out_a = in_thread(lambda: world.run("a", run_date=n.night(1)))
+    try:
+        assert inside.wait(120), "a never reached its batch transaction"
+        run_b, out_b = in_thread(lambda: world.run("b", run_date=n.night(1)))
+        for _ in range(1200):  # b waits on the lock (now) or runs to its end (before)
+            if advisory_waiters(url) or not run_b.is_alive():
+                break
+            run_b.join(0.1)
+        waited = run_b.is_alive()
+    finally:
+        go.set()
+        run_a.join(120)
+    run_b.join(120)
+    assert waited, "b did not wait for a's batch transaction"
+    for out in (out_a, out_b):
+        assert "error" not in out, out
+        assert out["result"]["status"] == "success", out["result"].get("stop_lines")
+    assert [d for d, _ in markers(url)] == ["a"], "b wrote a's batch again"
+    assert set(n.held_by_staging(url)) == set(children)
+    reset_schema(url)
+
+
+def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = work()
+        except BaseException as error:  # handed to the test
+            out["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def advisory_waiters(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            )
+            return int(connection.execute(text(query)).scalar())
+    finally:
+        engine.dispose()
