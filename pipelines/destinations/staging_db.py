@@ -36,6 +36,17 @@ database must carry the same agreement and formats
 message names the database by host and name (:meth:`StagingDbDestination.where`), never by a
 user or password.
 
+The database remembers what it holds: ``datashare_agreement`` records the agreements and
+formats of the first guarded write (a client built from a destination file), and every write
+after, under any name, checks them first in its transaction; others are refused before
+anything is written (rule ``staging_db_agreement_changed``; a run checks at plan with
+:meth:`StagingDbDestination.check_agreement`, read only). ``datashare destinations rebaseline
+NAME`` (:meth:`StagingDbDestination.rebaseline`) records a change agreed with the state.
+Every write transaction first takes the database's write lock (a PostgreSQL transaction
+advisory lock, SQLite's ``BEGIN IMMEDIATE``: ``_write_lock``), so two names writing at once take turns and the unchanged-batch check reads what the other committed;
+a lock not granted within ``timeout`` is :class:`TransientDeliveryError` (rule
+``staging_db_one_writer``).
+
 Dates: a table's date columns are SQL ``DATE``. A date the agreement cuts to the month
 cannot go there without a made-up day, which a state's staff would read as the child's real
 birth or entry date; so a staging destination whose agreement sends a month into a date
@@ -593,10 +604,11 @@ class StagingDbDestination:
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
             if _locked(exc):
                 raise TransientDeliveryError(
-                    f"{self.name}: staging database {self.where()} is busy: another run (of "
-                    "another destination name on this database, or another task of this one) "
-                    f"held its write lock for {self.timeout:g} s; nothing of this write was "
-                    f"kept, it is tried again (rule {WRITER_RULE}; {_describe(exc)})"
+                    f"{self.name}: staging database {self.where()} is busy: a lock was not "
+                    f"granted in {self.timeout:g} s (most likely its write lock, held by a run "
+                    "of another destination name on this database or another task of this "
+                    f"one); nothing of this write was kept (rule {WRITER_RULE}; "
+                    f"{_describe(exc)})"
                 ) from None
             raise TransientDeliveryError(
                 f"{self.name}: staging database {self.where()} unreachable or busy "

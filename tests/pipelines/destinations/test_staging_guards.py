@@ -235,6 +235,19 @@ def staging(
     )
 
 
+def unguarded(url: str, name: str, timeout: float = 5) -> StagingDbDestination:
+    """A client with no agreement to check (the write lock is every write's)."""
+    return StagingDbDestination(
+        name,
+        StagingDbSettings(url_env="UNUSED_IN_TESTS"),
+        SPECS,
+        timeout=timeout,
+        retries=0,
+        retry_backoff=0,
+        url=lambda: SecretStr(url),
+    )
+
+
 def marker_count(url: str) -> int:
     engine = create_engine(url)
     try:
@@ -380,7 +393,7 @@ def test_a_second_name_busy_past_its_timeout_writes_nothing_and_says_why(
     """While name a's batch transaction is open, name b's equal batch waits for the write
     lock; past its timeout it is told the database is busy (rule), having written nothing;
     once a committed, b skips the batch a wrote (one marker, not two)."""
-    a, b = staging(staging_url, "a"), staging(staging_url, "b", timeout=1)
+    a, b = unguarded(staging_url, "a"), unguarded(staging_url, "b", timeout=1)
     batch = make_batch(3)
     pause = Paused(a)
     first, out_a = in_thread(lambda: a.deliver(batch))
@@ -406,7 +419,7 @@ def test_two_names_writing_at_once_on_postgresql_take_turns(staging_pg_url: str)
     """Two real writers, two connections: b waits on the database's advisory lock while a's
     transaction is open (seen in pg_stat_activity), then reads a's marker and skips."""
     url = reset_schema(staging_pg_url)
-    a, b = staging(url, "a"), staging(url, "b", timeout=60)
+    a, b = unguarded(url, "a"), unguarded(url, "b", timeout=60)
     batch = make_batch(3)
     pause = Paused(a)
     first, out_a = in_thread(lambda: a.deliver(batch))
