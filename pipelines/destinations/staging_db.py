@@ -43,9 +43,9 @@ anything is written (rule ``staging_db_agreement_changed``; a run checks at plan
 :meth:`StagingDbDestination.check_agreement`, read only). ``datashare destinations rebaseline
 NAME`` (:meth:`StagingDbDestination.rebaseline`) records a change agreed with the state.
 Every write transaction first takes the database's write lock (a PostgreSQL transaction
-advisory lock, SQLite's ``BEGIN IMMEDIATE``: ``_write_lock``), so two names writing at once take turns and the unchanged-batch check reads what the other committed;
-a lock not granted within ``timeout`` is :class:`TransientDeliveryError` (rule
-``staging_db_one_writer``).
+advisory lock, SQLite's ``BEGIN IMMEDIATE``: ``_write_lock``), so two names writing at once
+take turns and the unchanged-batch check reads what the other committed; a lock not granted
+within ``timeout`` is :class:`TransientDeliveryError` (rule ``staging_db_one_writer``).
 
 Dates: a table's date columns are SQL ``DATE``. A date the agreement cuts to the month
 cannot go there without a made-up day, which a state's staff would read as the child's real
@@ -117,6 +117,12 @@ LOCK_KEY = int.from_bytes(b"datashar", "big")
 """The PostgreSQL advisory lock every write transaction takes (advisory locks are the
 database's own: one key is one lock per staging database, whatever name writes)."""
 REBASELINE = "datashare destinations rebaseline {name}"
+
+
+class AgreementChanged(TerminalDeliveryError):
+    """The staging database records other agreements or formats than the destination's
+    (rule ``staging_db_agreement_changed``); the message names the destination, the database
+    (host and name) and what differs, and says how to record an intended change."""
 
 
 def month_cut_columns(
@@ -386,7 +392,7 @@ class StagingDbDestination:
         return self._retrying(lambda: self._guard(read))
 
     def check_agreement(self) -> None:
-        """Refuse (:class:`TerminalDeliveryError`, rule ``staging_db_agreement_changed``) when
+        """Refuse (:class:`AgreementChanged`, rule ``staging_db_agreement_changed``) when
         the database recorded other agreements or formats than this destination's; reads
         only (a run checks it at plan, before it takes over, settles or writes anything)."""
         if self.holds_under is None:
@@ -528,7 +534,7 @@ class StagingDbDestination:
             differs.append("formats")
             values.append(f"formats {formats or '-'} (this one: {mine_formats or '-'})")
         if differs:
-            raise TerminalDeliveryError(
+            raise AgreementChanged(
                 f"destination {self.name}: staging database {self.where()} was written under "
                 f"other {' and '.join(differs)} (rule {AGREEMENT_RULE}): nothing written; if "
                 f"intended, run {REBASELINE.format(name=self.name)}; it holds "

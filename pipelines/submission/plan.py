@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 
 from pipelines.db import session_scope
-from pipelines.destinations.base import DeliveryError, TerminalDeliveryError
+from pipelines.destinations.base import DeliveryError
+from pipelines.destinations.staging_db import AgreementChanged
 from pipelines.settings import Settings
 from pipelines.submission import staging_view
 from pipelines.submission.cleanup import sweep_closed_runs
@@ -201,14 +202,13 @@ def _caught_up(
     plan with it, as when the database records other agreements or formats than the
     destination's (rule ``staging_db_agreement_changed``, checked first; a dry run too);
     the skipped ones are reported as always, and open deliveries stay open for the next run."""
-    check = getattr(context.client, "check_agreement", None)
-    if check is not None and staging_view.is_staging(context):
-        try:  # the database's record of its agreement, before anything is touched
-            check()
-        except TerminalDeliveryError as error:
-            return {}, error  # it names the destination, the database and the rule
     try:
+        check = getattr(context.client, "check_agreement", None)
+        if check is not None and staging_view.is_staging(context):
+            check()  # the database's record of its agreement, before anything is touched
         return catch_up(context, is_live), None
+    except AgreementChanged as error:
+        return {}, error  # it names the destination, the database and the rule
     except DeliveryError as error:
         name = context.run.destination
         where = str(getattr(context.client, "where", lambda: "")())
