@@ -14,13 +14,18 @@
 from __future__ import annotations
 
 import json
+import os
+import string
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -31,6 +36,7 @@ from pipelines.destinations.staging_db import (
     MARKER_TABLE,
     StagingDbDestination,
     StagingDbSettings,
+    database_identity,
 )
 from schemas.filespec import load_spec
 from tests.conftest import reset_schema
@@ -442,3 +448,53 @@ def test_two_names_writing_at_once_on_postgresql_take_turns(staging_pg_url: str)
     a.close()
     b.close()
     reset_schema(url)
+
+
+# -- the identity, as a property ---------------------------------------------------------------
+
+_secret = st.text(alphabet=string.ascii_letters, min_size=8, max_size=12).map(lambda s: "Z" + s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    p=st.tuples(st.sampled_from(["db1.state.example", "10.0.0.7"]), st.sampled_from([5432, 6432])),
+    q=st.tuples(st.sampled_from(["db1.state.example", "10.0.0.7"]), st.sampled_from([5432, 6432])),
+    p_db=st.sampled_from(["staging", "stage2"]),
+    q_db=st.sampled_from(["staging", "stage2"]),
+    users=st.tuples(_secret, _secret),
+    passwords=st.tuples(_secret, _secret),
+    json_form=st.booleans(),
+)
+def test_the_identity_of_a_variable_and_a_connection_is_their_host_port_and_database(
+    p: tuple[str, int],
+    q: tuple[str, int],
+    p_db: str,
+    q_db: str,
+    users: tuple[str, str],
+    passwords: tuple[str, str],
+    json_form: bool,
+) -> None:
+    """Oracle: the same database exactly when host, port and database name are the same;
+    whoever logs in, and however the connection is written. Never a user or password shown."""
+    p_url = f"postgresql+psycopg://{users[0]}:{passwords[0]}@{p[0]}:{p[1]}/{p_db}"
+    if json_form:
+        q_url = json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": q[0],
+                "port": q[1],
+                "schema": q_db,
+                "login": users[1],
+                "password": passwords[1],
+            }
+        )
+    else:
+        q_url = f"postgres://{users[1]}:{passwords[1]}@{q[0]}:{q[1]}/{q_db}"
+    same = (p, p_db) == (q, q_db)
+    env = {"TEST_PROP_P_URL": p_url, "AIRFLOW_CONN_PROP_STAGE": q_url}
+    with mock.patch.dict(os.environ, env):
+        mine, mine_shown = database_identity(StagingDbSettings(url_env="TEST_PROP_P_URL"))
+        theirs, their_shown = database_identity(StagingDbSettings(connection_id="prop_stage"))
+    assert bool(mine & theirs) == same
+    assert mine_shown == f"host {p[0]}:{p[1]}, database {p_db}"
+    assert their_shown == f"host {q[0]}:{q[1]}, database {q_db}"
