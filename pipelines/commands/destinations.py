@@ -50,3 +50,39 @@ def check() -> None:
         console.print(line, style="red", markup=False)
     if problems:
         raise typer.Exit(1)
+
+
+@app.command()
+def rebaseline(
+    name: str = typer.Argument(help="The staging_db destination whose agreement is recorded"),
+) -> None:
+    """Record a staging database's agreements and formats anew as this destination's: the
+    step after a legitimate change of agreement or formats (a run refuses such a change,
+    rule staging_db_agreement_changed). Settle first what the database holds under the old
+    agreement (with the state); nothing but the record is written."""
+    from pipelines.destinations.base import DeliveryError
+    from pipelines.destinations.registry import DestinationType, build_destination
+    from pipelines.destinations.staging_db import StagingDbDestination
+
+    console = Console(soft_wrap=True)
+    config = load_destination(name, load_settings().destinations_dir)
+    if config.type is not DestinationType.STAGING_DB:
+        raise DestinationConfigError(f"destination {name} is {config.type.value}, not staging_db")
+    client = build_destination(config)
+    assert isinstance(client, StagingDbDestination)
+    try:
+        before = client.rebaseline()
+    except DeliveryError as error:
+        raise DestinationConfigError(str(error)) from None
+    finally:
+        client.close()
+    now = f"agreements {', '.join(config.agreements)}; formats {', '.join(config.formats)}"
+    was = (
+        "nothing recorded"
+        if before is None
+        else (f"agreements {before[1]}; formats {before[2]} (recorded by destination {before[0]})")
+    )
+    console.print(
+        f"{name}: staging database {client.where()} now records {now}; it recorded {was}",
+        markup=False,
+    )

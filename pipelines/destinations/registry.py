@@ -223,8 +223,13 @@ def _check_shared_database(path: Path, root: yaml.Node | None, config: Destinati
     database (never a password) and the rule: its markers are read by program whoever wrote
     them (:mod:`pipelines.submission.staging_copy`), so either file would misjudge what the
     state holds under the other's agreement. The same agreement and formats under two names
-    (a renamed file, or two files) is allowed. Another file that cannot be read is its own
-    problem (reported where it is loaded)."""
+    (a renamed file, or two files) is allowed. The database is recognised by the name of its
+    variable or connection, and by its host, port and database (a SQLite file's real path)
+    when that name resolves here, whichever names the two files use
+    (:func:`~pipelines.destinations.staging_db.database_identity`). Another file that cannot
+    be read is its own problem (reported where it is loaded). Files elsewhere (another
+    host's folder) are the database's own record's to catch, at the first write
+    (rule ``staging_db_agreement_changed``)."""
     from pipelines.destinations.staging_db import database_identity
 
     assert config.staging_db is not None
@@ -243,7 +248,7 @@ def _check_shared_database(path: Path, root: yaml.Node | None, config: Destinati
         if other.type is not DestinationType.STAGING_DB or not other.enabled:
             continue
         assert other.staging_db is not None
-        if database_identity(other.staging_db)[0] != mine:
+        if not database_identity(other.staging_db)[0] & mine:
             continue
         differs = []
         if sorted(other.agreements) != sorted(config.agreements):
@@ -303,6 +308,8 @@ def build_destination(config: DestinationConfig) -> Destination:
             timeout=config.timeout_seconds,
             retries=config.retries,
             retry_backoff=config.retry_backoff_seconds,
+            agreements=config.agreements,
+            formats=config.formats,
         )
     return _build_edfi(config)
 

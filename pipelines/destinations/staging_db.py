@@ -36,6 +36,17 @@ database must carry the same agreement and formats
 message names the database by host and name (:meth:`StagingDbDestination.where`), never by a
 user or password.
 
+The database remembers what it holds: ``datashare_agreement`` records the agreements and
+formats of the first guarded write (a client built from a destination file), and every write
+after, under any name, checks them first in its transaction; others are refused before
+anything is written (rule ``staging_db_agreement_changed``; a run checks at plan with
+:meth:`StagingDbDestination.check_agreement`, read only). ``datashare destinations rebaseline
+NAME`` (:meth:`StagingDbDestination.rebaseline`) records a change agreed with the state.
+Every write transaction first takes the database's write lock (a PostgreSQL transaction
+advisory lock, SQLite's ``BEGIN IMMEDIATE``: ``_write_lock``), so two names writing at once
+take turns and the unchanged-batch check reads what the other committed; a lock not granted
+within ``timeout`` is :class:`TransientDeliveryError` (rule ``staging_db_one_writer``).
+
 Dates: a table's date columns are SQL ``DATE``. A date the agreement cuts to the month
 cannot go there without a made-up day, which a state's staff would read as the child's real
 birth or entry date; so a staging destination whose agreement sends a month into a date
@@ -53,7 +64,9 @@ terminal. Messages carry the error class and SQLSTATE only, never statement para
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -74,6 +87,8 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
+    update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
@@ -94,6 +109,20 @@ LATEST_INDEX = "ix_datashare_batches_latest"
 """The markers' index by program alone: the latest marker of a program, whoever wrote it."""
 DELETED = "deleted"
 """``batch_digest`` of a deletion marker (never a batch's digest: those are 64 hex digits)."""
+AGREEMENT_TABLE = "datashare_agreement"
+"""One row: the agreements and formats the database's rows were written under."""
+AGREEMENT_RULE = "staging_db_agreement_changed"
+WRITER_RULE = "staging_db_one_writer"
+LOCK_KEY = int.from_bytes(b"datashar", "big")
+"""The PostgreSQL advisory lock every write transaction takes (advisory locks are the
+database's own: one key is one lock per staging database, whatever name writes)."""
+REBASELINE = "datashare destinations rebaseline {name}"
+
+
+class AgreementChanged(TerminalDeliveryError):
+    """The staging database records other agreements or formats than the destination's
+    (rule ``staging_db_agreement_changed``); the message names the destination, the database
+    (host and name) and what differs, and says how to record an intended change."""
 
 
 def month_cut_columns(
@@ -165,8 +194,28 @@ def marker_table(metadata: MetaData) -> Table:
     )
 
 
+def agreement_table(metadata: MetaData) -> Table:
+    """``datashare_agreement``: what the database holds, recorded when first written (one
+    row, ``id`` 1): the sorted agreement ids and formats, comma-separated, and the name that
+    recorded them."""
+    if AGREEMENT_TABLE in metadata.tables:
+        return metadata.tables[AGREEMENT_TABLE]
+    return Table(
+        AGREEMENT_TABLE,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("destination", String(80), nullable=False),
+        Column("agreements", String(800), nullable=False),
+        Column("formats", String(800), nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+    )
+
+
 class StagingDbDestination:
-    """A state's staging database."""
+    """A state's staging database. With ``agreements`` (as built from a destination file),
+    every write first checks them and ``formats`` (default: the specs' names) against what
+    the database recorded when first written (:data:`AGREEMENT_TABLE`), recording them when
+    nothing is; without, nothing is checked or recorded."""
 
     def __init__(
         self,
@@ -178,8 +227,14 @@ class StagingDbDestination:
         retries: int = 2,
         retry_backoff: float = 1.0,
         url: Callable[[], SecretStr] | None = None,
+        agreements: Sequence[str] | None = None,
+        formats: Sequence[str] | None = None,
     ) -> None:
         self.name = name
+        self.holds_under: tuple[str, str] | None = None
+        if agreements is not None:
+            shown = formats if formats is not None else [spec.name for spec in specs]
+            self.holds_under = (",".join(sorted(agreements)), ",".join(sorted(shown)))
         self.settings = settings
         self.timeout = timeout
         self.retries = retries
@@ -195,6 +250,7 @@ class StagingDbDestination:
             name: staging_table(spec, self.metadata) for name, spec in self.specs.items()
         }
         self.markers = marker_table(self.metadata)
+        self.agreement = agreement_table(self.metadata)
         self._engine: Engine | None = None
         self._indexed = False
 
@@ -243,7 +299,9 @@ class StagingDbDestination:
             if not plans:
                 return {}
             with self._engine_().begin() as conn:
+                self._write_lock(conn)
                 self._create_tables(conn)
+                self._baseline(conn)
                 gone = {name: conn.execute(stmt, params).rowcount for name, stmt, params in plans}
                 if any(n != 0 for n in gone.values()):  # -1: the driver cannot say, maybe some
                     conn.execute(
@@ -333,6 +391,47 @@ class StagingDbDestination:
 
         return self._retrying(lambda: self._guard(read))
 
+    def check_agreement(self) -> None:
+        """Refuse (:class:`AgreementChanged`, rule ``staging_db_agreement_changed``) when
+        the database recorded other agreements or formats than this destination's; reads
+        only (a run checks it at plan, before it takes over, settles or writes anything)."""
+        if self.holds_under is None:
+            return
+
+        def check() -> None:
+            with self._engine_().connect() as conn:
+                if conn.dialect.has_table(conn, AGREEMENT_TABLE):
+                    self._compare(conn)
+
+        self._retrying(lambda: self._guard(check))
+
+    def rebaseline(self) -> tuple[str, str, str] | None:
+        """Record this destination's agreements and formats as what the database holds (the
+        operator's step after a legitimate change of agreement or formats); the record it
+        replaces (name, agreements, formats), None when there was none."""
+        if self.holds_under is None:
+            raise TerminalDeliveryError(f"{self.name}: no agreement to record")
+        agreements, formats = self.holds_under
+
+        def record() -> tuple[str, str, str] | None:
+            with self._engine_().begin() as conn:
+                self._write_lock(conn)
+                self._create_tables(conn)
+                before = self._recorded(conn)
+                values = {
+                    "destination": self.name,
+                    "agreements": agreements,
+                    "formats": formats,
+                    "recorded_at": dt.datetime.now(dt.UTC),
+                }
+                if before is None:
+                    conn.execute(insert(self.agreement), {"id": 1, **values})
+                else:
+                    conn.execute(update(self.agreement).where(self.agreement.c.id == 1), values)
+                return before
+
+        return self._retrying(lambda: self._guard(record))
+
     def where(self) -> str:
         """Which database this is, for messages: the host, port and database name (the file
         of a SQLite database), never a user or password; the URL's source when it cannot be
@@ -372,7 +471,9 @@ class StagingDbDestination:
 
         def write() -> bool:
             with self._engine_().begin() as conn:
+                self._write_lock(conn)
                 self._create_tables(conn)
+                self._baseline(conn)
                 if self._latest_digest(conn, batch) == batch.digest:
                     return False
                 for table, rows in prepared:
@@ -399,6 +500,68 @@ class StagingDbDestination:
             accepted=accepted, location=location, sent_nothing_new=not wrote, rows=rows
         )
 
+    def _write_lock(self, conn: Connection) -> None:
+        """The database's write lock, first thing in every write transaction, held until it
+        ends: runs of two destination names on one staging database write one at a time
+        (the second waits up to ``timeout`` seconds, then is told the database is busy,
+        rule ``staging_db_one_writer``). PostgreSQL: a transaction advisory lock (one key:
+        advisory locks are per database); SQLite: ``BEGIN IMMEDIATE``, its own write lock."""
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(self.timeout * 1000))}")
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def _recorded(self, conn: Connection) -> tuple[str, str, str] | None:
+        a = self.agreement.c
+        row = conn.execute(select(a.destination, a.agreements, a.formats).where(a.id == 1)).first()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+    def _compare(self, conn: Connection) -> tuple[str, str, str] | None:
+        """The database's record, or :class:`TerminalDeliveryError` when it differs from this
+        destination's agreements or formats."""
+        assert self.holds_under is not None
+        recorded = self._recorded(conn)
+        if recorded is None:
+            return None
+        writer, agreements, formats = recorded
+        mine_agreements, mine_formats = self.holds_under
+        differs, values = [], []
+        if agreements != mine_agreements:
+            differs.append("agreements")
+            values.append(f"agreements {agreements or '-'} (this one: {mine_agreements or '-'})")
+        if formats != mine_formats:
+            differs.append("formats")
+            values.append(f"formats {formats or '-'} (this one: {mine_formats or '-'})")
+        if differs:
+            raise AgreementChanged(
+                f"destination {self.name}: staging database {self.where()} was written under "
+                f"other {' and '.join(differs)} (rule {AGREEMENT_RULE}): nothing written; if "
+                f"intended, run {REBASELINE.format(name=self.name)}; it holds "
+                f"{', '.join(values)}, recorded by destination {writer}. Its rows and markers "
+                "would be read as held under this destination's agreement: give it its own "
+                "staging database, or rebaseline once the change is agreed with the state"
+            )
+        return recorded
+
+    def _baseline(self, conn: Connection) -> None:
+        """Inside a write transaction, after :meth:`_write_lock`: this destination's
+        agreements and formats checked against the database's record, or recorded as it
+        when there is none."""
+        if self.holds_under is None or self._compare(conn) is not None:
+            return
+        agreements, formats = self.holds_under
+        conn.execute(
+            insert(self.agreement),
+            {
+                "id": 1,
+                "destination": self.name,
+                "agreements": agreements,
+                "formats": formats,
+                "recorded_at": dt.datetime.now(dt.UTC),
+            },
+        )
+
     def _create_tables(self, conn: Connection) -> None:
         """The tables when missing; once per client, the markers' index by program on a
         marker table made before it existed."""
@@ -423,8 +586,9 @@ class StagingDbDestination:
     def _engine_(self) -> Engine:
         if self._engine is None:
             url = self._url().get_secret_value()
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            for plain in ("postgresql://", "postgres://"):  # an Airflow connection's URI
+                if url.startswith(plain):
+                    url = "postgresql+psycopg://" + url.removeprefix(plain)
             connect_args: dict[str, Any] = {}
             if url.startswith("postgresql"):
                 connect_args["connect_timeout"] = max(1, int(self.timeout))
@@ -444,6 +608,14 @@ class StagingDbDestination:
         except DeliveryError:
             raise
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+            if _locked(exc):
+                raise TransientDeliveryError(
+                    f"{self.name}: staging database {self.where()} is busy: a lock was not "
+                    f"granted in {self.timeout:g} s (most likely its write lock, held by a run "
+                    "of another destination name on this database or another task of this "
+                    f"one); nothing of this write was kept (rule {WRITER_RULE}; "
+                    f"{_describe(exc)})"
+                ) from None
             raise TransientDeliveryError(
                 f"{self.name}: staging database {self.where()} unreachable or busy "
                 f"({_describe(exc)})"
@@ -481,27 +653,74 @@ def describe_url(url: str) -> str | None:
     return f"host {parsed.host or 'localhost'}{port}, database {parsed.database or ''}"
 
 
-def database_identity(settings: StagingDbSettings) -> tuple[tuple[str, ...], str]:
-    """Which database ``settings`` point at, as a comparable key and as messages may show it
-    (never a user or password): the URL's backend, host, port and database (a SQLite file's
-    absolute path) when its environment variable is set here; otherwise the variable's or
-    Airflow connection's name (two files naming the same one write to the same database)."""
-    from sqlalchemy.engine import make_url
-
-    if settings.url_env is None:
-        return ("connection", str(settings.connection_id)), _source(settings)
-    url = os.environ.get(settings.url_env)
+def database_identity(settings: StagingDbSettings) -> tuple[frozenset[tuple[str, ...]], str]:
+    """Which database ``settings`` point at, as comparable keys and as messages may show it
+    (never a user or password). The keys: the name of the environment variable or Airflow
+    connection (two files naming the same one write to the same database), and, when that
+    name resolves here (:func:`_quiet_url`), the URL's backend, host, port and database (a
+    SQLite file's real path): two files write to the same database when their keys meet."""
+    if settings.url_env is not None:
+        keys: set[tuple[str, ...]] = {("env", settings.url_env)}
+    else:
+        keys = {("connection", str(settings.connection_id))}
+    url = _quiet_url(settings)
     shown = describe_url(url) if url else None
     if not url or shown is None:
-        return ("env", settings.url_env), f"the database {_source(settings)}"
+        return frozenset(keys), f"the database {_source(settings)}"
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         path = parsed.database or ":memory:"
-        return ("sqlite", os.path.realpath(path) if path != ":memory:" else path), shown
+        keys.add(("sqlite", os.path.realpath(path) if path != ":memory:" else path))
+        return frozenset(keys), shown
+    backend = "postgresql" if backend == "postgres" else backend
     port = str(parsed.port or {"postgresql": 5432}.get(backend, ""))
     host = parsed.host or "localhost"
-    return (backend, host, port, parsed.database or ""), shown
+    keys.add((backend, host, port, parsed.database or ""))
+    return frozenset(keys), shown
+
+
+def _quiet_url(settings: StagingDbSettings) -> str | None:
+    """The URL ``settings`` name when it can be read here without asking anything remote:
+    the environment variable's value; an Airflow connection's from its
+    ``AIRFLOW_CONN_<ID>`` variable (URI or JSON), or from Airflow itself when this process
+    already runs it (a worker). None otherwise (never an error: load falls back to names)."""
+    if settings.url_env is not None:
+        return os.environ.get(settings.url_env) or None
+    conn_id = str(settings.connection_id)
+    text = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "").strip()
+    if text.startswith("{"):
+        return _json_connection_url(text)
+    if text:
+        return text
+    if "airflow.sdk" not in sys.modules:
+        return None
+    try:
+        from airflow.sdk import Connection
+
+        return str(Connection.get(conn_id).get_uri())
+    except Exception:
+        return None
+
+
+def _json_connection_url(text: str) -> str | None:
+    """An ``AIRFLOW_CONN_`` variable's JSON form as a URL of backend, host, port and database
+    (no user or password: only the database's identity is wanted)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    kind = str(data.get("conn_type") or "")
+    if kind == "sqlite":
+        return f"sqlite:///{data.get('host') or data.get('schema') or ''}"
+    if not kind or not data.get("host"):
+        return None
+    port = f":{data['port']}" if data.get("port") else ""
+    return f"{kind}://{data['host']}{port}/{data.get('schema') or ''}"
 
 
 def _source(settings: StagingDbSettings) -> str:
@@ -509,6 +728,15 @@ def _source(settings: StagingDbSettings) -> str:
     if settings.url_env is not None:
         return f"named by environment variable {settings.url_env}"
     return f"of Airflow connection {settings.connection_id}"
+
+
+def _locked(exc: sa_exc.SQLAlchemyError) -> bool:
+    """Whether ``exc`` is a write lock not granted in time (PostgreSQL ``lock_timeout``,
+    SQLSTATE 55P03; SQLite busy)."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == "55P03":
+        return True
+    return getattr(orig, "sqlite_errorname", None) in {"SQLITE_BUSY", "SQLITE_LOCKED"}
 
 
 def _describe(exc: sa_exc.SQLAlchemyError) -> str:

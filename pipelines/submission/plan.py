@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from pipelines.db import session_scope
 from pipelines.destinations.base import DeliveryError
+from pipelines.destinations.staging_db import AgreementChanged
 from pipelines.settings import Settings
 from pipelines.submission import staging_view
 from pipelines.submission.cleanup import sweep_closed_runs
@@ -198,10 +199,16 @@ def _caught_up(
     open deliveries settled, this name's delivery state taken over; a dry run only reads what
     it would take over). When the database cannot be reached, nothing is and the error says
     which destination and database (never a password): each program to process then stops at
-    plan with it, the skipped ones are reported as always, and open deliveries stay open for
-    the next run."""
+    plan with it, as when the database records other agreements or formats than the
+    destination's (rule ``staging_db_agreement_changed``, checked first; a dry run too);
+    the skipped ones are reported as always, and open deliveries stay open for the next run."""
     try:
+        check = getattr(context.client, "check_agreement", None)
+        if check is not None and staging_view.is_staging(context):
+            check()  # the database's record of its agreement, before anything is touched
         return catch_up(context, is_live), None
+    except AgreementChanged as error:
+        return {}, error  # it names the destination, the database and the rule
     except DeliveryError as error:
         name = context.run.destination
         where = str(getattr(context.client, "where", lambda: "")())
