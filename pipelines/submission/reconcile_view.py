@@ -119,6 +119,7 @@ def report(context: RunContext) -> tuple[dict[str, str], dict[str, Any]]:
                 "outcome": item.kind,
                 "logged": logged - len(item.deleted) - len(item.replaced),
                 "deleted": len(item.deleted) + len(item.replaced),
+                "old_copies": left,
                 "resend": item.mark == "failed",
             }
     summary = {
