@@ -61,6 +61,11 @@ resource by resource: ``carried_by``) has exactly those logged, whole or not, wi
 associations logs the students under the run that sent them, with its date; the delivery state
 holds the child as partly sent, so this run sends the rest (what is there is not sent again),
 logs it, and can withdraw the child if it no longer qualifies.
+
+Each delivery is first judged (:func:`judge`: a :class:`Settlement`, what is to be logged and
+marked), then settled (:func:`_apply`). A dry run reads the same judgement without writing
+anything (:mod:`.reconcile_view`): a file drop's folder is only looked at, an Ed-Fi ledger
+only read.
 """
 
 from __future__ import annotations
@@ -201,11 +206,6 @@ class Settlement:
     old_copies: Changes | None
     discarded: _Discard | None
 
-    @property
-    def logs(self) -> bool:
-        """Whether the batch (or part of it) is logged as having arrived."""
-        return self.kind != "not_arrived"
-
     def describe(self, logged: int, left: int, *, view: bool = False) -> str:
         """The run summary's words, given how many entries the records logged (disclosures
         and deletions) and how many old copies this run deleted."""
@@ -292,7 +292,7 @@ def judge(
         deleted |= _listed(context, sent, changes)
     crashed = {"run_id": run_id, "program": program, "ledger": ledger}
     date = dt.date.fromisoformat(batch.run_date)
-    common = {**crashed, "run_date": date, "rejected": {}}
+    common: dict[str, Any] = {**crashed, "run_date": date, "rejected": {}}
     state = StateUpdate(current, held, changes.program, snapshot)
     if verdict in PRESUMED:
         main = Recording(
