@@ -247,3 +247,14 @@ def emit(
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     console.print(table)
+
+
+def would_settle_line(would: dict[str, Any]) -> str:
+    """A dry run's ``would_settle`` (:func:`pipelines.submission.reconcile_view.report`) in
+    words."""
+    runs = ", ".join(would.get("runs", [])) or "(unreadable)"
+    count = would.get("deliveries", 0)
+    return (
+        f"would settle {count} open deliver{'y' if count == 1 else 'ies'} from run {runs}: "
+        f"{would.get('arrived', 0)} arrived, to be logged; {would.get('resend', 0)} to resend"
+    )

@@ -18,7 +18,7 @@ from pipelines.commands.options import DEFAULT_URL, DatabaseUrl
 from pipelines.db import make_engine
 from pipelines.destinations.registry import DestinationConfigError, load_destination
 from pipelines.paths import safe_join
-from pipelines.reports import row_lines
+from pipelines.reports import row_lines, would_settle_line
 from pipelines.runner import run_dag
 from pipelines.settings import load_settings
 from privacy.reasons import Reason
@@ -117,9 +117,12 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
 
 def show_reconciled(console: Console, summary: dict[str, Any]) -> None:
     """One line per program whose earlier, unlogged delivery this run settled first: logged
-    (arrived, or presumed arrived because the destination no longer shows it) or sent afresh."""
+    (arrived, or presumed arrived because the destination no longer shows it) or sent afresh;
+    a dry run says what the real run would settle (it settles nothing itself)."""
     settled = summary.get("reconciled") or {}
-    if settled:
+    if summary.get("dry_run") and (would := summary.get("would_settle")):
+        console.print(f"Open deliveries: {would_settle_line(would)}", highlight=False)
+    elif settled:
         console.print(f"Earlier deliveries settled ({len(settled)}):", highlight=False)
     for program, outcome in sorted(settled.items()):
         console.print(f"  {program}: {outcome}", markup=False, highlight=False, soft_wrap=True)

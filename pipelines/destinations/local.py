@@ -320,12 +320,18 @@ class LocalFolderDestination:
             ) from exc
 
     def discard(
-        self, run_date: str, program_code: str, names: Iterable[str], *, run_id: str
+        self,
+        run_date: str,
+        program_code: str,
+        names: Iterable[str],
+        *,
+        run_id: str,
+        dry_run: bool = False,
     ) -> Discarded:
         """Remove what a batch of run ``run_id`` (its artifact ``names``) left in
         ``{root}/{run_date}/{program_code}/`` without arriving whole (:func:`discard_plan`:
         never a file another run's complete manifest lists); then the folder and its date
-        folder when left empty."""
+        folder when left empty. With ``dry_run`` nothing is removed: what would be is said."""
         names = check_discard_names(run_date, program_code, names)
         folder = self.root / run_date / program_code
         try:
@@ -334,6 +340,9 @@ class LocalFolderDestination:
             manifest = self._read_manifest(folder)
             present = [p.name for p in folder.iterdir() if p.is_file()]
             remove, kept, vouching = discard_plan(present, names, manifest, run_id)
+            if dry_run:
+                empty = not (set(p.name for p in folder.iterdir()) - set(remove))
+                return Discarded(str(folder), tuple(remove), tuple(kept), vouching, empty)
             for name in remove:
                 (folder / name).unlink(missing_ok=True)
             pruned = False

@@ -338,13 +338,20 @@ class SftpDestination:
         return posixpath.join(self.settings.remote_root, batch.run_date, batch.program_code)
 
     def discard(
-        self, run_date: str, program_code: str, names: Iterable[str], *, run_id: str
+        self,
+        run_date: str,
+        program_code: str,
+        names: Iterable[str],
+        *,
+        run_id: str,
+        dry_run: bool = False,
     ) -> Discarded:
         """Remove what a batch of run ``run_id`` (its artifact ``names``) left in its remote
         folder without arriving whole (``local.discard_plan``: its files, as ``name`` or
         ``name.pgp``, and ``.part`` files; never a file another run's complete manifest
         lists); then the folder and its date folder when left empty. Retries transient
-        faults; an unreachable server raises :class:`TransientDeliveryError`."""
+        faults; an unreachable server raises :class:`TransientDeliveryError`. With
+        ``dry_run`` nothing is removed: what would be is said."""
         names = check_discard_names(run_date, program_code, names)
         folder = posixpath.join(self.settings.remote_root, run_date, program_code)
         where = self._location(folder)
@@ -359,6 +366,9 @@ class SftpDestination:
                     raise
                 manifest = parse_manifest(_read(sftp, posixpath.join(folder, MANIFEST)))
                 remove, kept, vouching = discard_plan(present, names, manifest, run_id)
+                if dry_run:
+                    empty = not (set(present) - set(remove))
+                    return Discarded(where, tuple(remove), tuple(kept), vouching, empty)
                 for name in remove:
                     _remove(sftp, posixpath.join(folder, name))
                 pruned = False

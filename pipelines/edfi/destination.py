@@ -241,7 +241,7 @@ class EdfiDestination:
         return all(item is not None for item in found)
 
     def carried_by(
-        self, batch: Batch, run_id: str, *, held_by_api: bool
+        self, batch: Batch, run_id: str, *, held_by_api: bool, record: bool = True
     ) -> dict[ChildKey, tuple[str, ...]]:
         """Per child, the ``resource:field`` pairs of ``batch`` that run ``run_id`` left at the
         API (what its disclosure log would have carried had it not crashed first): the
@@ -255,7 +255,8 @@ class EdfiDestination:
         under its own date) and a withdrawal finds them to delete. A resource the API does not
         hold is left out: the next delivery sends it and logs it then. A resource the API
         holds as mapped is taken to be the crashed run's: only it sends this batch's records
-        to this API, and the ledger shows no other run sent them so."""
+        to this API, and the ledger shows no other run sent them so. Without ``record`` (a dry
+        run) the ledger is only read."""
         mapped = self.map(batch)
         by_run = self.ledger.sent_by(run_id, batch.program_code)
         known = self.ledger.lookup(
@@ -284,7 +285,8 @@ class EdfiDestination:
             resource_id = item.get("id") or (prior.resource_id if prior else None)
             outcome = Outcome(200, str(resource_id) if resource_id else None)
             recovered.append(_entry(payload, outcome, batch.program_code))
-        self.ledger.record(recovered, run_id)
+        if record:
+            self.ledger.record(recovered, run_id)
         here = {(e.resource, e.key_digest) for e in recovered}
         carried: dict[ChildKey, tuple[str, ...]] = {}
         for payload in mapped.payloads:

@@ -209,10 +209,14 @@ def _planned(
             held = load_held(session, context.run.destination, batch.program_code)
             # a dry run on a staging database: as the real run's take-over would leave it
             held = held_many(session, context, {batch.program_code: held})[batch.program_code]
+    overlaid = _settled_view(context, batch.program_code)
+    if overlaid:  # a dry run: as the real run's reconciliation would leave it
+        held = {**held, **overlaid}
     if needed := differing(held, current):
+        fetch = needed - overlaid.keys()  # the view has the row keys it would write
         with session_scope(context.engine) as session:
-            held = with_rows(session, context.run.destination, held, needed)
-            held = rows_of(session, context, held, needed)
+            held = with_rows(session, context.run.destination, held, fetch)
+            held = rows_of(session, context, held, fetch)
     if stopped:
         snapshot = context.destination.type.value in SNAPSHOTS
         changes = program_withdrawal(
@@ -234,6 +238,16 @@ def _planned(
         delete_out_of_scope=agreement.delete_out_of_scope,
     )
     return current, held, changes
+
+
+def _settled_view(context: RunContext, program: str) -> dict[ChildKey, Held]:
+    """For a dry run, the delivery state rows of ``program`` the real run's reconciliation
+    of its open delivery would write (:func:`.reconcile_view.overlay`); empty otherwise."""
+    if not context.run.dry_run:
+        return {}
+    from pipelines.submission.reconcile_view import overlay  # it imports this module
+
+    return overlay(context, program)
 
 
 def outgoing(

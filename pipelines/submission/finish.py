@@ -95,6 +95,7 @@ def summarize(
         "rows_deleted": dict(deleted),
         "deliveries": {d["program"]: d["status"] for d in done},
         "reconciled": plan.get("reconciled", {}),
+        **({"would_settle": plan["would_settle"]} if plan.get("would_settle") else {}),
         "validation": "passed" if not stopped else "stopped",
     } | (
         {
@@ -103,6 +104,7 @@ def summarize(
                 "children_withdrawn": would.get("withdraw", 0),
                 "rows": dict(would_rows),
                 "rows_deleted": dict(would_delete),
+                "programs": {d["program"]: d["would"] for d in done if "would" in d},
             }
         }
         if plan["dry_run"]

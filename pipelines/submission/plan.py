@@ -12,7 +12,7 @@ from pipelines.db import session_scope
 from pipelines.destinations.base import DeliveryError
 from pipelines.destinations.staging_db import AgreementChanged
 from pipelines.settings import Settings
-from pipelines.submission import staging_view
+from pipelines.submission import reconcile_view, staging_view
 from pipelines.submission.cleanup import sweep_closed_runs
 from pipelines.submission.context import RunContext, RunInfo
 from pipelines.submission.reconcile import reconcile
@@ -93,6 +93,11 @@ def plan_run(
     if not dry_run and unreachable is None:
         for code, text in reconcile(context).items():
             reconciled[code] = f"{reconciled[code]}; {text}" if code in reconciled else text
+    would_settle: dict[str, Any] = {}
+    if dry_run and unreachable is None:  # what the real run would settle first: read only
+        texts, would_settle = reconcile_view.report(context)
+        for code, text in texts.items():
+            reconciled[code] = f"{reconciled[code]}; {text}" if code in reconciled else text
     with session_scope(context.engine) as session:
         blocked = agreement_reason(agreement, recipient, run_date)
         every = session.execute(select(Program.code, Program.state).order_by(Program.code)).all()
@@ -145,6 +150,7 @@ def plan_run(
                     "records_withheld": withheld,
                     "aggregates_held": tables,
                     "reconciled": reconciled,
+                    **({"would_settle": would_settle} if would_settle else {}),
                     "abandoned_runs": abandoned,
                     "airflow": airflow or {},
                     "owner": owner(),
@@ -181,15 +187,17 @@ def plan_run(
         "records_withheld": withheld,
         "aggregates_held": tables,
         "reconciled": reconciled,
+        **({"would_settle": would_settle} if would_settle else {}),
     }
 
 
 def _held(context: RunContext, session: Any, programs: list[str]) -> dict[str, int]:
     """Children the destination holds per program (:func:`.withdrawals.held_counts`); a dry
-    run on a staging database counts them as the real run's take-over would leave them
-    (:mod:`.staging_view`)."""
+    run counts them as the real run's take-over (a staging database: :mod:`.staging_view`)
+    and reconciliation (:mod:`.reconcile_view`) would leave them."""
     counts = held_counts(session, context.run.destination, programs)
-    return staging_view.held_counts(session, context, counts, programs)
+    counts = staging_view.held_counts(session, context, counts, programs)
+    return reconcile_view.held_counts(session, context, counts, programs)
 
 
 def _caught_up(

@@ -62,13 +62,18 @@ resource by resource: ``carried_by``) has exactly those logged, whole or not, wi
 associations logs the students under the run that sent them, with its date; the delivery state
 holds the child as partly sent, so this run sends the rest (what is there is not sent again),
 logs it, and can withdraw the child if it no longer qualifies.
+
+Each delivery is first judged (:func:`judge`: a :class:`Settlement`, what is to be logged and
+marked), then settled (:func:`_apply`). A dry run reads the same judgement without writing
+anything (:mod:`.reconcile_view`): a file drop's folder is only looked at, an Ed-Fi ledger
+only read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import select, update
@@ -78,15 +83,17 @@ from pipelines.db import session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryError, Discarded
 from pipelines.destinations.local import MANIFEST, part_name
 from pipelines.staging import StagingError
+from pipelines.submission import staging_view
 from pipelines.submission.arrival import PRESUMED, Marks, Verdict, decide
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
 from pipelines.submission.deliver import outgoing
-from pipelines.submission.record import StateUpdate, record_delivery
+from pipelines.submission.record import Recording, StateUpdate, record_delivery
 from pipelines.submission.state import (
     PROGRAM,
     Changes,
     Current,
+    Held,
     current_of,
     load_held,
     with_rows,
@@ -107,26 +114,20 @@ def reconcile(context: RunContext) -> dict[str, str]:
     """Settle every unfinished delivery of the run's destination; program code -> outcome.
     (A staging database's other names are caught up first, at plan:
     :func:`.staging_copy.catch_up`.)"""
-    with session_scope(context.engine) as session:
-        rows = session.execute(
-            select(
-                Delivery.id,
-                Delivery.run_id,
-                Delivery.program_code,
-                Delivery.artifacts,
-                Delivery.upload_began_at,
-                Delivery.publish_began_at,
-            ).where(
-                Delivery.destination == context.run.destination, Delivery.status.in_(UNFINISHED)
-            )
-        ).all()
+    rows = open_deliveries(context)
     outcomes: dict[str, str] = {}
     destination = context.client if rows else None
-    for delivery_id, run_id, program, artifacts, upload, publish in rows:
-        marks = Marks(upload is not None, publish is not None)
+    for delivery in rows:
+        delivery_id, run_id, program = delivery.delivery_id, delivery.run_id, delivery.program
         try:
             outcomes[program] = _settle(
-                context, destination, delivery_id, run_id, program, artifacts, marks
+                context,
+                destination,
+                delivery_id,
+                run_id,
+                program,
+                delivery.artifacts,
+                delivery.marks,
             )
         except DeliveryError as error:
             raise type(error)(
@@ -134,6 +135,27 @@ def reconcile(context: RunContext) -> dict[str, str]:
                 "stays open for the next run"
             ) from error
     return outcomes
+
+
+def open_deliveries(context: RunContext, program: str | None = None) -> list[Open]:
+    """The destination's unfinished deliveries (of ``program`` when given), in the order
+    :func:`reconcile` settles them."""
+    query = select(
+        Delivery.id,
+        Delivery.run_id,
+        Delivery.program_code,
+        Delivery.artifacts,
+        Delivery.upload_began_at,
+        Delivery.publish_began_at,
+    ).where(Delivery.destination == context.run.destination, Delivery.status.in_(UNFINISHED))
+    if program is not None:
+        query = query.where(Delivery.program_code == program)
+    with session_scope(context.engine) as session:
+        rows = session.execute(query.order_by(Delivery.id)).all()
+    return [
+        Open(i, run_id, code, artifacts, Marks(upload is not None, publish is not None))
+        for i, run_id, code, artifacts, upload, publish in rows
+    ]
 
 
 def _settle(
@@ -146,12 +168,91 @@ def _settle(
     marks: Marks,
 ) -> str:
     """Settle one unfinished delivery; its outcome for the run summary."""
+    found = judge(context, destination, Open(delivery_id, run_id, program, artifacts, marks))
+    if found is None:
+        return _settle_unreadable(context, destination, delivery_id, run_id, artifacts, marks)
+    return _apply(context, destination, found)
+
+
+@dataclass(frozen=True)
+class Open:
+    """One unfinished delivery of the destination, as its row keeps it."""
+
+    delivery_id: int
+    run_id: str
+    program: str
+    artifacts: dict[str, Any]
+    marks: Marks
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What settling one unfinished delivery does, decided before anything of it is written
+    (:func:`judge`): the records to log, in order, in one transaction (each with the delivery
+    state it leaves), what becomes of the delivery row, and the old copies a staging database
+    still has that this run deletes (and logs under itself) first. A real run carries it out
+    (:func:`_apply`); a dry run only reads it (:mod:`.reconcile_view`)."""
+
+    open: Open
+    kind: str
+    """``presumed``, ``arrived`` (whole), ``partial`` (Ed-Fi, in part) or ``not_arrived``."""
+    records: tuple[Recording, ...]
+    verdict: Verdict
+    deleted: dict[ChildKey, str]
+    replaced: dict[ChildKey, tuple[str, ...]]
+    mark: str | None
+    """``failed`` (the batch is sent afresh) or None (logged with its records)."""
+    forget_snapshot: bool
+    """The program's snapshot digest is cleared: its snapshot goes again tonight."""
+    old_copies: Changes | None
+    discarded: _Discard | None
+
+    def describe(self, logged: int, left: int, *, view: bool = False) -> str:
+        """The run summary's words, given how many entries the records logged (disclosures
+        and deletions) and how many old copies this run deleted."""
+        run_id = self.open.run_id
+        gone = len(self.deleted) + len(self.replaced)
+        removed = _removed(self.discarded)
+        if view:
+            removed = removed.replace("; removed ", "; would remove ", 1)
+        if self.kind == "presumed":
+            return (
+                f"logged {logged - len(self.deleted)} disclosures{_deletions(len(self.deleted))} "
+                f"of run {run_id}, {PRESUMED[self.verdict]}"
+            )
+        if self.kind == "arrived":
+            text = f"logged {logged - gone} disclosures{_deletions(gone)} of run {run_id}"
+            if left:
+                text += f"; deleted {left} old copies it left (logged under this run)"
+            return text
+        if self.kind == "partial":
+            return (
+                f"run {run_id} arrived in part: logged {logged - gone} disclosures"
+                f"{_deletions(gone)} of it; the rest sent afresh"
+            )
+        text = f"run {run_id} did not arrive{removed}; sent afresh"
+        if gone:
+            text += f"; logged{_deletions(gone)} it made"
+        return text
+
+
+def judge(
+    context: RunContext, destination: Any, delivery: Open, *, view: bool = False
+) -> Settlement | None:
+    """What settling ``delivery`` does (see the module doc); None when its staged batch
+    cannot be read (:func:`_settle_unreadable` settles it). Writes nothing but what it must
+    to find out: a file drop's batch that did not arrive whole has what it left removed first
+    (its folder then says whether it was taken), and an Ed-Fi API's resources found held are
+    written to its ledger. With ``view`` (a dry run) not even that: what the folder shows is
+    only read, the ledger left as it is, and the delivery state read as a dry run sees it."""
+    delivery_id, run_id, program = delivery.delivery_id, delivery.run_id, delivery.program
+    artifacts, marks = delivery.artifacts, delivery.marks
     prepared: dict[str, Any] = artifacts["prepared"]
     try:
         ledger = load_ledger(context, prepared)
         batch = load_batch(context, prepared, ledger, run_id=run_id)
     except (StagingError, OSError):
-        return _settle_unreadable(context, destination, delivery_id, run_id, artifacts, marks)
+        return None
     assert destination is not None
     recorded = artifacts.get("changes") or {}
     snapshot = bool(recorded.get("snapshot", True))
@@ -163,8 +264,7 @@ def _settle(
         snapshot=snapshot,
     )
     with session_scope(context.engine) as session:
-        held = load_held(session, context.run.destination, program)
-        held = with_rows(session, context.run.destination, held, changes.withdraw)
+        held = _held(session, context, program, changes.withdraw, view)
     if recorded:
         # as sent: a program sharing aggregate outputs only sent its tables alone
         sent = outgoing(context, batch, changes, held, bool(prepared.get("keeps_aggregates")))
@@ -180,119 +280,137 @@ def _settle(
         deleted |= api_deleted
         replaced |= api_replaced
     whole = whole or bool(deleted and not sent.artifacts)  # it only deleted: that is done
-    carried = _carried(destination, sent, run_id, whole)
+    carried = _carried(destination, sent, run_id, whole, view)
     current = current_of(batch, ledger)
     discarded = (
-        None if whole or carried else _discard(context, destination, run_id, program, prepared)
+        None
+        if whole or carried
+        else _discard(context, destination, run_id, program, prepared, view=view)
     )
     shows, missing = _found(discarded, prepared)
     verdict = decide(whole=whole, shows=shows, missing=missing, marks=marks)
     if verdict is Verdict.ARRIVED or verdict in PRESUMED:  # its withdrawals file went with it
         deleted |= _listed(context, sent, changes)
+    crashed = {"run_id": run_id, "program": program, "ledger": ledger}
+    date = dt.date.fromisoformat(batch.run_date)
+    common: dict[str, Any] = {**crashed, "run_date": date, "rejected": {}}
+    state = StateUpdate(current, held, changes.program, snapshot)
     if verdict in PRESUMED:
-        with session_scope(context.engine) as session:
-            logged = record_delivery(
-                session,
-                context,
-                run_id=run_id,
-                program=program,
-                ledger=ledger,
-                run_date=dt.date.fromisoformat(batch.run_date),
-                accepted=set(accepted),
-                rejected={},
-                delivery_id=delivery_id,
-                deleted=deleted,
-                state=StateUpdate(current, held, changes.program, snapshot),
-            )
-            _presumed(session, context, delivery_id, verdict)
-        logged -= len(deleted)
-        outcome = (
-            f"logged {logged} disclosures{_deletions(len(deleted))} of run {run_id}, "
-            f"{PRESUMED[verdict]}"
+        main = Recording(
+            **common, accepted=set(accepted), delivery_id=delivery_id, deleted=deleted, state=state
         )
-    elif whole:
-        left = {} if did_delete else _delete_old_copies(context, destination, program, changes)
-        with session_scope(context.engine) as session:
-            if left:  # deleted now, by this run: logged under it
-                record_delivery(
-                    session,
-                    context,
-                    run_id=context.run.run_id,
-                    run_date=context.run.run_date,
-                    program=program,
-                    ledger={"disclosures": [], "redactions": []},
-                    accepted=None,
-                    rejected={},
-                    delivery_id=None,
-                    replaced=left,
-                )
-            logged = record_delivery(
-                session,
-                context,
-                run_id=run_id,
-                program=program,
-                ledger=ledger,
-                run_date=dt.date.fromisoformat(batch.run_date),
-                accepted=set(accepted),
-                rejected={},
-                delivery_id=delivery_id,
-                deleted=deleted,
-                replaced=replaced,
-                carried=carried,
-                state=StateUpdate(current, held, changes.program, snapshot),
-            )
-        gone = len(deleted) + len(replaced)
-        outcome = f"logged {logged - gone} disclosures{_deletions(gone)} of run {run_id}"
-        if left:
-            outcome += f"; deleted {len(left)} old copies it left (logged under this run)"
-    elif carried:
+        return Settlement(
+            delivery, "presumed", (main,), verdict, deleted, {}, None, True, None, discarded
+        )
+    if whole:
+        main = Recording(
+            **common,
+            accepted=set(accepted),
+            delivery_id=delivery_id,
+            deleted=deleted,
+            replaced=replaced,
+            carried=carried,
+            state=state,
+        )
+        old = None if did_delete else changes
+        return Settlement(
+            delivery, "arrived", (main,), verdict, deleted, replaced, None, False, old, discarded
+        )
+    if carried:
         part = set(carried) & set(accepted)
         partial = Current({k: PARTIAL for k in part}, current.rows, current.program_digest)
-        with session_scope(context.engine) as session:
-            logged = record_delivery(
-                session,
-                context,
-                run_id=run_id,
-                program=program,
-                ledger={**ledger, "redactions": []},
-                run_date=dt.date.fromisoformat(prepared["run_date"]),
-                accepted=part,
-                rejected={},
+        main = Recording(
+            run_id=run_id,
+            program=program,
+            ledger={**ledger, "redactions": []},
+            run_date=dt.date.fromisoformat(prepared["run_date"]),
+            accepted=part,
+            rejected={},
+            delivery_id=None,
+            deleted=deleted,
+            replaced=replaced,
+            carried=carried,
+            state=StateUpdate(partial, held, False, snapshot),
+        )
+        return Settlement(
+            delivery,
+            "partial",
+            (main,),
+            verdict,
+            deleted,
+            replaced,
+            "failed",
+            False,
+            None,
+            discarded,
+        )
+    records: tuple[Recording, ...] = ()
+    if deleted or replaced:  # its batch was overwritten since, but it deleted these
+        records = (
+            Recording(
+                **{**common, "ledger": {**ledger, "redactions": []}},
+                accepted=set(),
                 delivery_id=None,
                 deleted=deleted,
                 replaced=replaced,
-                carried=carried,
-                state=StateUpdate(partial, held, False, snapshot),
-            )
-            _mark(session, delivery_id, "failed")
-        gone = len(deleted) + len(replaced)
-        outcome = (
-            f"run {run_id} arrived in part: logged {logged - gone} disclosures"
-            f"{_deletions(gone)} of it; the rest sent afresh"
+                state=StateUpdate(current, held, False, snapshot),
+            ),
         )
-    else:
-        with session_scope(context.engine) as session:
-            if deleted or replaced:  # its batch was overwritten since, but it deleted these
-                record_delivery(
-                    session,
-                    context,
-                    run_id=run_id,
-                    program=program,
-                    ledger={**ledger, "redactions": []},
-                    run_date=dt.date.fromisoformat(batch.run_date),
-                    accepted=set(),
-                    rejected={},
-                    delivery_id=None,
-                    deleted=deleted,
-                    replaced=replaced,
-                    state=StateUpdate(current, held, False, snapshot),
-                )
-            _mark(session, delivery_id, "failed", forget_snapshot=discarded)
-        outcome = f"run {run_id} did not arrive{_removed(discarded)}; sent afresh"
-        if deleted or replaced:
-            outcome += f"; logged{_deletions(len(deleted) + len(replaced))} it made"
-    remove_staged(context, prepared)
-    return outcome
+    lost = discarded is not None and discarded.snapshot_lost
+    found = (verdict, deleted, replaced, "failed", lost, None, discarded)
+    return Settlement(delivery, "not_arrived", records, *found)
+
+
+def _held(
+    session: Session, context: RunContext, program: str, withdraw: dict[ChildKey, str], view: bool
+) -> dict[ChildKey, Held]:
+    """What the destination holds of ``program`` (with the row keys of the children the
+    batch withdrew); for a dry run, as it sees it (:mod:`.staging_view`: a staging
+    database's take-over)."""
+    held = load_held(session, context.run.destination, program)
+    if view:
+        held = staging_view.held_many(session, context, {program: held})[program]
+    held = with_rows(session, context.run.destination, held, withdraw)
+    return staging_view.rows_of(session, context, held, withdraw) if view else held
+
+
+def _apply(context: RunContext, destination: Any, settled: Settlement) -> str:
+    """Carry out ``settled``: the old copies the crashed run left deleted (logged under this
+    run), its records logged, its delivery row marked; its staged files removed."""
+    left: dict[ChildKey, tuple[str, ...]] = {}
+    if settled.old_copies is not None:
+        left = _delete_old_copies(context, destination, settled.open.program, settled.old_copies)
+    delivery_id = settled.open.delivery_id
+    with session_scope(context.engine) as session:
+        if left:  # deleted now, by this run: logged under it
+            record_delivery(session, context, **_arguments(_old_copies(context, settled, left)))
+        logged = sum(record_delivery(session, context, **_arguments(r)) for r in settled.records)
+        if settled.kind == "presumed":
+            _presumed(session, context, delivery_id, settled.verdict)
+        if settled.mark is not None:
+            _mark(session, delivery_id, settled.mark, forget_snapshot=settled.discarded)
+    remove_staged(context, settled.open.artifacts["prepared"])
+    return settled.describe(logged, len(left))
+
+
+def _old_copies(
+    context: RunContext, settled: Settlement, left: dict[ChildKey, tuple[str, ...]]
+) -> Recording:
+    """The record of the old copies this run deleted for a crashed run: under this run."""
+    return Recording(
+        run_id=context.run.run_id,
+        run_date=context.run.run_date,
+        program=settled.open.program,
+        ledger={"disclosures": [], "redactions": []},
+        accepted=None,
+        rejected={},
+        delivery_id=None,
+        replaced=left,
+    )
+
+
+def _arguments(recording: Recording) -> dict[str, Any]:
+    return {f.name: getattr(recording, f.name) for f in fields(Recording)}
 
 
 def _settle_unreadable(
@@ -539,7 +657,13 @@ class _Discard:
 
 
 def _discard(
-    context: RunContext, destination: Any, run_id: str, program: str, prepared: dict[str, Any]
+    context: RunContext,
+    destination: Any,
+    run_id: str,
+    program: str,
+    prepared: dict[str, Any],
+    *,
+    view: bool = False,
 ) -> _Discard | None:
     """Remove what the batch of ``run_id`` left at a file drop without arriving whole
     (``discard``; None for a destination without it). The names are the recorded ones (the
@@ -548,7 +672,7 @@ def _discard(
     earlier logged run of the program delivered to the same folder (a same-day rerun: their
     files lose their manifest if the crash came while renaming). Raises
     :class:`DeliveryError` when the destination cannot be reached (the caller leaves the
-    delivery open)."""
+    delivery open). With ``view`` (a dry run) nothing is removed: what would be is said."""
     discard = getattr(destination, "discard", None)
     if discard is None:
         return None
@@ -559,7 +683,10 @@ def _discard(
     spec = withdrawals_spec([load_spec(n) for n in context.destination.formats])
     if spec is not None:
         names.add(spec.file_name)
-    done: Discarded = discard(run_date, program, sorted(names), run_id=run_id)
+    if view:  # a dry run: what would go, read only
+        done: Discarded = discard(run_date, program, sorted(names), run_id=run_id, dry_run=True)
+    else:
+        done = discard(run_date, program, sorted(names), run_id=run_id)
     return _Discard(done, snapshot_lost=bool(earlier) and done.vouched_by is None)
 
 
@@ -671,13 +798,16 @@ def _deletions(count: int) -> str:
 
 
 def _carried(
-    destination: Any, sent: Batch, run_id: str, whole: bool
+    destination: Any, sent: Batch, run_id: str, whole: bool, view: bool = False
 ) -> dict[ChildKey, tuple[str, ...]] | None:
     """Per child, what the crashed run left at a destination that says it (Ed-Fi, resource
-    by resource); None for the others (a batch is there whole or not at all)."""
+    by resource); None for the others (a batch is there whole or not at all). With ``view``
+    (a dry run) the destination's own ledger is left as it is."""
     carried_by = getattr(destination, "carried_by", None)
     if carried_by is None:
         return None
+    if view:
+        return dict(carried_by(sent, run_id, held_by_api=whole, record=False))
     return dict(carried_by(sent, run_id, held_by_api=whole))
 
 

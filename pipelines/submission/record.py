@@ -136,9 +136,7 @@ def record_many(
     ``delivery_state`` write and one update of the delivery rows. Returns, per recording, how
     many disclosures (and deletions) were logged."""
     now = dt.datetime.now(dt.UTC)  # the group's one transaction: one time for its entries
-    built = [_entries(context, r, now) for r in recordings]
-    disclosures = _joined([d for d, _ in built], DISCLOSURE_COLUMNS)
-    fresh = new_disclosures(session, disclosures)  # a repeat is one disclosure
+    built, disclosures, fresh = _built(session, context, recordings, now)
     if fresh is not None:
         disclosures = {name: [values[i] for i in fresh] for name, values in disclosures.items()}
     append_columns(session, "disclosures", disclosures)
@@ -164,6 +162,23 @@ def record_many(
             update(Delivery).where(Delivery.id.in_(logged)).values(status="logged", updated_at=now)
         )
     return kept_per_part([len(d["run_id"]) for d, _ in built], fresh)
+
+
+def would_log(session: Session, context: RunContext, recordings: Sequence[Recording]) -> list[int]:
+    """How many disclosures (and deletions) :func:`record_many` would log per recording now
+    (repeats not counted); reads only (a dry run's view of reconciliation)."""
+    built, _, fresh = _built(session, context, recordings, dt.datetime.now(dt.UTC))
+    return kept_per_part([len(d["run_id"]) for d, _ in built], fresh)
+
+
+def _built(
+    session: Session, context: RunContext, recordings: Sequence[Recording], now: dt.datetime
+) -> tuple[list[tuple[Columns, Columns]], Columns, list[int] | None]:
+    """Each recording's entries, their disclosures joined, and the positions of those not
+    already logged (:func:`.repeats.new_disclosures`: a repeat is one disclosure)."""
+    built = [_entries(context, r, now) for r in recordings]
+    disclosures = _joined([d for d, _ in built], DISCLOSURE_COLUMNS)
+    return built, disclosures, new_disclosures(session, disclosures)
 
 
 def kept_per_part(sizes: Sequence[int], kept: Sequence[int] | None) -> list[int]:

@@ -5,6 +5,8 @@ local contract server). For tables of tests that must hold for every type."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -24,11 +26,22 @@ VT = {"recipient": "VT-AOE", "agreements": ["vt-aoe-ecids"], "formats": FORMATS}
 
 @dataclass
 class Dest:
-    """A configured destination: ``root`` where a file drop's date folders are (else None) and
-    ``held()``, the rows it holds in all."""
+    """A configured destination: ``root`` where a file drop's date folders are (else None),
+    ``held()``, the rows it holds in all, and ``content()``, everything it holds (to tell
+    whether anything changed there)."""
 
     root: Path | None
     held: Callable[[], int]
+    content: Callable[[], object] = lambda: None
+
+
+def _files(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (``.part`` files and manifests too), by path: its digest."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _csv_rows(root: Path) -> int:
@@ -39,7 +52,7 @@ def _csv_rows(root: Path) -> int:
 def local(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dest]:
     root = tmp_path / "drop"
     world.destination("dest", type="local", **VT, local={"root": str(root)})
-    yield Dest(root, lambda: _csv_rows(root))
+    yield Dest(root, lambda: _csv_rows(root), lambda: _files(root) if root.exists() else {})
 
 
 @contextmanager
@@ -66,7 +79,8 @@ def sftp(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
                 "remote_root": "/incoming",
             },
         )
-        yield Dest(root / "incoming", lambda: _csv_rows(root / "incoming"))
+        incoming = root / "incoming"
+        yield Dest(incoming, lambda: _csv_rows(incoming), lambda: _files(incoming))
 
 
 @contextmanager
@@ -90,14 +104,31 @@ def staging(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
                 connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables
             )
 
-    yield Dest(None, held)
+    def content() -> dict[str, list[tuple[object, ...]]]:
+        with sqlite3.connect(path) as connection:
+            tables = [
+                name
+                for (name,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+                )
+            ]
+            return {
+                t: sorted(map(tuple, connection.execute(f'SELECT * FROM "{t}"')), key=repr)
+                for t in tables
+            }
+
+    yield Dest(None, held, content)
 
 
 @contextmanager
 def edfi(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dest]:
     with EdfiContractServer(5) as server:
         world.edfi_destination("dest", server.base_url, monkeypatch)
-        yield Dest(None, lambda: sum(len(items) for items in server.store.values()))
+        yield Dest(
+            None,
+            lambda: sum(len(items) for items in server.store.values()),
+            lambda: copy.deepcopy(server.store),
+        )
 
 
 KINDS: dict[str, Callable[[World, Path, pytest.MonkeyPatch], AbstractContextManager[Dest]]] = {
