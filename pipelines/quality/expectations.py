@@ -6,12 +6,13 @@ leave) and these multicolumn expectations compare them, row by row, in Great Exp
 - :class:`ExpectRowValuesAbsentAll` (``column_list`` and ``groups``: a cell and its row's
   values): each cell, as :func:`~pipelines.quality.mentions.normalize` writes it, equals none of
   its row's values; :class:`ExpectRowValuesMatchAll`: each cell is empty or its row's own
-  value; with ``dates`` (``[cell, full, month]``: a column's ``strftime`` patterns, ``""``
-  for none) a cell that holds a full date, whoever's and in any common form
+  value; with ``dates`` (``[cell, full, month, serial]``: a column's ``strftime`` patterns,
+  ``""`` for none, and whether Excel's day number is a date there) a cell that holds a full
+  date, whoever's and in any common form
   (:func:`~pipelines.quality.mentions.carries_full_date`), is a hit of the former and left to
   it by the latter (the cell is reported once, as a full date).
-- :class:`ExpectColumnValuesHoldNoFullDate` (``column``, ``full``, ``month``): the same date
-  check for one column alone (a multicolumn expectation needs two columns).
+- :class:`ExpectColumnValuesHoldNoFullDate` (``column``, ``full``, ``month``, ``serial``): the
+  same date check for one column alone (a multicolumn expectation needs two columns).
 - :class:`ExpectNoOtherChildMentioned` (``column_list = [statement, own keys]``, ``keys``): the
   statement mentions no key of ``keys`` (the batch's children's full names and ids that occur
   in the frame) other than the row's own (own keys joined by :data:`KEY_SEPARATOR`).
@@ -149,14 +150,21 @@ def _groups(kwargs: dict[str, Any]) -> list[tuple[int, list[int]]]:
     return [(int(cell), [int(i) for i in others]) for cell, others in kwargs.get("groups") or ()]
 
 
-def _dates(kwargs: dict[str, Any]) -> dict[int, tuple[str | None, str | None]]:
-    """Cell position -> its column's (full, month) ``strftime`` patterns (``None`` for none)."""
-    return {
-        int(cell): (full or None, month or None) for cell, full, month in kwargs.get("dates") or ()
-    }
+Dates = tuple[str | None, str | None, bool]
+"""A column's full and month ``strftime`` patterns (``None`` for none) and whether a whole
+cell of Excel's day number is a full date there."""
 
 
-def _full_dates(texts: np.ndarray, patterns: tuple[str | None, str | None]) -> np.ndarray:
+def _dates(kwargs: dict[str, Any]) -> dict[int, Dates]:
+    """Cell position -> its column's :data:`Dates` (``[cell, full, month, serial]``; a
+    missing ``serial`` is false)."""
+    out: dict[int, Dates] = {}
+    for cell, full, month, *serial in kwargs.get("dates") or ():
+        out[int(cell)] = (full or None, month or None, bool(serial and serial[0]))
+    return out
+
+
+def _full_dates(texts: np.ndarray, patterns: Dates) -> np.ndarray:
     return full_date_flags(texts, *patterns)
 
 
@@ -219,11 +227,15 @@ class ColumnValuesHoldNoFullDate(ColumnMapMetricProvider):
     ``""`` for none)."""
 
     condition_metric_name = "datashare.column_values_hold_no_full_date"
-    condition_value_keys = ("full", "month")
+    condition_value_keys = ("full", "month", "serial")
 
     @column_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:
-        patterns = (kwargs.get("full") or None, kwargs.get("month") or None)
+        patterns = (
+            kwargs.get("full") or None,
+            kwargs.get("month") or None,
+            bool(kwargs.get("serial")),
+        )
         return pd.Series(~_full_dates(normalized(column), patterns), index=column.index)
 
 
@@ -270,12 +282,14 @@ class ExpectRowValuesMatchAll(MulticolumnMapExpectation):
 
 
 class ExpectColumnValuesHoldNoFullDate(ColumnMapExpectation):
-    """No value of the column holds a full date (other than a reading of ``month``)."""
+    """No value of the column holds a full date (other than a reading of ``month``; with
+    ``serial``, a whole value of Excel's day number is one)."""
 
     full: str = ""
     month: str = ""
+    serial: bool = False
     map_metric = "datashare.column_values_hold_no_full_date"
-    success_keys = ("mostly", "full", "month")
+    success_keys = ("mostly", "full", "month", "serial")
     args_keys = ("column",)
 
 

@@ -8,10 +8,17 @@ Pure functions (no Great Expectations), shared by the output gate and its expect
   ``MM/DD/YYYY`` and ``M/D/YYYY``; anything else as its normalized text.
 - :func:`carries_full_date`: whether a cell's text holds a full date (a day of a month of a
   year), whoever's, in any common form: numeric with separators in any order (``2021-11-15``,
-  ``15.11.2021``, ``11/15/21``), compact (``20211115``, ``15112021``, ``211115``), with a
-  month name (``Nov 15, 2021``, ``15 November 2021``, ``2021-Nov-15``), or a column's own full
-  ``strftime`` pattern. A text the column's month pattern reads as a month (``202111`` in a
-  ``%Y%m`` column) is a month, not a full date.
+  ``15.11.2021``, ``11/15/21``), compact (``20211115``, ``15112021``, ``211115``), ISO
+  ordinal (``2021-319``, ``2021319``: a seven-digit run only for years 1900-2099) or week
+  (``2021-W46-1``, ``2021W461``), a compact datetime (``20211115000000``), with an English,
+  Spanish or French month name, abbreviated or not, accents or not (``Nov 15, 2021``,
+  ``15 November 2021``, ``2021-Nov-15``, ``15 de noviembre de 2021``, ``15 nov. 2021``,
+  ``1er février 2021``), or a column's own full ``strftime`` pattern; where the caller says
+  the column never rightly holds a five-digit number, also Excel's day number as the whole
+  text (``44515``, ``44515.5``: :data:`SERIAL_DAYS`). Every reading is checked against the
+  calendar (no 29 February 2023, no day 366 of 2021, no week 53 of 2021). A text the
+  column's month pattern reads as a month (``202111`` in a ``%Y%m`` column) is a month, not
+  a full date.
 - :func:`month_texts`: what a column written with a month pattern rightly holds for each
   recorded date (the first of its month written with the pattern).
 - Mentions in free text (a parent's statement). Words are the maximal runs of letters and
@@ -27,9 +34,11 @@ Pure functions (no Great Expectations), shared by the output gate and its expect
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,31 +142,85 @@ def month_texts(values: Any, month: str) -> np.ndarray:
     return mapped(values, lambda v: month_text(v, month))
 
 
-_MONTH_NAME = (
-    r"(?<![a-z])(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)(?![a-z])\.?"
-)
-_MONTH_NUMBER = {
-    name: i + 1
-    for i, name in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-    )
+_MONTHS = {
+    # English
+    **dict.fromkeys(["jan", "january"], 1),
+    **dict.fromkeys(["feb", "february"], 2),
+    **dict.fromkeys(["mar", "march"], 3),
+    **dict.fromkeys(["apr", "april"], 4),
+    "may": 5,
+    **dict.fromkeys(["jun", "june"], 6),
+    **dict.fromkeys(["jul", "july"], 7),
+    **dict.fromkeys(["aug", "august"], 8),
+    **dict.fromkeys(["sep", "sept", "september"], 9),
+    **dict.fromkeys(["oct", "october"], 10),
+    **dict.fromkeys(["nov", "november"], 11),
+    **dict.fromkeys(["dec", "december"], 12),
+    # Spanish
+    **dict.fromkeys(["ene", "enero"], 1),
+    "febrero": 2,
+    "marzo": 3,
+    **dict.fromkeys(["abr", "abril"], 4),
+    "mayo": 5,
+    "junio": 6,
+    "julio": 7,
+    **dict.fromkeys(["ago", "agosto"], 8),
+    **dict.fromkeys(["set", "septiembre", "setiembre"], 9),
+    "octubre": 10,
+    "noviembre": 11,
+    **dict.fromkeys(["dic", "diciembre"], 12),
+    # French (accents folded: fevrier, aout, decembre)
+    **dict.fromkeys(["janv", "janvier"], 1),
+    **dict.fromkeys(["fev", "fevr", "fevrier"], 2),
+    "mars": 3,
+    **dict.fromkeys(["avr", "avril"], 4),
+    "mai": 5,
+    "juin": 6,
+    **dict.fromkeys(["juil", "juillet"], 7),
+    "aout": 8,
+    "septembre": 9,
+    "octobre": 10,
+    "novembre": 11,
+    "decembre": 12,
 }
+"""Month names and abbreviations (English, Spanish, French; accents folded) -> month."""
+_LETTER = r"[^\W\d_]"
+_MONTH_NAME = (
+    rf"(?<!{_LETTER})("
+    + "|".join(sorted(_MONTHS, key=lambda name: (-len(name), name)))
+    + rf")(?!{_LETTER})\.?"
+)
 _NUMERIC_SEP = r"(?:\s*[-/.]\s*|\s)"
 _NAMED_SEP = r"\s*[-/.,]?\s*"
-_DAY = r"(\d{1,2})(?!\d)(?:st|nd|rd|th)?"
+_DAY = r"(\d{1,2})(?!\d)(?:st|nd|rd|th|er|re|ro|o)?"
+"""A day of the month: ``15``, ``15th``, French ``1er``, Spanish ``1ro``, ``1º``."""
+_OF = r"(?:(?:of|de)\s+)?"
+_OF_YEAR = r"(?:(?:de|del)\s+)?"
 _YEAR = r"(\d{4}|\d{2})(?!\d)"
 _NUMERIC = re.compile(
     rf"(?<!\d)(?=(\d{{1,4}}){_NUMERIC_SEP}(\d{{1,2}}){_NUMERIC_SEP}(\d{{1,4}})(?!\d))"
 )
 _COMPACT = re.compile(r"(?<!\d)(\d{8}|\d{6})(?!\d)")
-_MONTH_DAY_YEAR = re.compile(_MONTH_NAME + _NAMED_SEP + _DAY + _NAMED_SEP + _YEAR)
+_MONTH_DAY_YEAR = re.compile(_MONTH_NAME + _NAMED_SEP + _DAY + _NAMED_SEP + _OF_YEAR + _YEAR)
 _DAY_MONTH_YEAR = re.compile(
-    r"(?<!\d)" + _DAY + _NAMED_SEP + r"(?:of\s+)?" + _MONTH_NAME + _NAMED_SEP + _YEAR
+    r"(?<!\d)" + _DAY + _NAMED_SEP + _OF + _MONTH_NAME + _NAMED_SEP + _OF_YEAR + _YEAR
 )
 _YEAR_MONTH_DAY = re.compile(
     r"(?<!\d)(\d{4})" + _NAMED_SEP + _MONTH_NAME + _NAMED_SEP + r"(\d{1,2})(?!\d)"
 )
+_ORDINAL = re.compile(r"(?<!\d)(\d{4})(-?)(\d{3})(?!\d)")
+"""ISO ordinal date: year and day of the year, ``2021-319`` or ``2021319``."""
+_WEEK = re.compile(r"(?<!\d)(\d{4})-?w(\d{2})-?([1-7])(?!\d)")
+"""ISO week date: year, week and weekday, ``2021-w46-1`` or ``2021w461`` (case folded)."""
+_DATETIME = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?(?!\d)")
+"""A compact datetime: ``YYYYMMDDHHMM`` or ``YYYYMMDDHHMMSS``."""
+_SERIAL = re.compile(r"(\d{5})(?:\.\d+)?")
+"""A whole cell that is Excel's day number (and a fraction of a day)."""
+SERIAL_DAYS = (10000, 73050)
+"""The Excel day numbers read as dates: 1927-05-18 to 2099-12-31 (five digits)."""
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+_PLAUSIBLE_YEARS = (1900, 2099)
+"""Years of an unseparated ordinal date (``2021319``): seven digits read so only then."""
 
 
 def _is_day(year: str, month: str | int, day: str) -> bool:
@@ -201,36 +264,95 @@ def _parses_as(text: str, pattern: str) -> bool:
     return normalize(_strftime(parsed.date(), pattern)) == text
 
 
-def carries_full_date(text: str, full: str | None = None, month: str | None = None) -> bool:
+def _ordinal_day(year: str, dash: str, day: str) -> bool:
+    """Whether ``year`` and ``day`` (of the year, 001-366) name a day of the calendar."""
+    y, d = int(year), int(day)
+    if not dash and not _PLAUSIBLE_YEARS[0] <= y <= _PLAUSIBLE_YEARS[1]:
+        return False
+    return y >= 1 and 1 <= d <= (366 if calendar.isleap(y) else 365)
+
+
+def _week_day(year: str, week: str, day: str) -> bool:
+    """Whether an ISO year, week and weekday name a day (week 53 only in a 53-week year)."""
+    try:
+        dt.date.fromisocalendar(int(year), int(week), int(day))
+    except ValueError:
+        return False
+    return True
+
+
+def _datetime_day(m: re.Match[str]) -> bool:
+    """Whether a compact datetime's parts name a day and a time of it."""
+    year, month, day, hour, minute = m.group(1, 2, 3, 4, 5)
+    second = m.group(6) or "0"
+    return _is_day(year, month, day) and int(hour) < 24 and int(minute) < 60 and int(second) < 60
+
+
+def _serial_day(text: str) -> bool:
+    """Whether the whole ``text`` is an Excel day number of :data:`SERIAL_DAYS`."""
+    m = _SERIAL.fullmatch(text)
+    if m is None or not SERIAL_DAYS[0] <= int(m.group(1)) <= SERIAL_DAYS[1]:
+        return False
+    return (_EXCEL_EPOCH + dt.timedelta(days=int(m.group(1)))).year <= _PLAUSIBLE_YEARS[1]
+
+
+def _folded(text: str) -> str:
+    """``text`` without accents (``février`` -> ``fevrier``; ``1º`` -> ``1o``)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _named_day(text: str) -> bool:
+    """Whether ``text`` holds a date written with a month name (any order of the parts)."""
+    for m in _MONTH_DAY_YEAR.finditer(text):
+        if _is_day(m.group(3), _MONTHS[m.group(1)], m.group(2)):
+            return True
+    for m in _DAY_MONTH_YEAR.finditer(text):
+        if _is_day(m.group(3), _MONTHS[m.group(2)], m.group(1)):
+            return True
+    for m in _YEAR_MONTH_DAY.finditer(text):
+        if _is_day(m.group(1), _MONTHS[m.group(2)], m.group(3)):
+            return True
+    return False
+
+
+def carries_full_date(
+    text: str, full: str | None = None, month: str | None = None, serial: bool = False
+) -> bool:
     """Whether the normalized ``text`` holds a full date anywhere in it (see the module
     docstring): a common form, or exactly what ``full`` writes (when it differs from
-    ``month``); never a text that is exactly what ``month`` writes for a month."""
+    ``month``), or with ``serial`` (a column that never rightly holds a five-digit whole
+    number) Excel's day number as the whole text; never a text that is exactly what
+    ``month`` writes for a month. Every reading is checked against the calendar."""
     if month and _parses_as(text, month):
         return False
     if full and full != month and _parses_as(text, full):
+        return True
+    if serial and _serial_day(text):
         return True
     if any(_numeric_day(*m.groups()) for m in _NUMERIC.finditer(text)):
         return True
     if any(_compact_day(m.group(1)) for m in _COMPACT.finditer(text)):
         return True
-    for m in _MONTH_DAY_YEAR.finditer(text):
-        if _is_day(m.group(3), _MONTH_NUMBER[m.group(1)[:3]], m.group(2)):
-            return True
-    for m in _DAY_MONTH_YEAR.finditer(text):
-        if _is_day(m.group(3), _MONTH_NUMBER[m.group(2)[:3]], m.group(1)):
-            return True
-    for m in _YEAR_MONTH_DAY.finditer(text):
-        if _is_day(m.group(1), _MONTH_NUMBER[m.group(2)[:3]], m.group(3)):
-            return True
-    return False
+    if any(_ordinal_day(*m.groups()) for m in _ORDINAL.finditer(text)):
+        return True
+    if any(_week_day(*m.groups()) for m in _WEEK.finditer(text)):
+        return True
+    if any(_datetime_day(m) for m in _DATETIME.finditer(text)):
+        return True
+    return _named_day(_folded(text))
 
 
-def full_date_flags(texts: np.ndarray, full: str | None, month: str | None) -> np.ndarray:
+def full_date_flags(
+    texts: np.ndarray, full: str | None, month: str | None, serial: bool = False
+) -> np.ndarray:
     """:func:`carries_full_date` of normalized texts (``None`` is no date), each distinct
     text once."""
     codes, uniques = pd.factorize(texts, use_na_sentinel=True)
-    flags = np.array([carries_full_date(u, full, month) for u in uniques] + [False], dtype=bool)
-    return flags[codes]
+    flags = [carries_full_date(u, full, month, serial) for u in uniques]
+    return np.array([*flags, False], dtype=bool)[codes]
 
 
 _UNIFORM = frozenset({"string", "empty", "date", "datetime"})

@@ -40,11 +40,14 @@ pseudonymizes, a birth date it cuts to the month) must not show up where it coul
   that is also the child's) is not protected in that row.
 - ``full_value``: a ``generalized_columns`` cell holds a full date, whoever's, in any common
   form (ISO, ``15.11.2021``, ``11/15/21``, ``20211115``, ``Nov 15, 2021``, ``15 November
-  2021``... :func:`~pipelines.quality.mentions.carries_full_date`) or, for a column of
-  ``date_formats``, in the column's own full pattern; a text the column's month pattern reads
-  as a month (``202111`` in a ``%Y%m`` column) is a month, not a full date. A cell of a
-  generalized column not cut to the month (a ZIP3, a year) also may not equal its row
-  child's full value (the full ZIP code).
+  2021``, ISO ordinal ``2021-319`` and week ``2021-W46-1``, Spanish ``15 de noviembre de
+  2021``, French ``1er novembre 2021``... :func:`~pipelines.quality.mentions.carries_full_date`),
+  for a column of ``date_formats`` in the column's own full pattern, or, for a column of
+  ``serial_dates`` (one that never rightly holds a five-digit number: a year, an age in
+  months, a ZIP3, a month), as Excel's day number (``44515``, the whole cell); a text the
+  column's month pattern reads as a month (``202111`` in a ``%Y%m`` column) is a month, not
+  a full date. A cell of a generalized column not cut to the month (a ZIP3, a year) also may
+  not equal its row child's full value (the full ZIP code).
 - ``value_mismatch``: a ``kept_text_columns`` cell is neither empty nor its row child's value
   (another child's name in this child's row); a month-cut cell (``month_cut``, and every
   column of ``date_formats``) is neither empty nor exactly what the column writes for the row
@@ -143,6 +146,11 @@ class Columns:
     month_cut: Mapping[str, str] = field(default_factory=dict)
     """A generalized column cut to the month -> the ``strftime`` pattern it writes the month
     with (``%Y-%m`` for the ``month`` transform's own text); overrides ``date_formats``'."""
+    serial_dates: frozenset[str] = frozenset()
+    """Generalized columns that never rightly hold a five-digit whole number (a year, an age
+    in months, a ZIP3, a month): there a cell that is one of Excel's day numbers
+    (:data:`~pipelines.quality.mentions.SERIAL_DAYS`) is a full date. Not a band: its label
+    may be any number."""
 
     def months(self) -> dict[str, str]:
         """Every month-cut column -> its month pattern."""
@@ -242,7 +250,8 @@ class _Against:
     for none)."""
 
     helpers: tuple[str, ...]
-    dates: tuple[str, str] | None = None
+    dates: tuple[str, str, bool] | None = None
+    """(full, month, whether Excel's day number is a date in the column)."""
 
 
 def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
@@ -268,13 +277,15 @@ def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
             continue
         full = columns.date_formats.get(column, ("", ""))[0]
         own = () if column in months else tuple(spec.protected.get(source, []))
-        out.append(("full_value", column, _Against(own, (full, months.get(column, "")))))
+        dates = (full, months.get(column, ""), column in columns.serial_dates)
+        out.append(("full_value", column, _Against(own, dates)))
     for column, source in columns.kept_text.items():
         if column in data.columns and source in spec.own:
             out.append(("value_mismatch", column, _Against((spec.own[source],))))
     for column, helper in spec.months.items():
         full = columns.date_formats.get(column, ("", ""))[0]
-        out.append(("value_mismatch", column, _Against((helper,), (full, months[column]))))
+        dates = (full, months[column], column in columns.serial_dates)
+        out.append(("value_mismatch", column, _Against((helper,), dates)))
     return out
 
 
@@ -289,8 +300,10 @@ def _one(rule: str, column: str, argument: Any) -> Any:
     if rule == "not_permitted":
         return gxe.ExpectColumnValuesToBeNull(column=column)
     if not argument.helpers:  # a full date only: one column (a multicolumn one needs two)
-        full, month = argument.dates
-        return rx.ExpectColumnValuesHoldNoFullDate(column=column, full=full, month=month)
+        full, month, serial = argument.dates
+        return rx.ExpectColumnValuesHoldNoFullDate(
+            column=column, full=full, month=month, serial=serial
+        )
     return _all(rule, [(rule, column, argument)])
 
 

@@ -12,7 +12,9 @@ agreement sends it:
   a text field the agreement keeps must also be that child's own value (or empty);
 - a generalized field (month, year, age in months, bucket, ZIP3): must hold no full date,
   whoever's and in whatever common form (ISO, US, ``15.11.2021``, ``Nov 15, 2021``, compact
-  ``20211115``, or the column's own pattern), and not the row child's full value (ZIP);
+  ``20211115``, ISO ordinal or week, Spanish or French month names, or the column's own
+  pattern; Excel's day number ``44515`` too, except in a bucket's band), and not the row
+  child's full value (ZIP);
 - a field cut to the month (the ``month`` transform): must be empty or exactly what the
   column writes for the row child's month (a file's date column: its pattern without the day;
   any other column: the transform's ``YYYY-MM``), so another child's month stops too;
@@ -56,6 +58,10 @@ IDENTITY_COLUMNS = list(dict.fromkeys([*KEY, *ROW_FIELDS]))
 PASSED = "passed_input_gate"
 STATEMENT = "statement"
 STATEMENT_SOURCES = frozenset({"statement_field", STATEMENT, "statement_filed_date"})
+SERIAL_FREE = frozenset({"year", "age_months", "zip3", "month"})
+"""Transforms whose output is never a five-digit whole number (a year, an age in months, a
+ZIP3, a month's text): a cell of Excel's day number there is a full date. Not ``bucket``: a
+band's label is whatever number its bins say."""
 MONTH_TEXT = "%Y-%m"
 """How the ``month`` transform writes a month (``privacy/transforms/month.py``), and so any
 column but a file's date column (a string column, an API record)."""
@@ -135,6 +141,7 @@ def _columns(
     text, empty, statements = [], [], []
     generalized: dict[str, str] = {}
     month_cut: dict[str, str] = {}
+    serial_dates: set[str] = set()
     kept_text: dict[str, str] = {}
     exempt: dict[str, frozenset[str]] = {}
     for column, source in sources.items():
@@ -146,6 +153,8 @@ def _columns(
                 text.append(column)
             elif how != "keep":
                 generalized[column] = name
+                if how in SERIAL_FREE:
+                    serial_dates.add(column)
                 if how == "month":  # a file's date column writes it with its month pattern
                     month_cut[column] = (date_formats or {}).get(column, ("", MONTH_TEXT))[1]
             if kind is Kind.TEXT:
@@ -169,6 +178,7 @@ def _columns(
         pattern_exempt=exempt,
         date_formats={c: f for c, f in (date_formats or {}).items() if c in generalized},
         month_cut=month_cut,
+        serial_dates=frozenset(serial_dates),
     )
 
 

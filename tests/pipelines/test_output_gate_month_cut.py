@@ -44,8 +44,42 @@ BORN = [
     dt.date(2021, 12, 31),  # year end
     dt.date(2022, 1, 1),  # year start
     dt.date(2020, 11, 5),  # %y%m%d 201105 is the %Y%m month of May 2011
+    dt.date(2020, 12, 31),  # day 366 of a leap year, ISO week 2020-W53-4
+    dt.date(2021, 1, 1),  # ISO week 2020-W53-5: the week's year is not the date's
 ]
 N = len(BORN)
+ES = ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre",
+      "octubre", "noviembre", "diciembre"]  # fmt: skip
+ES_SHORT = ["ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic"]
+ES_DAYS = ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"]
+FR = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+      "octobre", "novembre", "décembre"]  # fmt: skip
+FR_SHORT = ["janv", "févr", "mars", "avr", "mai", "juin", "juil", "août", "sept", "oct", "nov",
+            "déc"]  # fmt: skip
+FORMS = {  # full dates no strftime pattern of the C locale writes (and Excel's day number)
+    "ordinal": lambda d: d.strftime("%Y-%j"),
+    "ordinal_compact": lambda d: d.strftime("%Y%j"),
+    "week": lambda d: d.strftime("%G-W%V-%u"),
+    "week_compact": lambda d: d.strftime("%GW%V%u"),
+    "es_de": lambda d: f"{d.day} de {ES[d.month - 1]} de {d.year}",
+    "es": lambda d: f"{d.day} {ES[d.month - 1]} {d.year}",
+    "es_weekday": lambda d: f"{ES_DAYS[d.weekday()]}, {d.day} de {ES[d.month - 1]} de {d.year}",
+    "es_short_dot": lambda d: f"{d.day} {ES_SHORT[d.month - 1]}. {d.year}",
+    "es_month_first": lambda d: f"{ES_SHORT[d.month - 1]}. {d.day} {d.year}",
+    "es_caps": lambda d: f"{d.day:02d}-{ES_SHORT[d.month - 1].upper()}-{d.year}",
+    "es_del": lambda d: f"el {d.day} de {ES[d.month - 1]} del {d.year}",
+    "fr": lambda d: f"{'1er' if d.day == 1 else d.day} {FR[d.month - 1]} {d.year}",
+    "fr_short_dot": lambda d: f"{d.day} {FR_SHORT[d.month - 1]}. {d.year}",
+    "datetime_compact": lambda d: d.strftime("%Y%m%d000000"),
+    "excel_serial": lambda d: str((d - dt.date(1899, 12, 30)).days),
+}
+
+
+def write(date: dt.date, leak: str) -> str:
+    """``date`` written as the leak ``leak`` (a name of :data:`FORMS` or a pattern)."""
+    return FORMS[leak](date) if leak in FORMS else date.strftime(leak)
+
+
 LEAKS = [  # ways a full date gets written, none of them a layout's own pattern below
     "%d.%m.%Y",
     "%Y/%m/%d",
@@ -109,15 +143,15 @@ def compact(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return p, record_frames(p)
 
 
-@pytest.mark.parametrize("leak", LEAKS)
+@pytest.mark.parametrize("leak", [*LEAKS, *FORMS])
 def test_a_full_date_in_any_pattern_stops_whoever_it_belongs_to(compact: Any, leak: str) -> None:
     p, frames = compact
     frame = frames["study.csv"][0]
     month = frame["BirthMonth"].copy()
     try:
-        frame["BirthMonth"] = [b.strftime(leak) for b in BORN]  # the row child's own
+        frame["BirthMonth"] = [write(b, leak) for b in BORN]  # the row child's own
         assert gate(p, frames) == [f"full_value on column BirthMonth: {N} of {N} rows"]
-        frame["BirthMonth"] = [_other(i).strftime(leak) for i in range(N)]  # another child's
+        frame["BirthMonth"] = [write(_other(i), leak) for i in range(N)]  # another child's
         assert gate(p, frames) == [f"full_value on column BirthMonth: {N} of {N} rows"]
     finally:
         frame["BirthMonth"] = month
@@ -238,7 +272,7 @@ MONTHS = ["%Y%m", "%Y-%m", "%m/%Y", "%b %Y", "%B %Y", "%m%Y", "%Y"]
             st.none() | DATES,
             DATES,
             st.sampled_from(["own_month", "other_month", "day", "month_other_way", "text"]),
-            st.sampled_from(LEAKS),
+            st.sampled_from([*LEAKS, *FORMS]),
             st.sampled_from(MONTHS),
             st.booleans(),
         ),
@@ -257,7 +291,7 @@ def test_month_cut_equals_the_oracle(pattern: tuple[str, str], rows: list[Any]) 
         if kind == "other_month":
             return (other.replace(day=1).strftime(month), "month")
         if kind == "day":
-            return (date.strftime(leak if mine else full), "day")
+            return (write(date, leak) if mine else date.strftime(full), "day")
         if kind == "month_other_way":
             return (date.replace(day=1).strftime(way), "month")
         return ("unknown", "month")
