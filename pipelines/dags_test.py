@@ -23,6 +23,7 @@ import gc
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 START_UP = (
     "airflow.cli.commands.dag_command",
@@ -70,6 +71,42 @@ def serve_client_version_only() -> bool:
     return True
 
 
+METRICS_REGISTRIES = (
+    "airflow._shared.observability.metrics.metrics_registry",
+    "airflow.sdk._shared.observability.metrics.metrics_registry",
+)
+"""Airflow's two copies (core and task SDK) of the module that reads its metrics registry."""
+
+
+def metrics_registry_with_libyaml() -> int:
+    """Make this process read Airflow's metrics registry (``metrics_template.yaml``, 29 KB,
+    read once by Airflow's core and once by its task SDK, with PyYAML's pure-Python loader:
+    about 0.04 CPU-s each) with libyaml: the same list of metrics, for a tenth of that. A file
+    libyaml cannot read is read by Airflow's own reader, as before. How many readers it
+    replaced (0 without libyaml)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return 0
+    replaced = 0
+    for name in METRICS_REGISTRIES:
+        module: Any = importlib.import_module(name)
+        original = module.read_metrics_yaml
+
+        def read_metrics_yaml(yaml_path: str, _original: Any = original) -> list:
+            try:
+                with open(yaml_path) as file:  # as Airflow opens it
+                    metrics: list = yaml.load(file, Loader=loader)["metrics"]
+                return metrics
+            except Exception:  # Airflow's reader says what is wrong
+                return list(_original(yaml_path))
+
+        module.read_metrics_yaml = read_metrics_yaml
+        replaced += 1
+    return replaced
+
+
 def main(argv: list[str]) -> None:
     """Run ``airflow dags test *argv`` in this process, the API served for its client only.
 
@@ -85,6 +122,8 @@ def main(argv: list[str]) -> None:
 
         with contextlib.suppress(ImportError, AttributeError, TypeError):  # moved: serve all
             serve_client_version_only()
+        with contextlib.suppress(ImportError, AttributeError):  # moved: Airflow reads it
+            metrics_registry_with_libyaml()
         from airflow.__main__ import main as airflow_main
 
         for module in START_UP:
