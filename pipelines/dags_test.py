@@ -127,7 +127,8 @@ def main(argv: list[str]) -> None:
         from airflow.__main__ import main as airflow_main
 
         for module in START_UP:
-            with contextlib.suppress(ImportError):
+            # one that fails to import fails again where it is used, as it did before
+            with contextlib.suppress(Exception):
                 importlib.import_module(module)
 
     sys.argv = [str(Path(sys.executable).with_name("airflow")), "dags", "test", *argv]
