@@ -16,7 +16,9 @@ then fails the Airflow run unless every program was delivered, so the grid is re
 program stopped; its failure (or ``finish``'s) sends the PII-free alert
 (:class:`pipelines.alerts.RunAlertNotifier`, an Airflow notifier over an SMTP connection).
 Tasks hand each other only run ids, counts, digests and the references of encrypted staged
-batches.
+batches, each result as one XCom (``multiple_outputs=False``: a task annotated ``-> dict``
+would also push every key of it as an XCom of its own, one in-process API call and one
+metadata row per key, which nothing reads).
 
 Every setting comes from the validated destination model
 (:class:`pipelines.destinations.schedule.DagSettings`, which the full ``DestinationConfig``
@@ -99,7 +101,7 @@ def build(settings: DagSettings) -> DAG:
         },
     )
     def submission() -> None:
-        @task(retries=0)
+        @task(retries=0, multiple_outputs=False)
         def plan(
             ds: str | None = None,
             params: dict | None = None,
@@ -119,7 +121,7 @@ def build(settings: DagSettings) -> DAG:
 
             get_current_context()["shard_label"] = label(programs, stopped)  # type: ignore[typeddict-unknown-key]
 
-        @task(map_index_template="{{ shard_label }}")
+        @task(map_index_template="{{ shard_label }}", multiple_outputs=False)
         def prepare(programs: list[str], run: dict) -> dict:
             from pipelines.tasks import prepare_shard
 
@@ -128,7 +130,7 @@ def build(settings: DagSettings) -> DAG:
             _name(programs, len(prepared["stopped"]))
             return prepared
 
-        @task(map_index_template="{{ shard_label }}")
+        @task(map_index_template="{{ shard_label }}", multiple_outputs=False)
         def deliver(prepared: dict, run: dict) -> dict:
             from pipelines.tasks import deliver_shard
 
@@ -143,13 +145,18 @@ def build(settings: DagSettings) -> DAG:
         def shard(programs: list[str], run: dict):  # type: ignore[no-untyped-def]
             return deliver(prepare(programs, run), run)
 
-        @task(trigger_rule="all_done", retries=0, on_failure_callback=on_failure)
+        @task(
+            trigger_rule="all_done",
+            retries=0,
+            on_failure_callback=on_failure,
+            multiple_outputs=False,
+        )
         def finish(run: dict, delivered) -> dict:  # type: ignore[no-untyped-def]
             from pipelines.tasks import finish_run
 
             return finish_run(run, delivered)
 
-        @task(retries=0, on_failure_callback=on_failure)
+        @task(retries=0, on_failure_callback=on_failure, multiple_outputs=False)
         def verdict(summary: dict) -> dict:
             from pipelines.tasks import verdict as judge
 

@@ -44,7 +44,7 @@ from pipelines.destinations.schedule import (
     problems,
     read_destination,
 )
-from pipelines.destinations.sftp import SftpSettings
+from pipelines.destinations.sftp_settings import SftpSettings
 from pipelines.destinations.staging_db import StagingDbSettings
 from schemas.filespec import FORMATS_DIR, FileSpecError, key_line, load_spec
 from schemas.identifiers import is_destination_name

@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from pipelines.destinations.base import (
@@ -72,44 +72,9 @@ from pipelines.destinations.local import (
     stale_files,
     stored_files,
 )
+from pipelines.destinations.sftp_settings import SftpSettings
 
 T = TypeVar("T")
-
-
-class SftpSettings(BaseModel):
-    """The ``settings`` of an ``sftp`` destination. Secrets are named, never written here:
-    ``password_env`` / ``private_key_env`` / ``passphrase_env`` name environment variables,
-    ``connection_id`` an Airflow connection (login, password, extra ``private_key``,
-    ``private_key_passphrase``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str
-    port: int = Field(default=22, ge=1, le=65535)
-    username: str | None = None
-    remote_root: str = "."
-    known_hosts: Path | None = None
-    host_key_fingerprint: str | None = Field(default=None, pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$")
-    password_env: str | None = None
-    private_key_env: str | None = None
-    private_key_file: Path | None = None
-    passphrase_env: str | None = None
-    connection_id: str | None = None
-    pgp_public_key: Path | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> SftpSettings:
-        if self.known_hosts is None and self.host_key_fingerprint is None:
-            raise ValueError("host key verification needs known_hosts or host_key_fingerprint")
-        sources = [self.password_env, self.private_key_env, self.private_key_file]
-        if self.connection_id is None and not any(sources):
-            raise ValueError(
-                "name a credential: connection_id, password_env, private_key_env "
-                "or private_key_file"
-            )
-        if self.connection_id is None and self.username is None:
-            raise ValueError("username is required unless connection_id gives the login")
-        return self
 
 
 @dataclass(frozen=True)

@@ -123,12 +123,17 @@ def _batch_definition() -> BatchDefinition:
 
 def warm_up() -> None:
     """Pay the gates' start-up now: GE imported, the context, its pandas data source and the
-    input suite built, our expectations registered. Idempotent; holds no data."""
-    from pipelines.quality import expectations, input_rules  # noqa: F401  (registers them)
-    from pipelines.quality.input_suite import screen_suite
+    input suite built, our expectations registered. Idempotent; holds no data. The garbage
+    collector is paused meanwhile (:func:`pipelines.collector.paused`): GE's import builds
+    hundreds of thousands of long-lived objects and full collections kept walking them."""
+    from pipelines.collector import paused
 
-    _batch_definition()
-    screen_suite()
+    with paused():
+        from pipelines.quality import expectations, input_rules  # noqa: F401  (registers them)
+        from pipelines.quality.input_suite import screen_suite
+
+        _batch_definition()
+        screen_suite()
 
 
 class Loaded:

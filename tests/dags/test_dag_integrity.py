@@ -204,3 +204,15 @@ def test_shard_sizes_are_validated_with_the_destination(tmp_path: Path, tasks: d
     path.write_text(yaml.safe_dump({**DESTINATIONS["vt"], "tasks": tasks}))
     with pytest.raises(DestinationConfigError, match=r"vt.yaml:\d+: tasks\.shard_"):
         load_dag_settings(path)
+
+
+def test_every_task_pushes_its_result_as_one_xcom(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """A task annotated ``-> dict`` would otherwise also push every key of its result as an
+    XCom of its own (Airflow infers ``multiple_outputs``): one in-process API call and one
+    metadata row per key, which nothing reads (the tasks and the alert read the whole result)."""
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            outputs = getattr(task, "multiple_outputs", None)
+            if outputs is None:  # a mapped task keeps it among its partial arguments
+                outputs = task.partial_kwargs.get("multiple_outputs", False)
+            assert outputs is False, f"{dag.dag_id}.{task.task_id}"

@@ -1,6 +1,7 @@
-"""The collector freeze around a step (pipelines/collector.py): a nested use (an Ed-Fi send
-inside a delivery shard) leaves the outer one's heap frozen until the outer one ends, and the
-garbage a step leaves is freed when it ends, not frozen by the next step for good."""
+"""The collector around a step and at start-up (pipelines/collector.py): a nested use (an
+Ed-Fi send inside a delivery shard) leaves the outer one's heap frozen until the outer one
+ends; the garbage a step leaves is freed when it ends, not frozen by the next step for good;
+a start-up heap frozen for good stays frozen; a pause runs no collection."""
 
 from __future__ import annotations
 
@@ -59,3 +60,69 @@ def test_garbage_made_before_a_nested_use_is_not_frozen_by_it(collector_idle: No
         with frozen():
             pass
     assert left() is None
+
+
+def test_a_heap_frozen_for_good_before_the_step_stays_frozen(collector_idle: None) -> None:
+    from pipelines.collector import paused
+
+    try:
+        with paused(freeze=True):
+            start_up = [object() for _ in range(10)]
+        before = gc.get_freeze_count()
+        with frozen():
+            left = _cyclic_garbage()
+        assert left() is None  # the step's garbage is still freed
+        assert gc.get_freeze_count() >= before > len(start_up)
+    finally:
+        gc.unfreeze()
+
+
+def test_paused_runs_no_collection_and_restores_the_collector() -> None:
+    from pipelines.collector import paused
+
+    collections: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        for enabled_before in (True, False):
+            (gc.enable if enabled_before else gc.disable)()
+            collections.clear()
+            with paused():
+                assert not gc.isenabled()
+                garbage = [[] for _ in range(50_000)]  # many more allocations than gen0's 700
+                for item in garbage:
+                    item.append(item)  # cycles: collectable garbage
+                del garbage
+                during = list(collections)
+            assert during == []
+            assert gc.isenabled() is enabled_before
+            assert gc.get_freeze_count() == 0  # nothing frozen unless asked
+    finally:
+        gc.callbacks.remove(count)
+        gc.enable()
+
+
+def test_paused_restores_the_collector_when_the_block_raises() -> None:
+    from pipelines.collector import paused
+
+    try:
+        with paused():
+            raise KeyError("x")
+    except KeyError:
+        pass
+    assert gc.isenabled()
+
+
+def test_paused_with_freeze_leaves_what_is_alive_frozen() -> None:
+    from pipelines.collector import paused
+
+    try:
+        with paused(freeze=True):
+            kept = [object() for _ in range(10)]
+        assert gc.get_freeze_count() > len(kept) and gc.isenabled()
+    finally:
+        gc.unfreeze()

@@ -94,3 +94,104 @@ def test_the_api_is_narrowed_only_when_the_client_speaks_the_newest_version(
     assert (bundle is not None) == narrowed
     if bundle is not None:
         assert [v.value for v in bundle.versions] == [client]
+
+
+START_UP_STATE = """
+import gc, sys
+import airflow.__main__
+seen = {}
+def fake_airflow_main():
+    seen.update(
+        enabled=gc.isenabled(),
+        frozen=gc.get_freeze_count(),
+        tasks="pipelines.tasks" in sys.modules,
+        ge="great_expectations" in sys.modules,
+        argv=sys.argv[1:],
+    )
+airflow.__main__.main = fake_airflow_main
+from pipelines.dags_test import main
+main(["datashare_demo", "2026-11-27"])
+print(seen["enabled"], seen["frozen"] > 100_000, seen["tasks"], seen["ge"], *seen["argv"])
+print(gc.get_freeze_count() >= seen["frozen"], gc.isenabled())
+"""
+
+
+def test_the_start_up_heap_is_imported_paused_then_frozen(tmp_path: Path) -> None:
+    """``main`` imports what every night imports (the tasks' module among them, not Great
+    Expectations) with the collector paused, freezes it, and runs ``dags test`` with the
+    collector on; at the end it freezes what is left, so exit walks nothing."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
+        "DATASHARE_HOME": str(PROJECT),
+        "PYTHONPATH": str(PROJECT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", START_UP_STATE], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    first, last = out.stdout.strip().splitlines()[-2:]
+    assert first.split() == [
+        "True", "True", "True", "False", "dags", "test", "datashare_demo", "2026-11-27",
+    ]  # fmt: skip
+    assert last.split() == ["True", "True"]
+
+
+METRICS_REGISTRY = """
+import json, sys, yaml
+import airflow
+from pipelines.dags_test import METRICS_REGISTRIES, metrics_registry_with_libyaml
+import importlib
+modules = [importlib.import_module(name) for name in METRICS_REGISTRIES]
+airflows = [m.MetricsRegistry()._metrics for m in modules]
+pure_python = []
+real_safe_load = yaml.safe_load
+def counting_safe_load(stream):
+    pure_python.append(1)
+    return real_safe_load(stream)
+yaml.safe_load = counting_safe_load
+replaced = metrics_registry_with_libyaml()
+ours = [m.MetricsRegistry()._metrics for m in modules]
+other = modules[0].read_metrics_yaml(sys.argv[1])
+print(json.dumps({"replaced": replaced, "same": ours == airflows, "size": len(ours[0]),
+                  "pure_python": len(pure_python), "other": other}))
+"""
+
+
+def test_airflows_metrics_registry_reads_the_same_with_libyaml(tmp_path: Path) -> None:
+    """Both of Airflow's metrics registries hold the same metrics read by libyaml, without
+    the pure-Python loader; a file libyaml refuses goes to Airflow's own reader."""
+    tabbed = tmp_path / "bad.yaml"
+    tabbed.write_text("metrics:\n\t- name: x\n")  # a tab: both parsers refuse it
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
+        "PYTHONPATH": str(PROJECT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", METRICS_REGISTRY, str(tabbed)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0 and "ScannerError" in out.stderr  # Airflow's reader's error
+    good = tmp_path / "good.yaml"
+    good.write_text("metrics:\n  - name: x\n    type: counter\n")
+    out = subprocess.run(
+        [sys.executable, "-c", METRICS_REGISTRY, str(good)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {
+        "replaced": 2,
+        "same": True,
+        "size": result["size"],
+        "pure_python": 0,
+        "other": [{"name": "x", "type": "counter"}],
+    }
+    assert result["size"] > 50

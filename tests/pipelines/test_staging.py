@@ -168,3 +168,57 @@ def test_when_key_unusable_then_fail_closed(tmp_path: Path, setup, message: str)
 def test_when_no_key_anywhere_then_fail_closed() -> None:
     with pytest.raises(StagingKeyError, match=KEY_ENV):
         staging_key()
+
+
+def _frames() -> dict[str, pd.DataFrame]:
+    """Frames of the shapes tasks stage: text with gaps, dates, timestamps (naive and UTC),
+    integers, nullable integers, floats, booleans, categories, empty, and attrs."""
+    typed = pd.DataFrame(
+        {
+            "text": ["a", None, "ç"],
+            "day": [dt.date(2021, 1, 1), None, dt.date(2024, 2, 29)],
+            "stamp": pd.to_datetime(["2026-01-01 10:00:00", None, "2026-11-27 00:00:00"]),
+            "utc": pd.to_datetime(["2026-01-01 10:00:00", "2026-03-01 00:00:00", None], utc=True),
+            "count": [1, 2, 3],
+            "maybe": pd.array([1, None, 3], dtype="Int64"),
+            "share": [0.5, float("nan"), 1.0],
+            "flag": [True, False, True],
+            "kind": pd.Categorical(["x", "y", "x"]),
+            "objects": pd.Series(["1", 2, None], dtype=object).astype(str),
+        }
+    )
+    with_attrs = permitted_frame(4)
+    with_attrs.attrs = {"source": "test"}
+    return {
+        "typed": typed,
+        "permitted": permitted_frame(6),
+        "empty": permitted_frame(0),
+        "attrs": with_attrs,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_frames()))
+@pytest.mark.parametrize("as_table", [False, True], ids=["frame", "arrow_table"])
+def test_load_gives_the_frame_pandas_read_parquet_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, as_table: bool
+) -> None:
+    """The staged frame comes back exactly as ``pd.read_parquet`` reads its parquet bytes
+    (values, dtypes, index, columns, attrs), read without going through ``pd.read_parquet``."""
+    import io
+
+    import pyarrow as pa
+
+    frame = _frames()[name]
+    data = pa.Table.from_pandas(frame, preserve_index=False) if as_table else frame
+    ref = stage(data, tmp_path, KEY, run_id="run-1")
+    expected = pd.read_parquet(io.BytesIO(load_bytes(ref, KEY)), engine="pyarrow")
+
+    def refuse(*args: object, **kwargs: object) -> pd.DataFrame:
+        raise AssertionError("pd.read_parquet is the slow path")
+
+    monkeypatch.setattr(pd, "read_parquet", refuse)
+    back = load(ref, KEY)
+    pd.testing.assert_frame_equal(back, expected, check_exact=True)
+    assert back.dtypes.to_dict() == expected.dtypes.to_dict()
+    assert back.attrs == expected.attrs
+    assert list(back.columns) == list(frame.columns)

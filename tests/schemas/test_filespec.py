@@ -206,3 +206,60 @@ def test_a_date_pattern_naming_the_day_twice_is_refused(tmp_path: Path) -> None:
     column = "{name: D, source: birth_date, type: date, format: '%d/%m/%Y (%d)'}"
     with pytest.raises(FileSpecError, match="names the day once"):
         load_spec(write_spec(tmp_path, GOOD + f"  - {column}\n"))
+
+
+def _tree(node: object) -> object:
+    """A node tree as plain data: kind, tag, value and start line of every node."""
+    import yaml
+
+    if node is None:
+        return None
+    assert isinstance(node, yaml.Node)
+    if isinstance(node, yaml.MappingNode):
+        value: object = [(_tree(k), _tree(v)) for k, v in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        value = [_tree(item) for item in node.value]
+    else:
+        value = node.value
+    return (type(node).__name__, node.tag, value, node.start_mark.line, node.start_mark.column)
+
+
+SHIPPED_YAML = sorted(
+    path
+    for folder in (FORMATS_DIR, FORMATS_DIR.parents[1] / "config")
+    for path in folder.rglob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("path", SHIPPED_YAML, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_parse_yaml_gives_pure_python_data_and_lines_without_the_pure_python_parser(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every shipped YAML file parses to the data and node tree (lines included) PyYAML's
+    pure-Python safe loader gives, without running that loader for a valid file."""
+    import yaml
+
+    from schemas.filespec import parse_yaml
+
+    text = path.read_text(encoding="utf-8")
+    expected_data, expected_root = yaml.safe_load(text), yaml.compose(text)
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the pure-Python parser ran for a valid file")
+
+    monkeypatch.setattr(yaml, "safe_load", refuse)
+    data, root = parse_yaml(text, path, FileSpecError)
+    assert data == expected_data
+    assert _tree(root) == _tree(expected_root)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("type: [local\n", 2), ("a: 1\n b: 2\n", 2), ("a: 1\na: [\n", 3), ("\tx: 1\n", 1)],
+)
+def test_parse_yaml_error_names_the_pure_python_parsers_line(text: str, line: int) -> None:
+    from schemas.filespec import parse_yaml
+
+    with pytest.raises(FileSpecError) as caught:
+        parse_yaml(text, Path("spec.yaml"), FileSpecError)
+    assert str(caught.value) == f"spec.yaml:{line}: not valid YAML"

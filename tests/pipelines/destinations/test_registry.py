@@ -187,3 +187,43 @@ def test_sftp_secrets_are_read_from_the_environment_and_hide_themselves(
     assert credentials.password is not None
     assert credentials.password.get_secret_value() == "hunter2-secret"
     assert "hunter2" not in repr(credentials) and "hunter2" not in str(settings)
+
+
+TASK_PATH_PARAMIKO = """
+import importlib, pkgutil, sys
+from pathlib import Path
+import pipelines.cli, pipelines.runner, pipelines.tasks, pipelines.submission
+for module in pkgutil.iter_modules(pipelines.submission.__path__, "pipelines.submission."):
+    importlib.import_module(module.name)
+from pipelines.destinations.registry import build_destination, load_destination
+folder = Path(sys.argv[1])
+local = build_destination(load_destination("demo", folder))
+after_local = "paramiko" in sys.modules
+sftp = load_destination("sftp-example", folder)
+after_sftp_config = "paramiko" in sys.modules
+built = build_destination(sftp)
+print(type(local).__name__, after_local, after_sftp_config, type(built).__name__,
+      "paramiko" in sys.modules)
+"""
+
+
+def test_a_local_destination_task_process_never_imports_paramiko() -> None:
+    """The task path (CLI, runner, tasks, every submission step) with a local destination
+    built leaves paramiko unloaded; an SFTP config validates without it, and building the
+    SFTP destination loads it."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", TASK_PATH_PARAMIKO, str(SHIPPED)],
+        cwd=SHIPPED.parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == [
+        "LocalFolderDestination",
+        "False",
+        "False",
+        "SftpDestination",
+        "True",
+    ], out.stdout + out.stderr
