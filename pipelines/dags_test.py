@@ -21,9 +21,13 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cadwyn import VersionBundle
 
 
-def latest_only_bundle(bundle: object, version: str) -> object | None:
+def latest_only_bundle(bundle: object, version: str) -> VersionBundle | None:
     """A version bundle with Airflow's head version and ``version`` only (no changes of its
     own: they only describe older versions), or None when ``version`` is not the newest."""
     from cadwyn import HeadVersion, Version, VersionBundle
