@@ -46,6 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import cast
 
 import pendulum
 from airflow.sdk import (
@@ -143,7 +144,7 @@ def build(settings: DagSettings) -> DAG:
 
         @task_group
         def shard(programs: list[str], run: dict):  # type: ignore[no-untyped-def]
-            return deliver(prepare(programs, run), run)
+            return deliver(cast(dict, prepare(programs, run)), run)
 
         @task(
             trigger_rule="all_done",
@@ -162,9 +163,12 @@ def build(settings: DagSettings) -> DAG:
 
             return judge(summary)
 
-        run = plan()
+        # A task called here returns an XComArg, which Airflow resolves to the dict the task
+        # returned before the next task runs; the SDK's stubs type the call's result as the
+        # XComArg, not as what the next task receives, hence the casts (no runtime effect).
+        run = cast(dict, plan())
         delivered = shard.partial(run=run).expand(programs=shards(run))
-        verdict(finish(run, delivered))
+        verdict(cast(dict, finish(run, delivered)))
 
     return submission()
 

@@ -23,7 +23,10 @@ import gc
 import importlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cadwyn import VersionBundle
 
 START_UP = (
     "airflow.cli.commands.dag_command",
@@ -37,7 +40,7 @@ up front, with the collector paused (:func:`main`). Great Expectations is not am
 night with no program to prepare never imports it."""
 
 
-def latest_only_bundle(bundle: object, version: str) -> object | None:
+def latest_only_bundle(bundle: object, version: str) -> VersionBundle | None:
     """A version bundle with Airflow's head version and ``version`` only (no changes of its
     own: they only describe older versions), or None when ``version`` is not the newest."""
     from cadwyn import HeadVersion, Version, VersionBundle

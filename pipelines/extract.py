@@ -108,7 +108,7 @@ class ExtractChunk:
 
 
 def _current_enrollments(run_date: dt.date, chunk: Chunk):  # type: ignore[no-untyped-def]
-    ranked = select(
+    ranking = select(
         Enrollment,
         func.row_number()
         .over(
@@ -117,7 +117,7 @@ def _current_enrollments(run_date: dt.date, chunk: Chunk):  # type: ignore[no-un
         )
         .label("rank"),
     ).where(Enrollment.entry_date <= run_date, chunk(Enrollment.child_id))
-    ranked = ranked.subquery("ranked")
+    ranked = ranking.subquery("ranked")
     return (
         select(ranked)
         .where(ranked.c.rank == 1)
@@ -127,14 +127,14 @@ def _current_enrollments(run_date: dt.date, chunk: Chunk):  # type: ignore[no-un
 
 
 def _primary_guardians(chunk: Chunk):  # type: ignore[no-untyped-def]
-    ranked = select(
+    ranking = select(
         Guardian,
         func.row_number().over(partition_by=Guardian.child_id, order_by=Guardian.id).label("rank"),
     ).where(
         Guardian.relationship != Relationship.OTHER_CONTACT,
         chunk(Guardian.child_id),
     )
-    ranked = ranked.subquery("ranked_guardians")
+    ranked = ranking.subquery("ranked_guardians")
     return select(ranked).where(ranked.c.rank == 1).subquery("primary_guardian")
 
 
@@ -152,6 +152,7 @@ def _attendance(run_date: dt.date, enrollment: Any, lateral: bool) -> tuple[Any,
         cast(func.sum(days), Integer).label(days.key)
         for days in (Attendance.days_scheduled, Attendance.days_present)
     ]
+    columns: list[ColumnElement[Any]]
     if lateral:
         joined = select(*sums).where(*where).lateral("attendance_total")
         columns = [joined.c.days_scheduled, joined.c.days_present]
@@ -161,7 +162,9 @@ def _attendance(run_date: dt.date, enrollment: Any, lateral: bool) -> tuple[Any,
     return joined, [func.coalesce(c, literal(0, Integer)) for c in columns]
 
 
-def _children_query(run_date: dt.date, chunk: Chunk, *, lateral: bool = False) -> Select[Any]:
+def _children_query(
+    run_date: dt.date, chunk: Chunk, *, lateral: bool = False
+) -> Select[*tuple[Any, ...]]:
     """One row per child of the chunk, in child id order; every subquery is limited to the
     chunk's children. ``lateral``: attendance through a ``LATERAL`` join (PostgreSQL)."""
     enrollment = _current_enrollments(run_date, chunk)
@@ -222,7 +225,7 @@ def _children_query(run_date: dt.date, chunk: Chunk, *, lateral: bool = False) -
     return query.where(chunk(Child.id)).order_by(Child.id)
 
 
-def _related_queries(chunk: Chunk) -> dict[str, Select[Any]]:
+def _related_queries(chunk: Chunk) -> dict[str, Select[*tuple[Any, ...]]]:
     """Consents (with their signer's guardian row as it is: its child, relationship and
     relationship dates, for the decision to check it is this child's parent on the signing
     date; no signer at all gives empty columns), notices and statements of the chunk."""
@@ -277,7 +280,7 @@ def _enum_values(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _rows_frame(connection: Connection, statement: Select[Any]) -> pd.DataFrame:
+def _rows_frame(connection: Connection, statement: Select[*tuple[Any, ...]]) -> pd.DataFrame:
     """The result of ``statement`` through SQLAlchemy (any database)."""
     result = connection.execute(statement)
     columns = list(result.keys())
@@ -300,7 +303,7 @@ def _arrow_type(column: Any) -> Any:
     raise TypeError(f"extract: no Arrow type for column {column.name} ({kind!r})")
 
 
-def _copy_frame(connection: Connection, statement: Select[Any]) -> pd.DataFrame:
+def _copy_frame(connection: Connection, statement: Select[*tuple[Any, ...]]) -> pd.DataFrame:
     """The result of ``statement`` through ``COPY (...) TO STDOUT`` (CSV), read by Arrow."""
     import pyarrow.csv as pacsv
     from sqlalchemy.dialects.postgresql.base import PGDialect

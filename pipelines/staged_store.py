@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -34,7 +34,7 @@ from pipelines.db import session_scope
 from pipelines.staging import StagedRef, StagingError, load, load_bytes, seal, stage
 from schemas import StagedChunk
 
-Sealable = pd.DataFrame | pa.Table | bytes
+Sealable: TypeAlias = pd.DataFrame | pa.Table | bytes
 """What a staged file holds: a frame, an Arrow table (written as its frame would be), or bytes."""
 
 DB_PREFIX = "db:"

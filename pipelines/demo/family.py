@@ -3,6 +3,8 @@ grandparents, and a few non-parent contacts (who may not sign a consent)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from pipelines.demo import draw
@@ -125,4 +127,6 @@ def tribal_affiliation(children: Columns, kids: Children) -> np.ndarray:
     AIAN program's children who are American Indian or Alaska Native; none otherwise."""
     tribe = np.array([TRIBES.get(p.code) for p in PROGRAMS], dtype=object)[kids.program]
     aian = children["race"] == Race.AMERICAN_INDIAN_ALASKA_NATIVE.value
-    return np.where(aian, tribe, None).astype(object)
+    # numpy's stubs take a ``None`` third argument for the one-argument form (a tuple of
+    # indices); with ``x`` and ``y`` given it is the elementwise choice, an array
+    return cast(np.ndarray, np.where(aian, tribe, None)).astype(object)

@@ -346,10 +346,10 @@ class LocalFolderDestination:
             for name in remove:
                 (folder / name).unlink(missing_ok=True)
             pruned = False
-            for empty in folders_to_prune(folder, self.root):
-                if any(Path(empty).iterdir()):
+            for prunable in folders_to_prune(folder, self.root):
+                if any(Path(prunable).iterdir()):
                     break
-                Path(empty).rmdir()
+                Path(prunable).rmdir()
                 pruned = True
         except PermissionError as exc:
             raise TerminalDeliveryError(

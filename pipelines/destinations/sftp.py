@@ -338,10 +338,10 @@ class SftpDestination:
                     _remove(sftp, posixpath.join(folder, name))
                 pruned = False
                 root = PurePosixPath(self.settings.remote_root)
-                for empty in folders_to_prune(PurePosixPath(folder), root):
-                    if sftp.listdir(str(empty)):
+                for prunable in folders_to_prune(PurePosixPath(folder), root):
+                    if sftp.listdir(str(prunable)):
                         break
-                    sftp.rmdir(str(empty))
+                    sftp.rmdir(str(prunable))
                     pruned = True
             return Discarded(where, tuple(remove), tuple(kept), vouching, pruned)
 

@@ -676,7 +676,8 @@ def database_identity(settings: StagingDbSettings) -> tuple[frozenset[tuple[str,
         keys.add(("sqlite", os.path.realpath(path) if path != ":memory:" else path))
         return frozenset(keys), shown
     backend = "postgresql" if backend == "postgres" else backend
-    port = str(parsed.port or {"postgresql": 5432}.get(backend, ""))
+    default_port: dict[str, int | str] = {"postgresql": 5432}
+    port = str(parsed.port or default_port.get(backend, ""))
     host = parsed.host or "localhost"
     keys.add((backend, host, port, parsed.database or ""))
     return frozenset(keys), shown

@@ -12,11 +12,12 @@ revocation; :meth:`SentLedger.sent_by_children` what a crashed run left, with it
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, Table, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -53,8 +54,11 @@ class LedgerEntry:
         return (self.program_code, self.child_local_id) if self.child_local_id else None
 
 
-_TABLE = SentResource.__table__
-_UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+# a declarative model's ``__table__`` is typed ``FromClause``; this one is a ``Table``
+_TABLE = cast(Table, SentResource.__table__)
+_Upsert = Callable[[Table], postgresql.Insert | sqlite.Insert]
+"""An ``INSERT`` with ``ON CONFLICT`` of one dialect (both spell it the same way)."""
+_UPSERTS: dict[str, _Upsert] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 _UPDATED = (
     "payload_digest",
     "natural_key",
@@ -78,7 +82,7 @@ _COLUMNS = (
 
 
 def _entry(row: Any) -> LedgerEntry:
-    return LedgerEntry(*row[:3], dict(row[3]), *row[4:])
+    return LedgerEntry(row[0], row[1], row[2], dict(row[3]), *row[4:])
 
 
 class SentLedger:

@@ -53,7 +53,7 @@ def _default_programs() -> dict[ProgramType, ProgramDefinition]:
     }
 
 
-def _default_special_education() -> dict[str, ProgramDefinition]:
+def _default_special_education() -> dict[Literal["iep", "ifsp"], ProgramDefinition]:
     return {
         "ifsp": ProgramDefinition(
             program_name="Early Intervention Services Part C",

@@ -112,7 +112,8 @@ def import_file(
         for row in reader.rows():
             report.rows_read += 1
             result = parser.parse(row)
-            copies = duplicates.get(_key(parser, row)) if duplicates else None
+            key = _key(parser, row) if duplicates else None
+            copies = duplicates.get(key) if key is not None else None
             if isinstance(result, ParsedRow) and copies:
                 result = parser.duplicate(row, result, copies)
                 report.duplicate_rows += 1
@@ -188,7 +189,7 @@ def _write(engine: Engine, store: Store, good: list[ParsedRow], bad: list[BadRow
             store.write(session, good, bad)
     except SQLAlchemyError as error:
         # The driver's message may quote row values: keep only its kind and the lines.
-        lines = [row.line for row in (*good, *bad)]
+        lines = [row.line for row in good] + [row.line for row in bad]
         cause = type(getattr(error, "orig", None) or error).__name__
         raise StoreError(
             f"{store.source}: the database refused the batch of lines {min(lines)}-{max(lines)}"

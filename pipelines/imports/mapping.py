@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
 import yaml
 from pydantic import (
@@ -39,7 +39,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import Boolean, Date, Enum, String, Table
+from sqlalchemy import Boolean, Date, Enum, FromClause, String, Table
 
 from pipelines.imports.errors import MappingError
 from schemas.records import Child, Enrollment, Program, Site
@@ -70,15 +70,20 @@ class Target:
         return f"{self.entity}.{self.name}"
 
 
-def _targets(entity: str, table: Table, skip: set[str]) -> dict[str, Target]:
+def _targets(entity: str, table: FromClause, skip: set[str]) -> dict[str, Target]:
     targets = {}
-    for column in table.columns:
+    # a declarative model's ``__table__`` is typed ``FromClause``; the records' are ``Table``s
+    for column in cast(Table, table).columns:
         if column.name in skip:
             continue
         kind: Kind
-        codes = None
+        codes: type[StrEnum] | None = None
         if isinstance(column.type, Enum):
-            kind, codes = "code", column.type.enum_class
+            kind, enum_class = "code", column.type.enum_class
+            if enum_class is None or not issubclass(enum_class, StrEnum):  # pragma: no cover
+                # every code column of the records model is a StrEnum (schemas.codes)
+                raise TypeError(f"{entity}.{column.name}: a code column needs a StrEnum class")
+            codes = enum_class
         elif isinstance(column.type, Date):
             kind = "date"
         elif isinstance(column.type, Boolean):
@@ -295,9 +300,15 @@ def _section(entity: str, extra: dict[str, Any] | None = None) -> type[_Section]
     return model
 
 
-ProgramSection = _section(
-    "program", {"code": (Annotated[str, Field(min_length=1), AfterValidator(_template)], ...)}
-)
+if TYPE_CHECKING:  # the models are built at import; type checkers see the field read by name
+
+    class ProgramSection(_Section):
+        code: str
+
+else:
+    ProgramSection = _section(
+        "program", {"code": (Annotated[str, Field(min_length=1), AfterValidator(_template)], ...)}
+    )
 SiteSection = _section("site")
 ChildSection = _section("child")
 EnrollmentSection = _section("enrollment")
@@ -313,7 +324,7 @@ class Mapping(BaseModel):
     encoding: str = "utf-8-sig"
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     header_line: PositiveInt = 1
-    program: ProgramSection  # type: ignore[valid-type]
+    program: ProgramSection
     site: SiteSection  # type: ignore[valid-type]
     child: ChildSection  # type: ignore[valid-type]
     enrollment: EnrollmentSection  # type: ignore[valid-type]

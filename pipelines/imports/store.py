@@ -86,12 +86,12 @@ class Store:
         session.flush()
         enrollments = self._existing_enrollments(session, [c.id for c, _ in touched])
         for (child, child_status), site_id, row in zip(touched, site_ids, rows, strict=True):
-            key = (child.id, site_id, row.enrollment["entry_date"])
-            enrollment = enrollments.get(key)
+            enrollment_key = (child.id, site_id, row.enrollment["entry_date"])
+            enrollment = enrollments.get(enrollment_key)
             if enrollment is None:
                 enrollment = Enrollment(child_id=child.id, site_id=site_id, **row.enrollment)
                 session.add(enrollment)
-                enrollments[key] = enrollment
+                enrollments[enrollment_key] = enrollment
                 self.counts.enrollments_created += 1
                 status = "new"
             elif _assign(enrollment, row.enrollment):

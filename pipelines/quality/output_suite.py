@@ -464,12 +464,12 @@ def _helpers(
             protected.setdefault(source, []).append(name)
     months: dict[str, str] = {}
     for column, pattern in columns.months().items():
-        source = columns.generalized.get(column)
-        if source is None or column not in data.columns:
+        recorded = columns.generalized.get(column)
+        if recorded is None or column not in data.columns:
             continue
         name = f"{HELPER_PREFIX}month:{column}"
-        if source in values.columns:
-            helpers[name] = pd.Series(month_texts(values[source], pattern), dtype=object)
+        if recorded in values.columns:
+            helpers[name] = pd.Series(month_texts(values[recorded], pattern), dtype=object)
         else:  # no recorded date: only an empty cell is the month
             helpers[name] = pd.Series([None] * len(values), dtype=object)
         months[column] = name

@@ -33,7 +33,7 @@ def breakdown_domains(spec: FileSpec, plan: FieldPlan) -> dict[str, tuple[str, .
     """Each breakdown's declared categories (age bands from the plan's ``bucket`` bins)."""
     bins = {r.column: r.params.get("bins") for r in plan.rules if r.transform.name == "bucket"}
     return {
-        name: breakdown.domain(band_labels(bins[name]) if bins.get(name) else None)
+        name: breakdown.domain(band_labels(edges) if (edges := bins.get(name)) else None)
         for name, breakdown in spec.breakdowns.items()
         if breakdown.bands is None or bins.get(name)
     }

@@ -118,7 +118,7 @@ class RunContext:
         (and through them Airflow's secrets backends)."""
         from pipelines.airflow_keys import VariableKeyProvider
 
-        providers = [EnvKeyProvider(), FileKeyProvider(self.settings.keys_file)]
+        providers: list[KeyProvider] = [EnvKeyProvider(), FileKeyProvider(self.settings.keys_file)]
         return ChainKeyProvider([*providers, VariableKeyProvider()])
 
     @cached_property

@@ -12,9 +12,9 @@ set (a retried attempt does not move it).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
@@ -32,10 +32,13 @@ def marking(context: RunContext, delivery_id: int) -> Progress:
     def mark(step: Step) -> None:
         column = _COLUMNS[step]
         with session_scope(context.engine) as session:
-            marked = session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, column.is_(None))
-                .values({column: dt.datetime.now(dt.UTC)})
+            marked = cast(  # an UPDATE's result is a CursorResult (it has the rowcount)
+                CursorResult[Any],
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id, column.is_(None))
+                    .values({column: dt.datetime.now(dt.UTC)})
+                ),
             ).rowcount
             if not marked and session.get(Delivery, delivery_id) is None:  # fail closed
                 raise LookupError(f"delivery {delivery_id} is not recorded: nothing is sent")

@@ -77,7 +77,7 @@ def stage_programs(
     out = []
     for code, named, report in layout:
         c = p.collected[code]
-        artifacts = [
+        artifacts: list[dict[str, Any]] = [
             {"name": name, "ref": next(refs).to_dict(), "key_columns": columns}
             for name, columns in named
         ]

@@ -35,9 +35,10 @@ import json
 import json.encoder
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, Table, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -61,7 +62,9 @@ NOT_A_WITHDRAWAL = frozenset(
 """Child-level reasons that never count as leaving the agreement's scope."""
 
 _CHUNK = 1000
-_UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+_Upsert = Callable[[Table], postgresql.Insert | sqlite.Insert]
+"""An ``INSERT`` with ``ON CONFLICT`` of one dialect (both spell it the same way)."""
+_UPSERTS: dict[str, _Upsert] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 _UPDATED = ("digest", "rows", "status", "run_id", "updated_at")
 
 Rows = dict[str, list[list[str]]]
@@ -241,7 +244,9 @@ def _withdrawal(reason: str | None, on_revocation: bool, out_of_scope: bool) -> 
     if reason == REVOKED:
         return REVOKED if on_revocation else None
     try:
-        known = Reason(reason)
+        # Reason(code) looks a member up by value; mypy checks the call against
+        # the __new__ that builds the members (value, level, description)
+        known = Reason(reason)  # type: ignore[call-arg]
     except ValueError:
         return None
     if known.level is Level.CHILD and known not in NOT_A_WITHDRAWAL and out_of_scope:
@@ -475,7 +480,8 @@ def write_state(session: Session, writes: StateWrites, updated_at: dt.datetime) 
 def _upsert_rows(session: Session, rows: list[StateRow], updated_at: dt.datetime) -> None:
     """Upserts of ``_CHUNK`` rows, or row by row where the database has no ``ON CONFLICT``."""
     dialect = session.get_bind().dialect.name
-    table = DeliveredRecord.__table__
+    # a declarative model's ``__table__`` is typed ``FromClause``; this one is a ``Table``
+    table = cast(Table, DeliveredRecord.__table__)
     values = [
         {**dict(zip(STATE_COLUMNS, row, strict=True)), "updated_at": updated_at} for row in rows
     ]
@@ -490,14 +496,17 @@ def _upsert_rows(session: Session, rows: list[StateRow], updated_at: dt.datetime
             session.execute(statement, chunk)
             continue
         for row in chunk:  # a database without ON CONFLICT: update, else insert
-            done = session.execute(
-                update(table)
-                .where(
-                    table.c.destination == row["destination"],
-                    table.c.program_code == row["program_code"],
-                    table.c.child_local_id == row["child_local_id"],
-                )
-                .values({name: row[name] for name in _UPDATED})
+            done = cast(  # an UPDATE's result is a CursorResult (it has the rowcount)
+                CursorResult[Any],
+                session.execute(
+                    update(table)
+                    .where(
+                        table.c.destination == row["destination"],
+                        table.c.program_code == row["program_code"],
+                        table.c.child_local_id == row["child_local_id"],
+                    )
+                    .values({name: row[name] for name in _UPDATED})
+                ),
             )
             if not done.rowcount:
                 session.execute(insert(table), [row])
@@ -517,7 +526,7 @@ _COPY_UPSERT = (
 def _pg_write(session: Session, writes: StateWrites, updated_at: dt.datetime) -> bool:
     """:func:`write_state` on PostgreSQL; False where the driver is not psycopg 3."""
     driver = session.connection().connection.driver_connection
-    if not hasattr(driver, "pgconn"):
+    if driver is None or not hasattr(driver, "pgconn"):
         return False
     from psycopg.errors import UniqueViolation
 
