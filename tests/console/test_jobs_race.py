@@ -175,13 +175,18 @@ def test_a_job_marked_stalled_behind_its_back_writes_no_result_and_no_checkpoint
     assert jobs.find(engine, old)["result"] is None  # type: ignore[index]
 
 
-def test_a_fresh_running_job_is_joined_and_a_stale_one_is_replaced(engine: Engine) -> None:
+def test_a_fresh_running_job_is_joined_and_a_stale_one_is_replaced(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old = stale_job(engine)
+    release = threading.Event()
+    hold_runs(monkeypatch, release)  # the new job still runs when the second request comes
     threads: dict[int, threading.Thread] = {}
     shown = jobs.find(engine, old)
     assert shown is not None and shown["state"] == "stalled"  # shown so before anyone asks
     new = jobs.start(engine, "routine", "vera", threads)
     again = jobs.start(engine, "full", "ada", threads)
+    release.set()
     threads[new].join()
     assert new != old and again == new and list(threads) == [new]
     assert jobs.find(engine, old)["state"] == "stalled"  # type: ignore[index]

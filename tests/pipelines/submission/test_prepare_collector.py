@@ -15,8 +15,10 @@ def test_start_up_heap_is_frozen_during_the_shard_and_handed_back_after() -> Non
     with _collector_off_the_heap():
         frozen = gc.get_freeze_count()
         made = [[] for _ in range(1000)]  # the shard's own objects: still the collector's
-        assert gc.get_freeze_count() == frozen
-        assert all(gc.is_tracked(item) for item in made)
+        # none joins the frozen heap (which only shrinks, as frozen objects are freed)
+        assert gc.get_freeze_count() <= frozen
+        seen = {id(o) for o in gc.get_objects()}  # generations 0-2: what collections walk
+        assert all(id(item) in seen for item in made)
     assert frozen > 10_000  # Great Expectations, pandas and the suites, built first
     assert gc.get_freeze_count() == 0
 
