@@ -57,7 +57,7 @@ WHY_DELETED = {
 
 @dataclass(frozen=True)
 class StateUpdate:
-    """What to record as held after the delivery (see :func:`.state.save_state`)."""
+    """What to record as held after the delivery (see :func:`.state.state_changes`)."""
 
     current: Current
     held: Mapping[ChildKey, Held]

@@ -23,8 +23,8 @@ again on the third. The same rules serve every destination type:
    have (a natural-key change, e.g. a corrected entry date, or a parent statement withdrawn):
    those rows are deleted where the destination deletes.
 
-After the destination accepted, :func:`save_state` records what it now holds in the
-transaction that logs the disclosures.
+After the destination accepted, :func:`write_state` records what it now holds (the rows
+:func:`state_changes` finds) in the transaction that logs the disclosures.
 """
 
 from __future__ import annotations
@@ -309,69 +309,6 @@ def narrowed(batch: Batch, changes: Changes) -> Batch:
     return batch.only(changes.send, program_artifacts=changes.program)
 
 
-def save_state(
-    session: Session,
-    *,
-    destination: str,
-    program: str,
-    run_id: str,
-    current: Current,
-    held: Mapping[ChildKey, Held],
-    sent: Iterable[ChildKey],
-    program_sent: bool,
-    withdrawn: Iterable[ChildKey] = (),
-    snapshot: bool = False,
-) -> None:
-    """Record what ``destination`` holds after tonight (see :func:`state_rows`): only rows
-    that change are written, in bulk."""
-    upsert_state(
-        session,
-        state_rows(
-            destination=destination,
-            program=program,
-            run_id=run_id,
-            current=current,
-            held=held,
-            sent=sent,
-            program_sent=program_sent,
-            withdrawn=withdrawn,
-            snapshot=snapshot,
-        ),
-    )
-
-
-def state_rows(
-    *,
-    destination: str,
-    program: str,
-    run_id: str,
-    current: Current,
-    held: Mapping[ChildKey, Held],
-    sent: Iterable[ChildKey],
-    program_sent: bool,
-    withdrawn: Iterable[ChildKey] = (),
-    snapshot: bool = False,
-    now: dt.datetime | None = None,
-) -> list[dict[str, Any]]:
-    """The ``delivery_state`` rows that change after tonight (:func:`state_changes`), each as
-    a dict of its columns, written at ``now``."""
-    now = now or dt.datetime.now(dt.UTC)
-    changes = state_changes(
-        destination=destination,
-        program=program,
-        run_id=run_id,
-        current=current,
-        held=held,
-        sent=sent,
-        program_sent=program_sent,
-        withdrawn=withdrawn,
-        snapshot=snapshot,
-    )
-    return [
-        {**dict(zip(STATE_COLUMNS, row, strict=True)), "updated_at": now} for row in changes.rows()
-    ]
-
-
 StateRow = tuple[str, str, str, str, Rows, str, str]
 """One ``delivery_state`` row but its time: the columns :data:`STATE_COLUMNS` in order."""
 STATE_COLUMNS = (
@@ -450,18 +387,6 @@ def state_changes(
         elif before.status != status or before.digest != digest:
             out.changed.append(row)
     return out
-
-
-def upsert_state(session: Session, values: list[dict[str, Any]]) -> None:
-    """Insert or update ``delivery_state`` rows given as dicts (:func:`state_rows`), of one
-    time or of several (see :func:`write_state`)."""
-    by_time: dict[dt.datetime, list[StateRow]] = {}
-    for row in values:
-        by_time.setdefault(row["updated_at"], []).append(
-            tuple(row[name] for name in STATE_COLUMNS)  # type: ignore[arg-type]
-        )
-    for updated_at, rows in by_time.items():
-        write_state(session, StateWrites(changed=rows), updated_at)
 
 
 def write_state(session: Session, writes: StateWrites, updated_at: dt.datetime) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import pandas as pd
 import pytest
 
@@ -290,16 +293,23 @@ def test_resend_defaults_to_changes() -> None:
     assert config.resend is Resend.CHANGES
 
 
-def test_save_state_writes_what_changed_and_reads_back(engine) -> None:  # type: ignore[no-untyped-def]
+def save(session: Any, **night: Any) -> None:
+    """Record what the destination holds after a night, as the record step does."""
+    from pipelines.submission.state import state_changes, write_state
+
+    write_state(session, state_changes(**night), dt.datetime.now(dt.UTC))
+
+
+def test_state_written_is_what_changed_and_reads_back(engine) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from pipelines.submission.state import differing, load_held, save_state, with_rows
+    from pipelines.submission.state import differing, load_held, with_rows
     from schemas import DeliveredRecord
 
     night1 = current((A, "a"), (B, "b"), (C, "c"))
     with Session(engine) as session, session.begin():
-        save_state(
+        save(
             session,
             destination="d",
             program=P,
@@ -318,7 +328,7 @@ def test_save_state_writes_what_changed_and_reads_back(engine) -> None:  # type:
         assert needed == {B, C}
         loaded = with_rows(session, "d", before, needed)
         assert loaded[B].rows == {ENROLL: [[P, "C2", "2026-08-24"]]} and loaded[A].rows == {}
-        save_state(
+        save(
             session,
             destination="d",
             program=P,
@@ -349,11 +359,11 @@ def test_a_child_withdrawn_from_a_file_drop_is_deleted_not_dropped(engine) -> No
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from pipelines.submission.state import DELETED, load_held, save_state
+    from pipelines.submission.state import DELETED, load_held
     from schemas import DeliveredRecord
 
     with Session(engine) as session, session.begin():
-        save_state(
+        save(
             session,
             destination="d",
             program=P,
@@ -365,7 +375,7 @@ def test_a_child_withdrawn_from_a_file_drop_is_deleted_not_dropped(engine) -> No
         )
     with Session(engine) as session, session.begin():
         before = load_held(session, "d", P)
-        save_state(
+        save(
             session,
             destination="d",
             program=P,
