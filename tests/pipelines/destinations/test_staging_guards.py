@@ -17,7 +17,7 @@ import json
 import os
 import string
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -41,6 +41,7 @@ from pipelines.destinations.staging_db import (
 from schemas.filespec import load_spec
 from tests.conftest import reset_schema
 from tests.pipelines.batches import make_batch
+from tests.pipelines.writers_at_once import advisory_waiters, in_thread
 
 SPECS = [load_spec("hs_child_identity"), load_spec("hs_enrollment")]
 FORMATS = ("hs_child_identity", "hs_enrollment")
@@ -364,33 +365,6 @@ class Paused:
 
     def release(self) -> None:
         self.go.set()
-
-
-def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["result"] = work()
-        except BaseException as error:  # handed to the test
-            out["error"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
-
-
-def advisory_waiters(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            query = (
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-            )
-            return int(connection.execute(text(query)).scalar())
-    finally:
-        engine.dispose()
 
 
 def test_a_second_name_busy_past_its_timeout_writes_nothing_and_says_why(

@@ -11,7 +11,6 @@ included; after the operator's ``datashare destinations rebaseline NAME`` the ru
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from tests.conftest import reset_schema
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World
 from tests.pipelines.submission.test_state_copy_staging import small_world, staging_url
+from tests.pipelines.writers_at_once import advisory_waiters, in_thread
 
 __all__ = ["small_world", "staging_url"]  # fixtures
 
@@ -170,30 +170,3 @@ def test_two_runs_of_two_names_at_once_on_postgresql_take_turns_at_the_database(
     assert [d for d, _ in markers(url)] == ["a"], "b wrote a's batch again"
     assert set(n.held_by_staging(url)) == set(children)
     reset_schema(url)
-
-
-def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["result"] = work()
-        except BaseException as error:  # handed to the test
-            out["error"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
-
-
-def advisory_waiters(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            query = (
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-            )
-            return int(connection.execute(text(query)).scalar())
-    finally:
-        engine.dispose()
