@@ -267,7 +267,8 @@ def crash_unfinished(world: World, monkeypatch: pytest.MonkeyPatch, *, how: str)
         patch.setattr(deliver, "record_delivery", killed_before_logging)
         with pytest.raises(Killed):
             for program in [p for shard in plan["shards"] for p in shard]:
-                deliver_program(plan, prepare_program(plan, program, world.settings), world.settings)
+                prepared = prepare_program(plan, program, world.settings)
+                deliver_program(plan, prepared, world.settings)
     crashed = plan["run_id"]
     with world.engine.begin() as connection:
         summary = connection.scalar(select(Run.summary).where(Run.id == crashed))
