@@ -120,8 +120,15 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
 def show_reconciled(console: Console, summary: dict[str, Any]) -> None:
     """One line per program whose earlier, unlogged delivery this run settled first: logged
     (arrived, or presumed arrived because the destination no longer shows it) or sent afresh;
-    a dry run says what the real run would settle (it settles nothing itself)."""
+    a dry run says what the real run would settle (it settles nothing itself), and which
+    crashed runs the real run would mark abandoned (it marks none)."""
     settled = summary.get("reconciled") or {}
+    if summary.get("dry_run") and (crashed := summary.get("would_abandon")):
+        console.print(
+            f"Crashed runs: would mark abandoned {', '.join(crashed)} (a real run does; "
+            "nothing marked now)",
+            highlight=False,
+        )
     if summary.get("dry_run") and (would := summary.get("would_settle")):
         console.print(f"Open deliveries: {would_settle_line(would)}", highlight=False)
     elif settled:

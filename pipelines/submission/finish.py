@@ -97,6 +97,7 @@ def summarize(
         "deliveries": {d["program"]: d["status"] for d in done},
         "reconciled": plan.get("reconciled", {}),
         **({"would_settle": plan["would_settle"]} if plan.get("would_settle") else {}),
+        **({"would_abandon": plan["would_abandon"]} if plan.get("would_abandon") else {}),
         "validation": "passed" if not stopped else "stopped",
     } | (
         {

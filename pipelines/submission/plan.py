@@ -48,7 +48,10 @@ def plan_run(
 ) -> dict[str, Any]:
     """Open a run: settle earlier runs of the destination still marked running (abandoned
     when crashed; this run is refused when one is alive), remove what closed runs left staged,
-    reconcile what earlier runs left unlogged, then list the programs to process.
+    reconcile what earlier runs left unlogged, then list the programs to process. A dry run
+    marks no run abandoned: it lists those a real run would in ``would_abandon`` (refused
+    alike when one is alive), and previews the reconciliation of their open deliveries as the
+    real run will settle them once they are abandoned (:mod:`.reconcile_view`).
 
     Only programs in the recipient's jurisdiction (its state, ``privacy.bases.in_jurisdiction``)
     are considered; programs of other states are not listed at all, unless the destination
@@ -151,7 +154,8 @@ def plan_run(
                     "aggregates_held": tables,
                     "reconciled": reconciled,
                     **({"would_settle": would_settle} if would_settle else {}),
-                    "abandoned_runs": abandoned,
+                    # a dry run marks nothing abandoned: it says which runs a real run would
+                    **({"would_abandon": abandoned} if dry_run else {"abandoned_runs": abandoned}),
                     "airflow": airflow or {},
                     "owner": owner(),
                 },
@@ -188,6 +192,7 @@ def plan_run(
         "aggregates_held": tables,
         "reconciled": reconciled,
         **({"would_settle": would_settle} if would_settle else {}),
+        **({"would_abandon": abandoned} if dry_run and abandoned else {}),
     }
 
 

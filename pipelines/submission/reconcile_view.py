@@ -20,6 +20,12 @@ and:
   against (:func:`.deliver._planned`) and counts with at plan (:func:`held_counts`), so it
   reports what the real run would then send, withdraw and find unchanged.
 
+The open deliveries judged are all the destination's unfinished ones, whatever the state of
+the run they are of, as :func:`.reconcile.reconcile` settles them: a crashed run a dry run
+would mark abandoned (and leaves ``running``: :func:`.runs.would_abandon`) has its deliveries
+previewed exactly as the real run settles them after marking it (a run still alive stops
+both at plan, :class:`.runs.ConcurrentRun`).
+
 Judged once per run context and program (a dry run's plan, and each deliver task, reads its
 own view). Not covered: an open delivery whose staged batch is unreadable (reported as such; the
 dry run plans as if it stayed open), several open deliveries of one program (each judged

@@ -15,7 +15,9 @@ of the same destination settles every earlier run still marked ``running``; it i
   longest retry delay), whatever else is known.
 
 Otherwise it is alive, and this run stops (:class:`ConcurrentRun`): two runs of one
-destination at once could both send the same batch.
+destination at once could both send the same batch. A dry run applies the same rule (and
+stops the same way) but marks nothing: it reports the runs a real run would mark abandoned
+(:func:`would_abandon`), and those stay ``running`` until a real run comes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from pipelines.db import session_scope
 from pipelines.submission.context import RunContext, SubmissionError
@@ -81,33 +84,54 @@ def settle_open_runs(
     context: RunContext, *, is_live: LiveCheck | None = None, now: dt.datetime | None = None
 ) -> list[str]:
     """Mark abandoned the destination's crashed runs; return their ids. Raises
-    :class:`ConcurrentRun` when one of them is still alive."""
+    :class:`ConcurrentRun` when one of them is still alive. A dry run marks nothing: it
+    returns the runs it would mark (:func:`would_abandon`), which stay as they are."""
+    if context.run.dry_run:
+        return would_abandon(context, is_live=is_live, now=now)
     now = now or dt.datetime.now(dt.UTC)
-    stale = dt.timedelta(minutes=context.destination.tasks.stale_after_minutes)
-    abandoned: list[str] = []
     with session_scope(context.engine) as session:
-        rows = session.scalars(
-            select(Run).where(
-                Run.destination == context.run.destination,
-                Run.status == OPEN,
-                Run.id != context.run.run_id,
-            )
-        ).all()
-        for row in rows:
-            seen = _aware(row.heartbeat_at) or _aware(row.started_at)
-            fresh = seen is not None and now - seen < stale
-            over = _gone(row.summary.get("owner", {})) or (
-                is_live is not None and is_live(row.summary.get("airflow", {})) is False
-            )
-            if fresh and not over:
-                raise ConcurrentRun(
-                    f"run {row.id} of destination {row.destination} is still running (last "
-                    f"sign of life {seen:%Y-%m-%d %H:%M} UTC); a crashed run is marked "
-                    f"abandoned after {context.destination.tasks.stale_after_minutes} minutes "
-                    "without one"
-                )
+        crashed = _crashed(session, context, is_live, now)
+        for row in crashed:
             row.status = "abandoned"
             row.finished_at = now
             row.summary = {**row.summary, "abandoned_by": context.run.run_id}
-            abandoned.append(row.id)
-    return abandoned
+        return [row.id for row in crashed]
+
+
+def would_abandon(
+    context: RunContext, *, is_live: LiveCheck | None = None, now: dt.datetime | None = None
+) -> list[str]:
+    """The destination's crashed runs a real run would mark abandoned now (the same rule),
+    read only; raises :class:`ConcurrentRun` when one of them is still alive."""
+    now = now or dt.datetime.now(dt.UTC)
+    with Session(context.engine) as session:  # closed without a commit: read only
+        return [row.id for row in _crashed(session, context, is_live, now)]
+
+
+def _crashed(
+    session: Session, context: RunContext, is_live: LiveCheck | None, now: dt.datetime
+) -> list[Run]:
+    """The destination's other runs still marked running, every one of them crashed; raises
+    :class:`ConcurrentRun` at the first that is alive."""
+    stale = dt.timedelta(minutes=context.destination.tasks.stale_after_minutes)
+    rows = session.scalars(
+        select(Run).where(
+            Run.destination == context.run.destination,
+            Run.status == OPEN,
+            Run.id != context.run.run_id,
+        )
+    ).all()
+    for row in rows:
+        seen = _aware(row.heartbeat_at) or _aware(row.started_at)
+        fresh = seen is not None and now - seen < stale
+        over = _gone(row.summary.get("owner", {})) or (
+            is_live is not None and is_live(row.summary.get("airflow", {})) is False
+        )
+        if fresh and not over:
+            raise ConcurrentRun(
+                f"run {row.id} of destination {row.destination} is still running (last "
+                f"sign of life {seen:%Y-%m-%d %H:%M} UTC); a crashed run is marked "
+                f"abandoned after {context.destination.tasks.stale_after_minutes} minutes "
+                "without one"
+            )
+    return list(rows)

@@ -14,19 +14,26 @@ from __future__ import annotations
 import datetime as dt
 import io
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, select, update
 
 import pipelines.submission.deliver as deliver
 from pipelines.commands.run import show_summary
 from pipelines.demo import DEMO_DATE
 from pipelines.destinations.staging_db import StagingDbDestination
+from pipelines.submission.deliver import deliver_program
+from pipelines.submission.plan import plan_run
+from pipelines.submission.prepare import prepare_program
 from schemas import Delivery, Run
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World, make_world
@@ -110,8 +117,10 @@ def dry_run_then_real(
     tmp_path: Path,
     name: str = "dest",
     run_date: dt.date = NIGHT2,
+    after_dry: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The dry run (checked to write nothing), then the real run, both on ``run_date``."""
+    """The dry run (checked to write nothing; then ``after_dry`` called with its summary),
+    then the real run, both on ``run_date``."""
     before, held, ran = tables(world), dest.content(), runs(world)
     dry = world.run(name, run_date=run_date, dry_run=True, output=str(tmp_path / "dry"))
     assert dry["status"] == "success", dry.get("stop_lines")
@@ -122,6 +131,8 @@ def dry_run_then_real(
     after = runs(world)
     assert set(after) - set(ran) == {dry["run_id"]}, "but its own run row"
     assert {k: v[0] for k, v in after.items() if k in ran} == {k: v[0] for k, v in ran.items()}
+    if after_dry is not None:
+        after_dry(dry)
     real = world.run(name, run_date=run_date)
     assert real["status"] == "success", real.get("stop_lines")
     return dry, real
@@ -227,6 +238,100 @@ def test_a_dry_run_after_a_crash_whose_folder_the_state_took_reports_it_presumed
             assert dry["would_settle"]["programs"][program]["outcome"] == "presumed"
             assert dry["would_deliver"]["programs"][program]["send"] > 0, "the snapshot again"
             assert "presumed arrived" in real["reconciled"][program]
+    finally:
+        world.engine.dispose()
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def crash_unfinished(world: World, monkeypatch: pytest.MonkeyPatch, *, how: str) -> str:
+    """Night 1 killed at its first program after the destination took the batch and before
+    it was logged, and nothing of it after (no ``finish``): its row stays ``running``, as a
+    ``kill -9`` of ``datashare run`` leaves it (``process-gone``: its owner is a process that
+    has exited) or as a lost worker leaves it (``stale``: no sign of life for longer than the
+    destination's ``stale_after``). Returns the crashed run."""
+    plan = plan_run("dest", DEMO_DATE, settings=world.settings)
+    record = deliver.record_delivery
+
+    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
+        if kwargs.get("delivery_id") is not None:
+            raise Killed
+        return record(session, context, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(deliver, "record_delivery", killed_before_logging)
+        with pytest.raises(Killed):
+            for program in [p for shard in plan["shards"] for p in shard]:
+                prepared = prepare_program(plan, program, world.settings)
+                deliver_program(plan, prepared, world.settings)
+    crashed = plan["run_id"]
+    with world.engine.begin() as connection:
+        summary = connection.scalar(select(Run.summary).where(Run.id == crashed))
+        if how == "process-gone":
+            me = {"host": socket.gethostname(), "pid": dead_pid(), "in_process": True}
+            values: dict[str, Any] = {"summary": {**summary, "owner": me}}
+        else:
+            gone = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+            elsewhere = {"host": "another-worker", "pid": 1, "in_process": False}
+            values = {
+                "heartbeat_at": gone, "started_at": gone, "summary": {**summary, "owner": elsewhere}
+            }  # fmt: skip
+        connection.execute(update(Run).where(Run.id == crashed).values(**values))
+        rows = connection.execute(select(Delivery.run_id, Delivery.status)).all()
+    assert [tuple(r) for r in rows] == [(crashed, "pending")], "one delivery left open"
+    assert world.disclosures().empty, "nothing logged"
+    return crashed
+
+
+def run_row(world: World, run_id: str) -> dict[str, Any]:
+    """Every column of a run's row."""
+    with world.engine.connect() as connection:
+        table = Run.__table__
+        return dict(connection.execute(select(table).where(table.c.id == run_id)).one()._mapping)
+
+
+@pytest.mark.parametrize("how", ["process-gone", "stale"])
+@pytest.mark.parametrize("kind", ["local", "staging_db"])
+def test_a_dry_run_after_a_crash_left_running_marks_nothing_and_says_what_it_would_abandon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, how: str
+) -> None:
+    """The crashed run is still ``running`` (nothing finished it). The dry run leaves its
+    row exactly as it is (status, end, summary: it is not marked abandoned by a dry run),
+    says it would mark it abandoned, and previews the settlement of its open delivery as the
+    real run does once it has marked it; the real run then marks it abandoned itself."""
+    world = small_world(tmp_path)
+    try:
+        with KINDS[kind](world, tmp_path, monkeypatch) as dest:
+            crashed = crash_unfinished(world, monkeypatch, how=how)
+            assert dest.held() > 0, "the crashed run's batch is at the destination"
+            before = run_row(world, crashed)
+            assert (before["status"], before["finished_at"]) == ("running", None)
+
+            def untouched(dry: dict[str, Any]) -> None:
+                assert run_row(world, crashed) == before, "the crashed run's row is unchanged"
+                assert dry["would_abandon"] == [crashed]
+                with world.engine.connect() as connection:
+                    mine = connection.scalar(select(Run.summary).where(Run.id == dry["run_id"]))
+                assert mine["would_abandon"] == [crashed] and "abandoned_runs" not in mine
+                assert f"would mark abandoned {crashed}" in printed(dry)
+
+            dry, real = dry_run_then_real(world, dest, tmp_path, after_dry=untouched)
+            assert_dry_run_said_what_the_real_run_did(world, dry, real, crashed)
+            (program,) = dry["would_settle"]["programs"]
+            assert dry["would_settle"]["programs"][program]["outcome"] == "arrived"
+            assert real["deliveries"][program] == "unchanged", "not sent again"
+            assert "would_abandon" not in real
+            with world.engine.connect() as connection:
+                status, finished, summary = connection.execute(
+                    select(Run.status, Run.finished_at, Run.summary).where(Run.id == crashed)
+                ).one()
+            assert status == "abandoned" and finished is not None
+            assert summary["abandoned_by"] == real["run_id"], "by the real run, not the dry one"
     finally:
         world.engine.dispose()
 

@@ -96,6 +96,54 @@ def test_when_a_run_crashed_then_the_next_run_marks_it_abandoned_and_removes_its
     assert world.staged() == [], "the abandoned run's staged batch is removed"
 
 
+def row(world: World, run_id: str) -> dict:
+    with world.engine.connect() as connection:
+        table = Run.__table__
+        return dict(connection.execute(select(table).where(table.c.id == run_id)).one()._mapping)
+
+
+@pytest.mark.parametrize(
+    ("owner", "ago"),
+    [
+        pytest.param({"host": socket.gethostname(), "in_process": True}, MINUTE, id="process-gone"),
+        pytest.param(ELSEWHERE, 91 * MINUTE, id="silent-past-stale-after"),
+    ],
+)
+def test_when_a_run_crashed_then_a_dry_run_says_it_would_mark_it_abandoned_and_marks_nothing(
+    world: World, owner: dict, ago: dt.timedelta
+) -> None:
+    local_vt(world)
+    if owner.get("in_process"):
+        owner = {**owner, "pid": dead_pid()}
+    open_run(world, "vt-crashed", owner=owner, ago=ago)
+    before = row(world, "vt-crashed")
+    dry = world.run("vt", dry_run=True)
+    assert dry["status"] == "success"
+    assert dry["would_abandon"] == ["vt-crashed"]
+    assert row(world, "vt-crashed") == before, "status, end and summary as the crash left them"
+    assert world.staged() == ["vt-crashed/VT-HS-01/x"], "nor is its staged batch removed"
+    real = world.run("vt")
+    assert real["status"] == "success" and "would_abandon" not in real
+    after = row(world, "vt-crashed")
+    assert after["status"] == "abandoned" and after["finished_at"] is not None
+    assert after["summary"]["abandoned_by"] == real["run_id"]
+    assert world.staged() == []
+
+
+def test_when_a_run_of_the_destination_is_alive_then_a_dry_run_stops_too(world: World) -> None:
+    local_vt(world)
+    open_run(world, "vt-live", owner=ELSEWHERE, ago=80 * MINUTE)
+    before = row(world, "vt-live")
+    with pytest.raises(ConcurrentRun, match="vt-live"):
+        world.run("vt", dry_run=True)
+    assert row(world, "vt-live") == before
+    with world.engine.connect() as connection:
+        [(refused, dry_run)] = connection.execute(
+            select(Run.status, Run.dry_run).where(Run.id != "vt-live")
+        ).all()
+    assert (refused, dry_run) == ("refused", True)
+
+
 def test_when_a_run_of_the_destination_is_alive_then_the_next_stops_and_says_why(
     world: World,
 ) -> None:
