@@ -166,7 +166,10 @@ def finish_run(
             run.finished_at = dt.datetime.now(dt.UTC)
             run.summary = summary
     clean_run(context, plan["programs"])
-    sweep_closed_runs(context)
+    if context.run.dry_run:  # its own batches only: what other runs left, the real run sweeps
+        context.staged.remove_run(context.run.run_id)
+    else:
+        sweep_closed_runs(context)
     return summary
 
 

@@ -90,7 +90,8 @@ def plan_run(
     except ConcurrentRun as error:
         _refuse(context, str(error), airflow)
         raise
-    sweep_closed_runs(context)
+    if not dry_run:  # a dry run removes nothing: the real run sweeps the same batches
+        sweep_closed_runs(context)
     agreement, recipient = context.agreement, context.recipient
     reconciled, unreachable = _caught_up(context, is_live)
     if not dry_run and unreachable is None:

@@ -130,6 +130,20 @@ def test_when_a_run_crashed_then_a_dry_run_says_it_would_mark_it_abandoned_and_m
     assert world.staged() == []
 
 
+def test_a_dry_run_leaves_what_a_closed_run_left_staged_for_the_real_run_to_remove(
+    world: World,
+) -> None:
+    local_vt(world)
+    open_run(world, "vt-failed", owner=ELSEWHERE, ago=MINUTE)
+    with world.engine.begin() as connection:  # closed, its staged batch left (a crash in finish)
+        connection.execute(update(Run).where(Run.id == "vt-failed").values(status="failed"))
+    dry = world.run("vt", dry_run=True)
+    assert dry["status"] == "success"
+    assert world.staged() == ["vt-failed/VT-HS-01/x"], "a dry run removes nothing"
+    assert world.run("vt")["status"] == "success"
+    assert world.staged() == [], "the real run removes it"
+
+
 def test_when_a_run_of_the_destination_is_alive_then_a_dry_run_stops_too(world: World) -> None:
     local_vt(world)
     open_run(world, "vt-live", owner=ELSEWHERE, ago=80 * MINUTE)
