@@ -9,12 +9,18 @@ keeps the mode it has.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+
+Upsert = Callable[[Table], postgresql.Insert | sqlite.Insert]
+"""An ``INSERT`` with ``ON CONFLICT`` of one dialect (both spell it the same way)."""
+UPSERTS: dict[str, Upsert] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+"""The dialects with ``ON CONFLICT`` upserts; others look up, then insert or update."""
 
 DATABASE_URL_ENV = "DATASHARE_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///datashare.db"

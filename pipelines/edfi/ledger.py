@@ -12,17 +12,14 @@ revocation; :meth:`SentLedger.sent_by_children` what a crashed run left, with it
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from pipelines.db import session_scope
+from pipelines.db import UPSERTS, session_scope
 from pipelines.destinations.base import ChildKey
 from schemas.delivery import SentResource
 
@@ -56,9 +53,6 @@ class LedgerEntry:
 
 # a declarative model's ``__table__`` is typed ``FromClause``; this one is a ``Table``
 _TABLE = cast(Table, SentResource.__table__)
-_Upsert = Callable[[Table], postgresql.Insert | sqlite.Insert]
-"""An ``INSERT`` with ``ON CONFLICT`` of one dialect (both spell it the same way)."""
-_UPSERTS: dict[str, _Upsert] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 _UPDATED = (
     "payload_digest",
     "natural_key",
@@ -164,10 +158,10 @@ class SentLedger:
         ]
         with session_scope(self.engine) as session:
             dialect = session.get_bind().dialect.name
-            if dialect not in _UPSERTS:
+            if dialect not in UPSERTS:
                 self._record_portably(session, rows)
                 return
-            statement = _UPSERTS[dialect](_TABLE)
+            statement = UPSERTS[dialect](_TABLE)
             excluded = statement.excluded
             statement = statement.on_conflict_do_update(
                 index_elements=["destination", "resource", "key_digest"],

@@ -38,11 +38,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, Table, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from pipelines.db import UPSERTS
 from pipelines.destinations.base import Batch, ChildKey
 from privacy.ledger_columns import copy_texts
 from privacy.reasons import Level, Reason
@@ -62,9 +60,6 @@ NOT_A_WITHDRAWAL = frozenset(
 """Child-level reasons that never count as leaving the agreement's scope."""
 
 _CHUNK = 1000
-_Upsert = Callable[[Table], postgresql.Insert | sqlite.Insert]
-"""An ``INSERT`` with ``ON CONFLICT`` of one dialect (both spell it the same way)."""
-_UPSERTS: dict[str, _Upsert] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 _UPDATED = ("digest", "rows", "status", "run_id", "updated_at")
 
 Rows = dict[str, list[list[str]]]
@@ -412,8 +407,8 @@ def _upsert_rows(session: Session, rows: list[StateRow], updated_at: dt.datetime
     ]
     for start in range(0, len(values), _CHUNK):
         chunk = values[start : start + _CHUNK]
-        if dialect in _UPSERTS:
-            statement = _UPSERTS[dialect](table)
+        if dialect in UPSERTS:
+            statement = UPSERTS[dialect](table)
             statement = statement.on_conflict_do_update(
                 index_elements=["destination", "program_code", "child_local_id"],
                 set_={name: statement.excluded[name] for name in _UPDATED},

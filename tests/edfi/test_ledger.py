@@ -26,7 +26,7 @@ def ledger(request: pytest.FixtureRequest, engine: Engine,
            monkeypatch: pytest.MonkeyPatch) -> SentLedger:  # fmt: skip
     """The ledger, writing by ``ON CONFLICT`` upsert and by the portable lookup path."""
     if request.param == "portable":
-        monkeypatch.setattr(ledger_module, "_UPSERTS", {})
+        monkeypatch.setattr(ledger_module, "UPSERTS", {})
     return SentLedger(engine, "edfi-test")
 
 
