@@ -6,9 +6,10 @@ leave) and these multicolumn expectations compare them, row by row, in Great Exp
 - :class:`ExpectRowValuesAbsentAll` (``column_list`` and ``groups``: a cell and its row's
   values): each cell, as :func:`~pipelines.quality.mentions.normalize` writes it, equals none of
   its row's values; :class:`ExpectRowValuesMatchAll`: each cell is empty or its row's own
-  value; with ``dates`` (``[cell, full, month, serial]``: a column's ``strftime`` patterns,
-  ``""`` for none, and whether Excel's day number is a date there) a cell that holds a full
-  date, whoever's and in any common form
+  value (``groups``: ``[cell, [own, *also]]``; a cell equal to one of ``also``, the values
+  the former reports, is left to it); with ``dates`` (``[cell, full, month, serial]``: a
+  column's ``strftime`` patterns, ``""`` for none, and whether Excel's day number is a date
+  there) a cell that holds a full date, whoever's and in any common form
   (:func:`~pipelines.quality.mentions.carries_full_date`), is a hit of the former and left to
   it by the latter (the cell is reported once, as a full date).
 - :class:`ExpectColumnValuesHoldNoFullDate` (``column``, ``full``, ``month``, ``serial``): the
@@ -203,7 +204,8 @@ class RowValuesAbsentAll(MulticolumnMapMetricProvider):
 class RowValuesMatchAll(MulticolumnMapMetricProvider):
     """True where every cell is empty or its row's own value, as written or as a file spec's
     formula guard writes it (a single quote in front: ``schemas.filespec``): ``groups`` pairs a
-    cell's position in ``column_list`` with the position of the row's own value (one)."""
+    cell's position in ``column_list`` with the position of the row's own value, then of any
+    values the cell is left to :class:`RowValuesAbsentAll` for."""
 
     condition_metric_name = "datashare.row_values_match_all"
     condition_domain_keys = _DOMAIN
@@ -213,8 +215,12 @@ class RowValuesMatchAll(MulticolumnMapMetricProvider):
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
         ok = pd.Series(True, index=column_list.index)
         dates = _dates(kwargs)
-        for cell, (own,) in _groups(kwargs):
+        for cell, (own, *also) in _groups(kwargs):
             matched = _matches(column_list.iloc[:, cell], column_list.iloc[:, own])
+            if also:  # a value the absent rule reports (the row's full value) is its to report
+                text = normalized(column_list.iloc[:, cell])
+                values = np.column_stack([normalized(column_list.iloc[:, at]) for at in also])
+                matched |= ((text[:, None] == values) & pd.notna(text)[:, None]).any(axis=1)
             if cell in dates:  # a full date is the full-date rule's to report
                 full = _full_dates(normalized(column_list.iloc[:, cell]), dates[cell])
                 matched |= full

@@ -53,7 +53,10 @@ pseudonymizes, a birth date it cuts to the month) must not show up where it coul
   column of ``date_formats``) is neither empty nor exactly what the column writes for the row
   child's month (the first of the month written with the column's month pattern): another
   child's month, or any other text. A month-cut cell holding a full date is ``full_value``
-  only (each bad cell is counted once).
+  only (each bad cell is counted once). So is a cell of an ``exact`` column (a ZIP3) that is
+  neither empty nor exactly what the column's transform writes for the row child's own value
+  (another child's ZIP3 or full ZIP, a ZIP+4, ``0540``, letters); one that holds a full date
+  or the row child's full value is ``full_value`` only.
 - ``other_child``: a ``statement_columns`` cell mentions another child of the batch (a full
   name or an id of any child of ``rows.batch`` that is not the row child's own or the row
   child's primary guardian's full name).
@@ -71,7 +74,7 @@ no one). Negative counts fail too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -146,6 +149,10 @@ class Columns:
     month_cut: Mapping[str, str] = field(default_factory=dict)
     """A generalized column cut to the month -> the ``strftime`` pattern it writes the month
     with (``%Y-%m`` for the ``month`` transform's own text); overrides ``date_formats``'."""
+    exact: Mapping[str, Callable[[pd.Series], Any]] = field(default_factory=dict)
+    """A generalized column that may carry only what its transform writes for the row child's
+    own recorded value (a ZIP3) -> how the transform writes each recorded value (a series of
+    them in, one result per value out)."""
     serial_dates: frozenset[str] = frozenset()
     """Generalized columns that never rightly hold a five-digit whole number (a year, an age
     in months, a ZIP3, a month): there a cell that is one of Excel's day numbers
@@ -201,6 +208,9 @@ class _Spec:
     """Field -> the helper column of the row child's own value (kept text fields)."""
     months: dict[str, str] = field(default_factory=dict)
     """A month-cut column -> the helper column of what it writes for the row child's month."""
+    exact: dict[str, str] = field(default_factory=dict)
+    """An :attr:`Columns.exact` column -> the helper column of what it writes for the row
+    child's own value."""
     own_keys: str | None = None
     mentioned: list[str] = field(default_factory=list)
     """The batch's mention keys that occur in the statements (narrowed, like a value set)."""
@@ -286,6 +296,11 @@ def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
         full = columns.date_formats.get(column, ("", ""))[0]
         dates = (full, months[column], column in columns.serial_dates)
         out.append(("value_mismatch", column, _Against((helper,), dates)))
+    for column, helper in spec.exact.items():
+        # the row child's full value (and a full date) is full_value's: each cell counts once
+        full_values = tuple(spec.protected.get(columns.generalized[column], []))
+        dates = ("", "", column in columns.serial_dates)
+        out.append(("value_mismatch", column, _Against((helper, *full_values), dates)))
     return out
 
 
@@ -473,6 +488,18 @@ def _helpers(
         else:  # no recorded date: only an empty cell is the month
             helpers[name] = pd.Series([None] * len(values), dtype=object)
         months[column] = name
+    exact: dict[str, str] = {}
+    for column, write in columns.exact.items():
+        recorded = columns.generalized.get(column)
+        if recorded is None or column not in data.columns or column in months:
+            continue
+        name = f"{HELPER_PREFIX}exact:{column}"
+        if recorded in values.columns:
+            written = write(values[recorded].reset_index(drop=True))
+            helpers[name] = pd.Series(np.asarray(written, dtype=object), dtype=object)
+        else:  # no recorded value: only an empty cell is the row child's
+            helpers[name] = pd.Series([None] * len(values), dtype=object)
+        exact[column] = name
     own_values: dict[str, str] = {}
     for source in sorted(set(columns.kept_text.values())):
         name = f"{HELPER_PREFIX}{source}:own"
@@ -499,6 +526,7 @@ def _helpers(
         own_keys=own_keys,
         mentioned=mentioned,
         months=months,
+        exact=exact,
     )
 
 

@@ -18,6 +18,9 @@ agreement sends it:
 - a field cut to the month (the ``month`` transform): must be empty or exactly what the
   column writes for the row child's month (a file's date column: its pattern without the day;
   any other column: the transform's ``YYYY-MM``), so another child's month stops too;
+- a field cut to three ZIP digits (the ``zip3`` transform): must be empty or exactly the row
+  child's own ZIP3 (as the transform writes it), so another child's ZIP3 or full ZIP, a ZIP+4
+  or any other text stops (the row child's own full ZIP stays ``full_value``);
 - a parent's statement: must not mention another child of the batch (their full name or id);
   a phone, e-mail or number in it is the parent's own words and travels (45 CFR 1303.24(c));
 - a layout column whose field the agreement does not send: must be empty;
@@ -30,6 +33,7 @@ programs prepared together, quarantined or withheld ones included.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +43,7 @@ from pipelines.quality.mentions import KeyIndex, id_keys, name_key_matrix
 from pipelines.quality.output_suite import Columns, RowValues, validate_output
 from privacy.fields import CATALOG, Kind
 from privacy.transforms import PSEUDONYM_PATTERN, FieldPlan
+from privacy.transforms.zip3 import zip3_of
 from schemas.filespec import ColumnType
 
 if TYPE_CHECKING:
@@ -65,6 +70,10 @@ band's label is whatever number its bins say."""
 MONTH_TEXT = "%Y-%m"
 """How the ``month`` transform writes a month (``privacy/transforms/month.py``), and so any
 column but a file's date column (a string column, an API record)."""
+EXACT: dict[str, Callable[[pd.Series], pd.Series]] = {"zip3": zip3_of}
+"""Transforms whose column may carry only what the transform writes for the row child's own
+recorded value (a ZIP3 is the row child's own three digits, or empty): transform -> how it
+writes each recorded value."""
 PATTERN_EXEMPT = {
     "guardian_phone": frozenset({"phone_like"}),
     "guardian_email": frozenset({"email_like"}),
@@ -141,6 +150,7 @@ def _columns(
     text, empty, statements = [], [], []
     generalized: dict[str, str] = {}
     month_cut: dict[str, str] = {}
+    exact: dict[str, Callable[[pd.Series], pd.Series]] = {}
     serial_dates: set[str] = set()
     kept_text: dict[str, str] = {}
     exempt: dict[str, frozenset[str]] = {}
@@ -157,6 +167,8 @@ def _columns(
                     serial_dates.add(column)
                 if how == "month":  # a file's date column writes it with its month pattern
                     month_cut[column] = (date_formats or {}).get(column, ("", MONTH_TEXT))[1]
+                if how in EXACT:
+                    exact[column] = EXACT[how]
             if kind is Kind.TEXT:
                 text.append(column)
                 if how == "keep":
@@ -178,6 +190,7 @@ def _columns(
         pattern_exempt=exempt,
         date_formats={c: f for c, f in (date_formats or {}).items() if c in generalized},
         month_cut=month_cut,
+        exact=exact,
         serial_dates=frozenset(serial_dates),
     )
 

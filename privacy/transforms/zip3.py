@@ -27,11 +27,17 @@ class Zip3(Transform):
 
     def apply(self, series: pd.Series, ctx: TransformContext) -> pd.Series:
         """Three-digit text, null when the ZIP is null or malformed."""
-        return per_unique(series, _prefixes)
+        return zip3_of(series)
 
     def explain(self, field: Field, params: Mapping[str, Any]) -> str:
         """Plain words."""
         return "reduced to its first three digits"
+
+
+def zip3_of(series: pd.Series) -> pd.Series:
+    """What the transform writes for each ZIP of ``series`` (each distinct value once): its
+    three-digit prefix, null when the ZIP is null or malformed."""
+    return per_unique(series, _prefixes)
 
 
 def _prefixes(values: np.ndarray) -> np.ndarray:
