@@ -73,22 +73,30 @@ def status(world: World, run_id: str) -> str:
 
 MINUTE = dt.timedelta(minutes=1)
 ELSEWHERE = {"host": "another-worker", "pid": 1, "in_process": False}
-
-
-@pytest.mark.parametrize(
+CRASHES = pytest.mark.parametrize(
     ("owner", "ago"),
     [
         pytest.param({"host": socket.gethostname(), "in_process": True}, MINUTE, id="process-gone"),
         pytest.param(ELSEWHERE, 91 * MINUTE, id="silent-past-stale-after"),
     ],
 )
-def test_when_a_run_crashed_then_the_next_run_marks_it_abandoned_and_removes_its_batches(
-    world: World, owner: dict, ago: dt.timedelta
-) -> None:
+"""How a crashed run is known: its process is gone, or it ran elsewhere and went silent."""
+
+
+def crashed_run(world: World, owner: dict, ago: dt.timedelta) -> None:
+    """The local destination ``vt`` and a crashed run of it, ``vt-crashed``, as ``owner``
+    left it ``ago``."""
     local_vt(world)
     if owner.get("in_process"):
         owner = {**owner, "pid": dead_pid()}
     open_run(world, "vt-crashed", owner=owner, ago=ago)
+
+
+@CRASHES
+def test_when_a_run_crashed_then_the_next_run_marks_it_abandoned_and_removes_its_batches(
+    world: World, owner: dict, ago: dt.timedelta
+) -> None:
+    crashed_run(world, owner, ago)
     assert world.staged() == ["vt-crashed/VT-HS-01/x"]
     summary = world.run("vt")
     assert summary["status"] == "success"
@@ -102,20 +110,11 @@ def row(world: World, run_id: str) -> dict:
         return dict(connection.execute(select(table).where(table.c.id == run_id)).one()._mapping)
 
 
-@pytest.mark.parametrize(
-    ("owner", "ago"),
-    [
-        pytest.param({"host": socket.gethostname(), "in_process": True}, MINUTE, id="process-gone"),
-        pytest.param(ELSEWHERE, 91 * MINUTE, id="silent-past-stale-after"),
-    ],
-)
+@CRASHES
 def test_when_a_run_crashed_then_a_dry_run_says_it_would_mark_it_abandoned_and_marks_nothing(
     world: World, owner: dict, ago: dt.timedelta
 ) -> None:
-    local_vt(world)
-    if owner.get("in_process"):
-        owner = {**owner, "pid": dead_pid()}
-    open_run(world, "vt-crashed", owner=owner, ago=ago)
+    crashed_run(world, owner, ago)
     before = row(world, "vt-crashed")
     dry = world.run("vt", dry_run=True)
     assert dry["status"] == "success"
