@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -88,7 +88,7 @@ from pipelines.submission.arrival import PRESUMED, Marks, Verdict, decide
 from pipelines.submission.batches import load_batch, load_ledger, remove_staged
 from pipelines.submission.context import RunContext
 from pipelines.submission.deliver import outgoing
-from pipelines.submission.record import Recording, StateUpdate, record_delivery
+from pipelines.submission.record import Recording, StateUpdate, record_delivery, record_one
 from pipelines.submission.state import (
     PROGRAM,
     Changes,
@@ -383,8 +383,8 @@ def _apply(context: RunContext, destination: Any, settled: Settlement) -> str:
     delivery_id = settled.open.delivery_id
     with session_scope(context.engine) as session:
         if left:  # deleted now, by this run: logged under it
-            record_delivery(session, context, **_arguments(_old_copies(context, settled, left)))
-        logged = sum(record_delivery(session, context, **_arguments(r)) for r in settled.records)
+            record_one(session, context, _old_copies(context, settled, left))
+        logged = sum(record_one(session, context, r) for r in settled.records)
         if settled.kind == "presumed":
             _presumed(session, context, delivery_id, settled.verdict)
         if settled.mark is not None:
@@ -407,10 +407,6 @@ def _old_copies(
         delivery_id=None,
         replaced=left,
     )
-
-
-def _arguments(recording: Recording) -> dict[str, Any]:
-    return {f.name: getattr(recording, f.name) for f in fields(Recording)}
 
 
 def _settle_unreadable(

@@ -192,7 +192,7 @@ def held_counts(
     counted as a real run would after settling it (:func:`overlay`)."""
     if not context.run.dry_run:
         return counts
-    viewed = [p for p in programs if any(True for _ in judged(context, p))]
+    viewed = [p for p in programs if judged(context, p)]
     if not viewed:
         return counts
     from pipelines.submission import staging_view

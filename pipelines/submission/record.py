@@ -125,6 +125,11 @@ def record_delivery(
         carried=carried,
         state=state,
     )
+    return record_one(session, context, recording)
+
+
+def record_one(session: Session, context: RunContext, recording: Recording) -> int:
+    """:func:`record_delivery` of a recording already made."""
     return record_many(session, context, [recording])[0]
 
 
