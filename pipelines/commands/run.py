@@ -120,13 +120,18 @@ def show_summary(console: Console, summary: dict[str, Any]) -> None:
 def show_reconciled(console: Console, summary: dict[str, Any]) -> None:
     """One line per program whose earlier, unlogged delivery this run settled first: logged
     (arrived, or presumed arrived because the destination no longer shows it) or sent afresh;
-    a dry run says what the real run would settle (it settles nothing itself), and which
-    crashed runs the real run would mark abandoned (it marks none)."""
+    a dry run says what the real run would settle (it settles nothing itself). First, the
+    crashed runs this run marked abandoned (a dry run: would mark; it marks none)."""
     settled = summary.get("reconciled") or {}
     if summary.get("dry_run") and (crashed := summary.get("would_abandon")):
         console.print(
             f"Crashed runs: would mark abandoned {', '.join(crashed)} (a real run does; "
             "nothing marked now)",
+            highlight=False,
+        )
+    elif crashed := summary.get("abandoned_runs"):
+        console.print(
+            f"Crashed runs marked abandoned: {', '.join(crashed)} (what they staged is removed)",
             highlight=False,
         )
     if summary.get("dry_run") and (would := summary.get("would_settle")):

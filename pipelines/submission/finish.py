@@ -97,7 +97,7 @@ def summarize(
         "deliveries": {d["program"]: d["status"] for d in done},
         "reconciled": plan.get("reconciled", {}),
         **({"would_settle": plan["would_settle"]} if plan.get("would_settle") else {}),
-        **({"would_abandon": plan["would_abandon"]} if plan.get("would_abandon") else {}),
+        **{k: plan[k] for k in ("would_abandon", "abandoned_runs") if plan.get(k)},
         "validation": "passed" if not stopped else "stopped",
     } | (
         {

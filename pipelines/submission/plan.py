@@ -193,7 +193,7 @@ def plan_run(
         "aggregates_held": tables,
         "reconciled": reconciled,
         **({"would_settle": would_settle} if would_settle else {}),
-        **({"would_abandon": abandoned} if dry_run and abandoned else {}),
+        **({"would_abandon" if dry_run else "abandoned_runs": abandoned} if abandoned else {}),
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import errno
+import io
 import shutil
 import socket
 import subprocess
@@ -14,8 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from sqlalchemy import select, update
 
+from pipelines.commands.run import show_summary
 from pipelines.destinations.base import TerminalDeliveryError, TransientDeliveryError
 from pipelines.staging import StagedFileTampered, StagingKeyError
 from pipelines.submission.context import RunContext
@@ -102,6 +105,13 @@ def test_when_a_run_crashed_then_the_next_run_marks_it_abandoned_and_removes_its
     assert summary["status"] == "success"
     assert status(world, "vt-crashed") == "abandoned"
     assert world.staged() == [], "the abandoned run's staged batch is removed"
+    assert summary["abandoned_runs"] == ["vt-crashed"], "the run's summary says what it marked"
+    out = io.StringIO()
+    show_summary(Console(file=out, width=200), summary)
+    assert "Crashed runs marked abandoned: vt-crashed" in out.getvalue()
+    assert "would mark" not in out.getvalue()
+    again = world.run("vt")
+    assert "abandoned_runs" not in again, "a run that marked nothing says nothing"
 
 
 def row(world: World, run_id: str) -> dict:
@@ -123,6 +133,7 @@ def test_when_a_run_crashed_then_a_dry_run_says_it_would_mark_it_abandoned_and_m
     assert world.staged() == ["vt-crashed/VT-HS-01/x"], "nor is its staged batch removed"
     real = world.run("vt")
     assert real["status"] == "success" and "would_abandon" not in real
+    assert "abandoned_runs" not in dry and real["abandoned_runs"] == ["vt-crashed"]
     after = row(world, "vt-crashed")
     assert after["status"] == "abandoned" and after["finished_at"] is not None
     assert after["summary"]["abandoned_by"] == real["run_id"]
