@@ -55,7 +55,7 @@ _SIMPLE_ID = re.compile(r"[\w-]+")
 
 
 def _missing(value: Any) -> bool:
-    if value is None:
+    if value is None or value is pd.NA:  # pd.NA != pd.NA is NA, whose truth is an error
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
