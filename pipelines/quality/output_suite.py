@@ -124,11 +124,11 @@ class OutputResult:
 class RowValues:
     """The own child of each outgoing row, for the row-wise rules.
 
-    ``values``: one row per outgoing row (same order), one column per catalog field, the
-    child's values as recorded. ``kept``: the fields the agreement sends as recorded (their
-    values are not protected). ``own_keys``: per row, the mention keys that are the row's own
-    (the child's full names and ids, the primary guardian's full name). ``batch``: the mention
-    keys of every child of the batch.
+    ``values``: one row per outgoing row (same order), one column per catalog field the rules
+    look for, the child's values as recorded. ``kept``: the fields the agreement sends as
+    recorded (their values are not protected). ``own_keys``: per row, the mention keys that
+    are the row's own (the child's full names and ids, the primary guardian's full name).
+    ``batch``: the mention keys of every child of the batch.
     """
 
     values: pd.DataFrame
