@@ -71,15 +71,13 @@ def _guarded(value: Any) -> str | None:
     return None
 
 
-def _matches(cells: pd.Series, raw: pd.Series) -> pd.Series:
-    """True where the cell is empty or equals the own value (as written or formula-guarded).
-    Values are compared as normalized text (no text equals ``None``)."""
-    cell = normalized(cells)
-    own = normalized(raw)
+def _matches(cell: np.ndarray, own: np.ndarray, raw: pd.Series) -> np.ndarray:
+    """True where the cell is empty or equals the own value (``raw``, as written or
+    formula-guarded). ``cell`` and ``own`` are normalized text (no text equals ``None``)."""
     guarded = mapped(raw, _guarded)
     present = pd.notna(cell)
     same = pd.notna(own) & ((cell == own) | (pd.notna(guarded) & (cell == guarded)))
-    return pd.Series(~present | same, index=cells.index)
+    return np.asarray(~present | same, dtype=bool)
 
 
 class NoOtherChildMentioned(MulticolumnMapMetricProvider):
@@ -213,19 +211,25 @@ class RowValuesMatchAll(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        ok = pd.Series(True, index=column_list.index)
+        texts: dict[int, np.ndarray] = {}
+
+        def text(at: int) -> np.ndarray:  # each column normalized once (a full value's
+            if at not in texts:  # forms serve every column made of its field)
+                texts[at] = normalized(column_list.iloc[:, at])
+            return texts[at]
+
+        ok = np.ones(len(column_list), dtype=bool)
         dates = _dates(kwargs)
         for cell, (own, *also) in _groups(kwargs):
-            matched = _matches(column_list.iloc[:, cell], column_list.iloc[:, own])
+            mine = text(cell)
+            matched = _matches(mine, text(own), column_list.iloc[:, own])
             if also:  # a value the absent rule reports (the row's full value) is its to report
-                text = normalized(column_list.iloc[:, cell])
-                values = np.column_stack([normalized(column_list.iloc[:, at]) for at in also])
-                matched |= ((text[:, None] == values) & pd.notna(text)[:, None]).any(axis=1)
+                values = np.column_stack([text(at) for at in also])
+                matched |= ((mine[:, None] == values) & pd.notna(mine)[:, None]).any(axis=1)
             if cell in dates:  # a full date is the full-date rule's to report
-                full = _full_dates(normalized(column_list.iloc[:, cell]), dates[cell])
-                matched |= full
+                matched |= _full_dates(mine, dates[cell])
             ok &= matched
-        return ok
+        return pd.Series(ok, index=column_list.index)
 
 
 class ColumnValuesHoldNoFullDate(ColumnMapMetricProvider):

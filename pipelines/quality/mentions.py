@@ -55,7 +55,7 @@ _SIMPLE_ID = re.compile(r"[\w-]+")
 
 
 def _missing(value: Any) -> bool:
-    if value is None:
+    if value is None or value is pd.NA:  # pd.NA != pd.NA is NA, whose truth is an error
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
@@ -355,9 +355,10 @@ def full_date_flags(
     return np.array([*flags, False], dtype=bool)[codes]
 
 
-_UNIFORM = frozenset({"string", "empty", "date", "datetime"})
+_UNIFORM = frozenset({"string", "empty", "date", "datetime", "integer"})
 """Inferred kinds whose distinct values can be told apart by hashing alone (no ``1 == 1.0``
-or ``True == 1`` between values written differently)."""
+or ``True == 1`` between values written differently; whole numbers alone, as a year or an
+age column of an API record, are one kind)."""
 
 
 _ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "

@@ -46,17 +46,22 @@ pseudonymizes, a birth date it cuts to the month) must not show up where it coul
   ``serial_dates`` (one that never rightly holds a five-digit number: a year, an age in
   months, a ZIP3, a month), as Excel's day number (``44515``, the whole cell); a text the
   column's month pattern reads as a month (``202111`` in a ``%Y%m`` column) is a month, not
-  a full date. A cell of a generalized column not cut to the month (a ZIP3, a year) also may
-  not equal its row child's full value (the full ZIP code).
+  a full date. A cell of a generalized column not cut to the month (a ZIP3, a year, a band)
+  also may not equal its row child's full value (the full ZIP code, the banded count).
 - ``value_mismatch``: a ``kept_text_columns`` cell is neither empty nor its row child's value
   (another child's name in this child's row); a month-cut cell (``month_cut``, and every
   column of ``date_formats``) is neither empty nor exactly what the column writes for the row
   child's month (the first of the month written with the column's month pattern): another
   child's month, or any other text. A month-cut cell holding a full date is ``full_value``
-  only (each bad cell is counted once). So is a cell of an ``exact`` column (a ZIP3) that is
-  neither empty nor exactly what the column's transform writes for the row child's own value
-  (another child's ZIP3 or full ZIP, a ZIP+4, ``0540``, letters); one that holds a full date
-  or the row child's full value is ``full_value`` only.
+  only (each bad cell is counted once). So is a cell of an ``exact`` column (a ZIP3, a year,
+  an age in months, a band) that is neither empty nor exactly what the column's transform
+  writes for the row child's own recorded value, compared as text (another child's ZIP3, year
+  or band, a full ZIP, a ZIP+4, ``0540``, a year-month ``2021-11``, a week ``2021-W46``, an
+  age ``51.5`` or in days, the exact age in a band column, letters); one that holds a full
+  date or the row child's full value is ``full_value`` only. A child with no recorded value,
+  or one the transform cannot read, has only the empty cell. A protected value equal to what
+  an exact column writes for that row (a count of 0 in a band labelled ``0``) is sent, so it
+  is not protected in that row.
 - ``other_child``: a ``statement_columns`` cell mentions another child of the batch (a full
   name or an id of any child of ``rows.batch`` that is not the row child's own or the row
   child's primary guardian's full name).
@@ -82,7 +87,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.quality.context import Loaded, get_context, summarize
-from pipelines.quality.mentions import KeyIndex, forms_matrix, month_texts
+from pipelines.quality.mentions import KeyIndex, forms_matrix, month_texts, normalized
 
 _B = r"(?<![\w-])"
 _E = r"(?![\w-])"
@@ -119,11 +124,11 @@ class OutputResult:
 class RowValues:
     """The own child of each outgoing row, for the row-wise rules.
 
-    ``values``: one row per outgoing row (same order), one column per catalog field, the
-    child's values as recorded. ``kept``: the fields the agreement sends as recorded (their
-    values are not protected). ``own_keys``: per row, the mention keys that are the row's own
-    (the child's full names and ids, the primary guardian's full name). ``batch``: the mention
-    keys of every child of the batch.
+    ``values``: one row per outgoing row (same order), one column per catalog field the rules
+    look for, the child's values as recorded. ``kept``: the fields the agreement sends as
+    recorded (their values are not protected). ``own_keys``: per row, the mention keys that
+    are the row's own (the child's full names and ids, the primary guardian's full name).
+    ``batch``: the mention keys of every child of the batch.
     """
 
     values: pd.DataFrame
@@ -151,8 +156,9 @@ class Columns:
     with (``%Y-%m`` for the ``month`` transform's own text); overrides ``date_formats``'."""
     exact: Mapping[str, Callable[[pd.Series], Any]] = field(default_factory=dict)
     """A generalized column that may carry only what its transform writes for the row child's
-    own recorded value (a ZIP3) -> how the transform writes each recorded value (a series of
-    them in, one result per value out)."""
+    own recorded value (a ZIP3, a year, an age in months, a band) -> how the transform writes
+    each recorded value (a series of them in, one result per value out, ``None`` for
+    nothing)."""
     serial_dates: frozenset[str] = frozenset()
     """Generalized columns that never rightly hold a five-digit whole number (a year, an age
     in months, a ZIP3, a month): there a cell that is one of Excel's day numbers
@@ -176,7 +182,7 @@ def _may_hold_text(series: pd.Series) -> bool:
 
 
 def _strip(series: pd.Series) -> pd.Series:
-    """Strings stripped; other values untouched."""
+    """Strings stripped; other values untouched (an object column stays one)."""
     if series.dtype == object:
         if pd.api.types.infer_dtype(series, skipna=True) == "string":
             codes, uniques = pd.factorize(series, use_na_sentinel=True)  # each text once
@@ -185,7 +191,8 @@ def _strip(series: pd.Series) -> pd.Series:
             missing = codes < 0
             stripped[missing] = series.to_numpy(dtype=object)[missing]  # None, NaN as they were
             return pd.Series(stripped, index=series.index, dtype=object)
-        return series.map(lambda v: v.strip() if isinstance(v, str) else v, na_action="ignore")
+        stripped = [v.strip() if isinstance(v, str) else v for v in series.tolist()]
+        return pd.Series(stripped, index=series.index, dtype=object)  # ints stay ints
     if pd.api.types.is_string_dtype(series.dtype):
         return series.str.strip()
     return series
@@ -444,9 +451,10 @@ def _helpers(
     spec naming them.
 
     Vectorized: each distinct value's forms are made once (:func:`forms_matrix`), and "a
-    protected form the row also sends as kept" is one array comparison of the row's forms
-    (text, or ``None`` past a value's forms); such a form is blanked (a kept value is
-    nobody's secret). A form's position among the helper columns carries no meaning."""
+    protected form the row also sends as kept" (or as an exact column writes it) is one array
+    comparison of the row's forms (text, or ``None`` past a value's forms); such a form is
+    blanked (a sent value is nobody's secret). A form's position among the helper columns
+    carries no meaning."""
     values = rows.values.reset_index(drop=True)
     columns = spec.columns
     generalized = set(columns.generalized.values())
@@ -458,12 +466,13 @@ def _helpers(
     matrices = {source: forms_matrix(values[source]) for source in kept_sources}
     matrices |= {source: forms_matrix(values[source]) for source in protected_sources}
     n = len(values)
+    helpers: dict[str, pd.Series] = {}
+    exact, written = _exact_helpers(data, columns, values, helpers)
     kept = (
         np.hstack([matrices[source] for source in kept_sources])
         if kept_sources
         else np.empty((n, 0), dtype=object)
     )
-    helpers: dict[str, pd.Series] = {}
     protected: dict[str, list[str]] = {}
     for source in protected_sources:
         forms = matrices[source].copy()
@@ -471,6 +480,8 @@ def _helpers(
             present = pd.notna(forms)[:, :, None]  # a form is text; no text equals None
             sent = ((forms[:, :, None] == kept[:, None, :]) & present).any(axis=2)
             forms[sent] = None
+        for texts in written.get(source, []):  # a band "0" of a count 0 sends the count
+            forms[(forms == texts[:, None]) & pd.notna(forms)] = None
         for k in range(forms.shape[1]):
             if not pd.notna(forms[:, k]).any():
                 continue
@@ -488,18 +499,6 @@ def _helpers(
         else:  # no recorded date: only an empty cell is the month
             helpers[name] = pd.Series([None] * len(values), dtype=object)
         months[column] = name
-    exact: dict[str, str] = {}
-    for column, write in columns.exact.items():
-        recorded = columns.generalized.get(column)
-        if recorded is None or column not in data.columns or column in months:
-            continue
-        name = f"{HELPER_PREFIX}exact:{column}"
-        if recorded in values.columns:
-            written = write(values[recorded].reset_index(drop=True))
-            helpers[name] = pd.Series(np.asarray(written, dtype=object), dtype=object)
-        else:  # no recorded value: only an empty cell is the row child's
-            helpers[name] = pd.Series([None] * len(values), dtype=object)
-        exact[column] = name
     own_values: dict[str, str] = {}
     for source in sorted(set(columns.kept_text.values())):
         name = f"{HELPER_PREFIX}{source}:own"
@@ -528,6 +527,30 @@ def _helpers(
         months=months,
         exact=exact,
     )
+
+
+def _exact_helpers(
+    data: pd.DataFrame, columns: Columns, values: pd.DataFrame, helpers: dict[str, pd.Series]
+) -> tuple[dict[str, str], dict[str, list[np.ndarray]]]:
+    """Add a helper column per :attr:`Columns.exact` column: what it writes for the row
+    child's own value, normalized (``None`` when nothing, or nothing recorded). Returns the
+    column -> helper names, and each source's written texts."""
+    exact: dict[str, str] = {}
+    written: dict[str, list[np.ndarray]] = {}
+    months = columns.months()
+    for column, write in columns.exact.items():
+        recorded = columns.generalized.get(column)
+        if recorded is None or column not in data.columns or column in months:
+            continue
+        name = f"{HELPER_PREFIX}exact:{column}"
+        if recorded in values.columns:
+            texts = normalized(np.asarray(write(values[recorded]), dtype=object))
+            written.setdefault(recorded, []).append(texts)
+        else:  # no recorded value: only an empty cell is the row child's
+            texts = np.full(len(values), None, dtype=object)
+        helpers[name] = pd.Series(texts, dtype=object)
+        exact[column] = name
+    return exact, written
 
 
 def _joined_keys(own_keys: Sequence[frozenset[str]] | np.ndarray) -> list[str]:

@@ -14,13 +14,17 @@ agreement sends it:
   whoever's and in whatever common form (ISO, US, ``15.11.2021``, ``Nov 15, 2021``, compact
   ``20211115``, ISO ordinal or week, Spanish or French month names, or the column's own
   pattern; Excel's day number ``44515`` too, except in a bucket's band), and not the row
-  child's full value (ZIP);
+  child's full value (a ZIP, a banded count);
 - a field cut to the month (the ``month`` transform): must be empty or exactly what the
   column writes for the row child's month (a file's date column: its pattern without the day;
   any other column: the transform's ``YYYY-MM``), so another child's month stops too;
-- a field cut to three ZIP digits (the ``zip3`` transform): must be empty or exactly the row
-  child's own ZIP3 (as the transform writes it), so another child's ZIP3 or full ZIP, a ZIP+4
-  or any other text stops (the row child's own full ZIP stays ``full_value``);
+- a field cut to a year, an age in months, a band or three ZIP digits (the ``year``,
+  ``age_months``, ``bucket`` and ``zip3`` transforms, :data:`EXACT`): must be empty or exactly
+  what the rule's own transform writes for the row child's recorded value (with the plan's
+  bins, on the run date), so another child's year, a year-month or week, months and days, an
+  age in days, a decimal age, an exact age in a band column, another band, another child's
+  ZIP3 or full ZIP, a ZIP+4 or any other text stops (the row child's own full value and a full
+  date stay ``full_value``);
 - a parent's statement: must not mention another child of the batch (their full name or id);
   a phone, e-mail or number in it is the parent's own words and travels (45 CFR 1303.24(c));
 - a layout column whose field the agreement does not send: must be empty;
@@ -33,6 +37,7 @@ programs prepared together, quarantined or withheld ones included.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +47,7 @@ import pandas as pd
 from pipelines.quality.mentions import KeyIndex, id_keys, name_key_matrix
 from pipelines.quality.output_suite import Columns, RowValues, validate_output
 from privacy.fields import CATALOG, Kind
-from privacy.transforms import PSEUDONYM_PATTERN, FieldPlan
-from privacy.transforms.zip3 import zip3_of
+from privacy.transforms import PSEUDONYM_PATTERN, ColumnRule, FieldPlan, TransformContext
 from schemas.filespec import ColumnType
 
 if TYPE_CHECKING:
@@ -59,7 +63,10 @@ ROW_FIELDS = tuple(
 """The fields whose values the row-wise rules look for: the child's own identifying data, and
 every date and ZIP code (a field an agreement may send cut to the month, year or three digits,
 whose full value in that column stops the batch: ``full_value``)."""
-IDENTITY_COLUMNS = list(dict.fromkeys([*KEY, *ROW_FIELDS]))
+COUNT_FIELDS = tuple(name for name, f in CATALOG.items() if f.kind is Kind.COUNT)
+"""Counts: row values only where the plan bands them (a band column carries the row child's
+own band; its exact count there is ``full_value``)."""
+IDENTITY_COLUMNS = list(dict.fromkeys([*KEY, *ROW_FIELDS, *COUNT_FIELDS]))
 PASSED = "passed_input_gate"
 STATEMENT = "statement"
 STATEMENT_SOURCES = frozenset({"statement_field", STATEMENT, "statement_filed_date"})
@@ -70,10 +77,10 @@ band's label is whatever number its bins say."""
 MONTH_TEXT = "%Y-%m"
 """How the ``month`` transform writes a month (``privacy/transforms/month.py``), and so any
 column but a file's date column (a string column, an API record)."""
-EXACT: dict[str, Callable[[pd.Series], pd.Series]] = {"zip3": zip3_of}
+EXACT = frozenset({"year", "age_months", "bucket", "zip3"})
 """Transforms whose column may carry only what the transform writes for the row child's own
-recorded value (a ZIP3 is the row child's own three digits, or empty): transform -> how it
-writes each recorded value."""
+recorded value (the child's year, age in months on the run date, band with the plan's bins,
+ZIP3), or nothing: the gate asks the rule's own transform (:func:`written_by`)."""
 PATTERN_EXEMPT = {
     "guardian_phone": frozenset({"phone_like"}),
     "guardian_email": frozenset({"email_like"}),
@@ -124,33 +131,59 @@ class Identities:
         self.own = np.vstack([own, np.full((1, own.shape[1]), None, dtype=object)])
         """Row ``i`` of :attr:`frame`'s own keys; the last row (none) is for unknown keys."""
 
-    def rows(self, keys: list[tuple[str, str]], kept: frozenset[str]) -> tuple[RowValues, int]:
-        """The row values of ``keys`` and how many keys name no extracted child."""
+    def rows(
+        self,
+        keys: list[tuple[str, str]],
+        kept: frozenset[str],
+        counts: frozenset[str] = frozenset(),
+    ) -> tuple[RowValues, int]:
+        """The row values of ``keys`` (of the count fields, only ``counts``) and how many keys
+        name no extracted child."""
         index = pd.MultiIndex.from_tuples(keys, names=KEY) if keys else None
         if index is None:
             empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in ROW_FIELDS})
             return RowValues(empty, kept, [], self.batch), 0
         at = self.frame.index.get_indexer(index)
-        values = self.frame.reindex(index)
+        wanted = [c for c in self.frame.columns if c not in COUNT_FIELDS or c in counts]
+        values = self.frame.reindex(index=index, columns=wanted)
         unknown = int((at < 0).sum())
         own = self.own[at]  # -1 (no such child) picks the trailing row of no keys
         return RowValues(values.reset_index(drop=True), kept, own, self.batch), unknown
+
+
+def written_by(rule: ColumnRule, run_date: dt.date) -> Callable[[pd.Series], np.ndarray]:
+    """What ``rule``'s transform writes for each recorded value on ``run_date`` (each
+    distinct value once): an object array, ``None`` where it writes nothing."""
+    if isinstance(run_date, dt.datetime):  # as the plan applies it
+        run_date = run_date.date()
+    context = TransformContext(rule.field, rule.params, run_date)
+
+    def write(recorded: pd.Series) -> np.ndarray:
+        codes, uniques = pd.factorize(recorded, use_na_sentinel=True)
+        written = rule.transform.apply(pd.Series(uniques), context).to_numpy(dtype=object)
+        table = np.array([*written, None], dtype=object)  # code -1 (missing) picks None
+        table[pd.isna(table)] = None
+        return table[codes]
+
+    return write
 
 
 def _columns(
     sources: dict[str, str],
     plan: FieldPlan,
     record_level: bool,
+    run_date: dt.date,
     date_formats: dict[str, tuple[str, str]] | None = None,
 ) -> Columns:
     """Which rules read which column, from each column's source and the plan's transform
     (``date_formats``: a layout's date column -> its full and month patterns)."""
+    rules = {rule.column: rule for rule in plan.rules}
     transform = {rule.column: rule.transform.name for rule in plan.rules}
     field_of = {rule.column: rule.field.name for rule in plan.rules}
     text, empty, statements = [], [], []
     generalized: dict[str, str] = {}
     month_cut: dict[str, str] = {}
-    exact: dict[str, Callable[[pd.Series], pd.Series]] = {}
+    exact: dict[str, Callable[[pd.Series], np.ndarray]] = {}
     serial_dates: set[str] = set()
     kept_text: dict[str, str] = {}
     exempt: dict[str, frozenset[str]] = {}
@@ -168,7 +201,7 @@ def _columns(
                 if how == "month":  # a file's date column writes it with its month pattern
                     month_cut[column] = (date_formats or {}).get(column, ("", MONTH_TEXT))[1]
                 if how in EXACT:
-                    exact[column] = EXACT[how]
+                    exact[column] = written_by(rules[source], run_date)
             if kind is Kind.TEXT:
                 text.append(column)
                 if how == "keep":
@@ -221,9 +254,10 @@ def _check(
     if spec is not None and aggregate:  # rendered counts are text; the cell-size rule reads numbers
         counts = frame["ChildCount"].replace({spec.suppressed_marker: None})
         frame = frame.assign(ChildCount=pd.to_numeric(counts).astype("Float64"))
-    columns = _columns(sources, plan, record_level=not aggregate, date_formats=formats)
+    columns = _columns(sources, plan, not aggregate, p.run_date, date_formats=formats)
     kept = frozenset(r.field.name for r in plan.rules if r.transform.name == "keep")
-    rows, unknown = identities.rows(keys, kept) if not aggregate else (None, 0)
+    banded = frozenset(columns.generalized.values()) & frozenset(COUNT_FIELDS)
+    rows, unknown = identities.rows(keys, kept, banded) if not aggregate else (None, 0)
     result = validate_output(
         frame,
         expected_columns=list(sources),

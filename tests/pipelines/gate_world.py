@@ -49,7 +49,7 @@ def children(people: list[dict[str, Any]]) -> pd.DataFrame:
 
 @dataclass
 class StubPreparation:
-    """What ``output_gate`` reads of a preparation."""
+    """What ``output_gate`` reads of a preparation (the run date the frames were made on)."""
 
     agreement: Agreement
     plan: FieldPlan
@@ -57,6 +57,7 @@ class StubPreparation:
     extract: pd.DataFrame
     identity: list[pd.DataFrame] = field(default_factory=list)
     collected: dict[str, Any] = field(default_factory=dict)
+    run_date: dt.date = RUN_DATE
 
     def __post_init__(self) -> None:
         self.identity = [self.extract[IDENTITY_COLUMNS]]  # what identity_of keeps of a chunk
@@ -82,7 +83,7 @@ def keys_of(frame: pd.DataFrame) -> list[tuple[str, str]]:
 
 def record_frames(p: StubPreparation) -> dict[str, tuple[pd.DataFrame, list[tuple[str, str]]]]:
     """The record files (or, with no specs, the API records) of every child of the extract."""
-    permitted = p.plan.apply(p.extract, RUN_DATE)
+    permitted = p.plan.apply(p.extract, p.run_date)
     keys = keys_of(p.extract)
     if not p.specs:
         return {RECORDS: (permitted.reset_index(drop=True), keys)}
@@ -101,7 +102,7 @@ def statement_frame(
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """The statements file for ``(child row, field, text)`` triples."""
     spec = next(s for s in p.specs if s.name == "hs_parent_statements")
-    permitted = p.plan.apply(p.extract, RUN_DATE).reset_index(drop=True)
+    permitted = p.plan.apply(p.extract, p.run_date).reset_index(drop=True)
     rows = [i for i, _, _ in statements]
     frame = pd.DataFrame(
         {
