@@ -160,7 +160,7 @@ class Identities:
         own mention keys and the batch's only with ``mentions`` (else none: no key)."""
         if not keys:
             empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in ROW_FIELDS})
-            return RowValues(empty, kept, [], self.batch), 0
+            return RowValues(empty, kept, [], self.batch if mentions else KeyIndex()), 0
         if self.looked_up is None or self.looked_up[0] != keys:
             at = np.fromiter((self.position.get(k, -1) for k in keys), np.intp, len(keys))
             values = self.frame.reindex(at).drop(columns=KEY)  # -1: a row of missing values
