@@ -427,7 +427,7 @@ def _dates(series: pd.Series, name: str) -> pd.Series:
 
 def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame GE sees: ``child_id`` and the checked columns, required text stripped, dates
-    typed (narrow, because GE copies and fingerprints the whole frame)."""
+    typed (narrow, because GE copies the whole frame)."""
     missing = [name for name in (ID, *CATALOG) if name not in frame.columns]
     if missing:
         raise QualityError(f"suite datashare_input: extract lacks columns {missing}")

@@ -136,6 +136,15 @@ class RowValues:
     own_keys: Sequence[frozenset[str]] | np.ndarray
     """Per row, a set of keys, or a row of a matrix of keys (``None`` past the row's own)."""
     batch: KeyIndex
+    forms: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    """Field -> :func:`forms_matrix` of its ``values``, made on first use: frames naming the
+    same children share it (a program's record files), so each field's forms are made once."""
+
+    def forms_of(self, source: str) -> np.ndarray:
+        """:func:`forms_matrix` of the ``source`` column of :attr:`values` (not to be changed)."""
+        if source not in self.forms:
+            self.forms[source] = forms_matrix(self.values[source].reset_index(drop=True))
+        return self.forms[source]
 
 
 @dataclass(frozen=True)
@@ -463,23 +472,20 @@ def _helpers(
         wanted_protected |= {f for f in values.columns if f not in rows.kept}
     kept_sources = sorted(rows.kept & set(values.columns)) if columns.text else []
     protected_sources = sorted(wanted_protected & set(values.columns))
-    matrices = {source: forms_matrix(values[source]) for source in kept_sources}
-    matrices |= {source: forms_matrix(values[source]) for source in protected_sources}
     n = len(values)
     helpers: dict[str, pd.Series] = {}
     exact, written = _exact_helpers(data, columns, values, helpers)
     kept = (
-        np.hstack([matrices[source] for source in kept_sources])
+        np.hstack([rows.forms_of(source) for source in kept_sources])
         if kept_sources
         else np.empty((n, 0), dtype=object)
     )
+    sent_as_kept = _SentAsKept(kept)
     protected: dict[str, list[str]] = {}
     for source in protected_sources:
-        forms = matrices[source].copy()
+        forms = rows.forms_of(source).copy()
         if source not in generalized and kept.shape[1] and forms.shape[1]:
-            present = pd.notna(forms)[:, :, None]  # a form is text; no text equals None
-            sent = ((forms[:, :, None] == kept[:, None, :]) & present).any(axis=2)
-            forms[sent] = None
+            forms[sent_as_kept(forms)] = None
         for texts in written.get(source, []):  # a band "0" of a count 0 sends the count
             forms[(forms == texts[:, None]) & pd.notna(forms)] = None
         for k in range(forms.shape[1]):
@@ -551,6 +557,22 @@ def _exact_helpers(
         helpers[name] = pd.Series(texts, dtype=object)
         exact[column] = name
     return exact, written
+
+
+class _SentAsKept:
+    """Where a row's form equals one of the same row's kept forms (``kept``: a row per
+    outgoing row, text or ``None``): texts compared as integer codes, each distinct kept text
+    coded once (a form no kept text equals, or ``None``, codes as -1 and matches nothing)."""
+
+    def __init__(self, kept: np.ndarray) -> None:
+        codes, uniques = pd.factorize(kept.ravel(), use_na_sentinel=True)
+        self.kept = codes.reshape(kept.shape)
+        self.index = pd.Index(uniques, dtype=object)
+
+    def __call__(self, forms: np.ndarray) -> np.ndarray:
+        codes = self.index.get_indexer(forms.ravel()).reshape(forms.shape)
+        same = codes[:, :, None] == self.kept[:, None, :]
+        return (same & (codes >= 0)[:, :, None]).any(axis=2)
 
 
 def _joined_keys(own_keys: Sequence[frozenset[str]] | np.ndarray) -> list[str]:

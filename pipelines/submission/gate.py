@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -101,7 +102,10 @@ class Identities:
 
     Column-wise: each distinct name and id is split and keyed once
     (:func:`~pipelines.quality.mentions.name_key_matrix`), keys are built by array
-    concatenation, and each row's own keys are a row of :attr:`own` (``None`` past them)."""
+    concatenation, and each row's own keys are a row of :attr:`own` (``None`` past them).
+    The keys are made only when a frame carries a parent's statement (the only text searched
+    for mentions); the row values of the same keys are looked up once for every frame that
+    names them (:meth:`rows`)."""
 
     def __init__(self, parts: list[pd.DataFrame]) -> None:
         frame = (
@@ -111,44 +115,77 @@ class Identities:
         )
         if PASSED not in frame.columns:
             frame = frame.assign(**{PASSED: True})
-        frame = frame.astype({c: str for c in KEY}).reset_index(drop=True)
-        child = np.hstack(
+        self.every = frame.astype({c: str for c in KEY}).reset_index(drop=True)
+        # A key twice (the input gate quarantines duplicates): the row that passed is the one
+        # an outgoing frame can hold; every row's names and ids still count for the batch.
+        first = self.every.sort_values(PASSED, ascending=False, kind="stable")
+        first = first.drop_duplicates(KEY, keep="first")
+        self.first = first.index.to_numpy()
+        """Position in :attr:`every` of each child's row (the one an outgoing row names)."""
+        self.frame = first.reset_index(drop=True)
+        self.position = dict(
+            zip(
+                zip(self.frame[KEY[0]].tolist(), self.frame[KEY[1]].tolist(), strict=True),
+                range(len(self.frame)),
+                strict=True,
+            )
+        )
+        """(program code, local id) -> its row of :attr:`frame`."""
+        self.looked_up: tuple[list[tuple[str, str]], np.ndarray, pd.DataFrame, dict] | None = None
+
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """Every extracted row's own mention keys (full names, then ids)."""
+        frame = self.every
+        return np.hstack(
             [
                 name_key_matrix(frame["first_name"], frame["middle_name"], frame["last_name"]),
                 id_keys(frame["child_local_id"]).reshape(-1, 1),
                 id_keys(frame["state_student_id"]).reshape(-1, 1),
             ]
         )
-        present = child[pd.notna(child)]
-        self.batch = KeyIndex.lazy(set(present.tolist()))
-        # A key twice (the input gate quarantines duplicates): the row that passed is the one
-        # an outgoing frame can hold; every row's names and ids still count for the batch.
-        first = frame.sort_values(PASSED, ascending=False, kind="stable")
-        first = first.drop_duplicates(KEY, keep="first")
-        self.frame = first.set_index(KEY)
+
+    @cached_property
+    def batch(self) -> KeyIndex:
+        """The mention keys of every extracted row, indexed when first searched."""
+        present = self.keys[pd.notna(self.keys)]
+        return KeyIndex.lazy(set(present.tolist()))
+
+    @cached_property
+    def own(self) -> np.ndarray:
+        """Row ``i`` of :attr:`frame`'s own keys (the child's, then its primary guardian's
+        full name); the last row (none) is for unknown keys."""
+        first = self.frame
         guardian = name_key_matrix(first["guardian_first_name"], None, first["guardian_last_name"])
-        own = np.hstack([child[first.index.to_numpy()], guardian[:, :2]])
-        self.own = np.vstack([own, np.full((1, own.shape[1]), None, dtype=object)])
-        """Row ``i`` of :attr:`frame`'s own keys; the last row (none) is for unknown keys."""
+        own = np.hstack([self.keys[self.first], guardian[:, :2]])
+        return np.vstack([own, np.full((1, own.shape[1]), None, dtype=object)])
 
     def rows(
         self,
         keys: list[tuple[str, str]],
         kept: frozenset[str],
         counts: frozenset[str] = frozenset(),
+        *,
+        mentions: bool = True,
     ) -> tuple[RowValues, int]:
         """The row values of ``keys`` (of the count fields, only ``counts``) and how many keys
-        name no extracted child."""
-        index = pd.MultiIndex.from_tuples(keys, names=KEY) if keys else None
-        if index is None:
+        name no extracted child; the rows' own mention keys and the batch's only with
+        ``mentions`` (else none: no key)."""
+        if not keys:
             empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in ROW_FIELDS})
-            return RowValues(empty, kept, [], self.batch), 0
-        at = self.frame.index.get_indexer(index)
-        wanted = [c for c in self.frame.columns if c not in COUNT_FIELDS or c in counts]
-        values = self.frame.reindex(index=index, columns=wanted)
+            return RowValues(empty, kept, [], self.batch if mentions else KeyIndex()), 0
+        if self.looked_up is None or self.looked_up[0] != keys:
+            at = np.fromiter((self.position.get(k, -1) for k in keys), np.intp, len(keys))
+            values = self.frame.reindex(at).drop(columns=[*KEY, PASSED])  # -1: missing values
+            self.looked_up = (list(keys), at, values.reset_index(drop=True), {})
+        _, at, values, forms = self.looked_up
+        values = values.drop(columns=[c for c in COUNT_FIELDS if c not in counts])
         unknown = int((at < 0).sum())
+        if not mentions:
+            none = np.empty((len(keys), 0), dtype=object)
+            return RowValues(values, kept, none, KeyIndex(), forms), unknown
         own = self.own[at]  # -1 (no such child) picks the trailing row of no keys
-        return RowValues(values.reset_index(drop=True), kept, own, self.batch), unknown
+        return RowValues(values, kept, own, self.batch, forms), unknown
 
 
 def written_by(rule: ColumnRule, run_date: dt.date) -> Callable[[pd.Series], np.ndarray]:
@@ -257,7 +294,10 @@ def _check(
     columns = _columns(sources, plan, not aggregate, p.run_date, date_formats=formats)
     kept = frozenset(r.field.name for r in plan.rules if r.transform.name == "keep")
     banded = frozenset(columns.generalized.values()) & frozenset(COUNT_FIELDS)
-    rows, unknown = identities.rows(keys, kept, banded) if not aggregate else (None, 0)
+    mentions = bool(columns.statements)
+    rows, unknown = (
+        identities.rows(keys, kept, banded, mentions=mentions) if not aggregate else (None, 0)
+    )
     result = validate_output(
         frame,
         expected_columns=list(sources),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pipelines.submission.prepare import Preparation
 
 RECORDS = "records"
+KEY = ["program_code", "child_local_id"]
 STATEMENT_COLUMN = "statement_field"
 STATEMENT_PREFIX = "parent_statement:"
 
@@ -55,7 +56,7 @@ class RecordMaker:
         disclosed = decision.redact(rows)
         if disclosed.empty:
             return
-        ids = rows.set_index("child_id").loc[disclosed["child_id"]]
+        ids = rows[["child_id", *KEY]].set_index("child_id").loc[disclosed["child_id"]]
         keys: list[ChildKey] = list(
             zip(
                 ids["program_code"].astype(str).tolist(),
@@ -72,11 +73,11 @@ class RecordMaker:
             for spec in self.p.record_specs
         ]
         dropped = self._unrenderable(results)
-        frames = {}
-        for spec, result in results:
-            rows = [key not in dropped for key in result.child_keys]
-            frames[spec.file_name] = result.frame.loc[rows].reset_index(drop=True)
-        if dropped:
+        frames = {spec.file_name: result.frame for spec, result in results}
+        if dropped:  # every file loses the child's row
+            for spec, result in results:
+                rows = [key not in dropped for key in result.child_keys]
+                frames[spec.file_name] = result.frame.loc[rows].reset_index(drop=True)
             keep = [k not in dropped for k in keys]
             disclosed = disclosed.loc[keep].reset_index(drop=True)
             permitted = permitted.loc[keep].reset_index(drop=True)
@@ -136,6 +137,8 @@ class RecordMaker:
         if statements is not None:
             for position, field in zip(statements.positions, statements.fields_, strict=True):
                 disputed.setdefault(position, []).append(f"{STATEMENT_PREFIX}{field}")
+        disputed = {i: sorted(named) for i, named in disputed.items()}
+        none: list[str] = []
         # each program's rows in their order: one stable sort, then a slice per program
         order, runs = _by_program(keys)
         by_program = {name: frame.take(order) for name, frame in frames.items()}
@@ -147,12 +150,12 @@ class RecordMaker:
                 c.keep(name, frame.iloc[start:stop].reset_index(drop=True), part_keys)
             c.disclosures.extend(
                 {
-                    "program_code": keys[i][0],
-                    "child_local_id": keys[i][1],
-                    "fields": carried_fields[i] + sorted(disputed.get(i, [])),
+                    "program_code": code,
+                    "child_local_id": local_id,
+                    "fields": carried_fields[i] + disputed.get(i, none),  # a list of its own
                     "digest": digests[i],
                 }
-                for i in at
+                for i, (code, local_id) in zip(at, part_keys, strict=True)
             )
             c.counts["disclosed"] += len(at)
         if statements is not None:
