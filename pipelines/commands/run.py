@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -228,7 +229,7 @@ def run(
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:
     """Run one submission to DESTINATION through Airflow and print what left and what did not."""
-    console = Console()
+    console = Console(file=sys.stdout)  # the screen, also while Airflow's output goes to its log
     settings = load_settings(database_url)
     try:
         config = load_destination(destination, settings.destinations_dir)

@@ -1,8 +1,13 @@
-"""`datashare run`'s progress line reads Airflow's ``dags test`` lines, grouped tasks included."""
+"""`datashare run`'s progress line reads Airflow's ``dags test`` lines, grouped tasks included,
+from Airflow's output, which goes to the run's log; after Ctrl-C they stop the night."""
+
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
-from pipelines.runner import task_event
+from pipelines.runner import airflow_output, follow, task_event
 
 
 @pytest.mark.parametrize(
@@ -18,3 +23,53 @@ from pipelines.runner import task_event
 )
 def test_progress_lines_name_the_task_without_its_group(line: str, event: object) -> None:
     assert task_event(line) == event
+
+
+def test_airflows_output_goes_to_the_log_whole_lines_heard_and_not_to_the_screen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What Airflow writes while the night runs lands in the log byte for byte, a line
+    written in pieces is heard once whole, and a stream taken inside (as Airflow's loggers
+    take it) still writes to the log afterwards, no longer heard."""
+    log = tmp_path / "night.log"
+    heard: list[str] = []
+    with airflow_output(log, heard.append):
+        print("[DAG TEST] starting task_id=plan", end="")
+        sys.stderr.write(" map_index=-1\nTraceback: é\n")
+        kept = sys.stdout
+        sys.stdout.write("half a line")
+    kept.write(" and the rest\n")
+    assert heard == ["[DAG TEST] starting task_id=plan map_index=-1", "Traceback: é"]
+    assert log.read_text() == (
+        "[DAG TEST] starting task_id=plan map_index=-1\nTraceback: é\nhalf a line and the rest\n"
+    )
+    assert capsys.readouterr() == ("", "")
+
+
+STARTS, ENDS = "[DAG TEST] starting task_id=", "[DAG TEST] end task task_id="
+
+
+@pytest.mark.parametrize(
+    ("lines", "pressed", "heard", "stops"),
+    [
+        (["x", f"{ENDS}plan map_index=-1"], False, [("plan", -1, True)], False),
+        (["Task failed with exception"], True, [], False),  # not between tasks yet
+        ([f"{ENDS}shard.prepare map_index=0"], True, [], True),
+        ([f"{STARTS}finish map_index=-1"], True, [], True),
+    ],
+)
+def test_after_ctrl_c_the_next_task_start_or_end_stops_the_night(
+    lines: list[str], pressed: bool, heard: list[tuple[str, int, bool]], stops: bool
+) -> None:
+    events: list[tuple[str, int, bool]] = []
+    ctrl_c = threading.Event()
+    if pressed:
+        ctrl_c.set()
+    hear = follow(lambda *event: events.append(event), ctrl_c)
+    stopped = False
+    try:
+        for line in lines:
+            hear(line)
+    except KeyboardInterrupt:
+        stopped = True
+    assert (events, stopped) == (heard, stops)
