@@ -149,12 +149,14 @@ def prepare_airflow(settings: Settings, destination: str, log: Path) -> None:
 class LogTap(io.RawIOBase):
     """What Airflow writes in this process (all that ``airflow dags test`` wrote to its
     stdout and stderr as a process of its own): appended to the run's log as it comes, each
-    whole line heard by ``hear``."""
+    whole line heard by ``hear``. Airflow writes from several threads (its in-process API
+    logs from its own): one write at a time."""
 
     def __init__(self, log: Path, hear: Callable[[str], None]) -> None:
         super().__init__()
         self._log = log.open("ab", buffering=0)
         self._partial = b""
+        self._lock = threading.Lock()
         self.hear = hear
 
     @property
@@ -170,10 +172,11 @@ class LogTap(io.RawIOBase):
 
     def write(self, data: Buffer, /) -> int:
         written = bytes(data)
-        self._log.write(written)
-        *lines, self._partial = (self._partial + written).split(b"\n")
-        for line in lines:
-            self.hear(line.decode(errors="replace"))
+        with self._lock:
+            self._log.write(written)
+            *lines, self._partial = (self._partial + written).split(b"\n")
+            for line in lines:
+                self.hear(line.decode(errors="replace"))
         return len(written)
 
     def close(self) -> None:
@@ -248,7 +251,7 @@ def follow(
     def hear(line: str) -> None:
         if (event := task_event(line)) is None:
             return
-        if pressed.is_set():
+        if pressed.is_set() and threading.current_thread() is threading.main_thread():
             raise KeyboardInterrupt
         on_task(*event)
 
@@ -268,6 +271,8 @@ def run_dag(
     per process: Airflow keeps the configuration it was first imported with); ``on_task``
     hears each task start (done False) and end (done True). Ctrl-C stops the night after the
     running task, with ``KeyboardInterrupt``."""
+    if "airflow" in sys.modules:  # it read its configuration at import, without ours
+        raise RuntimeError("Airflow was imported before the night's environment was set")
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")

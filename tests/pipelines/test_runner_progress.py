@@ -1,13 +1,15 @@
 """`datashare run`'s progress line reads Airflow's ``dags test`` lines, grouped tasks included,
 from Airflow's output, which goes to the run's log; after Ctrl-C they stop the night."""
 
+import datetime as dt
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from pipelines.runner import airflow_output, follow, task_event
+from pipelines.runner import airflow_output, follow, run_dag, task_event
+from pipelines.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -73,3 +75,15 @@ def test_after_ctrl_c_the_next_task_start_or_end_stops_the_night(
     except KeyboardInterrupt:
         stopped = True
     assert (events, stopped) == (heard, stops)
+
+
+def test_a_night_is_refused_in_a_process_that_imported_airflow_already(tmp_path: Path) -> None:
+    """Airflow reads its home and configuration when first imported: a night in a process
+    that imported it before the night's environment was set would use another metadata
+    database, so none starts (nothing is written either)."""
+    import airflow  # noqa: F401
+
+    settings = Settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path / "config", tmp_path / "state")
+    with pytest.raises(RuntimeError, match="imported before the night's environment"):
+        run_dag(settings, "demo", dt.date(2026, 11, 27), dry_run=False, output="")
+    assert list(tmp_path.iterdir()) == []
