@@ -27,6 +27,7 @@ api-server instead, and ``mark_success_pattern`` skips tasks rather than running
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -214,48 +215,96 @@ def environ(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+class Terminated(BaseException):
+    """SIGTERM stopped the night. Not an ``Exception``: like ``KeyboardInterrupt``, nothing in
+    Airflow that catches a task's or a command's errors takes it."""
+
+
+class Stops:
+    """Ctrl-C and SIGTERM as the night heard them. Ctrl-C sets ``ctrl_c``. SIGTERM is seen
+    through the signal wake-up pipe (``wakeup``, its read end), to which the interpreter
+    writes the number of every signal a Python handler takes, whichever handler that is:
+    during a task, Airflow's task runner takes SIGTERM (it calls the task's ``on_kill`` and
+    the task goes on), and its handler stays set after the task."""
+
+    def __init__(self) -> None:
+        self.ctrl_c = threading.Event()
+        self.wakeup: int | None = None
+        self._sigterm = False
+
+    def sigterm(self) -> bool:
+        """Whether SIGTERM arrived (when this process takes it: not when it ignores it)."""
+        if not self._sigterm and self.wakeup is not None:
+            with contextlib.suppress(BlockingIOError):
+                while numbers := os.read(self.wakeup, 512):
+                    self._sigterm |= signal.SIGTERM in numbers
+        return self._sigterm
+
+
 @contextmanager
-def signals() -> Iterator[threading.Event]:
-    """Ctrl-C (SIGINT) raises ``KeyboardInterrupt`` as it always does, and is remembered in
-    the event yielded (when this process takes Ctrl-C at all: not when it ignores it). After
-    the block, SIGINT and SIGTERM are handled as before it: Airflow's task runner sets its
-    own SIGTERM handler for each task (the running task's ``on_kill``)."""
-    pressed = threading.Event()
+def signals() -> Iterator[Stops]:
+    """Ctrl-C (SIGINT) raises ``KeyboardInterrupt`` as it always does, and SIGTERM no longer
+    ends the process at once; both are remembered in the :class:`Stops` yielded (when this
+    process takes them at all: not when it ignores them). After the block, SIGINT, SIGTERM
+    and the signal wake-up descriptor are as before it (Airflow's task runner sets its own
+    SIGTERM handler for each task and leaves the last one set)."""
+    stops = Stops()
     if threading.current_thread() is not threading.main_thread():
-        yield pressed
+        yield stops
         return
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
     def interrupt(signum: int, frame: object) -> None:
-        pressed.set()
+        stops.ctrl_c.set()
         raise KeyboardInterrupt
 
     if before[0] is signal.default_int_handler:
         signal.signal(signal.SIGINT, interrupt)
+    woken = write = -1
+    if before[1] is signal.SIG_DFL:
+        stops.wakeup, write = os.pipe()
+        os.set_blocking(stops.wakeup, False)
+        os.set_blocking(write, False)
+        woken = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)  # heard through the pipe
     try:
-        yield pressed
+        yield stops
     finally:
         for number, handler in zip((signal.SIGINT, signal.SIGTERM), before, strict=True):
             if handler is not None:  # None: not set from Python, left as it is
                 signal.signal(number, handler)
+        if stops.wakeup is not None:
+            signal.set_wakeup_fd(woken)
+            stops.sigterm()  # what arrived until now, kept
+            os.close(stops.wakeup)
+            os.close(write)
+            stops.wakeup = None
 
 
-def follow(
-    on_task: Callable[[str, int, bool], None], pressed: threading.Event
-) -> Callable[[str], None]:
+def follow(on_task: Callable[[str, int, bool], None], stops: Stops) -> Callable[[str], None]:
     """What hears Airflow's lines: each task's start and end go to ``on_task``. Once Ctrl-C
-    was pressed, the next of them stops the night: Airflow's task runner turns a Ctrl-C into
-    the running task's failure and ``dag.test()`` would go on with the next task, but these
-    lines are logged outside any task, where nothing catches ``KeyboardInterrupt``."""
+    was pressed or SIGTERM arrived, the next of them stops the night (``KeyboardInterrupt``,
+    :class:`Terminated`): Airflow's task runner turns a Ctrl-C into the running task's
+    failure, SIGTERM into its ``on_kill``, and ``dag.test()`` would go on with the next task,
+    but these lines are logged outside any task, where nothing catches either."""
 
     def hear(line: str) -> None:
         if (event := task_event(line)) is None:
             return
-        if pressed.is_set() and threading.current_thread() is threading.main_thread():
-            raise KeyboardInterrupt
+        if threading.current_thread() is threading.main_thread():
+            stop(stops)
         on_task(*event)
 
     return hear
+
+
+def stop(stops: Stops) -> None:
+    """Raise :class:`Terminated` once SIGTERM arrived, else ``KeyboardInterrupt`` once Ctrl-C
+    was pressed."""
+    if stops.sigterm():
+        raise Terminated
+    if stops.ctrl_c.is_set():
+        raise KeyboardInterrupt
 
 
 def run_dag(
@@ -270,7 +319,7 @@ def run_dag(
     """``airflow dags test`` the destination's DAG for ``run_date`` in this process (one night
     per process: Airflow keeps the configuration it was first imported with); ``on_task``
     hears each task start (done False) and end (done True). Ctrl-C stops the night after the
-    running task, with ``KeyboardInterrupt``."""
+    running task, with ``KeyboardInterrupt``; SIGTERM too, with :class:`Terminated`."""
     if "airflow" in sys.modules:  # it read its configuration at import, without ours
         raise RuntimeError("Airflow was imported before the night's environment was set")
     logs = settings.state_dir / "logs"
@@ -288,8 +337,7 @@ def run_dag(
         PARSING_CONTEXT_DAG_ID: f"datashare_{destination}",
         "AIRFLOW__DATABASE__CHECK_MIGRATIONS": "False",
     }
-    with environ(env), signals() as pressed, airflow_output(log, follow(on_task, pressed)):
+    with environ(env), signals() as stops, airflow_output(log, follow(on_task, stops)):
         returncode = dags_test([f"datashare_{destination}", run_date.isoformat(), "--conf", conf])
-    if pressed.is_set():  # Airflow went on after it: stop as Ctrl-C stops the command
-        raise KeyboardInterrupt
+    stop(stops)  # Airflow went on after it: stop as Ctrl-C stops the command
     return AirflowRun(returncode, log)

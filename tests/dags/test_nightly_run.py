@@ -117,14 +117,15 @@ def test_the_night_runs_in_the_datashare_process_and_airflow_speaks_to_its_log_o
     assert result.stderr == ""
 
 
-CTRL_C_WHILE_PREPARING = """
+SIGNAL_WHILE_PREPARING = """
 import os, signal, sys
 import pipelines.tasks
 prepare_shard = pipelines.tasks.prepare_shard
-def pressed(run, programs):  # as a terminal's Ctrl-C signals the process while it prepares
-    os.kill(os.getpid(), signal.SIGINT)
+number = signal.Signals[sys.argv[2]]
+def signalled(run, programs):  # as a terminal's Ctrl-C, or `kill`, signals it while it prepares
+    os.kill(os.getpid(), number)
     return prepare_shard(run, programs)
-pipelines.tasks.prepare_shard = pressed
+pipelines.tasks.prepare_shard = signalled
 signal.signal(signal.SIGINT, signal.default_int_handler)  # taken even if started ignoring it
 from pipelines.cli import main
 sys.argv = ["datashare", "run", "demo", "--date", sys.argv[1]]
@@ -132,22 +133,32 @@ main()
 """
 
 
-def test_ctrl_c_while_a_shard_prepares_stops_the_night_after_that_task(tmp_path: Path) -> None:
-    """Ctrl-C exits with 130 and prints no summary, as it did with a separate Airflow
-    process; the task it hit fails (Airflow's task runner decides that) and no later task
-    starts: nothing is delivered or logged."""
+@pytest.mark.parametrize(
+    ("number", "code", "prepared", "said"),
+    [
+        ("SIGINT", 130, "failed", ""),  # Airflow's task runner fails the task
+        ("SIGTERM", 143, "success", "datashare run demo: the night was stopped by SIGTERM; "
+                                    "no task started after it\n"),  # on_kill; the task goes on
+    ],
+)  # fmt: skip
+def test_ctrl_c_or_sigterm_while_a_shard_prepares_stops_the_night_after_that_task(
+    tmp_path: Path, number: str, code: int, prepared: str, said: str
+) -> None:
+    """Ctrl-C exits with 130, SIGTERM with 143 and a line saying so, as a separate Airflow
+    process would have; neither prints a summary. The task it hit ends as Airflow's task
+    runner ends it, and no later task starts: nothing is delivered or logged."""
     demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
     url, env = prepared_root(tmp_path, {"demo": demo})
     result = subprocess.run(
-        [sys.executable, "-c", CTRL_C_WHILE_PREPARING, DEMO_DATE.isoformat()],
+        [sys.executable, "-c", SIGNAL_WHILE_PREPARING, DEMO_DATE.isoformat(), number],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert result.returncode == 130, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Run demo-" not in result.stdout and "Traceback" not in result.stderr
+    assert result.returncode == code, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Run demo-" not in result.stdout and result.stderr == said
     with sqlite3.connect(tmp_path / "state" / "airflow" / "airflow.db") as db:
         states = dict(db.execute("SELECT task_id, state FROM task_instance").fetchall())
     assert states == {
-        "plan": "success", "shards": "success", "shard.prepare": "failed",
+        "plan": "success", "shards": "success", "shard.prepare": prepared,
         "shard.deliver": None, "finish": None, "verdict": None,
     }  # fmt: skip
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == [], "nothing arrived"

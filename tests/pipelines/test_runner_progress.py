@@ -1,14 +1,24 @@
 """`datashare run`'s progress line reads Airflow's ``dags test`` lines, grouped tasks included,
 from Airflow's output, which goes to the run's log; after Ctrl-C they stop the night."""
 
+import contextlib
 import datetime as dt
+import os
+import signal
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from pipelines.runner import airflow_output, follow, run_dag, task_event
+from pipelines.runner import (
+    Terminated,
+    airflow_output,
+    follow,
+    run_dag,
+    signals,
+    stop,
+    task_event,
+)
 from pipelines.settings import Settings
 
 
@@ -52,29 +62,51 @@ STARTS, ENDS = "[DAG TEST] starting task_id=", "[DAG TEST] end task task_id="
 
 
 @pytest.mark.parametrize(
-    ("lines", "pressed", "heard", "stops"),
+    ("lines", "signalled", "heard", "stops"),
     [
-        (["x", f"{ENDS}plan map_index=-1"], False, [("plan", -1, True)], False),
-        (["Task failed with exception"], True, [], False),  # not between tasks yet
-        ([f"{ENDS}shard.prepare map_index=0"], True, [], True),
-        ([f"{STARTS}finish map_index=-1"], True, [], True),
+        (["x", f"{ENDS}plan map_index=-1"], None, [("plan", -1, True)], None),
+        (["Task failed with exception"], signal.SIGINT, [], None),  # not between tasks yet
+        ([f"{ENDS}shard.prepare map_index=0"], signal.SIGINT, [], KeyboardInterrupt),
+        ([f"{STARTS}finish map_index=-1"], signal.SIGINT, [], KeyboardInterrupt),
+        (["on_kill"], signal.SIGTERM, [], None),
+        ([f"{ENDS}shard.prepare map_index=0"], signal.SIGTERM, [], Terminated),
+        ([f"{STARTS}finish map_index=-1"], signal.SIGTERM, [], Terminated),
     ],
 )
-def test_after_ctrl_c_the_next_task_start_or_end_stops_the_night(
-    lines: list[str], pressed: bool, heard: list[tuple[str, int, bool]], stops: bool
+def test_after_ctrl_c_or_sigterm_the_next_task_start_or_end_stops_the_night(
+    lines: list[str],
+    signalled: signal.Signals | None,
+    heard: list[tuple[str, int, bool]],
+    stops: type[BaseException] | None,
 ) -> None:
+    """The signal is a real one, sent to this process inside :func:`signals`; SIGTERM is
+    taken by a handler of its own, as Airflow's task runner sets one for each task."""
     events: list[tuple[str, int, bool]] = []
-    ctrl_c = threading.Event()
-    if pressed:
-        ctrl_c.set()
-    hear = follow(lambda *event: events.append(event), ctrl_c)
-    stopped = False
-    try:
-        for line in lines:
-            hear(line)
-    except KeyboardInterrupt:
-        stopped = True
+    stopped: type[BaseException] | None = None
+    with signals() as night:
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)  # the task runner's on_kill
+        with contextlib.suppress(KeyboardInterrupt):
+            if signalled is not None:
+                os.kill(os.getpid(), signalled)
+        hear = follow(lambda *event: events.append(event), night)
+        try:
+            for line in lines:
+                hear(line)
+        except (KeyboardInterrupt, Terminated) as stop:
+            stopped = type(stop)
     assert (events, stopped) == (heard, stops)
+
+
+def test_after_the_night_its_signal_handlers_are_gone_and_sigterm_still_counts() -> None:
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with signals() as night:
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)  # the task runner's on_kill
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert signal.set_wakeup_fd(-1) == -1
+    assert night.sigterm()
+    with pytest.raises(Terminated):
+        stop(night)
 
 
 def test_a_night_is_refused_in_a_process_that_imported_airflow_already(tmp_path: Path) -> None:
