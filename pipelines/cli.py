@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
+from pipelines.collector import paused
+
 HELP = "Share Head Start child data with state education data systems, safely."
 
 # name -> (module of pipelines.commands, attribute, a group of commands or one command), in
@@ -80,7 +82,9 @@ def main() -> None:
     """Run the command line; turn known failures into one clear line."""
     console = Console(stderr=True)
     try:
-        _app_for(sys.argv)()
+        with paused():  # the command's imports: long-lived objects, no garbage to collect
+            app = _app_for(sys.argv)
+        app()
     except OperationalError as error:
         text = str(error.orig)
         if "no such table" in text or "does not exist" in text:

@@ -1,9 +1,10 @@
-"""``airflow dags test`` as ``datashare run`` starts it, minus the in-process API's old versions.
+"""``airflow dags test`` in ``datashare run``'s own process, minus the in-process API's old
+versions.
 
-``python -m pipelines.dags_test DAG_ID DATE [--conf JSON]`` runs Airflow's own CLI
-(``airflow dags test ...``, the same command, arguments and logs) after one change in this
-process only: the in-process execution API, through which ``dag.test()`` runs every task,
-serves only the API version that Airflow's in-process client speaks
+:func:`dags_test` runs Airflow's own CLI (``airflow dags test ...``, the same command,
+arguments and logs) in the calling process, after one change in this process only: the
+in-process execution API, through which ``dag.test()`` runs every task, serves only the API
+version that Airflow's in-process client speaks
 (``airflow.sdk.api.datamodels._generated.API_VERSION``) instead of building Cadwyn's routers,
 schemas and migrations for every version Airflow has ever released (ten in Airflow 3.3:
 about a quarter of a small night's CPU, paid before the first task starts). Requests of the
@@ -14,6 +15,7 @@ migrate to the versions before it, which nobody here asks for.
 Nothing else is touched: the scheduler, the API server, the dag-processor and workers keep
 every version. When Airflow's version bundle is not what this expects (the newest version is
 not the client's, or the internals this narrows have moved), the API is left whole.
+:mod:`pipelines.runner` sets Airflow's environment and takes its output before calling it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import gc
 import importlib
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +39,7 @@ START_UP = (
 )
 """Modules every ``datashare run`` night imports in this process anyway (the ``dags test``
 command, the task runner, the in-process API's app, the tasks and their pandas): imported
-up front, with the collector paused (:func:`main`). Great Expectations is not among them: a
+up front, with the collector paused (:func:`dags_test`). Great Expectations is not among them: a
 night with no program to prepare never imports it."""
 
 
@@ -110,8 +113,10 @@ def metrics_registry_with_libyaml() -> int:
     return replaced
 
 
-def main(argv: list[str]) -> None:
-    """Run ``airflow dags test *argv`` in this process, the API served for its client only.
+def dags_test(argv: list[str]) -> int:
+    """Run ``airflow dags test *argv`` in this process, the API served for its client only;
+    its exit code, as the ``airflow`` command would have exited with it (a failure's
+    message or traceback written to ``sys.stderr``, as there). Ctrl-C is not caught.
 
     What every such run imports (Airflow, its ``dags test`` command, the task runner, the
     in-process API, and the tasks' module with pandas) is imported first with the garbage
@@ -134,14 +139,27 @@ def main(argv: list[str]) -> None:
             with contextlib.suppress(Exception):
                 importlib.import_module(module)
 
+    argv_before = sys.argv
     sys.argv = [str(Path(sys.executable).with_name("airflow")), "dags", "test", *argv]
     try:
         airflow_main()
+    except SystemExit as end:
+        return exit_code(end)
+    except Exception:  # the airflow command's end: its traceback, exit code 1
+        traceback.print_exc()
+        return 1
     finally:
-        # the process ends here: the interpreter's last collection would walk the whole heap
-        # (a third of a CPU second) only to find what exit frees anyway
+        sys.argv = argv_before
+        # the process ends soon after: a collection would walk the whole heap (a third of
+        # a CPU second) only to find what exit frees anyway
         gc.freeze()
+    return 0
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+def exit_code(end: SystemExit) -> int:
+    """The exit code the interpreter gives a ``SystemExit``: its number, 0 for none, else 1
+    with the message written to ``sys.stderr``."""
+    if end.code is None or isinstance(end.code, int):
+        return end.code or 0
+    sys.stderr.write(f"{end.code}\n")
+    return 1

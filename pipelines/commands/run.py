@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,7 @@ from pipelines.db import make_engine
 from pipelines.destinations.registry import DestinationConfigError, load_destination
 from pipelines.paths import safe_join
 from pipelines.reports import row_lines, would_settle_line
-from pipelines.runner import run_dag
+from pipelines.runner import Terminated, run_dag
 from pipelines.settings import load_settings
 from privacy.reasons import Reason
 from schemas import Run
@@ -233,7 +235,7 @@ def run(
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:
     """Run one submission to DESTINATION through Airflow and print what left and what did not."""
-    console = Console()
+    console = Console(file=sys.stdout)  # the screen, also while Airflow's output goes to its log
     settings = load_settings(database_url)
     try:
         config = load_destination(destination, settings.destinations_dir)
@@ -269,14 +271,23 @@ def run(
             where = f" shard #{index + 1}" if index >= 0 else ""
             progress.update(task, description=f"{STEPS.get(name, name)}{where} ({done} tasks done)")
 
-        result = run_dag(
-            settings,
-            destination,
-            run_date,
-            dry_run=dry_run,
-            output=str(output.resolve()) if output else "",
-            on_task=on_task,
-        )
+        try:
+            result = run_dag(
+                settings,
+                destination,
+                run_date,
+                dry_run=dry_run,
+                output=str(output.resolve()) if output else "",
+                on_task=on_task,
+            )
+        except Terminated:  # as Ctrl-C ends it (130): no summary, the run left as it stands
+            progress.stop()
+            print(
+                f"datashare run {destination}: the night was stopped by SIGTERM; "
+                "no task started after it",
+                file=sys.stderr,
+            )
+            raise typer.Exit(128 + signal.SIGTERM) from None
     engine = make_engine(settings.database_url)
     with engine.connect() as connection:
         row = connection.execute(

@@ -31,14 +31,14 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import cached_property
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from pipelines.collector import frozen
+from pipelines.collector import frozen, paused
 from pipelines.extract import ExtractChunk, extract
 from pipelines.quality.input_suite import validate_input
 from pipelines.settings import Settings
@@ -351,11 +351,16 @@ def _collector_off_the_heap() -> Iterator[None]:
     collector's sight, so that each full collection the shard's own objects trigger walks only
     those (one took over a second per collection with them, on a 25,000-child shard of a
     1,000,000-child night). ``gc.unfreeze`` hands them back afterwards. Nothing is kept alive
-    that would otherwise be freed: frozen objects are only not examined for cycles."""
+    that would otherwise be freed: frozen objects are only not examined for cycles. The
+    collector stays paused from the warm-up to the freeze: its first collection after the
+    warm-up would walk every object the warm-up made (all of Great Expectations), only for
+    them to be frozen next."""
     from pipelines.quality.context import warm_up
 
-    warm_up()
-    with frozen():
+    with ExitStack() as stack:
+        with paused():
+            warm_up()
+            stack.enter_context(frozen())
         yield
 
 

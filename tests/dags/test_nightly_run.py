@@ -1,5 +1,6 @@
-"""The demo DAG end to end through real Airflow (``datashare run`` -> ``airflow dags test``),
-and proof that no task log, XCom value, validation result or report names a child."""
+"""The demo DAG end to end through real Airflow (``datashare run`` -> ``airflow dags test``, in
+the same process), and proof that no task log, XCom value, validation result or report names
+a child."""
 
 from __future__ import annotations
 
@@ -60,7 +61,13 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[t
     demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
     # a broken destination file beside it must not stop the demo's DAG
     url, env = prepared_root(root, {"demo": demo, "broken": BROKEN})
-    result = datashare(root, env, "run", "demo", "--date", DEMO_DATE.isoformat())
+    command = [str(Path(sys.executable).with_name("datashare")), "run", "demo"]
+    command += ["--date", DEMO_DATE.isoformat()]
+    with subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:  # its pid: the process that ran the night
+        stdout, stderr = process.communicate()
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     engine = make_engine(url)
     with engine.connect() as connection:
         children = pd.DataFrame(connection.execute(select(Child)).mappings().all())
@@ -72,6 +79,7 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[t
         "url": url,
         "env": env,
         "result": result,
+        "pid": process.pid,
         "children": children,
         "logged": logged,
         "runs": runs,
@@ -90,6 +98,74 @@ def test_demo_dag_runs_in_airflow_and_delivers_what_it_logs(nightly: dict) -> No
     assert len(identity) == len(nightly["logged"]) > 0
     [(status, summary)] = nightly["runs"]
     assert status == "success" and summary["children"]["logged"] == len(identity)
+
+
+def test_the_night_runs_in_the_datashare_process_and_airflow_speaks_to_its_log_only(
+    nightly: dict,  # type: ignore[type-arg]
+) -> None:
+    """One interpreter's start-up for the night: every task ran in the process the person
+    started (Airflow records each task's pid), and what Airflow said is in the run's log, not
+    on the screen."""
+    with sqlite3.connect(nightly["root"] / "state" / "airflow" / "airflow.db") as db:
+        pids = {pid for (pid,) in db.execute("SELECT pid FROM task_instance")}
+    assert pids == {nightly["pid"]}
+    result = nightly["result"]
+    [log] = re.findall(r"Airflow's log \(technical details\): (\S+)", result.stdout)
+    said = Path(log).read_text()
+    assert "[DAG TEST] end task task_id=verdict" in said and "DagRun Finished" in said
+    assert "[DAG TEST]" not in result.stdout + result.stderr
+    assert result.stderr == ""
+
+
+SIGNAL_WHILE_PREPARING = """
+import os, signal, sys
+import pipelines.tasks
+prepare_shard = pipelines.tasks.prepare_shard
+number = signal.Signals[sys.argv[2]]
+def signalled(run, programs):  # as a terminal's Ctrl-C, or `kill`, signals it while it prepares
+    os.kill(os.getpid(), number)
+    return prepare_shard(run, programs)
+pipelines.tasks.prepare_shard = signalled
+signal.signal(signal.SIGINT, signal.default_int_handler)  # taken even if started ignoring it
+from pipelines.cli import main
+sys.argv = ["datashare", "run", "demo", "--date", sys.argv[1]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("number", "code", "prepared", "said"),
+    [
+        ("SIGINT", 130, "failed", ""),  # Airflow's task runner fails the task
+        ("SIGTERM", 143, "success", "datashare run demo: the night was stopped by SIGTERM; "
+                                    "no task started after it\n"),  # on_kill; the task goes on
+    ],
+)  # fmt: skip
+def test_ctrl_c_or_sigterm_while_a_shard_prepares_stops_the_night_after_that_task(
+    tmp_path: Path, number: str, code: int, prepared: str, said: str
+) -> None:
+    """Ctrl-C exits with 130, SIGTERM with 143 and a line saying so, as a separate Airflow
+    process would have; neither prints a summary. The task it hit ends as Airflow's task
+    runner ends it, and no later task starts: nothing is delivered or logged."""
+    demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
+    url, env = prepared_root(tmp_path, {"demo": demo})
+    result = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_PREPARING, DEMO_DATE.isoformat(), number],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == code, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Run demo-" not in result.stdout and result.stderr == said
+    with sqlite3.connect(tmp_path / "state" / "airflow" / "airflow.db") as db:
+        states = dict(db.execute("SELECT task_id, state FROM task_instance").fetchall())
+    assert states == {
+        "plan": "success", "shards": "success", "shard.prepare": prepared,
+        "shard.deliver": None, "finish": None, "verdict": None,
+    }  # fmt: skip
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == [], "nothing arrived"
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(select(DisclosureEntry)).first() is None
+    engine.dispose()
 
 
 def test_no_task_log_xcom_or_validation_result_names_a_child(nightly: dict) -> None:  # type: ignore[type-arg]

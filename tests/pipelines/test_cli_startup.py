@@ -1,6 +1,7 @@
 """``datashare`` loads only the command it runs: ``datashare run`` starts without pandas,
-numpy, Great Expectations or Airflow (the ``airflow dags test`` process loads what the tasks
-need), while ``pipelines.cli.app`` and ``datashare --help`` still hold every command."""
+numpy, Great Expectations or Airflow (the night loads what its tasks need, once Airflow's
+environment is set), while ``pipelines.cli.app`` and ``datashare --help`` still hold every
+command."""
 
 from __future__ import annotations
 

@@ -109,17 +109,23 @@ def fake_airflow_main():
         argv=sys.argv[1:],
     )
 airflow.__main__.main = fake_airflow_main
-from pipelines.dags_test import main
-main(["datashare_demo", "2026-11-27"])
+from pipelines.dags_test import dags_test
+argv = list(sys.argv)
+code = dags_test(["datashare_demo", "2026-11-27"])
 print(seen["enabled"], seen["frozen"] > 100_000, seen["tasks"], seen["ge"], *seen["argv"])
-print(gc.get_freeze_count() >= seen["frozen"], gc.isenabled())
+print(gc.get_freeze_count() >= seen["frozen"], gc.isenabled(), code, sys.argv == argv)
+def broken_airflow_main():
+    raise RuntimeError("no such DAG")
+airflow.__main__.main = broken_airflow_main
+print(dags_test(["datashare_demo", "2026-11-27"]), sys.argv == argv)
 """
 
 
 def test_the_start_up_heap_is_imported_paused_then_frozen(tmp_path: Path) -> None:
-    """``main`` imports what every night imports (the tasks' module among them, not Great
+    """``dags_test`` imports what every night imports (the tasks' module among them, not Great
     Expectations) with the collector paused, freezes it, and runs ``dags test`` with the
-    collector on; at the end it freezes what is left, so exit walks nothing."""
+    collector on; at the end it freezes what is left, so exit walks nothing, and gives the
+    caller its ``sys.argv`` back."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
         "AIRFLOW_HOME": str(tmp_path),
@@ -131,11 +137,31 @@ def test_the_start_up_heap_is_imported_paused_then_frozen(tmp_path: Path) -> Non
         [sys.executable, "-c", START_UP_STATE], env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    first, last = out.stdout.strip().splitlines()[-2:]
+    first, last, broken = out.stdout.strip().splitlines()[-3:]
     assert first.split() == [
         "True", "True", "True", "False", "dags", "test", "datashare_demo", "2026-11-27",
     ]  # fmt: skip
-    assert last.split() == ["True", "True"]
+    assert last.split() == ["True", "True", "0", "True"]
+    assert broken.split() == ["1", "True"]  # a failing command: exit code 1, its traceback
+    assert out.stderr.rstrip().endswith("RuntimeError: no such DAG"), out.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("end", "code", "said"),
+    [
+        (SystemExit(), 0, ""),
+        (SystemExit(0), 0, ""),
+        (SystemExit(3), 3, ""),
+        (SystemExit("DagRun failed"), 1, "DagRun failed\n"),  # how `airflow dags test` fails
+    ],
+)
+def test_a_command_ends_with_the_exit_code_the_interpreter_would_give(
+    end: SystemExit, code: int, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.dags_test import exit_code
+
+    assert exit_code(end) == code
+    assert capsys.readouterr().err == said
 
 
 METRICS_REGISTRY = """
