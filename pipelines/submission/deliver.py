@@ -42,7 +42,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from pipelines.collector import frozen
@@ -110,34 +110,34 @@ def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
 def _new_delivery_row(
     context: RunContext, batch: Batch, prepared: dict[str, Any], artifacts: dict[str, Any]
 ) -> int:
-    """The id of this run's delivery of the program, inserted pending in a transaction of its
-    own: for a program of which the run has no row yet (:class:`_Ahead` knows).
+    """The id of this run's delivery of the program, inserted pending by one statement that
+    commits by itself: for a program of which the run has no row yet (:class:`_Ahead` knows).
 
-    For a file drop on PostgreSQL the commit does not wait for the disk flush: no byte leaves
-    before the upload mark (:mod:`.marks`), whose synchronous commit flushes the log up to
-    itself, this row included (the log is written in order); the mark fails if the row is
-    gone. Other destinations send without a mark, so their row waits for the flush."""
+    For a file drop on PostgreSQL the commit does not wait for the disk flush (the statement
+    sets ``synchronous_commit`` off for its own transaction): no byte leaves before the upload
+    mark (:mod:`.marks`), whose synchronous commit flushes the log up to itself, this row
+    included (the log is written in order); the mark fails if the row is gone. Other
+    destinations send without a mark, so their row waits for the flush."""
     now = dt.datetime.now(dt.UTC)
-    with session_scope(context.engine) as session:
-        if flushed_by_mark(context, session):
-            session.execute(text("SET LOCAL synchronous_commit = off"))
-        return int(
-            session.execute(
-                insert(Delivery)
-                .values(
-                    destination=context.run.destination,
-                    program_code=batch.program_code,
-                    run_id=context.run.run_id,
-                    batch_digest=batch.digest,
-                    status="pending",
-                    artifacts=artifacts,
-                    staged_path=prepared["ledger"]["path"],
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(Delivery.id)
-            ).scalar_one()
+    statement = (
+        insert(Delivery)
+        .values(
+            destination=context.run.destination,
+            program_code=batch.program_code,
+            run_id=context.run.run_id,
+            batch_digest=batch.digest,
+            status="pending",
+            artifacts=artifacts,
+            staged_path=prepared["ledger"]["path"],
+            created_at=now,
+            updated_at=now,
         )
+        .returning(Delivery.id)
+    )
+    if flushed_by_mark(context):  # evaluated before the statement's own commit
+        statement = statement.returning(func.set_config("synchronous_commit", "off", True))
+    with context.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return int(connection.execute(statement).first()[0])  # type: ignore[index]
 
 
 def _delivery_row(  # type: ignore[no-untyped-def]
