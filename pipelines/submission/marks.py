@@ -46,7 +46,7 @@ def marking(context: RunContext, delivery_id: int) -> Progress:
     return mark
 
 
-def _row(delivery_id: int) -> Select[tuple[int]]:
+def _row(delivery_id: int) -> Select[int]:
     return select(Delivery.id).where(Delivery.id == delivery_id)
 
 
