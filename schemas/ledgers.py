@@ -88,11 +88,11 @@ class DisclosureEntry(Base):
     ``delete`` (a record withdrawn from the recipient after revocation)."""
 
     __tablename__ = "disclosure_log"
-    # a parent's request reads one child's entries of a program in seq order without
-    # scanning the log, and a request by child id alone finds the child's programs, from one
-    # index (migration 0015: each append writes one index fewer)
+    # a parent's request reads one child's entries in order without scanning the log; a
+    # request by child id alone finds the child's programs in the second (migration 0011)
     __table_args__ = (
-        Index("ix_disclosure_log_child_program_seq", "child_local_id", "program_code", "seq"),
+        Index("ix_disclosure_log_program_child_seq", "program_code", "child_local_id", "seq"),
+        Index("ix_disclosure_log_child_program", "child_local_id", "program_code"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
