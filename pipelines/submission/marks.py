@@ -14,10 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, CursorResult, Engine, Select, select, update
 
-from pipelines.db import session_scope
 from pipelines.destinations.base import PUBLISH, UPLOAD, Batch, DeliveryResult, Progress, Step
 from pipelines.submission.context import RunContext
 from schemas import Delivery
@@ -27,29 +25,40 @@ _COLUMNS = {UPLOAD: Delivery.upload_began_at, PUBLISH: Delivery.publish_began_at
 
 
 def marking(context: RunContext, delivery_id: int) -> Progress:
-    """The ``progress`` that records each step on delivery ``delivery_id`` (committed)."""
+    """The ``progress`` that records each step on delivery ``delivery_id``: one ``UPDATE``
+    that commits by itself (autocommit: no ``BEGIN`` and ``COMMIT`` round trips of its own),
+    and waits for the disk like any commit."""
 
     def mark(step: Step) -> None:
         column = _COLUMNS[step]
-        with session_scope(context.engine) as session:
+        with _autocommit(context.engine) as connection:
             marked = cast(  # an UPDATE's result is a CursorResult (it has the rowcount)
                 CursorResult[Any],
-                session.execute(
+                connection.execute(
                     update(Delivery)
                     .where(Delivery.id == delivery_id, column.is_(None))
                     .values({column: dt.datetime.now(dt.UTC)})
                 ),
             ).rowcount
-            if not marked and session.get(Delivery, delivery_id) is None:  # fail closed
+            if not marked and connection.scalar(_row(delivery_id)) is None:  # fail closed
                 raise LookupError(f"delivery {delivery_id} is not recorded: nothing is sent")
 
     return mark
 
 
-def flushed_by_mark(context: RunContext, session: Session) -> bool:
+def _row(delivery_id: int) -> Select[int]:
+    return select(Delivery.id).where(Delivery.id == delivery_id)
+
+
+def _autocommit(engine: Engine) -> Connection:
+    """A connection on which each statement commits by itself."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def flushed_by_mark(context: RunContext) -> bool:
     """Whether a pending delivery row may commit without waiting for the disk: on PostgreSQL,
     for a file drop, whose upload mark's synchronous commit flushes it before any byte leaves."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = context.engine.dialect.name == "postgresql"
     return postgres and context.destination.type.value in FILE_DROPS
 
 
