@@ -23,15 +23,11 @@ kept with its delivery row in the same transaction as its disclosure log entries
 unchanged night gets an ``unchanged`` row), so a retried shard task returns the outcome of a
 program an earlier attempt delivered instead of sending it again.
 
-Everything a shard writes (delivery rows, marks, bytes, records) is written by the writer
-(:class:`_Sender`) in exactly the order above: each program's row, marks and bytes by one
-thread, one after the other, so the crash-safety of each step is what it is for a program
-delivered alone; each group's record after every delivery of the group and before any
-delivery of the next. A destination whose programs' deliveries share nothing (a local
-folder: a folder per program, no session; :data:`SENDERS`) has the programs of a group sent
-by a few threads at once, so their commits and disk flushes overlap; elsewhere one thread
-sends them in shard order. The task's own thread meanwhile reads, plans and renders the next
-programs (:func:`_ready`: reads only), so their CPU work overlaps the writes.
+Everything a shard writes (delivery rows, marks, bytes, records) is written by one thread
+(:class:`_Sender`) in exactly the order above, so the crash-safety of each step is what it is
+for a program delivered alone; the task's own thread meanwhile reads, plans and renders the
+next programs (:func:`_ready`: reads only), so their CPU work overlaps the commits and disk
+flushes the writes wait for.
 """
 
 from __future__ import annotations
@@ -639,11 +635,10 @@ def deliver_shard(
     program an earlier attempt of the same run already delivered is not sent again: its
     recorded outcome is returned.
 
-    Everything written is written by the writer (:class:`_Sender`): each program's delivery
-    row, its marks and bytes in that order by one thread, then each group's record once the
-    group's deliveries are done, before the next group's (a local folder's programs of a group
-    sent at once, :data:`SENDERS`). Meanwhile this thread reads, plans and renders the next
-    programs (it only reads), at most about two groups ahead.
+    Everything written is written in the order it always was, by one thread
+    (:class:`_Sender`): each program's delivery row, its marks and bytes, then each group's
+    record once the group's deliveries are done. Meanwhile this thread reads, plans and
+    renders the next programs (it only reads), at most about two groups ahead.
 
     The garbage collector leaves alone what the process held before the shard (``gc.freeze``
     until the shard is done): a shard makes and drops many small objects (ledgers, rows,
@@ -664,8 +659,7 @@ def _deliver_shard(
     with ExitStack() as stack:
         if not context.run.dry_run and prepared and hasattr(context.client, "shard_session"):
             stack.enter_context(context.client.shard_session())
-        senders = SENDERS.get(context.destination.type.value, 1)
-        sender = stack.enter_context(_Sender(context, senders))
+        sender = stack.enter_context(_Sender(context))
         group: list[_Entry] = []
         ahead = _Ahead(context, [p for p in prepared if str(p["program"]) not in done])
         for item in prepared:
@@ -700,11 +694,6 @@ def _deliver_shard(
     return outcomes, failed | sender.failed
 
 
-SENDERS = {"local": 4}
-"""Threads that send the programs of a group at once, by destination type: where the
-deliveries of two programs share nothing (a local folder). Elsewhere one thread sends: an
-SFTP session, an Ed-Fi client or a staging database transaction serves one at a time."""
-
 RECORD_GROUP_CHILDREN = 5_000
 """A shard records its programs in groups of about this many children (:func:`_full`)."""
 RECORD_GROUP_PROGRAMS = 50
@@ -728,38 +717,28 @@ def _full(group: Sequence[_Entry]) -> bool:
 
 
 class _Sender:
-    """The writer of a shard: sends its programs (:func:`_transmit`) and records its groups
-    (:func:`_record_sent`) in the order they are handed to it, while the caller prepares the
-    next programs. One thread records, each group once its deliveries are done; with
-    ``senders`` above one, that many threads send, each program only once the groups before
-    its own are recorded (the programs of a group at once); otherwise the recording thread
-    sends too, one program after the other. A program whose delivery fails is kept in
-    :attr:`failed`; should recording a group fail outright, nothing after it is sent
-    (:attr:`broken`) and its error is raised where the group's outcomes are asked for."""
+    """The one thread that writes a shard's deliveries (:func:`_transmit`) and records its
+    groups (:func:`_record_sent`), in the order they are handed to it, while the caller
+    prepares the next programs. A program whose delivery fails is kept in :attr:`failed`;
+    should recording a group fail outright, nothing after it is sent (:attr:`broken`) and
+    its error is raised where the group's outcomes are asked for."""
 
-    def __init__(self, context: RunContext, senders: int = 1) -> None:
+    def __init__(self, context: RunContext) -> None:
         self.context = context
         self.failed: dict[str, Exception] = {}
         self.broken = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deliver")
-        self._senders = self._pool
-        if senders > 1:
-            self._senders = ThreadPoolExecutor(senders, thread_name_prefix="deliver-send")
         self._records: list[Future[list[dict[str, Any]]]] = []
 
     def __enter__(self) -> _Sender:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        self._senders.shutdown(wait=True, cancel_futures=kind is not None)
         self._pool.shutdown(wait=True, cancel_futures=kind is not None)
 
     def send(self, ready: _Ready) -> Future[tuple[dict[str, Any], _Sent]]:
-        """Send ``ready`` after everything handed over before it (with several senders:
-        after every group recorded before it, alongside the other programs of its group)."""
-        if self._senders is self._pool:
-            return self._pool.submit(self._transmit, ready)
-        return self._senders.submit(self._transmit, ready, self._records[-1:])
+        """Send ``ready`` after everything handed over before it."""
+        return self._pool.submit(self._transmit, ready)
 
     def record(self, group: Sequence[_Entry]) -> Future[list[dict[str, Any]]]:
         """Record ``group`` once its deliveries are done; returns when the group before it
@@ -770,10 +749,7 @@ class _Sender:
             wait([self._records[-2]])
         return future
 
-    def _transmit(
-        self, ready: _Ready, after: Sequence[Future[list[dict[str, Any]]]] = ()
-    ) -> tuple[dict[str, Any], _Sent]:
-        wait(after)  # the group recorded before this program's turn
+    def _transmit(self, ready: _Ready) -> tuple[dict[str, Any], _Sent]:
         if self.broken:
             raise DeliveryStopped("not sent: recording an earlier group failed")
         return _transmit(ready)

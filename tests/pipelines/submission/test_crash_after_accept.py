@@ -534,20 +534,13 @@ def test_crash_after_a_group_accepted_logs_every_program_once(
 # after ``{function}`` (of ``{module}``) returned for the first time (the first file written
 # as its temporary ``.part`` file, or the first file renamed into place, the old manifest
 # already removed), the process names the program and blocks until it is killed. ``{folder}``
-# finds the program's folder among the patched function's arguments. ``{senders}``: the
-# threads sending a group's programs (``deliver.SENDERS``): by default one, so the other
-# programs wait as they would for a destination that sends one at a time; a local folder's
-# own (:func:`test_local_folder_killed_mid_upload_while_the_group_was_sent`) has the group's
-# other programs anywhere in their own deliveries when the process dies.
+# finds the program's folder among the patched function's arguments.
 MID_UPLOAD = """
 import posixpath
 import sys
 
 import {module} as target
-import pipelines.submission.deliver as deliver
 from pipelines import tasks
-
-deliver.SENDERS = {senders}
 
 real = target.{function}
 done = []
@@ -578,15 +571,10 @@ PHASES = {
 
 
 def killed_mid_upload(
-    world: World,
-    destination: str,
-    kind: str,
-    phase: str,
-    tmp_path: Path,
-    senders: str = "{}",
+    world: World, destination: str, kind: str, phase: str, tmp_path: Path
 ) -> Crash:
     module, function, folder = PHASES[(kind, phase)]
-    script = MID_UPLOAD.format(module=module, function=function, folder=folder, senders=senders)
+    script = MID_UPLOAD.format(module=module, function=function, folder=folder)
     return crash_after_accept(world, destination, tmp_path, script=script)
 
 
@@ -701,39 +689,6 @@ def test_file_drop_killed_mid_upload_leaves_nothing_unexplained_the_next_night(
     assert {p for _, p in held} == set(summary["programs"]["processed"])
     assert {d for d, _ in held} == {LATER}, "only tonight's folders: the old date's is gone"
     assert not (drop.root / DEMO_DATE.isoformat()).exists()
-
-
-@pytest.mark.parametrize("phase", ["write", "rename"])
-def test_local_folder_killed_mid_upload_while_the_group_was_sent(
-    world: World, tmp_path: Path, phase: str
-) -> None:
-    """A local folder sends the programs of a group at once: killed while one of them writes
-    its batch, the others may be anywhere in their own deliveries (not begun, mid-upload,
-    arrived). The next night settles each on its own: the batch killed mid-upload is removed
-    and sent afresh, nothing is left that no manifest vouches for, every folder's children
-    are logged with its date, and both chains verify."""
-    root = tmp_path / "drop"
-    world.destination("vt-local", type="local", recipient="VT-AOE", agreements=["vt-aoe-ecids"],
-                      formats=FORMATS, local={"root": str(root)})  # fmt: skip
-    crash = killed_mid_upload(world, "vt-local", "local", phase, tmp_path, senders='{"local": 4}')
-    assert world.disclosures().empty, "nothing was logged"
-    with world.engine.connect() as connection:
-        rows = connection.execute(sql_select(Delivery.program_code, Delivery.status)).all()
-    assert (crash.program, "pending") in rows and {s for _, s in rows} == {"pending"}
-
-    summary = world.run("vt-local", run_date=LATER)
-
-    assert summary["status"] == "success", summary.get("stop_lines")
-    assert summary["reconciled"][crash.program].startswith(f"run {crash.run_id} did not arrive")
-    assert orphans(root, crash) == [], "nothing of the killed batch is left"
-    held = assert_explained(world, root)
-    assert {p for d, p in held if d == LATER} == set(summary["programs"]["processed"])
-    log = world.disclosures()
-    assert crash.program not in set(log.loc[log["run_id"] == crash.run_id, "program_code"])
-    assert world.staged() == []
-    with session_scope(world.engine) as session:
-        check = verify_ledgers(session)
-    assert all(r.ok for r in check.reports.values()) and not check.delivery_problems
 
 
 def test_file_drop_killed_mid_upload_with_its_staged_files_lost(
