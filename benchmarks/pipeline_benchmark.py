@@ -8,11 +8,8 @@ each size is kept as a template database (``$DATASHARE_BENCH_DB_PREFIX``, defaul
 peak memory is the pipeline's own. Programs are prepared in the plan's shards (about 25,000
 children; one extract, input gate and output gate per chunk), as the DAG maps its tasks;
 each shard is delivered as its deliver task does (program by program, recorded in groups);
-the task's own time is the row ``deliver task, wall``; ``deliver`` sums each program's
-sending, which overlaps where a group's programs are sent at once (a local folder:
-``deliver.SENDERS``), so the task's time outside its programs' timed ``deliver`` and
-``record`` (the row ``deliver task, rest``: reading the staged batches, planning against what
-is held) is then negative.
+the task's time outside its programs' timed ``deliver`` and ``record`` is the row
+``deliver task, rest`` (reading the staged batches, planning against what is held).
 Airflow start-up is not included.
 
 Each run also checks that the disclosure log equals what arrived (the same children; for the
@@ -289,7 +286,6 @@ def measure(children: int, destinations: list[str]) -> dict[str, object]:
             # the deliver task's own work outside the outcomes' timed deliver and record
             timed = sum(sum(o.get("seconds", {}).values()) for o in outcomes)
             steps[f"{destination}: deliver task, rest"] += task - timed
-            steps[f"{destination}: deliver task, wall"] += task
         for outcome in delivered:
             for step, seconds in outcome.get("seconds", {}).items():
                 steps[f"{destination}: {step}"] += seconds
