@@ -27,6 +27,7 @@ import yaml
 from sqlalchemy import Engine, create_engine, delete, select, text, update
 from sqlalchemy.orm import Session
 
+import pipelines.submission.deliver as deliver
 from pipelines.demo import DEMO_DATE
 from pipelines.demo.scenarios import BASE_CATEGORIES, PURPOSE_STATE
 from schemas import (
@@ -360,3 +361,21 @@ def held_by_edfi(server: Any, world: World) -> dict[ChildKey, Holding]:
         if key is not None:
             held.setdefault(key, Holding("?")).entry_dates.append(association["entryDate"])
     return held
+
+
+class Killed(Exception):
+    """The run dies here (a ``kill -9`` stand-in): nothing of it runs after but what the test
+    runs itself."""
+
+
+def kill_before_logging(patch: pytest.MonkeyPatch) -> None:
+    """With ``patch``: the run dies (:class:`Killed`) at its first program the destination
+    took, before its disclosures are logged."""
+    record = deliver.record_delivery
+
+    def killed(session: Any, context: Any, **kwargs: Any) -> Any:
+        if kwargs.get("delivery_id") is not None:
+            raise Killed
+        return record(session, context, **kwargs)
+
+    patch.setattr(deliver, "record_delivery", killed)

@@ -38,30 +38,21 @@ from schemas import Delivery, Run
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World, make_world
 from tests.pipelines.submission.kinds import KINDS, Dest, small_world
+from tests.pipelines.submission.nights import Killed
 
 NIGHT2 = DEMO_DATE + dt.timedelta(days=1)
-
-
-class Killed(Exception):
-    """The crashed run dies here (nothing of it runs after but the DAG's ``finish``)."""
 
 
 def crash(world: World, monkeypatch: pytest.MonkeyPatch, *, bytes_left: bool) -> str:
     """Night 1 dies at its first program: after the destination took the batch and before
     it was logged (``bytes_left``), or before anything was sent. Returns the crashed run."""
-    record = deliver.record_delivery
-
-    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
-        if kwargs.get("delivery_id") is not None:
-            raise Killed
-        return record(session, context, **kwargs)
 
     def killed_before_sending(*args: Any, **kwargs: Any) -> Any:
         raise Killed
 
     with monkeypatch.context() as patch:
         if bytes_left:
-            patch.setattr(deliver, "record_delivery", killed_before_logging)
+            n.kill_before_logging(patch)
         else:
             patch.setattr(deliver, "deliver_marked", killed_before_sending)
         with pytest.raises(Killed):
@@ -256,15 +247,8 @@ def crash_unfinished(world: World, monkeypatch: pytest.MonkeyPatch, *, how: str)
     has exited) or as a lost worker leaves it (``stale``: no sign of life for longer than the
     destination's ``stale_after``). Returns the crashed run."""
     plan = plan_run("dest", DEMO_DATE, settings=world.settings)
-    record = deliver.record_delivery
-
-    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
-        if kwargs.get("delivery_id") is not None:
-            raise Killed
-        return record(session, context, **kwargs)
-
     with monkeypatch.context() as patch:
-        patch.setattr(deliver, "record_delivery", killed_before_logging)
+        n.kill_before_logging(patch)
         with pytest.raises(Killed):
             for program in [p for shard in plan["shards"] for p in shard]:
                 prepared = prepare_program(plan, program, world.settings)
@@ -357,19 +341,13 @@ def test_a_dry_run_after_a_staging_crash_with_deletions_reports_what_the_real_ru
         n.set_statement(world, moved, "race")
         n.staging_destination(world, url, monkeypatch)
         assert world.run("state", run_date=n.night(1))["status"] == "success"
-        record = deliver.record_delivery
-
-        def killed(session: Any, context: Any, **kwargs: Any) -> Any:
-            if kwargs.get("delivery_id") is not None:
-                raise Killed
-            return record(session, context, **kwargs)
 
         def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
             raise DeleteFailed
 
         with monkeypatch.context() as patch:
             if seam == "after_deleting":
-                patch.setattr(deliver, "record_delivery", killed)
+                n.kill_before_logging(patch)
             else:
                 patch.setattr(StagingDbDestination, "delete_rows", failing)
             n.set_middle(world, corrected, "Bea")

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-import pipelines.submission.deliver as deliver
 from schemas import DeliveredRecord
 from tests.conftest import reset_schema
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World, make_world
+from tests.pipelines.submission.nights import Killed
 
 STAGING = [
     pytest.param("sqlite", id="sqlite"),
@@ -104,10 +104,6 @@ def test_a_child_withdrawn_then_reconsented_is_written_again_even_when_the_batch
     assert n.latest(world, run_ids)[acted].action == "disclose"
 
 
-class Killed(Exception):
-    """The run dies after the destination accepted, before anything is logged."""
-
-
 def test_a_run_that_delivered_and_deleted_then_died_is_reconciled_as_delivered(
     small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,21 +118,13 @@ def test_a_run_that_delivered_and_deleted_then_died_is_reconciled_as_delivered(
     first = world.run("state", run_date=n.night(1))
     assert first["status"] == "success", first["programs"]
 
-    record = deliver.record_delivery
-    dying = {"on": True}
-
-    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
-        if dying["on"] and kwargs.get("delivery_id") is not None:
-            raise Killed
-        return record(session, context, **kwargs)
-
-    monkeypatch.setattr(deliver, "record_delivery", killed_before_logging)
-    n.set_middle(world, corrected, "Bea")
-    n.revoke(world, revoked, n.night(2))
-    with pytest.raises(Killed):
-        world.run("state", run_date=n.night(2))
+    with monkeypatch.context() as patch:
+        n.kill_before_logging(patch)
+        n.set_middle(world, corrected, "Bea")
+        n.revoke(world, revoked, n.night(2))
+        with pytest.raises(Killed):
+            world.run("state", run_date=n.night(2))
     assert set(n.held_by_staging(staging_url)) == set(children) - {revoked}
-    dying["on"] = False
 
     third = world.run("state", run_date=n.night(3))
     assert third["status"] == "success", third["programs"]
@@ -174,15 +162,8 @@ def test_a_crashed_runs_deletions_are_logged_under_its_own_id_and_date(
     first = world.run("state", run_date=n.night(1))
     assert first["status"] == "success", first["programs"]
 
-    record = deliver.record_delivery
-
-    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
-        if kwargs.get("delivery_id") is not None:
-            raise Killed
-        return record(session, context, **kwargs)
-
     with monkeypatch.context() as patch:
-        patch.setattr(deliver, "record_delivery", killed_before_logging)
+        n.kill_before_logging(patch)
         if also_corrected:
             n.set_middle(world, corrected, "Bea")
         n.revoke(world, revoked, n.night(2))
@@ -229,14 +210,7 @@ def test_an_old_copy_a_crashed_run_replaced_is_deleted_and_logged_once(
 
     with monkeypatch.context() as patch:
         if seam == "before_logging":
-            record = deliver.record_delivery
-
-            def killed(session: Any, context: Any, **kwargs: Any) -> Any:
-                if kwargs.get("delivery_id") is not None:
-                    raise Killed
-                return record(session, context, **kwargs)
-
-            patch.setattr(deliver, "record_delivery", killed)
+            n.kill_before_logging(patch)
         else:
             from pipelines.destinations.staging_db import StagingDbDestination
 

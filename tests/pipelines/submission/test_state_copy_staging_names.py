@@ -14,20 +14,19 @@ world) and exactly the children whose latest disclosure-log entry is a disclosur
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
-import pipelines.submission.deliver as deliver
 from pipelines.destinations.registry import DestinationConfigError
 from privacy.participation import record_change
 from schemas import DeliveredRecord, Delivery
 from schemas.codes import ParticipationAction
 from tests.pipelines.submission import nights as n
 from tests.pipelines.submission.conftest import World
+from tests.pipelines.submission.nights import Killed
 from tests.pipelines.submission.test_state_copy_staging import (
     crashed_run_id,
     small_world,
@@ -102,10 +101,6 @@ def test_two_destinations_on_one_database_keep_its_copy_and_the_log_equal(
             assert_copy_is_right(world, staging_url, permitted, f"night {number}, {name}")
 
 
-class Killed(Exception):
-    """The run dies after the staging database committed its batch, before logging."""
-
-
 def test_a_rename_right_after_a_crash_logs_the_crashed_delivery_once_under_its_own_run(
     small_world: World, staging_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,15 +115,8 @@ def test_a_rename_right_after_a_crash_logs_the_crashed_delivery_once_under_its_o
     first = world.run("state", run_date=n.night(1))
     assert first["status"] == "success", first["programs"]
 
-    record = deliver.record_delivery
-
-    def killed_before_logging(session: Any, context: Any, **kwargs: Any) -> Any:
-        if kwargs.get("delivery_id") is not None:
-            raise Killed
-        return record(session, context, **kwargs)
-
     with monkeypatch.context() as patch:
-        patch.setattr(deliver, "record_delivery", killed_before_logging)
+        n.kill_before_logging(patch)
         n.set_middle(world, corrected, "Bea")
         with pytest.raises(Killed):
             world.run("state", run_date=n.night(2))
