@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,3 +68,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
     with sessionmaker(engine, expire_on_commit=False).begin() as session:
         yield session
+
+
+def autocommit(engine: Engine) -> Connection:
+    """A connection on which each statement commits by itself (no ``BEGIN`` and ``COMMIT``
+    round trips of its own)."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")

@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 from sqlalchemy import Engine, Table
 
+from pipelines.db import autocommit
 from pipelines.demo import draw, enrollment, family, load, population, scenarios
 from pipelines.demo.draw import Columns
 from pipelines.demo.summary import FLAGS, NOTICE_KINDS, ProgramCount, SeedSummary
@@ -70,7 +71,7 @@ def seed(engine: Engine, children: int = DEFAULT_CHILDREN, seed: int = DEFAULT_S
         load.insert_unchecked(conn, Base.metadata.tables["participation_events"], unchecked)
         load.reset_sequences(conn, TABLES)
     if engine.dialect.name == "postgresql":  # fresh planner statistics after a bulk load
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with autocommit(engine) as conn:
             conn.exec_driver_sql("ANALYZE")
     return summary
 

@@ -46,7 +46,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from pipelines.collector import frozen
-from pipelines.db import session_scope
+from pipelines.db import autocommit, session_scope
 from pipelines.destinations.base import Batch, ChildKey, DeliveryResult
 from pipelines.destinations.local import LocalFolderDestination
 from pipelines.destinations.registry import Resend
@@ -136,7 +136,7 @@ def _new_delivery_row(
     )
     if flushed_by_mark(context):  # evaluated before the statement's own commit
         statement = statement.returning(func.set_config("synchronous_commit", "off", True))
-    with context.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with autocommit(context.engine) as connection:
         return int(connection.execute(statement).first()[0])  # type: ignore[index]
 
 

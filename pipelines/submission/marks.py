@@ -14,8 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Engine, Select, select, update
+from sqlalchemy import CursorResult, select, update
 
+from pipelines.db import autocommit
 from pipelines.destinations.base import PUBLISH, UPLOAD, Batch, DeliveryResult, Progress, Step
 from pipelines.submission.context import RunContext
 from schemas import Delivery
@@ -31,7 +32,7 @@ def marking(context: RunContext, delivery_id: int) -> Progress:
 
     def mark(step: Step) -> None:
         column = _COLUMNS[step]
-        with _autocommit(context.engine) as connection:
+        with autocommit(context.engine) as connection:
             marked = cast(  # an UPDATE's result is a CursorResult (it has the rowcount)
                 CursorResult[Any],
                 connection.execute(
@@ -40,19 +41,11 @@ def marking(context: RunContext, delivery_id: int) -> Progress:
                     .values({column: dt.datetime.now(dt.UTC)})
                 ),
             ).rowcount
-            if not marked and connection.scalar(_row(delivery_id)) is None:  # fail closed
+            row = select(Delivery.id).where(Delivery.id == delivery_id)
+            if not marked and connection.scalar(row) is None:  # fail closed
                 raise LookupError(f"delivery {delivery_id} is not recorded: nothing is sent")
 
     return mark
-
-
-def _row(delivery_id: int) -> Select[int]:
-    return select(Delivery.id).where(Delivery.id == delivery_id)
-
-
-def _autocommit(engine: Engine) -> Connection:
-    """A connection on which each statement commits by itself."""
-    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def flushed_by_mark(context: RunContext) -> bool:

@@ -98,7 +98,7 @@ class RecordMaker:
         dropped: set[ChildKey] = set()
         for spec, result in results:
             bad = result.unrenderable
-            for row in bad.drop_duplicates(["program_code", "child_local_id"]).itertuples():
+            for row in bad.drop_duplicates(KEY).itertuples():
                 key = (str(row.program_code), str(row.child_local_id))
                 if key in dropped:
                     continue
@@ -190,7 +190,7 @@ class RecordMaker:
                 columns=["child_id", "field", "statement", "statement_filed_date"],
             )
         rows = wanted.merge(texts, on=["child_id", "field"])
-        ident = permitted[["program_code", "child_local_id"]].iloc[rows["position"].to_numpy()]
+        ident = permitted[KEY].iloc[rows["position"].to_numpy()]
         frame = pd.concat(
             [
                 ident.reset_index(drop=True),
