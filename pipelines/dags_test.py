@@ -2,7 +2,7 @@
 versions.
 
 :func:`dags_test` runs Airflow's own CLI (``airflow dags test ...``, the same command,
-arguments and logs) in the calling process, after one change in this process only: the
+arguments and logs) in the calling process, changed in this process only where it pays. The
 in-process execution API, through which ``dag.test()`` runs every task, serves only the API
 version that Airflow's in-process client speaks
 (``airflow.sdk.api.datamodels._generated.API_VERSION``) instead of building Cadwyn's routers,
@@ -10,7 +10,8 @@ schemas and migrations for every version Airflow has ever released (ten in Airfl
 about a quarter of a small night's CPU, paid before the first task starts). Requests of the
 one version served are handled exactly as before: the routes of that version are the same
 (``tests/pipelines/test_dags_test.py``), and a version's own changes only tell Cadwyn how to
-migrate to the versions before it, which nobody here asks for.
+migrate to the versions before it, which nobody here asks for. A few modules the night
+imports but never uses are deferred until first used (:data:`UNUSED`).
 
 Nothing else is touched: the scheduler, the API server, the dag-processor and workers keep
 every version. When Airflow's version bundle is not what this expects (the newest version is
@@ -77,6 +78,15 @@ def serve_client_version_only() -> bool:
     return True
 
 
+UNUSED = ("wcwidth", "email_validator", "jwt", "httpcore")
+"""Modules a ``dags test`` night imports but never uses, deferred (:mod:`pipelines.deferred`;
+about 0.2 CPU-s): ``wcwidth``, which ``tabulate`` imports for the tables of Airflow's CLI
+(``dags test`` prints none); ``email_validator``, which FastAPI imports for the e-mail fields
+of OpenAPI documents; ``jwt``, with which the execution API checks task tokens (the
+in-process API bypasses them); ``httpcore``, which Airflow's logging imports to hide its
+frames from tracebacks (the in-process client sends no request over a network)."""
+
+
 METRICS_REGISTRIES = (
     "airflow._shared.observability.metrics.metrics_registry",
     "airflow.sdk._shared.observability.metrics.metrics_registry",
@@ -124,8 +134,10 @@ def dags_test(argv: list[str]) -> int:
     for one night and its start-up heap as long as it does, and the full collections its
     growth triggered walked it again and again (about a sixth of a small night's CPU)."""
     from pipelines.collector import paused
+    from pipelines.deferred import defer
 
     with paused(freeze=True):
+        defer(UNUSED)
         import airflow  # noqa: F401  (settings first, as the airflow command does)
 
         with contextlib.suppress(ImportError, AttributeError, TypeError):  # moved: serve all

@@ -13,10 +13,11 @@ expectations. A long-lived Airflow worker calls it before it forks its task proc
 11 CPU seconds of imports (without cached bytecode; about 3 with it) per program.
 
 Importing ``great_expectations`` also imports what only some of its expectations use at run
-time: ``scipy.stats`` (KL divergence) and ``altair`` (charts in rendered docs), about a third
-of its import cost. Neither is used by our suites, so :func:`defer_unused_imports` puts a
-stand-in module in their place that imports the real one on first attribute use: an
-expectation that needs them still gets them, later.
+time: ``scipy.stats`` (KL divergence), ``altair`` (charts in rendered docs) and ``mistune``
+(markdown in rendered docs), about a third of its import cost. None is used by our suites,
+so they are deferred
+(:func:`pipelines.deferred.defer`): a stand-in module in their place imports the real one on
+first attribute use, and an expectation that needs them still gets them, later.
 
 :class:`Loaded` loads a frame once for the suites a gate runs on it and returns GE's raw
 results for the caller to read indices from; only
@@ -25,12 +26,8 @@ results for the caller to read indices from; only
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-import sys
 import threading
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -38,13 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pipelines.deferred import defer
+
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.data_context import AbstractDataContext
 
 _LOCK = threading.Lock()
-_DEFERRED_LOCK = threading.RLock()
 
 
 class QualityError(Exception):
@@ -54,50 +52,11 @@ class QualityError(Exception):
     """
 
 
-DEFERRED = ("scipy.stats", "altair")
+DEFERRED = ("scipy.stats", "altair", "mistune")
 """Modules GE imports eagerly but only some expectations (none of ours) use at run time."""
 
-
-class _Deferred(types.ModuleType):
-    """Stands in ``sys.modules`` for a module until an attribute of it is first read; then the
-    real module is imported (replacing the stand-in) and the attribute read from it."""
-
-    def __getattr__(self, attribute: str) -> Any:
-        name = self.__name__
-        with _DEFERRED_LOCK:
-            if sys.modules.get(name) is self:
-                del sys.modules[name]
-                parent, _, child = name.rpartition(".")
-                if parent and getattr(sys.modules.get(parent), child, None) is self:
-                    delattr(sys.modules[parent], child)
-            module = importlib.import_module(name)
-        return getattr(module, attribute)
-
-
-def defer_unused_imports() -> None:
-    """Put a :class:`_Deferred` stand-in for each of :data:`DEFERRED` not imported yet.
-
-    A stand-in's ``__spec__`` is the real module's (found, not loaded), so the import system
-    treats it as a loaded module; its package, if any, is imported (``scipy``: cheap).
-    """
-    for name in DEFERRED:
-        if name in sys.modules:
-            continue
-        parent, _, child = name.rpartition(".")
-        if parent:
-            importlib.import_module(parent)
-        spec = importlib.util.find_spec(name)
-        if spec is None:
-            continue
-        stand_in = _Deferred(name)
-        stand_in.__spec__ = spec
-        sys.modules[name] = stand_in
-        if parent:
-            setattr(sys.modules[parent], child, stand_in)
-
-
 # before anything of this package imports great_expectations (the package imports us first)
-defer_unused_imports()
+defer(DEFERRED)
 
 
 @cache

@@ -117,6 +117,36 @@ def test_the_night_runs_in_the_datashare_process_and_airflow_speaks_to_its_log_o
     assert result.stderr == ""
 
 
+NIGHT_THEN_DEFERRED = """
+import sys
+from pipelines.cli import main
+sys.argv = ["datashare", "run", "demo", "--date", sys.argv[1]]
+try:
+    main()
+finally:
+    from pipelines.dags_test import UNUSED
+    from pipelines.quality.context import DEFERRED
+    ge = "great_expectations" in sys.modules
+    print(ge, *(type(sys.modules.get(name)).__name__ for name in (*UNUSED, *DEFERRED)))
+"""
+
+
+def test_a_night_never_loads_what_it_deferred(tmp_path: Path) -> None:
+    """What ``datashare run`` defers (Airflow's and Great Expectations' imports that a night
+    never uses: ``pipelines.dags_test.UNUSED``, ``pipelines.quality.context.DEFERRED``) is
+    still a stand-in when a whole night has run, its gates included."""
+    demo = (PROJECT / "config" / "destinations" / "demo.yaml").read_text()
+    _, env = prepared_root(tmp_path, {"demo": demo})
+    result = subprocess.run(
+        [sys.executable, "-c", NIGHT_THEN_DEFERRED, DEMO_DATE.isoformat()],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "success" in result.stdout
+    ge, *kinds = result.stdout.strip().splitlines()[-1].split()
+    assert ge == "True" and len(kinds) == 7 and set(kinds) == {"Deferred"}, kinds
+
+
 SIGNAL_WHILE_PREPARING = """
 import os, signal, sys
 import pipelines.tasks

@@ -72,7 +72,7 @@ def test_when_a_scheduler_forks_then_the_child_inherits_ge_and_its_context() -> 
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[:3] == ["True", "False", "0"]
     # scipy.stats and altair stood in until first used, then are the real modules
-    assert result.stdout.split()[3:] == ["_Deferred", "_Deferred", "0.1438", "Chart", "module"]
+    assert result.stdout.split()[3:] == ["Deferred", "Deferred", "0.1438", "Chart", "module"]
 
 
 def test_when_preload_is_off_then_nothing_is_registered_and_nothing_inherited() -> None:
