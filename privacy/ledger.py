@@ -49,7 +49,16 @@ from sqlalchemy import RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from privacy.errors import LedgerError
-from privacy.ledger_columns import Columns, Encoded, Part, aware_utc, chain, copy_texts
+from privacy.ledger_columns import (
+    Columns,
+    Encoded,
+    Part,
+    Segment,
+    aware_utc,
+    chain,
+    copy_texts,
+    joined,
+)
 from schemas.ledgers import DisclosureEntry, RedactionEntry
 
 __all__ = [
@@ -319,12 +328,16 @@ def _writer(session: Session, table: Table) -> Iterator[Write]:
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
 
         def copy_rows(parts: list[Part], chained: dict[str, list[Any]], hashes: list[str]) -> None:
-            fields = {p.name: p.copy_fields() for p in parts}
+            fields: dict[str, Segment] = {p.name: p.copy_fields() for p in parts}
             fields["seq"] = list(map(str, chained["seq"]))
-            fields["prev_hash"] = copy_texts(chained["prev_hash"])
-            fields["entry_hash"] = hashes  # hex digests: nothing to escape
-            lines = map("\t".join, zip(*(fields[name] for name in names), strict=True))
-            copy.write("\n".join(lines) + "\n")
+            first, *rest = chained["prev_hash"]  # the rest are hex digests: nothing to escape
+            fields["prev_hash"] = [*copy_texts([first]), *rest]
+            fields["entry_hash"] = hashes
+            line: list[Segment] = []
+            for name in names:
+                line += [fields[name], "\t"]
+            line[-1] = "\n"
+            copy.write("".join(joined(line, len(hashes))))
 
         yield copy_rows
 
