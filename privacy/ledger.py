@@ -49,7 +49,16 @@ from sqlalchemy import RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from privacy.errors import LedgerError
-from privacy.ledger_columns import Columns, Encoded, Part, aware_utc, chain, copy_texts
+from privacy.ledger_columns import (
+    Columns,
+    Encoded,
+    Part,
+    Segment,
+    aware_utc,
+    chain,
+    copy_texts,
+    joined,
+)
 from schemas.ledgers import DisclosureEntry, RedactionEntry
 
 __all__ = [
@@ -66,6 +75,7 @@ __all__ = [
     "append_columns",
     "append_disclosures",
     "append_redactions",
+    "appending",
     "canonical",
     "digest",
     "disclosures_for_child",
@@ -264,31 +274,6 @@ def _lock(session: Session, ledger: _Ledger) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _append(session: Session, name: str, columns: Columns) -> list[int]:
-    """Check every entry, take the lock, then chain and write the entries part by part: on
-    PostgreSQL the server stores one part while the next is hashed."""
-    ledger = _LEDGERS[name]
-    table = ledger.table
-    encoded, count = _encoded(ledger, columns)  # validate everything before touching the ledger
-    if not count:
-        return []
-    key = ledger_key()
-    _lock(session, ledger)
-    head = session.execute(
-        select(table.c.seq, table.c.entry_hash).order_by(table.c.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (int(head.seq), str(head.entry_hash)) if head else (0, GENESIS)
-    seqs = list(range(seq + 1, seq + 1 + count))
-    with _writer(session, table) as write:
-        for start in range(0, count, _INSERT_BATCH):
-            stop = min(start + _INSERT_BATCH, count)
-            parts = [c.part(start, stop) for c in encoded]
-            hashes = chain(parts, seqs[start:stop], prev, key)
-            write(parts, {"seq": seqs[start:stop], "prev_hash": [prev, *hashes[:-1]]}, hashes)
-            prev = hashes[-1]
-    return seqs
-
-
 Write = Callable[[list[Part], dict[str, list[Any]], list[str]], None]
 
 
@@ -319,12 +304,16 @@ def _writer(session: Session, table: Table) -> Iterator[Write]:
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
 
         def copy_rows(parts: list[Part], chained: dict[str, list[Any]], hashes: list[str]) -> None:
-            fields = {p.name: p.copy_fields() for p in parts}
+            fields: dict[str, Segment] = {p.name: p.copy_fields() for p in parts}
             fields["seq"] = list(map(str, chained["seq"]))
-            fields["prev_hash"] = copy_texts(chained["prev_hash"])
-            fields["entry_hash"] = hashes  # hex digests: nothing to escape
-            lines = map("\t".join, zip(*(fields[name] for name in names), strict=True))
-            copy.write("\n".join(lines) + "\n")
+            first, *rest = chained["prev_hash"]  # the rest are hex digests: nothing to escape
+            fields["prev_hash"] = [*copy_texts([first]), *rest]
+            fields["entry_hash"] = hashes
+            line: list[Segment] = []
+            for name in names:
+                line += [fields[name], "\t"]
+            line[-1] = "\n"
+            copy.write("".join(joined(line, len(hashes))))
 
         yield copy_rows
 
@@ -336,7 +325,40 @@ def append_columns(session: Session, ledger: LedgerName, columns: Columns) -> li
 
     Nothing is written when any value is invalid (:class:`LedgerError`).
     """
-    return _append(session, ledger, columns)
+    with appending(session, ledger, columns) as seqs:
+        return seqs
+
+
+@contextmanager
+def appending(session: Session, ledger: LedgerName, columns: Columns) -> Iterator[list[int]]:
+    """:func:`append_columns` whose block runs while the server stores the entries: it gets
+    their ``seq``s once every entry is sent, and the append is done when it ends. The block
+    must not use the session (on PostgreSQL the ``COPY`` is still open): it is for the
+    caller's own work, which the server's would otherwise wait for.
+
+    Every entry is checked, the lock taken, then the entries are chained and written part by
+    part: on PostgreSQL the server stores one part while the next is hashed."""
+    spec = _LEDGERS[ledger]
+    table = spec.table
+    encoded, count = _encoded(spec, columns)  # validate everything before touching the ledger
+    if not count:
+        yield []
+        return
+    key = ledger_key()
+    _lock(session, spec)
+    head = session.execute(
+        select(table.c.seq, table.c.entry_hash).order_by(table.c.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (int(head.seq), str(head.entry_hash)) if head else (0, GENESIS)
+    seqs = list(range(seq + 1, seq + 1 + count))
+    with _writer(session, table) as write:
+        for start in range(0, count, _INSERT_BATCH):
+            stop = min(start + _INSERT_BATCH, count)
+            parts = [c.part(start, stop) for c in encoded]
+            hashes = chain(parts, seqs[start:stop], prev, key)
+            write(parts, {"seq": seqs[start:stop], "prev_hash": [prev, *hashes[:-1]]}, hashes)
+            prev = hashes[-1]
+        yield seqs
 
 
 def _disclosure_row(item: Disclosure) -> dict[str, Any]:
@@ -391,13 +413,13 @@ def append_disclosures(session: Session, items: Iterable[Disclosure]) -> list[in
     Nothing is written when any item is invalid (:class:`LedgerError`).
     """
     rows = (_disclosure_row(i) for i in items)
-    return _append(session, "disclosures", _as_columns("disclosures", rows))
+    return append_columns(session, "disclosures", _as_columns("disclosures", rows))
 
 
 def append_redactions(session: Session, items: Iterable[Redaction]) -> list[int]:
     """Append redactions to the audit in the caller's transaction; returns their ``seq``s."""
     rows = (_redaction_row(i) for i in items)
-    return _append(session, "redactions", _as_columns("redactions", rows))
+    return append_columns(session, "redactions", _as_columns("redactions", rows))
 
 
 # -- verifying -----------------------------------------------------------------------------

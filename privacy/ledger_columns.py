@@ -4,8 +4,10 @@ Each distinct value of a column is checked and made what the column stores once 
 repeats its run, agreement, recipient, date and time in every entry); each part of the entries
 (:class:`Part`) is encoded once per distinct value as canonical JSON pieces (``"name":value``,
 exactly as :func:`privacy.ledger.canonical` writes them), as PostgreSQL ``COPY`` text fields
-(what psycopg would send) or as the values an ``INSERT`` stores. :func:`chain` joins every
-entry's canonical text around its ``prev_hash`` and hashes the entries in one tight loop.
+(what psycopg would send) or as the values an ``INSERT`` stores. A value every entry of the
+part shares stays one text (a :data:`Segment`), so each entry's text joins only what differs
+(:func:`joined`). :func:`chain` joins every entry's canonical text around its ``prev_hash``
+and hashes the entries in one tight loop.
 
 Used by :mod:`privacy.ledger` only; messages name columns, never values.
 """
@@ -18,6 +20,7 @@ import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -120,7 +123,7 @@ def copy_texts(values: list[str]) -> list[str]:
     joined = "\x00".join(values)  # NUL: the one character no stored text holds
     if joined.count("\x00") != max(len(values) - 1, 0):
         raise LedgerError("ledger text cannot hold a NUL character")
-    if not _COPY_ESCAPES.search(joined):
+    if not any(c in joined for c in _COPY_ESCAPED):  # a scan per character: many times a regex
         return values
     return _COPY_ESCAPES.sub(lambda m: _COPY_ESCAPED[m.group(0)], joined).split("\x00")
 
@@ -160,6 +163,11 @@ class Encoded:
         return Part(self, self.values[start:stop])
 
 
+Segment = str | list[str]
+"""Text of some consecutive entries: one ``str`` for all of them (a value they share), or a
+list with one ``str`` per entry."""
+
+
 class Part:
     """Some consecutive entries of one column."""
 
@@ -169,23 +177,47 @@ class Part:
         self.distinct = list(dict.fromkeys(values))
         self.normal = list(map(column.normal.__getitem__, self.distinct))
 
-    def _each(self, encoded: list[Any]) -> list[Any]:
+    def _per_entry(self, encoded: list[Any]) -> list[Any]:
         """Per entry, the encoding (``encoded``, one per distinct value) of its value."""
         table = dict(zip(self.distinct, encoded, strict=True))
         return list(map(table.__getitem__, self.values))
 
-    def pieces(self) -> list[str]:
+    def _each(self, encoded: list[str]) -> Segment:
+        """:meth:`_per_entry` of a text encoding: the one text when the entries share a
+        value."""
+        if len(encoded) == 1:
+            return encoded[0]
+        if len(encoded) == len(self.values):  # every value distinct: already in entry order
+            return encoded
+        return self._per_entry(encoded)
+
+    def pieces(self) -> Segment:
         """``"name":value`` (canonical JSON) of every entry."""
         key = encode_basestring(self.name) + ":"
         return self._each([key + _json(n) for n in self.normal])
 
-    def copy_fields(self) -> list[str]:
+    def copy_fields(self) -> Segment:
         """The ``COPY`` text field of every entry."""
         return self._each(_copy_fields(self.normal))
 
     def stored(self) -> list[Any]:
         """The value stored for every entry (a JSON column's tuple as a list)."""
-        return self._each([list(n) if isinstance(n, tuple) else n for n in self.normal])
+        return self._per_entry([list(n) if isinstance(n, tuple) else n for n in self.normal])
+
+
+def joined(segments: Sequence[Segment], count: int) -> list[str]:
+    """Per entry (``count`` of them), its text of every segment joined in order; neighbouring
+    shared texts are joined once, so each entry joins only the texts that differ."""
+    merged: list[Segment] = []
+    for segment in segments:
+        if isinstance(segment, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += segment
+        else:
+            merged.append(segment)
+    if len(merged) == 1 and isinstance(merged[0], str):
+        return [merged[0]] * count
+    columns = [repeat(s, count) if isinstance(s, str) else s for s in merged]
+    return list(map("".join, zip(*columns, strict=True)))
 
 
 def chain(encoded: list[Part], seqs: list[int], prev: str, key: bytes | None) -> list[str]:
@@ -195,29 +227,30 @@ def chain(encoded: list[Part], seqs: list[int], prev: str, key: bytes | None) ->
     entry's text before and after its ``prev_hash`` is joined from the columns' pieces first,
     so the loop that follows only joins three strings and hashes them.
     """
-    pieces = {c.name: c.pieces() for c in encoded}
+    pieces: dict[str, Segment] = {c.name: c.pieces() for c in encoded}
     pieces["seq"] = [f'"seq":{n}' for n in seqs]
     names = sorted([*pieces, "prev_hash"])
     at = names.index("prev_hash")
-    before = [pieces[name] for name in names[:at]]
-    after = [pieces[name] for name in names[at + 1 :]]
-    opening = ['{"prev_hash":"'] * len(seqs)
-    if before:
-        opening = ["{" + h + ',"prev_hash":"' for h in map(",".join, zip(*before, strict=True))]
-    closing = ['"}'] * len(seqs)
-    if after:
-        closing = ['",' + t + "}" for t in map(",".join, zip(*after, strict=True))]
+    opening: list[Segment] = ["{"]
+    for name in names[:at]:
+        opening += [pieces[name], ","]
+    closing: list[Segment] = ['"']
+    for name in names[at + 1 :]:
+        closing += [",", pieces[name]]
+    count = len(seqs)
+    heads = joined([*opening, '"prev_hash":"'], count)
+    tails = joined([*closing, "}"], count)
     text_ = str(encode_basestring(prev))[1:-1]  # a stored head as JSON writes it
     hashes: list[str] = []
     add = hashes.append
     if key is None:
         sha256 = hashlib.sha256
-        for head, tail in zip(opening, closing, strict=True):
+        for head, tail in zip(heads, tails, strict=True):
             text_ = sha256((head + text_ + tail).encode()).hexdigest()
             add(text_)
         return hashes
     base = hmac.new(key, digestmod=hashlib.sha256)  # keyed once, copied per entry
-    for head, tail in zip(opening, closing, strict=True):
+    for head, tail in zip(heads, tails, strict=True):
         mac = base.copy()
         mac.update((head + text_ + tail).encode())
         text_ = mac.hexdigest()

@@ -6,7 +6,9 @@ logged.
 A shard records its programs in groups (:func:`record_group`): one transaction, one repeat
 check, one append per ledger (the ledger lock held only for that), one ``delivery_state``
 write (:func:`.state.write_state`: new children ``COPY``ed in, changed ones upserted) and one
-update of the delivery rows for the whole group. Should that transaction fail,
+update of the delivery rows for the whole group; the group's ``delivery_state`` rows and their
+``COPY`` text are made while the server stores the disclosures (:func:`privacy.ledger.appending`),
+which would otherwise keep Python waiting. Should that transaction fail,
 each program of the group is recorded alone, so one program's bad record stops only itself.
 Recording always follows delivery: a crash in between leaves the group's deliveries open, and
 the next run reconciles each (:mod:`.reconcile`).
@@ -39,10 +41,11 @@ from pipelines.submission.state import (
     Current,
     Held,
     StateWrites,
+    new_rows_text,
     state_changes,
     write_state,
 )
-from privacy.ledger import append_columns
+from privacy.ledger import append_columns, appending
 from privacy.reasons import Reason
 from schemas import Delivery
 
@@ -144,23 +147,25 @@ def record_many(
     built, disclosures, fresh = _built(session, context, recordings, now)
     if fresh is not None:
         disclosures = {name: [values[i] for i in fresh] for name, values in disclosures.items()}
-    append_columns(session, "disclosures", disclosures)
-    append_columns(session, "redactions", _joined([r for _, r in built], REDACTION_COLUMNS))
-    writes = StateWrites()
-    for r in recordings:
-        if r.state is not None and r.accepted is not None:
-            writes += state_changes(
-                destination=context.run.destination,
-                program=r.program,
-                run_id=r.run_id,
-                current=r.state.current,
-                held=r.state.held,
-                sent=r.accepted,
-                program_sent=r.state.program_sent,
-                withdrawn=r.deleted or {},
-                snapshot=r.state.snapshot,
-            )
-    write_state(session, writes, now)
+    with appending(session, "disclosures", disclosures):  # Python only, while the server stores
+        redactions = _joined([r for _, r in built], REDACTION_COLUMNS)
+        writes = StateWrites()
+        for r in recordings:
+            if r.state is not None and r.accepted is not None:
+                writes += state_changes(
+                    destination=context.run.destination,
+                    program=r.program,
+                    run_id=r.run_id,
+                    current=r.state.current,
+                    held=r.state.held,
+                    sent=r.accepted,
+                    program_sent=r.state.program_sent,
+                    withdrawn=r.deleted or {},
+                    snapshot=r.state.snapshot,
+                )
+        new_text = new_rows_text(writes, now)
+    append_columns(session, "redactions", redactions)
+    write_state(session, writes, now, new_text)
     logged = [r.delivery_id for r in recordings if r.delivery_id is not None]
     if logged:
         session.execute(

@@ -384,17 +384,28 @@ def state_changes(
     return out
 
 
-def write_state(session: Session, writes: StateWrites, updated_at: dt.datetime) -> None:
+def write_state(
+    session: Session, writes: StateWrites, updated_at: dt.datetime, new_text: str | None = None
+) -> None:
     """Insert or update ``delivery_state`` rows (:func:`state_changes`, of one program or of
     several) on (destination, program, child), all at ``updated_at``; of two rows of one child
     the later wins. On PostgreSQL (psycopg 3) the new rows are ``COPY``ed into the table
-    itself, the changed ones into a temporary table and upserted from there in one statement;
-    should a new row's child be held after all, every row is upserted."""
+    itself (``new_text``: their :func:`new_rows_text`, when the caller made it already), the
+    changed ones into a temporary table and upserted from there in one statement; should a
+    new row's child be held after all, every row is upserted."""
     if not (writes.new or writes.changed):
         return
-    if session.get_bind().dialect.name == "postgresql" and _pg_write(session, writes, updated_at):
+    if session.get_bind().dialect.name == "postgresql" and _pg_write(
+        session, writes, updated_at, new_text
+    ):
         return
     _upsert_rows(session, writes.rows(), updated_at)
+
+
+def new_rows_text(writes: StateWrites, updated_at: dt.datetime) -> str:
+    """The ``COPY`` text of the new rows of ``writes``, at ``updated_at`` (:func:`write_state`
+    on PostgreSQL): made in Python alone, so a caller can make it while the server is busy."""
+    return _copy_text(writes.new, updated_at)
 
 
 def _upsert_rows(session: Session, rows: list[StateRow], updated_at: dt.datetime) -> None:
@@ -443,7 +454,9 @@ _COPY_UPSERT = (
 )
 
 
-def _pg_write(session: Session, writes: StateWrites, updated_at: dt.datetime) -> bool:
+def _pg_write(
+    session: Session, writes: StateWrites, updated_at: dt.datetime, new_text: str | None
+) -> bool:
     """:func:`write_state` on PostgreSQL; False where the driver is not psycopg 3."""
     driver = session.connection().connection.driver_connection
     if driver is None or not hasattr(driver, "pgconn"):
@@ -454,8 +467,9 @@ def _pg_write(session: Session, writes: StateWrites, updated_at: dt.datetime) ->
         with driver.cursor() as cursor:  # a savepoint: a held child undoes only this COPY
             cursor.execute(f"SAVEPOINT {_SAVEPOINT}", prepare=False)
         try:
-            columns = [*STATE_COLUMNS, "updated_at"]
-            _copy(driver, "delivery_state", columns, writes.new, updated_at)
+            if new_text is None:
+                new_text = new_rows_text(writes, updated_at)
+            _copy(driver, "delivery_state", [*STATE_COLUMNS, "updated_at"], new_text)
         except UniqueViolation:  # a child held after all (read before another writer's row)
             with driver.cursor() as cursor:
                 cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}", prepare=False)
@@ -484,40 +498,38 @@ def _copy_upsert(driver: Any, rows: list[StateRow], updated_at: dt.datetime) -> 
             "ON COMMIT DROP",
             prepare=False,  # never a server-side prepared statement over a dropped table
         )
-    _copy(driver, _INCOMING, list(STATE_COLUMNS), rows, None)
+    _copy(driver, _INCOMING, list(STATE_COLUMNS), _copy_text(rows, None))
     with driver.cursor() as cursor:
         cursor.execute(_COPY_UPSERT, {"updated_at": updated_at}, prepare=False)
         cursor.execute(f"DROP TABLE {_INCOMING}", prepare=False)  # a second upsert may follow
 
 
-def _copy(
-    driver: Any,
-    table: str,
-    columns: list[str],
-    rows: list[StateRow],
-    updated_at: dt.datetime | None,
-) -> None:
-    """``rows`` (and ``updated_at`` when given) ``COPY``ed into ``table``, the text built
-    column by column: each row's keys written by one JSON encoder, as ``json.dumps`` writes
-    them (the text a ``json`` column keeps)."""
-    from psycopg import sql
-
+def _copy_text(rows: list[StateRow], updated_at: dt.datetime | None) -> str:
+    """``rows`` (and ``updated_at`` when given) as ``COPY`` text, built column by column: each
+    row's keys written by one JSON encoder, as ``json.dumps`` writes them (the text a ``json``
+    column keeps)."""
+    if not rows:
+        return ""
     destination, program, local_id, digest, keys, status, run_id = zip(*rows, strict=True)
     texts: list[Sequence[str]] = [destination, program, local_id, digest]
     texts += [list(map(_json_text, keys)), status, run_id]
     fields = [copy_texts(list(t)) for t in texts]
     if updated_at is not None:
         fields.append([updated_at.isoformat()] * len(rows))
+    return "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
+
+
+def _copy(driver: Any, table: str, columns: list[str], text_: str) -> None:
+    """``text_`` (:func:`_copy_text`) ``COPY``ed into ``table``."""
+    from psycopg import sql
+
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for start in range(0, len(rows), _COPY_BATCH):
-            lines = zip(*(f[start : start + _COPY_BATCH] for f in fields), strict=True)
-            copy.write("\n".join(map("\t".join, lines)) + "\n")
+        copy.write(text_)
 
 
-_COPY_BATCH = 5_000
 _ENCODER = getattr(json.encoder, "c_make_encoder", None)
 _json_text: Callable[[Any], str] = json.dumps
 if _ENCODER is not None:  # CPython's C encoder, made once (``json.dumps`` makes one per call)

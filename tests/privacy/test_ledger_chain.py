@@ -146,3 +146,36 @@ def test_when_a_second_append_follows_then_it_links_to_the_stored_head(engine: E
             select(DisclosureEntry.entry_hash).order_by(DisclosureEntry.seq)
         ).all()
     assert stored == _expected([ledger._disclosure_row(i) for i in items], None)
+
+
+def _columns(items: list[Disclosure]) -> dict[str, list[object]]:
+    rows = [ledger._disclosure_row(i) for i in items]
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def test_when_appending_then_the_block_runs_with_the_seqs_and_the_entries_are_stored_after(
+    engine: Engine,
+) -> None:
+    items = _disclosures()
+    ran = []
+    with session_scope(engine) as session:
+        with ledger.appending(session, "disclosures", _columns(items)) as seqs:
+            ran.append(list(seqs))  # the caller's own work, the session left alone
+        report = verify(session, "disclosures")
+    assert ran == [list(range(1, len(items) + 1))]
+    assert report.ok and report.entries == len(items), report.breaks
+
+
+def test_when_the_block_of_appending_fails_then_nothing_is_stored(engine: Engine) -> None:
+    class Boom(Exception):
+        pass
+
+    with (
+        pytest.raises(Boom),
+        session_scope(engine) as session,
+        ledger.appending(session, "disclosures", _columns(_disclosures())),
+    ):
+        raise Boom
+    with session_scope(engine) as session:
+        assert verify(session, "disclosures").entries == 0
+        assert append_disclosures(session, _disclosures()[:1]) == [1]
