@@ -43,7 +43,7 @@ from pipelines.extract import ExtractChunk, extract
 from pipelines.quality.input_suite import validate_input
 from pipelines.settings import Settings
 from pipelines.staging import StagingKeyError, staging_key
-from pipelines.submission.collect import Collected, count_into
+from pipelines.submission.collect import Collected, count_into, counts_by_program
 from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.gate import identity_of, output_gate
 from pipelines.submission.quarantine import quarantine_rows
@@ -224,7 +224,10 @@ class Preparation:
         """Transform and map the disclosed (record) or contributing (aggregate) children."""
         for programs in by_plan.values():
             plan = self.plan_for(programs[0])
-            rows = passed.loc[passed["program_code"].isin(programs)]
+            if len(by_plan) == 1:  # every program of the chunk: no rows to leave out
+                rows = passed
+            else:
+                rows = passed.loc[passed["program_code"].isin(programs)]
             if self.agreement.output.value == "record" and (self.record_specs or self.is_edfi):
                 self.records.add(decision, rows, plan)
             if self.aggregate_specs:
@@ -243,25 +246,35 @@ class Preparation:
         )
         # only fields a disclosure of this destination would otherwise carry
         removals = removals.loc[removals["disclose"] & removals["field"].isin(self.carried)]
-        for program, rows in children.groupby("program_code", observed=True):
-            c = self.collected[str(program)]
-            count_into(c.reasons, rows["reason"].astype(str))
-            withheld = rows.loc[~rows["disclose"]]
-            c.redactions.extend(
+        self._tally(children, "reasons")
+        self._tally(removals, "removals")
+        withheld = children.loc[~children["disclose"]]
+        for program, local_id, reason in zip(
+            withheld["program_code"], withheld["child_local_id"], withheld["reason"], strict=True
+        ):
+            self.collected[str(program)].redactions.append(
                 {"subject": str(local_id), "field": None, "reason": str(reason), "rule": rule}
-                for local_id, reason in zip(
-                    withheld["child_local_id"], withheld["reason"], strict=True
-                )
             )
-        for program, rows in removals.groupby("program_code", observed=True):
-            c = self.collected[str(program)]
-            count_into(c.removals, rows["reason"].astype(str))
-            c.redactions.extend(
+        for program, local_id, name, reason in zip(
+            removals["program_code"],
+            removals["child_local_id"],
+            removals["field"],
+            removals["reason"],
+            strict=True,
+        ):
+            self.collected[str(program)].redactions.append(
                 {"subject": str(local_id), "field": str(name), "reason": str(reason), "rule": rule}
-                for local_id, name, reason in zip(
-                    rows["child_local_id"], rows["field"], rows["reason"], strict=True
-                )
             )
+
+    def _tally(self, rows: pd.DataFrame, counts: str) -> None:
+        """Add the ``reason`` counts of ``rows`` to each program's ``counts`` (``reasons`` or
+        ``removals``), every program counted at once."""
+        if rows.empty:
+            return
+        for program, items in counts_by_program(rows["program_code"], rows["reason"]).items():
+            target: dict[str, int] = getattr(self.collected[program], counts)
+            for reason, n in items:
+                target[reason] = target.get(reason, 0) + n
 
     def finish(self) -> list[dict[str, Any]]:
         """Validate every outgoing frame, stage each program's batch encrypted, and return the
