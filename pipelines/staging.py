@@ -128,6 +128,9 @@ def create_key_file(path: Path | str) -> Path:
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "write_statistics": False}
 """How a frame is written: pandas' default compression; no column statistics (a quarter of
 the write's time: a staged file is read whole, never filtered by them)."""
+_TEXT_OPTIONS: dict[str, Any] = {**_PARQUET_OPTIONS, "use_dictionary": False}
+"""How an Arrow table (text columns only, :mod:`.submission.stage_tables`) is written: plain,
+not dictionary-encoded (the write's time halved again, the file a few percent larger)."""
 
 
 def _binding(name: str, run_id: str, kind: bytes) -> bytes:
@@ -139,7 +142,7 @@ def seal(
 ) -> tuple[bytes, int | None]:
     """``data`` serialized and sealed with AES-GCM, bound to ``name`` and ``run_id``; and its
     row count (``None`` for bytes). An Arrow table (with its pandas metadata, as a frame
-    converted by ``pa.Table.from_pandas``) is written as the frame would be, unconverted."""
+    converted by ``pa.Table.from_pandas``) reads back as the frame would, unconverted."""
     if len(key) != KEY_BYTES:
         raise StagingKeyError(f"a staging key is {KEY_BYTES} bytes")
     if isinstance(data, pd.DataFrame):
@@ -150,7 +153,7 @@ def seal(
     elif isinstance(data, pa.Table):
         kind, rows = _PARQUET, data.num_rows
         buffer = io.BytesIO()
-        pq.write_table(data, buffer, **_PARQUET_OPTIONS)  # as a frame is written above
+        pq.write_table(data, buffer, **_TEXT_OPTIONS)
         plain = buffer.getvalue()
     else:
         kind, rows, plain = _BYTES, None, bytes(data)
