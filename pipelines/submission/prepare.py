@@ -48,7 +48,7 @@ from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.gate import identity_of, output_gate
 from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
-from pipelines.submission.reports import write_report
+from pipelines.submission.reports import report_text, write_report
 from pipelines.submission.stage_batch import stage_programs
 from pipelines.submission.withdrawals import WITHDRAWN_PROGRAM, aggregate_files
 from privacy.agreements import Agreement, StatementHandling
@@ -191,8 +191,9 @@ class Preparation:
             )
             self._withheld(decision)
         self.identity.append(identity_of(chunk.children, passed["child_id"]))
-        for program, frame in passed.groupby("program_code"):
-            self.collected[str(program)].counts["considered"] += len(frame)
+        for program, n in passed["program_code"].value_counts().items():
+            if n:  # a category with no row here
+                self.collected[str(program)].counts["considered"] += int(n)
         by_plan: dict[int, list[str]] = defaultdict(list)
         for program in passed["program_code"].unique():
             by_plan[id(self.plan_for(str(program)))].append(str(program))
@@ -284,10 +285,12 @@ class Preparation:
         with self.timed("output_gate"):
             gate = output_gate(self, frames)
         passed = []
+        written = {"input": report_text(self.reports)}  # the same in every program's report
         for code in self.programs:
             if code in self.stopped:
                 continue
-            report = write_report(self.context, code, {"input": self.reports, "output": gate[code]})
+            content = {"input": self.reports, "output": gate[code]}
+            report = write_report(self.context, code, content, written=written)
             failures = [f for result in gate[code].values() for f in result["failures"]]
             if failures:
                 self.stopped[code] = BatchStopped(
