@@ -570,7 +570,9 @@ class _SentAsKept:
         self.index = pd.Index(uniques, dtype=object)
 
     def __call__(self, forms: np.ndarray) -> np.ndarray:
-        codes = self.index.get_indexer(forms.ravel()).reshape(forms.shape)
+        # an object index: a bare array would be inferred as a string dtype first
+        target = pd.Index(forms.ravel(), dtype=object)
+        codes = self.index.get_indexer(target).reshape(forms.shape)
         same = codes[:, :, None] == self.kept[:, None, :]
         return (same & (codes >= 0)[:, :, None]).any(axis=2)
 

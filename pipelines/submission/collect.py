@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,3 +36,17 @@ def count_into(target: dict[str, int], values: pd.Series) -> None:
     for key, n in values.value_counts().items():
         if n:
             target[str(key)] = target.get(str(key), 0) + int(n)
+
+
+def counts_by_program(programs: pd.Series, values: pd.Series) -> dict[str, list[tuple[str, int]]]:
+    """Per program (as text), the counts of its ``values`` (as text) in the order
+    ``value_counts`` gives them (most first, ties in order of first appearance): what
+    :func:`count_into` adds per program, every program counted at once."""
+    frame = pd.DataFrame(
+        {"program": programs.astype(str).to_numpy(), "value": values.astype(str).to_numpy()}
+    )
+    sizes = frame.groupby(["program", "value"], sort=False).size()
+    out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for (program, value), n in sizes.items():
+        out[str(program)].append((str(value), int(n)))
+    return {program: sorted(items, key=lambda item: -item[1]) for program, items in out.items()}

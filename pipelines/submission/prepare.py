@@ -43,12 +43,12 @@ from pipelines.extract import ExtractChunk, extract
 from pipelines.quality.input_suite import validate_input
 from pipelines.settings import Settings
 from pipelines.staging import StagingKeyError, staging_key
-from pipelines.submission.collect import Collected, count_into
+from pipelines.submission.collect import Collected, count_into, counts_by_program
 from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.gate import identity_of, output_gate
 from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
-from pipelines.submission.reports import write_report
+from pipelines.submission.reports import report_text, write_report
 from pipelines.submission.stage_batch import stage_programs
 from pipelines.submission.withdrawals import WITHDRAWN_PROGRAM, aggregate_files
 from privacy.agreements import Agreement, StatementHandling
@@ -191,8 +191,9 @@ class Preparation:
             )
             self._withheld(decision)
         self.identity.append(identity_of(chunk.children, passed["child_id"]))
-        for program, frame in passed.groupby("program_code"):
-            self.collected[str(program)].counts["considered"] += len(frame)
+        for program, n in passed["program_code"].value_counts().items():
+            if n:  # a category with no row here
+                self.collected[str(program)].counts["considered"] += int(n)
         by_plan: dict[int, list[str]] = defaultdict(list)
         for program in passed["program_code"].unique():
             by_plan[id(self.plan_for(str(program)))].append(str(program))
@@ -224,7 +225,10 @@ class Preparation:
         """Transform and map the disclosed (record) or contributing (aggregate) children."""
         for programs in by_plan.values():
             plan = self.plan_for(programs[0])
-            rows = passed.loc[passed["program_code"].isin(programs)]
+            if len(by_plan) == 1:  # every program of the chunk: no rows to leave out
+                rows = passed
+            else:
+                rows = passed.loc[passed["program_code"].isin(programs)]
             if self.agreement.output.value == "record" and (self.record_specs or self.is_edfi):
                 self.records.add(decision, rows, plan)
             if self.aggregate_specs:
@@ -243,25 +247,35 @@ class Preparation:
         )
         # only fields a disclosure of this destination would otherwise carry
         removals = removals.loc[removals["disclose"] & removals["field"].isin(self.carried)]
-        for program, rows in children.groupby("program_code", observed=True):
-            c = self.collected[str(program)]
-            count_into(c.reasons, rows["reason"].astype(str))
-            withheld = rows.loc[~rows["disclose"]]
-            c.redactions.extend(
+        self._tally(children, "reasons")
+        self._tally(removals, "removals")
+        withheld = children.loc[~children["disclose"]]
+        for program, local_id, reason in zip(
+            withheld["program_code"], withheld["child_local_id"], withheld["reason"], strict=True
+        ):
+            self.collected[str(program)].redactions.append(
                 {"subject": str(local_id), "field": None, "reason": str(reason), "rule": rule}
-                for local_id, reason in zip(
-                    withheld["child_local_id"], withheld["reason"], strict=True
-                )
             )
-        for program, rows in removals.groupby("program_code", observed=True):
-            c = self.collected[str(program)]
-            count_into(c.removals, rows["reason"].astype(str))
-            c.redactions.extend(
+        for program, local_id, name, reason in zip(
+            removals["program_code"],
+            removals["child_local_id"],
+            removals["field"],
+            removals["reason"],
+            strict=True,
+        ):
+            self.collected[str(program)].redactions.append(
                 {"subject": str(local_id), "field": str(name), "reason": str(reason), "rule": rule}
-                for local_id, name, reason in zip(
-                    rows["child_local_id"], rows["field"], rows["reason"], strict=True
-                )
             )
+
+    def _tally(self, rows: pd.DataFrame, counts: str) -> None:
+        """Add the ``reason`` counts of ``rows`` to each program's ``counts`` (``reasons`` or
+        ``removals``), every program counted at once."""
+        if rows.empty:
+            return
+        for program, items in counts_by_program(rows["program_code"], rows["reason"]).items():
+            target: dict[str, int] = getattr(self.collected[program], counts)
+            for reason, n in items:
+                target[reason] = target.get(reason, 0) + n
 
     def finish(self) -> list[dict[str, Any]]:
         """Validate every outgoing frame, stage each program's batch encrypted, and return the
@@ -271,10 +285,12 @@ class Preparation:
         with self.timed("output_gate"):
             gate = output_gate(self, frames)
         passed = []
+        written = {"input": report_text(self.reports)}  # the same in every program's report
         for code in self.programs:
             if code in self.stopped:
                 continue
-            report = write_report(self.context, code, {"input": self.reports, "output": gate[code]})
+            content = {"input": self.reports, "output": gate[code]}
+            report = write_report(self.context, code, content, written=written)
             failures = [f for result in gate[code].values() for f in result["failures"]]
             if failures:
                 self.stopped[code] = BatchStopped(

@@ -222,3 +222,24 @@ def test_load_gives_the_frame_pandas_read_parquet_gives(
     assert back.dtypes.to_dict() == expected.dtypes.to_dict()
     assert back.attrs == expected.attrs
     assert list(back.columns) == list(frame.columns)
+
+
+@pytest.mark.parametrize("as_table", [False, True], ids=["frame", "arrow_table"])
+def test_staged_parquet_has_no_statistics_and_tables_are_plain(
+    tmp_path: Path, as_table: bool
+) -> None:
+    """A staged file is read whole: no column statistics are written for it, and an Arrow
+    table (text columns) is written without dictionary pages."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = permitted_frame(6)
+    data = pa.Table.from_pandas(frame, preserve_index=False) if as_table else frame
+    ref = stage(data, tmp_path, KEY, run_id="run-1")
+    metadata = pq.ParquetFile(io.BytesIO(load_bytes(ref, KEY))).metadata
+    chunks = [metadata.row_group(0).column(j) for j in range(metadata.num_columns)]
+    assert all(chunk.statistics is None for chunk in chunks)
+    if as_table:
+        assert not any("DICTIONARY" in e for chunk in chunks for e in chunk.encodings)
