@@ -24,17 +24,18 @@ unchanged night gets an ``unchanged`` row), so a retried shard task returns the 
 program an earlier attempt delivered instead of sending it again.
 
 Everything a shard writes (delivery rows, marks, bytes, records) is written by one thread
-(:class:`_Sender`) in exactly the order above, so the crash-safety of each step is what it is
-for a program delivered alone; the task's own thread meanwhile reads, plans and renders the
-next programs (:func:`_ready`: reads only), so their CPU work overlaps the commits and disk
-flushes the writes wait for.
+(:class:`_Sender`) in the order above (the pending rows of the programs waiting to be sent
+inserted together, each before its program's upload), so the crash-safety of each step is
+what it is for a program delivered alone; the task's own thread meanwhile reads, plans and
+renders the next programs (:func:`_ready`: reads only), so their CPU work overlaps the
+commits and disk flushes the writes wait for.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -107,37 +108,41 @@ def _dry_run(context: RunContext, batch: Batch) -> dict[str, Any]:
     return {"location": str(folder)}
 
 
-def _new_delivery_row(
-    context: RunContext, batch: Batch, prepared: dict[str, Any], artifacts: dict[str, Any]
-) -> int:
-    """The id of this run's delivery of the program, inserted pending by one statement that
-    commits by itself: for a program of which the run has no row yet (:class:`_Ahead` knows).
+def _new_delivery_rows(context: RunContext, readies: Sequence[_Ready]) -> dict[str, int]:
+    """program -> the id of this run's delivery of it, inserted pending for each of
+    ``readies`` (programs of which the run has no row yet: :class:`_Ahead` knows) by one
+    statement that commits by itself.
 
     For a file drop on PostgreSQL the commit does not wait for the disk flush (the statement
     sets ``synchronous_commit`` off for its own transaction): no byte leaves before the upload
-    mark (:mod:`.marks`), whose synchronous commit flushes the log up to itself, this row
+    mark (:mod:`.marks`), whose synchronous commit flushes the log up to itself, these rows
     included (the log is written in order); the mark fails if the row is gone. Other
-    destinations send without a mark, so their row waits for the flush."""
+    destinations send without a mark, so their rows wait for the flush."""
     now = dt.datetime.now(dt.UTC)
     statement = (
         insert(Delivery)
         .values(
-            destination=context.run.destination,
-            program_code=batch.program_code,
-            run_id=context.run.run_id,
-            batch_digest=batch.digest,
-            status="pending",
-            artifacts=artifacts,
-            staged_path=prepared["ledger"]["path"],
-            created_at=now,
-            updated_at=now,
+            [
+                {
+                    "destination": context.run.destination,
+                    "program_code": ready.sending.program_code,
+                    "run_id": context.run.run_id,
+                    "batch_digest": ready.sending.digest,
+                    "status": "pending",
+                    "artifacts": ready.artifacts,
+                    "staged_path": ready.prepared["ledger"]["path"],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for ready in readies
+            ]
         )
-        .returning(Delivery.id)
+        .returning(Delivery.program_code, Delivery.id)
     )
     if flushed_by_mark(context):  # evaluated before the statement's own commit
         statement = statement.returning(func.set_config("synchronous_commit", "off", True))
     with autocommit(context.engine) as connection:
-        return int(connection.execute(statement).first()[0])  # type: ignore[index]
+        return {str(row[0]): int(row[1]) for row in connection.execute(statement)}
 
 
 def _delivery_row(  # type: ignore[no-untyped-def]
@@ -458,6 +463,8 @@ class _Ready:
     common: dict[str, Any]
     stopped: bool
     fresh: bool
+    artifacts: dict[str, Any]
+    """What its delivery row keeps: the prepared batch and tonight's changes."""
 
 
 def _send(
@@ -518,20 +525,32 @@ def _ready(
         only_withdrawals(sending, changes, context.destination, aggregates=tables)
     sending.digest  # noqa: B018 -- rendered and digested now, before anything is written
     fresh = ahead is not None and ahead.fresh(program)
+    artifacts = {"prepared": prepared, "changes": changes.to_dict()}
     return _Ready(
-        context, prepared, outcome, sending, changes, held, current, common, stopped, fresh
+        context,
+        prepared,
+        outcome,
+        sending,
+        changes,
+        held,
+        current,
+        common,
+        stopped,
+        fresh,
+        artifacts,
     )
 
 
-def _transmit(ready: _Ready) -> tuple[dict[str, Any], _Sent]:
-    """The writing half of :func:`_send`: the pending delivery row, the batch sent (a file
-    drop's steps marked on the row before each), what the destination deletes."""
+def _transmit(ready: _Ready, delivery_id: int | None = None) -> tuple[dict[str, Any], _Sent]:
+    """The writing half of :func:`_send`: the pending delivery row (``delivery_id``: already
+    inserted), the batch sent (a file drop's steps marked on the row before each), what the
+    destination deletes."""
     context, prepared, outcome = ready.context, ready.prepared, ready.outcome
     sending, changes, held, stopped = ready.sending, ready.changes, ready.held, ready.stopped
-    artifacts = {"prepared": prepared, "changes": changes.to_dict()}
-    if ready.fresh:
-        delivery_id = _new_delivery_row(context, sending, prepared, artifacts)
-    else:
+    artifacts = ready.artifacts
+    if delivery_id is None and ready.fresh:
+        delivery_id = _new_delivery_rows(context, [ready])[sending.program_code]
+    elif delivery_id is None:
         with session_scope(context.engine) as session:
             delivery_id = _delivery_row(session, context, sending, prepared, artifacts).id
     destination = context.client
@@ -721,7 +740,13 @@ class _Sender:
     groups (:func:`_record_sent`), in the order they are handed to it, while the caller
     prepares the next programs. A program whose delivery fails is kept in :attr:`failed`;
     should recording a group fail outright, nothing after it is sent (:attr:`broken`) and
-    its error is raised where the group's outcomes are asked for."""
+    its error is raised where the group's outcomes are asked for.
+
+    The pending delivery rows of the programs handed over and not yet sent are inserted
+    together, by one statement, at the turn of the first of them (each row still before its
+    own program's upload): a crash leaves the later ones pending without a mark, as one
+    that crashed just after its row, and the next run's reconciliation finds nothing of
+    them sent."""
 
     def __init__(self, context: RunContext) -> None:
         self.context = context
@@ -729,6 +754,8 @@ class _Sender:
         self.broken = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deliver")
         self._records: list[Future[list[dict[str, Any]]]] = []
+        self._queued: deque[_Ready] = deque()  # handed over, row not yet inserted
+        self._rows: dict[str, int] = {}  # program -> its pending row, inserted ahead
 
     def __enter__(self) -> _Sender:
         return self
@@ -738,6 +765,8 @@ class _Sender:
 
     def send(self, ready: _Ready) -> Future[tuple[dict[str, Any], _Sent]]:
         """Send ``ready`` after everything handed over before it."""
+        if ready.fresh:
+            self._queued.append(ready)
         return self._pool.submit(self._transmit, ready)
 
     def record(self, group: Sequence[_Entry]) -> Future[list[dict[str, Any]]]:
@@ -752,7 +781,12 @@ class _Sender:
     def _transmit(self, ready: _Ready) -> tuple[dict[str, Any], _Sent]:
         if self.broken:
             raise DeliveryStopped("not sent: recording an earlier group failed")
-        return _transmit(ready)
+        program = ready.sending.program_code
+        if ready.fresh and program not in self._rows and self._queued:
+            # should this insert fail, each program of it inserts its own row at its turn
+            queued = [self._queued.popleft() for _ in range(len(self._queued))]
+            self._rows |= _new_delivery_rows(self.context, queued)
+        return _transmit(ready, self._rows.pop(program, None))
 
     def _record(self, group: list[_Entry]) -> list[dict[str, Any]]:
         sent: list[_Sent] = []

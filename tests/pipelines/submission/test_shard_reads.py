@@ -4,15 +4,17 @@ ahead that fails stops only the program at whose turn it failed, the others read
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import Engine
 
 from pipelines import tasks
 from pipelines.staged_store import DatabaseStore
 from pipelines.staging import StagedFileTampered
-from schemas import StagedChunk
+from schemas import Delivery, StagedChunk
 from tests.pipelines.submission.conftest import World
 from tests.pipelines.submission.test_remote_submission import FORMATS, IDENTITY, arrived
 from tests.pipelines.submission.test_shard_submission import env_world  # noqa: F401
@@ -82,3 +84,55 @@ def test_a_failed_read_ahead_stops_only_the_program_at_whose_turn_it_failed(
     assert {p: type(e) for p, e in failed.items()} == {PROGRAMS[0]: ConnectionError}
     assert [o["program"] for o in outcomes] == [PROGRAMS[1]], "the next read its own files"
     assert set(world.disclosures()["program_code"]) == {PROGRAMS[1]}
+
+
+def test_the_pending_rows_of_programs_waiting_to_be_sent_are_inserted_by_one_statement(
+    env_world: World,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both programs handed over before the first is sent: one ``INSERT`` for both pending
+    rows, each still marked before its upload and logged once its files arrived."""
+    from pipelines.submission import deliver
+
+    world = env_world
+    root = tmp_path / "drop"
+    plan, prepared = _prepared(world, root)
+    held = threading.Event()
+    handed: list[str] = []
+    send = deliver._Sender.send
+
+    def send_when_both_wait(self, ready):  # type: ignore[no-untyped-def]
+        if not handed:  # the sender waits until both are handed over
+            self._pool.submit(held.wait, 30)
+        handed.append(ready.sending.program_code)
+        future = send(self, ready)
+        if len(handed) == len(PROGRAMS):
+            held.set()
+        return future
+
+    monkeypatch.setattr(deliver._Sender, "send", send_when_both_wait)
+    inserts: list[str] = []
+
+    def seen(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO DELIVERIES"):
+            inserts.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        outcomes, failed = _deliver(plan, prepared, world)
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert failed == {}
+    assert handed == PROGRAMS
+    assert len(inserts) == 1, "one statement for both pending rows"
+    assert sorted(o["program"] for o in outcomes) == PROGRAMS
+    with world.engine.connect() as connection:
+        rows = connection.execute(
+            select(Delivery.program_code, Delivery.status, Delivery.upload_began_at)
+        ).all()
+    assert sorted(r.program_code for r in rows) == PROGRAMS
+    assert all(r.status == "logged" and r.upload_began_at is not None for r in rows)
+    log = world.disclosures()
+    assert set(log["program_code"]) == set(PROGRAMS)
+    assert len(log) == len(arrived(root, IDENTITY))

@@ -24,9 +24,9 @@ def _watched(monkeypatch: pytest.MonkeyPatch, fail_record: bool = False) -> list
     events: list[tuple[Any, ...]] = []
     transmit, record, mark = deliver._transmit, deliver._record_sent, deliver.deliver_marked
 
-    def transmitting(ready: Any) -> Any:
+    def transmitting(ready: Any, *row: Any) -> Any:
         events.append(("send", ready.sending.program_code, threading.get_ident()))
-        return transmit(ready)
+        return transmit(ready, *row)
 
     def marked(context: Any, destination: Any, batch: Any, delivery_id: int) -> Any:
         events.append(("bytes", batch.program_code, threading.get_ident()))
