@@ -3,10 +3,14 @@
 Each batch lands in ``{root}/{run_date}/{program_code}/``: every artifact as CSV, written under
 a temporary name (``.name.part``) and renamed when complete, then ``manifest.json`` (file names,
 row counts, SHA-256 of each file, run id) written the same way, last. A folder whose manifest
-is present is complete. A folder being replaced keeps its old manifest while the new files are
-written under their temporary names; it loses the manifest only then, just before they are
-renamed into place, so a batch killed while writing leaves the old folder complete (and
-``.part`` files nobody reads). A ``progress`` callback hears each step before it starts
+is present is complete. Each file is flushed to disk before it is renamed, and the folder
+itself (its names) after the renames and again after the manifest, so a power loss cannot
+leave a manifest whose files have lost their names, nor a logged batch the folder lost.
+
+A folder being replaced keeps its old manifest while the new files are written under their
+temporary names; it loses the manifest only then, just before they are renamed into place, so
+a batch killed while writing leaves the old folder complete (and ``.part`` files nobody
+reads). A ``progress`` callback hears each step before it starts
 (``base.Progress``): the upload, then the publish (the old manifest goes, files take their
 final names, the new manifest comes).
 
@@ -173,6 +177,28 @@ def sync_parts(partials: Iterable[Path]) -> None:
             os.close(fd)
 
 
+def sync_folder(folder: Path) -> None:
+    """fsync ``folder`` itself: the names created, renamed or removed in it are on disk (a
+    file's own fsync makes its bytes durable, not its name)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` and its missing parents (mode 0700), each new folder's name on disk."""
+    missing = []
+    for level in (folder, *folder.parents):
+        if level.exists():
+            break
+        missing.append(level)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for created in reversed(missing):
+        sync_folder(created.parent)
+
+
 def commit_part(partial: Path, path: Path) -> None:
     """Rename a written ``.name.part`` to its final name, replacing what was there."""
     os.replace(partial, path)
@@ -264,7 +290,7 @@ class LocalFolderDestination:
         accepted = set(batch.child_keys)
         if self._holds(batch, folder):
             return DeliveryResult(accepted=accepted, location=str(folder), sent_nothing_new=True)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_folder(folder)
         old = self._read_manifest(folder)
         stored: dict[str, tuple[str, str, int]] = {}
         written: dict[str, int] = {}
@@ -283,9 +309,11 @@ class LocalFolderDestination:
         (folder / MANIFEST).unlink(missing_ok=True)
         for partial, target in parts:
             commit_part(partial, target)
+        sync_folder(folder)  # the files' names on disk before the manifest vouches for them
         write_atomic(folder / MANIFEST, manifest_bytes(build_manifest(batch, stored)))
         for name in stale_files(old, stored):
             (folder / name).unlink(missing_ok=True)
+        sync_folder(folder)  # the manifest's name on disk before the delivery is logged
         return DeliveryResult(accepted=accepted, location=str(folder), rows=written)
 
     def holds(self, batch: Batch) -> bool:
@@ -345,11 +373,14 @@ class LocalFolderDestination:
                 return Discarded(str(folder), tuple(remove), tuple(kept), vouching, empty)
             for name in remove:
                 (folder / name).unlink(missing_ok=True)
+            if remove:
+                sync_folder(folder)  # removed for good: a power loss does not bring them back
             pruned = False
             for prunable in folders_to_prune(folder, self.root):
                 if any(Path(prunable).iterdir()):
                     break
                 Path(prunable).rmdir()
+                sync_folder(Path(prunable).parent)
                 pruned = True
         except PermissionError as exc:
             raise TerminalDeliveryError(

@@ -304,3 +304,25 @@ def test_a_batch_whose_files_the_state_took_arrived_though_it_is_not_held(
     assert not destination.holds(batch)
     assert destination.arrived(batch), "its manifest says it arrived whole"
     assert not destination.arrived(make_batch(5, run_id="crashed")), "another batch did not"
+
+
+def test_local_discard_flushes_the_removals_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removed files and folders stay removed after a power loss: the folders they were
+    removed from are flushed (an unlogged file coming back would sit in the state's drop)."""
+    import os
+
+    destination = LocalFolderDestination("demo", tmp_path)
+    destination.deliver(make_batch(3, run_id="other", program="VT-HS-02"))
+    killed_after_first_file(tmp_path / DATE / PROGRAM, make_batch(4, run_id="crashed"))
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    destination.discard(DATE, PROGRAM, NAMES, run_id="crashed")
+    assert synced == [str(tmp_path / DATE / PROGRAM), str(tmp_path / DATE)]

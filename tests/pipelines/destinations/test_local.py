@@ -171,7 +171,53 @@ def test_every_file_is_flushed_to_disk_before_publishing_and_before_its_rename(
     LocalFolderDestination("demo", tmp_path).deliver(batch, progress=lambda s: events.append(s))
     parts = [f".{a.name}.part" for a in batch.artifacts]
     publish = events.index("publish")
-    assert sorted(e.removeprefix("fsync ") for e in events[:publish] if "fsync" in e) == parts
+    files = [e.removeprefix("fsync ") for e in events[:publish] if e.startswith("fsync .")]
+    assert sorted(files) == parts
     for part in [*parts, f".{MANIFEST}.part"]:
         assert events.index(f"fsync {part}") < events.index(f"rename {part}")
     assert events.index("upload") < min(events.index(f"fsync {p}") for p in parts)
+
+
+def recorded_fsyncs_and_renames(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every fsync (of the file or folder's name) and rename (of its source) from now on."""
+    import os
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        events.append("rename " + Path(source).name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def test_the_folders_names_are_flushed_before_the_manifest_and_before_delivery_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's fsync makes its bytes durable, not its name: after a power loss a manifest
+    must not vouch for files whose renames were lost, nor a logged batch's folder be gone.
+    The new date and program folders are flushed into their parents, the program folder
+    after the files' renames (before the manifest's) and again after the manifest's."""
+    root = tmp_path / "drop"
+    root.mkdir()
+    events = recorded_fsyncs_and_renames(monkeypatch)
+    batch = make_batch(3, run_id="run-1")
+    LocalFolderDestination("demo", root).deliver(batch, progress=lambda s: events.append(s))
+    upload = events.index("upload")
+    assert events[:upload] == ["fsync drop", "fsync 2026-11-27"], "new folders' names first"
+    last_file = max(events.index(f"rename .{a.name}.part") for a in batch.artifacts)
+    manifest = events.index(f"rename .{MANIFEST}.part")
+    assert "fsync VT-HS-01" in events[last_file:manifest]
+    assert events[-1] == "fsync VT-HS-01", "the manifest's name is on disk when it returns"
+
+    events.clear()
+    LocalFolderDestination("demo", root).deliver(make_batch(4, run_id="run-2"))
+    assert "fsync drop" not in events and "fsync 2026-11-27" not in events
+    assert events.count("fsync VT-HS-01") == 2 and events[-1] == "fsync VT-HS-01"
