@@ -38,12 +38,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipelines.collector import frozen
@@ -783,9 +784,9 @@ class _Sender:
             raise DeliveryStopped("not sent: recording an earlier group failed")
         program = ready.sending.program_code
         if ready.fresh and program not in self._rows and self._queued:
-            # should this insert fail, each program of it inserts its own row at its turn
             queued = [self._queued.popleft() for _ in range(len(self._queued))]
-            self._rows |= _new_delivery_rows(self.context, queued)
+            with suppress(SQLAlchemyError):  # none inserted: each inserts its own at its turn
+                self._rows |= _new_delivery_rows(self.context, queued)
         return _transmit(ready, self._rows.pop(program, None))
 
     def _record(self, group: list[_Entry]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from pipelines import tasks
 from pipelines.staged_store import DatabaseStore
@@ -86,24 +87,16 @@ def test_a_failed_read_ahead_stops_only_the_program_at_whose_turn_it_failed(
     assert set(world.disclosures()["program_code"]) == {PROGRAMS[1]}
 
 
-def test_the_pending_rows_of_programs_waiting_to_be_sent_are_inserted_by_one_statement(
-    env_world: World,  # noqa: F811
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Both programs handed over before the first is sent: one ``INSERT`` for both pending
-    rows, each still marked before its upload and logged once its files arrived."""
+def sent_once_all_are_handed_over(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make a shard's sender wait until every program is handed over; the programs handed."""
     from pipelines.submission import deliver
 
-    world = env_world
-    root = tmp_path / "drop"
-    plan, prepared = _prepared(world, root)
     held = threading.Event()
     handed: list[str] = []
     send = deliver._Sender.send
 
-    def send_when_both_wait(self, ready):  # type: ignore[no-untyped-def]
-        if not handed:  # the sender waits until both are handed over
+    def send_when_all_wait(self, ready):  # type: ignore[no-untyped-def]
+        if not handed:  # the sender waits until all are handed over
             self._pool.submit(held.wait, 30)
         handed.append(ready.sending.program_code)
         future = send(self, ready)
@@ -111,7 +104,21 @@ def test_the_pending_rows_of_programs_waiting_to_be_sent_are_inserted_by_one_sta
             held.set()
         return future
 
-    monkeypatch.setattr(deliver._Sender, "send", send_when_both_wait)
+    monkeypatch.setattr(deliver._Sender, "send", send_when_all_wait)
+    return handed
+
+
+def test_the_pending_rows_of_programs_waiting_to_be_sent_are_inserted_by_one_statement(
+    env_world: World,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both programs handed over before the first is sent: one ``INSERT`` for both pending
+    rows, each still marked before its upload and logged once its files arrived."""
+    world = env_world
+    root = tmp_path / "drop"
+    plan, prepared = _prepared(world, root)
+    handed = sent_once_all_are_handed_over(monkeypatch)
     inserts: list[str] = []
 
     def seen(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
@@ -133,6 +140,38 @@ def test_the_pending_rows_of_programs_waiting_to_be_sent_are_inserted_by_one_sta
         ).all()
     assert sorted(r.program_code for r in rows) == PROGRAMS
     assert all(r.status == "logged" and r.upload_began_at is not None for r in rows)
+    log = world.disclosures()
+    assert set(log["program_code"]) == set(PROGRAMS)
+    assert len(log) == len(arrived(root, IDENTITY))
+
+
+def test_when_the_shared_insert_fails_each_program_inserts_its_own_pending_row(
+    env_world: World,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one statement for the waiting programs' rows fails (a row that appeared meanwhile,
+    a dropped connection): no program fails for it, each inserts its own row at its turn."""
+    from pipelines.submission import deliver
+
+    world = env_world
+    root = tmp_path / "drop"
+    plan, prepared = _prepared(world, root)
+    handed = sent_once_all_are_handed_over(monkeypatch)
+    new_rows = deliver._new_delivery_rows
+    calls: list[int] = []
+
+    def failing_when_shared(context, readies):  # type: ignore[no-untyped-def]
+        calls.append(len(readies))
+        if len(readies) > 1:
+            raise OperationalError("INSERT INTO deliveries", {}, Exception("connection lost"))
+        return new_rows(context, readies)
+
+    monkeypatch.setattr(deliver, "_new_delivery_rows", failing_when_shared)
+    outcomes, failed = _deliver(plan, prepared, world)
+    assert failed == {}
+    assert handed == PROGRAMS and calls == [2, 1, 1]
+    assert sorted(o["program"] for o in outcomes) == PROGRAMS
     log = world.disclosures()
     assert set(log["program_code"]) == set(PROGRAMS)
     assert len(log) == len(arrived(root, IDENTITY))
