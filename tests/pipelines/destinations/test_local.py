@@ -152,21 +152,7 @@ def test_every_file_is_flushed_to_disk_before_publishing_and_before_its_rename(
 ) -> None:
     """A crash after the publish mark must never find a renamed file the disk does not hold
     whole: every ``.part`` file (and the manifest's) is fsynced before the publish step."""
-    import os
-
-    events: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
-        real_fsync(fd)
-
-    def replace(source: str | Path, target: str | Path) -> None:
-        events.append("rename " + Path(source).name)
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = recorded_fsyncs_and_renames(monkeypatch)
     batch = make_batch(3, run_id="run-1")
     LocalFolderDestination("demo", tmp_path).deliver(batch, progress=lambda s: events.append(s))
     parts = [f".{a.name}.part" for a in batch.artifacts]
