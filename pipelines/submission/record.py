@@ -147,6 +147,7 @@ def record_many(
     built, disclosures, fresh = _built(session, context, recordings, now)
     if fresh is not None:
         disclosures = {name: [values[i] for i in fresh] for name, values in disclosures.items()}
+    copied = session.get_bind().dialect.name == "postgresql"  # new state rows go in by COPY
     with appending(session, "disclosures", disclosures):  # Python only, while the server stores
         redactions = _joined([r for _, r in built], REDACTION_COLUMNS)
         writes = StateWrites()
@@ -163,7 +164,7 @@ def record_many(
                     withdrawn=r.deleted or {},
                     snapshot=r.state.snapshot,
                 )
-        new_text = new_rows_text(writes, now)
+        new_text = new_rows_text(writes, now) if copied else None
     append_columns(session, "redactions", redactions)
     write_state(session, writes, now, new_text)
     logged = [r.delivery_id for r in recordings if r.delivery_id is not None]
