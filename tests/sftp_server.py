@@ -12,6 +12,7 @@ serves ``root`` as a chroot, and accepts one user by password or public key. Fau
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class SftpTestServer:
         self.bytes_written = 0
         self.faults = 0
         self.connections_made = 0
+        self.events: list[tuple[str, str]] = []
+        """("fsync", path) and ("rename", new path) in the order the server did them; paths
+        relative to ``root``."""
         self._connections: set[Any] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -136,6 +140,19 @@ class SftpTestServer:
                     raise asyncssh.SFTPConnectionLost("connection dropped by the test")
                 owner.bytes_written += len(data)
                 return super().write(file_obj, offset, data)
+
+            def fsync(self, file_obj: Any) -> None:
+                super().fsync(file_obj)
+                path = Path(os.fsdecode(file_obj.name)).relative_to(owner.root)
+                owner.events.append(("fsync", str(path)))
+
+            def rename(self, oldpath: bytes, newpath: bytes) -> None:
+                super().rename(oldpath, newpath)
+                owner.events.append(("rename", newpath.decode().lstrip("/")))
+
+            def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+                super().posix_rename(oldpath, newpath)
+                owner.events.append(("rename", newpath.decode().lstrip("/")))
 
         return await asyncssh.create_server(
             Server,

@@ -3,13 +3,17 @@
 A batch lands in ``{remote_root}/{run_date}/{program_code}/``. Every file is first uploaded as
 ``.name.part``; only when all are complete are they renamed to their final names
 (``posix-rename@openssh.com`` where the server has it), then ``manifest.json`` is written the
-same way, last. A folder being replaced keeps its old manifest while the new files upload as
-``.part`` files and loses it only just before they are renamed, so a manifest always means
-"complete" and a batch killed mid-upload leaves the old folder complete. ``discard`` removes
-what a batch killed mid-upload left (its files and ``.part`` files; never what another run's
-complete manifest lists; the folder when left empty), for reconciliation. Idempotency and
-``holds`` read the remote manifest back and every file it lists, comparing SHA-256 digests (a
-file of the right size with other bytes is not held).
+same way, last. Where the server offers ``fsync@openssh.com`` (OpenSSH does), each file is
+flushed to the server's disk before it is renamed, so a batch logged as delivered does not
+vanish from the state's disk with a power loss there; SFTP has no way to flush a folder, so
+the renames themselves are as durable as the server's file system makes them. A folder being
+replaced keeps its old manifest while the new files upload as ``.part`` files and loses it
+only just before they are renamed, so a manifest always means "complete" and a batch killed
+mid-upload leaves the old folder complete. ``discard`` removes what a batch killed mid-upload
+left (its files and ``.part`` files; never what another run's complete manifest lists; the
+folder when left empty), for reconciliation. Idempotency and ``holds`` read the remote
+manifest back and every file it lists, comparing SHA-256 digests (a file of the right size
+with other bytes is not held).
 
 Security: the server's host key must match the ``known_hosts`` file or the pinned SHA-256
 fingerprint (an unknown or different key is a :class:`TerminalDeliveryError`, nothing sent).
@@ -44,6 +48,7 @@ from typing import Any, TypeVar
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from paramiko.sftp import CMD_EXTENDED, CMD_INIT, CMD_VERSION, SFTPError
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -453,7 +458,7 @@ class SftpDestination:
             if not shared or not shared[0][0].is_active():
                 self._close_shared(shared)
                 transport = self._connect()
-                sftp = paramiko.SFTPClient.from_transport(transport)
+                sftp = _Client.from_transport(transport)
                 if sftp is None:
                     transport.close()
                     raise TransientDeliveryError(f"{self.name}: the server opened no SFTP channel")
@@ -471,7 +476,7 @@ class SftpDestination:
         transport: paramiko.Transport | None = None
         try:
             transport = self._connect()
-            sftp = paramiko.SFTPClient.from_transport(transport)
+            sftp = _Client.from_transport(transport)
             if sftp is None:
                 raise TransientDeliveryError(f"{self.name}: the server opened no SFTP channel")
             sftp.get_channel().settimeout(self.timeout)
@@ -551,6 +556,31 @@ class SftpDestination:
 # -- remote file helpers -------------------------------------------------------------------
 
 
+FSYNC = "fsync@openssh.com"
+
+
+class _Client(paramiko.SFTPClient):
+    """paramiko's SFTP client, keeping the extensions the server offers in its ``VERSION``
+    reply (name -> data), which paramiko reads and drops."""
+
+    extensions: dict[str, bytes]
+
+    def _send_version(self) -> int:
+        hello = paramiko.Message()
+        hello.add_int(3)  # SFTP version 3, as paramiko speaks
+        self._send_packet(CMD_INIT, hello)
+        kind, data = self._read_packet()
+        if kind != CMD_VERSION:
+            raise SFTPError("Incompatible sftp protocol")
+        reply = paramiko.Message(data)
+        version = int(reply.get_int())
+        self.extensions = {}
+        while reply.get_remainder():  # extension pairs: name, data
+            name = reply.get_text()
+            self.extensions[name] = reply.get_binary()
+        return version
+
+
 def _is_missing(exc: OSError) -> bool:
     return isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT
 
@@ -624,8 +654,18 @@ def _makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
 
 
 def _put_part(sftp: paramiko.SFTPClient, folder: str, name: str, data: bytes) -> None:
-    """Upload ``data`` as ``.name.part`` (size confirmed by the server)."""
-    sftp.putfo(io.BytesIO(data), posixpath.join(folder, f".{name}.part"), file_size=len(data))
+    """Upload ``data`` as ``.name.part``, flushed to the server's disk where it offers
+    ``fsync@openssh.com`` (the server handles requests in order: after every write), its
+    size confirmed by the server."""
+    path = posixpath.join(folder, f".{name}.part")
+    with sftp.open(path, "wb") as remote:
+        remote.set_pipelined(True)
+        remote.write(data)
+        remote.flush()
+        if FSYNC in getattr(sftp, "extensions", {}):
+            sftp._request(CMD_EXTENDED, FSYNC, remote.handle)  # waits for the writes' replies
+    if (size := sftp.stat(path).st_size) != len(data):
+        raise OSError(f"{path}: the server holds {size} of {len(data)} bytes")
 
 
 def _commit_part(sftp: paramiko.SFTPClient, folder: str, name: str) -> None:

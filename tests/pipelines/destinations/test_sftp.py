@@ -80,6 +80,40 @@ def test_when_delivered_then_files_and_manifest_arrive_with_matching_sha256(
     assert sftp.holds(batch)
 
 
+def test_each_file_reaches_the_servers_disk_before_its_name_and_the_manifest_last(
+    sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch logged as delivered must survive a power loss at the state: every file, the
+    manifest included, is fsynced on the server (``fsync@openssh.com``) before it is renamed
+    to its final name, and the manifest is renamed after every data file."""
+    batch = make_batch(5)
+    destination(sftp_server, monkeypatch).deliver(batch)
+    names = [a.name for a in batch.artifacts] + ["manifest.json"]
+    events = sftp_server.events
+    assert events == [
+        *[("fsync", str(FOLDER / f".{n}.part")) for n in names[:-1]],
+        *[("rename", str(FOLDER / n)) for n in names[:-1]],
+        ("fsync", str(FOLDER / ".manifest.json.part")),
+        ("rename", str(FOLDER / "manifest.json")),
+    ]
+
+
+def test_a_server_without_fsync_still_gets_the_batch(
+    sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fsync@openssh.com`` is asked only of a server that offers it (one that does not
+    would refuse the request and fail every delivery)."""
+    handler = asyncssh.sftp.SFTPServerHandler
+    offered = [e for e in handler._extensions if e[0] != b"fsync@openssh.com"]
+    monkeypatch.setattr(handler, "_extensions", offered)
+    batch = make_batch(5)
+    destination(sftp_server, monkeypatch).deliver(batch)
+    assert final_files(sftp_server.root) == sorted(
+        str(FOLDER / n) for n in [a.name for a in batch.artifacts] + ["manifest.json"]
+    )
+    assert [kind for kind, _ in sftp_server.events] == ["rename"] * 3
+
+
 def test_when_resent_unchanged_then_nothing_new_and_nothing_rewritten(
     sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
