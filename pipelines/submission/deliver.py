@@ -31,11 +31,13 @@ every delivery of the group is done: so each program's record still follows its 
 and a crash at any point leaves what it always could (deliveries sent and not yet recorded,
 open for the next run to reconcile). While group k is recorded, group k+1 is sent: the two
 write different rows (group k's delivery rows, log entries and ``delivery_state`` rows;
-group k+1's pending rows and marks), so neither waits on the other's locks. On SQLite, whose
-one writer would make them wait on each other, both run on the one thread, in the order
-above. The task's own thread meanwhile reads, plans and renders the next programs
-(:func:`_ready`: reads only), so their CPU work overlaps the commits and disk flushes the
-writes wait for.
+group k+1's pending rows and marks), so neither waits on the other's locks; the ledgers' append
+lock is taken by the recorder alone. Should recording a group fail outright, nothing more is
+sent; what the next group sent meanwhile is still recorded in its turn (or, should that fail
+too, left open as after a crash). On SQLite, whose one writer would make them wait on each
+other, both run on the one thread, in the order above. The task's own thread meanwhile reads,
+plans and renders the next programs (:func:`_ready`: reads only), so their CPU work overlaps
+the commits and disk flushes the writes wait for.
 """
 
 from __future__ import annotations
@@ -755,11 +757,11 @@ class _Sender:
 
     Should recording a group fail outright, nothing is sent once that is known
     (:attr:`broken`: each delivery checks it before it writes anything) and the group's
-    error is raised where its outcomes are asked for. A later group's deliveries that went
-    out before it was known were accepted: they are still recorded in their turn (each
-    program alone should that fail, its delivery then left open for the next run to
-    reconcile, as after a crash), so nothing the destination took is left unexplained when
-    recording works again, and nothing not sent is logged.
+    error is raised where its outcomes are asked for. The next group's deliveries that went
+    out before it was known (sent while the group was recorded) were accepted: they are
+    still recorded in their turn, each program alone should that fail too, its delivery
+    then left open (pending, its marks set) for the next run's reconciliation or a retried
+    task, as after a crash. Nothing that was not sent is logged; nothing sent is dropped.
 
     The pending delivery rows of the programs handed over and not yet sent are inserted
     together, by one statement, at the turn of the first of them (each row still before its
