@@ -22,7 +22,7 @@ from tests.pipelines.submission.test_shard_reads import PROGRAMS, _deliver, _pre
 
 pytestmark = pytest.mark.postgres
 FIRST, SECOND = PROGRAMS
-WAIT = 30  # seconds: only ever reached when the awaited step cannot happen (a failure)
+WAIT = 60  # seconds: only ever reached when the awaited step cannot happen (a failure)
 
 
 @pytest.fixture
