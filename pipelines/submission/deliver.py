@@ -23,12 +23,21 @@ kept with its delivery row in the same transaction as its disclosure log entries
 unchanged night gets an ``unchanged`` row), so a retried shard task returns the outcome of a
 program an earlier attempt delivered instead of sending it again.
 
-Everything a shard writes (delivery rows, marks, bytes, records) is written by one thread
-(:class:`_Sender`) in the order above (the pending rows of the programs waiting to be sent
-inserted together, each before its program's upload), so the crash-safety of each step is
-what it is for a program delivered alone; the task's own thread meanwhile reads, plans and
-renders the next programs (:func:`_ready`: reads only), so their CPU work overlaps the
-commits and disk flushes the writes wait for.
+A shard's writes run on two threads, each in a fixed order. One (:class:`_Sender`) writes
+each program's delivery, in shard order: its pending row (the rows of the programs waiting to
+be sent inserted together, each before its program's upload), its marks and bytes, what the
+destination deletes. The other (the recorder) records the groups, in group order, each once
+every delivery of the group is done: so each program's record still follows its own delivery,
+and a crash at any point leaves what it always could (deliveries sent and not yet recorded,
+open for the next run to reconcile). While group k is recorded, group k+1 is sent: the two
+write different rows (group k's delivery rows, log entries and ``delivery_state`` rows;
+group k+1's pending rows and marks), so neither waits on the other's locks; the ledgers' append
+lock is taken by the recorder alone. Should recording a group fail outright, nothing more is
+sent; what the next group sent meanwhile is still recorded in its turn (or, should that fail
+too, left open as after a crash). On SQLite, whose one writer would make them wait on each
+other, both run on the one thread, in the order above. The task's own thread meanwhile reads,
+plans and renders the next programs (:func:`_ready`: reads only), so their CPU work overlaps
+the commits and disk flushes the writes wait for.
 """
 
 from __future__ import annotations
@@ -655,10 +664,11 @@ def deliver_shard(
     program an earlier attempt of the same run already delivered is not sent again: its
     recorded outcome is returned.
 
-    Everything written is written in the order it always was, by one thread
-    (:class:`_Sender`): each program's delivery row, its marks and bytes, then each group's
-    record once the group's deliveries are done. Meanwhile this thread reads, plans and
-    renders the next programs (it only reads), at most about two groups ahead.
+    Deliveries are written by one thread in shard order (:class:`_Sender`: each program's
+    delivery row, its marks and bytes) and groups recorded by another in group order, each
+    once the group's deliveries are done, while the next group is sent (one thread for both
+    on SQLite). Meanwhile this thread reads, plans and renders the next programs (it only
+    reads), at most about two groups ahead.
 
     The garbage collector leaves alone what the process held before the shard (``gc.freeze``
     until the shard is done): a shard makes and drops many small objects (ledgers, rows,
@@ -731,17 +741,27 @@ class _Entry:
 def _full(group: Sequence[_Entry]) -> bool:
     """Whether ``group`` is to be recorded now: bulk writes pay off past a few thousand
     children, while a crash before recording leaves open (to be reconciled, or resent by a
-    retried task) only what one group sent."""
+    retried task) only what at most two groups sent (one being recorded, the next being
+    sent)."""
     children = sum(e.children for e in group)
     return children >= RECORD_GROUP_CHILDREN or len(group) >= RECORD_GROUP_PROGRAMS
 
 
 class _Sender:
-    """The one thread that writes a shard's deliveries (:func:`_transmit`) and records its
-    groups (:func:`_record_sent`), in the order they are handed to it, while the caller
-    prepares the next programs. A program whose delivery fails is kept in :attr:`failed`;
-    should recording a group fail outright, nothing after it is sent (:attr:`broken`) and
-    its error is raised where the group's outcomes are asked for.
+    """The threads that write a shard: one sends its programs (:func:`_transmit`), in the
+    order they are handed to it, while the caller prepares the next programs; one records its
+    groups (:func:`_record_sent`), in the order they are handed to it, each once every
+    delivery of the group is done, so group k is recorded while group k+1 is sent (on
+    SQLite both are one thread: see :func:`_recorder`). A program whose delivery fails is
+    kept in :attr:`failed`.
+
+    Should recording a group fail outright, nothing is sent once that is known
+    (:attr:`broken`: each delivery checks it before it writes anything) and the group's
+    error is raised where its outcomes are asked for. The next group's deliveries that went
+    out before it was known (sent while the group was recorded) were accepted: they are
+    still recorded in their turn, each program alone should that fail too, its delivery
+    then left open (pending, its marks set) for the next run's reconciliation or a retried
+    task, as after a crash. Nothing that was not sent is logged; nothing sent is dropped.
 
     The pending delivery rows of the programs handed over and not yet sent are inserted
     together, by one statement, at the turn of the first of them (each row still before its
@@ -754,6 +774,7 @@ class _Sender:
         self.failed: dict[str, Exception] = {}
         self.broken = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deliver")
+        self._recorder = _recorder(context, self._pool)
         self._records: list[Future[list[dict[str, Any]]]] = []
         self._queued: deque[_Ready] = deque()  # handed over, row not yet inserted
         self._rows: dict[str, int] = {}  # program -> its pending row, inserted ahead
@@ -763,6 +784,7 @@ class _Sender:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=kind is not None)
+        self._recorder.shutdown(wait=True, cancel_futures=kind is not None)
 
     def send(self, ready: _Ready) -> Future[tuple[dict[str, Any], _Sent]]:
         """Send ``ready`` after everything handed over before it."""
@@ -771,9 +793,10 @@ class _Sender:
         return self._pool.submit(self._transmit, ready)
 
     def record(self, group: Sequence[_Entry]) -> Future[list[dict[str, Any]]]:
-        """Record ``group`` once its deliveries are done; returns when the group before it
-        is recorded (the caller stays at most about two groups ahead)."""
-        future = self._pool.submit(self._record, list(group))
+        """Record ``group`` once its deliveries are done, after the groups before it;
+        returns when the group before it is recorded (the caller stays at most about two
+        groups ahead)."""
+        future = self._recorder.submit(self._record, list(group))
         self._records.append(future)
         if len(self._records) > 1:
             wait([self._records[-2]])
@@ -799,13 +822,24 @@ class _Sender:
                 sent.append(entry.sent.result()[1])
             except Exception as error:  # one program's failure stops only that program
                 self.failed[entry.program] = error
-        if self.broken:  # an earlier group's error is raised where its outcomes are asked
+        if not sent:
             return []
         try:
             return _record_sent(self.context, sent, self.failed)
         except BaseException:
             self.broken = True
             raise
+
+
+def _recorder(context: RunContext, sender: ThreadPoolExecutor) -> ThreadPoolExecutor:
+    """The thread that records a shard's groups: its own on PostgreSQL, where a group's
+    record (its own connection and transaction) and the next group's deliveries write
+    different rows and run side by side; on SQLite the ``sender``'s, since its one writer
+    would make each wait for the other's commit (and a long record time out a delivery's
+    pending row or mark)."""
+    if context.engine.dialect.name != "postgresql":
+        return sender
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
 
 
 class DeliveryStopped(Exception):

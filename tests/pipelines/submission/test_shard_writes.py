@@ -1,8 +1,9 @@
 """A shard's deliver task prepares the next programs while the last ones are written, yet
-everything it writes is written as when it delivered one program after the other: by one
-thread, each program's delivery (row, marks, bytes) in shard order, each group's record after
-the group's deliveries and before the next group's; and when recording a group fails outright,
-nothing after it is sent."""
+on SQLite (one writer) everything it writes is written as when it delivered one program after
+the other: by one thread, each program's delivery (row, marks, bytes) in shard order, each
+group's record after the group's deliveries and before the next group's; and when recording a
+group fails outright, nothing after it is sent. (On PostgreSQL a group is recorded while the
+next is sent: ``test_shard_overlap``.)"""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _watched(monkeypatch: pytest.MonkeyPatch, fail_record: bool = False) -> list
     return events
 
 
-def test_a_shard_writes_in_program_order_on_one_thread(
+def test_on_sqlite_a_shard_writes_in_program_order_on_one_thread(
     env_world: World,  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
