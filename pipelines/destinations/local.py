@@ -42,7 +42,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
 from pathlib import Path, PurePath
 from typing import Any
@@ -200,11 +200,25 @@ def at_once(*calls: Callable[[], object]) -> None:
     """Run ``calls`` at the same time, the first on this thread, and return when every one is
     done (raising the first error): each waits for the disk or the database, and the flushes
     waited for together overlap instead of following one another."""
-    with ThreadPoolExecutor(max_workers=max(len(calls) - 1, 1)) as pool:
-        others = [pool.submit(call) for call in calls[1:]]
-        calls[0]()  # on an error here, leaving the block still waits for the others
+    others = [_flusher().submit(call) for call in calls[1:]]
+    try:
+        calls[0]()
+    finally:  # on an error here too, nothing goes on before the others are done
+        wait(others)
     for other in others:
         other.result()
+
+
+_FLUSHER: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _flusher() -> ThreadPoolExecutor:
+    """The threads :func:`at_once` runs on, started once per process (a forked process, whose
+    copy has none running, starts its own)."""
+    global _FLUSHER
+    if _FLUSHER is None or _FLUSHER[0] != os.getpid():
+        _FLUSHER = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="flush"))
+    return _FLUSHER[1]
 
 
 def sync_folder(folder: Path) -> None:

@@ -273,3 +273,23 @@ PINNED = {
     MANIFEST: "1cad51503a424f8d",
 }
 """The first 16 hex digits of each file's SHA-256, as the code before the change wrote them."""
+
+
+def test_a_forked_process_flushes_on_threads_of_its_own() -> None:
+    """The flush threads are started once per process: a process forked after a delivery
+    (whose copy of them runs nothing) starts its own instead of waiting forever."""
+    import os
+    import signal
+
+    from pipelines.destinations.local import at_once
+
+    ran: list[int] = []
+    at_once(lambda: ran.append(0), lambda: ran.append(1))
+    assert sorted(ran) == [0, 1]
+    child = os.fork()
+    if child == 0:  # pragma: no cover -- the child reports by its exit code
+        signal.alarm(10)
+        at_once(lambda: None, lambda: ran.append(2))
+        os._exit(0 if ran[-1] == 2 else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
