@@ -164,9 +164,9 @@ def part_name(name: str) -> str:
 
 
 class Parts:
-    """``.part`` files written and still open, flushed to disk together (:meth:`flush`: the
-    file system writes them out in one go instead of one file at a time) before any of them is
-    renamed into place. Closed on leaving the ``with`` block."""
+    """``.part`` files written and still open, to be flushed to disk together
+    (:meth:`flushes`, run :func:`at_once`) before any of them is renamed into place. Closed on
+    leaving the ``with`` block."""
 
     def __init__(self) -> None:
         self.written: list[tuple[Path, Path]] = []  # (the .part file, its final name)
@@ -181,14 +181,11 @@ class Parts:
             os.close(fd)
 
     def write(self, path: Path, data: bytes) -> Path:
-        """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600); returns it. Not yet on
-        disk for sure: :meth:`flush` before it is committed."""
-        partial = path.with_name(part_name(path.name))
-        self._fds.append(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        """Write ``data`` to ``.name.part`` beside ``path`` (:func:`write_part`); returns it.
+        Not yet on disk for sure: :meth:`flushes` before it is committed."""
+        partial, fd = write_part(path, data)
+        self._fds.append(fd)
         self.written.append((partial, path))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fds[-1], view) :]
         return partial
 
     def flushes(self) -> list[Callable[[], None]]:
@@ -219,6 +216,21 @@ def _flusher() -> ThreadPoolExecutor:
     if _FLUSHER is None or _FLUSHER[0] != os.getpid():
         _FLUSHER = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="flush"))
     return _FLUSHER[1]
+
+
+def write_part(path: Path, data: bytes) -> tuple[Path, int]:
+    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600); returns it and its
+    descriptor, still open (to fsync, then close)."""
+    partial = path.with_name(part_name(path.name))
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    return partial, fd
 
 
 def sync_folder(folder: Path) -> None:

@@ -177,14 +177,14 @@ def test_local_same_day_rerun_killed_while_writing_keeps_the_logged_folder(
 
     written = []
 
-    def write_then_die(parts: local.Parts, path: Path, data: bytes) -> Path:
+    def write_then_die(path: Path, data: bytes) -> Path:
         if written:
             raise KeyboardInterrupt("killed")
         written.append(path)
-        return real(parts, path, data)
+        return real(path, data)
 
-    real = local.Parts.write
-    monkeypatch.setattr(local.Parts, "write", write_then_die)
+    real = local.write_part
+    monkeypatch.setattr(local, "write_part", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         destination.deliver(make_batch(5, run_id="crashed", seed=1))
     monkeypatch.undo()
