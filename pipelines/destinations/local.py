@@ -2,17 +2,22 @@
 
 Each batch lands in ``{root}/{run_date}/{program_code}/``: every artifact as CSV, written under
 a temporary name (``.name.part``) and renamed when complete, then ``manifest.json`` (file names,
-row counts, SHA-256 of each file, run id) written the same way, last. A folder whose manifest
-is present is complete. Each file is flushed to disk before it is renamed, and the folder
-itself (its names) after the renames and again after the manifest, so a power loss cannot
-leave a manifest whose files have lost their names, nor a logged batch the folder lost.
+row counts, SHA-256 of each file, run id) renamed into place last. A folder whose manifest is
+present is complete. The manifest's ``.part`` file is written with the files' (its digests
+are known before any file is written), and all of them are flushed to disk together, with
+the names of the folders the batch created (into their parents), before the first rename;
+the folder itself (its names) is flushed after the files' renames and again, before
+``deliver`` returns, after the manifest's: a power loss cannot leave a manifest whose files
+have lost their names (or their bytes), nor a logged batch the folder lost.
 
 A folder being replaced keeps its old manifest while the new files are written under their
 temporary names; it loses the manifest only then, just before they are renamed into place, so
 a batch killed while writing leaves the old folder complete (and ``.part`` files nobody
 reads). A ``progress`` callback hears each step before it starts
 (``base.Progress``): the upload, then the publish (the old manifest goes, files take their
-final names, the new manifest comes).
+final names, the new manifest comes). The publish is told once every file is written, and
+its mark is recorded while they are flushed to disk (both wait for a disk: together, the
+waits overlap); nothing is published before both are done.
 
 A batch killed mid-upload (before its manifest) leaves files no manifest vouches for and no
 disclosure log entry explains: ``discard`` removes exactly them (:func:`discard_plan`), and the
@@ -36,7 +41,9 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -156,25 +163,74 @@ def part_name(name: str) -> str:
     return f".{name}.part"
 
 
-def write_part(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600); returns it. Not yet on
-    disk for sure: :func:`sync_parts` before it is committed."""
+class Parts:
+    """``.part`` files written and still open, to be flushed to disk together
+    (:meth:`flushes`, run :func:`at_once`) before any of them is renamed into place. Closed on
+    leaving the ``with`` block."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[Path, Path]] = []  # (the .part file, its final name)
+        self._fds: list[int] = []
+
+    def __enter__(self) -> Parts:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            os.close(fd)
+
+    def write(self, path: Path, data: bytes) -> Path:
+        """Write ``data`` to ``.name.part`` beside ``path`` (:func:`write_part`); returns it.
+        Not yet on disk for sure: :meth:`flushes` before it is committed."""
+        partial, fd = write_part(path, data)
+        self._fds.append(fd)
+        self.written.append((partial, path))
+        return partial
+
+    def flushes(self) -> list[Callable[[], None]]:
+        """An fsync of each file written, to run (:func:`at_once`) after all are written."""
+        return [partial(os.fsync, fd) for fd in self._fds]
+
+
+def at_once(*calls: Callable[[], object]) -> None:
+    """Run ``calls`` at the same time, the first on this thread, and return when every one is
+    done (raising the first error): each waits for the disk or the database, and the flushes
+    waited for together overlap instead of following one another."""
+    others = [_flusher().submit(call) for call in calls[1:]]
+    try:
+        calls[0]()
+    finally:  # on an error here too, nothing goes on before the others are done
+        wait(others)
+    for other in others:
+        other.result()
+
+
+_FLUSHER: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _flusher() -> ThreadPoolExecutor:
+    """The threads :func:`at_once` runs on, started once per process (a forked process, whose
+    copy has none running, starts its own)."""
+    global _FLUSHER
+    if _FLUSHER is None or _FLUSHER[0] != os.getpid():
+        _FLUSHER = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="flush"))
+    return _FLUSHER[1]
+
+
+def write_part(path: Path, data: bytes) -> tuple[Path, int]:
+    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600); returns it and its
+    descriptor, still open (to fsync, then close)."""
     partial = path.with_name(part_name(path.name))
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    return partial
-
-
-def sync_parts(partials: Iterable[Path]) -> None:
-    """fsync written ``.part`` files, after all of them are written: the file system flushes
-    them together (the first flush takes the others' data along) instead of one by one."""
-    for partial in partials:
-        fd = os.open(partial, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    return partial, fd
 
 
 def sync_folder(folder: Path) -> None:
@@ -187,28 +243,22 @@ def sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def make_folder(folder: Path) -> None:
-    """Create ``folder`` and its missing parents (mode 0700), each new folder's name on disk."""
+def make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents (mode 0700); returns the folders created,
+    outermost first, whose names are not yet on disk for sure (each parent's
+    :func:`sync_folder` makes them so)."""
     missing = []
     for level in (folder, *folder.parents):
         if level.exists():
             break
         missing.append(level)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for created in reversed(missing):
-        sync_folder(created.parent)
+    return missing[::-1]
 
 
 def commit_part(partial: Path, path: Path) -> None:
     """Rename a written ``.name.part`` to its final name, replacing what was there."""
     os.replace(partial, path)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``.name.part`` beside ``path`` (mode 0600), fsync, then rename."""
-    partial = write_part(path, data)
-    sync_parts([partial])
-    commit_part(partial, path)
 
 
 def check_discard_names(run_date: str, program_code: str, names: Iterable[str]) -> list[str]:
@@ -288,29 +338,33 @@ class LocalFolderDestination:
 
     def _deliver(self, batch: Batch, folder: Path, progress: Progress) -> DeliveryResult:
         accepted = set(batch.child_keys)
-        if self._holds(batch, folder):
-            return DeliveryResult(accepted=accepted, location=str(folder), sent_nothing_new=True)
-        make_folder(folder)
         old = self._read_manifest(folder)
+        if self._holds(batch, folder, old):
+            return DeliveryResult(accepted=accepted, location=str(folder), sent_nothing_new=True)
+        created = make_folder(folder)
         stored: dict[str, tuple[str, str, int]] = {}
         written: dict[str, int] = {}
-        parts: list[tuple[Path, Path]] = []
         progress(UPLOAD)
-        for artifact in batch.artifacts:
-            data, digest = artifact.csv_bytes(), artifact.sha256  # rendered and digested once
-            target = folder / artifact.name
-            if not (target.is_file() and sha256_file(target) == digest):
-                parts.append((write_part(target, data), target))
-                written[artifact.name] = len(artifact.frame)
-            stored[artifact.name] = (artifact.name, digest, len(data))
-        sync_parts(partial for partial, _ in parts)
-        # every new file is on disk: only now does the old folder stop being complete
-        progress(PUBLISH)
+        with Parts() as parts:
+            for artifact in batch.artifacts:
+                data, digest = artifact.csv_bytes(), artifact.sha256  # rendered and digested once
+                target = folder / artifact.name
+                if not (target.is_file() and sha256_file(target) == digest):
+                    parts.write(target, data)
+                    written[artifact.name] = len(artifact.frame)
+                stored[artifact.name] = (artifact.name, digest, len(data))
+            files = list(parts.written)
+            manifest = parts.write(folder / MANIFEST, manifest_bytes(build_manifest(batch, stored)))
+            # every file written: the publish mark is recorded while they, the manifest and the
+            # new folders' names are flushed to disk; all done, and only then does the old
+            # folder stop being complete
+            new_names = [partial(sync_folder, new.parent) for new in created]
+            at_once(partial(progress, PUBLISH), *parts.flushes(), *new_names)
         (folder / MANIFEST).unlink(missing_ok=True)
-        for partial, target in parts:
-            commit_part(partial, target)
+        for part, target in files:
+            commit_part(part, target)
         sync_folder(folder)  # the files' names on disk before the manifest vouches for them
-        write_atomic(folder / MANIFEST, manifest_bytes(build_manifest(batch, stored)))
+        commit_part(manifest, folder / MANIFEST)
         for name in stale_files(old, stored):
             (folder / name).unlink(missing_ok=True)
         sync_folder(folder)  # the manifest's name on disk before the delivery is logged
@@ -320,14 +374,14 @@ class LocalFolderDestination:
         """Whether the folder's manifest and files are exactly this batch's."""
         check_batch_names(batch, self.name)
         try:
-            return self._holds(batch, self.folder(batch))
+            folder = self.folder(batch)
+            return self._holds(batch, folder, self._read_manifest(folder))
         except OSError as exc:
             raise TransientDeliveryError(
                 f"{self.name}: reading failed ({type(exc).__name__})"
             ) from exc
 
-    def _holds(self, batch: Batch, folder: Path) -> bool:
-        manifest = self._read_manifest(folder)
+    def _holds(self, batch: Batch, folder: Path, manifest: dict[str, Any] | None) -> bool:
         if not manifest_matches(manifest, batch):
             return False
         for stored_as, entry in stored_files(manifest).items():

@@ -3,10 +3,11 @@
 A file drop (local folder, SFTP) tells its ``progress`` (``destinations.base.Progress``) just
 before it writes the batch's first ``.part`` file (``upload``) and just before the folder's old
 manifest goes and the first file takes its final name (``publish``). Each mark is committed
-before the step starts, so a run killed at any point leaves on its delivery row how far the
-batch got: the next run's reconciliation (:mod:`.reconcile`) tells a batch that never left
-from one the state took away whole before anyone looked. A mark keeps the first time it was
-set (a retried attempt does not move it).
+before the step starts (a local folder commits the publish mark while its written files are
+flushed to disk, and starts the publish once both are done), so a run killed at any point
+leaves on its delivery row how far the batch got: the next run's reconciliation
+(:mod:`.reconcile`) tells a batch that never left from one the state took away whole before
+anyone looked. A mark keeps the first time it was set (a retried attempt does not move it).
 """
 
 from __future__ import annotations

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.destinations.base import Artifact, Batch, TerminalDeliveryError
+from pipelines.destinations.base import (
+    Artifact,
+    Batch,
+    TerminalDeliveryError,
+    TransientDeliveryError,
+)
 from pipelines.destinations.local import MANIFEST, LocalFolderDestination
 from tests.pipelines.batches import make_batch
 
@@ -151,29 +156,33 @@ def test_every_file_is_flushed_to_disk_before_publishing_and_before_its_rename(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A crash after the publish mark must never find a renamed file the disk does not hold
-    whole: every ``.part`` file (and the manifest's) is fsynced before the publish step."""
+    whole: every ``.part`` file, the manifest's included, is written after the upload mark and
+    on disk before the first rename (its flush runs with the publish mark's commit, both done
+    before the publish step)."""
     events = recorded_fsyncs_and_renames(monkeypatch)
     batch = make_batch(3, run_id="run-1")
     LocalFolderDestination("demo", tmp_path).deliver(batch, progress=lambda s: events.append(s))
-    parts = [f".{a.name}.part" for a in batch.artifacts]
-    publish = events.index("publish")
-    files = [e.removeprefix("fsync ") for e in events[:publish] if e.startswith("fsync .")]
-    assert sorted(files) == parts
-    for part in [*parts, f".{MANIFEST}.part"]:
-        assert events.index(f"fsync {part}") < events.index(f"rename {part}")
+    parts = [f".{a.name}.part" for a in batch.artifacts] + [f".{MANIFEST}.part"]
+    first_rename = min(i for i, e in enumerate(events) if e.startswith("rename"))
+    flushed = [e.removeprefix("fsync ") for e in events[:first_rename] if e.startswith("fsync .")]
+    assert sorted(flushed) == sorted(parts), "the manifest's .part too, before any rename"
     assert events.index("upload") < min(events.index(f"fsync {p}") for p in parts)
+    assert events.index("publish") < first_rename
+    assert not [e for e in events[first_rename:] if e.startswith("fsync .")], "no file after"
 
 
 def recorded_fsyncs_and_renames(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every fsync (of the file or folder's name) and rename (of its source) from now on."""
+    """Every fsync (of the file or folder's name), noted once it returned (the name or bytes
+    on disk), and rename (of its source), from now on."""
     import os
 
     events: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:
-        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        name = Path(os.readlink(f"/proc/self/fd/{fd}")).name
         real_fsync(fd)
+        events.append("fsync " + name)
 
     def replace(source: str | Path, target: str | Path) -> None:
         events.append("rename " + Path(source).name)
@@ -189,21 +198,98 @@ def test_the_folders_names_are_flushed_before_the_manifest_and_before_delivery_r
 ) -> None:
     """A file's fsync makes its bytes durable, not its name: after a power loss a manifest
     must not vouch for files whose renames were lost, nor a logged batch's folder be gone.
-    The new date and program folders are flushed into their parents, the program folder
-    after the files' renames (before the manifest's) and again after the manifest's."""
+    The program folder is flushed after the files' renames (before the manifest's) and again
+    after the manifest's, last; the new date and program folders into their parents with
+    the files' flush. All before ``deliver`` returns."""
     root = tmp_path / "drop"
     root.mkdir()
     events = recorded_fsyncs_and_renames(monkeypatch)
     batch = make_batch(3, run_id="run-1")
     LocalFolderDestination("demo", root).deliver(batch, progress=lambda s: events.append(s))
-    upload = events.index("upload")
-    assert events[:upload] == ["fsync drop", "fsync 2026-11-27"], "new folders' names first"
     last_file = max(events.index(f"rename .{a.name}.part") for a in batch.artifacts)
     manifest = events.index(f"rename .{MANIFEST}.part")
     assert "fsync VT-HS-01" in events[last_file:manifest]
-    assert events[-1] == "fsync VT-HS-01", "the manifest's name is on disk when it returns"
+    assert events[manifest + 1 :] == ["fsync VT-HS-01"], "the manifest's name on disk at return"
+    assert events.count("fsync drop") == events.count("fsync 2026-11-27") == 1, "new folders"
+    assert events.index("upload") < events.index("fsync 2026-11-27") < last_file
 
     events.clear()
     LocalFolderDestination("demo", root).deliver(make_batch(4, run_id="run-2"))
     assert "fsync drop" not in events and "fsync 2026-11-27" not in events
     assert events.count("fsync VT-HS-01") == 2 and events[-1] == "fsync VT-HS-01"
+    assert events.index("fsync VT-HS-01") < events.index(f"rename .{MANIFEST}.part")
+
+
+@pytest.mark.parametrize("fails", ["publish mark", "flush"])
+def test_when_the_publish_mark_or_a_flush_fails_then_nothing_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """The publish mark and the files' flush run together: either failing stops the batch
+    before the old manifest goes or any file takes its final name (after both are done)."""
+    import os
+
+    destination = LocalFolderDestination("demo", tmp_path)
+    first = make_batch(3, run_id="earlier")
+    destination.deliver(first)
+    events = recorded_fsyncs_and_renames(monkeypatch)
+    recorded = os.fsync
+
+    def refused(step: str) -> None:
+        if step == "publish" and fails == "publish mark":
+            raise LookupError("not recorded")
+
+    def flush(fd: int) -> None:
+        if fails == "flush" and Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith("."):
+            raise OSError("disk full")
+        recorded(fd)
+
+    monkeypatch.setattr(os, "fsync", flush)
+    expected = LookupError if fails == "publish mark" else TransientDeliveryError
+    with pytest.raises(expected):
+        destination.deliver(make_batch(5, run_id="later", seed=1), progress=refused)
+    monkeypatch.undo()
+    assert not [e for e in events if e.startswith("rename")]
+    assert destination.holds(first), "the old folder is whole: its manifest is still there"
+    if fails == "publish mark":  # the flushes still ran to their end
+        assert sorted(e for e in events if e.startswith("fsync .")) == [
+            "fsync .hs_child_identity.csv.part",
+            "fsync .hs_enrollment.csv.part",
+            f"fsync .{MANIFEST}.part",
+        ]
+
+
+def test_the_files_and_manifest_are_byte_for_byte_what_they_were(tmp_path: Path) -> None:
+    """The bytes written (files and manifest) are exactly those of the batch: pinned digests
+    of a fixed batch, as written before the manifest joined the files' flush."""
+    batch = make_batch(3, run_id="run-1")
+    LocalFolderDestination("demo", tmp_path).deliver(batch)
+    folder = tmp_path / "2026-11-27" / "VT-HS-01"
+    assert {p.name: sha(p)[:16] for p in folder.iterdir()} == PINNED
+
+
+PINNED = {
+    "hs_child_identity.csv": "b4c3934ad1e9a685",
+    "hs_enrollment.csv": "3eb4a1711d1408e8",
+    MANIFEST: "1cad51503a424f8d",
+}
+"""The first 16 hex digits of each file's SHA-256, as the code before the change wrote them."""
+
+
+def test_a_forked_process_flushes_on_threads_of_its_own() -> None:
+    """The flush threads are started once per process: a process forked after a delivery
+    (whose copy of them runs nothing) starts its own instead of waiting forever."""
+    import os
+    import signal
+
+    from pipelines.destinations.local import at_once
+
+    ran: list[int] = []
+    at_once(lambda: ran.append(0), lambda: ran.append(1))
+    assert sorted(ran) == [0, 1]
+    child = os.fork()
+    if child == 0:  # pragma: no cover -- the child reports by its exit code
+        signal.alarm(10)
+        at_once(lambda: None, lambda: ran.append(2))
+        os._exit(0 if ran[-1] == 2 else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

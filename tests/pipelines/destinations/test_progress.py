@@ -31,12 +31,17 @@ def watching(folder: Path, seen: list[tuple[Step, list[str]]]) -> Callable[[Step
     return progress
 
 
-def assert_steps_before_their_work(seen: list[tuple[Step, list[str]]], first: bool) -> None:
+def assert_steps_before_their_work(
+    seen: list[tuple[Step, list[str]]], first: bool, manifest_part: bool = False
+) -> None:
+    """``manifest_part``: the manifest's ``.part`` file is written with the files' (a local
+    folder's), not after the publish."""
     (upload, before), (publish, during) = seen
     assert (upload, publish) == ("upload", "publish")
     assert not [n for n in before if n.endswith(".part")], "nothing written before the mark"
     parts = sorted(n for n in during if n.endswith(".part"))
-    assert parts == [".hs_child_identity.csv.part", ".hs_enrollment.csv.part"]
+    manifest = [f".{MANIFEST}.part"] if manifest_part else []
+    assert parts == [".hs_child_identity.csv.part", ".hs_enrollment.csv.part", *manifest]
     finals = {"hs_child_identity.csv", "hs_enrollment.csv", MANIFEST}
     if first:
         assert not finals & set(during), "no final name before the publish mark"
@@ -51,7 +56,7 @@ def test_local_marks_each_step_before_it(tmp_path: Path, first: bool) -> None:
         local.deliver(make_batch(3, run_id="earlier"))
     seen: list[tuple[Step, list[str]]] = []
     local.deliver(make_batch(5, run_id="now"), progress=watching(tmp_path / DATE / PROGRAM, seen))
-    assert_steps_before_their_work(seen, first)
+    assert_steps_before_their_work(seen, first, manifest_part=True)
 
 
 @pytest.mark.parametrize("first", [True, False], ids=["new-folder", "replacing"])
