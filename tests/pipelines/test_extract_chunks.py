@@ -109,7 +109,8 @@ def test_a_chunk_read_in_slices_equals_the_chunk_read_whole(
         ]  # fmt: skip
     finally:
         engine.dispose()
-    assert len(set(used)) == readers  # each slice on a connection of its own
+    assert len(used) == readers  # one slice per reader
+    assert len(set(used)) >= 2  # beside the chunk's connection (a pool may hand one on)
     assert len(sliced) == len(whole) == 1
     assert not whole[0]["children"].empty and not whole[0]["consents"].empty
     for name, frame in whole[0].items():
