@@ -286,11 +286,18 @@ class Preparation:
             gate = output_gate(self, frames)
         passed = []
         written = {"input": report_text(self.reports)}  # the same in every program's report
+        outputs: dict[tuple[tuple[str, int], ...], str] = {}
         for code in self.programs:
             if code in self.stopped:
                 continue
             content = {"input": self.reports, "output": gate[code]}
-            report = write_report(self.context, code, content, written=written)
+            # a file's gate result checked for the programs together is one object they share:
+            # programs of the same results have the same output text, serialized once
+            shared = tuple((name, id(result)) for name, result in gate[code].items())
+            if shared not in outputs:
+                outputs[shared] = report_text(gate[code])
+            output = {"output": outputs[shared]}
+            report = write_report(self.context, code, content, written=written | output)
             failures = [f for result in gate[code].values() for f in result["failures"]]
             if failures:
                 self.stopped[code] = BatchStopped(

@@ -77,3 +77,41 @@ def test_the_chunk_table_ends_with_the_chunk(pg_url: str) -> None:
         assert left == 0
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("readers", [2, 3, 7])
+def test_a_chunk_read_in_slices_equals_the_chunk_read_whole(
+    pg_url: str, readers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import extract as module
+
+    url = reset_schema(pg_url)
+    _, whole = _chunks(url, 1000)
+    used: list[int] = []
+    texts = module._texts
+
+    def counted(connection, ids, run_date):  # type: ignore[no-untyped-def]
+        used.append(connection.connection.driver_connection.info.backend_pid)
+        return texts(connection, ids, run_date)
+
+    monkeypatch.setattr(module, "_texts", counted)
+    monkeypatch.setattr(module, "READERS", readers)
+    monkeypatch.setattr(module, "MIN_SLICE", 1)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            codes = sorted(connection.scalars(select(Program.code)).all())[::2]
+        sliced = [
+            {"children": c.children, "consents": c.consents, "notices": c.notices,
+             "statements": c.statements}
+            for c in extract(engine, codes, RUN, chunk_size=1000)
+        ]  # fmt: skip
+    finally:
+        engine.dispose()
+    assert len(used) == readers  # one slice per reader
+    assert len(set(used)) >= 2  # beside the chunk's connection (a pool may hand one on)
+    assert len(sliced) == len(whole) == 1
+    assert not whole[0]["children"].empty and not whole[0]["consents"].empty
+    for name, frame in whole[0].items():
+        pd.testing.assert_frame_equal(sliced[0][name], frame, check_exact=True)
