@@ -82,7 +82,9 @@ def main() -> None:
     """Run the command line; turn known failures into one clear line."""
     console = Console(stderr=True)
     try:
-        with paused():  # the command's imports: long-lived objects, no garbage to collect
+        # the command's imports: long-lived objects, no garbage to collect; frozen, or the
+        # first collection after the pause walks every one of them
+        with paused(freeze=True):
             app = _app_for(sys.argv)
         app()
     except OperationalError as error:

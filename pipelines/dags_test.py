@@ -10,8 +10,10 @@ schemas and migrations for every version Airflow has ever released (ten in Airfl
 about a quarter of a small night's CPU, paid before the first task starts). Requests of the
 one version served are handled exactly as before: the routes of that version are the same
 (``tests/pipelines/test_dags_test.py``), and a version's own changes only tell Cadwyn how to
-migrate to the versions before it, which nobody here asks for. A few modules the night
-imports but never uses are deferred until first used (:data:`UNUSED`).
+migrate to the versions before it, which nobody here asks for. The API is built before the
+command runs, with the start-up heap, so that no collection walks it
+(:func:`ready_in_process_api`). A few modules the night imports but never uses are deferred
+until first used (:data:`UNUSED`).
 
 Nothing else is touched: the scheduler, the API server, the dag-processor and workers keep
 every version. When Airflow's version bundle is not what this expects (the newest version is
@@ -78,6 +80,26 @@ def serve_client_version_only() -> bool:
     return True
 
 
+IN_PROCESS_BASE_URL = "http://in-process.invalid./"
+"""The base URL Airflow's in-process client sends its requests to (``InProcessTestSupervisor``)."""
+
+
+def ready_in_process_api() -> bool:
+    """Build the in-process execution API that ``dag.test()`` runs every task through, now
+    rather than at the first task: the same object (Airflow caches it per process,
+    ``supervisor.in_process_api_server``), its app, its transport, and Cadwyn's routers for the
+    version served (made at its first request: here a ``GET /health``, which reads nothing).
+    Called while the start-up heap is imported, so its objects (routes, models, their
+    validators: it lives as long as the process) are frozen with that heap instead of being
+    walked by every collection the night's own objects trigger. Whether it is ready."""
+    import httpx
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    api = in_process_api_server()
+    with httpx.Client(transport=api.transport, base_url=IN_PROCESS_BASE_URL) as client:
+        return client.get("/health").status_code == 200
+
+
 UNUSED = ("wcwidth", "email_validator", "jwt", "httpcore")
 """Modules a ``dags test`` night imports but never uses, deferred (:mod:`pipelines.deferred`;
 about 0.2 CPU-s): ``wcwidth``, which ``tabulate`` imports for the tables of Airflow's CLI
@@ -132,7 +154,9 @@ def dags_test(argv: list[str]) -> int:
     in-process API, and the tasks' module with pandas) is imported first with the garbage
     collector paused and then frozen (:func:`pipelines.collector.paused`): the process lives
     for one night and its start-up heap as long as it does, and the full collections its
-    growth triggered walked it again and again (about a sixth of a small night's CPU)."""
+    growth triggered walked it again and again (about a sixth of a small night's CPU). The
+    in-process execution API the tasks go through is built then too
+    (:func:`ready_in_process_api`), for the same reason."""
     from pipelines.collector import paused
     from pipelines.deferred import defer
 
@@ -150,6 +174,8 @@ def dags_test(argv: list[str]) -> int:
             # one that fails to import fails again where it is used, as it did before
             with contextlib.suppress(Exception):
                 importlib.import_module(module)
+        with contextlib.suppress(Exception):  # built again, failing alike, at the first task
+            ready_in_process_api()
 
     argv_before = sys.argv
     sys.argv = [str(Path(sys.executable).with_name("airflow")), "dags", "test", *argv]

@@ -54,3 +54,35 @@ def test_the_whole_app_and_the_one_command_app_show_the_same_help(command: str) 
     alone = runner.invoke(_app_for(["datashare", command]), [command, "--help"], terminal_width=100)
     assert whole.exit_code == alone.exit_code == 0
     assert whole.output == alone.output and "Usage: " in whole.output
+
+
+COMMAND_HEAP = """
+import gc, json, sys
+import pipelines.cli as cli
+seen = {}
+def command():
+    run = sys.modules["pipelines.commands.run"]
+    young = {id(o) for o in gc.get_objects()}  # the collector's generations: not the frozen
+    seen.update(enabled=gc.isenabled(), frozen=id(run.__dict__) not in young,
+                tracked=gc.is_tracked(run.__dict__))
+built = cli._app_for
+cli._app_for = lambda argv: (built(argv), command)[1]
+sys.argv = ["datashare", "run"]
+cli.main()
+print(json.dumps(seen))
+"""
+
+
+def test_the_commands_imports_are_frozen_before_it_runs() -> None:
+    """What ``datashare`` imports for the command it runs is frozen before the command runs
+    (with the collector paused meanwhile and on again after): the first collection does not
+    walk it."""
+    out = subprocess.run(
+        [sys.executable, "-c", COMMAND_HEAP], cwd=PROJECT, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "enabled": True,
+        "frozen": True,
+        "tracked": True,
+    }
