@@ -290,13 +290,19 @@ def _insert_chunks(session: Session, rows: list[dict[str, object]]) -> None:
     from psycopg import sql
 
     columns = ("key", "seq", "run_id", "data", "created_at")
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(StagedChunk.__tablename__),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
     )
     with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        # binary: the sealed bytes go as they are (text would escape every byte: ~3x slower)
+        copy.set_types(_CHUNK_TYPES)
         for row in rows:
             copy.write_row([row[c] for c in columns])
+
+
+_CHUNK_TYPES = ["varchar", "int4", "varchar", "bytea", "timestamptz"]
+"""The PostgreSQL types of ``staged_chunks``' columns, in :func:`_insert_chunks`' order."""
 
 
 def open_store(kind: str, engine: Engine, folder: Path) -> StagedStore:
