@@ -621,13 +621,16 @@ def _listed(context: RunContext, sent: Batch, changes: Changes) -> dict[ChildKey
 
 def _found(discarded: _Discard | None, prepared: dict[str, Any]) -> tuple[bool | None, bool]:
     """What ``discard`` found of the batch in its folder: anything (``shows``; None: no
-    discard), and whether one of its artifacts is there under no name (``missing``)."""
+    discard), and whether one of its artifacts is there under no name (``missing``). The
+    manifest's ``.part`` file alone shows nothing: it names no child, and a local folder
+    writes it with the artifacts' ``.part`` files, so a folder the state emptied of those
+    but not of it was taken all the same (never under-state a disclosure)."""
     if discarded is None:
         return None, False
     there = set(discarded.done.removed) | set(discarded.done.kept)
     names = [str(a["name"]) for a in prepared["artifacts"]]
     forms = [{n, f"{n}.pgp", part_name(n), part_name(f"{n}.pgp")} for n in names]
-    return bool(there), any(not (f & there) for f in forms)
+    return bool(there - {part_name(MANIFEST)}), any(not (f & there) for f in forms)
 
 
 def _presumed(session: Session, context: RunContext, delivery_id: int, verdict: Verdict) -> None:

@@ -1084,6 +1084,38 @@ def test_folder_taken_with_its_staged_files_lost_is_logged_from_the_delivery_row
         assert set(row.fields) >= sent_fields[(row.program_code, row.child_local_id)]
 
 
+@pytest.mark.parametrize("drop", ["local"], indirect=True)  # SFTP writes it after publish
+def test_part_files_the_state_took_while_leaving_the_manifests_part_file_are_logged(
+    world: World, drop: Drop, tmp_path: Path
+) -> None:
+    """Killed once every ``.part`` file is written, the manifest's last, before the publish;
+    the state's ingestion then takes the batch's ``.part`` files and leaves the manifest's,
+    which names no child. The batch's files left: it is logged once, presumed, as when the
+    state takes the folder whole; the manifest's ``.part`` file goes."""
+    script = MID_UPLOAD.format(
+        module="pipelines.destinations.local", function="write_part", folder=LOCAL_PATH
+    ).replace("if not done:", "if not done and str(args[0]).endswith('manifest.json'):")
+    crash = crash_after_accept(world, drop.name, tmp_path, script=script)
+    folder = drop.root / DEMO_DATE.isoformat() / crash.program
+    assert ".manifest.json.part" in {p.name for p in folder.iterdir()}
+    batch: set[tuple[str, str]] = set()
+    for path in folder.glob(".*.csv.part"):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        batch |= set(zip(frame["ProgramID"], frame["LocalChildID"], strict=True))
+        path.unlink()
+    assert batch and [p.name for p in folder.iterdir()] == [".manifest.json.part"]
+
+    summary = world.run(drop.name, run_date=LATER)
+
+    disclosed = assert_once_and_nothing_more(world, drop, summary)
+    outcome = summary["reconciled"][crash.program]
+    assert outcome.startswith(f"logged {len(batch)} disclosures of run {crash.run_id}"), outcome
+    assert "presumed arrived" in outcome
+    crashed = disclosed.loc[disclosed["run_id"] == crash.run_id]
+    assert set(zip(crashed["program_code"], crashed["child_local_id"], strict=True)) == batch
+    assert orphans(drop.root, crash) == [], "the manifest's .part file is gone"
+
+
 def test_files_the_state_took_while_leaving_hidden_part_files_are_logged(
     world: World, drop: Drop, tmp_path: Path
 ) -> None:
