@@ -32,23 +32,25 @@ print(json.dumps({"versions": sorted(routers), "api_version": API_VERSION, "spec
 """
 
 
-def openapi_of_client_version(tmp_path: Path, mode: str) -> dict:
-    """The OpenAPI document of the in-process API's routes for the client's version, whole
-    or narrowed, built in a fresh interpreter (narrowing changes Airflow's module state)."""
+def _night_script(script: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` (given ``args``) run by a fresh interpreter with this project's Airflow
+    settings, Airflow's home in ``home`` and no other datashare or Airflow variable."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
-        "AIRFLOW_HOME": str(tmp_path / mode),
+        "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
         "DATASHARE_HOME": str(PROJECT),
         "PYTHONPATH": str(PROJECT),
     }
-    out = subprocess.run(
-        [sys.executable, "-c", OPENAPI_OF_CLIENT_VERSION, mode],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True
     )
+
+
+def openapi_of_client_version(tmp_path: Path, mode: str) -> dict:
+    """The OpenAPI document of the in-process API's routes for the client's version, whole
+    or narrowed, built in a fresh interpreter (narrowing changes Airflow's module state)."""
+    out = _night_script(OPENAPI_OF_CLIENT_VERSION, tmp_path / mode, mode)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -128,16 +130,7 @@ def test_the_start_up_heap_is_imported_paused_then_frozen(tmp_path: Path) -> Non
     collector on; at the end it freezes what is left, so exit walks nothing (next to nothing
     is left in the collector's generations, against the hundreds of thousands frozen), and
     gives the caller its ``sys.argv`` back."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
-        "AIRFLOW_HOME": str(tmp_path),
-        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
-        "DATASHARE_HOME": str(PROJECT),
-        "PYTHONPATH": str(PROJECT),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", START_UP_STATE], env=env, capture_output=True, text=True
-    )
+    out = _night_script(START_UP_STATE, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     first, last, broken = out.stdout.strip().splitlines()[-3:]
     assert first.split() == [
@@ -182,16 +175,7 @@ def test_the_in_process_api_is_built_with_the_start_up_heap(tmp_path: Path) -> N
     """Before ``dags test`` runs, the in-process execution API its tasks go through is built,
     Cadwyn's routers for the version served included, and frozen with the start-up heap (no
     collection walks it); the tasks' client gets that same API, and it serves requests."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATASHARE_", "AIRFLOW"))},
-        "AIRFLOW_HOME": str(tmp_path),
-        "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg"),
-        "DATASHARE_HOME": str(PROJECT),
-        "PYTHONPATH": str(PROJECT),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", IN_PROCESS_API_AT_START], env=env, capture_output=True, text=True
-    )
+    out = _night_script(IN_PROCESS_API_AT_START, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["routes"] > 20, seen
