@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 
 from pipelines.db import autocommit
 from pipelines.destinations.base import PUBLISH, UPLOAD, Batch, DeliveryResult, Progress, Step
@@ -24,6 +24,14 @@ from schemas import Delivery
 
 FILE_DROPS = ("local", "sftp")
 _COLUMNS = {UPLOAD: Delivery.upload_began_at, PUBLISH: Delivery.publish_began_at}
+_MARKS = {
+    step: update(Delivery)
+    .where(Delivery.id == bindparam("delivery"), column.is_(None))
+    .values({column: bindparam("at")})
+    for step, column in _COLUMNS.items()
+}
+"""Each step's mark, built once (a shard marks every program's steps)."""
+_ROW = select(Delivery.id).where(Delivery.id == bindparam("delivery"))
 
 
 def marking(context: RunContext, delivery_id: int) -> Progress:
@@ -32,18 +40,12 @@ def marking(context: RunContext, delivery_id: int) -> Progress:
     and waits for the disk like any commit."""
 
     def mark(step: Step) -> None:
-        column = _COLUMNS[step]
+        at = {"delivery": delivery_id, "at": dt.datetime.now(dt.UTC)}
         with autocommit(context.engine) as connection:
             marked = cast(  # an UPDATE's result is a CursorResult (it has the rowcount)
-                CursorResult[Any],
-                connection.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id, column.is_(None))
-                    .values({column: dt.datetime.now(dt.UTC)})
-                ),
+                CursorResult[Any], connection.execute(_MARKS[step], at)
             ).rowcount
-            row = select(Delivery.id).where(Delivery.id == delivery_id)
-            if not marked and connection.scalar(row) is None:  # fail closed
+            if not marked and connection.scalar(_ROW, at) is None:  # fail closed
                 raise LookupError(f"delivery {delivery_id} is not recorded: nothing is sent")
 
     return mark
