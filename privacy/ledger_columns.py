@@ -151,12 +151,11 @@ class Encoded:
     def __init__(self, column: Column[Any], values: Sequence[Any]) -> None:
         self.name = column.name
         self.values, distinct = _comparable(column, values)
+        self.normal: dict[Any, Any] | None = None  # None: text, each value stored as it is
         if isinstance(column.type, Date | DateTime | JSON):
             self.normal = {v: _normal(column, v) for v in distinct}
-        else:  # text, already ``str``
-            if not column.nullable and None in distinct:
-                raise LedgerError(f"ledger column {column.name} must have a value")
-            self.normal = dict(zip(distinct, distinct, strict=True))
+        elif not column.nullable and None in distinct:  # text, already ``str``
+            raise LedgerError(f"ledger column {column.name} must have a value")
 
     def part(self, start: int, stop: int) -> Part:
         """The entries ``start`` to ``stop`` (excluded)."""
@@ -175,7 +174,11 @@ class Part:
         self.name = column.name
         self.values = values
         self.distinct = list(dict.fromkeys(values))
-        self.normal = list(map(column.normal.__getitem__, self.distinct))
+        normal = column.normal
+        self.text = normal is None  # ``str`` or None, no other value
+        self.normal = (
+            self.distinct if normal is None else list(map(normal.__getitem__, self.distinct))
+        )
 
     def _per_entry(self, encoded: list[Any]) -> list[Any]:
         """Per entry, the encoding (``encoded``, one per distinct value) of its value."""
@@ -194,10 +197,15 @@ class Part:
     def pieces(self) -> Segment:
         """``"name":value`` (canonical JSON) of every entry."""
         key = encode_basestring(self.name) + ":"
-        return self._each([key + _json(n) for n in self.normal])
+        texts = self.text and None not in self.normal  # every value ``str``: no check each
+        return self._each(
+            list(map(key.__add__, map(encode_basestring if texts else _json, self.normal)))
+        )
 
     def copy_fields(self) -> Segment:
         """The ``COPY`` text field of every entry."""
+        if self.text and None not in self.normal:  # ``str`` each: only escaped
+            return self._each(copy_texts(self.normal))
         return self._each(_copy_fields(self.normal))
 
     def stored(self) -> list[Any]:
