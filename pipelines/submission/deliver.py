@@ -129,30 +129,30 @@ def _new_delivery_rows(context: RunContext, readies: Sequence[_Ready]) -> dict[s
     included (the log is written in order); the mark fails if the row is gone. Other
     destinations send without a mark, so their rows wait for the flush."""
     now = dt.datetime.now(dt.UTC)
-    statement = (
-        insert(Delivery)
-        .values(
-            [
-                {
-                    "destination": context.run.destination,
-                    "program_code": ready.sending.program_code,
-                    "run_id": context.run.run_id,
-                    "batch_digest": ready.sending.digest,
-                    "status": "pending",
-                    "artifacts": ready.artifacts,
-                    "staged_path": ready.prepared["ledger"]["path"],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for ready in readies
-            ]
-        )
-        .returning(Delivery.program_code, Delivery.id)
-    )
-    if flushed_by_mark(context):  # evaluated before the statement's own commit
-        statement = statement.returning(func.set_config("synchronous_commit", "off", True))
+    rows = [
+        {
+            "destination": context.run.destination,
+            "program_code": ready.sending.program_code,
+            "run_id": context.run.run_id,
+            "batch_digest": ready.sending.digest,
+            "status": "pending",
+            "artifacts": ready.artifacts,
+            "staged_path": ready.prepared["ledger"]["path"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        for ready in readies
+    ]
+    statement = _NEW_ROWS_UNFLUSHED if flushed_by_mark(context) else _NEW_ROWS
     with autocommit(context.engine) as connection:
-        return {str(row[0]): int(row[1]) for row in connection.execute(statement)}
+        return {str(row[0]): int(row[1]) for row in connection.execute(statement, rows)}
+
+
+_NEW_ROWS = insert(Delivery).returning(Delivery.program_code, Delivery.id)
+"""One statement for any number of rows (SQLAlchemy's ``insertmanyvalues``: one ``INSERT``
+of many ``VALUES``), built and compiled once."""
+_NEW_ROWS_UNFLUSHED = _NEW_ROWS.returning(func.set_config("synchronous_commit", "off", True))
+""":data:`_NEW_ROWS` whose commit does not wait for the disk (evaluated before it)."""
 
 
 def _delivery_row(  # type: ignore[no-untyped-def]
