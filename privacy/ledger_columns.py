@@ -85,12 +85,14 @@ def _comparable(column: Column[Any], values: Sequence[Any]) -> tuple[Sequence[An
     except TypeError:  # unhashable: a list of field names
         distinct = None
     if isinstance(column.type, JSON):
-        if distinct is None or not all(
+        if distinct is not None and all(
             type(v) is tuple and all(type(f) is str for f in v) for v in distinct
         ):
-            values = [_field_names(column.name, v) for v in values]
+            return values, distinct
+        values = [_field_names(column.name, v) for v in values]
     elif isinstance(column.type, Date | DateTime):
-        pass
+        if distinct is not None:
+            return values, distinct  # each distinct value checked by :func:`_normal`
     elif distinct is None or not all(v is None or type(v) is str for v in distinct):
         values = [v if v is None else str(v) for v in values]
     else:
@@ -146,14 +148,20 @@ def _copy_fields(values: list[Any]) -> list[str]:
 
 class Encoded:
     """One column of an append: its values checked once per distinct value; encoded (as
-    canonical JSON, ``COPY`` text, stored values) once per distinct value of each part."""
+    canonical JSON, ``COPY`` text, stored values) once per distinct value of each part.
+
+    A date, time or fields column keeps, per entry, the number of its distinct value: the
+    parts then look up small ints, where a tuple of field names (whose hash Python does not
+    keep) would be hashed anew at every look-up."""
 
     def __init__(self, column: Column[Any], values: Sequence[Any]) -> None:
         self.name = column.name
         self.values, distinct = _comparable(column, values)
         self.normal: dict[Any, Any] | None = None  # None: text, each value stored as it is
         if isinstance(column.type, Date | DateTime | JSON):
-            self.normal = {v: _normal(column, v) for v in distinct}
+            number = {v: i for i, v in enumerate(distinct)}
+            self.values = list(map(number.__getitem__, self.values))
+            self.normal = {i: _normal(column, v) for i, v in enumerate(distinct)}
         elif not column.nullable and None in distinct:  # text, already ``str``
             raise LedgerError(f"ledger column {column.name} must have a value")
 
