@@ -5,6 +5,7 @@ The entries stored (COPY on PostgreSQL, inserts on SQLite) read back as written.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 
@@ -119,6 +120,31 @@ def test_when_appended_in_one_pass_then_hashes_are_the_formats_own(
         with session_scope(engine) as session:
             report = verify(session, name)  # type: ignore[arg-type]
         assert report.ok and report.entries == len(items), report.breaks
+
+
+def test_when_an_append_spans_several_parts_then_each_part_is_the_formats_own(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts of 5 entries: a fields tuple, date or time first seen in a later part, equal
+    tuples that are distinct objects, equal instants in two zones, all hashed and stored as
+    one entry at a time would be."""
+    monkeypatch.setattr(ledger, "_INSERT_BATCH", 5)
+    items = _disclosures()
+    same_instant = items[16].disclosed_at.astimezone(dt.UTC)  # equal, in another zone
+    items[17] = dataclasses.replace(items[17], disclosed_at=same_instant)
+    items[21] = dataclasses.replace(items[21], run_date=dt.date(2026, 11, 28))  # new, last part
+    with session_scope(engine) as session:
+        append_disclosures(session, items)
+    rows = [ledger._disclosure_row(i) for i in items]
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(DisclosureEntry.entry_hash, DisclosureEntry.fields).order_by(DisclosureEntry.seq)
+        ).all()
+    assert [h for h, _ in stored] == _expected(rows, None)
+    assert [f for _, f in stored] == [list(i.fields) for i in items]
+    with session_scope(engine) as session:
+        report = verify(session, "disclosures")
+    assert report.ok and report.entries == len(items), report.breaks
 
 
 def test_when_stored_by_copy_or_insert_then_entries_read_back_as_written(engine: Engine) -> None:
