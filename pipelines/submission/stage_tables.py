@@ -30,21 +30,20 @@ def as_tables(frames: Sequence[pd.DataFrame]) -> list[pa.Table] | None:
         return []
     columns = list(frames[0].columns)
     for frame in frames:
-        texts = all(pd.api.types.is_object_dtype(kind) for kind in frame.dtypes)
+        texts = all(pd.api.types.is_object_dtype(kind) for kind in frame.dtypes.tolist())
         if list(frame.columns) != columns or not texts or frame.attrs:
             return None
     if not columns or len(set(columns)) != len(columns):
         return None
     whole = pd.concat(frames, ignore_index=True)
-    values = whole.to_numpy(dtype=object)[whole.isna().to_numpy()]
-    if any(value is not None for value in values.tolist()):
-        return None  # NaN or NA converts by other rules than None
-    try:
-        table = pa.Table.from_pandas(whole, preserve_index=False)
+    try:  # on this thread: a thread pool per conversion costs more than it saves here
+        table = pa.Table.from_pandas(whole, preserve_index=False, nthreads=1)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if not all(pa.types.is_string(t) or pa.types.is_null(t) for t in table.schema.types):
         return None
+    if not _nulls_are_none(whole, table):
+        return None  # NaN or NA converts by other rules than None
     described = json.loads(table.schema.metadata[PANDAS_KEY])
     out = []
     start = 0
@@ -53,6 +52,17 @@ def as_tables(frames: Sequence[pd.DataFrame]) -> list[pa.Table] | None:
         start += len(frame)
         out.append(_as_alone(part, described))
     return out
+
+
+def _nulls_are_none(whole: pd.DataFrame, table: pa.Table) -> bool:
+    """Whether every cell of ``whole`` that ``table`` (its conversion) holds as null is
+    ``None``: only the null cells are looked at, not every cell."""
+    for values, column in zip(whole.to_numpy(dtype=object).T, table.columns, strict=True):
+        if column.null_count:
+            nulls = values[column.is_null().to_numpy()].tolist()
+            if nulls.count(None) != len(nulls):
+                return False
+    return True
 
 
 def _as_alone(part: pa.Table, described: dict[str, object]) -> pa.Table:
@@ -64,7 +74,7 @@ def _as_alone(part: pa.Table, described: dict[str, object]) -> pa.Table:
     for field, column in zip(part.schema, part.columns, strict=True):
         empty = column.null_count == len(column)
         kind = pa.null() if empty else pa.string()
-        arrays.append(pa.nulls(len(column)) if empty else column.cast(kind))
+        arrays.append(pa.nulls(len(column)) if empty else column)  # string already
         fields.append(pa.field(field.name, kind))
         kinds.append("empty" if empty else "unicode")
     columns = [
