@@ -45,12 +45,20 @@ def as_tables(frames: Sequence[pd.DataFrame]) -> list[pa.Table] | None:
     if not _nulls_are_none(whole, table):
         return None  # NaN or NA converts by other rules than None
     described = json.loads(table.schema.metadata[PANDAS_KEY])
+    schemas: dict[tuple[bool, ...], pa.Schema] = {}  # programs mostly share one
     out = []
     start = 0
     for frame in frames:
         part = table.slice(start, len(frame))
         start += len(frame)
-        out.append(_as_alone(part, described))
+        empty = tuple(column.null_count == len(column) for column in part.columns)
+        if empty not in schemas:
+            schemas[empty] = _alone_schema(part.schema.names, empty, described)
+        arrays = [
+            pa.nulls(len(column)) if none else column  # a text column is string already
+            for column, none in zip(part.columns, empty, strict=True)
+        ]
+        out.append(pa.table(arrays, schema=schemas[empty]))
     return out
 
 
@@ -65,21 +73,19 @@ def _nulls_are_none(whole: pd.DataFrame, table: pa.Table) -> bool:
     return True
 
 
-def _as_alone(part: pa.Table, described: dict[str, object]) -> pa.Table:
-    """``part`` typed and described as its rows converted alone: a column with no value is
-    ``null`` (pandas type ``empty``), any other text column ``string`` (``unicode``)."""
-    fields = []
-    arrays = []
-    kinds = []
-    for field, column in zip(part.schema, part.columns, strict=True):
-        empty = column.null_count == len(column)
-        kind = pa.null() if empty else pa.string()
-        arrays.append(pa.nulls(len(column)) if empty else column)  # string already
-        fields.append(pa.field(field.name, kind))
-        kinds.append("empty" if empty else "unicode")
+def _alone_schema(
+    names: list[str], empty: tuple[bool, ...], described: dict[str, object]
+) -> pa.Schema:
+    """The schema of a part whose columns with no value are ``empty``, as its rows converted
+    alone have it: such a column is ``null`` (pandas type ``empty``), any other text column
+    ``string`` (``unicode``)."""
+    fields = [
+        pa.field(name, pa.null() if none else pa.string())
+        for name, none in zip(names, empty, strict=True)
+    ]
     columns = [
-        {**entry, "pandas_type": pandas_type}
-        for entry, pandas_type in zip(described["columns"], kinds, strict=True)  # type: ignore[call-overload]
+        {**entry, "pandas_type": "empty" if none else "unicode"}
+        for entry, none in zip(described["columns"], empty, strict=True)  # type: ignore[call-overload]
     ]
     metadata = {PANDAS_KEY: json.dumps({**described, "columns": columns}).encode()}
-    return pa.table(arrays, schema=pa.schema(fields, metadata=metadata))
+    return pa.schema(fields, metadata=metadata)
