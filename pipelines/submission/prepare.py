@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -48,7 +49,7 @@ from pipelines.submission.context import RunContext, SubmissionError
 from pipelines.submission.gate import identity_of, output_gate
 from pipelines.submission.quarantine import quarantine_rows
 from pipelines.submission.records import RecordMaker
-from pipelines.submission.reports import report_text, write_report
+from pipelines.submission.reports import report_folder, report_text, write_report
 from pipelines.submission.stage_batch import stage_programs
 from pipelines.submission.withdrawals import WITHDRAWN_PROGRAM, aggregate_files
 from privacy.agreements import Agreement, StatementHandling
@@ -287,6 +288,7 @@ class Preparation:
         passed = []
         written = {"input": report_text(self.reports)}  # the same in every program's report
         outputs: dict[tuple[tuple[str, int], ...], str] = {}
+        folder: Path | None = None  # the run's report folder, made at the first report
         for code in self.programs:
             if code in self.stopped:
                 continue
@@ -297,7 +299,10 @@ class Preparation:
             if shared not in outputs:
                 outputs[shared] = report_text(gate[code])
             output = {"output": outputs[shared]}
-            report = write_report(self.context, code, content, written=written | output)
+            folder = folder or report_folder(self.context)
+            report = write_report(
+                self.context, code, content, written=written | output, folder=folder
+            )
             failures = [f for result in gate[code].values() for f in result["failures"]]
             if failures:
                 self.stopped[code] = BatchStopped(

@@ -79,7 +79,8 @@ class RecordMaker:
                 rows = [key not in dropped for key in result.child_keys]
                 frames[spec.file_name] = result.frame.loc[rows].reset_index(drop=True)
             keep = [k not in dropped for k in keys]
-            disclosed = disclosed.loc[keep].reset_index(drop=True)
+            # only the ids are used of it below: not every extract column filtered
+            disclosed = disclosed.loc[keep, ["child_id"]].reset_index(drop=True)
             permitted = permitted.loc[keep].reset_index(drop=True)
             keys = [k for k, ok in zip(keys, keep, strict=True) if ok]
         used = {

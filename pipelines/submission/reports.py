@@ -21,18 +21,26 @@ def report_text(value: Any) -> str:
     return json.dumps(value, indent=2, default=str, sort_keys=True)
 
 
+def report_folder(context: RunContext) -> Path:
+    """The folder of one run's reports, made if missing."""
+    folder = run_report_dir(context)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def write_report(
     context: RunContext,
     name: str,
     content: dict[str, Any],
     *,
     written: Mapping[str, str] | None = None,
+    folder: Path | None = None,
 ) -> str:
     """Write ``content`` as ``<reports>/<run id>/<name>.json``; returns the path. ``written``:
     entries of ``content`` already as :func:`report_text` writes them (an entry many reports
-    share is written once); the file is the same text either way."""
-    folder = run_report_dir(context)
-    folder.mkdir(parents=True, exist_ok=True)
+    share is written once); the file is the same text either way. ``folder``: that folder as
+    :func:`report_folder` gave it, for reports written one after the other (made once)."""
+    folder = folder or report_folder(context)
     path = safe_join(folder, f"{name}.json", role="report name")
     path.write_text(_text(content, written or {}))
     return str(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -23,23 +24,57 @@ Frames = dict[str, Any]
 def ledger_bytes(
     disclosures: Sequence[dict[str, Any]],
     redactions: Sequence[dict[str, Any]],
-    child_keys: dict[str, list[list[str]]],
+    child_keys: dict[str, Sequence[Sequence[str]]],
 ) -> bytes:
     """A program's staged ledger as JSON. Each distinct list of disclosed fields (a program
     has one or a few) is written once under ``field_lists`` and each disclosure names its own
     by position: the deliver task parses a third of the text
-    (:func:`.batches.load_ledger` puts the lists back)."""
+    (:func:`.batches.load_ledger` puts the lists back).
+
+    The text is ``json.dumps`` of ``{"disclosures": [...], "field_lists": [...],
+    "redactions": ..., "child_keys": ...}`` byte for byte, each entry written on its own, and
+    without a compact copy of each disclosure (a dict per child: the collector's work for
+    every one of them cost more than the writing)."""
     lists: dict[tuple[str, ...], int] = {}
-    compact = [
-        {**d, "fields": lists.setdefault(tuple(d["fields"]), len(lists))} for d in disclosures
+    fields = map(tuple, map(itemgetter("fields"), disclosures))
+    at = [lists.setdefault(named, len(lists)) for named in fields]
+    parts = [
+        '{"disclosures": [' + _disclosures_text(disclosures, at) + "]",
+        '"field_lists": ' + json.dumps([list(named) for named in lists]),
+        '"redactions": ' + json.dumps(redactions),
+        '"child_keys": ' + json.dumps(child_keys) + "}",
     ]
-    ledger = {
-        "disclosures": compact,
-        "field_lists": [list(fields) for fields in lists],
-        "redactions": redactions,
-        "child_keys": child_keys,
-    }
-    return json.dumps(ledger).encode()
+    return ", ".join(parts).encode()
+
+
+DISCLOSURE_KEYS = ("program_code", "child_local_id", "fields", "digest")
+_DISCLOSURE = '{"program_code": "%s", "child_local_id": "%s", "fields": %d, "digest": "%s"}'
+
+
+def _disclosures_text(disclosures: Sequence[dict[str, Any]], at: list[int]) -> str:
+    """The disclosures as ``json.dumps`` writes their list, without its brackets, each one's
+    fields named by its position in ``at``. When every disclosure has the usual keys in order
+    and plain texts (:func:`_plain`, checked once for them all), one template filled for
+    them all; else each disclosure written on its own."""
+    if set(map(tuple, disclosures)) <= {DISCLOSURE_KEYS}:
+        codes = list(map(itemgetter("program_code"), disclosures))
+        ids = list(map(itemgetter("child_local_id"), disclosures))
+        digests = list(map(itemgetter("digest"), disclosures))
+        if _plain(codes + ids + digests):
+            cells: list[Any] = [None] * (4 * len(at))  # one row after the other, no tuple each
+            cells[0::4], cells[1::4], cells[2::4], cells[3::4] = codes, ids, at, digests
+            return ", ".join([_DISCLOSURE] * len(at)) % tuple(cells)
+    return ", ".join(json.dumps({**d, "fields": i}) for d, i in zip(disclosures, at, strict=True))
+
+
+def _plain(texts: list[Any]) -> bool:
+    """Whether every one of ``texts`` is a ``str`` (not a subclass) that ``json.dumps`` writes
+    as it is between quotes (printable ASCII but ``"`` and backslash): then the text in
+    quotes is exactly what it writes."""
+    if not set(map(type, texts)) <= {str}:
+        return False
+    joined = "".join(texts)
+    return joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined
 
 
 def stage_program(p: Preparation, code: str, frames: Frames, report: str) -> dict[str, Any]:
@@ -64,12 +99,12 @@ def stage_programs(
     for code, frames, report in batches:
         c = p.collected[code]
         named = []
-        child_keys: dict[str, list[list[str]]] = {}
+        child_keys: dict[str, Sequence[Sequence[str]]] = {}
         for name, (frame, keys) in frames.items():
             spec = next((s for s in p.specs if s.file_name == name), None)
             items.append(Staging(tables.get((code, name), frame), run_id, code, name))
             named.append((name, list(spec.key) if spec else []))
-            child_keys[name] = [list(k) for k in keys]
+            child_keys[name] = keys  # pairs: JSON writes a tuple as a list
         ledger = ledger_bytes(c.disclosures, c.redactions, child_keys)
         items.append(Staging(ledger, run_id, code, "ledger.json"))
         layout.append((code, named, report))

@@ -30,46 +30,62 @@ def as_tables(frames: Sequence[pd.DataFrame]) -> list[pa.Table] | None:
         return []
     columns = list(frames[0].columns)
     for frame in frames:
-        texts = all(pd.api.types.is_object_dtype(kind) for kind in frame.dtypes)
+        texts = all(pd.api.types.is_object_dtype(kind) for kind in frame.dtypes.tolist())
         if list(frame.columns) != columns or not texts or frame.attrs:
             return None
     if not columns or len(set(columns)) != len(columns):
         return None
     whole = pd.concat(frames, ignore_index=True)
-    values = whole.to_numpy(dtype=object)[whole.isna().to_numpy()]
-    if any(value is not None for value in values.tolist()):
-        return None  # NaN or NA converts by other rules than None
-    try:
-        table = pa.Table.from_pandas(whole, preserve_index=False)
+    try:  # on this thread: a thread pool per conversion costs more than it saves here
+        table = pa.Table.from_pandas(whole, preserve_index=False, nthreads=1)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if not all(pa.types.is_string(t) or pa.types.is_null(t) for t in table.schema.types):
         return None
+    if not _nulls_are_none(whole, table):
+        return None  # NaN or NA converts by other rules than None
     described = json.loads(table.schema.metadata[PANDAS_KEY])
+    schemas: dict[tuple[bool, ...], pa.Schema] = {}  # programs mostly share one
     out = []
     start = 0
     for frame in frames:
         part = table.slice(start, len(frame))
         start += len(frame)
-        out.append(_as_alone(part, described))
+        empty = tuple(column.null_count == len(column) for column in part.columns)
+        if empty not in schemas:
+            schemas[empty] = _alone_schema(part.schema.names, empty, described)
+        arrays = [
+            pa.nulls(len(column)) if none else column  # a text column is string already
+            for column, none in zip(part.columns, empty, strict=True)
+        ]
+        out.append(pa.table(arrays, schema=schemas[empty]))
     return out
 
 
-def _as_alone(part: pa.Table, described: dict[str, object]) -> pa.Table:
-    """``part`` typed and described as its rows converted alone: a column with no value is
-    ``null`` (pandas type ``empty``), any other text column ``string`` (``unicode``)."""
-    fields = []
-    arrays = []
-    kinds = []
-    for field, column in zip(part.schema, part.columns, strict=True):
-        empty = column.null_count == len(column)
-        kind = pa.null() if empty else pa.string()
-        arrays.append(pa.nulls(len(column)) if empty else column.cast(kind))
-        fields.append(pa.field(field.name, kind))
-        kinds.append("empty" if empty else "unicode")
+def _nulls_are_none(whole: pd.DataFrame, table: pa.Table) -> bool:
+    """Whether every cell of ``whole`` that ``table`` (its conversion) holds as null is
+    ``None``: only the null cells are looked at, not every cell."""
+    for values, column in zip(whole.to_numpy(dtype=object).T, table.columns, strict=True):
+        if column.null_count:
+            nulls = values[column.is_null().to_numpy()].tolist()
+            if nulls.count(None) != len(nulls):
+                return False
+    return True
+
+
+def _alone_schema(
+    names: list[str], empty: tuple[bool, ...], described: dict[str, object]
+) -> pa.Schema:
+    """The schema of a part whose columns with no value are ``empty``, as its rows converted
+    alone have it: such a column is ``null`` (pandas type ``empty``), any other text column
+    ``string`` (``unicode``)."""
+    fields = [
+        pa.field(name, pa.null() if none else pa.string())
+        for name, none in zip(names, empty, strict=True)
+    ]
     columns = [
-        {**entry, "pandas_type": pandas_type}
-        for entry, pandas_type in zip(described["columns"], kinds, strict=True)  # type: ignore[call-overload]
+        {**entry, "pandas_type": "empty" if none else "unicode"}
+        for entry, none in zip(described["columns"], empty, strict=True)  # type: ignore[call-overload]
     ]
     metadata = {PANDAS_KEY: json.dumps({**described, "columns": columns}).encode()}
-    return pa.table(arrays, schema=pa.schema(fields, metadata=metadata))
+    return pa.schema(fields, metadata=metadata)

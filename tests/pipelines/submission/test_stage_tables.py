@@ -67,3 +67,14 @@ def test_frames_that_are_not_all_text_are_left_to_pandas() -> None:
     assert as_tables([text, pd.DataFrame({"A": pd.Series([float("nan")], dtype=object)})]) is None
     assert as_tables([text, pd.DataFrame({"A": pd.Series([3], dtype=object)})]) is None
     assert as_tables([text, pd.DataFrame({"A": pd.Series(["y"], dtype="str")})]) is None
+
+
+def test_a_missing_value_other_than_none_beside_nones_is_left_to_pandas() -> None:
+    """Arrow takes NaN, NA and NaT for null as it takes ``None``: only ``None`` is checked
+    to read back as the frame alone would (pandas writes the others by its own rules)."""
+    text = pd.DataFrame({"A": pd.Series(["x", None], dtype=object)})
+    for missing in (float("nan"), pd.NA, pd.NaT):
+        other = pd.DataFrame({"A": pd.Series([None, "y", missing, None], dtype=object)})
+        assert as_tables([text, other]) is None
+        assert as_tables([other]) is None
+    assert as_tables([text, text]) is not None
