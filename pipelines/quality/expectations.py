@@ -12,6 +12,9 @@ leave) and these multicolumn expectations compare them, row by row, in Great Exp
   there) a cell that holds a full date, whoever's and in any common form
   (:func:`~pipelines.quality.mentions.carries_full_date`), is a hit of the former and left to
   it by the latter (the cell is reported once, as a full date).
+- Both read the columns of ``normalized`` (positions: the gate's helper columns of forms,
+  months and exact texts, normalized when it made them) as they are, and normalize the others
+  once each.
 - :class:`ExpectColumnValuesHoldNoFullDate` (``column``, ``full``, ``month``, ``serial``): the
   same date check for one column alone (a multicolumn expectation needs two columns).
 - :class:`ExpectNoOtherChildMentioned` (``column_list = [statement, own keys]``, ``keys``): the
@@ -59,10 +62,6 @@ KEY_SEPARATOR = "\x1f"
 _DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
 
 
-def _normalized(series: pd.Series) -> pd.Series:
-    return pd.Series(normalized(series), index=series.index, dtype=object)
-
-
 def _guarded(value: Any) -> str | None:
     """The normalized text a file spec's formula guard writes for ``value`` (a quote in
     front), ``None`` when the guard leaves it as it is."""
@@ -102,21 +101,26 @@ class NoOtherChildMentioned(MulticolumnMapMetricProvider):
 
 
 def _distinct_texts(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Each value's text (``astype(str)``) as a position among the distinct texts. An Arrow
-    string column is its own text, encoded by Arrow; integers, strings and dates are told
-    apart by value before they are written (no two such values share a text)."""
+    """Each value's text (``astype(str)``) as a position among the distinct texts, -1 for a
+    missing value (``isna``). An Arrow string column is its own text, encoded by Arrow;
+    integers, strings and dates are told apart by value before they are written (no two such
+    values share a text), and their missing values are the encoding's own (pandas codes as
+    -1 exactly what ``isna`` finds, so no separate pass looks for them)."""
     import pyarrow.compute as pc
 
     arrow = arrow_strings(values)
     if arrow is not None:
         encoded = pc.dictionary_encode(arrow).combine_chunks()
-        return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        return codes.astype(np.intp, copy=False), encoded.dictionary.to_pylist()
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.infer_dtype(
         values, skipna=True
     ) in ("string", "date"):  # distinct values have distinct texts: the texts of the distinct
-        codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+        codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
         return codes, [str(value) for value in uniques]
-    codes, uniques = pd.factorize(values.astype(str).to_numpy(dtype=object))
+    present = values.notna().to_numpy()
+    codes = np.full(len(values), -1, dtype=np.intp)
+    codes[present], uniques = pd.factorize(values[present].astype(str).to_numpy(dtype=object))
     return codes, list(uniques)
 
 
@@ -134,14 +138,12 @@ class ColumnsNotMatchingRegexes(MulticolumnMapMetricProvider):
         regexes = list(kwargs.get("regexes") or ())
         hit = np.zeros(len(column_list), dtype=bool)
         for at, regex in enumerate(regexes):
-            column = column_list.iloc[:, at]
-            present = column.notna().to_numpy()
-            if not present.any():
+            codes, uniques = _distinct_texts(column_list.iloc[:, at])
+            if not uniques:  # every value missing
                 continue
-            codes, uniques = _distinct_texts(column[present])
             pattern = re.compile(regex)
-            found = np.array([pattern.search(text) is not None for text in uniques], dtype=bool)
-            hit[np.flatnonzero(present)] |= found[codes]
+            found = [pattern.search(text) is not None for text in uniques]
+            hit |= np.array([*found, False], dtype=bool)[codes]  # -1 (missing) picks False
         return pd.Series(~hit, index=column_list.index)
 
 
@@ -167,6 +169,25 @@ def _full_dates(texts: np.ndarray, patterns: Dates) -> np.ndarray:
     return full_date_flags(texts, *patterns)
 
 
+class _Texts:
+    """Each column's normalized text (:func:`normalized`), made once (a full value's forms
+    serve every column made of its field). A column of ``normalized`` (positions: the gate's
+    helper columns of values it normalized when it made them) is read as it is: normalizing
+    normalized text changes nothing, so it is not done twice."""
+
+    def __init__(self, column_list: pd.DataFrame, kwargs: dict[str, Any]) -> None:
+        self.columns = column_list
+        self.ready = {int(at) for at in kwargs.get("normalized") or ()}
+        self.texts: dict[int, np.ndarray] = {}
+
+    def __call__(self, at: int) -> np.ndarray:
+        if at not in self.texts:
+            column = self.columns.iloc[:, at]
+            ready = at in self.ready
+            self.texts[at] = column.to_numpy(dtype=object) if ready else normalized(column)
+        return self.texts[at]
+
+
 class RowValuesAbsentAll(MulticolumnMapMetricProvider):
     """True where no cell equals any of its row's values: ``groups`` pairs a cell's position
     in ``column_list`` with the positions of the row's values it must equal none of. Every
@@ -174,17 +195,11 @@ class RowValuesAbsentAll(MulticolumnMapMetricProvider):
 
     condition_metric_name = "datashare.row_values_absent_all"
     condition_domain_keys = _DOMAIN
-    condition_value_keys = ("groups", "dates")
+    condition_value_keys = ("groups", "dates", "normalized")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        texts: dict[int, np.ndarray] = {}
-
-        def text(at: int) -> np.ndarray:
-            if at not in texts:
-                texts[at] = normalized(column_list.iloc[:, at])
-            return texts[at]
-
+        text = _Texts(column_list, kwargs)
         hit = np.zeros(len(column_list), dtype=bool)
         for cell, others in _groups(kwargs):
             if others:
@@ -207,17 +222,11 @@ class RowValuesMatchAll(MulticolumnMapMetricProvider):
 
     condition_metric_name = "datashare.row_values_match_all"
     condition_domain_keys = _DOMAIN
-    condition_value_keys = ("groups", "dates")
+    condition_value_keys = ("groups", "dates", "normalized")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        texts: dict[int, np.ndarray] = {}
-
-        def text(at: int) -> np.ndarray:  # each column normalized once (a full value's
-            if at not in texts:  # forms serve every column made of its field)
-                texts[at] = normalized(column_list.iloc[:, at])
-            return texts[at]
-
+        text = _Texts(column_list, kwargs)
         ok = np.ones(len(column_list), dtype=bool)
         dates = _dates(kwargs)
         for cell, (own, *also) in _groups(kwargs):
@@ -275,8 +284,9 @@ class ExpectRowValuesAbsentAll(MulticolumnMapExpectation):
 
     groups: list[list[Any]] = pydantic.Field(default_factory=list)
     dates: list[list[Any]] = pydantic.Field(default_factory=list)
+    normalized: list[int] = pydantic.Field(default_factory=list)
     map_metric = "datashare.row_values_absent_all"
-    success_keys = ("mostly", "groups", "dates")
+    success_keys = ("mostly", "groups", "dates", "normalized")
     args_keys = ("column_list",)
 
 
@@ -286,8 +296,9 @@ class ExpectRowValuesMatchAll(MulticolumnMapExpectation):
 
     groups: list[list[Any]] = pydantic.Field(default_factory=list)
     dates: list[list[Any]] = pydantic.Field(default_factory=list)
+    normalized: list[int] = pydantic.Field(default_factory=list)
     map_metric = "datashare.row_values_match_all"
-    success_keys = ("mostly", "groups", "dates")
+    success_keys = ("mostly", "groups", "dates", "normalized")
     args_keys = ("column_list",)
 
 

@@ -363,6 +363,10 @@ age column of an API record, are one kind)."""
 
 _ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
 """The ASCII characters ``str.split()`` splits on (``str.isspace``)."""
+_SPACE_RUN = "[\t\n\x0b\x0c\r\x1c-\x1f ]{2,}|[\t\n\x0b\x0c\r\x1c-\x1f]"
+"""A run of :data:`_ASCII_SPACE` other than one plain space (which is already what the run
+becomes): the first alternative takes a whole run of two or more, so each run is made one
+space, and the many single spaces between words are not rewritten (two thirds of the cost)."""
 
 
 def normalize_strings(texts: Any) -> np.ndarray:
@@ -380,9 +384,7 @@ def normalize_strings(texts: Any) -> np.ndarray:
     else:
         array = pa.array(list(texts), type=pa.string())
     ascii_ = pc.string_is_ascii(array).to_numpy(zero_copy_only=False)
-    spaced = pc.replace_substring_regex(
-        array, pattern="[\t\n\x0b\x0c\r\x1c-\x1f ]+", replacement=" "
-    )
+    spaced = pc.replace_substring_regex(array, pattern=_SPACE_RUN, replacement=" ")
     folded = pc.ascii_lower(pc.utf8_trim(spaced, characters=" "))
     folded = pc.if_else(pc.equal(folded, ""), pa.scalar(None, folded.type), folded)
     out = np.asarray(folded.to_numpy(zero_copy_only=False), dtype=object)

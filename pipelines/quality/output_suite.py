@@ -278,6 +278,9 @@ class _Against:
     helpers: tuple[str, ...]
     dates: tuple[str, str, bool] | None = None
     """(full, month, whether Excel's day number is a date in the column)."""
+    normalized: bool = True
+    """Whether the helpers hold text the gate normalized when it made them (the expectation
+    reads them as they are); not a kept text's own values, which are as recorded."""
 
 
 def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
@@ -307,7 +310,8 @@ def _checks(data: pd.DataFrame, spec: _Spec) -> list[Check]:
         out.append(("full_value", column, _Against(own, dates)))
     for column, source in columns.kept_text.items():
         if column in data.columns and source in spec.own:
-            out.append(("value_mismatch", column, _Against((spec.own[source],))))
+            recorded = _Against((spec.own[source],), normalized=False)
+            out.append(("value_mismatch", column, recorded))
     for column, helper in spec.months.items():
         full = columns.date_formats.get(column, ("", ""))[0]
         dates = (full, months[column], column in columns.serial_dates)
@@ -359,9 +363,11 @@ def _all(rule: str, checks: list[Check]) -> Any:
         if argument.helpers
     ]
     dates = [[at[column], *argument.dates] for _, column, argument in checks if argument.dates]
-    if rule == "value_mismatch":
-        return rx.ExpectRowValuesMatchAll(column_list=names, groups=groups, dates=dates)
-    return rx.ExpectRowValuesAbsentAll(column_list=names, groups=groups, dates=dates)
+    ready = sorted(
+        {at[h] for _, _, argument in checks if argument.normalized for h in argument.helpers}
+    )
+    kind = rx.ExpectRowValuesMatchAll if rule == "value_mismatch" else rx.ExpectRowValuesAbsentAll
+    return kind(column_list=names, groups=groups, dates=dates, normalized=ready)
 
 
 def _screen_suite(data: pd.DataFrame, spec: _Spec, checks: list[Check]) -> Any:
