@@ -29,11 +29,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pandas.api.internals import create_dataframe_from_blocks
+from pandas.arrays import ArrowStringArray
 
 KEY_ENV = "DATASHARE_STAGING_KEY"
 KEY_FILE_ENV = "DATASHARE_STAGING_KEY_FILE"
@@ -254,11 +257,63 @@ def frame_from_parquet(plain: bytes) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(plain), engine="pyarrow")
     read = pq.ParquetFile(pa.BufferReader(plain)).read
     table = read(use_pandas_metadata=True, use_threads=False)
-    frame = table.to_pandas(use_threads=False)
+    frame = _text_frame(table) if _text_table(table) else table.to_pandas(use_threads=False)
     attrs = (table.schema.metadata or {}).get(b"PANDAS_ATTRS")
     if attrs is not None:
         frame.attrs = json.loads(attrs)
     return frame
+
+
+_TEXT = pd.StringDtype("pyarrow", na_value=float("nan"))
+"""The dtype pandas gives an Arrow text column (``str``, backed by ``large_string``)."""
+
+
+def _text_table(table: pa.Table) -> bool:
+    """Whether ``table`` is a text frame as staging writes it (each column text or empty, by
+    name, on a plain range index), which :func:`_text_frame` converts as pandas would."""
+    described = json.loads((table.schema.metadata or {}).get(b"pandas", b"null"))
+    if not isinstance(described, dict) or described.get("index_columns") != []:
+        return False
+    columns = described.get("columns")
+    names = table.column_names
+    if described.get("column_indexes") != [] or not names or len(set(names)) != len(names):
+        return False
+    if not isinstance(columns, list) or len(columns) != len(names):
+        return False
+    kinds = {
+        "unicode": (pa.types.is_string, pa.types.is_large_string),
+        "empty": (pa.types.is_null,),
+    }
+    return all(
+        isinstance(c, dict)
+        and c.get("name") == name
+        and c.get("field_name") == name
+        and c.get("numpy_type") == "object"
+        and c.get("metadata") is None
+        and any(test(kind) for test in kinds.get(str(c.get("pandas_type")), ()))
+        for c, name, kind in zip(columns, names, table.schema.types, strict=True)
+    )
+
+
+def _text_frame(table: pa.Table) -> pd.DataFrame:
+    """``table.to_pandas()`` of a text table (:func:`_text_table`), built from its columns
+    directly: pandas' conversion reconstructs its metadata and casts each text column on its
+    own (most of a small frame's read); here the text columns are cast together, once."""
+    text = pa.large_string()
+    kinds = [text if pa.types.is_string(kind) else kind for kind in table.schema.types]
+    table = table.cast(
+        pa.schema([pa.field(n, k) for n, k in zip(table.column_names, kinds, strict=True)])
+    )
+    rows = table.num_rows
+    blocks: list[tuple[Any, np.ndarray]] = []
+    empty = [i for i, kind in enumerate(kinds) if pa.types.is_null(kind)]
+    for i, kind in enumerate(kinds):
+        if kind == text:
+            blocks.append((ArrowStringArray(table.column(i), dtype=_TEXT), np.array([i])))
+    if empty:
+        blocks.append((np.full((len(empty), rows), None, dtype=object), np.array(empty)))
+    names = pd.Index(table.column_names, dtype="str")
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(rows), columns=names)
 
 
 def load_bytes(

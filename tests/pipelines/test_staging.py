@@ -243,3 +243,59 @@ def test_staged_parquet_has_no_statistics_and_tables_are_plain(
     assert all(chunk.statistics is None for chunk in chunks)
     if as_table:
         assert not any("DICTIONARY" in e for chunk in chunks for e in chunk.encodings)
+
+
+def _text_frames() -> dict[str, pd.DataFrame]:
+    """Text frames as tasks stage them (object columns of text or nothing): gaps, NaN, a
+    column with nothing in it, no rows, unicode and hostile text, names that look like
+    numbers or pandas' own."""
+
+    def text(**columns: list[object]) -> pd.DataFrame:
+        return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()})
+
+    return {
+        "gaps": text(a=["x", None, ""], b=[None, None, None], c=["1", "2", None]),
+        "nan": text(a=["x", float("nan"), "z"], b=[float("nan")] * 3),
+        "no_rows": text(a=[], b=[]),
+        "all_empty": text(a=[None, None], b=[None, None]),
+        "unicode": text(
+            **{"0": ["ç😀", 'a,"b"\r\n'], "__index_level_0__": ["\x00", "é"], " ": ["", " "]}
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_text_frames()))
+@pytest.mark.parametrize("as_table", [False, True], ids=["frame", "arrow_table"])
+def test_text_frame_is_built_directly_as_pandas_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, as_table: bool
+) -> None:
+    """A text frame (staged by ``to_parquet`` or as :mod:`.stage_tables` makes it) is built
+    from its Arrow columns, not by pandas' conversion, and is exactly the frame
+    ``pd.read_parquet`` reads: values, dtypes, index, column names and their type, attrs."""
+    import io
+
+    import pipelines.staging as staging
+    from pipelines.submission.stage_tables import as_tables
+
+    frame = _text_frames()[name]
+    tables = as_tables([frame.iloc[:0], frame]) if as_table else None
+    data = tables[1] if tables is not None else frame
+    ref = stage(data, tmp_path, KEY, run_id="run-1")
+    expected = pd.read_parquet(io.BytesIO(load_bytes(ref, KEY)), engine="pyarrow")
+    built = []
+    direct = staging._text_frame
+
+    def spy(table):  # type: ignore[no-untyped-def]
+        built.append(table)
+        return direct(table)
+
+    monkeypatch.setattr(staging, "_text_frame", spy)
+    back = load(ref, KEY)
+    assert len(built) == 1
+    pd.testing.assert_frame_equal(
+        back, expected, check_exact=True, check_column_type=True, check_index_type=True
+    )
+    assert back.dtypes.to_dict() == expected.dtypes.to_dict()
+    assert back.columns.dtype == expected.columns.dtype
+    assert back.attrs == expected.attrs == {}
+    assert back.isna().to_numpy().tolist() == expected.isna().to_numpy().tolist()
