@@ -33,8 +33,8 @@ def ledger_bytes(
 
     The text is ``json.dumps`` of ``{"disclosures": [...], "field_lists": [...],
     "redactions": ..., "child_keys": ...}`` byte for byte, each entry written on its own, and
-    without a compact copy of each disclosure (a dict per child: the collector's work for
-    every one of them cost more than the writing)."""
+    without a compact copy of each disclosure (a dict per child, a third of the ledger's
+    time) nor a list per child key."""
     lists: dict[tuple[str, ...], int] = {}
     fields = map(tuple, map(itemgetter("fields"), disclosures))
     at = [lists.setdefault(named, len(lists)) for named in fields]
