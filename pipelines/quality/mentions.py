@@ -473,24 +473,19 @@ def normalized(values: Any) -> np.ndarray:
     return _table(results)[codes]  # -1 (missing) picks the trailing None
 
 
-def forms_matrix(values: Any) -> np.ndarray:
-    """:func:`value_forms` of every value as rows of a matrix (``None`` past a value's
-    forms; no column for an empty input), each distinct value's forms made once."""
+def forms_table(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`value_forms` of each distinct value as a row of a table (``None`` past a
+    value's forms, a last row of ``None`` for missing; no column for an empty input), and
+    each value's row (``codes``, -1 for missing): ``table[codes]`` is every value's forms."""
     codes, results = _per_distinct(values, value_forms, normalize_strings)
     if isinstance(results, np.ndarray):  # strings: one form each, or none when empty
-        column = _table(results)
         width = 1 if pd.notna(results).any() else 0
-        return column[codes].reshape(-1, 1)[:, :width]
-    return _matrix(codes, results)
-
-
-def _matrix(codes: np.ndarray, results: list[list[str]]) -> np.ndarray:
-    """Each distinct value's forms as a row, picked by ``codes`` (-1: a row of ``None``)."""
+        return codes, _table(results).reshape(-1, 1)[:, :width]
     width = max((len(forms) for forms in results), default=0)
     table = np.full((len(results) + 1, width), None, dtype=object)
     for i, forms in enumerate(results):
         table[i, : len(forms)] = forms
-    return table[codes]
+    return codes, table
 
 
 def words(text: Any) -> tuple[str, ...]:

@@ -87,7 +87,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.quality.context import Loaded, get_context, summarize
-from pipelines.quality.mentions import KeyIndex, forms_matrix, month_texts, normalized
+from pipelines.quality.mentions import KeyIndex, forms_table, month_texts, normalized
 
 _B = r"(?<![\w-])"
 _E = r"(?![\w-])"
@@ -136,14 +136,17 @@ class RowValues:
     own_keys: Sequence[frozenset[str]] | np.ndarray
     """Per row, a set of keys, or a row of a matrix of keys (``None`` past the row's own)."""
     batch: KeyIndex
-    forms: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
-    """Field -> :func:`forms_matrix` of its ``values``, made on first use: frames naming the
+    forms: dict[str, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """Field -> :func:`forms_table` of its ``values``, made on first use: frames naming the
     same children share it (a program's record files), so each field's forms are made once."""
 
-    def forms_of(self, source: str) -> np.ndarray:
-        """:func:`forms_matrix` of the ``source`` column of :attr:`values` (not to be changed)."""
+    def forms_of(self, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`forms_table` of the ``source`` column of :attr:`values` (not to be
+        changed): each row's distinct value, and each distinct value's forms."""
         if source not in self.forms:
-            self.forms[source] = forms_matrix(self.values[source].reset_index(drop=True))
+            self.forms[source] = forms_table(self.values[source].reset_index(drop=True))
         return self.forms[source]
 
 
@@ -465,7 +468,7 @@ def _helpers(
     """The helper columns (row child's protected forms, own values and own keys) and the
     spec naming them.
 
-    Vectorized: each distinct value's forms are made once (:func:`forms_matrix`), and "a
+    Vectorized: each distinct value's forms are made once (:func:`forms_table`), and "a
     protected form the row also sends as kept" (or as an exact column writes it) is one array
     comparison of the row's forms (text, or ``None`` past a value's forms); such a form is
     blanked (a sent value is nobody's secret). A form's position among the helper columns
@@ -481,17 +484,13 @@ def _helpers(
     n = len(values)
     helpers: dict[str, pd.Series] = {}
     exact, written = _exact_helpers(data, columns, values, helpers)
-    kept = (
-        np.hstack([rows.forms_of(source) for source in kept_sources])
-        if kept_sources
-        else np.empty((n, 0), dtype=object)
-    )
-    sent_as_kept = _SentAsKept(kept)
+    sent_as_kept = _SentAsKept([rows.forms_of(source) for source in kept_sources], n)
     protected: dict[str, list[str]] = {}
     for source in protected_sources:
-        forms = rows.forms_of(source).copy()
-        if source not in generalized and kept.shape[1] and forms.shape[1]:
-            forms[sent_as_kept(forms)] = None
+        codes, table = rows.forms_of(source)
+        forms = table[codes]
+        if source not in generalized and sent_as_kept.kept.shape[1] and forms.shape[1]:
+            forms[sent_as_kept(codes, table)] = None
         for texts in written.get(source, []):  # a band "0" of a count 0 sends the count
             forms[(forms == texts[:, None]) & pd.notna(forms)] = None
         for k in range(forms.shape[1]):
@@ -566,21 +565,29 @@ def _exact_helpers(
 
 
 class _SentAsKept:
-    """Where a row's form equals one of the same row's kept forms (``kept``: a row per
-    outgoing row, text or ``None``): texts compared as integer codes, each distinct kept text
-    coded once (a form no kept text equals, or ``None``, codes as -1 and matches nothing)."""
+    """Where a row's form equals one of the same row's kept forms (``kept``: each kept
+    field's :func:`forms_table`): texts compared as integer codes, each distinct kept text
+    coded once, and each field's distinct forms looked up once, not each row's (a form no
+    kept text equals, or ``None``, codes as -1 and matches nothing)."""
 
-    def __init__(self, kept: np.ndarray) -> None:
-        codes, uniques = pd.factorize(kept.ravel(), use_na_sentinel=True)
-        self.kept = codes.reshape(kept.shape)
-        self.index = pd.Index(uniques, dtype=object)
-
-    def __call__(self, forms: np.ndarray) -> np.ndarray:
+    def __init__(self, kept: list[tuple[np.ndarray, np.ndarray]], n: int) -> None:
+        texts = [table.ravel() for _, table in kept]
+        every = np.concatenate(texts) if texts else np.empty(0, dtype=object)
         # an object index: a bare array would be inferred as a string dtype first
-        target = pd.Index(forms.ravel(), dtype=object)
-        codes = self.index.get_indexer(target).reshape(forms.shape)
-        same = codes[:, :, None] == self.kept[:, None, :]
-        return (same & (codes >= 0)[:, :, None]).any(axis=2)
+        self.index = pd.Index(pd.unique(every[pd.notna(every)]), dtype=object)
+        parts = [self._codes(codes, table) for codes, table in kept]
+        self.kept = np.hstack(parts) if parts else np.empty((n, 0), dtype=np.intp)
+
+    def _codes(self, codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """Each row's forms as codes of kept texts (-1: none equal)."""
+        target = pd.Index(table.ravel(), dtype=object)
+        return self.index.get_indexer(target).reshape(table.shape)[codes]
+
+    def __call__(self, codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """Of a field's :func:`forms_table`: where each row's form is one of its kept."""
+        mine = self._codes(codes, table)
+        same = mine[:, :, None] == self.kept[:, None, :]
+        return (same & (mine >= 0)[:, :, None]).any(axis=2)
 
 
 def _joined_keys(own_keys: Sequence[frozenset[str]] | np.ndarray) -> list[str]:

@@ -76,7 +76,15 @@ def test_sent_as_kept_equals_comparing_each_form(
         ],
         dtype=bool,
     ).reshape(n, width)
-    assert (_SentAsKept(sent)(forms) == expected).all()
+
+    def table(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A matrix as a forms table: a row per row (in a drawn order) and a row of None."""
+        order = np.array(data.draw(st.permutations(range(n))), dtype=np.intp).reshape(n)
+        rows = np.full((n + 1, matrix.shape[1]), None, dtype=object)
+        rows[order] = matrix
+        return order, rows
+
+    assert (_SentAsKept([table(sent)], n)(*table(forms)) == expected).all()
 
 
 def _oracle_rows(extract: pd.DataFrame, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
