@@ -314,16 +314,6 @@ def _arrow_type(column: Any) -> Any:
     raise TypeError(f"extract: no Arrow type for column {column.name} ({kind!r})")
 
 
-def _copy_frame(connection: Connection, statement: Select[*tuple[Any, ...]]) -> pd.DataFrame:
-    """The result of ``statement`` through ``COPY (...) TO STDOUT`` (CSV), read by Arrow."""
-    return _csv_frame(_copy_text(connection, statement), list(statement.selected_columns))
-
-
-def _copy_text(connection: Connection, statement: Select[*tuple[Any, ...]]) -> bytes:
-    """The CSV text ``COPY (statement) TO STDOUT`` writes (no header)."""
-    return _copied_text(connection, _copy_sql(statement))
-
-
 def _copy_sql(statement: Select[*tuple[Any, ...]]) -> str:
     """``COPY (statement) TO STDOUT`` in CSV, its values written in (PostgreSQL)."""
     from sqlalchemy.dialects.postgresql.base import PGDialect
