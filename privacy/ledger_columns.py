@@ -183,7 +183,8 @@ class Part:
         self.values = values
         self.distinct = list(dict.fromkeys(values))
         normal = column.normal
-        self.text = normal is None  # ``str`` or None, no other value
+        # a text column holds ``str`` or None: with no None, its values need no check each
+        self.texts = normal is None and None not in self.distinct
         self.normal = (
             self.distinct if normal is None else list(map(normal.__getitem__, self.distinct))
         )
@@ -205,14 +206,12 @@ class Part:
     def pieces(self) -> Segment:
         """``"name":value`` (canonical JSON) of every entry."""
         key = encode_basestring(self.name) + ":"
-        texts = self.text and None not in self.normal  # every value ``str``: no check each
-        return self._each(
-            list(map(key.__add__, map(encode_basestring if texts else _json, self.normal)))
-        )
+        encode = encode_basestring if self.texts else _json
+        return self._each(list(map(key.__add__, map(encode, self.normal))))
 
     def copy_fields(self) -> Segment:
         """The ``COPY`` text field of every entry."""
-        if self.text and None not in self.normal:  # ``str`` each: only escaped
+        if self.texts:  # ``str`` each: only escaped
             return self._each(copy_texts(self.normal))
         return self._each(_copy_fields(self.normal))
 
